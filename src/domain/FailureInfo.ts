@@ -1,0 +1,70 @@
+import { Schema } from "effect"
+
+/** Why a worker was failed. Stored in `failure_info.reason` of v2 rows. */
+export const FailureReason = Schema.Literal(
+  "pod_allocation_failure",
+  "pod_failed",
+  "pod_stuck_pending",
+  "runner_never_registered",
+  "runner_idle"
+)
+export type FailureReason = typeof FailureReason.Type
+
+/**
+ * v1: failures that are not about a pod (installation 404, job 404, run completed while the job stayed queued).
+ * Older rows of the original put the text in `reason` instead of `message`; both are accepted when reading.
+ */
+export const FailureInfoV1 = Schema.Struct({
+  version: Schema.Literal(1),
+  message: Schema.optional(Schema.String),
+  reason: Schema.optional(Schema.String)
+})
+export type FailureInfoV1 = typeof FailureInfoV1.Type
+
+export const ContainerFailure = Schema.Struct({
+  /** null unless the container terminated; always present. */
+  exit_code: Schema.NullOr(Schema.Number),
+  reason: Schema.String,
+  message: Schema.String,
+  logs: Schema.optional(Schema.String)
+})
+export type ContainerFailure = typeof ContainerFailure.Type
+
+export const PodEventInfo = Schema.Struct({
+  type: Schema.String,
+  reason: Schema.String,
+  message: Schema.String,
+  count: Schema.Number,
+  /** RFC 3339 */
+  first_seen: Schema.optional(Schema.String),
+  last_seen: Schema.optional(Schema.String)
+})
+export type PodEventInfo = typeof PodEventInfo.Type
+
+/** v2: everything we could collect about a failed or killed pod. Never holds the pod's env (the JIT config). */
+export const FailureInfoV2 = Schema.Struct({
+  version: Schema.Literal(2),
+  reason: FailureReason,
+  pod_reason: Schema.optional(Schema.String),
+  pod_message: Schema.optional(Schema.String),
+  containers: Schema.optional(Schema.Record({ key: Schema.String, value: ContainerFailure })),
+  events: Schema.optional(Schema.Array(PodEventInfo)),
+  collect_error: Schema.optional(Schema.String)
+})
+export type FailureInfoV2 = typeof FailureInfoV2.Type
+
+export const FailureInfo = Schema.Union(FailureInfoV1, FailureInfoV2)
+export type FailureInfo = typeof FailureInfo.Type
+
+export const failureV1 = (message: string): FailureInfoV1 => ({ version: 1, message })
+export const failureV2 = (reason: FailureReason, details: Omit<FailureInfoV2, "version" | "reason"> = {}): FailureInfoV2 => ({
+  version: 2,
+  reason,
+  ...details
+})
+
+/** A one-line human summary for lists and logs. */
+export const describeFailure = (info: FailureInfo): string =>
+  info.version === 1
+    ? (info.message ?? info.reason ?? "failed")
+    : [info.reason, info.pod_reason, info.pod_message].filter((s) => s !== undefined && s !== "").join(": ")

@@ -1,0 +1,122 @@
+import { Schema } from "effect"
+import { sameLabelSet, toLabelSet } from "./Labels.ts"
+
+/**
+ * Which jobs a rule applies to. A job is in scope when its entity id is listed OR its repository is listed.
+ * A job that is in the scope of any scoped rule is resolved only by scoped rules (this is how the original keeps
+ * ggml-org's boards separate: its jobs never fall through to the general pool).
+ */
+export const RuleScope = Schema.Struct({
+  entityIds: Schema.optionalWith(Schema.Array(Schema.Int), { default: () => [] }),
+  repos: Schema.optionalWith(Schema.Array(Schema.String), { default: () => [] })
+})
+
+export const LabelRule = Schema.Struct({
+  labels: Schema.NonEmptyArray(Schema.NonEmptyTrimmedString),
+  /** `exact`: the job's label set equals `labels`. `contains`: the job's labels include all of `labels`. */
+  match: Schema.optionalWith(Schema.Literal("exact", "contains"), { default: () => "exact" as const }),
+  pool: Schema.NonEmptyTrimmedString,
+  /** `{channel}` becomes `latest` in prod and `staging` otherwise. */
+  image: Schema.NonEmptyTrimmedString,
+  scope: Schema.optional(RuleScope)
+})
+export type LabelRule = typeof LabelRule.Type
+
+export const EntityConfig = Schema.Struct({
+  /** a note for people reading the file; not used for matching */
+  name: Schema.optional(Schema.String),
+  /** `null` means no limit; absent means the default. */
+  maxWorkers: Schema.optional(Schema.NullOr(Schema.Int.pipe(Schema.nonNegative()))),
+  /** weight for the fair-share policy */
+  weight: Schema.optionalWith(Schema.Number.pipe(Schema.positive()), { default: () => 1 }),
+  /** repository names (without the owner) whose webhooks prod forwards to staging */
+  staging: Schema.optionalWith(Schema.Array(Schema.NonEmptyTrimmedString), { default: () => [] })
+})
+export type EntityConfig = typeof EntityConfig.Type
+
+const EntityIdKey = Schema.String.pipe(Schema.pattern(/^[1-9][0-9]*$/, { message: () => "entity keys must be numeric account ids" }))
+
+export const RunnerConfig = Schema.Struct({
+  apps: Schema.optionalWith(
+    Schema.Struct({ orgAppId: Schema.Int.pipe(Schema.positive()), personalAppId: Schema.Int.pipe(Schema.positive()) }),
+    { default: () => ({ orgAppId: 2167633, personalAppId: 3131217 }) }
+  ),
+  rules: Schema.Array(LabelRule),
+  entities: Schema.optionalWith(Schema.Record({ key: EntityIdKey, value: EntityConfig }), { default: () => ({}) }),
+  defaultMaxWorkers: Schema.optionalWith(Schema.NullOr(Schema.Int.pipe(Schema.nonNegative())), { default: () => 20 }),
+  policy: Schema.optionalWith(Schema.Literal("fair", "fifo"), { default: () => "fair" as const })
+})
+export type RunnerConfig = typeof RunnerConfig.Type
+export type RunnerConfigInput = typeof RunnerConfig.Encoded
+
+const GGML_ORG = 134263123
+const RISEPROJECT_DEV = 152654596
+
+/** The original's table, as data. Operators override it with `RUNNER_CONFIG`. */
+export const defaultRunnerConfigInput: RunnerConfigInput = {
+  apps: { orgAppId: 2167633, personalAppId: 3131217 },
+  rules: [
+    {
+      labels: ["ubuntu-24.04-riscv"],
+      pool: "cloudv10x-jupiter",
+      image: "riscv-runner:ubuntu-24.04-{channel}",
+      scope: {
+        entityIds: [GGML_ORG],
+        repos: ["riseproject-dev/llama.cpp", "riseproject-dev/llama.cpp-validation"]
+      }
+    },
+    { labels: ["ubuntu-24.04-riscv"], pool: "scw-em-rv1", image: "riscv-runner:ubuntu-24.04-{channel}" }
+  ],
+  entities: {
+    [RISEPROJECT_DEV]: { name: "riseproject-dev", maxWorkers: null, staging: ["riscv-runner-sample-staging"] },
+    "21003710": { name: "pytorch", maxWorkers: 20 },
+    [GGML_ORG]: { name: "ggml-org", maxWorkers: 20 },
+    "660779": { name: "luhenry", maxWorkers: null }
+  },
+  defaultMaxWorkers: 20,
+  policy: "fair"
+}
+
+export const defaultRunnerConfig: RunnerConfig = Schema.decodeUnknownSync(RunnerConfig)(defaultRunnerConfigInput)
+
+export interface PoolTarget {
+  readonly pool: string
+  readonly image: string
+}
+
+const inScope = (rule: LabelRule, entityId: number, repoFullName: string): boolean =>
+  rule.scope !== undefined && (rule.scope.entityIds.includes(entityId) || rule.scope.repos.includes(repoFullName))
+
+const labelsMatch = (rule: LabelRule, labels: ReadonlyArray<string>): boolean =>
+  rule.match === "exact" ? sameLabelSet(rule.labels, labels) : rule.labels.every((l) => labels.includes(l))
+
+/** Resolves a job's labels to a board pool and runner image, or `undefined` when no rule accepts them. */
+export const resolvePool = (
+  config: RunnerConfig,
+  job: { readonly entityId: number; readonly repoFullName: string; readonly labels: ReadonlyArray<string> },
+  prod: boolean
+): PoolTarget | undefined => {
+  const scoped = config.rules.filter((r) => inScope(r, job.entityId, job.repoFullName))
+  const candidates = scoped.length > 0 ? scoped : config.rules.filter((r) => r.scope === undefined)
+  const labels = toLabelSet(job.labels)
+  const rule = candidates.find((r) => labelsMatch(r, labels))
+  return rule === undefined ? undefined : { pool: rule.pool, image: rule.image.replaceAll("{channel}", prod ? "latest" : "staging") }
+}
+
+/** The cap on active workers for an entity: its own `maxWorkers` when listed (null = none), else the default. */
+export const maxWorkersFor = (config: RunnerConfig, entityId: number): number | null => {
+  const entry = config.entities[String(entityId)]
+  if (entry !== undefined && entry.maxWorkers !== undefined) return entry.maxWorkers
+  return config.defaultMaxWorkers
+}
+
+export const weightFor = (config: RunnerConfig, entityId: number): number => config.entities[String(entityId)]?.weight ?? 1
+
+/** Should prod forward this repository's workflow_job deliveries to staging? */
+export const isStagingRepo = (config: RunnerConfig, entityId: number, repoFullName: string): boolean => {
+  const entry = config.entities[String(entityId)]
+  if (entry === undefined) return false
+  const slash = repoFullName.indexOf("/")
+  const repo = slash >= 0 ? repoFullName.slice(slash + 1) : repoFullName
+  return entry.staging.includes(repo)
+}

@@ -1,0 +1,45 @@
+import { Schema } from "effect"
+import { EntityType } from "./Entity.ts"
+import { FailureInfo } from "./FailureInfo.ts"
+import { Provider, Status } from "./Status.ts"
+
+/**
+ * One row of the `workers` table: a runner pod we created. Rows are never deleted; the status records how the
+ * pod ended, and `failure_info` (v2) says why when it failed. Columns as in the seed DDL.
+ */
+export const Worker = Schema.Struct({
+  pod_name: Schema.String,
+  provider: Provider,
+  entity_id: Schema.Number,
+  entity_name: Schema.String,
+  entity_type: EntityType,
+  installation_id: Schema.Number,
+  /** only for User entities, whose runners are repo-scoped */
+  repo_full_name: Schema.NullOr(Schema.String),
+  job_labels: Schema.Array(Schema.String),
+  k8s_pool: Schema.String,
+  k8s_image: Schema.String,
+  k8s_node: Schema.NullOr(Schema.String),
+  status: Status,
+  failure_info: Schema.NullOr(FailureInfo),
+  created_at: Schema.DateFromSelf,
+  running_at: Schema.NullOr(Schema.DateFromSelf),
+  completed_at: Schema.NullOr(Schema.DateFromSelf),
+  updated_at: Schema.DateFromSelf
+})
+export type Worker = typeof Worker.Type
+
+/** What the scheduler knows when it reserves a pod name; the row starts `pending`. */
+export const NewWorker = Worker.pipe(Schema.pick(
+  "pod_name",
+  "provider",
+  "entity_id",
+  "entity_name",
+  "entity_type",
+  "installation_id",
+  "repo_full_name",
+  "job_labels",
+  "k8s_pool",
+  "k8s_image"
+))
+export type NewWorker = typeof NewWorker.Type

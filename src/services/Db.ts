@@ -1,0 +1,131 @@
+import { Context, Data, type Effect, type Option, type Stream } from "effect"
+import type { FailureInfo } from "../domain/FailureInfo.ts"
+import type { EventSummary, NewInstallationEvent } from "../domain/InstallationEvent.ts"
+import type { Job, NewJob } from "../domain/Job.ts"
+import type { Status } from "../domain/Status.ts"
+import type { NewWorker, Worker } from "../domain/Worker.ts"
+
+/** An infrastructure failure of the store (connection lost, statement failed). */
+export class DbError extends Data.TaggedError("DbError")<{ readonly message: string; readonly cause?: unknown }> {}
+
+/** `addWorker` with a pod name that is already taken. The caller picks another name. */
+export class DuplicatePodName extends Data.TaggedError("DuplicatePodName")<{ readonly podName: string }> {}
+
+/**
+ * The result of asking for a forward status move. `previous` is the status before the call; when `changed` is
+ * false the move was not allowed (for example a late `in_progress` for a completed job) and nothing was written.
+ */
+export type Transition =
+  | { readonly found: false }
+  | { readonly found: true; readonly previous: Status; readonly changed: boolean }
+
+export interface PageRequest {
+  /** inclusive lower bound on `created_at` */
+  readonly start?: Date | undefined
+  /** exclusive upper bound on `created_at` */
+  readonly end?: Date | undefined
+  readonly page: number
+  readonly perPage: number
+}
+
+export interface Page<A> {
+  readonly rows: ReadonlyArray<A>
+  readonly total: number
+}
+
+/**
+ * One pending job that lacks a runner, from the set-based demand query. For every (entity, exact label set) the
+ * deficit is active jobs minus active workers; the oldest `deficit` pending jobs of the group are returned, in
+ * FIFO order, each with the figures the matcher needs to apply caps without another query.
+ */
+export interface DemandRow {
+  readonly job: Job
+  /** 1 for the oldest pending job of its (entity, label set) */
+  readonly rank: number
+  /** pending + running jobs of the (entity, label set) */
+  readonly groupDemand: number
+  /** pending + running workers of the (entity, label set) */
+  readonly groupSupply: number
+  /** pending + running workers of the entity over all pools and label sets */
+  readonly entityActiveWorkers: number
+}
+
+export interface DbShape {
+  // --- jobs -------------------------------------------------------------------------------------------------
+  /** Inserts a pending job unless its id exists, and wakes the schedulers. True when a row was created. */
+  readonly addJob: (job: NewJob) => Effect.Effect<boolean, DbError>
+  /** pending -> running; records `runnerName` in `k8s_pod` when none is recorded yet. */
+  readonly markJobRunning: (jobId: number, runnerName: string | null) => Effect.Effect<Transition, DbError>
+  /** pending | running -> completed; records the runner name like `markJobRunning`. */
+  readonly markJobCompleted: (jobId: number, runnerName: string | null) => Effect.Effect<Transition, DbError>
+  /** pending | running -> failed, with the reason. */
+  readonly markJobFailed: (jobId: number, info: FailureInfo) => Effect.Effect<Transition, DbError>
+  readonly getJob: (jobId: number) => Effect.Effect<Option.Option<Job>, DbError>
+  /** Did any job run on this runner? (A runner that ran its job unregisters itself; that is healthy.) */
+  readonly jobExistsForPod: (podName: string) => Effect.Effect<boolean, DbError>
+  /** pending and running jobs, oldest first */
+  readonly getActiveJobs: Effect.Effect<ReadonlyArray<Job>, DbError>
+  /** pending jobs, oldest first */
+  readonly getPendingJobs: Effect.Effect<ReadonlyArray<Job>, DbError>
+  /** newest first */
+  readonly listJobs: (page: PageRequest) => Effect.Effect<Page<Job>, DbError>
+  /** The pending jobs that need a runner now, from one set-based query. See `DemandRow`. */
+  readonly getDemand: Effect.Effect<ReadonlyArray<DemandRow>, DbError>
+  /** active jobs and active workers of one (entity, exact label set) */
+  readonly getPoolDemand: (
+    entityId: number,
+    labels: ReadonlyArray<string>
+  ) => Effect.Effect<{ readonly jobs: number; readonly workers: number }, DbError>
+
+  // --- workers ----------------------------------------------------------------------------------------------
+  /** Reserves a pod name as a pending worker. */
+  readonly addWorker: (worker: NewWorker) => Effect.Effect<void, DbError | DuplicatePodName>
+  /** pending -> running. Overwrites the node; keeps the first `running_at` (else `runningAt`, else now). */
+  readonly markWorkerRunning: (podName: string, node: string | null, runningAt: Date | null) => Effect.Effect<boolean, DbError>
+  /** pending | running -> completed. Keeps a known node; keeps the first `completed_at` (else the given time, else now). */
+  readonly markWorkerCompleted: (podName: string, node: string | null, completedAt: Date | null) => Effect.Effect<boolean, DbError>
+  /** pending | running -> failed with diagnostics. */
+  readonly markWorkerFailed: (
+    podName: string,
+    node: string | null,
+    info: FailureInfo,
+    completedAt: Date | null
+  ) => Effect.Effect<boolean, DbError>
+  /** pending | running -> completed, for a worker whose pod no longer exists. No failure_info. */
+  readonly markWorkerOrphaned: (podName: string) => Effect.Effect<boolean, DbError>
+  readonly getWorker: (podName: string) => Effect.Effect<Option.Option<Worker>, DbError>
+  /** pending and running workers, oldest first */
+  readonly getActiveWorkers: Effect.Effect<ReadonlyArray<Worker>, DbError>
+  /** pending + running workers of an entity over all pools */
+  readonly countActiveWorkersForEntity: (entityId: number) => Effect.Effect<number, DbError>
+  /** active workers, plus terminal workers that completed within the lookback */
+  readonly getWorkersForReconcile: (lookbackSeconds: number) => Effect.Effect<ReadonlyArray<Worker>, DbError>
+  /** newest first */
+  readonly listWorkers: (page: PageRequest) => Effect.Effect<Page<Worker>, DbError>
+
+  // --- installation events (append-only audit log) -----------------------------------------------------------
+  /** Appends a row and returns its id. */
+  readonly addInstallationEvent: (event: NewInstallationEvent) => Effect.Effect<number, DbError>
+  /** The entity's timeline, oldest first, without payloads. */
+  readonly getEventsByEntity: (entityId: number) => Effect.Effect<ReadonlyArray<EventSummary>, DbError>
+  readonly getEventPayload: (eventId: number) => Effect.Effect<Option.Option<unknown>, DbError>
+  /** The entity of the newest event with this installation id, else of the newest job with it. */
+  readonly getEntityIdForInstallation: (installationId: number) => Effect.Effect<Option.Option<number>, DbError>
+  readonly getEntityIdForJob: (jobId: number) => Effect.Effect<Option.Option<number>, DbError>
+
+  // --- coordination ------------------------------------------------------------------------------------------
+  /** One element per job insert (the job id), from any process sharing the database. */
+  readonly wakeups: Stream.Stream<string, DbError>
+  /**
+   * Runs one scheduler cycle while holding the workers lock. A second caller, in this process or another, waits
+   * until the first finishes. Writes made inside are part of the cycle.
+   */
+  readonly withWorkerLock: <A, E, R>(cycle: Effect.Effect<A, E, R>) => Effect.Effect<A, E | DbError, R>
+  /**
+   * Makes one step of a cycle atomic on its own: if `step` fails, its writes are undone and the error is
+   * returned, while the cycle's earlier and later steps stand. Outside a cycle it is a plain transaction.
+   */
+  readonly step: <A, E, R>(step: Effect.Effect<A, E, R>) => Effect.Effect<A, E | DbError, R>
+}
+
+export class Db extends Context.Tag("riscv-runner/Db")<Db, DbShape>() {}
