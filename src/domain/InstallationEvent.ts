@@ -22,7 +22,7 @@ export const InstallationEvent = Schema.Struct({
 export type InstallationEvent = typeof InstallationEvent.Type
 
 /** What a writer supplies; `id` and `received_at` come from the database. */
-export const NewInstallationEvent = InstallationEvent.pipe(Schema.omit("id", "received_at"))
+export const NewInstallationEvent = InstallationEvent.omit("id", "received_at")
 export type NewInstallationEvent = typeof NewInstallationEvent.Type
 
 /**
@@ -30,7 +30,7 @@ export type NewInstallationEvent = typeof NewInstallationEvent.Type
  * rows the job id (as a string) and the repository, extracted from the payload.
  */
 export const EventSummary = Schema.Struct({
-  ...InstallationEvent.pipe(Schema.omit("payload")).fields,
+  ...InstallationEvent.omit("payload").fields,
   job_id: Schema.NullOr(Schema.String),
   repo_full_name: Schema.NullOr(Schema.String)
 })

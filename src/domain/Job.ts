@@ -27,7 +27,7 @@ export const Job = Schema.Struct({
 export type Job = typeof Job.Type
 
 /** What the webhook knows when it stores a queued job; the database fills in status and times. */
-export const NewJob = Job.pipe(Schema.pick(
+export const NewJob = Job.pick(
   "job_id",
   "provider",
   "entity_id",
@@ -39,5 +39,5 @@ export const NewJob = Job.pipe(Schema.pick(
   "k8s_pool",
   "k8s_image",
   "html_url"
-))
+)
 export type NewJob = typeof NewJob.Type

@@ -30,7 +30,7 @@ export const Worker = Schema.Struct({
 export type Worker = typeof Worker.Type
 
 /** What the scheduler knows when it reserves a pod name; the row starts `pending`. */
-export const NewWorker = Worker.pipe(Schema.pick(
+export const NewWorker = Worker.pick(
   "pod_name",
   "provider",
   "entity_id",
@@ -41,5 +41,5 @@ export const NewWorker = Worker.pipe(Schema.pick(
   "job_labels",
   "k8s_pool",
   "k8s_image"
-))
+)
 export type NewWorker = typeof NewWorker.Type

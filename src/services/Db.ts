@@ -35,12 +35,13 @@ export interface Page<A> {
 
 /**
  * One pending job that lacks a runner, from the set-based demand query. For every (entity, exact label set) the
- * deficit is active jobs minus active workers; the oldest `deficit` pending jobs of the group are returned, in
- * FIFO order, each with the figures the matcher needs to apply caps without another query.
+ * deficit is active jobs minus active workers. Workers beyond the group's running jobs are taken to serve its
+ * oldest pending jobs, so the newest `deficit` pending jobs are returned, oldest first, each with the figures the
+ * matcher needs to apply caps without another query.
  */
 export interface DemandRow {
   readonly job: Job
-  /** 1 for the oldest pending job of its (entity, label set) */
+  /** position among the pending jobs of its (entity, label set), 1 for the oldest */
   readonly rank: number
   /** pending + running jobs of the (entity, label set) */
   readonly groupDemand: number

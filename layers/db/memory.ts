@@ -1,0 +1,261 @@
+import { Clock, Effect, Exit, FiberRef, Layer, Option, PubSub, Stream } from "effect"
+import type { EventSummary, InstallationEvent } from "../../src/domain/InstallationEvent.ts"
+import type { Job } from "../../src/domain/Job.ts"
+import { encodeLabelSet, toLabelSet } from "../../src/domain/Labels.ts"
+import { allowedSources, isActive, type Status } from "../../src/domain/Status.ts"
+import type { Worker } from "../../src/domain/Worker.ts"
+import { Db, type DbShape, type DemandRow, DuplicatePodName, type PageRequest, type Transition } from "../../src/services/Db.ts"
+
+/**
+ * Undo entries of the writes made by the current transaction or step, if any. A step that fails replays its
+ * entries backwards, so only its own writes are undone, like a rollback to a SAVEPOINT. Fibers forked inside a
+ * step share its log, as they would share the PostgreSQL transaction.
+ */
+const undoLog = FiberRef.unsafeMake<Array<() => void> | undefined>(undefined)
+
+const byCreated = <A extends { readonly created_at: Date }>(key: (a: A) => string | number) => (a: A, b: A): number =>
+  a.created_at.getTime() - b.created_at.getTime() || (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0)
+
+const inRange = (created: Date, req: PageRequest): boolean =>
+  (req.start === undefined || created.getTime() >= req.start.getTime()) &&
+  (req.end === undefined || created.getTime() < req.end.getTime())
+
+/** Builds a fresh in-memory store. Every call gives an independent database. */
+export const makeDbMemory = Effect.gen(function*() {
+  const jobs = new Map<number, Job>()
+  const workers = new Map<string, Worker>()
+  const events: Array<InstallationEvent> = []
+  let nextEventId = 1
+  const wake = yield* PubSub.unbounded<string>()
+  const lock = yield* Effect.makeSemaphore(1)
+  const now = Effect.map(Clock.currentTimeMillis, (ms) => new Date(ms))
+
+  /** Applies a write and, inside a transaction, remembers how to take it back. */
+  const write = (apply: () => () => void) =>
+    Effect.flatMap(FiberRef.get(undoLog), (log) =>
+      Effect.sync(() => {
+        const undo = apply()
+        log?.push(undo)
+      }))
+
+  const putJob = (job: Job) =>
+    write(() => {
+      const before = jobs.get(job.job_id)
+      jobs.set(job.job_id, job)
+      return () => (before === undefined ? jobs.delete(job.job_id) : jobs.set(job.job_id, before))
+    })
+
+  const putWorker = (worker: Worker) =>
+    write(() => {
+      const before = workers.get(worker.pod_name)
+      workers.set(worker.pod_name, worker)
+      return () => (before === undefined ? workers.delete(worker.pod_name) : workers.set(worker.pod_name, before))
+    })
+
+  const transitionJob = (jobId: number, to: Status, change: (job: Job, at: Date) => Job) =>
+    Effect.gen(function*() {
+      const job = jobs.get(jobId)
+      if (job === undefined) return { found: false } satisfies Transition as Transition
+      if (!allowedSources(to).includes(job.status)) return { found: true, previous: job.status, changed: false } as Transition
+      const at = yield* now
+      yield* putJob({ ...change(job, at), status: to, updated_at: at })
+      return { found: true, previous: job.status, changed: true } as Transition
+    })
+
+  const transitionWorker = (podName: string, to: Status, from: ReadonlyArray<Status>, change: (w: Worker, at: Date) => Worker) =>
+    Effect.gen(function*() {
+      const worker = workers.get(podName)
+      if (worker === undefined || !from.includes(worker.status)) return false
+      const at = yield* now
+      yield* putWorker({ ...change(worker, at), status: to, updated_at: at })
+      return true
+    })
+
+  const recordRunner = (job: Job, runnerName: string | null): Job => ({
+    ...job,
+    k8s_pod: job.k8s_pod ?? (runnerName === null || runnerName === "" ? null : runnerName)
+  })
+
+  const activeJobs = () => [...jobs.values()].filter((j) => isActive(j.status)).sort(byCreated((j) => j.job_id))
+  const activeWorkers = () => [...workers.values()].filter((w) => isActive(w.status)).sort(byCreated((w) => w.pod_name))
+
+  const page = <A extends { readonly created_at: Date }>(all: Iterable<A>, key: (a: A) => string | number, req: PageRequest) => {
+    const rows = [...all].filter((r) => inRange(r.created_at, req)).sort(byCreated(key)).reverse()
+    return { rows: rows.slice(req.page * req.perPage, (req.page + 1) * req.perPage), total: rows.length }
+  }
+
+  const step = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+    Effect.gen(function*() {
+      const parent = yield* FiberRef.get(undoLog)
+      const mine: Array<() => void> = []
+      const exit = yield* Effect.exit(Effect.locally(effect, undoLog, mine))
+      if (Exit.isFailure(exit)) {
+        for (const undo of mine.reverse()) undo()
+      } else {
+        parent?.push(...mine)
+      }
+      return yield* exit
+    })
+
+  const db: DbShape = {
+    addJob: (job) =>
+      Effect.gen(function*() {
+        if (jobs.has(job.job_id)) return false
+        const at = yield* now
+        yield* putJob({
+          ...job,
+          job_labels: toLabelSet(job.job_labels),
+          status: "pending",
+          failure_info: null,
+          k8s_pod: null,
+          created_at: at,
+          updated_at: at
+        })
+        yield* PubSub.publish(wake, String(job.job_id))
+        return true
+      }),
+    markJobRunning: (jobId, runnerName) => transitionJob(jobId, "running", (j) => recordRunner(j, runnerName)),
+    markJobCompleted: (jobId, runnerName) => transitionJob(jobId, "completed", (j) => recordRunner(j, runnerName)),
+    markJobFailed: (jobId, info) => transitionJob(jobId, "failed", (j) => ({ ...j, failure_info: info })),
+    getJob: (jobId) => Effect.sync(() => Option.fromNullable(jobs.get(jobId))),
+    jobExistsForPod: (podName) => Effect.sync(() => [...jobs.values()].some((j) => j.k8s_pod === podName)),
+    getActiveJobs: Effect.sync(activeJobs),
+    getPendingJobs: Effect.sync(() => activeJobs().filter((j) => j.status === "pending")),
+    listJobs: (req) => Effect.sync(() => page(jobs.values(), (j) => j.job_id, req)),
+
+    getDemand: Effect.sync(() => {
+      const count = new Map<string, number>()
+      const bump = (key: string) => count.set(key, (count.get(key) ?? 0) + 1)
+      const groupKey = (entityId: number, labels: ReadonlyArray<string>) => `${entityId}|${encodeLabelSet(labels)}`
+      for (const j of activeJobs()) {
+        bump(`demand|${groupKey(j.entity_id, j.job_labels)}`)
+        if (j.status === "running") bump(`running|${groupKey(j.entity_id, j.job_labels)}`)
+      }
+      for (const w of activeWorkers()) {
+        bump(`supply|${groupKey(w.entity_id, w.job_labels)}`)
+        bump(`entity|${w.entity_id}`)
+      }
+      const rank = new Map<string, number>()
+      const rows: Array<DemandRow> = []
+      for (const job of activeJobs()) {
+        if (job.status !== "pending") continue
+        const key = groupKey(job.entity_id, job.job_labels)
+        const r = (rank.get(key) ?? 0) + 1
+        rank.set(key, r)
+        const groupDemand = count.get(`demand|${key}`) ?? 0
+        const groupSupply = count.get(`supply|${key}`) ?? 0
+        // workers beyond the running jobs serve the oldest pending jobs; the later ones lack a runner
+        if (r > Math.max(0, groupSupply - (count.get(`running|${key}`) ?? 0))) {
+          rows.push({ job, rank: r, groupDemand, groupSupply, entityActiveWorkers: count.get(`entity|${job.entity_id}`) ?? 0 })
+        }
+      }
+      return rows
+    }),
+
+    getPoolDemand: (entityId, labels) =>
+      Effect.sync(() => {
+        const key = encodeLabelSet(labels)
+        const mine = <A extends { entity_id: number; job_labels: ReadonlyArray<string> }>(a: A) =>
+          a.entity_id === entityId && encodeLabelSet(a.job_labels) === key
+        return { jobs: activeJobs().filter(mine).length, workers: activeWorkers().filter(mine).length }
+      }),
+
+    addWorker: (w) =>
+      Effect.gen(function*() {
+        if (workers.has(w.pod_name)) return yield* Effect.fail(new DuplicatePodName({ podName: w.pod_name }))
+        const at = yield* now
+        yield* putWorker({
+          ...w,
+          job_labels: toLabelSet(w.job_labels),
+          k8s_node: null,
+          status: "pending",
+          failure_info: null,
+          created_at: at,
+          running_at: null,
+          completed_at: null,
+          updated_at: at
+        })
+      }),
+    markWorkerRunning: (podName, node, runningAt) =>
+      transitionWorker(podName, "running", ["pending"], (w, at) => ({ ...w, k8s_node: node, running_at: w.running_at ?? runningAt ?? at })),
+    markWorkerCompleted: (podName, node, completedAt) =>
+      transitionWorker(podName, "completed", ["pending", "running"], (w, at) => ({
+        ...w,
+        k8s_node: w.k8s_node ?? node,
+        completed_at: w.completed_at ?? completedAt ?? at
+      })),
+    markWorkerFailed: (podName, node, info, completedAt) =>
+      transitionWorker(podName, "failed", ["pending", "running"], (w, at) => ({
+        ...w,
+        k8s_node: node ?? w.k8s_node,
+        failure_info: info,
+        completed_at: completedAt ?? at
+      })),
+    markWorkerOrphaned: (podName) =>
+      transitionWorker(podName, "completed", ["pending", "running"], (w, at) => ({ ...w, completed_at: w.completed_at ?? at })),
+    getWorker: (podName) => Effect.sync(() => Option.fromNullable(workers.get(podName))),
+    getActiveWorkers: Effect.sync(activeWorkers),
+    countActiveWorkersForEntity: (entityId) => Effect.sync(() => activeWorkers().filter((w) => w.entity_id === entityId).length),
+    getWorkersForReconcile: (lookbackSeconds) =>
+      Effect.map(now, (at) =>
+        [...workers.values()]
+          .filter((w) =>
+            isActive(w.status) ||
+            (w.completed_at !== null && w.completed_at.getTime() >= at.getTime() - lookbackSeconds * 1000)
+          )
+          .sort(byCreated((w) => w.pod_name))),
+    listWorkers: (req) => Effect.sync(() => page(workers.values(), (w) => w.pod_name, req)),
+
+    addInstallationEvent: (e) =>
+      Effect.gen(function*() {
+        const at = yield* now
+        const id = nextEventId++
+        // A round trip through JSON, as JSONB does: the stored payload is a copy, not the caller's object.
+        const payload: unknown = JSON.parse(JSON.stringify(e.payload ?? null))
+        yield* write(() => {
+          events.push({ ...e, payload, id, received_at: at })
+          return () => {
+            const i = events.findIndex((x) => x.id === id)
+            if (i >= 0) events.splice(i, 1)
+          }
+        })
+        return id
+      }),
+    getEventsByEntity: (entityId) =>
+      Effect.sync(() =>
+        events
+          .filter((e) => e.entity_id === entityId)
+          .sort((a, b) => a.received_at.getTime() - b.received_at.getTime() || a.id - b.id)
+          .map(({ payload, ...row }): EventSummary => {
+            const isJob = row.event.startsWith("workflow_job.")
+            const p = payload as { workflow_job?: { id?: unknown }; repository?: { full_name?: unknown } } | null
+            const jobId = isJob ? p?.workflow_job?.id : undefined
+            const repo = isJob ? p?.repository?.full_name : undefined
+            return {
+              ...row,
+              job_id: jobId === undefined || jobId === null ? null : typeof jobId === "string" ? jobId : JSON.stringify(jobId),
+              repo_full_name: typeof repo === "string" ? repo : repo === undefined || repo === null ? null : JSON.stringify(repo)
+            }
+          })
+      ),
+    getEventPayload: (eventId) => Effect.sync(() => Option.map(Option.fromNullable(events.find((e) => e.id === eventId)), (e) => e.payload)),
+    getEntityIdForInstallation: (installationId) =>
+      Effect.sync(() => {
+        const event = events
+          .filter((e) => e.installation_id === installationId && e.entity_id !== null)
+          .sort((a, b) => b.received_at.getTime() - a.received_at.getTime() || b.id - a.id)[0]
+        if (event !== undefined) return Option.some(event.entity_id!)
+        const job = [...jobs.values()].filter((j) => j.installation_id === installationId).sort(byCreated((j) => j.job_id)).at(-1)
+        return Option.fromNullable(job?.entity_id)
+      }),
+    getEntityIdForJob: (jobId) => Effect.sync(() => Option.fromNullable(jobs.get(jobId)?.entity_id)),
+
+    wakeups: Stream.fromPubSub(wake),
+    withWorkerLock: (cycle) => lock.withPermits(1)(step(cycle)),
+    step
+  }
+  return db
+})
+
+/** `Db` in memory: same contract as PostgreSQL (the contract suite runs on both), for tests and simulations. */
+export const DbMemory = Layer.effect(Db, makeDbMemory)

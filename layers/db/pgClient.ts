@@ -1,0 +1,47 @@
+import { PgClient } from "@effect/sql-pg"
+import { Effect, Layer, Redacted } from "effect"
+import Pg from "pg"
+
+/** The two deployments share one database and are isolated by schema. */
+export type DbSchema = "prod" | "staging"
+
+export interface PgConnectionOptions {
+  readonly url: Redacted.Redacted<string>
+  readonly schema: DbSchema
+  readonly maxConnections?: number | undefined
+}
+
+const INT8_OID = 20
+
+/**
+ * GitHub ids and counts arrive as BIGINT. They are all far below 2^53, so they are read as plain numbers rather
+ * than the driver's default strings; every other type keeps the driver's parser.
+ */
+const types: Pg.CustomTypesConfig = {
+  getTypeParser: ((oid: number, format?: "text" | "binary") =>
+    oid === INT8_OID ? (value: string) => Number(value) : Pg.types.getTypeParser(oid, format as "text")) as Pg.CustomTypesConfig["getTypeParser"]
+}
+
+/**
+ * A PgClient whose every connection, the LISTEN connection included, starts with `search_path` set to the
+ * deployment's schema, so the seed DDL's unqualified names (tables and enum types) resolve to that schema.
+ */
+export const pgClientLayer = (options: PgConnectionOptions) =>
+  PgClient.layerFromPool({
+    acquire: Effect.acquireRelease(
+      Effect.sync(() =>
+        new Pg.Pool({
+          connectionString: Redacted.value(options.url),
+          options: `-c search_path=${options.schema}`,
+          max: options.maxConnections ?? 10,
+          application_name: "riscv-runner",
+          types
+        })
+      ),
+      (pool) => Effect.promise(() => pool.end().catch(() => undefined))
+    ),
+    applicationName: "riscv-runner",
+    types
+  })
+
+export type PgClientLayer = Layer.Layer<PgClient.PgClient, unknown>

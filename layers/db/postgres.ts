@@ -1,0 +1,374 @@
+import type { SqlError, Statement } from "@effect/sql"
+import { PgClient } from "@effect/sql-pg"
+import { Clock, Effect, Layer, Option, Schema, Stream } from "effect"
+import type { FailureInfo } from "../../src/domain/FailureInfo.ts"
+import { EventSummary } from "../../src/domain/InstallationEvent.ts"
+import { Job } from "../../src/domain/Job.ts"
+import { encodeLabelSet } from "../../src/domain/Labels.ts"
+import { Status } from "../../src/domain/Status.ts"
+import { Worker } from "../../src/domain/Worker.ts"
+import { Db, DbError, type DbShape, type DemandRow, DuplicatePodName, type PageRequest, type Transition } from "../../src/services/Db.ts"
+import { migrate } from "./migrate.ts"
+import { type DbSchema, pgClientLayer, type PgConnectionOptions } from "./pgClient.ts"
+
+const toDbError = (what: string) => (e: SqlError.SqlError | { readonly message: string }) =>
+  new DbError({ message: `${what}: ${e.message}`, cause: e })
+
+const decodeJobs = Schema.decodeUnknown(Schema.Array(Job))
+const decodeWorkers = Schema.decodeUnknown(Schema.Array(Worker))
+const decodeSummaries = Schema.decodeUnknown(Schema.Array(EventSummary))
+const TransitionRow = Schema.Struct({ previous: Status, changed: Schema.Boolean })
+const decodeTransition = Schema.decodeUnknown(Schema.Array(TransitionRow))
+
+const JOB_COLUMNS = `job_id, status::text AS status, failure_info, provider::text AS provider, entity_id, entity_name,
+  entity_type, repo_full_name, installation_id, job_labels, k8s_pool, k8s_image, k8s_pod, html_url, created_at, updated_at`
+const WORKER_COLUMNS = `pod_name, provider::text AS provider, entity_id, entity_name, entity_type, installation_id,
+  repo_full_name, job_labels, k8s_pool, k8s_image, k8s_node, status::text AS status, failure_info, created_at, running_at,
+  completed_at, updated_at`
+
+/** Postgres's unique_violation: the only insert conflict `addWorker` can meet is the pod name. */
+const isUniqueViolation = (e: SqlError.SqlError): boolean =>
+  typeof e.cause === "object" && e.cause !== null && (e.cause as { code?: unknown }).code === "23505"
+
+export const makeDbPostgres = (schema: DbSchema) =>
+  Effect.gen(function*() {
+    const sql = yield* PgClient.PgClient
+    const channel = `${schema}_queue_event`
+    const now = Effect.map(Clock.currentTimeMillis, (ms) => new Date(ms))
+    const jobCols = sql.unsafe(JOB_COLUMNS)
+    const workerCols = sql.unsafe(WORKER_COLUMNS)
+    const jsonb = (value: unknown) => sql`${JSON.stringify(value)}::jsonb`
+
+    const rowsToJobs = (what: string) => (rows: ReadonlyArray<unknown>) =>
+      decodeJobs(rows).pipe(Effect.mapError(toDbError(`${what}: unexpected job row`)))
+    const rowsToWorkers = (what: string) => (rows: ReadonlyArray<unknown>) =>
+      decodeWorkers(rows).pipe(Effect.mapError(toDbError(`${what}: unexpected worker row`)))
+
+    /**
+     * One statement per transition: lock the row, update it only when its current status allows the move, and
+     * report the status it had. The UPDATE reads the locked status from `prev`, so concurrent deliveries for the
+     * same job serialise on the row and exactly one of them sees `changed`.
+     */
+    const transitionJob = (
+      what: string,
+      jobId: number,
+      from: ReadonlyArray<Status>,
+      set: Statement.Fragment
+    ) =>
+      Effect.gen(function*() {
+        const at = yield* now
+        const rows = yield* sql`
+          WITH prev AS (SELECT job_id, status FROM jobs WHERE job_id = ${jobId} FOR UPDATE),
+          upd AS (
+            UPDATE jobs SET ${set}, updated_at = ${at}
+            FROM prev WHERE jobs.job_id = prev.job_id AND prev.status::text IN ${sql.in(from)}
+            RETURNING jobs.job_id
+          )
+          SELECT prev.status::text AS previous, EXISTS (SELECT 1 FROM upd) AS changed FROM prev`.pipe(
+          Effect.mapError(toDbError(what))
+        )
+        const [row] = yield* decodeTransition(rows).pipe(Effect.mapError(toDbError(what)))
+        return (row === undefined ? { found: false } : { found: true, ...row }) satisfies Transition as Transition
+      })
+
+    const transitionWorker = (what: string, podName: string, from: ReadonlyArray<Status>, set: Statement.Fragment) =>
+      Effect.gen(function*() {
+        const at = yield* now
+        const rows = yield* sql`
+          UPDATE workers SET ${set}, updated_at = ${at}
+          WHERE pod_name = ${podName} AND status::text IN ${sql.in(from)}
+          RETURNING pod_name`.pipe(Effect.mapError(toDbError(what)))
+        return rows.length > 0
+      })
+
+    const page = <A>(
+      what: string,
+      table: "jobs" | "workers",
+      cols: Statement.Fragment,
+      decode: (rows: ReadonlyArray<unknown>) => Effect.Effect<ReadonlyArray<A>, DbError>,
+      req: PageRequest
+    ) =>
+      Effect.gen(function*() {
+        const where = sql.and([
+          ...(req.start ? [sql`created_at >= ${req.start}`] : []),
+          ...(req.end ? [sql`created_at < ${req.end}`] : [])
+        ])
+        const [count] = yield* sql<{ total: number }>`SELECT count(*) AS total FROM ${sql(table)} WHERE ${where}`.pipe(
+          Effect.mapError(toDbError(what))
+        )
+        const rows = yield* sql`
+          SELECT ${cols} FROM ${sql(table)} WHERE ${where}
+          ORDER BY created_at DESC, ${sql(table === "jobs" ? "job_id" : "pod_name")} DESC LIMIT ${req.perPage} OFFSET ${req.page * req.perPage}`.pipe(
+          Effect.mapError(toDbError(what)),
+          Effect.flatMap(decode)
+        )
+        return { rows, total: count?.total ?? 0 }
+      })
+
+    const optionalNumber = (what: string, rows: Effect.Effect<ReadonlyArray<{ readonly v: number | null }>, SqlError.SqlError>) =>
+      rows.pipe(
+        Effect.mapError(toDbError(what)),
+        Effect.map((r) => Option.fromNullable(r[0]?.v))
+      )
+
+    const db: DbShape = {
+      addJob: (job) =>
+        Effect.gen(function*() {
+          const at = yield* now
+          // Insert and notify in one statement: the NOTIFY is sent only for a new row, and only on commit.
+          const rows = yield* sql`
+            WITH ins AS (
+              INSERT INTO jobs (job_id, provider, entity_id, entity_name, entity_type, repo_full_name, installation_id,
+                                job_labels, k8s_pool, k8s_image, html_url, created_at, updated_at)
+              VALUES (${job.job_id}, ${job.provider}, ${job.entity_id}, ${job.entity_name}, ${job.entity_type},
+                      ${job.repo_full_name}, ${job.installation_id}, ${encodeLabelSet(job.job_labels)}::jsonb,
+                      ${job.k8s_pool}, ${job.k8s_image}, ${job.html_url}, ${at}, ${at})
+              ON CONFLICT (job_id) DO NOTHING
+              RETURNING job_id
+            )
+            SELECT pg_notify(${channel}, job_id::text) FROM ins`.pipe(Effect.mapError(toDbError("addJob")))
+          return rows.length > 0
+        }).pipe(Effect.withSpan("Db.addJob", { attributes: { job_id: job.job_id } })),
+
+      markJobRunning: (jobId, runnerName) =>
+        transitionJob("markJobRunning", jobId, ["pending"], sql`status = 'running', k8s_pod = COALESCE(jobs.k8s_pod, NULLIF(${runnerName ?? ""}, ''))`),
+
+      markJobCompleted: (jobId, runnerName) =>
+        transitionJob(
+          "markJobCompleted",
+          jobId,
+          ["pending", "running"],
+          sql`status = 'completed', k8s_pod = COALESCE(jobs.k8s_pod, NULLIF(${runnerName ?? ""}, ''))`
+        ),
+
+      markJobFailed: (jobId, info: FailureInfo) =>
+        transitionJob("markJobFailed", jobId, ["pending", "running"], sql`status = 'failed', failure_info = ${jsonb(info)}`),
+
+      getJob: (jobId) =>
+        sql`SELECT ${jobCols} FROM jobs WHERE job_id = ${jobId}`.pipe(
+          Effect.mapError(toDbError("getJob")),
+          Effect.flatMap(rowsToJobs("getJob")),
+          Effect.map((rows) => Option.fromNullable(rows[0]))
+        ),
+
+      jobExistsForPod: (podName) =>
+        sql<{ exists: boolean }>`SELECT EXISTS (SELECT 1 FROM jobs WHERE k8s_pod = ${podName}) AS exists`.pipe(
+          Effect.mapError(toDbError("jobExistsForPod")),
+          Effect.map((rows) => rows[0]?.exists === true)
+        ),
+
+      getActiveJobs: sql`SELECT ${jobCols} FROM jobs WHERE status IN ('pending', 'running') ORDER BY created_at, job_id`.pipe(
+        Effect.mapError(toDbError("getActiveJobs")),
+        Effect.flatMap(rowsToJobs("getActiveJobs"))
+      ),
+
+      getPendingJobs: sql`SELECT ${jobCols} FROM jobs WHERE status = 'pending' ORDER BY created_at, job_id`.pipe(
+        Effect.mapError(toDbError("getPendingJobs")),
+        Effect.flatMap(rowsToJobs("getPendingJobs"))
+      ),
+
+      listJobs: (req) => page("listJobs", "jobs", jobCols, rowsToJobs("listJobs"), req),
+
+      // One statement for the whole backlog. Per (entity, exact label set), demand is its active jobs and supply its
+      // active workers. Workers beyond the running jobs serve the oldest pending jobs, so the pending jobs ranked
+      // after them are the ones lacking a runner: (demand - supply) of them when supply covers the running jobs.
+      getDemand: Effect.gen(function*() {
+        const rows = yield* sql<Record<string, unknown>>`
+          WITH demand AS (
+            SELECT entity_id, job_labels, count(*) AS n, count(*) FILTER (WHERE status = 'running') AS running FROM jobs
+            WHERE status IN ('pending', 'running') GROUP BY entity_id, job_labels
+          ), supply AS (
+            SELECT entity_id, job_labels, count(*) AS n FROM workers
+            WHERE status IN ('pending', 'running') GROUP BY entity_id, job_labels
+          ), entity_workers AS (
+            SELECT entity_id, count(*) AS n FROM workers WHERE status IN ('pending', 'running') GROUP BY entity_id
+          ), pending AS (
+            SELECT ${jobCols},
+                   row_number() OVER (PARTITION BY entity_id, job_labels ORDER BY created_at, job_id) AS demand_rank
+            FROM jobs WHERE status = 'pending'
+          )
+          SELECT p.*, d.n AS group_demand, COALESCE(s.n, 0) AS group_supply, COALESCE(e.n, 0) AS entity_active_workers
+          FROM pending p
+          JOIN demand d ON d.entity_id = p.entity_id AND d.job_labels = p.job_labels
+          LEFT JOIN supply s ON s.entity_id = p.entity_id AND s.job_labels = p.job_labels
+          LEFT JOIN entity_workers e ON e.entity_id = p.entity_id
+          WHERE p.demand_rank > GREATEST(0, COALESCE(s.n, 0) - d.running)
+          ORDER BY p.created_at, p.job_id`.pipe(Effect.mapError(toDbError("getDemand")))
+        const jobs = yield* rowsToJobs("getDemand")(rows)
+        return jobs.map((job, i): DemandRow => {
+          const row = rows[i]!
+          return {
+            job,
+            rank: Number(row.demand_rank),
+            groupDemand: Number(row.group_demand),
+            groupSupply: Number(row.group_supply),
+            entityActiveWorkers: Number(row.entity_active_workers)
+          }
+        })
+      }).pipe(Effect.withSpan("Db.getDemand")),
+
+      getPoolDemand: (entityId, labels) =>
+        sql<{ jobs: number; workers: number }>`
+          SELECT
+            (SELECT count(*) FROM jobs WHERE entity_id = ${entityId} AND job_labels = ${encodeLabelSet(labels)}::jsonb
+               AND status IN ('pending', 'running')) AS jobs,
+            (SELECT count(*) FROM workers WHERE entity_id = ${entityId} AND job_labels = ${encodeLabelSet(labels)}::jsonb
+               AND status IN ('pending', 'running')) AS workers`.pipe(
+          Effect.mapError(toDbError("getPoolDemand")),
+          Effect.map((rows) => ({ jobs: rows[0]?.jobs ?? 0, workers: rows[0]?.workers ?? 0 }))
+        ),
+
+      addWorker: (w) =>
+        Effect.gen(function*() {
+          const at = yield* now
+          yield* sql`
+            INSERT INTO workers (pod_name, provider, entity_id, entity_name, entity_type, installation_id, repo_full_name,
+                                 job_labels, k8s_pool, k8s_image, status, created_at, updated_at)
+            VALUES (${w.pod_name}, ${w.provider}, ${w.entity_id}, ${w.entity_name}, ${w.entity_type}, ${w.installation_id},
+                    ${w.repo_full_name}, ${encodeLabelSet(w.job_labels)}::jsonb, ${w.k8s_pool}, ${w.k8s_image}, 'pending',
+                    ${at}, ${at})`.pipe(
+            Effect.mapError((e) => isUniqueViolation(e) ? new DuplicatePodName({ podName: w.pod_name }) : toDbError("addWorker")(e))
+          )
+        }),
+
+      markWorkerRunning: (podName, node, runningAt) =>
+        Effect.flatMap(now, (at) =>
+          transitionWorker(
+            "markWorkerRunning",
+            podName,
+            ["pending"],
+            sql`status = 'running', k8s_node = ${node}, running_at = COALESCE(running_at, ${runningAt ?? at})`
+          )),
+
+      markWorkerCompleted: (podName, node, completedAt) =>
+        Effect.flatMap(now, (at) =>
+          transitionWorker(
+            "markWorkerCompleted",
+            podName,
+            ["pending", "running"],
+            sql`status = 'completed', k8s_node = COALESCE(k8s_node, ${node}), completed_at = COALESCE(completed_at, ${completedAt ?? at})`
+          )),
+
+      markWorkerFailed: (podName, node, info, completedAt) =>
+        Effect.flatMap(now, (at) =>
+          transitionWorker(
+            "markWorkerFailed",
+            podName,
+            ["pending", "running"],
+            sql`status = 'failed', k8s_node = COALESCE(${node}, k8s_node), failure_info = ${jsonb(info)},
+                completed_at = COALESCE(${completedAt ?? at}, completed_at)`
+          )),
+
+      markWorkerOrphaned: (podName) =>
+        Effect.flatMap(now, (at) =>
+          transitionWorker("markWorkerOrphaned", podName, ["pending", "running"], sql`status = 'completed', completed_at = COALESCE(completed_at, ${at})`)),
+
+      getWorker: (podName) =>
+        sql`SELECT ${workerCols} FROM workers WHERE pod_name = ${podName}`.pipe(
+          Effect.mapError(toDbError("getWorker")),
+          Effect.flatMap(rowsToWorkers("getWorker")),
+          Effect.map((rows) => Option.fromNullable(rows[0]))
+        ),
+
+      getActiveWorkers: sql`SELECT ${workerCols} FROM workers WHERE status IN ('pending', 'running') ORDER BY created_at, pod_name`.pipe(
+        Effect.mapError(toDbError("getActiveWorkers")),
+        Effect.flatMap(rowsToWorkers("getActiveWorkers"))
+      ),
+
+      countActiveWorkersForEntity: (entityId) =>
+        sql<{ n: number }>`SELECT count(*) AS n FROM workers WHERE entity_id = ${entityId} AND status IN ('pending', 'running')`.pipe(
+          Effect.mapError(toDbError("countActiveWorkersForEntity")),
+          Effect.map((rows) => rows[0]?.n ?? 0)
+        ),
+
+      getWorkersForReconcile: (lookbackSeconds) =>
+        Effect.flatMap(now, (at) =>
+          sql`SELECT ${workerCols} FROM workers
+              WHERE status IN ('pending', 'running')
+                 OR (completed_at IS NOT NULL AND completed_at >= ${new Date(at.getTime() - lookbackSeconds * 1000)})
+              ORDER BY created_at, pod_name`.pipe(
+            Effect.mapError(toDbError("getWorkersForReconcile")),
+            Effect.flatMap(rowsToWorkers("getWorkersForReconcile"))
+          )),
+
+      listWorkers: (req) => page("listWorkers", "workers", workerCols, rowsToWorkers("listWorkers"), req),
+
+      addInstallationEvent: (e) =>
+        Effect.gen(function*() {
+          const at = yield* now
+          const rows = yield* sql<{ id: number }>`
+            INSERT INTO installation_events (source, event, outcome, installation_id, app_id, entity_type, entity_id,
+                                             entity_name, payload, received_at, delivery_id)
+            VALUES (${e.source}, ${e.event}, ${e.outcome}, ${e.installation_id}, ${e.app_id},
+                    ${e.entity_type}::entity_type_enum, ${e.entity_id}, ${e.entity_name}, ${jsonb(e.payload ?? null)},
+                    ${at}, ${e.delivery_id})
+            RETURNING id`.pipe(Effect.mapError(toDbError("addInstallationEvent")))
+          return rows[0]!.id
+        }),
+
+      getEventsByEntity: (entityId) =>
+        sql`
+          SELECT id, source, event, outcome, installation_id, app_id, entity_type::text AS entity_type, entity_id,
+                 entity_name, received_at, delivery_id,
+                 CASE WHEN event LIKE 'workflow_job.%' THEN payload -> 'workflow_job' ->> 'id' END AS job_id,
+                 CASE WHEN event LIKE 'workflow_job.%' THEN payload -> 'repository' ->> 'full_name' END AS repo_full_name
+          FROM installation_events WHERE entity_id = ${entityId}
+          ORDER BY received_at, id`.pipe(
+          Effect.mapError(toDbError("getEventsByEntity")),
+          Effect.flatMap((rows) => decodeSummaries(rows).pipe(Effect.mapError(toDbError("getEventsByEntity"))))
+        ),
+
+      getEventPayload: (eventId) =>
+        sql<{ payload: unknown }>`SELECT payload FROM installation_events WHERE id = ${eventId}`.pipe(
+          Effect.mapError(toDbError("getEventPayload")),
+          Effect.map((rows) => rows.length === 0 ? Option.none() : Option.some(rows[0]!.payload))
+        ),
+
+      getEntityIdForInstallation: (installationId) =>
+        optionalNumber(
+          "getEntityIdForInstallation",
+          sql<{ v: number | null }>`
+            SELECT COALESCE(
+              (SELECT entity_id FROM installation_events WHERE installation_id = ${installationId} AND entity_id IS NOT NULL
+               ORDER BY received_at DESC, id DESC LIMIT 1),
+              (SELECT entity_id FROM jobs WHERE installation_id = ${installationId} ORDER BY created_at DESC LIMIT 1)
+            ) AS v`
+        ),
+
+      getEntityIdForJob: (jobId) =>
+        optionalNumber("getEntityIdForJob", sql<{ v: number | null }>`SELECT entity_id AS v FROM jobs WHERE job_id = ${jobId}`),
+
+      wakeups: sql.listen(channel).pipe(Stream.mapError(toDbError("listen"))),
+
+      withWorkerLock: (cycle) =>
+        sql.withTransaction(
+          Effect.zipRight(sql`LOCK TABLE workers IN EXCLUSIVE MODE`.pipe(Effect.mapError(toDbError("lock workers"))), cycle)
+        ).pipe(Effect.mapError((e) => (isSqlError(e) ? toDbError("worker lock")(e) : e))),
+
+      // Nested inside `withWorkerLock` this is a SAVEPOINT: a failed step rolls back to it and the cycle goes on.
+      step: (effect) => sql.withTransaction(effect).pipe(Effect.mapError((e) => (isSqlError(e) ? toDbError("step")(e) : e)))
+    }
+    return db
+  })
+
+const isSqlError = (e: unknown): e is SqlError.SqlError =>
+  typeof e === "object" && e !== null && (e as { _tag?: unknown })._tag === "SqlError"
+
+/** `Db` on PostgreSQL, for an existing client. */
+export const DbPostgresFromClient = (schema: DbSchema) => Layer.effect(Db, makeDbPostgres(schema))
+
+/**
+ * `Db` on PostgreSQL at `url`, inside `schema`. With `migrate`, pending migrations are applied first (what
+ * `npm start` does); deployments run `migrate` as its own step instead.
+ */
+export const DbPostgres = (options: PgConnectionOptions & { readonly migrate?: boolean }) =>
+  Layer.effect(
+    Db,
+    Effect.gen(function*() {
+      if (options.migrate === true) {
+        const applied = yield* migrate(options.schema)
+        if (applied.length > 0) yield* Effect.logInfo("migrations applied").pipe(Effect.annotateLogs("migrations", applied.join(",")))
+      }
+      return yield* makeDbPostgres(options.schema)
+    })
+  ).pipe(Layer.provide(pgClientLayer(options)))

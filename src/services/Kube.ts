@@ -1,0 +1,84 @@
+import { Context, Data, type Effect, type Redacted } from "effect"
+import type { EntityType } from "../domain/Entity.ts"
+import type { FailureInfoV2, FailureReason } from "../domain/FailureInfo.ts"
+import type { Pod, PodEvent } from "../domain/Pod.ts"
+
+export type { ContainerState, ContainerStatus, Pod, PodEvent, PodPhase } from "../domain/Pod.ts"
+
+/**
+ * The Kubernetes API calls the service makes, one name per request kind. Both layers count calls under these
+ * names, so the cost of a scheduler cycle can be measured and exported as metrics.
+ */
+export type KubeOperation = "listNodes" | "listPods" | "createPod" | "patchPod" | "deletePod" | "listEvents" | "readLog"
+
+export const kubeOperations: ReadonlyArray<KubeOperation> = [
+  "listNodes",
+  "listPods",
+  "createPod",
+  "patchPod",
+  "deletePod",
+  "listEvents",
+  "readLog"
+]
+
+/** A Kubernetes call failed: an HTTP error (`status`), or no answer at all (`status` null). */
+export class KubeError extends Data.TaggedError("KubeError")<{
+  readonly operation: KubeOperation | "config"
+  readonly status: number | null
+  readonly message: string
+}> {}
+
+/** `createRunnerPod` with a name that is already taken (HTTP 409 AlreadyExists). */
+export class PodAlreadyExists extends Data.TaggedError("PodAlreadyExists")<{ readonly podName: string }> {}
+
+/**
+ * Runner slots of one pool (the `riseproject.dev/board` node label). `total` is the nodes' allocatable
+ * `riseproject.com/runner`; `active` counts the pool's runner pods that are Pending or Running. `available` is
+ * `total - active` and goes negative when pods outnumber slots (a node was drained, or pods are stuck Pending).
+ */
+export interface PoolCapacity {
+  readonly pool: string
+  readonly total: number
+  readonly active: number
+  readonly available: number
+}
+
+/** Everything needed to start one runner. */
+export interface RunnerPodRequest {
+  /** the pod name, which is also the GitHub runner name */
+  readonly name: string
+  /** the only secret a pod carries; it goes into the pod's env and nowhere else */
+  readonly jitConfig: Redacted.Redacted<string>
+  readonly image: string
+  readonly pool: string
+  readonly entity: { readonly type: EntityType; readonly id: number; readonly name: string }
+}
+
+export interface KubeShape {
+  /** Free slots of every pool that has a node or a runner pod, from one node listing and one pod listing. */
+  readonly capacity: Effect.Effect<ReadonlyMap<string, PoolCapacity>, KubeError>
+  /** Creates the runner pod. The JIT config appears in no error this returns. */
+  readonly createRunnerPod: (request: RunnerPodRequest) => Effect.Effect<void, KubeError | PodAlreadyExists>
+  /** All runner pods (label `app=rise-riscv-runner`) in the namespace, whatever their phase. */
+  readonly listRunnerPods: Effect.Effect<ReadonlyArray<Pod>, KubeError>
+  /**
+   * Asks the kubelet to stop the pod by setting `spec.activeDeadlineSeconds` to 1; it then fails with
+   * `DeadlineExceeded` and stays listed until deleted. A missing pod counts as done.
+   */
+  readonly killPod: (podName: string) => Effect.Effect<void, KubeError>
+  /** A missing pod counts as done. */
+  readonly deletePod: (podName: string) => Effect.Effect<void, KubeError>
+  /** The pod's events, as the API returns them. */
+  readonly podEvents: (podName: string) => Effect.Effect<ReadonlyArray<PodEvent>, KubeError>
+  /** A container's log. */
+  readonly containerLogs: (podName: string, container: string) => Effect.Effect<string, KubeError>
+  /**
+   * `failure_info` v2 for the pod: its status, every container's end, their logs, the events. Best effort: it
+   * never fails, and what could not be collected is described in `collect_error`. It never holds the pod's env.
+   */
+  readonly collectFailureInfo: (pod: Pod, reason: FailureReason) => Effect.Effect<FailureInfoV2>
+  /** API calls made so far, by operation (for metrics and for tests that count the cost of a cycle). */
+  readonly callCounts: Effect.Effect<Readonly<Record<KubeOperation, number>>>
+}
+
+export class Kube extends Context.Tag("riscv-runner/Kube")<Kube, KubeShape>() {}

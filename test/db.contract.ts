@@ -1,0 +1,331 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Deferred, Effect, Either, Fiber, Option, Stream, TestClock } from "effect"
+import { failureV1, failureV2 } from "../src/domain/FailureInfo.ts"
+import { Db, DuplicatePodName } from "../src/services/Db.ts"
+import { newEvent, newJob, newWorker } from "./support/dbFixtures.ts"
+
+/** Runs one case against an implementation, on an empty store, with Effect's TestClock in force. */
+export type DbRunner = <A, E>(body: Effect.Effect<A, E, Db>) => Effect.Effect<A, unknown>
+
+/** The number of cases in the contract; printed by the suites so the count is visible in CI. */
+export let dbContractCaseCount = 0
+
+/**
+ * The one Db contract. Every implementation of the service runs all of it; the in-memory store is trusted in
+ * other tests only because it passes the same cases as PostgreSQL.
+ */
+export const dbContract = (name: string, run: DbRunner) =>
+  describe(`Db contract: ${name}`, () => {
+    let cases = 0
+    const test = (title: string, body: Effect.Effect<void, unknown, Db>) => {
+      cases++
+      it.effect(title, () => run(body))
+    }
+    const liveTest = (title: string, body: Effect.Effect<void, unknown, Db>) => {
+      cases++
+      it.live(title, () => run(body))
+    }
+    const at = (seconds: number) => TestClock.setTime(seconds * 1000)
+
+    test("addJob stores a pending job with a canonical label set, once", Effect.gen(function*() {
+      const db = yield* Db
+      expect(yield* db.addJob(newJob(1, { job_labels: ["z", "a", "z"] }))).toBe(true)
+      expect(yield* db.addJob(newJob(1, { entity_name: "other" }))).toBe(false)
+      const job = Option.getOrThrow(yield* db.getJob(1))
+      expect(job.status).toBe("pending")
+      expect(job.job_labels).toEqual(["a", "z"])
+      expect(job.entity_name).toBe("acme")
+      expect(job.k8s_pod).toBeNull()
+      expect(job.failure_info).toBeNull()
+      expect(Option.isNone(yield* db.getJob(2))).toBe(true)
+    }))
+
+    test("job transitions only move forward; late and duplicate news change nothing", Effect.gen(function*() {
+      const db = yield* Db
+      yield* db.addJob(newJob(1))
+      expect(yield* db.markJobRunning(404, "r")).toEqual({ found: false })
+      expect(yield* db.markJobRunning(1, "runner-a")).toEqual({ found: true, previous: "pending", changed: true })
+      expect(yield* db.markJobRunning(1, "runner-b")).toEqual({ found: true, previous: "running", changed: false })
+      expect(yield* db.markJobCompleted(1, "runner-b")).toEqual({ found: true, previous: "running", changed: true })
+      expect(yield* db.markJobCompleted(1, "runner-b")).toEqual({ found: true, previous: "completed", changed: false })
+      expect(yield* db.markJobRunning(1, "runner-c")).toEqual({ found: true, previous: "completed", changed: false })
+      expect(yield* db.markJobFailed(1, failureV1("late"))).toEqual({ found: true, previous: "completed", changed: false })
+      const job = Option.getOrThrow(yield* db.getJob(1))
+      expect(job.status).toBe("completed")
+      expect(job.k8s_pod).toBe("runner-a")
+      expect(job.failure_info).toBeNull()
+    }))
+
+    test("a pending job may complete or fail directly; a failed job stays failed", Effect.gen(function*() {
+      const db = yield* Db
+      yield* db.addJob(newJob(1))
+      yield* db.addJob(newJob(2))
+      expect(yield* db.markJobCompleted(1, "")).toEqual({ found: true, previous: "pending", changed: true })
+      expect(Option.getOrThrow(yield* db.getJob(1)).k8s_pod).toBeNull()
+      expect(yield* db.markJobFailed(2, failureV1("job not found"))).toMatchObject({ changed: true, previous: "pending" })
+      expect(yield* db.markJobCompleted(2, "r")).toEqual({ found: true, previous: "failed", changed: false })
+      expect(yield* db.markJobRunning(2, "r")).toEqual({ found: true, previous: "failed", changed: false })
+      const failed = Option.getOrThrow(yield* db.getJob(2))
+      expect(failed.status).toBe("failed")
+      expect(failed.failure_info).toEqual({ version: 1, message: "job not found" })
+    }))
+
+    test("active and pending jobs come oldest first", Effect.gen(function*() {
+      const db = yield* Db
+      yield* at(100)
+      yield* db.addJob(newJob(3))
+      yield* at(200)
+      yield* db.addJob(newJob(1))
+      yield* at(300)
+      yield* db.addJob(newJob(2))
+      yield* db.markJobRunning(1, "r1")
+      yield* db.markJobCompleted(2, "r2")
+      expect((yield* db.getActiveJobs).map((j) => j.job_id)).toEqual([3, 1])
+      expect((yield* db.getPendingJobs).map((j) => j.job_id)).toEqual([3])
+      expect(Option.getOrThrow(yield* db.getJob(3)).created_at.getTime()).toBe(100_000)
+    }))
+
+    test("listJobs pages newest first within a created_at range and counts the total", Effect.gen(function*() {
+      const db = yield* Db
+      for (let i = 1; i <= 5; i++) {
+        yield* at(i * 86_400)
+        yield* db.addJob(newJob(i))
+      }
+      const all = yield* db.listJobs({ page: 0, perPage: 2 })
+      expect(all.total).toBe(5)
+      expect(all.rows.map((j) => j.job_id)).toEqual([5, 4])
+      expect((yield* db.listJobs({ page: 2, perPage: 2 })).rows.map((j) => j.job_id)).toEqual([1])
+      const ranged = yield* db.listJobs({ start: new Date(2 * 86_400_000), end: new Date(4 * 86_400_000), page: 0, perPage: 10 })
+      expect(ranged.total).toBe(2)
+      expect(ranged.rows.map((j) => j.job_id)).toEqual([3, 2])
+      expect(yield* db.listJobs({ page: 9, perPage: 10 })).toEqual({ rows: [], total: 5 })
+    }))
+
+    test("pool demand matches the exact label set, and a failed worker is not supply", Effect.gen(function*() {
+      const db = yield* Db
+      yield* db.addJob(newJob(1, { job_labels: ["b", "a"] }))
+      yield* db.addJob(newJob(2, { job_labels: ["a", "b"] }))
+      yield* db.addJob(newJob(3, { job_labels: ["a"] }))
+      yield* db.addJob(newJob(4, { job_labels: ["a", "b"], entity_id: 2002 }))
+      yield* db.addWorker(newWorker("w1", { job_labels: ["a", "b"] }))
+      yield* db.addWorker(newWorker("w2", { job_labels: ["a", "b"] }))
+      expect(yield* db.getPoolDemand(1001, ["a", "b"])).toEqual({ jobs: 2, workers: 2 })
+      expect(yield* db.getPoolDemand(1001, ["b", "a", "a"])).toEqual({ jobs: 2, workers: 2 })
+      expect(yield* db.getPoolDemand(1001, ["a"])).toEqual({ jobs: 1, workers: 0 })
+      yield* db.markWorkerFailed("w2", null, failureV2("pod_allocation_failure"), null)
+      yield* db.markWorkerOrphaned("w1")
+      expect(yield* db.getPoolDemand(1001, ["a", "b"])).toEqual({ jobs: 2, workers: 0 })
+      yield* db.markJobCompleted(1, "x")
+      expect(yield* db.getPoolDemand(1001, ["a", "b"])).toEqual({ jobs: 1, workers: 0 })
+    }))
+
+    test("getDemand returns the oldest pending jobs lacking a runner, per (entity, label set)", Effect.gen(function*() {
+      const db = yield* Db
+      yield* at(10)
+      yield* db.addJob(newJob(1))
+      yield* at(20)
+      yield* db.addJob(newJob(2))
+      yield* at(30)
+      yield* db.addJob(newJob(3))
+      yield* at(40)
+      yield* db.addJob(newJob(4, { job_labels: ["other"] }))
+      yield* at(50)
+      yield* db.addJob(newJob(5, { entity_id: 2002, entity_name: "beta" }))
+      // one running job that already has its worker, one worker for the first pending job
+      yield* db.markJobRunning(1, "w-run")
+      yield* db.addWorker(newWorker("w-run"))
+      yield* db.addWorker(newWorker("w-new"))
+      yield* db.addWorker(newWorker("w-beta-done", { entity_id: 2002 }))
+      yield* db.markWorkerCompleted("w-beta-done", null, null)
+      const rows = yield* db.getDemand
+      expect(rows.map((r) => r.job.job_id)).toEqual([3, 4, 5])
+      const [three, four, five] = rows
+      expect(three).toMatchObject({ rank: 2, groupDemand: 3, groupSupply: 2, entityActiveWorkers: 2 })
+      expect(four).toMatchObject({ rank: 1, groupDemand: 1, groupSupply: 0, entityActiveWorkers: 2 })
+      expect(five).toMatchObject({ rank: 1, groupDemand: 1, groupSupply: 0, entityActiveWorkers: 0 })
+      // a failed worker stops counting as supply, so job 2 needs a runner again
+      yield* db.markWorkerFailed("w-new", null, failureV2("runner_never_registered"), null)
+      expect((yield* db.getDemand).map((r) => r.job.job_id)).toEqual([2, 3, 4, 5])
+    }))
+
+    test("addWorker reserves a unique pod name", Effect.gen(function*() {
+      const db = yield* Db
+      yield* db.addWorker(newWorker("rise-riscv-runner-staging-abc", { entity_type: "User", repo_full_name: "me/repo", job_labels: ["b", "a"] }))
+      const dup = yield* Effect.either(db.addWorker(newWorker("rise-riscv-runner-staging-abc")))
+      expect(Either.isLeft(dup) && dup.left instanceof DuplicatePodName).toBe(true)
+      const w = Option.getOrThrow(yield* db.getWorker("rise-riscv-runner-staging-abc"))
+      expect(w).toMatchObject({ status: "pending", entity_type: "User", repo_full_name: "me/repo", job_labels: ["a", "b"] })
+      expect(w.running_at).toBeNull()
+      expect(w.completed_at).toBeNull()
+      expect(Option.isNone(yield* db.getWorker("nope"))).toBe(true)
+    }))
+
+    test("worker transitions keep the first times and only move forward", Effect.gen(function*() {
+      const db = yield* Db
+      yield* at(1000)
+      yield* db.addWorker(newWorker("w1"))
+      yield* db.addWorker(newWorker("w2"))
+      yield* db.addWorker(newWorker("w3"))
+      yield* db.addWorker(newWorker("w4"))
+      yield* at(1100)
+      expect(yield* db.markWorkerRunning("w1", "node-a", new Date(1_050_000))).toBe(true)
+      expect(yield* db.markWorkerRunning("w1", "node-b", null)).toBe(false)
+      expect(yield* db.markWorkerCompleted("w1", "node-z", new Date(1_090_000))).toBe(true)
+      const w1 = Option.getOrThrow(yield* db.getWorker("w1"))
+      expect(w1).toMatchObject({ status: "completed", k8s_node: "node-a" })
+      expect(w1.running_at?.getTime()).toBe(1_050_000)
+      expect(w1.completed_at?.getTime()).toBe(1_090_000)
+      expect(yield* db.markWorkerFailed("w1", null, failureV2("pod_failed"), null)).toBe(false)
+
+      expect(yield* db.markWorkerRunning("w2", "node-b", null)).toBe(true)
+      const info = failureV2("runner_idle", { pod_reason: "DeadlineExceeded", containers: { runner: { exit_code: null, reason: "", message: "" } } })
+      expect(yield* db.markWorkerFailed("w2", null, info, null)).toBe(true)
+      const w2 = Option.getOrThrow(yield* db.getWorker("w2"))
+      expect(w2).toMatchObject({ status: "failed", k8s_node: "node-b", failure_info: info })
+      expect(w2.running_at?.getTime()).toBe(1_100_000)
+      expect(w2.completed_at?.getTime()).toBe(1_100_000)
+      expect(yield* db.markWorkerCompleted("w2", null, null)).toBe(false)
+
+      expect(yield* db.markWorkerOrphaned("w3")).toBe(true)
+      expect(Option.getOrThrow(yield* db.getWorker("w3"))).toMatchObject({ status: "completed", failure_info: null })
+      expect(yield* db.markWorkerOrphaned("w3")).toBe(false)
+      expect(yield* db.markWorkerOrphaned("missing")).toBe(false)
+      expect((yield* db.getActiveWorkers).map((w) => w.pod_name)).toEqual(["w4"])
+      expect(yield* db.countActiveWorkersForEntity(1001)).toBe(1)
+      expect(yield* db.countActiveWorkersForEntity(9)).toBe(0)
+    }))
+
+    test("workers for reconcile: active ones plus those finished within the lookback", Effect.gen(function*() {
+      const db = yield* Db
+      yield* at(0)
+      yield* db.addWorker(newWorker("active"))
+      yield* db.addWorker(newWorker("old"))
+      yield* db.addWorker(newWorker("recent"))
+      yield* at(1000)
+      yield* db.markWorkerCompleted("old", null, null)
+      yield* at(4000)
+      yield* db.markWorkerFailed("recent", null, failureV2("pod_failed"), null)
+      yield* at(4700)
+      expect((yield* db.getWorkersForReconcile(3600)).map((w) => w.pod_name).sort()).toEqual(["active", "recent"])
+      expect((yield* db.getWorkersForReconcile(4000)).map((w) => w.pod_name).sort()).toEqual(["active", "old", "recent"])
+    }))
+
+    test("listWorkers pages newest first", Effect.gen(function*() {
+      const db = yield* Db
+      for (let i = 1; i <= 3; i++) {
+        yield* at(i)
+        yield* db.addWorker(newWorker(`w${i}`))
+      }
+      const page = yield* db.listWorkers({ page: 0, perPage: 2 })
+      expect(page.total).toBe(3)
+      expect(page.rows.map((w) => w.pod_name)).toEqual(["w3", "w2"])
+    }))
+
+    test("jobExistsForPod finds the runner a job ran on", Effect.gen(function*() {
+      const db = yield* Db
+      yield* db.addJob(newJob(1))
+      expect(yield* db.jobExistsForPod("runner-x")).toBe(false)
+      yield* db.markJobRunning(1, "runner-x")
+      expect(yield* db.jobExistsForPod("runner-x")).toBe(true)
+    }))
+
+    test("installation events: an ordered timeline without payloads, payloads one by one", Effect.gen(function*() {
+      const db = yield* Db
+      yield* at(50)
+      const second = yield* db.addInstallationEvent(newEvent({
+        event: "workflow_job.queued",
+        outcome: "job_stored",
+        payload: { workflow_job: { id: 77, labels: ["x"] }, repository: { full_name: "acme/app" } },
+        delivery_id: "d-1"
+      }))
+      yield* at(10)
+      const first = yield* db.addInstallationEvent(newEvent({ payload: { action: "created", big: "x".repeat(1000) } }))
+      yield* db.addInstallationEvent(newEvent({ entity_id: 2002 }))
+      yield* db.addInstallationEvent(newEvent({ source: "scheduler", event: "auth_attempt.404", outcome: "auth_404", entity_type: null, entity_name: null, payload: { http_status: 404 } }))
+      expect(second).toBeLessThan(first)
+      const timeline = yield* db.getEventsByEntity(1001)
+      expect(timeline.map((e) => e.id)).toEqual([first, first + 2, second])
+      for (const e of timeline) expect(Object.keys(e)).not.toContain("payload")
+      expect(timeline[0]).toMatchObject({ event: "installation.created", job_id: null, repo_full_name: null, entity_type: "Organization", app_id: 2167633 })
+      expect(timeline[1]).toMatchObject({ source: "scheduler", entity_type: null, entity_name: null })
+      expect(timeline[2]).toMatchObject({ job_id: "77", repo_full_name: "acme/app", delivery_id: "d-1", outcome: "job_stored" })
+      expect(timeline[2]!.received_at.getTime()).toBe(50_000)
+      expect(yield* db.getEventsByEntity(3003)).toEqual([])
+      expect(yield* db.getEventPayload(first)).toEqual(Option.some({ action: "created", big: "x".repeat(1000) }))
+      expect(Option.isNone(yield* db.getEventPayload(999_999))).toBe(true)
+    }))
+
+    test("trace look-ups resolve an installation or a job to its entity", Effect.gen(function*() {
+      const db = yield* Db
+      yield* at(1)
+      yield* db.addJob(newJob(1, { installation_id: 7, entity_id: 3003 }))
+      expect(yield* db.getEntityIdForInstallation(7)).toEqual(Option.some(3003))
+      yield* at(2)
+      yield* db.addInstallationEvent(newEvent({ installation_id: 7, entity_id: 4004 }))
+      yield* db.addInstallationEvent(newEvent({ installation_id: 7, entity_id: null, entity_type: null }))
+      expect(yield* db.getEntityIdForInstallation(7)).toEqual(Option.some(4004))
+      expect(Option.isNone(yield* db.getEntityIdForInstallation(8))).toBe(true)
+      expect(yield* db.getEntityIdForJob(1)).toEqual(Option.some(3003))
+      expect(Option.isNone(yield* db.getEntityIdForJob(2))).toBe(true)
+    }))
+
+    test("a failed step undoes only its own writes; the cycle's other steps stand", Effect.gen(function*() {
+      const db = yield* Db
+      yield* db.addWorker(newWorker("w1"))
+      yield* db.addWorker(newWorker("w2"))
+      const outcome = yield* db.withWorkerLock(Effect.gen(function*() {
+        yield* db.step(db.markWorkerRunning("w1", "n1", null))
+        const failed = yield* Effect.either(db.step(Effect.gen(function*() {
+          yield* db.markWorkerRunning("w2", "n2", null)
+          yield* db.addWorker(newWorker("w3"))
+          return yield* Effect.fail("kube said no" as const)
+        })))
+        yield* db.step(db.addJob(newJob(9)))
+        return failed
+      }))
+      expect(outcome).toEqual(Either.left("kube said no"))
+      expect(Option.getOrThrow(yield* db.getWorker("w1")).status).toBe("running")
+      expect(Option.getOrThrow(yield* db.getWorker("w2")).status).toBe("pending")
+      expect(Option.isNone(yield* db.getWorker("w3"))).toBe(true)
+      expect(Option.isSome(yield* db.getJob(9))).toBe(true)
+    }))
+
+    liveTest("a second cycle waits for the first to release the workers lock", Effect.gen(function*() {
+      const db = yield* Db
+      const order: Array<string> = []
+      const firstHolds = yield* Deferred.make<void>()
+      const releaseFirst = yield* Deferred.make<void>()
+      const first = yield* Effect.fork(db.withWorkerLock(Effect.gen(function*() {
+        order.push("first:start")
+        yield* Deferred.succeed(firstHolds, undefined)
+        yield* Deferred.await(releaseFirst)
+        yield* db.addWorker(newWorker("from-first"))
+        order.push("first:end")
+      })))
+      yield* Deferred.await(firstHolds)
+      const second = yield* Effect.fork(db.withWorkerLock(Effect.sync(() => order.push("second:start"))))
+      yield* Effect.sleep("200 millis")
+      expect(order).toEqual(["first:start"])
+      yield* Deferred.succeed(releaseFirst, undefined)
+      yield* Fiber.join(first)
+      yield* Fiber.join(second)
+      expect(order).toEqual(["first:start", "first:end", "second:start"])
+    }))
+
+    liveTest("a stored job wakes the schedulers; a duplicate does not", Effect.gen(function*() {
+      const db = yield* Db
+      const woken = yield* Effect.fork(Stream.runCollect(Stream.take(db.wakeups, 2)))
+      yield* Effect.sleep("300 millis") // let LISTEN reach the server
+      yield* db.addJob(newJob(41))
+      yield* db.addJob(newJob(41))
+      yield* db.addJob(newJob(42))
+      const ids = yield* Fiber.join(woken).pipe(Effect.timeout("5 seconds"))
+      expect([...ids]).toEqual(["41", "42"])
+    }))
+
+    it("counts its cases", () => {
+      dbContractCaseCount = cases
+      console.log(`Db contract (${name}): ${cases} cases`)
+      expect(cases).toBeGreaterThan(15)
+    })
+  })
