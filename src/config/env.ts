@@ -1,0 +1,142 @@
+import { Config, ConfigError, Effect, Either, Option, Redacted } from "effect"
+
+/** The process roles `main.ts` can run. */
+export type Role = "webhook" | "scheduler" | "all" | "migrate"
+
+/**
+ * Everything the service reads from its environment. Secrets stay `Redacted` from here on, so they print as
+ * `<redacted>` in logs and errors.
+ */
+export interface AppEnv {
+  readonly prod: boolean
+  /** `prod` or `staging`: the PostgreSQL schema, the runner prefix and the image channel follow it */
+  readonly schema: "prod" | "staging"
+  readonly port: number
+  readonly schedulerPort: number
+  readonly postgresUrl: Option.Option<Redacted.Redacted<string>>
+  readonly webhookSecret: Option.Option<Redacted.Redacted<string>>
+  readonly orgAppId: Option.Option<number>
+  readonly personalAppId: Option.Option<number>
+  readonly orgPrivateKey: Option.Option<Redacted.Redacted<string>>
+  readonly personalPrivateKey: Option.Option<Redacted.Redacted<string>>
+  readonly stagingUrl: Option.Option<string>
+  readonly traceSecret: Option.Option<Redacted.Redacted<string>>
+  readonly kubeconfigPath: Option.Option<string>
+  readonly kubeconfigYaml: Option.Option<Redacted.Redacted<string>>
+  readonly githubApiUrl: string
+  readonly runnerConfigPath: Option.Option<string>
+  readonly logLevel: string
+  readonly logFormat: "json" | "pretty"
+  /** where the embedded PostgreSQL keeps its data when POSTGRES_URL is unset */
+  readonly dataDir: string
+}
+
+/** An empty value counts as unset, as in the original. */
+const optionalString = (name: string) =>
+  Config.string(name).pipe(Config.option, Config.map(Option.filter((s) => s.trim() !== "")))
+const optionalSecret = (name: string) =>
+  Config.redacted(name).pipe(Config.option, Config.map(Option.filter((s) => Redacted.value(s).trim() !== "")))
+const optionalInt = (name: string) =>
+  optionalString(name).pipe(
+    Config.mapOrFail((o) =>
+      Option.match(o, {
+        onNone: () => Either.right(Option.none<number>()),
+        onSome: (s) =>
+          /^\d+$/.test(s.trim())
+            ? Either.right(Option.some(Number(s.trim())))
+            : Either.left(ConfigError.InvalidData([name], `must be a positive integer, got "${s}"`))
+      })
+    )
+  )
+const port = (name: string, fallback: number) =>
+  Config.integer(name).pipe(
+    Config.validate({ message: "must be a port number (1-65535)", validation: (n) => n >= 0 && n <= 65535 }),
+    Config.withDefault(fallback)
+  )
+
+export const appEnvConfig = (role: Role): Config.Config<AppEnv> =>
+  Config.all({
+    prod: optionalString("PROD").pipe(Config.map((o) => Option.getOrElse(o, () => "").toLowerCase() === "true")),
+    port: port("PORT", 8080),
+    // In `all` the scheduler's routes need a port of their own; alone, the scheduler listens on PORT.
+    schedulerPort: role === "scheduler" ? port("PORT", 8080) : port("SCHEDULER_PORT", 8081),
+    postgresUrl: optionalSecret("POSTGRES_URL"),
+    webhookSecret: optionalSecret("GHAPP_WEBHOOK_SECRET"),
+    orgAppId: optionalInt("GHAPP_ORG_ID"),
+    personalAppId: optionalInt("GHAPP_PERSONAL_ID"),
+    orgPrivateKey: optionalSecret("GHAPP_ORG_PRIVATE_KEY"),
+    personalPrivateKey: optionalSecret("GHAPP_PERSONAL_PRIVATE_KEY"),
+    stagingUrl: optionalString("STAGING_URL"),
+    traceSecret: optionalSecret("TRACE_API_SECRET"),
+    kubeconfigPath: optionalString("KUBECONFIG"),
+    kubeconfigYaml: optionalSecret("K8S_KUBECONFIG"),
+    githubApiUrl: Config.string("GITHUB_API_URL").pipe(Config.withDefault("https://api.github.com")),
+    runnerConfigPath: optionalString("RUNNER_CONFIG"),
+    logLevel: Config.string("LOG_LEVEL").pipe(Config.withDefault("info")),
+    logFormat: Config.literal("json", "pretty")("LOG_FORMAT").pipe(Config.withDefault("pretty" as const)),
+    dataDir: Config.string("DATA_DIR").pipe(Config.withDefault(".data"))
+  }).pipe(Config.map((env) => ({ ...env, schema: env.prod ? "prod" as const : "staging" as const })))
+
+/**
+ * The variables a role cannot start without. `--simulate` replaces GitHub and the cluster and may use the
+ * embedded database, so it needs none.
+ */
+export const requiredVariables = (role: Role, simulate: boolean): ReadonlyArray<keyof AppEnv> => {
+  if (simulate) return []
+  const db = ["postgresUrl"] as const
+  const webhook = ["webhookSecret"] as const
+  const scheduler = ["orgPrivateKey", "personalPrivateKey"] as const
+  switch (role) {
+    case "migrate":
+      return db
+    case "webhook":
+      return [...db, ...webhook]
+    case "scheduler":
+      return [...db, ...scheduler]
+    case "all":
+      return [...db, ...webhook, ...scheduler]
+  }
+}
+
+export const ENV_NAMES: Partial<Record<keyof AppEnv, string>> = {
+  postgresUrl: "POSTGRES_URL",
+  webhookSecret: "GHAPP_WEBHOOK_SECRET",
+  orgPrivateKey: "GHAPP_ORG_PRIVATE_KEY",
+  personalPrivateKey: "GHAPP_PERSONAL_PRIVATE_KEY"
+}
+
+/** A start-up problem: printed as one line, then the process exits with status 2. */
+export class StartupError extends Error {
+  override readonly name = "StartupError"
+}
+
+/** Flattens a ConfigError tree into "NAME: problem" items, so one line can name every bad variable. */
+export const describeConfigError = (error: ConfigError.ConfigError): ReadonlyArray<string> => {
+  switch (error._op) {
+    case "And":
+    case "Or":
+      return [...describeConfigError(error.left), ...describeConfigError(error.right)]
+    case "MissingData":
+      return [`${error.path.join(".")} is missing`]
+    case "InvalidData":
+    case "SourceUnavailable":
+    case "Unsupported":
+      return [`${error.path.join(".")}: ${error.message}`]
+  }
+}
+
+/** Reads the environment for `role`; fails with one message naming every missing or invalid variable. */
+export const loadAppEnv = (role: Role, simulate: boolean) =>
+  Effect.gen(function*() {
+    // Missing and invalid variables are gathered separately so that one line can name all of them.
+    const required = requiredVariables(role, simulate).map((key) => ENV_NAMES[key]!)
+    const present = yield* Config.all(required.map(optionalString)).pipe(Effect.orElseSucceed(() => required.map(() => Option.none())))
+    const missing = required.filter((_, i) => Option.isNone(present[i]!))
+    const env = yield* Effect.either(appEnvConfig(role))
+    const problems = [
+      ...(missing.length > 0 ? [`missing required environment: ${missing.join(", ")}`] : []),
+      ...(env._tag === "Left" ? [`invalid environment: ${describeConfigError(env.left).join("; ")}`] : [])
+    ]
+    if (problems.length > 0 || env._tag === "Left") return yield* Effect.fail(new StartupError(problems.join("; ")))
+    return env.right
+  })

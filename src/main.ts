@@ -1,0 +1,86 @@
+/**
+ * The command line: picks the roles and the layers, then launches. This file and the tests are the only places
+ * that choose implementations for the services.
+ *
+ *   main.ts webhook | scheduler | all [--simulate [--demo]]
+ *   main.ts migrate
+ */
+import { NodeHttpServer, NodeRuntime } from "@effect/platform-node"
+import { Console, Effect, Layer, Logger, LogLevel, Option, Redacted } from "effect"
+import { createServer } from "node:http"
+import * as path from "node:path"
+import { migrate } from "../layers/db/migrate.ts"
+import { pgClientLayer } from "../layers/db/pgClient.ts"
+import { DbPostgres } from "../layers/db/postgres.ts"
+import { parseArgs } from "./cli.ts"
+import { type AppEnv, loadAppEnv, StartupError } from "./config/env.ts"
+import { loadRunnerConfig } from "./config/runnerConfig.ts"
+import { startEmbeddedPostgres } from "./embedded/embeddedPostgres.ts"
+import { SchedulerServer } from "./scheduler/server.ts"
+import { WebhookServer } from "./webhook/server.ts"
+
+const httpOn = (port: number) => NodeHttpServer.layer(createServer, { port })
+
+/**
+ * The database: `POSTGRES_URL` when set, otherwise (only with --simulate) an embedded PostgreSQL whose data stays
+ * under DATA_DIR between runs. `npm start` applies pending migrations itself; deployments run `migrate`.
+ */
+const databaseLayer = (env: AppEnv, autoMigrate: boolean) =>
+  Option.match(env.postgresUrl, {
+    onSome: (url) => DbPostgres({ url, schema: env.schema, migrate: autoMigrate }),
+    onNone: () =>
+      Layer.unwrapScoped(Effect.gen(function*() {
+        const dataDir = path.resolve(env.dataDir, "postgres")
+        yield* Console.log(`database: embedded PostgreSQL, data in ${dataDir}`)
+        const pg = yield* startEmbeddedPostgres({ dataDir, persistent: true })
+        return DbPostgres({ url: Redacted.make(pg.url), schema: env.schema, migrate: true })
+      }))
+  })
+
+const logLayer = (env: AppEnv) =>
+  Layer.mergeAll(
+    env.logFormat === "json" ? Logger.replace(Logger.defaultLogger, Logger.jsonLogger) : Logger.replace(Logger.defaultLogger, Logger.prettyLogger()),
+    Logger.minimumLogLevel(
+      LogLevel.allLevels.find((l) => l.label.toLowerCase() === env.logLevel.toLowerCase().replace(/^warn$/, "warning")) ?? LogLevel.Info
+    )
+  )
+
+const program = Effect.gen(function*() {
+  const args = yield* Effect.try({ try: () => parseArgs(process.argv.slice(2)), catch: (e) => e as StartupError })
+  const env = yield* loadAppEnv(args.role, args.simulate)
+  // Read and check the runner config up front, so a bad file stops every role at start-up.
+  yield* loadRunnerConfig(env.runnerConfigPath)
+
+  if (args.role === "migrate") {
+    const url = Option.getOrThrow(env.postgresUrl)
+    const applied = yield* migrate(env.schema).pipe(Effect.provide(pgClientLayer({ url, schema: env.schema })))
+    yield* Console.log(applied.length === 0 ? `schema ${env.schema}: up to date` : `schema ${env.schema}: applied ${applied.join(", ")}`)
+    return
+  }
+
+  const servers: Array<Layer.Layer<never, unknown, never>> = []
+  const banner: Array<string> = []
+  if (args.role === "webhook" || args.role === "all") {
+    servers.push(WebhookServer.pipe(Layer.provide(httpOn(env.port))))
+    banner.push(`webhook:   http://localhost:${env.port}/ (health: /health)`)
+  }
+  if (args.role === "scheduler" || args.role === "all") {
+    servers.push(SchedulerServer.pipe(Layer.provide(httpOn(env.schedulerPort))))
+    banner.push(`scheduler: http://localhost:${env.schedulerPort}/ (health: /health)`)
+  }
+  const title = `riscv-runner ${args.role}${args.simulate ? " (simulated GitHub and cluster)" : ""} on schema ${env.schema}`
+  const app = Layer.mergeAll(...(servers as [Layer.Layer<never, unknown, never>])).pipe(
+    Layer.provide(databaseLayer(env, args.simulate)),
+    // printed once everything listens, so the URLs work when they appear
+    Layer.tap(() => Console.log([title, ...banner].join("\n")))
+  )
+  yield* Layer.launch(app).pipe(Effect.provide(logLayer(env)))
+})
+
+program.pipe(
+  Effect.catchIf(
+    (e): e is StartupError => e instanceof StartupError,
+    (e) => Effect.zipRight(Console.error(`riscv-runner: ${e.message}`), Effect.sync(() => process.exit(2)))
+  ),
+  NodeRuntime.runMain({ disablePrettyLogger: true })
+)
