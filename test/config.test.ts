@@ -1,0 +1,102 @@
+import { describe, expect, it } from "@effect/vitest"
+import { ConfigProvider, Effect, Either, Option, Redacted } from "effect"
+import * as fs from "node:fs/promises"
+import * as os from "node:os"
+import * as path from "node:path"
+import { parseArgs } from "../src/cli.ts"
+import { loadAppEnv } from "../src/config/env.ts"
+import { loadRunnerConfig } from "../src/config/runnerConfig.ts"
+
+const withEnv = (vars: Record<string, string>) => Effect.withConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(vars))))
+
+describe("environment", () => {
+  it.effect("names every missing required variable in one message", () =>
+    Effect.gen(function*() {
+      const result = yield* Effect.either(loadAppEnv("all", false).pipe(withEnv({ POSTGRES_URL: "postgres://x", GHAPP_WEBHOOK_SECRET: "" })))
+      expect(Either.isLeft(result) && result.left.message).toBe(
+        "missing required environment: GHAPP_WEBHOOK_SECRET, GHAPP_ORG_PRIVATE_KEY, GHAPP_PERSONAL_PRIVATE_KEY"
+      )
+    }))
+
+  it.effect("reports missing and invalid variables together", () =>
+    Effect.gen(function*() {
+      const result = yield* Effect.either(loadAppEnv("webhook", false).pipe(withEnv({ PORT: "http" })))
+      expect(Either.isLeft(result) && result.left.message).toMatch(/^missing required environment: POSTGRES_URL, GHAPP_WEBHOOK_SECRET; invalid environment: PORT: /)
+    }))
+
+  it.effect("needs nothing with --simulate, and keeps secrets redacted", () =>
+    Effect.gen(function*() {
+      const env = yield* loadAppEnv("all", true).pipe(withEnv({ TRACE_API_SECRET: "s3cret", PROD: "TRUE" }))
+      expect(env.schema).toBe("prod")
+      expect(env.port).toBe(8080)
+      expect(env.schedulerPort).toBe(8081)
+      expect(Option.map(env.traceSecret, Redacted.value)).toEqual(Option.some("s3cret"))
+      expect(JSON.stringify(env)).not.toContain("s3cret")
+      expect(String(Option.getOrThrow(env.traceSecret))).not.toContain("s3cret")
+    }))
+
+  it.effect("the scheduler alone listens on PORT", () =>
+    Effect.gen(function*() {
+      const env = yield* loadAppEnv("scheduler", true).pipe(withEnv({ PORT: "9000" }))
+      expect(env.schedulerPort).toBe(9000)
+      expect(env.schema).toBe("staging")
+    }))
+})
+
+describe("command line", () => {
+  it("accepts the roles and flags, and rejects anything else", () => {
+    expect(parseArgs(["all", "--simulate"])).toEqual({ role: "all", simulate: true, demo: false })
+    expect(parseArgs(["migrate"])).toEqual({ role: "migrate", simulate: false, demo: false })
+    expect(() => parseArgs(["web"])).toThrow(/unknown role "web"/)
+    expect(() => parseArgs(["webhook", "--fast"])).toThrow(/unknown flag --fast/)
+    expect(() => parseArgs([])).toThrow(/usage/)
+    expect(() => parseArgs(["all", "--demo"])).toThrow(/--demo needs --simulate/)
+  })
+})
+
+describe("runner config file", () => {
+  const write = async (content: string) => {
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), "rr-config-"))
+    const file = path.join(dir, "runner.json")
+    await fs.writeFile(file, content)
+    return file
+  }
+
+  it.effect("uses the built-in default without a path", () =>
+    Effect.map(loadRunnerConfig(Option.none()), (c) => expect(c.rules.map((r) => r.pool)).toEqual(["cloudv10x-jupiter", "scw-em-rv1"])))
+
+  it.effect("names the file and every bad field", () =>
+    Effect.gen(function*() {
+      const file = yield* Effect.promise(() => write(JSON.stringify({ rules: [{ labels: ["x"], pool: "" }], entities: { abc: {} }, policy: "random" })))
+      const result = yield* Effect.either(loadRunnerConfig(Option.some(file)))
+      const message = Either.isLeft(result) ? result.left.message : ""
+      expect(message).toContain(`RUNNER_CONFIG ${file}:`)
+      expect(message).toContain("rules.0.pool")
+      expect(message).toContain("rules.0.image")
+      expect(message).toContain("entities.abc")
+      expect(message).toContain("policy")
+      expect(message).not.toContain("\n")
+    }))
+
+  it.effect("rejects a file that is not JSON, and a missing file", () =>
+    Effect.gen(function*() {
+      const file = yield* Effect.promise(() => write("{ nope"))
+      const bad = yield* Effect.either(loadRunnerConfig(Option.some(file)))
+      expect(Either.isLeft(bad) && bad.left.message).toMatch(/not valid JSON/)
+      const missing = yield* Effect.either(loadRunnerConfig(Option.some("/nonexistent/runner.json")))
+      expect(Either.isLeft(missing) && missing.left.message).toMatch(/cannot read it/)
+    }))
+
+  it.effect("accepts a valid file with its defaults filled in", () =>
+    Effect.gen(function*() {
+      const file = yield* Effect.promise(() => write(JSON.stringify({
+        rules: [{ labels: ["ubuntu-24.04-riscv"], pool: "lab", image: "img" }],
+        entities: { "42": { maxWorkers: 2, weight: 3 } },
+        policy: "fifo"
+      })))
+      const config = yield* loadRunnerConfig(Option.some(file))
+      expect(config.entities["42"]).toEqual({ maxWorkers: 2, weight: 3, staging: [] })
+      expect(config.apps.orgAppId).toBe(2167633)
+      expect(config.policy).toBe("fifo")
+    }))
+})

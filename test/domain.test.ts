@@ -1,0 +1,86 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Schema } from "effect"
+import { FailureInfo } from "../src/domain/FailureInfo.ts"
+import { encodeLabelSet, sameLabelSet, toLabelSet } from "../src/domain/Labels.ts"
+import { defaultRunnerConfig, isStagingRepo, maxWorkersFor, resolvePool, RunnerConfig } from "../src/domain/RunnerConfig.ts"
+import { allowedSources, canTransition, type Status } from "../src/domain/Status.ts"
+import { WEBHOOK_OUTCOMES } from "../src/domain/WebhookOutcome.ts"
+
+describe("status transitions", () => {
+  const all: ReadonlyArray<Status> = ["pending", "running", "completed", "failed"]
+  it("only move forward", () => {
+    const allowed = all.flatMap((from) => all.filter((to) => canTransition(from, to)).map((to) => `${from}->${to}`))
+    expect(allowed).toEqual(["pending->running", "pending->completed", "pending->failed", "running->completed", "running->failed"])
+    expect(allowedSources("running")).toEqual(["pending"])
+    expect(allowedSources("completed")).toEqual(["pending", "running"])
+  })
+})
+
+describe("label sets", () => {
+  it("are sorted, deduplicated and encoded the same way everywhere", () => {
+    expect(toLabelSet(["b", "a", "b"])).toEqual(["a", "b"])
+    expect(encodeLabelSet(["self-hosted", "linux.riscv64.xlarge"])).toBe('["linux.riscv64.xlarge","self-hosted"]')
+    expect(sameLabelSet(["x", "y"], ["y", "x"])).toBe(true)
+    expect(sameLabelSet(["x"], ["x", "y"])).toBe(false)
+  })
+})
+
+describe("the default runner config (the original's table)", () => {
+  const job = (entityId: number, repo: string, labels: Array<string>) => ({ entityId, repoFullName: repo, labels })
+  it("sends exactly ubuntu-24.04-riscv to scw-em-rv1, with the channel's image", () => {
+    expect(resolvePool(defaultRunnerConfig, job(1, "a/b", ["ubuntu-24.04-riscv"]), true)).toEqual({ pool: "scw-em-rv1", image: "riscv-runner:ubuntu-24.04-latest" })
+    expect(resolvePool(defaultRunnerConfig, job(1, "a/b", ["ubuntu-24.04-riscv"]), false)?.image).toBe("riscv-runner:ubuntu-24.04-staging")
+  })
+  it("rejects extra, other or missing labels", () => {
+    expect(resolvePool(defaultRunnerConfig, job(1, "a/b", ["self-hosted", "ubuntu-24.04-riscv"]), true)).toBeUndefined()
+    expect(resolvePool(defaultRunnerConfig, job(1, "a/b", ["ubuntu-26.04-riscv"]), true)).toBeUndefined()
+    expect(resolvePool(defaultRunnerConfig, job(1, "a/b", []), true)).toBeUndefined()
+  })
+  it("keeps ggml-org and the llama.cpp repos on their own boards", () => {
+    expect(resolvePool(defaultRunnerConfig, job(134263123, "ggml-org/llama.cpp", ["ubuntu-24.04-riscv"]), true)?.pool).toBe("cloudv10x-jupiter")
+    expect(resolvePool(defaultRunnerConfig, job(152654596, "riseproject-dev/llama.cpp", ["ubuntu-24.04-riscv"]), true)?.pool).toBe("cloudv10x-jupiter")
+    expect(resolvePool(defaultRunnerConfig, job(152654596, "riseproject-dev/other", ["ubuntu-24.04-riscv"]), true)?.pool).toBe("scw-em-rv1")
+    expect(resolvePool(defaultRunnerConfig, job(134263123, "ggml-org/x", ["ubuntu-26.04-riscv"]), true)).toBeUndefined()
+  })
+  it("caps unlisted entities at 20 and honours explicit limits", () => {
+    expect(maxWorkersFor(defaultRunnerConfig, 42)).toBe(20)
+    expect(maxWorkersFor(defaultRunnerConfig, 152654596)).toBeNull()
+    expect(maxWorkersFor(defaultRunnerConfig, 21003710)).toBe(20)
+  })
+  it("lists the staging repos by name, without the owner", () => {
+    expect(isStagingRepo(defaultRunnerConfig, 152654596, "riseproject-dev/riscv-runner-sample-staging")).toBe(true)
+    expect(isStagingRepo(defaultRunnerConfig, 152654596, "riseproject-dev/riscv-runner-sample")).toBe(false)
+    expect(isStagingRepo(defaultRunnerConfig, 1, "x/riscv-runner-sample-staging")).toBe(false)
+  })
+  it("supports contains-matching rules", () => {
+    const config = Schema.decodeUnknownSync(RunnerConfig)({
+      rules: [{ labels: ["linux.riscv64.xlarge"], match: "contains", pool: "p", image: "i" }]
+    })
+    expect(resolvePool(config, job(1, "a/b", ["self-hosted", "linux.riscv64.xlarge"]), true)?.pool).toBe("p")
+    expect(config.defaultMaxWorkers).toBe(20)
+    expect(config.policy).toBe("fair")
+  })
+})
+
+describe("failure info", () => {
+  it("decodes v1, the historical v1 shape, and v2 with every key", () => {
+    const decode = Schema.decodeUnknownSync(FailureInfo)
+    expect(decode({ version: 1, message: "installation not found" })).toEqual({ version: 1, message: "installation not found" })
+    expect(decode({ version: 1, reason: "old shape" })).toEqual({ version: 1, reason: "old shape" })
+    const v2 = {
+      version: 2,
+      reason: "pod_failed",
+      pod_reason: "DeadlineExceeded",
+      pod_message: "Pod was active on the node longer than the specified deadline",
+      containers: { runner: { exit_code: 137, reason: "Error", message: "", logs: "bye" } },
+      events: [{ type: "Normal", reason: "Killing", message: "Stopping container runner", count: 1, first_seen: "2026-01-01T00:00:00Z", last_seen: "2026-01-01T00:00:01Z" }],
+      collect_error: "events: timeout"
+    }
+    expect(decode(v2)).toEqual(v2)
+    expect(() => decode({ version: 2, reason: "not_a_reason" })).toThrow()
+  })
+  it("lists every webhook outcome", () => {
+    expect(WEBHOOK_OUTCOMES).toHaveLength(12)
+    expect(WEBHOOK_OUTCOMES).toContain("proxied_to_staging")
+  })
+})
