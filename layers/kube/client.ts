@@ -1,0 +1,288 @@
+import {
+  ApiException,
+  CoreV1Api,
+  KubeConfig,
+  PatchStrategy,
+  setHeaderOptions,
+  type CoreV1Event,
+  type V1ContainerStatus,
+  type V1Node,
+  type V1Pod
+} from "@kubernetes/client-node"
+import { Duration, Effect, Layer, Redacted } from "effect"
+import type { ContainerStatus, Pod, PodEvent, PodPhase } from "../../src/domain/Pod.ts"
+import {
+  Kube,
+  KubeError,
+  kubeOperations,
+  PodAlreadyExists,
+  type KubeOperation,
+  type RunnerPodRequest
+} from "../../src/services/Kube.ts"
+import { parseQuantity, poolCapacities } from "./capacity.ts"
+import { collectFailureInfoWith } from "./failureInfo.ts"
+import { BOARD_LABEL, RUNNER_RESOURCE, RUNNER_SELECTOR, runnerPodManifest } from "./podSpec.ts"
+
+export interface KubeLiveOptions {
+  /** YAML text of a kubeconfig (`K8S_KUBECONFIG`). Wins over `kubeconfigPath`: setting it is always deliberate. */
+  readonly kubeconfigYaml?: Redacted.Redacted<string> | undefined
+  /** Path of a kubeconfig file (`KUBECONFIG`). Without either, the pod's service account is used. */
+  readonly kubeconfigPath?: string | undefined
+  /** where runner pods live; `default` as in the original */
+  readonly namespace?: string | undefined
+  /** Per-request limit. The original had none, and one hung call would stall the whole scheduler cycle. */
+  readonly requestTimeout?: Duration.DurationInput | undefined
+  /** Read only the last lines of container logs for failure_info; unset reads the full log, as the original. */
+  readonly logTailLines?: number | undefined
+}
+
+const PHASES: ReadonlySet<string> = new Set(["Pending", "Running", "Succeeded", "Failed", "Unknown"])
+
+// Some timestamps (an event's `eventTime`, a MicroTime) are left as strings by the client's deserialiser.
+const toDate = (value: unknown): Date | null => {
+  if (value instanceof Date) return Number.isNaN(value.getTime()) ? null : value
+  if (typeof value === "string" && value !== "") {
+    const d = new Date(value)
+    return Number.isNaN(d.getTime()) ? null : d
+  }
+  return null
+}
+
+const toContainerStatus = (s: V1ContainerStatus): ContainerStatus => {
+  const st = s.state
+  if (st?.terminated !== undefined) {
+    return {
+      name: s.name,
+      state: {
+        _tag: "Terminated",
+        exitCode: st.terminated.exitCode,
+        reason: st.terminated.reason ?? "",
+        message: st.terminated.message ?? "",
+        startedAt: toDate(st.terminated.startedAt),
+        finishedAt: toDate(st.terminated.finishedAt)
+      }
+    }
+  }
+  if (st?.running !== undefined) return { name: s.name, state: { _tag: "Running", startedAt: toDate(st.running.startedAt) } }
+  // No state at all is what a container looks like before the kubelet reports; call it waiting.
+  return {
+    name: s.name,
+    state: { _tag: "Waiting", reason: st?.waiting?.reason ?? "", message: st?.waiting?.message ?? "" }
+  }
+}
+
+/** Our view of a pod; `now` stands in for a missing creation time, which the API server always sets. */
+export const toPod = (p: V1Pod, now: Date): Pod => {
+  const ready = p.status?.conditions?.find((c) => c.type === "Ready" && c.status === "True")
+  const phase = p.status?.phase
+  return {
+    name: p.metadata?.name ?? "",
+    // A pod the API server accepted but no controller touched yet has no phase; Kubernetes calls that Pending.
+    phase: phase !== undefined && PHASES.has(phase) ? (phase as PodPhase) : phase === undefined ? "Pending" : "Unknown",
+    nodeName: p.spec?.nodeName ?? null,
+    reason: p.status?.reason ?? "",
+    message: p.status?.message ?? "",
+    creationTime: toDate(p.metadata?.creationTimestamp) ?? now,
+    labels: { ...p.metadata?.labels },
+    containers: (p.status?.containerStatuses ?? []).map(toContainerStatus),
+    initContainers: (p.status?.initContainerStatuses ?? []).map(toContainerStatus),
+    readyTransition: ready === undefined ? null : toDate(ready.lastTransitionTime)
+  }
+}
+
+export const toPodEvent = (e: CoreV1Event): PodEvent => {
+  // New-style events carry `eventTime` (and a series) instead of the legacy first/last timestamps.
+  const eventTime = toDate(e.eventTime)
+  return {
+    type: e.type ?? "",
+    reason: e.reason ?? "",
+    message: e.message ?? "",
+    count: e.count ?? e.series?.count ?? 1,
+    firstSeen: toDate(e.firstTimestamp) ?? eventTime,
+    lastSeen: toDate(e.lastTimestamp) ?? toDate(e.series?.lastObservedTime) ?? eventTime
+  }
+}
+
+/** The `Status` object the API server sends with an error, when it is one. */
+const statusOf = (body: unknown): { readonly reason: string; readonly message: string } | undefined => {
+  let parsed: unknown = body
+  if (typeof body === "string") {
+    try {
+      parsed = JSON.parse(body)
+    } catch {
+      return undefined
+    }
+  }
+  if (typeof parsed !== "object" || parsed === null) return undefined
+  const o = parsed as { reason?: unknown; message?: unknown }
+  return {
+    reason: typeof o.reason === "string" ? o.reason : "",
+    message: typeof o.message === "string" ? o.message : ""
+  }
+}
+
+const scrub = (text: string, secret: string | undefined): string =>
+  secret === undefined || secret === "" ? text : text.split(secret).join("<redacted>")
+
+/**
+ * Our own error text, built from the status code and the API server's Status, never from the client's
+ * exception text (which embeds the whole response body and headers). The API server may quote the object it
+ * refused, so the text is scrubbed of the request's secret too.
+ */
+const toKubeError = (operation: KubeOperation, e: unknown, secret?: string): KubeError => {
+  if (e instanceof ApiException) {
+    const status = statusOf(e.body)
+    const detail = status === undefined ? "" : [status.reason, status.message].filter((s) => s !== "").join(": ")
+    return new KubeError({
+      operation,
+      status: e.code,
+      message: scrub(`${operation} failed with HTTP ${e.code}${detail === "" ? "" : `: ${detail}`}`, secret)
+    })
+  }
+  const text = e instanceof Error ? `${e.name}: ${e.message}` : String(e)
+  return new KubeError({ operation, status: null, message: scrub(`${operation} failed: ${text}`, secret) })
+}
+
+const loadConfig = (options: KubeLiveOptions): Effect.Effect<KubeConfig, KubeError> =>
+  Effect.try({
+    try: () => {
+      const kc = new KubeConfig()
+      if (options.kubeconfigYaml !== undefined) kc.loadFromString(Redacted.value(options.kubeconfigYaml))
+      else if (options.kubeconfigPath !== undefined) kc.loadFromFile(options.kubeconfigPath)
+      else kc.loadFromCluster()
+      if (kc.getCurrentCluster() === null) throw new Error("the kubeconfig names no current cluster")
+      return kc
+    },
+    catch: (e) =>
+      new KubeError({
+        operation: "config",
+        status: null,
+        // The parser may quote the YAML it choked on, and the YAML holds credentials: say only where it came from.
+        message: `cannot load the Kubernetes config from ${
+          options.kubeconfigYaml !== undefined ? "K8S_KUBECONFIG" : options.kubeconfigPath ?? "the service account"
+        }${e instanceof Error && options.kubeconfigYaml === undefined ? `: ${e.message}` : ""}`
+      })
+  })
+
+/** Kube on a real API server through @kubernetes/client-node. */
+export const KubeLive = (options: KubeLiveOptions = {}): Layer.Layer<Kube, KubeError> =>
+  Layer.effect(
+    Kube,
+    Effect.gen(function*() {
+      const kc = yield* loadConfig(options)
+      const core = kc.makeApiClient(CoreV1Api)
+      const namespace = options.namespace ?? "default"
+      const timeout = Duration.decode(options.requestTimeout ?? "30 seconds")
+      const counts = Object.fromEntries(kubeOperations.map((op) => [op, 0])) as Record<KubeOperation, number>
+
+      const call = <A>(operation: KubeOperation, request: () => Promise<A>, secret?: string) =>
+        Effect.suspend(() => {
+          counts[operation] += 1
+          return Effect.tryPromise({ try: request, catch: (e) => toKubeError(operation, e, secret) })
+        }).pipe(
+          Effect.timeoutFail({
+            duration: timeout,
+            onTimeout: () =>
+              new KubeError({ operation, status: null, message: `${operation} timed out after ${Duration.format(timeout)}` })
+          })
+        )
+
+      const ignoreNotFound = <A>(effect: Effect.Effect<A, KubeError>) =>
+        effect.pipe(
+          Effect.asVoid,
+          Effect.catchIf((e) => e.status === 404, () => Effect.void)
+        )
+
+      const capacity = Effect.gen(function*() {
+        const [nodes, pods] = yield* Effect.all([
+          call("listNodes", () => core.listNode({ labelSelector: BOARD_LABEL })),
+          // The field selector keeps the finished pods (kept 6 h for diagnosis) out of the payload.
+          call("listPods", () =>
+            core.listNamespacedPod({
+              namespace,
+              labelSelector: RUNNER_SELECTOR,
+              fieldSelector: "status.phase!=Succeeded,status.phase!=Failed"
+            }))
+        ], { concurrency: 2 })
+        const now = new Date(yield* Effect.clockWith((c) => c.currentTimeMillis))
+        return poolCapacities(
+          nodes.items.flatMap((n: V1Node) => {
+            const pool = n.metadata?.labels?.[BOARD_LABEL]
+            return pool === undefined ? [] : [{ pool, slots: parseQuantity(n.status?.allocatable?.[RUNNER_RESOURCE]) }]
+          }),
+          pods.items.flatMap((p) => {
+            const pool = p.metadata?.labels?.[BOARD_LABEL]
+            return pool === undefined ? [] : [{ pool, phase: toPod(p, now).phase }]
+          })
+        )
+      }).pipe(Effect.withSpan("Kube.capacity"))
+
+      const createRunnerPod = Effect.fn("Kube.createRunnerPod")(function*(request: RunnerPodRequest) {
+        const secret = Redacted.value(request.jitConfig)
+        yield* call(
+          "createPod",
+          () => core.createNamespacedPod({ namespace, body: runnerPodManifest(request, namespace) }),
+          secret
+        ).pipe(
+          Effect.catchIf(
+            (e) => e.status === 409,
+            () => Effect.fail(new PodAlreadyExists({ podName: request.name }))
+          )
+        )
+        yield* Effect.logDebug("runner pod created").pipe(
+          Effect.annotateLogs({ pod: request.name, pool: request.pool, image: request.image })
+        )
+      })
+
+      const listRunnerPods = Effect.gen(function*() {
+        const list = yield* call("listPods", () => core.listNamespacedPod({ namespace, labelSelector: RUNNER_SELECTOR }))
+        const now = new Date(yield* Effect.clockWith((c) => c.currentTimeMillis))
+        return list.items.map((p) => toPod(p, now))
+      }).pipe(Effect.withSpan("Kube.listRunnerPods"))
+
+      const killPod = Effect.fn("Kube.killPod")(function*(podName: string) {
+        // A strategic merge patch touches only this field; the kubelet then ends the pod with DeadlineExceeded.
+        yield* ignoreNotFound(call("patchPod", () =>
+          core.patchNamespacedPod(
+            { name: podName, namespace, body: { spec: { activeDeadlineSeconds: 1 } } },
+            setHeaderOptions("Content-Type", PatchStrategy.StrategicMergePatch)
+          )))
+      })
+
+      const deletePod = Effect.fn("Kube.deletePod")(function*(podName: string) {
+        yield* ignoreNotFound(call("deletePod", () => core.deleteNamespacedPod({ name: podName, namespace })))
+      })
+
+      const podEvents = Effect.fn("Kube.podEvents")(function*(podName: string) {
+        const list = yield* call("listEvents", () =>
+          core.listNamespacedEvent({
+            namespace,
+            fieldSelector: `involvedObject.kind=Pod,involvedObject.name=${podName}`
+          }))
+        return list.items.map(toPodEvent)
+      })
+
+      const containerLogs = Effect.fn("Kube.containerLogs")(function*(podName: string, container: string) {
+        const text = yield* call("readLog", () =>
+          core.readNamespacedPodLog({
+            name: podName,
+            namespace,
+            container,
+            ...(options.logTailLines === undefined ? {} : { tailLines: options.logTailLines })
+          }))
+        return typeof text === "string" ? text : String(text)
+      })
+
+      return Kube.of({
+        capacity,
+        createRunnerPod,
+        listRunnerPods,
+        killPod,
+        deletePod,
+        podEvents,
+        containerLogs,
+        collectFailureInfo: collectFailureInfoWith({ podEvents, containerLogs }),
+        callCounts: Effect.sync(() => ({ ...counts }))
+      })
+    })
+  )

@@ -1,0 +1,235 @@
+import { mkdtempSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Either, Exit, Layer, Redacted } from "effect"
+import { Kube, type RunnerPodRequest } from "../src/services/Kube.ts"
+import { KubeLive, toPod, toPodEvent, type KubeLiveOptions } from "../layers/kube/client.ts"
+import { runnerPodManifest } from "../layers/kube/podSpec.ts"
+import { addStubNode, KubeStub, KubeStubLive, kubeLiveOnStub, STUB_TOKEN } from "./support/kubeStub.ts"
+
+const JIT = "c2VjcmV0LWppdC1jb25maWc="
+
+const request = (name: string, pool = "scw-em-rv1"): RunnerPodRequest => ({
+  name,
+  jitConfig: Redacted.make(JIT),
+  image: "registry.example/riscv-runner:ubuntu-24.04-latest",
+  pool,
+  entity: { type: "User", id: 660779, name: "luhenry" }
+})
+
+const onStub = (options: Omit<KubeLiveOptions, "kubeconfigYaml" | "kubeconfigPath"> = {}) =>
+  kubeLiveOnStub(options).pipe(Layer.provideMerge(KubeStubLive))
+
+describe("KubeLive requests", () => {
+  it.effect("creates exactly the pod spec, which the schema-checking stub accepts", () =>
+    Effect.gen(function*() {
+      const kube = yield* Kube
+      const stub = yield* KubeStub
+      yield* kube.createRunnerPod(request("rise-riscv-runner-0a1b2c3d4"))
+      const post = stub.requests.find((r) => r.operation === "createPod")!
+      expect(post.method).toBe("POST")
+      expect(post.path).toBe("/api/v1/namespaces/default/pods")
+      expect(JSON.parse(post.body)).toEqual(runnerPodManifest(request("rise-riscv-runner-0a1b2c3d4"), "default"))
+    }).pipe(Effect.provide(onStub())))
+
+  it.effect("a kill is a strategic merge patch of the deadline alone", () =>
+    Effect.gen(function*() {
+      const kube = yield* Kube
+      const stub = yield* KubeStub
+      yield* kube.createRunnerPod(request("p1"))
+      yield* kube.killPod("p1")
+      const patch = stub.requests.find((r) => r.operation === "patchPod")!
+      expect(patch.method).toBe("PATCH")
+      expect(patch.path).toBe("/api/v1/namespaces/default/pods/p1")
+      expect(patch.contentType).toMatch(/^application\/strategic-merge-patch\+json/)
+      expect(JSON.parse(patch.body)).toEqual({ spec: { activeDeadlineSeconds: 1 } })
+      expect([...stub.pods.values()][0]?.spec.activeDeadlineSeconds).toBe(1)
+    }).pipe(Effect.provide(onStub())))
+
+  it.effect("capacity asks for board nodes and unfinished runner pods only", () =>
+    Effect.gen(function*() {
+      const kube = yield* Kube
+      const stub = yield* KubeStub
+      yield* kube.capacity
+      const nodes = stub.requests.find((r) => r.operation === "listNodes")!
+      const pods = stub.requests.find((r) => r.operation === "listPods")!
+      expect(nodes.query.get("labelSelector")).toBe("riseproject.dev/board")
+      expect(pods.query.get("labelSelector")).toBe("app=rise-riscv-runner")
+      expect(pods.query.get("fieldSelector")).toBe("status.phase!=Succeeded,status.phase!=Failed")
+      expect(stub.requests).toHaveLength(2)
+    }).pipe(Effect.provide(onStub())))
+
+  it.effect("events are selected by pod, logs by container", () =>
+    Effect.gen(function*() {
+      const kube = yield* Kube
+      const stub = yield* KubeStub
+      yield* kube.podEvents("p1")
+      const events = stub.requests.find((r) => r.operation === "listEvents")!
+      expect(events.path).toBe("/api/v1/namespaces/default/events")
+      expect(events.query.get("fieldSelector")).toBe("involvedObject.kind=Pod,involvedObject.name=p1")
+      yield* Effect.either(kube.containerLogs("p1", "runner"))
+      const log = stub.requests.find((r) => r.operation === "readLog")!
+      expect(log.path).toBe("/api/v1/namespaces/default/pods/p1/log")
+      expect(log.query.get("container")).toBe("runner")
+      expect(log.query.get("tailLines")).toBeNull()
+    }).pipe(Effect.provide(onStub())))
+
+  it.effect("logTailLines bounds the log read", () =>
+    Effect.gen(function*() {
+      const kube = yield* Kube
+      const stub = yield* KubeStub
+      yield* Effect.either(kube.containerLogs("p1", "runner"))
+      expect(stub.requests.find((r) => r.operation === "readLog")?.query.get("tailLines")).toBe("50")
+    }).pipe(Effect.provide(onStub({ logTailLines: 50 }))))
+
+  it.effect("works in the namespace it is given", () =>
+    Effect.gen(function*() {
+      const kube = yield* Kube
+      const stub = yield* KubeStub
+      yield* kube.createRunnerPod(request("p1"))
+      expect((yield* kube.listRunnerPods).map((p) => p.name)).toEqual(["p1"])
+      yield* kube.deletePod("p1")
+      expect(stub.requests.map((r) => r.path)).toEqual([
+        "/api/v1/namespaces/runners/pods",
+        "/api/v1/namespaces/runners/pods",
+        "/api/v1/namespaces/runners/pods/p1"
+      ])
+      expect(JSON.parse(stub.requests[0]!.body).metadata.namespace).toBe("runners")
+    }).pipe(Effect.provide(onStub({ namespace: "runners" }))))
+})
+
+describe("KubeLive errors", () => {
+  it.effect("an API server quoting the refused pod does not leak the JIT config", () =>
+    Effect.gen(function*() {
+      const kube = yield* Kube
+      const stub = yield* KubeStub
+      stub.faults.push({ operation: "createPod", status: 422, echoBody: true })
+      const exit = yield* Effect.exit(kube.createRunnerPod(request("p1")))
+      expect(stub.requests[0]?.body).toContain(JIT) // the server did see it...
+      const text = JSON.stringify(exit) + String(exit)
+      expect(text).not.toContain(JIT) // ...and our error does not repeat it
+      expect(text).toContain("<redacted>")
+      expect(Exit.isFailure(exit) && JSON.stringify(exit.cause)).toContain('"status":422')
+    }).pipe(Effect.provide(onStub())))
+
+  it.effect("a pod the API server refuses is a 422", () =>
+    Effect.gen(function*() {
+      const kube = yield* Kube
+      const result = yield* Effect.either(kube.createRunnerPod(request("p1", "not a label value")))
+      expect(Either.isLeft(result) && result.left).toMatchObject({ _tag: "KubeError", operation: "createPod", status: 422 })
+    }).pipe(Effect.provide(onStub())))
+
+  it.effect("wrong credentials are a 401", () =>
+    Effect.gen(function*() {
+      const stub = yield* KubeStub
+      const kube = yield* Effect.provide(
+        Kube,
+        KubeLive({ kubeconfigYaml: Redacted.make(stub.kubeconfig.replace(STUB_TOKEN, "wrong")) })
+      )
+      const result = yield* Effect.either(kube.listRunnerPods)
+      expect(Either.isLeft(result) && result.left.status).toBe(401)
+    }).pipe(Effect.provide(KubeStubLive)))
+
+  it.effect("an unreachable API server is an error without a status", () =>
+    Effect.gen(function*() {
+      const stub = yield* KubeStub
+      const yaml = stub.kubeconfig.replace(stub.url, "http://127.0.0.1:1")
+      const kube = yield* Effect.provide(Kube, KubeLive({ kubeconfigYaml: Redacted.make(yaml) }))
+      const result = yield* Effect.either(kube.capacity)
+      expect(Either.isLeft(result) && result.left.status).toBeNull()
+      // A failed call still counts: it cost a round trip (or a timeout).
+      expect((yield* kube.callCounts).listNodes).toBe(1)
+    }).pipe(Effect.provide(KubeStubLive)))
+
+  it.live("a request that hangs times out", () =>
+    Effect.gen(function*() {
+      const kube = yield* Kube
+      const stub = yield* KubeStub
+      stub.faults.push({ operation: "listPods", status: 0, hang: true })
+      const result = yield* Effect.either(kube.listRunnerPods)
+      expect(Either.isLeft(result) && result.left).toMatchObject({ status: null, operation: "listPods" })
+      expect(Either.isLeft(result) && result.left.message).toContain("timed out")
+    }).pipe(Effect.provide(onStub({ requestTimeout: "200 millis" }))))
+})
+
+describe("KubeLive configuration", () => {
+  it.effect("reads a kubeconfig file; YAML text wins over a path", () =>
+    Effect.gen(function*() {
+      const stub = yield* KubeStub
+      addStubNode(stub, "n1", "pool-a", 3)
+      const path = join(mkdtempSync(join(tmpdir(), "kube-")), "config")
+      writeFileSync(path, stub.kubeconfig)
+      const fromFile = yield* Effect.provide(Kube, KubeLive({ kubeconfigPath: path }))
+      expect((yield* fromFile.capacity).get("pool-a")?.total).toBe(3)
+      const both = yield* Effect.provide(
+        Kube,
+        KubeLive({ kubeconfigPath: "/nonexistent/kubeconfig", kubeconfigYaml: Redacted.make(stub.kubeconfig) })
+      )
+      expect((yield* both.capacity).get("pool-a")?.total).toBe(3)
+    }).pipe(Effect.provide(KubeStubLive)))
+
+  it.effect("a broken kubeconfig fails the layer without quoting it", () =>
+    Effect.gen(function*() {
+      const yaml = "apiVersion: v1\nusers:\n- name: x\n  user:\n    token: TOPSECRETTOKEN\n  - : [unbalanced"
+      const result = yield* Effect.either(Effect.provide(Kube, KubeLive({ kubeconfigYaml: Redacted.make(yaml) })))
+      expect(Either.isLeft(result) && result.left).toMatchObject({ _tag: "KubeError", operation: "config" })
+      expect(JSON.stringify(result)).not.toContain("TOPSECRETTOKEN")
+      const missing = yield* Effect.either(Effect.provide(Kube, KubeLive({ kubeconfigPath: "/nonexistent/kubeconfig" })))
+      expect(Either.isLeft(missing) && missing.left.message).toContain("/nonexistent/kubeconfig")
+    }))
+})
+
+describe("KubeLive decoding", () => {
+  const now = new Date("2026-04-20T12:00:00Z")
+
+  it("a pod without a status is Pending; an unknown phase is Unknown", () => {
+    expect(toPod({ metadata: { name: "p" } }, now)).toMatchObject({ name: "p", phase: "Pending", creationTime: now, nodeName: null })
+    expect(toPod({ metadata: { name: "p" }, status: { phase: "Weird" } }, now).phase).toBe("Unknown")
+  })
+
+  it("only a True Ready condition gives a ready time", () => {
+    const at = new Date("2026-04-20T11:00:00Z")
+    const ready = (status: string) =>
+      toPod({ metadata: { name: "p" }, status: { phase: "Running", conditions: [{ type: "Ready", status, lastTransitionTime: at }] } }, now)
+    expect(ready("True").readyTransition).toEqual(at)
+    expect(ready("False").readyTransition).toBeNull()
+  })
+
+  it("container states map to waiting, running and terminated", () => {
+    const pod = toPod({
+      metadata: { name: "p" },
+      status: {
+        phase: "Failed",
+        initContainerStatuses: [{ name: "init", image: "i", imageID: "", ready: false, restartCount: 0, state: { waiting: { reason: "PodInitializing" } } }],
+        containerStatuses: [
+          { name: "runner", image: "i", imageID: "", ready: false, restartCount: 0, state: { terminated: { exitCode: 2, reason: "Error", finishedAt: now } } },
+          { name: "bare", image: "i", imageID: "", ready: false, restartCount: 0 }
+        ]
+      }
+    }, now)
+    expect(pod.initContainers[0]?.state).toEqual({ _tag: "Waiting", reason: "PodInitializing", message: "" })
+    expect(pod.containers[0]?.state).toEqual({ _tag: "Terminated", exitCode: 2, reason: "Error", message: "", startedAt: null, finishedAt: now })
+    expect(pod.containers[1]?.state).toEqual({ _tag: "Waiting", reason: "", message: "" })
+  })
+
+  it("new-style events take their times from eventTime and the series", () => {
+    const e = toPodEvent({
+      metadata: {},
+      involvedObject: {},
+      type: "Warning",
+      reason: "FailedScheduling",
+      message: "0/3 nodes are available",
+      eventTime: "2026-04-20T11:00:00.123456Z" as never,
+      series: { count: 7, lastObservedTime: "2026-04-20T11:30:00.000001Z" as never }
+    })
+    expect(e).toEqual({
+      type: "Warning",
+      reason: "FailedScheduling",
+      message: "0/3 nodes are available",
+      count: 7,
+      firstSeen: new Date("2026-04-20T11:00:00.123Z"),
+      lastSeen: new Date("2026-04-20T11:30:00.000Z")
+    })
+  })
+})

@@ -1,0 +1,269 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Either, Exit, Redacted, Schema, type Layer } from "effect"
+import { FailureInfoV2 } from "../src/domain/FailureInfo.ts"
+import { finishedAt, runnerStartedAt } from "../src/domain/Pod.ts"
+import { Kube, type RunnerPodRequest } from "../src/services/Kube.ts"
+import { KubeHarness, memoryContractLayer } from "./support/kubeHarness.ts"
+import { stubContractLayer } from "./support/kubeStub.ts"
+
+const JIT = "eyJqaXQiOiJTRUNSRVQtSklULUNPTkZJRy1kby1ub3QtbGVhayJ9"
+
+const request = (name: string, pool = "scw-em-rv1", entityName = "octo-org"): RunnerPodRequest => ({
+  name,
+  jitConfig: Redacted.make(JIT),
+  image: "registry.example/riscv-runner:ubuntu-24.04-latest",
+  pool,
+  entity: { type: "Organization", id: 4242, name: entityName }
+})
+
+/**
+ * The behaviour every Kube layer must share. The scheduler is written against this, and the memory cluster is
+ * only a fair stand-in for the real one because it passes the same suite as the client on the API stub.
+ */
+export const kubeContract = (name: string, makeLayer: () => Layer.Layer<Kube | KubeHarness>) =>
+  describe(`Kube contract: ${name}`, () => {
+    const run = <A, E>(body: Effect.Effect<A, E, Kube | KubeHarness>) => Effect.provide(body, makeLayer())
+
+    it.effect("capacity counts every pool from one node and one pod listing", () =>
+      run(Effect.gen(function*() {
+        const kube = yield* Kube
+        const h = yield* KubeHarness
+        yield* h.addNode("a1", "pool-a", 2)
+        yield* h.addNode("a2", "pool-a", 1)
+        yield* h.addNode("b1", "pool-b", 1)
+        yield* h.addNode("control", null, 4) // no board label: not a runner node
+        yield* h.addNode("c1", "pool-c", 0) // labelled, but the device plugin reports nothing
+
+        yield* kube.createRunnerPod(request("r-a1", "pool-a"))
+        yield* kube.createRunnerPod(request("r-a2", "pool-a"))
+        yield* kube.createRunnerPod(request("r-b1", "pool-b"))
+        yield* kube.createRunnerPod(request("r-b2", "pool-b"))
+        yield* kube.createRunnerPod(request("r-b3", "pool-b"))
+        yield* kube.createRunnerPod(request("r-x1", "pool-x")) // a pool without nodes
+        // A finished pod is kept for diagnosis but holds no board.
+        yield* h.startPod("r-a1")
+        yield* h.finishPod("r-a1", 0)
+
+        const before = yield* kube.callCounts
+        const cap = yield* kube.capacity
+        const after = yield* kube.callCounts
+        expect(after.listNodes - before.listNodes).toBe(1)
+        expect(after.listPods - before.listPods).toBe(1)
+
+        expect(cap.get("pool-a")).toEqual({ pool: "pool-a", total: 3, active: 1, available: 2 })
+        expect(cap.get("pool-b")).toEqual({ pool: "pool-b", total: 1, active: 3, available: -2 })
+        expect(cap.get("pool-c")).toEqual({ pool: "pool-c", total: 0, active: 0, available: 0 })
+        expect(cap.get("pool-x")).toEqual({ pool: "pool-x", total: 0, active: 1, available: -1 })
+        expect([...cap.keys()].sort()).toEqual(["pool-a", "pool-b", "pool-c", "pool-x"])
+      })))
+
+    it.effect("an empty cluster has no pools", () =>
+      run(Effect.gen(function*() {
+        const kube = yield* Kube
+        expect((yield* kube.capacity).size).toBe(0)
+        expect(yield* kube.listRunnerPods).toEqual([])
+      })))
+
+    it.effect("a created pod is listed as Pending with its labels", () =>
+      run(Effect.gen(function*() {
+        const kube = yield* Kube
+        const h = yield* KubeHarness
+        yield* h.addNode("n1", "scw-em-rv1", 1)
+        yield* kube.createRunnerPod(request("rise-riscv-runner-abc123def", "scw-em-rv1", "Weird Name!"))
+        const pods = yield* kube.listRunnerPods
+        expect(pods).toHaveLength(1)
+        const pod = pods[0]!
+        expect(pod.name).toBe("rise-riscv-runner-abc123def")
+        expect(pod.phase).toBe("Pending")
+        expect(pod.nodeName).toBeNull()
+        expect(pod.creationTime).toBeInstanceOf(Date)
+        expect(pod.labels).toEqual({
+          app: "rise-riscv-runner",
+          "riseproject.dev/entity_id": "4242",
+          "riseproject.dev/entity_name": "Weird_Name",
+          "riseproject.dev/board": "scw-em-rv1"
+        })
+        expect(finishedAt(pod)).toBeNull()
+        expect(runnerStartedAt(pod)).toBeNull()
+      })))
+
+    it.effect("a started pod reports its node and runner start; a finished one its end", () =>
+      run(Effect.gen(function*() {
+        const kube = yield* Kube
+        const h = yield* KubeHarness
+        yield* h.addNode("n1", "scw-em-rv1", 1)
+        yield* kube.createRunnerPod(request("r1"))
+        yield* h.startPod("r1")
+        const running = (yield* kube.listRunnerPods)[0]!
+        expect(running.phase).toBe("Running")
+        expect(running.nodeName).toBe("n1")
+        expect(runnerStartedAt(running)).toBeInstanceOf(Date)
+        expect(running.containers.map((c) => [c.name, c.state._tag])).toEqual([["runner", "Running"]])
+
+        yield* h.finishPod("r1", 0)
+        const done = (yield* kube.listRunnerPods)[0]!
+        expect(done.phase).toBe("Succeeded")
+        expect(finishedAt(done)).toBeInstanceOf(Date)
+        const runner = done.containers[0]!
+        expect(runner.state._tag === "Terminated" && runner.state.exitCode).toBe(0)
+      })))
+
+    it.effect("a taken name is a distinct error", () =>
+      run(Effect.gen(function*() {
+        const kube = yield* Kube
+        yield* kube.createRunnerPod(request("dup"))
+        const second = yield* Effect.either(kube.createRunnerPod(request("dup")))
+        expect(Either.isLeft(second) && second.left._tag).toBe("PodAlreadyExists")
+        expect(Either.isLeft(second) && second.left._tag === "PodAlreadyExists" && second.left.podName).toBe("dup")
+      })))
+
+    it.effect("a killed pod fails with DeadlineExceeded and stays listed", () =>
+      run(Effect.gen(function*() {
+        const kube = yield* Kube
+        const h = yield* KubeHarness
+        yield* h.addNode("n1", "scw-em-rv1", 1)
+        yield* kube.createRunnerPod(request("victim"))
+        yield* h.startPod("victim")
+        yield* kube.killPod("victim")
+        yield* h.settle
+        const pod = (yield* kube.listRunnerPods).find((p) => p.name === "victim")!
+        expect(pod.phase).toBe("Failed")
+        expect(pod.reason).toBe("DeadlineExceeded")
+        // A killed pod frees its slot.
+        expect((yield* kube.capacity).get("scw-em-rv1")?.available).toBe(1)
+      })))
+
+    it.effect("kill and delete of a missing pod succeed", () =>
+      run(Effect.gen(function*() {
+        const kube = yield* Kube
+        yield* kube.killPod("ghost")
+        yield* kube.deletePod("ghost")
+        yield* kube.createRunnerPod(request("gone"))
+        yield* kube.deletePod("gone")
+        expect(yield* kube.listRunnerPods).toEqual([])
+        yield* kube.deletePod("gone")
+        const counts = yield* kube.callCounts
+        expect(counts.deletePod).toBe(3)
+        expect(counts.patchPod).toBe(1)
+      })))
+
+    it.effect("failure info v2 has every key, from status, events and logs", () =>
+      run(Effect.gen(function*() {
+        const kube = yield* Kube
+        const h = yield* KubeHarness
+        yield* h.addNode("n1", "scw-em-rv1", 1)
+        yield* kube.createRunnerPod(request("broken"))
+        yield* h.startPod("broken")
+        yield* h.writeLog("broken", "runner", "Connected to GitHub\nListening for Jobs\n")
+        yield* kube.killPod("broken")
+        yield* h.settle
+        const pod = (yield* kube.listRunnerPods).find((p) => p.name === "broken")!
+        const info = yield* kube.collectFailureInfo(pod, "runner_idle")
+
+        expect(Schema.is(FailureInfoV2)(info)).toBe(true)
+        expect(Object.keys(info).sort()).toEqual(["containers", "events", "pod_message", "pod_reason", "reason", "version"])
+        expect(info.version).toBe(2)
+        expect(info.reason).toBe("runner_idle")
+        expect(info.pod_reason).toBe("DeadlineExceeded")
+        expect(info.pod_message).toContain("deadline")
+        const runner = info.containers!["runner"]!
+        expect(Object.keys(runner).sort()).toEqual(["exit_code", "logs", "message", "reason"])
+        expect(runner.exit_code).toBe(137)
+        expect(runner.logs).toContain("Listening for Jobs")
+        const reasons = info.events!.map((e) => e.reason)
+        expect(reasons).toContain("Scheduled")
+        expect(reasons).toContain("Started")
+        expect(reasons).toContain("DeadlineExceeded")
+        expect(reasons.indexOf("Scheduled")).toBeLessThan(reasons.indexOf("DeadlineExceeded"))
+        for (const e of info.events!) {
+          expect(Object.keys(e).sort()).toEqual(["count", "first_seen", "last_seen", "message", "reason", "type"])
+          expect(e.last_seen).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/)
+        }
+        expect(JSON.stringify(info)).not.toContain(JIT)
+      })))
+
+    it.effect("failure info of a pod that never ran has the waiting reason and no logs", () =>
+      run(Effect.gen(function*() {
+        const kube = yield* Kube
+        yield* kube.createRunnerPod(request("stuck"))
+        const pod = (yield* kube.listRunnerPods)[0]!
+        const info = yield* kube.collectFailureInfo(pod, "pod_stuck_pending")
+        expect(info.reason).toBe("pod_stuck_pending")
+        expect(info.collect_error).toBeUndefined()
+        for (const c of Object.values(info.containers ?? {})) expect(c.logs).toBeUndefined()
+        // No log request for a container that never started: it could only earn a 400.
+        expect((yield* kube.callCounts).readLog).toBe(0)
+      })))
+
+    it.effect("failure collection never fails; what it missed goes to collect_error", () =>
+      run(Effect.gen(function*() {
+        const kube = yield* Kube
+        const h = yield* KubeHarness
+        yield* h.addNode("n1", "scw-em-rv1", 1)
+        yield* kube.createRunnerPod(request("flaky"))
+        yield* h.startPod("flaky")
+        yield* h.writeLog("flaky", "runner", "hello\n")
+        const pod = (yield* kube.listRunnerPods)[0]!
+        yield* h.failNext("listEvents", 500)
+        const info = yield* kube.collectFailureInfo(pod, "runner_never_registered")
+        expect(info.collect_error).toContain("events")
+        expect(info.events).toEqual([])
+        expect(info.containers!["runner"]!.logs).toBe("hello\n")
+
+        // The pod vanished in between: still a record, with the reason.
+        yield* kube.deletePod("flaky")
+        const late = yield* kube.collectFailureInfo(pod, "pod_failed")
+        expect(late.reason).toBe("pod_failed")
+        expect(late.collect_error).toContain("logs of runner")
+      })))
+
+    it.effect("API errors carry the status and never the JIT config", () =>
+      run(Effect.gen(function*() {
+        const kube = yield* Kube
+        const h = yield* KubeHarness
+        yield* h.failNext("createPod", 500)
+        const created = yield* Effect.exit(kube.createRunnerPod(request("r1")))
+        expect(Exit.isFailure(created)).toBe(true)
+        const failure = Exit.isFailure(created) ? JSON.stringify(created.cause) + String(created.cause) : ""
+        expect(failure).toContain("500")
+        expect(failure).not.toContain(JIT)
+
+        yield* h.failNext("listPods", 503)
+        const listed = yield* Effect.either(kube.listRunnerPods)
+        expect(Either.isLeft(listed) && listed.left.status).toBe(503)
+        expect(Either.isLeft(listed) && listed.left.operation).toBe("listPods")
+
+        yield* h.failNext("patchPod", 500)
+        const killed = yield* Effect.either(kube.killPod("whatever"))
+        expect(Either.isLeft(killed) && killed.left.status).toBe(500)
+
+        yield* kube.createRunnerPod(request("r2"))
+        const dup = yield* Effect.exit(kube.createRunnerPod(request("r2")))
+        expect(JSON.stringify(dup) + String(dup)).not.toContain(JIT)
+        expect(JSON.stringify(yield* kube.listRunnerPods)).not.toContain(JIT)
+      })))
+
+    it.effect("API calls are counted by operation", () =>
+      run(Effect.gen(function*() {
+        const kube = yield* Kube
+        const h = yield* KubeHarness
+        yield* h.addNode("n1", "scw-em-rv1", 1)
+        yield* kube.createRunnerPod(request("r1"))
+        yield* h.startPod("r1")
+        const pod = (yield* kube.listRunnerPods)[0]!
+        yield* kube.collectFailureInfo(pod, "pod_failed")
+        yield* kube.capacity
+        expect(yield* kube.callCounts).toEqual({
+          listNodes: 1,
+          listPods: 2,
+          createPod: 1,
+          patchPod: 0,
+          deletePod: 0,
+          listEvents: 1,
+          readLog: 1
+        })
+      })))
+  })
+
+kubeContract("memory", () => memoryContractLayer())
+kubeContract("client-node on the API stub", () => stubContractLayer())

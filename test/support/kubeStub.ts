@@ -1,0 +1,432 @@
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http"
+import type { AddressInfo } from "node:net"
+import { Context, Effect, Layer, Redacted } from "effect"
+import { Pod as PodModel } from "kubernetes-models/v1/Pod"
+import type { KubeOperation } from "../../src/services/Kube.ts"
+import { KubeLive, type KubeLiveOptions } from "../../layers/kube/client.ts"
+import { BOARD_LABEL, isValidLabelValue, RUNNER_RESOURCE } from "../../layers/kube/podSpec.ts"
+import { KubeHarness } from "./kubeHarness.ts"
+
+/**
+ * A small stand-in for the Kubernetes API server on localhost, for testing KubeLive through the real client
+ * library. It keeps nodes, pods, events and logs as JSON, answers the seven requests the layer makes with the
+ * API server's shapes and Status errors, validates created pods against the Kubernetes schema, records every
+ * request, and plays a minimal kubelet when the harness asks (bind and start, finish, honour a kill).
+ */
+
+export const STUB_TOKEN = "stub-token"
+
+type Json = Record<string, any>
+
+export interface RecordedRequest {
+  readonly operation: KubeOperation | "unknown"
+  readonly method: string
+  readonly path: string
+  readonly query: URLSearchParams
+  readonly contentType: string
+  readonly body: string
+}
+
+export interface StubFault {
+  readonly operation: KubeOperation
+  readonly status: number
+  /** Answer with a Status message quoting the request body, like an API server quoting the object it refused. */
+  readonly echoBody?: boolean
+  /** Never answer (the connection is dropped when the stub stops). */
+  readonly hang?: boolean
+}
+
+export interface KubeStubShape {
+  readonly url: string
+  readonly kubeconfig: string
+  readonly nodes: Map<string, Json>
+  readonly pods: Map<string, Json>
+  readonly events: Array<Json>
+  /** `pod/container` -> text */
+  readonly logs: Map<string, string>
+  readonly requests: Array<RecordedRequest>
+  readonly faults: Array<StubFault>
+}
+
+export class KubeStub extends Context.Tag("test/KubeStub")<KubeStub, KubeStubShape>() {}
+
+const NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/
+const LABEL_KEY = /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/
+
+const isoSeconds = (d: Date = new Date()) => d.toISOString().replace(/\.\d{3}Z$/, "Z")
+
+const statusBody = (code: number, reason: string, message: string): Json => ({
+  kind: "Status",
+  apiVersion: "v1",
+  metadata: {},
+  status: "Failure",
+  message,
+  reason,
+  code
+})
+
+const REASONS: Record<number, string> = {
+  400: "BadRequest",
+  401: "Unauthorized",
+  404: "NotFound",
+  409: "AlreadyExists",
+  415: "UnsupportedMediaType",
+  422: "Invalid",
+  429: "TooManyRequests",
+  500: "InternalError",
+  503: "ServiceUnavailable"
+}
+
+const matchesLabels = (labels: Record<string, string>, selector: string | null): boolean => {
+  if (selector === null || selector === "") return true
+  return selector.split(",").every((term) => {
+    const t = term.trim()
+    let m: RegExpExecArray | null
+    if ((m = /^([^!=]+)!=(.*)$/.exec(t)) !== null) return labels[m[1]!] !== m[2]
+    if ((m = /^([^!=]+)==?(.*)$/.exec(t)) !== null) return labels[m[1]!] === m[2]
+    if (t.startsWith("!")) return !(t.slice(1) in labels)
+    return t in labels
+  })
+}
+
+const fieldOf = (obj: Json, path: string): string => {
+  let cur: any = obj
+  for (const part of path.split(".")) cur = cur?.[part]
+  return cur === undefined || cur === null ? "" : String(cur)
+}
+
+const matchesFields = (obj: Json, selector: string | null): boolean => {
+  if (selector === null || selector === "") return true
+  return selector.split(",").every((term) => {
+    const m = /^([^!=]+)(!=|==|=)(.*)$/.exec(term.trim())
+    if (m === null) return false
+    const value = fieldOf(obj, m[1]!)
+    return m[2] === "!=" ? value !== m[3] : value === m[3]
+  })
+}
+
+const list = (kind: string, items: Array<Json>) => ({ kind, apiVersion: "v1", metadata: { resourceVersion: "1" }, items })
+
+const operationOf = (method: string, parts: ReadonlyArray<string>): KubeOperation | "unknown" => {
+  // parts: ["api","v1","nodes"] or ["api","v1","namespaces",ns,"pods"|"events",name?,"log"?]
+  if (method === "GET" && parts.length === 3 && parts[2] === "nodes") return "listNodes"
+  if (parts[2] !== "namespaces") return "unknown"
+  const [, , , , kind, name, sub] = parts
+  if (kind === "events" && method === "GET" && name === undefined) return "listEvents"
+  if (kind !== "pods") return "unknown"
+  if (name === undefined) return method === "GET" ? "listPods" : method === "POST" ? "createPod" : "unknown"
+  if (sub === "log" && method === "GET") return "readLog"
+  if (sub !== undefined) return "unknown"
+  return method === "PATCH" ? "patchPod" : method === "DELETE" ? "deletePod" : "unknown"
+}
+
+/** Adds or bumps an event the way the kubelet's recorder aggregates repeats. */
+export const recordStubEvent = (stub: KubeStubShape, pod: string, type: string, reason: string, message: string) => {
+  const now = isoSeconds()
+  const same = stub.events.find((e) =>
+    e.involvedObject.name === pod && e.type === type && e.reason === reason && e.message === message
+  )
+  if (same !== undefined) {
+    same.count += 1
+    same.lastTimestamp = now
+    return
+  }
+  stub.events.push({
+    metadata: { name: `${pod}.${stub.events.length.toString(16)}`, namespace: "default" },
+    involvedObject: { kind: "Pod", name: pod, namespace: "default" },
+    type,
+    reason,
+    message,
+    count: 1,
+    firstTimestamp: now,
+    lastTimestamp: now,
+    source: { component: "kubelet" }
+  })
+}
+
+const terminateRunner = (pod: Json, exitCode: number, reason: string) => {
+  const finishedAt = isoSeconds()
+  pod.status.containerStatuses = (pod.status.containerStatuses ?? []).map((c: Json) => ({
+    ...c,
+    ready: false,
+    state: c.state?.running !== undefined
+      ? { terminated: { exitCode, reason, startedAt: c.state.running.startedAt, finishedAt } }
+      : c.state
+  }))
+  pod.status.conditions = [{ type: "Ready", status: "False", lastTransitionTime: finishedAt }]
+}
+
+/** The kubelet's answer to a kill: a pod it admitted fails at once with DeadlineExceeded. */
+const enforceDeadline = (stub: KubeStubShape, pod: Json) => {
+  const phase = pod.status?.phase
+  if ((phase !== "Pending" && phase !== "Running") || pod.spec.nodeName === undefined) return
+  if ((pod.spec.activeDeadlineSeconds ?? Infinity) > 1) return
+  const name = pod.metadata.name
+  const message = "Pod was active on the node longer than the specified deadline"
+  if (phase === "Running") recordStubEvent(stub, name, "Normal", "Killing", "Stopping container runner")
+  recordStubEvent(stub, name, "Warning", "DeadlineExceeded", message)
+  terminateRunner(pod, 137, "Error")
+  pod.status.phase = "Failed"
+  pod.status.reason = "DeadlineExceeded"
+  pod.status.message = message
+}
+
+const validatePod = (body: Json, namespace: string): string | undefined => {
+  try {
+    new PodModel(body as any).validate()
+  } catch (e) {
+    return e instanceof Error ? e.message : String(e)
+  }
+  const name = body.metadata?.name
+  if (typeof name !== "string" || name.length > 253 || !NAME.test(name)) return `metadata.name: Invalid value: "${name}"`
+  if (body.metadata?.namespace !== undefined && body.metadata.namespace !== namespace) {
+    return "metadata.namespace: does not match the namespace of the request"
+  }
+  for (const [k, v] of Object.entries<string>(body.metadata?.labels ?? {})) {
+    if (!LABEL_KEY.test(k) || k.length > 317) return `metadata.labels: Invalid value: "${k}"`
+    if (!isValidLabelValue(v)) return `metadata.labels: Invalid value: "${v}"`
+  }
+  for (const [k, v] of Object.entries<string>(body.spec?.nodeSelector ?? {})) {
+    if (!isValidLabelValue(v)) return `spec.nodeSelector[${k}]: Invalid value: "${v}"`
+  }
+  return undefined
+}
+
+const readBody = (req: IncomingMessage): Promise<string> =>
+  new Promise((resolve, reject) => {
+    const chunks: Array<Buffer> = []
+    req.on("data", (c: Buffer) => chunks.push(c))
+    req.on("end", () => resolve(Buffer.concat(chunks).toString("utf8")))
+    req.on("error", reject)
+  })
+
+const handle = async (stub: KubeStubShape, req: IncomingMessage, res: ServerResponse) => {
+  const url = new URL(req.url ?? "/", "http://stub")
+  const method = req.method ?? "GET"
+  const parts = url.pathname.split("/").filter((p) => p !== "")
+  const body = await readBody(req)
+  const operation = operationOf(method, parts)
+  stub.requests.push({
+    operation,
+    method,
+    path: url.pathname,
+    query: url.searchParams,
+    contentType: String(req.headers["content-type"] ?? ""),
+    body
+  })
+  const json = (code: number, payload: unknown) => {
+    res.writeHead(code, { "content-type": "application/json" })
+    res.end(JSON.stringify(payload))
+  }
+  const fail = (code: number, message: string) => json(code, statusBody(code, REASONS[code] ?? "Unknown", message))
+
+  if (req.headers.authorization !== `Bearer ${STUB_TOKEN}`) return fail(401, "Unauthorized")
+  const faultAt = stub.faults.findIndex((f) => f.operation === operation)
+  if (faultAt >= 0) {
+    const [fault] = stub.faults.splice(faultAt, 1)
+    if (fault!.hang === true) return
+    return fail(fault!.status, fault!.echoBody === true ? `the server refused the object: ${body}` : "injected fault")
+  }
+
+  const namespace = parts[3] ?? ""
+  const name = parts[5] ?? ""
+  const podKey = `${namespace}/${name}`
+  switch (operation) {
+    case "listNodes":
+      return json(
+        200,
+        list("NodeList", [...stub.nodes.values()].filter((n) => matchesLabels(n.metadata.labels ?? {}, url.searchParams.get("labelSelector"))))
+      )
+    case "listPods":
+      return json(
+        200,
+        list(
+          "PodList",
+          [...stub.pods.values()].filter((p) =>
+            p.metadata.namespace === namespace &&
+            matchesLabels(p.metadata.labels ?? {}, url.searchParams.get("labelSelector")) &&
+            matchesFields(p, url.searchParams.get("fieldSelector"))
+          )
+        )
+      )
+    case "createPod": {
+      let pod: Json
+      try {
+        pod = JSON.parse(body)
+      } catch {
+        return fail(400, "the body is not JSON")
+      }
+      const invalid = validatePod(pod, namespace)
+      if (invalid !== undefined) return fail(422, `Pod "${pod.metadata?.name}" is invalid: ${invalid}`)
+      const key = `${namespace}/${pod.metadata.name}`
+      if (stub.pods.has(key)) return fail(409, `pods "${pod.metadata.name}" already exists`)
+      pod.metadata = { ...pod.metadata, namespace, uid: `uid-${stub.pods.size}`, creationTimestamp: isoSeconds() }
+      pod.status = { phase: "Pending", qosClass: "BestEffort" }
+      stub.pods.set(key, pod)
+      return json(201, pod)
+    }
+    case "patchPod": {
+      const pod = stub.pods.get(podKey)
+      if (pod === undefined) return fail(404, `pods "${name}" not found`)
+      const type = String(req.headers["content-type"] ?? "")
+      if (!type.startsWith("application/strategic-merge-patch+json") && !type.startsWith("application/merge-patch+json")) {
+        return fail(415, `the stub accepts merge patches only, not ${type}`)
+      }
+      const patch = JSON.parse(body) as Json
+      const deadline = patch.spec?.activeDeadlineSeconds
+      if (deadline !== undefined) {
+        const current = pod.spec.activeDeadlineSeconds
+        if (typeof deadline !== "number" || deadline < 1 || (current !== undefined && deadline > current)) {
+          return fail(422, `Pod "${name}" is invalid: spec.activeDeadlineSeconds: Invalid value: ${deadline}`)
+        }
+        pod.spec.activeDeadlineSeconds = deadline
+        enforceDeadline(stub, pod)
+      }
+      return json(200, pod)
+    }
+    case "deletePod": {
+      const pod = stub.pods.get(podKey)
+      if (pod === undefined) return fail(404, `pods "${name}" not found`)
+      stub.pods.delete(podKey)
+      return json(200, pod)
+    }
+    case "listEvents":
+      return json(200, list("EventList", stub.events.filter((e) => matchesFields(e, url.searchParams.get("fieldSelector")))))
+    case "readLog": {
+      const pod = stub.pods.get(podKey)
+      if (pod === undefined) return fail(404, `pods "${name}" not found`)
+      const container = url.searchParams.get("container") ?? "runner"
+      const status = (pod.status.containerStatuses ?? []).find((c: Json) => c.name === container)
+      if (status === undefined || status.state?.waiting !== undefined) {
+        return fail(400, `container "${container}" in pod "${name}" is waiting to start: ContainerCreating`)
+      }
+      let text = stub.logs.get(`${name}/${container}`) ?? ""
+      const tail = url.searchParams.get("tailLines")
+      if (tail !== null) text = text.split("\n").filter((l, i, all) => i < all.length - 1 || l !== "").slice(-Number(tail)).join("\n")
+      res.writeHead(200, { "content-type": "text/plain" })
+      return res.end(text)
+    }
+    default:
+      return fail(404, `the stub does not serve ${method} ${url.pathname}`)
+  }
+}
+
+const kubeconfigFor = (url: string) =>
+  [
+    "apiVersion: v1",
+    "kind: Config",
+    "clusters:",
+    "- name: stub",
+    "  cluster:",
+    `    server: ${url}`,
+    // client-node refuses plain HTTP unless TLS checks are off; the stub has no certificate.
+    "    insecure-skip-tls-verify: true",
+    "users:",
+    "- name: stub",
+    "  user:",
+    `    token: ${STUB_TOKEN}`,
+    "contexts:",
+    "- name: stub",
+    "  context:",
+    "    cluster: stub",
+    "    user: stub",
+    "current-context: stub",
+    ""
+  ].join("\n")
+
+/** The stub server, listening on a free localhost port for the life of the scope. */
+export const KubeStubLive: Layer.Layer<KubeStub> = Layer.scoped(
+  KubeStub,
+  Effect.gen(function*() {
+    const state = { nodes: new Map(), pods: new Map(), events: [], logs: new Map(), requests: [], faults: [] }
+    let stub: KubeStubShape | undefined
+    const server = createServer((req, res) => {
+      handle(stub!, req, res).catch((e) => {
+        res.writeHead(500, { "content-type": "application/json" })
+        res.end(JSON.stringify(statusBody(500, "InternalError", String(e))))
+      })
+    })
+    const port = yield* Effect.acquireRelease(
+      Effect.async<number>((resume) => {
+        server.listen(0, "127.0.0.1", () => resume(Effect.succeed((server.address() as AddressInfo).port)))
+      }),
+      () =>
+        Effect.async<void>((resume) => {
+          server.closeAllConnections()
+          server.close(() => resume(Effect.void))
+        })
+    )
+    const url = `http://127.0.0.1:${port}`
+    stub = { ...state, url, kubeconfig: kubeconfigFor(url) }
+    return stub
+  })
+)
+
+/** KubeLive talking to the stub. */
+export const kubeLiveOnStub = (options: Omit<KubeLiveOptions, "kubeconfigYaml" | "kubeconfigPath"> = {}) =>
+  Layer.unwrapEffect(
+    Effect.map(KubeStub, (stub) => KubeLive({ ...options, kubeconfigYaml: Redacted.make(stub.kubeconfig) }))
+  ).pipe(Layer.orDie)
+
+/** Adds a node the way a device plugin reports one: board label and allocatable runner slots. */
+export const addStubNode = (stub: KubeStubShape, name: string, pool: string | null, slots: number) => {
+  stub.nodes.set(name, {
+    metadata: {
+      name,
+      labels: { "kubernetes.io/hostname": name, ...(pool === null ? {} : { [BOARD_LABEL]: pool }) }
+    },
+    status: { allocatable: { cpu: "8", memory: "16Gi", ...(slots > 0 ? { [RUNNER_RESOURCE]: String(slots) } : {}) } }
+  })
+}
+
+const findPod = (stub: KubeStubShape, name: string) =>
+  Effect.suspend(() => {
+    const pod = [...stub.pods.values()].find((p) => p.metadata.name === name)
+    return pod === undefined ? Effect.dieMessage(`stub: no pod ${name}`) : Effect.succeed(pod)
+  })
+
+/** The contract harness over the stub: the test plays scheduler and kubelet by editing the stored objects. */
+export const stubHarness = Layer.effect(
+  KubeHarness,
+  Effect.map(KubeStub, (stub) =>
+    KubeHarness.of({
+      addNode: (name, pool, slots) => Effect.sync(() => addStubNode(stub, name, pool, slots)),
+      startPod: (name) =>
+        Effect.gen(function*() {
+          const pod = yield* findPod(stub, name)
+          const pool = pod.spec.nodeSelector?.[BOARD_LABEL]
+          const node = [...stub.nodes.values()].find((n) => n.metadata.labels[BOARD_LABEL] === pool)
+          if (node === undefined) return yield* Effect.dieMessage(`stub: no node for pool ${pool}`)
+          const now = isoSeconds()
+          const nodeName: string = node.metadata.name
+          pod.spec.nodeName = nodeName
+          recordStubEvent(stub, name, "Normal", "Scheduled", `Successfully assigned default/${name} to ${nodeName}`)
+          recordStubEvent(stub, name, "Normal", "Pulling", `Pulling image "${pod.spec.containers[0].image}"`)
+          recordStubEvent(stub, name, "Normal", "Pulled", `Successfully pulled image "${pod.spec.containers[0].image}"`)
+          recordStubEvent(stub, name, "Normal", "Created", "Created container: runner")
+          recordStubEvent(stub, name, "Normal", "Started", "Started container runner")
+          pod.status = {
+            ...pod.status,
+            phase: "Running",
+            startTime: now,
+            conditions: [{ type: "Ready", status: "True", lastTransitionTime: now }],
+            containerStatuses: [{ name: "runner", ready: true, restartCount: 0, image: pod.spec.containers[0].image, imageID: "", state: { running: { startedAt: now } } }]
+          }
+        }),
+      finishPod: (name, exitCode) =>
+        Effect.gen(function*() {
+          const pod = yield* findPod(stub, name)
+          terminateRunner(pod, exitCode, exitCode === 0 ? "Completed" : "Error")
+          pod.status.phase = exitCode === 0 ? "Succeeded" : "Failed"
+        }),
+      writeLog: (pod, container, text) =>
+        Effect.sync(() => void stub.logs.set(`${pod}/${container}`, (stub.logs.get(`${pod}/${container}`) ?? "") + text)),
+      settle: Effect.void,
+      failNext: (operation, status) => Effect.sync(() => void stub.faults.push({ operation, status }))
+    })
+  )
+)
+
+/** Everything a contract test needs: the stub, KubeLive on it, and the harness. */
+export const stubContractLayer = () =>
+  Layer.mergeAll(kubeLiveOnStub(), stubHarness).pipe(Layer.provideMerge(KubeStubLive))
