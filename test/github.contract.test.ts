@@ -1,0 +1,736 @@
+import { describe, expect, it } from "@effect/vitest"
+import {
+  Cause,
+  Context,
+  Duration,
+  Effect,
+  Exit,
+  Fiber,
+  HashMap,
+  Layer,
+  Logger,
+  LogLevel,
+  Option,
+  Redacted,
+  TestClock
+} from "effect"
+import { GithubLive } from "../layers/github/octokit.ts"
+import { GithubMemory, GithubMemoryControl } from "../layers/github/memory.ts"
+import {
+  Github,
+  type GithubError,
+  type GithubOperation,
+  type InstallationRef,
+  totalCalls
+} from "../src/services/Github.ts"
+import { githubTestKeys } from "./support/githubKeys.ts"
+import { checkBody, checkParameters, matchOperation } from "./support/githubOpenapi.ts"
+import { type GithubStubState, githubWorldFromStub, startGithubStub } from "./support/githubStub.ts"
+import { GithubWorld, GithubWorldFromMemory } from "./support/githubWorld.ts"
+
+const ORG_APP = 2167633
+const PERSONAL_APP = 3131217
+
+const orgInstallation = { id: 11, account: { login: "rise-org", type: "Organization", id: 501 } }
+const userInstallation = { id: 22, account: { login: "alice", type: "User", id: 502 } }
+const orgRef: InstallationRef = { installationId: 11, entityType: "Organization" }
+const userRef: InstallationRef = { installationId: 22, entityType: "User" }
+const labels = ["ubuntu-24.04-riscv"]
+
+/** Both installations exist (most scenarios need them). */
+const seedInstallations = Effect.gen(function* () {
+  const world = yield* GithubWorld
+  yield* world.addInstallation(orgInstallation)
+  yield* world.addInstallation(userInstallation)
+})
+
+const calls = (operation: GithubOperation, status?: number) =>
+  Effect.flatMap(Github, (gh) => gh.callCounts).pipe(Effect.map((c) => totalCalls(c, [operation], status)))
+
+/** Every way an error could be shown to a person or a log: its message, its JSON, its inspection. */
+const renderings = (e: unknown): ReadonlyArray<string> => [String(e), JSON.stringify(e), Cause.pretty(Cause.fail(e))]
+
+/** Text pieces of a secret worth looking for: every line of a PEM body, or the whole secret. */
+const fragmentsOf = (secret: string): ReadonlyArray<string> =>
+  secret.includes("-----BEGIN")
+    ? secret.split("\n").filter((line) => line.length >= 16 && !line.startsWith("-----"))
+    : [secret]
+
+/**
+ * The Github contract: what every implementation of the service must do, seeded and checked through a
+ * GithubWorld so the same scenario runs against the in-memory GitHub and against the live layer on a stub server.
+ */
+export const githubContract = (name: string, layer: Layer.Layer<Github | GithubWorld>) =>
+  describe(`Github contract: ${name}`, () => {
+    // Each test gets a fresh GitHub; afterwards no request may have strayed from GitHub's REST description.
+    const scenario = (title: string, body: Effect.Effect<void, unknown, Github | GithubWorld>) =>
+      it.effect(title, () =>
+        Effect.gen(function* () {
+          yield* body
+          expect(yield* (yield* GithubWorld).specViolations).toEqual([])
+        }).pipe(Effect.provide(layer)))
+
+    scenario(
+      "caches an installation token for 59 minutes per installation and app",
+      Effect.gen(function* () {
+        const gh = yield* Github
+        const world = yield* GithubWorld
+        yield* seedInstallations
+        const first = yield* gh.installationToken(orgRef)
+        expect(Redacted.value(yield* gh.installationToken(orgRef))).toBe(Redacted.value(first))
+        expect(yield* world.tokenRequests).toBe(1)
+        yield* TestClock.adjust(Duration.minutes(58))
+        yield* gh.installationToken(orgRef)
+        expect(yield* world.tokenRequests).toBe(1)
+        yield* TestClock.adjust(Duration.minutes(1))
+        const refreshed = yield* gh.installationToken(orgRef)
+        expect(yield* world.tokenRequests).toBe(2)
+        expect(Redacted.value(refreshed)).not.toBe(Redacted.value(first))
+        // Another installation (of the other app) has its own token; calls that need a token reuse the cache.
+        yield* gh.installationToken(userRef)
+        yield* gh.getJob(userRef, "alice/project", 1).pipe(Effect.ignore)
+        expect(yield* world.tokenRequests).toBe(3)
+        expect(yield* calls("installationToken", 201)).toBe(3)
+      })
+    )
+
+    scenario(
+      "does not cache a failed token request",
+      Effect.gen(function* () {
+        const gh = yield* Github
+        const world = yield* GithubWorld
+        const missing = yield* Effect.flip(gh.installationToken(orgRef))
+        expect(missing._tag).toBe("GithubNotFound")
+        expect(missing.operation).toBe("installationToken")
+        yield* world.addInstallation(orgInstallation)
+        yield* gh.installationToken(orgRef)
+        expect(yield* world.tokenRequests).toBe(2)
+        // The installation exists, but under the org app: the personal app gets a 404 for it.
+        const wrongApp = yield* Effect.flip(gh.installationToken({ installationId: 11, entityType: "User" }))
+        expect(wrongApp._tag).toBe("GithubNotFound")
+        expect(yield* calls("installationToken", 404)).toBe(2)
+      })
+    )
+
+    scenario(
+      "forgets a token GitHub revoked, and then reports the installation gone",
+      Effect.gen(function* () {
+        const gh = yield* Github
+        const world = yield* GithubWorld
+        yield* seedInstallations
+        yield* world.createJob({ id: 5, repo: "alice/project", runId: 50 })
+        yield* gh.getJob(userRef, "alice/project", 5)
+        yield* world.removeInstallation(22)
+        const revoked = yield* Effect.flip(gh.getJob(userRef, "alice/project", 5))
+        expect(revoked).toMatchObject({ _tag: "GithubHttpError", status: 401, operation: "getJob" })
+        const gone = yield* Effect.flip(gh.getJob(userRef, "alice/project", 5))
+        expect(gone).toMatchObject({ _tag: "GithubNotFound", operation: "installationToken" })
+      })
+    )
+
+    scenario(
+      "looks an installation up with the JWT of the app serving the entity type",
+      Effect.gen(function* () {
+        const gh = yield* Github
+        yield* seedInstallations
+        const found = yield* gh.getInstallation(11, "Organization")
+        expect(found).toEqual(orgInstallation)
+        expect((yield* gh.getInstallation(22, "User")).account).toEqual(userInstallation.account)
+        expect((yield* Effect.flip(gh.getInstallation(11, "User")))._tag).toBe("GithubNotFound")
+        expect((yield* Effect.flip(gh.getInstallation(999, "Organization")))._tag).toBe("GithubNotFound")
+        expect(yield* calls("getInstallation")).toBe(4)
+      })
+    )
+
+    scenario(
+      "finds a runner group on the second page of groups and remembers its id",
+      Effect.gen(function* () {
+        const gh = yield* Github
+        const world = yield* GithubWorld
+        yield* seedInstallations
+        for (let i = 0; i < 120; i++) yield* world.addRunnerGroup("rise-org", `group-${i}`)
+        const target = yield* world.addRunnerGroup("rise-org", "riscv-runners")
+        expect(yield* gh.ensureRunnerGroup(orgRef, "rise-org", "riscv-runners")).toBe(target)
+        expect(yield* calls("listRunnerGroups", 200)).toBe(2)
+        expect(yield* gh.ensureRunnerGroup(orgRef, "rise-org", "riscv-runners")).toBe(target)
+        expect(yield* calls("listRunnerGroups")).toBe(2)
+        expect(yield* calls("createRunnerGroup")).toBe(0)
+      })
+    )
+
+    scenario(
+      "creates the runner group when no page has it, visible to all repositories",
+      Effect.gen(function* () {
+        const gh = yield* Github
+        const world = yield* GithubWorld
+        yield* seedInstallations
+        yield* world.addRunnerGroup("rise-org", "something-else")
+        const id = yield* gh.ensureRunnerGroup(orgRef, "rise-org", "riscv-runners")
+        const created = (yield* world.runnerGroups("rise-org")).find((g) => g.name === "riscv-runners")
+        expect(created).toMatchObject({ id, visibility: "all", allowsPublicRepositories: true })
+        expect(yield* gh.ensureRunnerGroup(orgRef, "rise-org", "riscv-runners")).toBe(id)
+        expect(yield* calls("listRunnerGroups")).toBe(1)
+        expect(yield* calls("createRunnerGroup", 201)).toBe(1)
+      })
+    )
+
+    scenario(
+      "creates an org JIT runner that shows offline until its pod registers",
+      Effect.gen(function* () {
+        const gh = yield* Github
+        const world = yield* GithubWorld
+        yield* seedInstallations
+        const groupId = yield* gh.ensureRunnerGroup(orgRef, "rise-org", "riscv-runners")
+        const jit = yield* gh.createJitConfigOrg(orgRef, "rise-org", groupId, {
+          runnerName: "rise-riscv-runner-abc123def",
+          labels
+        })
+        expect(String(jit.jitConfig)).toBe("<redacted>")
+        expect(Redacted.value(jit.jitConfig).length).toBeGreaterThan(10)
+        const before = yield* gh.listRunnersOrgGroup(orgRef, "rise-org", groupId)
+        expect(before).toEqual([{
+          id: jit.runnerId,
+          name: "rise-riscv-runner-abc123def",
+          status: "offline",
+          busy: false
+        }])
+        expect(yield* world.registerRunnerFromJit(jit.jitConfig)).toBe(true)
+        const after = yield* gh.listRunnersOrgGroup(orgRef, "rise-org", groupId)
+        expect(after.map((r) => r.status)).toEqual(["online"])
+        expect((yield* world.runners)[0]).toMatchObject({ labels, scope: { _tag: "Org", groupId } })
+        // Runner names are unique: GitHub answers 409.
+        const dup = yield* Effect.flip(
+          gh.createJitConfigOrg(orgRef, "rise-org", groupId, { runnerName: "rise-riscv-runner-abc123def", labels })
+        )
+        expect(dup).toMatchObject({ _tag: "GithubHttpError", status: 409, operation: "createJitConfigOrg" })
+        // An unknown group is a 404.
+        const noGroup = yield* Effect.flip(
+          gh.createJitConfigOrg(orgRef, "rise-org", 987654, { runnerName: "x", labels })
+        )
+        expect(noGroup._tag).toBe("GithubNotFound")
+      })
+    )
+
+    scenario(
+      "creates a repository JIT runner in the default group",
+      Effect.gen(function* () {
+        const gh = yield* Github
+        const world = yield* GithubWorld
+        yield* seedInstallations
+        const jit = yield* gh.createJitConfigRepo(userRef, "alice/project", {
+          runnerName: "rise-riscv-runner-u1",
+          labels
+        })
+        expect(yield* world.registerRunnerFromJit(jit.jitConfig)).toBe(true)
+        expect(yield* gh.listRunnersRepo(userRef, "alice/project")).toEqual([
+          { id: jit.runnerId, name: "rise-riscv-runner-u1", status: "online", busy: false }
+        ])
+        expect(yield* gh.listRunnersRepo(userRef, "alice/elsewhere")).toEqual([])
+        expect((yield* world.runners)[0]?.scope).toEqual({ _tag: "Repo", repo: "alice/project" })
+        // Another owner's repository is not this installation's.
+        expect((yield* Effect.flip(gh.createJitConfigRepo(userRef, "bob/project", { runnerName: "y", labels })))._tag)
+          .toBe("GithubNotFound")
+        expect(yield* calls("createJitConfigRepo", 201)).toBe(1)
+      })
+    )
+
+    scenario(
+      "lists every page of runners, optionally by name prefix",
+      Effect.gen(function* () {
+        const gh = yield* Github
+        const world = yield* GithubWorld
+        yield* seedInstallations
+        for (let i = 0; i < 120; i++) {
+          yield* world.addRunner({ _tag: "Repo", repo: "alice/project" }, { name: `rise-riscv-runner-${i}` })
+        }
+        for (let i = 0; i < 15; i++) {
+          yield* world.addRunner({ _tag: "Repo", repo: "alice/project" }, { name: `someone-else-${i}`, busy: true })
+        }
+        yield* world.addRunner({ _tag: "Repo", repo: "alice/other" }, { name: "rise-riscv-runner-other" })
+        const all = yield* gh.listRunnersRepo(userRef, "alice/project")
+        expect(all.length).toBe(135)
+        expect(new Set(all.map((r) => r.id)).size).toBe(135)
+        expect(yield* calls("listRunnersRepo", 200)).toBe(2)
+        const ours = yield* gh.listRunnersRepo(userRef, "alice/project", { namePrefix: "rise-riscv-runner-" })
+        expect(ours.length).toBe(120)
+        expect(ours.every((r) => r.name.startsWith("rise-riscv-runner-") && !r.busy)).toBe(true)
+
+        const groupId = yield* world.addRunnerGroup("rise-org", "riscv-runners")
+        for (let i = 0; i < 105; i++) {
+          yield* world.addRunner({ _tag: "Org", org: "rise-org", groupId }, { name: `rise-riscv-runner-g${i}` })
+        }
+        yield* world.addRunner({ _tag: "Org", org: "rise-org", groupId: 1 }, { name: "rise-riscv-runner-default" })
+        const inGroup = yield* gh.listRunnersOrgGroup(orgRef, "rise-org", groupId)
+        expect(inGroup.length).toBe(105)
+        expect(yield* calls("listRunnersOrgGroup", 200)).toBe(2)
+        expect(
+          (yield* gh.listRunnersOrgGroup(orgRef, "rise-org", groupId, { namePrefix: "rise-riscv-runner-g10" })).map((
+            r
+          ) => r.name).sort()
+        ).toEqual(
+          [
+            "rise-riscv-runner-g10",
+            "rise-riscv-runner-g100",
+            "rise-riscv-runner-g101",
+            "rise-riscv-runner-g102",
+            "rise-riscv-runner-g103",
+            "rise-riscv-runner-g104"
+          ]
+        )
+        expect((yield* Effect.flip(gh.listRunnersOrgGroup(orgRef, "rise-org", 424242)))._tag).toBe("GithubNotFound")
+      })
+    )
+
+    scenario(
+      "deletes runners: 204 and 404 are done, 422 is busy",
+      Effect.gen(function* () {
+        const gh = yield* Github
+        const world = yield* GithubWorld
+        yield* seedInstallations
+        const idleOrg = yield* world.addRunner({ _tag: "Org", org: "rise-org", groupId: 1 }, { name: "idle-org" })
+        const busyOrg = yield* world.addRunner({ _tag: "Org", org: "rise-org", groupId: 1 }, {
+          name: "busy-org",
+          busy: true
+        })
+        const idleRepo = yield* world.addRunner({ _tag: "Repo", repo: "alice/project" }, { name: "idle-repo" })
+        const busyRepo = yield* world.addRunner({ _tag: "Repo", repo: "alice/project" }, {
+          name: "busy-repo",
+          busy: true
+        })
+
+        yield* gh.deleteRunnerOrg(orgRef, "rise-org", idleOrg)
+        yield* gh.deleteRunnerOrg(orgRef, "rise-org", idleOrg)
+        yield* gh.deleteRunnerRepo(userRef, "alice/project", idleRepo)
+        yield* gh.deleteRunnerRepo(userRef, "alice/project", 31337)
+        const busy1 = yield* Effect.flip(gh.deleteRunnerOrg(orgRef, "rise-org", busyOrg))
+        const busy2 = yield* Effect.flip(gh.deleteRunnerRepo(userRef, "alice/project", busyRepo))
+        expect(busy1).toMatchObject({ _tag: "GithubBusy", operation: "deleteRunnerOrg" })
+        expect(busy2).toMatchObject({ _tag: "GithubBusy", operation: "deleteRunnerRepo" })
+        expect((yield* world.runners).map((r) => r.name).sort()).toEqual(["busy-org", "busy-repo"])
+
+        // Once its job is over the runner can go.
+        yield* world.setRunnerBusy("busy-org", false)
+        yield* gh.deleteRunnerOrg(orgRef, "rise-org", busyOrg)
+        expect((yield* world.runners).map((r) => r.name)).toEqual(["busy-repo"])
+        expect(yield* calls("deleteRunnerOrg", 204)).toBe(2)
+        expect(yield* calls("deleteRunnerOrg", 404)).toBe(1)
+        expect(yield* calls("deleteRunnerOrg", 422)).toBe(1)
+      })
+    )
+
+    scenario(
+      "reads jobs and runs, and reports missing ones as GithubNotFound",
+      Effect.gen(function* () {
+        const gh = yield* Github
+        const world = yield* GithubWorld
+        yield* seedInstallations
+        yield* world.createJob({ id: 7001, repo: "alice/project", runId: 9001 })
+        yield* world.createRun({ id: 9001, repo: "alice/project", status: "in_progress" })
+        expect(yield* gh.getJob(userRef, "alice/project", 7001)).toEqual({
+          status: "queued",
+          conclusion: null,
+          runner_name: null,
+          run_id: 9001
+        })
+        yield* world.setJobStatus(7001, {
+          status: "completed",
+          conclusion: "success",
+          runnerName: "rise-riscv-runner-x"
+        })
+        expect(yield* gh.getJob(userRef, "alice/project", 7001)).toEqual({
+          status: "completed",
+          conclusion: "success",
+          runner_name: "rise-riscv-runner-x",
+          run_id: 9001
+        })
+        expect(yield* gh.getRun(userRef, "alice/project", 9001)).toEqual({ status: "in_progress", conclusion: null })
+
+        const missingJob = yield* Effect.flip(gh.getJob(userRef, "alice/project", 7002))
+        expect(missingJob).toMatchObject({ _tag: "GithubNotFound", operation: "getJob" })
+        expect((yield* Effect.flip(gh.getRun(userRef, "alice/project", 9002)))._tag).toBe("GithubNotFound")
+        expect((yield* Effect.flip(gh.getJob(userRef, "alice/elsewhere", 7001)))._tag).toBe("GithubNotFound")
+        expect((yield* Effect.flip(gh.getJob(userRef, "not-a-repo", 7001)))._tag).toBe("GithubNotFound")
+      })
+    )
+
+    scenario(
+      "polls conditionally: an unchanged job costs no rate-limit budget",
+      Effect.gen(function* () {
+        const gh = yield* Github
+        const world = yield* GithubWorld
+        yield* seedInstallations
+        yield* world.createJob({
+          id: 7001,
+          repo: "alice/project",
+          runId: 9001,
+          status: "in_progress",
+          runnerName: "r1"
+        })
+        expect(yield* gh.rateLimit(22)).toEqual(Option.none())
+        yield* gh.getJob(userRef, "alice/project", 7001)
+        const afterFirst = Option.getOrThrow(yield* gh.rateLimit(22))
+        expect(afterFirst.remaining).toBe(afterFirst.limit - 1)
+        const again = yield* gh.getJob(userRef, "alice/project", 7001)
+        yield* gh.getJob(userRef, "alice/project", 7001)
+        expect(again).toEqual({ status: "in_progress", conclusion: null, runner_name: "r1", run_id: 9001 })
+        expect(Option.getOrThrow(yield* gh.rateLimit(22)).remaining).toBe(afterFirst.remaining)
+        expect(yield* calls("getJob", 304)).toBe(2)
+        yield* world.setJobStatus(7001, { status: "completed", conclusion: "cancelled" })
+        expect((yield* gh.getJob(userRef, "alice/project", 7001)).conclusion).toBe("cancelled")
+        expect(yield* calls("getJob", 200)).toBe(2)
+        expect(Option.getOrThrow(yield* gh.rateLimit(22)).remaining).toBe(afterFirst.remaining - 1)
+        // Runs are polled the same way.
+        yield* world.createRun({ id: 9001, repo: "alice/project", status: "completed", conclusion: "failure" })
+        yield* gh.getRun(userRef, "alice/project", 9001)
+        yield* gh.getRun(userRef, "alice/project", 9001)
+        expect(yield* calls("getRun", 304)).toBe(1)
+      })
+    )
+
+    scenario(
+      "reports a spent budget as GithubRateLimited with the reset time, and stops asking",
+      Effect.gen(function* () {
+        const gh = yield* Github
+        const world = yield* GithubWorld
+        yield* seedInstallations
+        yield* world.createJob({ id: 7001, repo: "alice/project", runId: 9001 })
+        const resetAt = new Date((Math.floor(Date.now() / 1000) + 3600) * 1000)
+        yield* world.setRateLimit(22, { limit: 5000, remaining: 0, resetAt })
+        const limited = yield* Effect.flip(gh.getJob(userRef, "alice/project", 7001))
+        expect(limited._tag).toBe("GithubRateLimited")
+        if (limited._tag !== "GithubRateLimited") return
+        expect(limited.resetAt?.getTime()).toBe(resetAt.getTime())
+        expect(limited.operation).toBe("getJob")
+        expect(Option.getOrThrow(yield* gh.rateLimit(22))).toMatchObject({ limit: 5000, remaining: 0, resetAt })
+        // Until the reset, asking again would only spend a round trip.
+        const again = yield* Effect.flip(gh.getJob(userRef, "alice/project", 7001))
+        expect(again._tag).toBe("GithubRateLimited")
+        expect(yield* calls("getJob")).toBe(1)
+        // Other installations have their own budget.
+        yield* gh.ensureRunnerGroup(orgRef, "rise-org", "riscv-runners")
+      })
+    )
+
+    scenario(
+      "never puts a token, JWT, private key or JIT config in an error or a log",
+      Effect.gen(function* () {
+        const gh = yield* Github
+        const world = yield* GithubWorld
+        const logs: Array<string> = []
+        const capture = Logger.make(({ message, annotations, cause }) => {
+          logs.push(
+            JSON.stringify(message),
+            JSON.stringify(Array.from(HashMap.toEntries(annotations))),
+            Cause.pretty(cause)
+          )
+        })
+        const errors: Array<unknown> = []
+        const attempt = <A>(effect: Effect.Effect<A, GithubError>) =>
+          effect.pipe(
+            Effect.tapError((e) => Effect.sync(() => errors.push(e))),
+            Effect.tap((a) => Effect.sync(() => logs.push(JSON.stringify(a), String(a)))),
+            Effect.option
+          )
+        const run = Effect.gen(function* () {
+          yield* attempt(gh.installationToken(orgRef))
+          yield* seedInstallations
+          const groupId = yield* gh.ensureRunnerGroup(orgRef, "rise-org", "riscv-runners")
+          const jit = yield* attempt(
+            gh.createJitConfigOrg(orgRef, "rise-org", groupId, { runnerName: "rise-riscv-runner-s1", labels })
+          )
+          yield* attempt(
+            gh.createJitConfigOrg(orgRef, "rise-org", groupId, { runnerName: "rise-riscv-runner-s1", labels })
+          )
+          yield* attempt(
+            gh.createJitConfigRepo(userRef, "alice/project", { runnerName: "rise-riscv-runner-s2", labels })
+          )
+          yield* attempt(gh.createJitConfigRepo(userRef, "bob/project", { runnerName: "rise-riscv-runner-s3", labels }))
+          if (Option.isSome(jit)) {
+            yield* world.registerRunnerFromJit(jit.value.jitConfig)
+            yield* world.setRunnerBusy("rise-riscv-runner-s1", true)
+            yield* attempt(gh.deleteRunnerOrg(orgRef, "rise-org", jit.value.runnerId))
+          }
+          yield* attempt(gh.getJob(userRef, "alice/project", 1))
+          yield* world.removeInstallation(22)
+          yield* attempt(gh.listRunnersRepo(userRef, "alice/project"))
+          yield* attempt(gh.listRunnersRepo(userRef, "alice/project"))
+          yield* attempt(gh.getInstallation(22, "User"))
+        })
+        yield* run.pipe(
+          Effect.provide(Logger.replace(Logger.defaultLogger, capture)),
+          Logger.withMinimumLogLevel(LogLevel.All)
+        )
+
+        expect(errors.length).toBeGreaterThanOrEqual(6)
+        expect(logs.some((l) => l.includes("installation token"))).toBe(true)
+        const secrets = yield* world.secrets
+        expect(secrets.length).toBeGreaterThanOrEqual(4)
+        const texts = [...logs, ...errors.flatMap(renderings)]
+        for (const fragment of secrets.flatMap(fragmentsOf)) {
+          expect(texts.filter((t) => t.includes(fragment))).toEqual([])
+        }
+      })
+    )
+  })
+
+// --- the two implementations -----------------------------------------------------------------------------------
+
+const memoryLayer = GithubWorldFromMemory.pipe(Layer.provideMerge(GithubMemory))
+
+/** The live layer's stub server, for the tests that script answers. */
+class Stub extends Context.Tag("test/GithubStub")<Stub, GithubStubState>() {}
+
+/** A stub server per test, and the live layer pointed at it through a GHES-style `/api/v3` base URL. */
+const liveLayer = Layer.unwrapScoped(
+  Effect.gen(function* () {
+    const keys = githubTestKeys()
+    const stub = yield* startGithubStub(
+      [
+        { appId: ORG_APP, serves: "Organization", publicKey: keys.org.publicKey },
+        { appId: PERSONAL_APP, serves: "User", publicKey: keys.personal.publicKey }
+      ],
+      "/api/v3"
+    )
+    const github = GithubLive({
+      orgApp: { appId: ORG_APP, privateKey: Redacted.make(keys.org.privateKeyPem) },
+      personalApp: { appId: PERSONAL_APP, privateKey: Redacted.make(keys.personal.privateKeyPem) },
+      apiUrl: stub.url,
+      requestTimeout: Duration.seconds(5),
+      limits: { millisPerSecond: 1, spaceWrites: false, maxWaitSeconds: 15, maxRetries: 2 }
+    }).pipe(Layer.orDie)
+    return Layer.mergeAll(
+      github,
+      Layer.succeed(
+        GithubWorld,
+        githubWorldFromStub(stub.state, [keys.org.privateKeyPem, keys.personal.privateKeyPem])
+      ),
+      Layer.succeed(Stub, stub.state)
+    )
+  })
+)
+
+githubContract("in memory", memoryLayer)
+githubContract("octokit against a local stub of api.github.com", liveLayer)
+
+// --- what only one implementation has --------------------------------------------------------------------------
+
+describe("GithubLive", () => {
+  const jobPath = /\/actions\/jobs\/\d+$/
+
+  it.effect("sits out a short secondary rate limit (Retry-After) and retries", () =>
+    Effect.gen(function* () {
+      const gh = yield* Github
+      const world = yield* GithubWorld
+      const stub = yield* Stub
+      yield* seedInstallations
+      yield* world.createJob({ id: 1, repo: "alice/project", runId: 2 })
+      stub.script({
+        method: "GET",
+        path: jobPath,
+        status: 403,
+        headers: { "retry-after": "1" },
+        body: { message: "You have exceeded a secondary rate limit. Please wait a few minutes before you try again." }
+      })
+      expect((yield* gh.getJob(userRef, "alice/project", 1)).status).toBe("queued")
+      expect(yield* calls("getJob", 403)).toBe(1)
+      expect(yield* calls("getJob", 200)).toBe(1)
+    }).pipe(Effect.provide(liveLayer)))
+
+  it.effect("gives up at once on a long Retry-After and says how long", () =>
+    Effect.gen(function* () {
+      const gh = yield* Github
+      const world = yield* GithubWorld
+      const stub = yield* Stub
+      yield* seedInstallations
+      yield* world.createJob({ id: 1, repo: "alice/project", runId: 2 })
+      stub.script({
+        method: "GET",
+        path: jobPath,
+        status: 429,
+        headers: { "retry-after": "3600" },
+        body: { message: "You have exceeded a secondary rate limit." }
+      })
+      const error = yield* Effect.flip(gh.getJob(userRef, "alice/project", 1))
+      expect(error).toMatchObject({ _tag: "GithubRateLimited", status: 429, retryAfterSeconds: 3600 })
+      expect(yield* calls("getJob")).toBe(1)
+    }).pipe(Effect.provide(liveLayer)))
+
+  it.effect("retries a 502 and counts both attempts", () =>
+    Effect.gen(function* () {
+      const gh = yield* Github
+      const world = yield* GithubWorld
+      const stub = yield* Stub
+      yield* seedInstallations
+      yield* world.createJob({ id: 1, repo: "alice/project", runId: 2 })
+      stub.script({ method: "GET", path: jobPath, status: 502, body: { message: "Server Error" } })
+      yield* gh.getJob(userRef, "alice/project", 1)
+      expect(yield* calls("getJob", 502)).toBe(1)
+      expect(yield* calls("getJob", 200)).toBe(1)
+      // A 5xx that does not go away surfaces as GithubHttpError after the retries.
+      stub.script({
+        method: "GET",
+        path: /\/actions\/runs\/\d+$/,
+        status: 503,
+        body: { message: "Unavailable" },
+        times: 10
+      })
+      const error = yield* Effect.flip(gh.getRun(userRef, "alice/project", 2))
+      expect(error).toMatchObject({ _tag: "GithubHttpError", status: 503 })
+      expect(yield* calls("getRun", 503)).toBe(3)
+    }).pipe(Effect.provide(liveLayer)))
+
+  it.effect("reports no answer as GithubTransportError", () =>
+    Effect.gen(function* () {
+      const keys = githubTestKeys()
+      const layer = GithubLive({
+        orgApp: { appId: ORG_APP, privateKey: Redacted.make(keys.org.privateKeyPem) },
+        personalApp: { appId: PERSONAL_APP, privateKey: Redacted.make(keys.personal.privateKeyPem) },
+        // Port 9 (discard) on loopback: nothing listens, so the connection is refused.
+        apiUrl: "http://127.0.0.1:9",
+        limits: { millisPerSecond: 1, spaceWrites: false }
+      })
+      const error = yield* Effect.flip(Effect.flatMap(Github, (gh) => gh.installationToken(orgRef))).pipe(
+        Effect.provide(Layer.orDie(layer))
+      )
+      expect(error._tag).toBe("GithubTransportError")
+      expect(error.operation).toBe("installationToken")
+    }))
+
+  it.effect("refuses an unusable private key without quoting it", () =>
+    Effect.gen(function* () {
+      const keys = githubTestKeys()
+      const broken =
+        "-----BEGIN RSA PRIVATE KEY-----\nTHISISNOTAKEYATALLBUTITLOOKSLIKEONE\n-----END RSA PRIVATE KEY-----"
+      const exit = yield* Effect.exit(
+        Effect.scoped(
+          Layer.build(
+            GithubLive({
+              orgApp: { appId: ORG_APP, privateKey: Redacted.make(keys.org.privateKeyPem) },
+              personalApp: { appId: PERSONAL_APP, privateKey: Redacted.make(broken) }
+            })
+          )
+        )
+      )
+      expect(Exit.isFailure(exit)).toBe(true)
+      const text = Exit.isFailure(exit) ? Cause.pretty(exit.cause) : ""
+      expect(text).toContain("personal app")
+      expect(text).not.toContain("THISISNOTAKEY")
+    }))
+
+  it("the stub's checker rejects requests GitHub's description does not allow", () => {
+    expect(matchOperation("GET", "/no/such/endpoint")).toBeUndefined()
+    const jit = matchOperation("POST", "/orgs/rise-org/actions/runners/generate-jitconfig")
+    expect(jit?.operationId).toBe("actions/generate-runner-jitconfig-for-org")
+    expect(checkBody(jit!, { name: "r", runner_group_id: 3, labels, work_folder: "../../../work" })).toEqual([])
+    const bad = checkBody(jit!, { name: "r", runner_group_id: "3", labels: [], colour: "red" })
+    expect(bad.join("\n")).toMatch(/runner_group_id: expected integer/)
+    expect(bad.join("\n")).toMatch(/fewer than 1 items/)
+    expect(bad.join("\n")).toMatch(/colour is not a declared property/)
+    const group = matchOperation("POST", "/orgs/rise-org/actions/runner-groups")!
+    expect(checkBody(group, { name: "g", visibility: "everyone" }).join("\n")).toMatch(/not one of/)
+    // A GET on the JIT path is the runner-by-id operation, whose id must be an integer.
+    const byId = matchOperation("GET", "/orgs/rise-org/actions/runners/generate-jitconfig")!
+    expect(checkParameters(byId, new URLSearchParams())).not.toEqual([])
+    expect(
+      checkParameters(
+        matchOperation("GET", "/repos/a/b/actions/runners")!,
+        new URLSearchParams("per_page=100&colour=1")
+      )
+    ).toEqual([
+      "query parameter colour is not declared for actions/list-self-hosted-runners-for-repo"
+    ])
+  })
+})
+
+describe("GithubMemory control", () => {
+  it.effect("runs a job end to end: JIT, registration, assignment, completion", () =>
+    Effect.gen(function* () {
+      const gh = yield* Github
+      const control = yield* GithubMemoryControl
+      yield* control.addInstallation(orgInstallation)
+      yield* control.createJob({ id: 1, repo: "rise-org/app", runId: 10, labels })
+      const groupId = yield* gh.ensureRunnerGroup(orgRef, "rise-org", "riscv-runners")
+      const jit = yield* gh.createJitConfigOrg(orgRef, "rise-org", groupId, {
+        runnerName: "rise-riscv-runner-1",
+        labels
+      })
+      expect(Option.isSome(yield* control.registerRunnerFromJit(jit.jitConfig))).toBe(true)
+      const assigned = yield* control.assignQueuedJob("rise-riscv-runner-1")
+      expect(Option.getOrThrow(assigned)).toMatchObject({
+        id: 1,
+        status: "in_progress",
+        runner_name: "rise-riscv-runner-1"
+      })
+      expect((yield* gh.listRunnersOrgGroup(orgRef, "rise-org", groupId))[0]?.busy).toBe(true)
+      yield* control.completeJob(1, "success")
+      expect(yield* gh.getJob(orgRef, "rise-org/app", 1)).toMatchObject({ status: "completed", conclusion: "success" })
+      expect(yield* gh.listRunnersOrgGroup(orgRef, "rise-org", groupId)).toEqual([])
+      // API calls for one provisioned runner: token, group listing, group creation, JIT.
+      const counts = yield* gh.callCounts
+      expect(totalCalls(counts, ["installationToken", "listRunnerGroups", "createRunnerGroup", "createJitConfigOrg"]))
+        .toBe(4)
+    }).pipe(Effect.provide(GithubMemory)))
+
+  it.effect("keeps a never-registering runner offline and a stuck runner busy", () =>
+    Effect.gen(function* () {
+      const gh = yield* Github
+      const control = yield* GithubMemoryControl
+      yield* control.addInstallation(userInstallation)
+      yield* control.neverRegister("rise-riscv-runner-ghost")
+      const ghost = yield* gh.createJitConfigRepo(userRef, "alice/p", { runnerName: "rise-riscv-runner-ghost", labels })
+      expect(Option.isNone(yield* control.registerRunnerFromJit(ghost.jitConfig))).toBe(true)
+      const stuck = yield* gh.createJitConfigRepo(userRef, "alice/p", { runnerName: "rise-riscv-runner-stuck", labels })
+      yield* control.registerRunnerFromJit(stuck.jitConfig)
+      yield* control.setRunnerStuckBusy("rise-riscv-runner-stuck", true)
+      yield* control.finishRunner("rise-riscv-runner-stuck")
+      expect((yield* Effect.flip(gh.deleteRunnerRepo(userRef, "alice/p", stuck.runnerId)))._tag).toBe("GithubBusy")
+      const runners = yield* gh.listRunnersRepo(userRef, "alice/p")
+      expect(runners.map((r) => [r.name, r.status, r.busy])).toEqual([
+        ["rise-riscv-runner-ghost", "offline", false],
+        ["rise-riscv-runner-stuck", "online", true]
+      ])
+    }).pipe(Effect.provide(GithubMemory)))
+
+  it.effect("injects errors and latency by operation", () =>
+    Effect.gen(function* () {
+      const gh = yield* Github
+      const control = yield* GithubMemoryControl
+      yield* control.addInstallation(userInstallation)
+      yield* control.createJob({ id: 1, repo: "alice/p", runId: 2 })
+      yield* control.injectFault("getJob", { _tag: "Status", status: 500, message: "boom" }, { times: 1 })
+      yield* control.injectFault("getRun", { _tag: "Transport" }, { times: 1 })
+      yield* control.injectFault("listRunnersRepo", { _tag: "RateLimited", resetAt: new Date(7_200_000) }, { times: 1 })
+      expect(yield* Effect.flip(gh.getJob(userRef, "alice/p", 1))).toMatchObject({
+        _tag: "GithubHttpError",
+        status: 500
+      })
+      expect((yield* gh.getJob(userRef, "alice/p", 1)).status).toBe("queued")
+      expect((yield* Effect.flip(gh.getRun(userRef, "alice/p", 2)))._tag).toBe("GithubTransportError")
+      const limited = yield* Effect.flip(gh.listRunnersRepo(userRef, "alice/p"))
+      expect(limited).toMatchObject({ _tag: "GithubRateLimited", resetAt: new Date(7_200_000) })
+
+      yield* control.injectFault("getJob", { _tag: "Latency", duration: Duration.seconds(30) })
+      const slow = yield* Effect.fork(gh.getJob(userRef, "alice/p", 1))
+      yield* TestClock.adjust(Duration.seconds(29))
+      expect(Option.isNone(yield* Fiber.poll(slow))).toBe(true)
+      yield* TestClock.adjust(Duration.seconds(1))
+      expect((yield* Fiber.join(slow)).status).toBe("queued")
+      yield* control.clearFaults
+      expect(yield* calls("getJob", 500)).toBe(1)
+      expect(yield* calls("getRun", 0)).toBe(1)
+    }).pipe(Effect.provide(GithubMemory)))
+
+  it.effect("spends and refills the installation budget on the Clock", () =>
+    Effect.gen(function* () {
+      const gh = yield* Github
+      const control = yield* GithubMemoryControl
+      yield* control.addInstallation(userInstallation)
+      yield* control.setRateLimit(22, { limit: 2, remaining: 2, resetAt: new Date(3_600_000) })
+      yield* gh.listRunnersRepo(userRef, "alice/p")
+      yield* gh.listRunnersRepo(userRef, "alice/p")
+      expect((yield* Effect.flip(gh.listRunnersRepo(userRef, "alice/p")))._tag).toBe("GithubRateLimited")
+      yield* TestClock.adjust(Duration.hours(1))
+      yield* gh.listRunnersRepo(userRef, "alice/p")
+      expect(Option.getOrThrow(yield* gh.rateLimit(22))).toMatchObject({ limit: 2, remaining: 1 })
+    }).pipe(Effect.provide(GithubMemory)))
+})

@@ -1,0 +1,98 @@
+import { Context, Effect, Layer, Option, type Redacted } from "effect"
+import type { EntityType } from "../../src/domain/Entity.ts"
+import { type GithubInstallation, totalCalls } from "../../src/services/Github.ts"
+import {
+  GithubMemoryControl,
+  type MemoryRunner,
+  type MemoryRunnerGroup,
+  type MemoryRunnerScope
+} from "../../layers/github/memory.ts"
+
+/**
+ * GitHub's side of a contract scenario: what the test seeds and inspects, independent of the layer under test.
+ * For the memory layer it is the control handle; for the live layer it is the stub server's state.
+ */
+export interface GithubWorldShape {
+  readonly name: "memory" | "stub"
+  readonly addInstallation: (
+    installation: GithubInstallation,
+    options?: { readonly app?: EntityType }
+  ) => Effect.Effect<void>
+  readonly removeInstallation: (installationId: number) => Effect.Effect<void>
+  readonly addRunnerGroup: (org: string, name: string) => Effect.Effect<number>
+  readonly addRunner: (
+    scope: MemoryRunnerScope,
+    runner: {
+      readonly name: string
+      readonly status?: "online" | "offline"
+      readonly busy?: boolean
+      readonly labels?: ReadonlyArray<string>
+    }
+  ) => Effect.Effect<number>
+  /** the runner in a pod started with this JIT config connects; false if GitHub does not know the config */
+  readonly registerRunnerFromJit: (jitConfig: Redacted.Redacted<string>) => Effect.Effect<boolean>
+  readonly setRunnerBusy: (runnerName: string, busy: boolean) => Effect.Effect<void>
+  readonly createJob: (job: {
+    readonly id: number
+    readonly repo: string
+    readonly runId: number
+    readonly status?: string
+    readonly conclusion?: string | null
+    readonly runnerName?: string | null
+  }) => Effect.Effect<void>
+  readonly setJobStatus: (
+    jobId: number,
+    update: { readonly status: string; readonly conclusion?: string | null; readonly runnerName?: string | null }
+  ) => Effect.Effect<void>
+  readonly createRun: (
+    run: {
+      readonly id: number
+      readonly repo: string
+      readonly status?: string | null
+      readonly conclusion?: string | null
+    }
+  ) => Effect.Effect<void>
+  readonly setRateLimit: (
+    installationId: number,
+    budget: { readonly limit?: number; readonly remaining: number; readonly resetAt: Date }
+  ) => Effect.Effect<void>
+  /** access-token requests GitHub has received */
+  readonly tokenRequests: Effect.Effect<number>
+  readonly runnerGroups: (org: string) => Effect.Effect<ReadonlyArray<MemoryRunnerGroup>>
+  readonly runners: Effect.Effect<ReadonlyArray<MemoryRunner>>
+  /** every secret in play: private keys, issued tokens, issued JIT configs */
+  readonly secrets: Effect.Effect<ReadonlyArray<string>>
+  /** requests that did not fit GitHub's REST description (always none for memory) */
+  readonly specViolations: Effect.Effect<ReadonlyArray<string>>
+}
+
+export class GithubWorld extends Context.Tag("test/GithubWorld")<GithubWorld, GithubWorldShape>() {}
+
+/** The memory layer's world is its control handle. */
+export const GithubWorldFromMemory: Layer.Layer<GithubWorld, never, GithubMemoryControl> = Layer.effect(
+  GithubWorld,
+  Effect.gen(function* () {
+    const control = yield* GithubMemoryControl
+    return {
+      name: "memory",
+      addInstallation: control.addInstallation,
+      removeInstallation: control.removeInstallation,
+      addRunnerGroup: control.addRunnerGroup,
+      addRunner: control.addRunner,
+      registerRunnerFromJit: (jit) => control.registerRunnerFromJit(jit).pipe(Effect.map(Option.isSome)),
+      setRunnerBusy: control.setRunnerBusy,
+      createJob: control.createJob,
+      setJobStatus: control.setJobStatus,
+      createRun: control.createRun,
+      setRateLimit: control.setRateLimit,
+      tokenRequests: control.callCounts.pipe(Effect.map((c) => totalCalls(c, ["installationToken"]))),
+      runnerGroups: (org) =>
+        control.snapshot.pipe(
+          Effect.map((s) => s.runnerGroups.filter((g) => g.org.toLowerCase() === org.toLowerCase()))
+        ),
+      runners: control.snapshot.pipe(Effect.map((s) => s.runners)),
+      secrets: control.issuedSecrets,
+      specViolations: Effect.succeed([])
+    }
+  })
+)
