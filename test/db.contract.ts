@@ -148,6 +148,41 @@ export const dbContract = (name: string, run: DbRunner) =>
       expect((yield* db.getDemand).map((r) => r.job.job_id)).toEqual([2, 3, 4, 5])
     }))
 
+    test("allocation failure streaks: failures since the group's last allocated worker, within the lookback", Effect.gen(function*() {
+      const db = yield* Db
+      const allocFailed = (name: string, over: Parameters<typeof newWorker>[1] = {}) =>
+        Effect.zipRight(db.addWorker(newWorker(name, over)), db.markWorkerFailed(name, null, failureV2("pod_allocation_failure"), null))
+      yield* at(100)
+      yield* allocFailed("old-a") // beyond the lookback
+      yield* at(1000)
+      yield* allocFailed("a1")
+      yield* at(1010)
+      yield* allocFailed("a2", { job_labels: ["b", "a"] }) // another label set: its own group
+      yield* at(1020)
+      yield* allocFailed("a3")
+      // entity 2002: a failure, then an allocated worker (which later failed for another reason) ends the streak
+      yield* at(1030)
+      yield* allocFailed("b1", { entity_id: 2002 })
+      yield* at(1040)
+      yield* db.addWorker(newWorker("b2", { entity_id: 2002 }))
+      yield* db.markWorkerFailed("b2", null, failureV2("runner_never_registered"), null)
+      // entity 3003: allocated, then two failures
+      yield* at(1050)
+      yield* db.addWorker(newWorker("c1", { entity_id: 3003 }))
+      yield* at(1060)
+      yield* allocFailed("c2", { entity_id: 3003 })
+      yield* at(1070)
+      yield* allocFailed("c3", { entity_id: 3003 })
+      yield* at(1100)
+      const streaks = yield* db.getAllocationFailures(600)
+      expect(streaks.map((s) => ({ ...s, lastFailureAt: s.lastFailureAt.getTime() }))).toEqual([
+        { entityId: 1001, labels: ["a", "b"], failures: 1, lastFailureAt: 1_010_000 },
+        { entityId: 1001, labels: ["ubuntu-24.04-riscv"], failures: 2, lastFailureAt: 1_020_000 },
+        { entityId: 3003, labels: ["ubuntu-24.04-riscv"], failures: 2, lastFailureAt: 1_070_000 }
+      ])
+      expect(yield* db.getAllocationFailures(10)).toEqual([])
+    }))
+
     test("addWorker reserves a unique pod name", Effect.gen(function*() {
       const db = yield* Db
       yield* db.addWorker(newWorker("rise-riscv-runner-staging-abc", { entity_type: "User", repo_full_name: "me/repo", job_labels: ["b", "a"] }))

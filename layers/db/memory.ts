@@ -4,7 +4,15 @@ import type { Job } from "../../src/domain/Job.ts"
 import { encodeLabelSet, toLabelSet } from "../../src/domain/Labels.ts"
 import { allowedSources, isActive, type Status } from "../../src/domain/Status.ts"
 import type { Worker } from "../../src/domain/Worker.ts"
-import { Db, type DbShape, type DemandRow, DuplicatePodName, type PageRequest, type Transition } from "../../src/services/Db.ts"
+import {
+  type AllocationFailureStreak,
+  Db,
+  type DbShape,
+  type DemandRow,
+  DuplicatePodName,
+  type PageRequest,
+  type Transition
+} from "../../src/services/Db.ts"
 
 /**
  * Undo entries of the writes made by the current transaction or step, if any. A step that fails replays its
@@ -205,6 +213,31 @@ export const makeDbMemory = Effect.gen(function*() {
           )
           .sort(byCreated((w) => w.pod_name))),
     listWorkers: (req) => Effect.sync(() => page(workers.values(), (w) => w.pod_name, req)),
+    getAllocationFailures: (lookbackSeconds) =>
+      Effect.map(now, (at) => {
+        const since = at.getTime() - lookbackSeconds * 1000
+        const allocFailed = (w: Worker) =>
+          w.status === "failed" && w.failure_info?.version === 2 && w.failure_info.reason === "pod_allocation_failure"
+        const recent = [...workers.values()].filter((w) => w.created_at.getTime() >= since)
+        const lastOk = new Map<string, number>()
+        for (const w of recent) {
+          if (allocFailed(w)) continue
+          const key = `${w.entity_id}|${encodeLabelSet(w.job_labels)}`
+          lastOk.set(key, Math.max(lastOk.get(key) ?? Number.NEGATIVE_INFINITY, w.created_at.getTime()))
+        }
+        const streaks = new Map<string, { entityId: number; labels: ReadonlyArray<string>; failures: number; last: number }>()
+        for (const w of recent) {
+          const key = `${w.entity_id}|${encodeLabelSet(w.job_labels)}`
+          if (!allocFailed(w) || w.created_at.getTime() <= (lastOk.get(key) ?? Number.NEGATIVE_INFINITY)) continue
+          const s = streaks.get(key) ?? { entityId: w.entity_id, labels: toLabelSet(w.job_labels), failures: 0, last: Number.NEGATIVE_INFINITY }
+          s.failures += 1
+          s.last = Math.max(s.last, (w.completed_at ?? w.created_at).getTime())
+          streaks.set(key, s)
+        }
+        return [...streaks.values()]
+          .sort((a, b) => a.entityId - b.entityId || (encodeLabelSet(a.labels) < encodeLabelSet(b.labels) ? -1 : 1))
+          .map((s): AllocationFailureStreak => ({ entityId: s.entityId, labels: s.labels, failures: s.failures, lastFailureAt: new Date(s.last) }))
+      }),
 
     addInstallationEvent: (e) =>
       Effect.gen(function*() {

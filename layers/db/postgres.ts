@@ -7,7 +7,16 @@ import { Job } from "../../src/domain/Job.ts"
 import { encodeLabelSet } from "../../src/domain/Labels.ts"
 import { Status } from "../../src/domain/Status.ts"
 import { Worker } from "../../src/domain/Worker.ts"
-import { Db, DbError, type DbShape, type DemandRow, DuplicatePodName, type PageRequest, type Transition } from "../../src/services/Db.ts"
+import {
+  type AllocationFailureStreak,
+  Db,
+  DbError,
+  type DbShape,
+  type DemandRow,
+  DuplicatePodName,
+  type PageRequest,
+  type Transition
+} from "../../src/services/Db.ts"
 import { migrate } from "./migrate.ts"
 import { type DbSchema, pgClientLayer, type PgConnectionOptions } from "./pgClient.ts"
 
@@ -19,6 +28,13 @@ const decodeWorkers = Schema.decodeUnknown(Schema.Array(Worker))
 const decodeSummaries = Schema.decodeUnknown(Schema.Array(EventSummary))
 const TransitionRow = Schema.Struct({ previous: Status, changed: Schema.Boolean })
 const decodeTransition = Schema.decodeUnknown(Schema.Array(TransitionRow))
+const StreakRow = Schema.Struct({
+  entity_id: Schema.Number,
+  job_labels: Schema.Array(Schema.String),
+  failures: Schema.Number,
+  last_failure_at: Schema.DateFromSelf
+})
+const decodeStreaks = Schema.decodeUnknown(Schema.Array(StreakRow))
 
 const JOB_COLUMNS = `job_id, status::text AS status, failure_info, provider::text AS provider, entity_id, entity_name,
   entity_type, repo_full_name, installation_id, job_labels, k8s_pool, k8s_image, k8s_pod, html_url, created_at, updated_at`
@@ -292,6 +308,39 @@ export const makeDbPostgres = (schema: DbSchema) =>
           )),
 
       listWorkers: (req) => page("listWorkers", "workers", workerCols, rowsToWorkers("listWorkers"), req),
+
+      // Per group, the allocation failures created after the group's latest allocated worker (any other outcome,
+      // in flight included), within the lookback: one statement for every group.
+      getAllocationFailures: (lookbackSeconds) =>
+        Effect.gen(function*() {
+          const at = yield* now
+          const since = new Date(at.getTime() - lookbackSeconds * 1000)
+          const rows = yield* sql`
+            WITH recent AS (
+              SELECT entity_id, job_labels, created_at, completed_at,
+                     (status = 'failed' AND failure_info ->> 'reason' = 'pod_allocation_failure') AS alloc_failed
+              FROM workers WHERE created_at >= ${since}
+            ), last_ok AS (
+              SELECT entity_id, job_labels, max(created_at) AS at FROM recent WHERE NOT alloc_failed
+              GROUP BY entity_id, job_labels
+            )
+            SELECT r.entity_id, r.job_labels, count(*) AS failures,
+                   max(COALESCE(r.completed_at, r.created_at)) AS last_failure_at
+            FROM recent r
+            LEFT JOIN last_ok o ON o.entity_id = r.entity_id AND o.job_labels = r.job_labels
+            WHERE r.alloc_failed AND (o.at IS NULL OR r.created_at > o.at)
+            GROUP BY r.entity_id, r.job_labels`.pipe(Effect.mapError(toDbError("getAllocationFailures")))
+          const streaks = yield* decodeStreaks(rows).pipe(Effect.mapError(toDbError("getAllocationFailures: unexpected row")))
+          // Ordered here rather than in SQL: jsonb's text form and the collation would order label sets differently.
+          return streaks
+            .map((r): AllocationFailureStreak => ({
+              entityId: r.entity_id,
+              labels: r.job_labels,
+              failures: r.failures,
+              lastFailureAt: r.last_failure_at
+            }))
+            .sort((a, b) => a.entityId - b.entityId || (encodeLabelSet(a.labels) < encodeLabelSet(b.labels) ? -1 : 1))
+        }).pipe(Effect.withSpan("Db.getAllocationFailures")),
 
       addInstallationEvent: (e) =>
         Effect.gen(function*() {

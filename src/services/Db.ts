@@ -51,6 +51,21 @@ export interface DemandRow {
   readonly entityActiveWorkers: number
 }
 
+/**
+ * The current run of provisioning failures of one (entity, exact label set): workers failed with
+ * `pod_allocation_failure` since the group's last worker that was allocated (any other outcome), within a
+ * lookback. The scheduler backs off from a group with a streak, so a permanent error does not write a failed
+ * worker every cycle; reading it from the table keeps the back-off across restarts and scheduler replicas.
+ */
+export interface AllocationFailureStreak {
+  readonly entityId: number
+  /** the canonical label set */
+  readonly labels: ReadonlyArray<string>
+  readonly failures: number
+  /** when the latest of them failed */
+  readonly lastFailureAt: Date
+}
+
 export interface DbShape {
   // --- jobs -------------------------------------------------------------------------------------------------
   /** Inserts a pending job unless its id exists, and wakes the schedulers. True when a row was created. */
@@ -103,6 +118,8 @@ export interface DbShape {
   readonly getWorkersForReconcile: (lookbackSeconds: number) => Effect.Effect<ReadonlyArray<Worker>, DbError>
   /** newest first */
   readonly listWorkers: (page: PageRequest) => Effect.Effect<Page<Worker>, DbError>
+  /** Every (entity, label set) whose latest workers created within the lookback failed allocation. */
+  readonly getAllocationFailures: (lookbackSeconds: number) => Effect.Effect<ReadonlyArray<AllocationFailureStreak>, DbError>
 
   // --- installation events (append-only audit log) -----------------------------------------------------------
   /** Appends a row and returns its id. */
