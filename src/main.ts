@@ -5,19 +5,24 @@
  *   main.ts webhook | scheduler | all [--simulate [--demo]]
  *   main.ts migrate
  */
-import { NodeHttpServer, NodeRuntime } from "@effect/platform-node"
+import { NodeHttpClient, NodeHttpServer, NodeRuntime } from "@effect/platform-node"
 import { Console, Effect, Layer, Logger, LogLevel, Option, Redacted } from "effect"
 import { createServer } from "node:http"
 import * as path from "node:path"
 import { migrate } from "../layers/db/migrate.ts"
 import { pgClientLayer } from "../layers/db/pgClient.ts"
 import { DbPostgres } from "../layers/db/postgres.ts"
+import { GithubMemory } from "../layers/github/memory.ts"
+import { GithubLive } from "../layers/github/octokit.ts"
 import { parseArgs } from "./cli.ts"
 import { type AppEnv, loadAppEnv, StartupError } from "./config/env.ts"
 import { loadRunnerConfig } from "./config/runnerConfig.ts"
 import { startEmbeddedPostgres } from "./embedded/embeddedPostgres.ts"
 import { SchedulerServer } from "./scheduler/server.ts"
+import type { RunnerConfig } from "./domain/RunnerConfig.ts"
+import type { Db } from "./services/Db.ts"
 import { WebhookServer } from "./webhook/server.ts"
+import { SIMULATION_WEBHOOK_SECRET, webhookSettingsLayer } from "./webhook/WebhookSettings.ts"
 
 const httpOn = (port: number) => NodeHttpServer.layer(createServer, { port })
 
@@ -37,6 +42,38 @@ const databaseLayer = (env: AppEnv, autoMigrate: boolean) =>
       }))
   })
 
+/**
+ * What the webhook program needs besides the database: its settings, an HTTP client for the staging proxy, and
+ * GitHub for the setup pages' installation lookups (the in-memory GitHub under --simulate; the live one when both
+ * app private keys are set; none otherwise, and the setup pages then answer 502).
+ */
+const webhookLayers = (env: AppEnv, runnerConfig: RunnerConfig, simulate: boolean) => {
+  const apps = {
+    orgAppId: Option.getOrElse(env.orgAppId, () => runnerConfig.apps.orgAppId),
+    personalAppId: Option.getOrElse(env.personalAppId, () => runnerConfig.apps.personalAppId)
+  }
+  const settings = webhookSettingsLayer({
+    // only --simulate may lack GHAPP_WEBHOOK_SECRET; its simulated GitHub signs with the well-known one
+    webhookSecret: Option.getOrElse(env.webhookSecret, () => Redacted.make(SIMULATION_WEBHOOK_SECRET)),
+    traceSecret: env.traceSecret,
+    runnerConfig,
+    prod: env.prod,
+    stagingUrl: env.stagingUrl,
+    apps
+  })
+  const keys = Option.all([env.orgPrivateKey, env.personalPrivateKey])
+  const github = simulate
+    ? GithubMemory
+    : Option.isSome(keys)
+    ? GithubLive({
+      orgApp: { appId: apps.orgAppId, privateKey: keys.value[0] },
+      personalApp: { appId: apps.personalAppId, privateKey: keys.value[1] },
+      apiUrl: env.githubApiUrl
+    })
+    : Layer.empty
+  return Layer.mergeAll(settings, NodeHttpClient.layer, github)
+}
+
 const logLayer = (env: AppEnv) =>
   Layer.mergeAll(
     env.logFormat === "json" ? Logger.replace(Logger.defaultLogger, Logger.jsonLogger) : Logger.replace(Logger.defaultLogger, Logger.prettyLogger()),
@@ -49,7 +86,7 @@ const program = Effect.gen(function*() {
   const args = yield* Effect.try({ try: () => parseArgs(process.argv.slice(2)), catch: (e) => e as StartupError })
   const env = yield* loadAppEnv(args.role, args.simulate)
   // Read and check the runner config up front, so a bad file stops every role at start-up.
-  yield* loadRunnerConfig(env.runnerConfigPath)
+  const runnerConfig = yield* loadRunnerConfig(env.runnerConfigPath)
 
   if (args.role === "migrate") {
     const url = Option.getOrThrow(env.postgresUrl)
@@ -58,10 +95,10 @@ const program = Effect.gen(function*() {
     return
   }
 
-  const servers: Array<Layer.Layer<never, unknown, never>> = []
+  const servers: Array<Layer.Layer<never, unknown, Db>> = []
   const banner: Array<string> = []
   if (args.role === "webhook" || args.role === "all") {
-    servers.push(WebhookServer.pipe(Layer.provide(httpOn(env.port))))
+    servers.push(WebhookServer.pipe(Layer.provide(httpOn(env.port)), Layer.provide(webhookLayers(env, runnerConfig, args.simulate))))
     banner.push(`webhook:   http://localhost:${env.port}/ (health: /health)`)
   }
   if (args.role === "scheduler" || args.role === "all") {
@@ -69,7 +106,7 @@ const program = Effect.gen(function*() {
     banner.push(`scheduler: http://localhost:${env.schedulerPort}/ (health: /health)`)
   }
   const title = `riscv-runner ${args.role}${args.simulate ? " (simulated GitHub and cluster)" : ""} on schema ${env.schema}`
-  const app = Layer.mergeAll(...(servers as [Layer.Layer<never, unknown, never>])).pipe(
+  const app = Layer.mergeAll(...(servers as [Layer.Layer<never, unknown, Db>])).pipe(
     Layer.provide(databaseLayer(env, args.simulate)),
     // printed once everything listens, so the URLs work when they appear
     Layer.tap(() => Console.log([title, ...banner].join("\n")))

@@ -1,9 +1,58 @@
 import { HttpRouter, HttpServerResponse } from "@effect/platform"
+import { Effect } from "effect"
+import { receiveDelivery } from "./delivery.ts"
+import { type HttpEdgeError, renderError, textResponse } from "./errors.ts"
+import { handleInstallation, handleInstallationTarget, handleOtherEvent, handlePing } from "./installationEvents.ts"
+import { setupPage } from "./setupPages.ts"
+import { traceEntity, traceEntityState, traceInstallation, traceJob, tracePayload } from "./trace.ts"
+import { handleWorkflowJob } from "./workflowJob.ts"
 
 /**
- * The webhook program's HTTP routes (the original's `ghfe`). `GET /health` answers `ok` while the process is
- * up; it is not logged, since probes call it every few seconds.
+ * `POST /`: one GitHub delivery. It is verified before anything else happens, then dispatched on its event.
+ * Every event that passes verification leaves exactly one `installation_events` row.
+ */
+export const receiveWebhook = Effect.fn("Webhook.receive")(function*() {
+  const delivery = yield* receiveDelivery()
+  const ok = (body: string) => textResponse(200, body)
+  switch (delivery.event) {
+    case "ping":
+      return ok(yield* handlePing(delivery))
+    case "installation":
+    case "installation_repositories":
+      return ok(yield* handleInstallation(delivery))
+    case "installation_target":
+      return ok(yield* handleInstallationTarget(delivery))
+    case "workflow_job":
+      return yield* handleWorkflowJob(delivery)
+    default:
+      return ok(yield* handleOtherEvent(delivery))
+  }
+})
+
+/**
+ * Every route answers: an expected error becomes its status and text, and a defect (a bug) becomes a logged 500
+ * rather than a dropped connection. Handlers are suspended so that each request runs them afresh.
+ */
+const answer = <R>(handler: () => Effect.Effect<HttpServerResponse.HttpServerResponse, HttpEdgeError, R>) =>
+  Effect.suspend(handler).pipe(
+    Effect.catchAll(renderError),
+    Effect.catchAllDefect((defect) =>
+      Effect.as(Effect.logError("unexpected failure", defect), textResponse(500, "internal error"))
+    )
+  )
+
+/**
+ * The webhook program's routes (the original's `ghfe`). `GET /health` answers `ok` while the process is up; it
+ * is not logged, since probes call it every few seconds.
  */
 export const webhookRouter = HttpRouter.empty.pipe(
-  HttpRouter.get("/health", HttpServerResponse.text("ok"))
+  HttpRouter.get("/health", HttpServerResponse.text("ok")),
+  HttpRouter.post("/", answer(receiveWebhook)),
+  HttpRouter.get("/setup/org", answer(setupPage("org"))),
+  HttpRouter.get("/setup/personal", answer(setupPage("personal"))),
+  HttpRouter.get("/trace/entity/:entity_id", answer(traceEntity)),
+  HttpRouter.get("/trace/entity/:entity_id/state", answer(traceEntityState)),
+  HttpRouter.get("/trace/installation/:installation_id", answer(traceInstallation)),
+  HttpRouter.get("/trace/job/:job_id", answer(traceJob)),
+  HttpRouter.get("/trace/payload/:event_id", answer(tracePayload))
 )

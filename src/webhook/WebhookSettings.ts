@@ -1,0 +1,71 @@
+import { Context, Duration, Layer, Option, type Redacted } from "effect"
+import type { RunnerConfig } from "../domain/RunnerConfig.ts"
+
+/**
+ * What the webhook program needs to know about its deployment. `main.ts` builds it from the environment and the
+ * runner config file; tests build it directly. The two secrets stay `Redacted`, so printing the settings (or an
+ * error that holds them) shows `<redacted>`.
+ */
+export interface WebhookSettingsShape {
+  /** `GHAPP_WEBHOOK_SECRET`: the HMAC key of `X-Hub-Signature-256` */
+  readonly webhookSecret: Redacted.Redacted<string>
+  /** `TRACE_API_SECRET`; without it `/trace/*` answers 503 and stays closed */
+  readonly traceSecret: Option.Option<Redacted.Redacted<string>>
+  readonly runnerConfig: RunnerConfig
+  /** prod resolves images to the `latest` channel and may forward staging repositories */
+  readonly prod: boolean
+  /** `STAGING_URL`: where prod forwards the deliveries of the config's staging repositories */
+  readonly stagingUrl: Option.Option<string>
+  /** our two GitHub Apps, for the setup pages' links and the trace's wrong-app diagnosis */
+  readonly apps: { readonly orgAppId: number; readonly personalAppId: number }
+  /** where a person installs each app; the setup pages link to them */
+  readonly installUrls: { readonly org: string; readonly personal: string }
+  /** bodies above this answer 413; GitHub caps payloads at 25 MiB */
+  readonly maxBodyBytes: number
+  /** the staging proxy gives up after this and answers 502 */
+  readonly stagingTimeout: Duration.Duration
+}
+
+export class WebhookSettings extends Context.Tag("riscv-runner/WebhookSettings")<WebhookSettings, WebhookSettingsShape>() {}
+
+/** GitHub does not send payloads above 25 MiB, so a larger body is not a GitHub delivery. */
+export const MAX_BODY_BYTES = 25 * 1024 * 1024
+
+/**
+ * The webhook secret of `--simulate` runs when GHAPP_WEBHOOK_SECRET is unset: the simulated GitHub signs its
+ * deliveries with it. It protects nothing and must never be used outside a simulation.
+ */
+export const SIMULATION_WEBHOOK_SECRET = "riscv-runner-simulation"
+
+export const DEFAULT_INSTALL_URLS = {
+  org: "https://github.com/apps/rise-risc-v-runners/installations/new",
+  personal: "https://github.com/apps/rise-risc-v-runners-personal/installations/new"
+} as const
+
+export interface WebhookSettingsInput {
+  readonly webhookSecret: Redacted.Redacted<string>
+  readonly runnerConfig: RunnerConfig
+  readonly traceSecret?: Option.Option<Redacted.Redacted<string>> | undefined
+  readonly prod?: boolean | undefined
+  readonly stagingUrl?: Option.Option<string> | undefined
+  readonly apps?: { readonly orgAppId: number; readonly personalAppId: number } | undefined
+  readonly installUrls?: { readonly org: string; readonly personal: string } | undefined
+  readonly maxBodyBytes?: number | undefined
+  readonly stagingTimeout?: Duration.DurationInput | undefined
+}
+
+/** Settings with the original's defaults for everything not given (app ids from the runner config). */
+export const makeWebhookSettings = (input: WebhookSettingsInput): WebhookSettingsShape => ({
+  webhookSecret: input.webhookSecret,
+  runnerConfig: input.runnerConfig,
+  traceSecret: input.traceSecret ?? Option.none(),
+  prod: input.prod ?? false,
+  stagingUrl: input.stagingUrl ?? Option.none(),
+  apps: input.apps ?? input.runnerConfig.apps,
+  installUrls: input.installUrls ?? DEFAULT_INSTALL_URLS,
+  maxBodyBytes: input.maxBodyBytes ?? MAX_BODY_BYTES,
+  stagingTimeout: Duration.decode(input.stagingTimeout ?? Duration.seconds(10))
+})
+
+export const webhookSettingsLayer = (input: WebhookSettingsInput): Layer.Layer<WebhookSettings> =>
+  Layer.succeed(WebhookSettings, makeWebhookSettings(input))

@@ -1,0 +1,165 @@
+import { HttpApiSchema, HttpServerRespondable, HttpServerResponse } from "@effect/platform"
+import { Effect, Schema } from "effect"
+
+/*
+ * The errors that end a webhook-program request. Each carries its HTTP status as a Schema annotation and renders
+ * itself as the plain-text body the original sent (GitHub shows that body in the delivery log, so it is worth
+ * being specific). A 5xx body never carries the underlying error: that goes to the log only.
+ */
+
+export const TEXT = "text/plain; charset=utf-8"
+
+export const textResponse = (status: number, body: string) => HttpServerResponse.text(body, { status, contentType: TEXT })
+
+/** The status annotated on the error's class. */
+export const statusOf = (error: HttpEdgeError): number =>
+  HttpApiSchema.getStatusErrorAST((error.constructor as unknown as Schema.Schema.Any).ast)
+
+const respond = (error: HttpEdgeError) => Effect.succeed(textResponse(statusOf(error), error.body))
+
+/** A delivery that is not a well-formed GitHub webhook: missing header or field, not JSON. Nothing is written. */
+export class BadDelivery extends Schema.TaggedError<BadDelivery>()("BadDelivery", { message: Schema.String }, HttpApiSchema.annotations({ status: 400 })) {
+  get body() {
+    return this.message
+  }
+  [HttpServerRespondable.symbol]() {
+    return respond(this)
+  }
+}
+
+/** The signature header is missing or does not match the body. Nothing is written. */
+export class SignatureRejected extends Schema.TaggedError<SignatureRejected>()(
+  "SignatureRejected",
+  { message: Schema.String },
+  HttpApiSchema.annotations({ status: 401 })
+) {
+  get body() {
+    return this.message
+  }
+  [HttpServerRespondable.symbol]() {
+    return respond(this)
+  }
+}
+
+/** The body is larger than GitHub ever sends. */
+export class PayloadTooLarge extends Schema.TaggedError<PayloadTooLarge>()(
+  "PayloadTooLarge",
+  { limitBytes: Schema.Number },
+  HttpApiSchema.annotations({ status: 413 })
+) {
+  get body() {
+    return `Payload too large: the limit is ${this.limitBytes} bytes`
+  }
+  [HttpServerRespondable.symbol]() {
+    return respond(this)
+  }
+}
+
+/**
+ * A write to the store failed. For the audit row this is deliberate: the 500 makes GitHub re-deliver, and the
+ * re-delivery converges because every job write is idempotent.
+ */
+export class StoreFailed extends Schema.TaggedError<StoreFailed>()(
+  "StoreFailed",
+  { operation: Schema.String, cause: Schema.Defect },
+  HttpApiSchema.annotations({ status: 500 })
+) {
+  get body() {
+    return "internal error"
+  }
+  [HttpServerRespondable.symbol]() {
+    return respond(this)
+  }
+}
+
+/** Staging did not answer (connection refused, reset, or no answer within the timeout). */
+export class StagingProxyFailed extends Schema.TaggedError<StagingProxyFailed>()(
+  "StagingProxyFailed",
+  { message: Schema.String },
+  HttpApiSchema.annotations({ status: 502 })
+) {
+  get body() {
+    return "staging proxy failed"
+  }
+  [HttpServerRespondable.symbol]() {
+    return respond(this)
+  }
+}
+
+/** `/trace/*` without `TRACE_API_SECRET`: closed, never open. */
+export class TraceDisabled extends Schema.TaggedError<TraceDisabled>()("TraceDisabled", {}, HttpApiSchema.annotations({ status: 503 })) {
+  get body() {
+    return "trace API disabled: TRACE_API_SECRET is not set"
+  }
+  [HttpServerRespondable.symbol]() {
+    return respond(this)
+  }
+}
+
+export class Unauthorized extends Schema.TaggedError<Unauthorized>()("Unauthorized", {}, HttpApiSchema.annotations({ status: 401 })) {
+  get body() {
+    return "Unauthorized"
+  }
+  [HttpServerRespondable.symbol]() {
+    return respond(this)
+  }
+}
+
+/** A path id that is not an integer; `param` names it as the original did (`entity_id`, `job_id`, ...). */
+export class InvalidId extends Schema.TaggedError<InvalidId>()("InvalidId", { param: Schema.String }, HttpApiSchema.annotations({ status: 400 })) {
+  get body() {
+    return `Invalid ${this.param}`
+  }
+  [HttpServerRespondable.symbol]() {
+    return respond(this)
+  }
+}
+
+export class NotFound extends Schema.TaggedError<NotFound>()("NotFound", { message: Schema.String }, HttpApiSchema.annotations({ status: 404 })) {
+  get body() {
+    return this.message
+  }
+  [HttpServerRespondable.symbol]() {
+    return respond(this)
+  }
+}
+
+export type HttpEdgeError =
+  | BadDelivery
+  | SignatureRejected
+  | PayloadTooLarge
+  | StoreFailed
+  | StagingProxyFailed
+  | TraceDisabled
+  | Unauthorized
+  | InvalidId
+  | NotFound
+
+/** What the log says about an error beyond its body: the underlying failure, when there is one. */
+const detail = (error: HttpEdgeError): string | undefined => {
+  switch (error._tag) {
+    case "StoreFailed": {
+      const cause = error.cause as { readonly message?: unknown } | undefined
+      return `${error.operation}: ${typeof cause?.message === "string" ? cause.message : String(cause)}`
+    }
+    case "StagingProxyFailed":
+      return error.message
+    default:
+      return undefined
+  }
+}
+
+/**
+ * Turns an error into its response and logs it: a failure of ours (5xx) at ERROR with what went wrong underneath,
+ * anything the sender must fix at WARN. A closed trace API (503) is a deliberate setting, so WARN as well. Errors
+ * never hold secrets, so logging them is safe.
+ */
+export const renderError = (error: HttpEdgeError) => {
+  const status = statusOf(error)
+  const why = detail(error)
+  const log = status >= 500 && status !== 503 ? Effect.logError(error.body) : Effect.logWarning(error.body)
+  return log.pipe(
+    Effect.annotateLogs({ status, error: error._tag, ...(why === undefined ? {} : { detail: why }) }),
+    Effect.as(textResponse(status, error.body))
+  )
+}

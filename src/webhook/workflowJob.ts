@@ -1,0 +1,172 @@
+import { HttpServerResponse } from "@effect/platform"
+import { Cause, Clock, Effect, Exit, Option } from "effect"
+import { parseEntityType } from "../domain/Entity.ts"
+import { intAt, objectAt, stringAt, stringsAt } from "../domain/jsonPayload.ts"
+import type { NewJob } from "../domain/Job.ts"
+import { resolvePool } from "../domain/RunnerConfig.ts"
+import type { WebhookOutcome } from "../domain/WebhookOutcome.ts"
+import { minimalWorkflowJobPayload, trimWorkflowJobPayload } from "../domain/workflowJobPayload.ts"
+import { Db, type Transition } from "../services/Db.ts"
+import { idOrNull, recordEvent } from "./auditLog.ts"
+import type { Delivery } from "./delivery.ts"
+import { BadDelivery, type HttpEdgeError, statusOf, StoreFailed, textResponse } from "./errors.ts"
+import { proxyToStaging, stagingTarget } from "./stagingProxy.ts"
+import { WebhookSettings } from "./WebhookSettings.ts"
+
+/*
+ * `workflow_job`: the demand side. A queued job whose labels resolve to a board pool becomes a pending job; its
+ * in_progress and completed news move it forward. The checks and their order follow the original (696e339), so
+ * GitHub's delivery log reads the same.
+ */
+
+const ok = (body: string) => textResponse(200, body)
+
+/** The action's Db write, and the outcome and text it yields. */
+const noteTransition = (jobId: number, transition: Transition, moved: "running" | "completed") => {
+  if (!transition.found) return { outcome: "job_not_found" as const, body: `Job ${jobId} not found.` }
+  const outcome: WebhookOutcome = moved === "running" ? "job_marked_running" : "job_marked_completed"
+  const verb = moved === "running" ? "marked running" : "completed"
+  // `previous` may be a status that refused the move (a late in_progress for a completed job): "(was completed)".
+  return { outcome, body: `Job ${jobId} ${verb} (was ${transition.previous}).` }
+}
+
+/**
+ * One INFO line per label-matched delivery (method, path, status, elapsed), as the original's access log: those
+ * are the requests whose latency matters. Everything else is too frequent to be worth a line.
+ */
+const withAccessLog = <A extends HttpServerResponse.HttpServerResponse, E extends HttpEdgeError, R>(
+  effect: Effect.Effect<A, E, R>
+) =>
+  Effect.flatMap(Clock.currentTimeMillis, (start) =>
+    effect.pipe(
+      Effect.onExit((exit) =>
+        Effect.flatMap(Clock.currentTimeMillis, (end) =>
+          Effect.logInfo("request").pipe(
+            Effect.annotateLogs({
+              method: "POST",
+              path: "/",
+              status: Exit.match(exit, { onSuccess: (r) => r.status, onFailure: (cause) => failureStatus(cause) }),
+              elapsed_ms: end - start
+            })
+          ))
+      )
+    ))
+
+const failureStatus = (cause: Cause.Cause<HttpEdgeError>): number =>
+  Option.match(Cause.failureOption(cause), { onNone: () => 500, onSome: statusOf })
+
+export const handleWorkflowJob = Effect.fn("Webhook.workflowJob")(function*(delivery: Delivery) {
+  const settings = yield* WebhookSettings
+  const payload = delivery.payload
+  const repository = objectAt(payload, "repository")
+  const installation = objectAt(payload, "installation")
+  const job = objectAt(payload, "workflow_job")
+  if (repository === undefined || installation === undefined || job === undefined) {
+    return yield* new BadDelivery({ message: "Missing repository/installation/workflow_job in payload" })
+  }
+  const owner = objectAt(repository, "owner")
+  if (owner === undefined) return yield* new BadDelivery({ message: "Missing repository.owner in payload" })
+
+  // The entity is the repository's owner, for organisations and personal accounts alike: its account id is
+  // stable across renames and reinstalls.
+  const entityId = intAt(owner, "id")
+  if (entityId === 0) return yield* new BadDelivery({ message: "Owner ID is missing in payload" })
+  const ownerType = stringAt(owner, "type")
+  const entityType = parseEntityType(ownerType)
+  if (entityType === undefined) return yield* new BadDelivery({ message: `unsupported entity type: ${JSON.stringify(ownerType)}` })
+  const entity = { type: entityType, id: entityId, name: stringAt(owner, "login") }
+  const action = stringAt(payload, "action")
+  const installationId = intAt(installation, "id")
+  const repoFullName = stringAt(repository, "full_name")
+  const base = { event: `workflow_job.${action}`, installationId: idOrNull(installationId), entity: { ...entity, name: entity.name || null } }
+  const trimmed = trimWorkflowJobPayload(payload)
+
+  // Before the action filter, so that every action of a staging repository goes to staging.
+  const staging = stagingTarget(settings, entityId, repoFullName)
+  if (Option.isSome(staging)) {
+    yield* recordEvent(delivery, { ...base, outcome: "proxied_to_staging", payload: trimmed })
+    return yield* proxyToStaging(delivery, staging.value, settings.stagingTimeout)
+  }
+
+  if (action !== "queued" && action !== "in_progress" && action !== "completed") {
+    yield* recordEvent(delivery, { ...base, outcome: "ignored_action", payload: trimmed })
+    return ok(`Ignoring action: ${action}`)
+  }
+
+  const jobId = intAt(job, "id")
+  if (jobId === 0) return yield* new BadDelivery({ message: "Job ID is missing in payload" })
+  if (repoFullName === "") return yield* new BadDelivery({ message: "Repository full name is missing in payload" })
+  if (intAt(repository, "id") === 0) return yield* new BadDelivery({ message: "Repository ID is missing in payload" })
+
+  const labels = stringsAt(job, "labels")
+  const target = resolvePool(settings.runnerConfig, { entityId, repoFullName, labels }, settings.prod)
+  if (target === undefined) {
+    yield* recordEvent(delivery, { ...base, outcome: "ignored_no_label", payload: minimalWorkflowJobPayload(payload) })
+    return ok("Ignoring job: missing required platform label")
+  }
+
+  return yield* Effect.gen(function*() {
+    yield* Effect.logInfo("Received workflow_job").pipe(
+      Effect.annotateLogs({
+        entity_type: entity.type,
+        entity_id: entity.id,
+        entity_name: entity.name,
+        action,
+        job_id: jobId,
+        name: stringAt(job, "name"),
+        repo: repoFullName,
+        labels: labels.join(",")
+      })
+    )
+    const db = yield* Db
+    const htmlUrl = stringAt(job, "html_url")
+    const runnerName = stringAt(job, "runner_name") || null
+    const storeFailed = (operation: string) => (cause: unknown) => new StoreFailed({ operation, cause })
+
+    /** The job as a queued delivery describes it; undefined when the delivery lacks a field the row needs. */
+    const newJob: NewJob | undefined = installationId === 0 || entity.name === "" || htmlUrl === ""
+      ? undefined
+      : {
+        job_id: jobId,
+        provider: "github",
+        entity_id: entity.id,
+        entity_name: entity.name,
+        entity_type: entity.type,
+        repo_full_name: repoFullName,
+        installation_id: installationId,
+        job_labels: labels,
+        k8s_pool: target.pool,
+        k8s_image: target.image,
+        html_url: htmlUrl
+      }
+
+    let outcome: WebhookOutcome
+    let body: string
+    if (action === "queued") {
+      if (installationId === 0) return yield* new BadDelivery({ message: "Installation ID is missing in payload" })
+      if (entity.name === "") return yield* new BadDelivery({ message: "Entity name is missing in payload" })
+      if (htmlUrl === "") return yield* new BadDelivery({ message: "HTML URL is missing in payload" })
+      const created = yield* db.addJob(newJob!).pipe(Effect.mapError(storeFailed("addJob")))
+      outcome = created ? "job_stored" : "job_already_exists"
+      body = created ? `Job ${jobId} stored.` : `Job ${jobId} already exists.`
+    } else {
+      const moved = action === "in_progress" ? "running" as const : "completed" as const
+      const mark = (id: number) => moved === "running" ? db.markJobRunning(id, runnerName) : db.markJobCompleted(id, runnerName)
+      const first = yield* mark(jobId).pipe(Effect.mapError(storeFailed(moved === "running" ? "markJobRunning" : "markJobCompleted")))
+      if (!first.found && newJob !== undefined) {
+        // GitHub does not promise order: this news can arrive before the job's `queued` delivery (or that one
+        // was lost). Storing the job and moving it forward in one step makes any order of deliveries end in
+        // the same state; the late `queued` then finds the job and changes nothing. One step, so no scheduler
+        // ever sees it pending and provisions a runner for a job that already has one.
+        yield* db.step(Effect.zipRight(db.addJob(newJob), mark(jobId))).pipe(Effect.mapError(storeFailed("adoptJob")))
+        outcome = moved === "running" ? "job_marked_running" : "job_marked_completed"
+        body = `Job ${jobId} was not stored yet; stored it and ${moved === "running" ? "marked it running" : "completed it"}.`
+      } else {
+        ;({ outcome, body } = noteTransition(jobId, first, moved))
+      }
+    }
+    // The job write has committed on its own; the audit row is a second, separate transaction.
+    yield* recordEvent(delivery, { ...base, outcome, payload: trimmed })
+    return ok(body)
+  }).pipe(withAccessLog)
+})
