@@ -1,0 +1,138 @@
+import type { Job } from "../domain/Job.ts"
+import { encodeLabelSet } from "../domain/Labels.ts"
+import type { DemandRow } from "../services/Db.ts"
+
+/**
+ * The demand planner: from the set-based demand (one row per pending job lacking a runner), the free slots of
+ * each pool, the entities' caps and weights and the policy, the ordered list of runners to provision this cycle.
+ * Pure, so the policies are tested by tables.
+ */
+
+export type Policy = "fair" | "fifo"
+
+export interface PlanInput {
+  /** oldest first, as `Db.getDemand` returns them */
+  readonly demand: ReadonlyArray<DemandRow>
+  /** free slots per pool (may be negative); a pool that is absent has none */
+  readonly available: ReadonlyMap<string, number>
+  /** the cap on an entity's active workers; null = no cap */
+  readonly capFor: (entityId: number) => number | null
+  /** the entity's fair-share weight (> 0) */
+  readonly weightFor: (entityId: number) => number
+  readonly policy: Policy
+  /** (entity, label set) groups that must not be provisioned now (allocation back-off); see `groupKey` */
+  readonly blocked?: ReadonlySet<string> | undefined
+}
+
+export interface Provision {
+  readonly job: Job
+  readonly pool: string
+}
+
+export interface Skipped {
+  readonly job: Job
+  readonly why: "no_capacity" | "entity_cap" | "backoff"
+}
+
+export interface Plan {
+  readonly provisions: ReadonlyArray<Provision>
+  /** the first reason each left-over row was not provisioned (for logs and tests) */
+  readonly skipped: ReadonlyArray<Skipped>
+}
+
+/** The key of an (entity, exact label set) group, as the planner and the back-off share it. */
+export const groupKey = (entityId: number, labels: ReadonlyArray<string>): string => `${entityId}|${encodeLabelSet(labels)}`
+
+interface EntityQueue {
+  readonly entityId: number
+  readonly rows: Array<DemandRow>
+  next: number
+  /** active workers now plus those planned this cycle */
+  workers: number
+}
+
+const compareRows = (a: DemandRow, b: DemandRow): number =>
+  a.job.created_at.getTime() - b.job.created_at.getTime() || a.job.job_id - b.job.job_id
+
+export const planProvisioning = (input: PlanInput): Plan => {
+  const blocked = input.blocked ?? new Set<string>()
+  const provisions: Array<Provision> = []
+  const skipped: Array<Skipped> = []
+  // Planned workers per entity over all pools: the cap counts every pool.
+  const planned = new Map<number, number>()
+  const entityWorkers = (row: DemandRow) => row.entityActiveWorkers + (planned.get(row.job.entity_id) ?? 0)
+  const underCap = (row: DemandRow) => {
+    const cap = input.capFor(row.job.entity_id)
+    return cap === null || entityWorkers(row) < cap
+  }
+  const take = (row: DemandRow) => {
+    provisions.push({ job: row.job, pool: row.job.k8s_pool })
+    planned.set(row.job.entity_id, (planned.get(row.job.entity_id) ?? 0) + 1)
+  }
+
+  const eligible: Array<DemandRow> = []
+  for (const row of [...input.demand].sort(compareRows)) {
+    if (blocked.has(groupKey(row.job.entity_id, row.job.job_labels))) skipped.push({ job: row.job, why: "backoff" })
+    else eligible.push(row)
+  }
+
+  // Pools are independent (a slot of one board kind never serves another), so each is planned on its own, in
+  // name order so that plans are repeatable.
+  const byPool = new Map<string, Array<DemandRow>>()
+  for (const row of eligible) {
+    const rows = byPool.get(row.job.k8s_pool) ?? []
+    rows.push(row)
+    byPool.set(row.job.k8s_pool, rows)
+  }
+  for (const pool of [...byPool.keys()].sort()) {
+    const rows = byPool.get(pool)!
+    let slots = Math.max(0, input.available.get(pool) ?? 0)
+    const taken = new Set<DemandRow>()
+    if (input.policy === "fifo") {
+      // The original: oldest job first; a capped entity's job is passed over, the next one gets the slot.
+      for (const row of rows) {
+        if (slots <= 0) break
+        if (!underCap(row)) continue
+        take(row)
+        taken.add(row)
+        slots--
+      }
+    } else {
+      // Fair share: each free slot goes to the entity with the fewest workers for its weight (counting those
+      // planned so far); ties go to the entity whose oldest waiting job is older. FIFO inside an entity.
+      const queues = new Map<number, EntityQueue>()
+      for (const row of rows) {
+        const q = queues.get(row.job.entity_id) ?? { entityId: row.job.entity_id, rows: [], next: 0, workers: row.entityActiveWorkers }
+        q.rows.push(row)
+        queues.set(row.job.entity_id, q)
+      }
+      const open = [...queues.values()]
+      while (slots > 0) {
+        let best: EntityQueue | undefined
+        let bestShare = Infinity
+        for (const q of open) {
+          if (q.next >= q.rows.length) continue
+          const head = q.rows[q.next]!
+          if (!underCap(head)) continue
+          const share = entityWorkers(head) / input.weightFor(q.entityId)
+          if (
+            best === undefined || share < bestShare ||
+            (share === bestShare && compareRows(head, best.rows[best.next]!) < 0)
+          ) {
+            best = q
+            bestShare = share
+          }
+        }
+        if (best === undefined) break
+        const row = best.rows[best.next++]!
+        take(row)
+        taken.add(row)
+        slots--
+      }
+    }
+    for (const row of rows) {
+      if (!taken.has(row)) skipped.push({ job: row.job, why: underCap(row) ? "no_capacity" : "entity_cap" })
+    }
+  }
+  return { provisions, skipped }
+}
