@@ -424,9 +424,32 @@ const cases = (backend: Backend) => {
         bodies.push((yield* h.deliver("ping", { zen: "x" }, { secret: "wrong" })).text)
         bodies.push((yield* h.request("/trace/entity/424242", { headers: { authorization: `Bearer ${TEST_TRACE_SECRET}` } })).text)
         bodies.push((yield* h.request("/trace/entity/424242", { headers: { authorization: "Bearer nope" } })).text)
-        const everything = JSON.stringify([yield* h.rows, bodies, yield* h.db.getActiveJobs])
+        yield* Ref.set(h.faults.failEventWrites, true)
+        bodies.push((yield* h.deliver("workflow_job", workflowJob({ action: "completed" }))).text)
+        const logs = yield* h.logs
+        expect(logs.some((l) => l.includes("level=ERROR"))).toBe(true)
+        const everything = JSON.stringify([yield* h.rows, bodies, yield* h.db.getActiveJobs, logs])
         expect(everything).not.toContain(TEST_WEBHOOK_SECRET)
         expect(everything).not.toContain(TEST_TRACE_SECRET)
+      }))
+  })
+
+  describe("logs", () => {
+    test("one access-log line per label-matched delivery, none for the rest; rejections at WARN, failures at ERROR", (h) =>
+      Effect.gen(function*() {
+        yield* h.deliver("workflow_job", workflowJob())
+        yield* h.deliver("workflow_job", workflowJob({ labels: ["ubuntu-latest"] }))
+        yield* h.deliver("ping", { zen: "x" })
+        yield* h.deliver("ping", { zen: "x" }, { signature: null })
+        yield* h.request("/health")
+        const logs = yield* h.logs
+        const access = logs.filter((l) => l.includes("message=request"))
+        expect(access).toHaveLength(1)
+        expect(access[0]).toMatch(/status=200/)
+        expect(access[0]).toMatch(/elapsed_ms=\d+/)
+        expect(logs.filter((l) => l.includes("Received workflow_job"))).toHaveLength(1)
+        expect(logs.filter((l) => l.includes("level=WARN") && l.includes("status=401"))).toHaveLength(1)
+        expect(logs.filter((l) => l.includes("level=ERROR"))).toEqual([])
       }))
   })
 }

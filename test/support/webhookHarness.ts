@@ -1,6 +1,6 @@
 import { HttpServer } from "@effect/platform"
 import { NodeHttpClient, NodeHttpServer } from "@effect/platform-node"
-import { Context, Effect, Exit, Layer, Option, Redacted, Ref, Scope } from "effect"
+import { Context, Effect, Exit, Layer, Logger, Option, Redacted, Ref, Scope } from "effect"
 import { createHmac } from "node:crypto"
 import { createServer } from "node:http"
 import { afterAll, beforeAll } from "vitest"
@@ -108,6 +108,8 @@ export interface WebhookHarness {
   readonly faults: Faults
   /** every audit row written so far, oldest first */
   readonly rows: Effect.Effect<ReadonlyArray<WrittenRow>>
+  /** every log line the server wrote so far (logfmt), oldest first */
+  readonly logs: Effect.Effect<ReadonlyArray<string>>
   /** signs and POSTs a delivery, as GitHub would */
   readonly deliver: (event: string | null, payload: unknown, options?: DeliverOptions) => Effect.Effect<Response>
   readonly request: (path: string, init?: RequestInit) => Effect.Effect<Response>
@@ -127,7 +129,7 @@ export interface HarnessOptions {
   readonly backend: Backend
   readonly settings?: Partial<WebhookSettingsInput>
   /** extra services for the server, e.g. a Github for the setup pages */
-  readonly services?: Layer.Layer<never>
+  readonly services?: Layer.Layer<any>
 }
 
 const fetchResponse = (url: string, init?: RequestInit) =>
@@ -149,9 +151,13 @@ export const startWebhook = (options: HarnessOptions) =>
       runnerConfig: defaultRunnerConfig,
       ...options.settings
     })
+    // The server's log lines are kept for the case to inspect (and out of the test output).
+    const logs: Array<string> = []
+    const captureLogs = Logger.replace(Logger.defaultLogger, Logger.map(Logger.logfmtLogger, (line) => void logs.push(line)))
     const server = yield* Layer.build(
       WebhookServer.pipe(
         Layer.provide(Layer.mergeAll(settings, NodeHttpClient.layer, Layer.succeed(Db, db), options.services ?? Layer.empty)),
+        Layer.provide(captureLogs),
         Layer.provideMerge(NodeHttpServer.layer(createServer, { port: 0 }))
       )
     )
@@ -181,6 +187,7 @@ export const startWebhook = (options: HarnessOptions) =>
       db,
       faults,
       rows: Ref.get(written),
+      logs: Effect.sync(() => [...logs]),
       deliver,
       request: (path: string, init?: RequestInit) => fetchResponse(`${baseUrl}${path}`, init)
     } satisfies WebhookHarness
