@@ -1,0 +1,107 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Deferred, Effect, Exit, Fiber, PubSub, Ref, Scope, Stream, TestClock } from "effect"
+import { wakeLoop } from "../src/scheduler/loop.ts"
+
+/** A loop over a PubSub of notifications whose cycle only counts, on TestClock. */
+const harness = (cycleTime = 0) =>
+  Effect.gen(function*() {
+    const pubsub = yield* PubSub.unbounded<string>()
+    const cycles = yield* Ref.make(0)
+    const finished = yield* Ref.make(0)
+    const scope = yield* Scope.make()
+    yield* wakeLoop({
+      wakeups: Stream.fromPubSub(pubsub),
+      pollInterval: "15 seconds",
+      debounce: "100 millis",
+      cycle: Effect.gen(function*() {
+        yield* Ref.update(cycles, (n) => n + 1)
+        if (cycleTime > 0) yield* Effect.sleep(cycleTime)
+        yield* Ref.update(finished, (n) => n + 1)
+      })
+    }).pipe(Scope.extend(scope))
+    // let the forked fibers subscribe
+    yield* TestClock.adjust(0)
+    return { pubsub, cycles: Ref.get(cycles), finished: Ref.get(finished), scope }
+  })
+
+describe("the scheduler's wake-up loop", () => {
+  it.effect("runs a cycle at start, then every poll interval", () =>
+    Effect.gen(function*() {
+      const h = yield* harness()
+      yield* TestClock.adjust("1 second")
+      expect(yield* h.cycles).toBe(1)
+      yield* TestClock.adjust("14 seconds")
+      expect(yield* h.cycles).toBe(1) // the tick at 15 s waits out the debounce
+      yield* TestClock.adjust("100 millis")
+      expect(yield* h.cycles).toBe(2)
+      yield* TestClock.adjust("30 seconds")
+      expect(yield* h.cycles).toBe(4)
+      yield* Scope.close(h.scope, Exit.void)
+    }))
+
+  it.effect("a burst of notifications gives one cycle", () =>
+    Effect.gen(function*() {
+      const h = yield* harness()
+      yield* TestClock.adjust("1 second")
+      expect(yield* h.cycles).toBe(1)
+      for (let i = 0; i < 50; i++) yield* PubSub.publish(h.pubsub, String(i))
+      yield* TestClock.adjust("50 millis")
+      for (let i = 50; i < 100; i++) yield* PubSub.publish(h.pubsub, String(i))
+      yield* TestClock.adjust("1 second")
+      expect(yield* h.cycles).toBe(2)
+      yield* Scope.close(h.scope, Exit.void)
+    }))
+
+  it.effect("notifications during a cycle leave exactly one more cycle behind", () =>
+    Effect.gen(function*() {
+      const h = yield* harness(3_000)
+      yield* TestClock.adjust("500 millis")
+      expect(yield* h.cycles).toBe(1)
+      for (let i = 0; i < 20; i++) {
+        yield* PubSub.publish(h.pubsub, String(i))
+        yield* TestClock.adjust("100 millis")
+      }
+      yield* TestClock.adjust("10 seconds")
+      expect(yield* h.cycles).toBe(2)
+      expect(yield* h.finished).toBe(2)
+      yield* Scope.close(h.scope, Exit.void)
+    }))
+
+  it.effect("closing the scope (SIGTERM) lets the running cycle finish, then stops the loop", () =>
+    Effect.gen(function*() {
+      const h = yield* harness(5_000)
+      yield* TestClock.adjust("1 second")
+      expect(yield* h.cycles).toBe(1)
+      const closing = yield* Effect.fork(Scope.close(h.scope, Exit.void))
+      yield* TestClock.adjust("1 second")
+      expect(closing.unsafePoll()).toBeNull() // still waiting for the cycle
+      yield* TestClock.adjust("4 seconds")
+      yield* Fiber.join(closing)
+      expect(yield* h.finished).toBe(1)
+      yield* TestClock.adjust("1 minute")
+      expect(yield* h.cycles).toBe(1)
+    }))
+
+  it.effect("a lost notification stream is listened to again; the tick keeps cycles going meanwhile", () =>
+    Effect.gen(function*() {
+      const subscriptions = yield* Ref.make(0)
+      const cycles = yield* Ref.make(0)
+      const connected = yield* Deferred.make<void>()
+      const pubsub = yield* PubSub.unbounded<string>()
+      const wakeups = Stream.unwrap(Effect.gen(function*() {
+        const n = yield* Ref.updateAndGet(subscriptions, (x) => x + 1)
+        if (n === 1) return Stream.fail("connection lost" as const)
+        yield* Deferred.succeed(connected, undefined)
+        return Stream.fromPubSub(pubsub)
+      }))
+      const scope = yield* Scope.make()
+      yield* wakeLoop({ wakeups, pollInterval: "15 seconds", debounce: "100 millis", cycle: Ref.update(cycles, (n) => n + 1) }).pipe(Scope.extend(scope))
+      yield* TestClock.adjust("2 seconds")
+      yield* Deferred.await(connected)
+      expect(yield* Ref.get(subscriptions)).toBe(2)
+      yield* PubSub.publish(pubsub, "1")
+      yield* TestClock.adjust("1 second")
+      expect(yield* Ref.get(cycles)).toBe(2)
+      yield* Scope.close(scope, Exit.void)
+    }))
+})
