@@ -6,7 +6,7 @@
  *   main.ts migrate
  */
 import { NodeHttpClient, NodeHttpServer, NodeRuntime } from "@effect/platform-node"
-import { Console, Effect, Layer, Logger, LogLevel, Option, Redacted } from "effect"
+import { ConfigError, Console, Effect, Layer, Logger, LogLevel, Option, Redacted } from "effect"
 import { createServer } from "node:http"
 import * as path from "node:path"
 import { migrate } from "../layers/db/migrate.ts"
@@ -14,11 +14,15 @@ import { pgClientLayer } from "../layers/db/pgClient.ts"
 import { DbPostgres } from "../layers/db/postgres.ts"
 import { GithubMemory } from "../layers/github/memory.ts"
 import { GithubLive } from "../layers/github/octokit.ts"
+import { KubeLive } from "../layers/kube/client.ts"
+import { KubeMemory } from "../layers/kube/memory.ts"
 import { parseArgs } from "./cli.ts"
-import { type AppEnv, loadAppEnv, StartupError } from "./config/env.ts"
+import { type AppEnv, describeConfigError, loadAppEnv, StartupError } from "./config/env.ts"
 import { loadRunnerConfig } from "./config/runnerConfig.ts"
 import { startEmbeddedPostgres } from "./embedded/embeddedPostgres.ts"
+import { SchedulerLoop } from "./scheduler/loop.ts"
 import { SchedulerServer } from "./scheduler/server.ts"
+import { schedulerSettingsFromEnv } from "./scheduler/settings.ts"
 import type { RunnerConfig } from "./domain/RunnerConfig.ts"
 import type { Db } from "./services/Db.ts"
 import { WebhookServer } from "./webhook/server.ts"
@@ -74,6 +78,40 @@ const webhookLayers = (env: AppEnv, runnerConfig: RunnerConfig, simulate: boolea
   return Layer.mergeAll(settings, NodeHttpClient.layer, github)
 }
 
+/**
+ * What the scheduler program needs besides the database: its settings (timeouts from `SCHEDULER_*`), GitHub and
+ * the cluster. Live: both apps' keys, `GITHUB_API_URL`, and `K8S_KUBECONFIG` / `KUBECONFIG` (else the pod's
+ * service account). Under --simulate: the in-memory GitHub and a cluster of 4 `scw-em-rv1` nodes, one slot each.
+ * A layer that cannot start (an unusable key or kubeconfig) is a start-up error.
+ */
+const schedulerLayers = (env: AppEnv, runnerConfig: RunnerConfig, simulate: boolean) => {
+  const apps = {
+    orgAppId: Option.getOrElse(env.orgAppId, () => runnerConfig.apps.orgAppId),
+    personalAppId: Option.getOrElse(env.personalAppId, () => runnerConfig.apps.personalAppId)
+  }
+  const settings = schedulerSettingsFromEnv({ ...runnerConfig, apps }, env.prod)
+  const keys = Option.all([env.orgPrivateKey, env.personalPrivateKey])
+  const github = simulate
+    ? GithubMemory
+    : Option.isSome(keys)
+    ? GithubLive({
+      orgApp: { appId: apps.orgAppId, privateKey: keys.value[0] },
+      personalApp: { appId: apps.personalAppId, privateKey: keys.value[1] },
+      apiUrl: env.githubApiUrl
+    })
+    : Layer.fail(new StartupError("the scheduler needs GHAPP_ORG_PRIVATE_KEY and GHAPP_PERSONAL_PRIVATE_KEY"))
+  const kube = simulate
+    ? KubeMemory({ nodes: [1, 2, 3, 4].map((n) => ({ name: `sim-node-${n}`, pool: "scw-em-rv1", slots: 1 })) })
+    : KubeLive({ kubeconfigYaml: Option.getOrUndefined(env.kubeconfigYaml), kubeconfigPath: Option.getOrUndefined(env.kubeconfigPath) })
+  return Layer.mergeAll(settings, github, kube).pipe(
+    Layer.mapError((e) =>
+      e instanceof StartupError
+        ? e
+        : new StartupError(ConfigError.isConfigError(e) ? `invalid environment: ${describeConfigError(e).join("; ")}` : `scheduler: ${e.message}`)
+    )
+  )
+}
+
 const logLayer = (env: AppEnv) =>
   Layer.mergeAll(
     env.logFormat === "json" ? Logger.replace(Logger.defaultLogger, Logger.jsonLogger) : Logger.replace(Logger.defaultLogger, Logger.prettyLogger()),
@@ -102,7 +140,11 @@ const program = Effect.gen(function*() {
     banner.push(`webhook:   http://localhost:${env.port}/ (health: /health)`)
   }
   if (args.role === "scheduler" || args.role === "all") {
-    servers.push(SchedulerServer.pipe(Layer.provide(httpOn(env.schedulerPort))))
+    servers.push(
+      Layer.mergeAll(SchedulerServer.pipe(Layer.provide(httpOn(env.schedulerPort))), SchedulerLoop).pipe(
+        Layer.provide(schedulerLayers(env, runnerConfig, args.simulate))
+      )
+    )
     banner.push(`scheduler: http://localhost:${env.schedulerPort}/ (health: /health)`)
   }
   const title = `riscv-runner ${args.role}${args.simulate ? " (simulated GitHub and cluster)" : ""} on schema ${env.schema}`

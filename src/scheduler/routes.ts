@@ -1,6 +1,98 @@
-import { HttpRouter, HttpServerResponse } from "@effect/platform"
+import { HttpRouter, HttpServerRequest, HttpServerResponse } from "@effect/platform"
+import { Clock, Effect, Either } from "effect"
+import { isActive } from "../domain/Status.ts"
+import type { Worker } from "../domain/Worker.ts"
+import { Db } from "../services/Db.ts"
+import { Kube } from "../services/Kube.ts"
+import { lastPage, linkHeader, pageLinks, parsePaging } from "./paging.ts"
+import { htmlPage, jobJson, jobsText, type LiveEvents, usageText, workerJson, workersText } from "./render.ts"
+import { SchedulerSettings } from "./settings.ts"
 
-/** The scheduler's operator routes. `GET /health` answers `ok` while the process is up. */
+/**
+ * The scheduler's operator routes (reference §6): `/health`, `/usage`, `/jobs` and `/history`, `/workers`, each
+ * page also as `.json`. JSON lists are bare arrays (`[]` when empty) with a `Link` header for paging.
+ */
+
+const html = (body: string) => HttpServerResponse.text(body, { contentType: "text/html; charset=utf-8" })
+const json = (body: unknown, headers: Record<string, string> = {}) =>
+  HttpServerResponse.text(JSON.stringify(body), { contentType: "application/json", headers })
+const badRequest = (message: string) => HttpServerResponse.text(message, { status: 400 })
+
+const deployment = Effect.map(SchedulerSettings, (s) => (s.prod ? "Prod" as const : "Staging" as const))
+
+/** The request's path and query. */
+const requestUrl = Effect.map(HttpServerRequest.HttpServerRequest, (req) => new URL(req.url, "http://localhost"))
+
+/**
+ * Live pod events for the active workers on a page (finished ones show their stored failure info, or nothing:
+ * their pods may be gone, and a page of them would cost one API call each).
+ */
+const liveEvents = (workers: ReadonlyArray<Worker>) =>
+  Effect.gen(function*() {
+    const kube = yield* Kube
+    const fetched = yield* Effect.forEach(
+      workers.filter((w) => isActive(w.status)),
+      (w) =>
+        kube.podEvents(w.pod_name).pipe(
+          Effect.map((events): LiveEvents => ({ _tag: "Events", events })),
+          Effect.orElseSucceed((): LiveEvents => ({ _tag: "Error" })),
+          Effect.map((live) => [w.pod_name, live] as const)
+        ),
+      { concurrency: 8 }
+    )
+    const byPod = new Map(fetched)
+    return (w: Worker): LiveEvents => byPod.get(w.pod_name) ?? { _tag: "NotFetched" }
+  })
+
+const usage = (asJson: boolean) =>
+  Effect.gen(function*() {
+    const db = yield* Db
+    const [jobs, workers] = yield* Effect.all([db.getActiveJobs, db.getActiveWorkers])
+    if (asJson) return json({ jobs: jobs.map(jobJson), workers: workers.map(workerJson) })
+    const live = yield* liveEvents(workers)
+    return html(htmlPage("Usage", yield* deployment, usageText(jobs, workers, live)))
+  })
+
+const paged = (kind: "jobs" | "workers", title: string, asJson: boolean) =>
+  Effect.gen(function*() {
+    const db = yield* Db
+    const url = yield* requestUrl
+    const query = parsePaging(url.searchParams, yield* Clock.currentTimeMillis)
+    if (Either.isLeft(query)) return badRequest(query.left)
+    const q = query.right
+    const nav = (total: number, shown: number) => ({
+      links: pageLinks(url.pathname, q, total),
+      summary: `page ${q.request.page} of ${lastPage(total, q.request.perPage)}, ${shown} shown of ${total}`
+    })
+    if (kind === "jobs") {
+      const page = yield* db.listJobs(q.request)
+      if (asJson) return json(page.rows.map(jobJson), headersFor(linkHeader(url.pathname, q, page.total)))
+      return html(htmlPage(title, yield* deployment, jobsText(page.rows), nav(page.total, page.rows.length)))
+    }
+    const page = yield* db.listWorkers(q.request)
+    if (asJson) return json(page.rows.map(workerJson), headersFor(linkHeader(url.pathname, q, page.total)))
+    const live = yield* liveEvents(page.rows)
+    return html(htmlPage(title, yield* deployment, workersText(page.rows, live), nav(page.total, page.rows.length)))
+  })
+
+const headersFor = (link: string | undefined): Record<string, string> => (link === undefined ? {} : { Link: link })
+
+/** A database failure is a 500 with a fixed text; the details go to the log, not to the browser. */
+const orInternalError = <E, R>(effect: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>) =>
+  effect.pipe(
+    Effect.catchAll((e) =>
+      Effect.as(Effect.logError("operator route failed", e), HttpServerResponse.text("internal error", { status: 500 }))
+    )
+  )
+
 export const schedulerRouter = HttpRouter.empty.pipe(
-  HttpRouter.get("/health", HttpServerResponse.text("ok"))
+  HttpRouter.get("/health", HttpServerResponse.text("ok")),
+  HttpRouter.get("/usage", orInternalError(usage(false))),
+  HttpRouter.get("/usage.json", orInternalError(usage(true))),
+  HttpRouter.get("/jobs", orInternalError(paged("jobs", "History", false))),
+  HttpRouter.get("/jobs.json", orInternalError(paged("jobs", "History", true))),
+  HttpRouter.get("/history", orInternalError(paged("jobs", "History", false))),
+  HttpRouter.get("/history.json", orInternalError(paged("jobs", "History", true))),
+  HttpRouter.get("/workers", orInternalError(paged("workers", "Workers", false))),
+  HttpRouter.get("/workers.json", orInternalError(paged("workers", "Workers", true)))
 )
