@@ -15,7 +15,8 @@ import { DbPostgres } from "../layers/db/postgres.ts"
 import { GithubMemory } from "../layers/github/memory.ts"
 import { GithubLive } from "../layers/github/octokit.ts"
 import { KubeLive } from "../layers/kube/client.ts"
-import { KubeMemory } from "../layers/kube/memory.ts"
+import { withDevSecrets } from "../layers/sim/devSecrets.ts"
+import { SimCluster, simulation } from "../layers/sim/simulation.ts"
 import { parseArgs } from "./cli.ts"
 import { type AppEnv, describeConfigError, loadAppEnv, StartupError } from "./config/env.ts"
 import { loadRunnerConfig } from "./config/runnerConfig.ts"
@@ -81,7 +82,7 @@ const webhookLayers = (env: AppEnv, runnerConfig: RunnerConfig, simulate: boolea
 /**
  * What the scheduler program needs besides the database: its settings (timeouts from `SCHEDULER_*`), GitHub and
  * the cluster. Live: both apps' keys, `GITHUB_API_URL`, and `K8S_KUBECONFIG` / `KUBECONFIG` (else the pod's
- * service account). Under --simulate: the in-memory GitHub and a cluster of 4 `scw-em-rv1` nodes, one slot each.
+ * service account). Under --simulate: the in-memory GitHub and the simulated cluster (`SIM_NODES`, default 4 `scw-em-rv1` nodes of one slot).
  * A layer that cannot start (an unusable key or kubeconfig) is a start-up error.
  */
 const schedulerLayers = (env: AppEnv, runnerConfig: RunnerConfig, simulate: boolean) => {
@@ -101,7 +102,7 @@ const schedulerLayers = (env: AppEnv, runnerConfig: RunnerConfig, simulate: bool
     })
     : Layer.fail(new StartupError("the scheduler needs GHAPP_ORG_PRIVATE_KEY and GHAPP_PERSONAL_PRIVATE_KEY"))
   const kube = simulate
-    ? KubeMemory({ nodes: [1, 2, 3, 4].map((n) => ({ name: `sim-node-${n}`, pool: "scw-em-rv1", slots: 1 })) })
+    ? SimCluster
     : KubeLive({ kubeconfigYaml: Option.getOrUndefined(env.kubeconfigYaml), kubeconfigPath: Option.getOrUndefined(env.kubeconfigPath) })
   return Layer.mergeAll(settings, github, kube).pipe(
     Layer.mapError((e) =>
@@ -122,7 +123,9 @@ const logLayer = (env: AppEnv) =>
 
 const program = Effect.gen(function*() {
   const args = yield* Effect.try({ try: () => parseArgs(process.argv.slice(2)), catch: (e) => e as StartupError })
-  const env = yield* loadAppEnv(args.role, args.simulate)
+  // --simulate generates the webhook and trace secrets that are unset (printed once, in the banner) and, with
+  // LOG_LEVEL unset, keeps the log to warnings so that the simulation's event lines stand out
+  const env = yield* Effect.flatMap(loadAppEnv(args.role, args.simulate), (e) => withDevSecrets(e, args.simulate))
   // Read and check the runner config up front, so a bad file stops every role at start-up.
   const runnerConfig = yield* loadRunnerConfig(env.runnerConfigPath)
 
@@ -146,6 +149,24 @@ const program = Effect.gen(function*() {
       )
     )
     banner.push(`scheduler: http://localhost:${env.schedulerPort}/ (health: /health)`)
+  }
+  if (args.simulate) {
+    const sim = yield* simulation({
+      role: args.role,
+      port: env.port,
+      schedulerPort: env.schedulerPort,
+      webhookSecret: Option.getOrElse(env.webhookSecret, () => Redacted.make(SIMULATION_WEBHOOK_SECRET)),
+      traceSecret: env.traceSecret,
+      devSecrets: env.devSecrets,
+      runnerConfig,
+      apps: {
+        orgAppId: Option.getOrElse(env.orgAppId, () => runnerConfig.apps.orgAppId),
+        personalAppId: Option.getOrElse(env.personalAppId, () => runnerConfig.apps.personalAppId)
+      },
+      demo: args.demo
+    })
+    servers.push(sim.layer)
+    banner.push(...sim.banner)
   }
   const title = `riscv-runner ${args.role}${args.simulate ? " (simulated GitHub and cluster)" : ""} on schema ${env.schema}`
   const app = Layer.mergeAll(...(servers as [Layer.Layer<never, unknown, Db>])).pipe(

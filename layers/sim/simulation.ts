@@ -1,0 +1,102 @@
+import { FetchHttpClient } from "@effect/platform"
+import { NodeHttpServer } from "@effect/platform-node"
+import { Duration, Effect, Layer, Option, Redacted } from "effect"
+import { createServer } from "node:http"
+import { describeConfigError, StartupError } from "../../src/config/env.ts"
+import type { RunnerConfig } from "../../src/domain/RunnerConfig.ts"
+import { GithubMemory } from "../github/memory.ts"
+import { KubeMemory } from "../kube/memory.ts"
+import { SimControlServer } from "./controlApi.ts"
+import { SimDemoLoad } from "./demo.ts"
+import type { DevSecret } from "./devSecrets.ts"
+import { SimEventPrinter } from "./printer.ts"
+import { simSettingsConfig } from "./settings.ts"
+import { HttpWebhookTransport } from "./webhookTransport.ts"
+import { SimWorldLive } from "./world.ts"
+
+/*
+ * `--simulate` as main.ts wires it: the in-memory GitHub and cluster replace the real ones, and in role `all` the
+ * world closes the loop over real HTTP to our own webhook port, with its control API on SIM_PORT.
+ */
+
+/**
+ * The simulated cluster, from `SIM_NODES` (and `SIM_SPEED` for the image pull). A constant, so that the scheduler
+ * and the world, which both name it, share one instance in a launch.
+ */
+export const SimCluster = Layer.unwrapEffect(
+  Effect.map(simSettingsConfig, (s) => KubeMemory({ nodes: s.nodes, pullDuration: Duration.millis(5_000 / s.speed) }))
+)
+
+export interface SimulationInput {
+  readonly role: string
+  /** the webhook's port (PORT), where the simulated GitHub delivers */
+  readonly port: number
+  readonly schedulerPort: number
+  readonly webhookSecret: Redacted.Redacted<string>
+  readonly traceSecret: Option.Option<Redacted.Redacted<string>>
+  /** the secrets generated for this run (printed once, here) */
+  readonly devSecrets: ReadonlyArray<DevSecret>
+  readonly runnerConfig: RunnerConfig
+  readonly apps: { readonly orgAppId: number; readonly personalAppId: number }
+  readonly demo: boolean
+}
+
+const describeNodes = (nodes: ReadonlyArray<{ readonly pool: string | null; readonly slots: number }>) => {
+  const byPool = new Map<string, { count: number; slots: number }>()
+  for (const n of nodes) {
+    const entry = byPool.get(n.pool ?? "-") ?? { count: 0, slots: 0 }
+    entry.count += 1
+    entry.slots += n.slots
+    byPool.set(n.pool ?? "-", entry)
+  }
+  return [...byPool].map(([pool, e]) => `${e.count} × ${pool} (${e.slots} slot${e.slots === 1 ? "" : "s"})`).join(", ")
+}
+
+/** The simulation's features and the banner lines that say where to look. Fails on a bad SIM_* setting. */
+export const simulation = (input: SimulationInput) =>
+  Effect.gen(function*() {
+    const settings = yield* simSettingsConfig
+    const generated = (variable: DevSecret["variable"]) => input.devSecrets.find((s) => s.variable === variable)
+    const trace = Option.match(input.traceSecret, {
+      onNone: () => "closed (TRACE_API_SECRET is unset)",
+      onSome: () => {
+        const dev = generated("TRACE_API_SECRET")
+        return dev === undefined
+          ? `curl -H "Authorization: Bearer $TRACE_API_SECRET" http://localhost:${input.port}/trace/job/<job id>`
+          : `curl -H "Authorization: Bearer ${Redacted.value(dev.value)}" http://localhost:${input.port}/trace/job/<job id>   (secret generated for this run)`
+      }
+    })
+    const webhookDev = generated("GHAPP_WEBHOOK_SECRET")
+    const banner = [
+      `usage:     http://localhost:${input.schedulerPort}/usage   (active jobs and workers; /jobs and /workers for history)`,
+      `trace API: ${trace}`
+    ]
+    if (input.role !== "all") {
+      banner.push(`simulated GitHub and cluster: the closed loop (jobs that run) needs role "all"`)
+      return { layer: Layer.empty, banner }
+    }
+    banner.push(
+      `control:   http://localhost:${settings.port}/   (POST /sim/jobs, GET /sim/state, POST /sim/faults)`,
+      `simulated: ${describeNodes(settings.nodes)}; world speed × ${settings.speed} (waits and run times below are simulated seconds); GitHub signs deliveries with ${
+        webhookDev === undefined ? "GHAPP_WEBHOOK_SECRET" : `a secret generated for this run: ${Redacted.value(webhookDev.value)}`
+      }`,
+      `try:       curl -s localhost:${settings.port}/sim/jobs -H 'content-type: application/json' -d '{"owner":"acme","repo":"acme/app","durationSeconds":60,"count":10}'`
+    )
+    if (input.demo) banner.push(`demo:      a steady mixed load from acme, globex, initech and alice starts in a moment`)
+
+    const world = SimWorldLive({ speed: settings.speed, runnerConfig: input.runnerConfig, apps: input.apps }).pipe(
+      Layer.provide(Layer.mergeAll(
+        GithubMemory,
+        SimCluster,
+        HttpWebhookTransport({ url: `http://127.0.0.1:${input.port}/`, secret: input.webhookSecret }).pipe(Layer.provide(FetchHttpClient.layer))
+      ))
+    )
+    const layer = Layer.mergeAll(
+      SimControlServer.pipe(Layer.provide(NodeHttpServer.layer(createServer, { port: settings.port }))),
+      SimEventPrinter,
+      input.demo ? SimDemoLoad() : Layer.empty
+    ).pipe(Layer.provide(world))
+    return { layer, banner }
+  }).pipe(
+    Effect.mapError((e) => new StartupError(`invalid environment: ${describeConfigError(e).join("; ")}`))
+  )
