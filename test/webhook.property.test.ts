@@ -64,12 +64,21 @@ const body = fc.oneof(
 type SignatureMode = "right" | "missing" | "wrong-secret" | "random-hex" | "garbage" | "for-other-bytes"
 
 const delivery = fc.record({
-  event: fc.option(fc.oneof(fc.constantFrom(...EVENTS), fc.string({ minLength: 1, maxLength: 20 })), { nil: null }),
+  event: fc.oneof(
+    { arbitrary: fc.constantFrom(...EVENTS), weight: 6 },
+    { arbitrary: fc.string({ minLength: 1, maxLength: 20 }), weight: 1 },
+    { arbitrary: fc.constant(null), weight: 1 }
+  ),
   body,
   signature: fc.constantFrom<SignatureMode>("right", "right", "right", "missing", "wrong-secret", "random-hex", "garbage", "for-other-bytes"),
   hex: fc.stringMatching(/^[0-9a-f]{64}$/),
   garbage: fc.string({ maxLength: 80 }),
-  appId: fc.oneof(fc.constant(String(APP_ID)), fc.constant(null), fc.string({ maxLength: 12 }), fc.bigInt().map(String)),
+  appId: fc.oneof(
+    { arbitrary: fc.constant(String(APP_ID)), weight: 6 },
+    { arbitrary: fc.constant(null), weight: 1 },
+    { arbitrary: fc.string({ maxLength: 12 }), weight: 1 },
+    { arbitrary: fc.bigInt().map(String), weight: 1 }
+  ),
   contentType: fc.constantFrom("application/json", "application/json", "application/x-www-form-urlencoded", "text/plain", "")
 })
 
@@ -105,7 +114,7 @@ const propertyNoCrash = (backend: Backend, numRuns: number) =>
           { numRuns }
         )
         // the generator reaches every answer: accepted, malformed, and forged
-        for (const status of [200, 400, 401]) expect(statuses.get(status) ?? 0).toBeGreaterThan(numRuns / 50)
+        for (const status of [200, 400, 401]) expect(statuses.get(status) ?? 0).toBeGreaterThan(numRuns / 100)
       })), 120_000)
 
 // --- convergence ----------------------------------------------------------------------------------------------

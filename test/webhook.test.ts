@@ -4,6 +4,7 @@ import { request as httpRequest } from "node:http"
 import {
   APP_ID,
   type Backend,
+  githubSignature,
   memoryBackend,
   postgresBackend,
   TEST_TRACE_SECRET,
@@ -49,7 +50,7 @@ const cases = (backend: Backend) => {
   const test = (title: string, body: (h: WebhookHarness) => Effect.Effect<void, unknown>, options?: Parameters<typeof withWebhook>[2]) =>
     it.live(title, () => withWebhook(backend, body, options))
 
-  describe("verification: nothing is written for a delivery that fails it", () => {
+  describe("reading and verifying: a delivery that fails verification writes nothing", () => {
     test("GET /health answers ok", (h) =>
       Effect.gen(function*() {
         const res = yield* h.request("/health")
@@ -136,6 +137,28 @@ const cases = (backend: Backend) => {
         expect(under.status).toBe(401)
         expect(yield* h.rows).toEqual([])
       }), { settings: { maxBodyBytes: 64 * 1024 } })
+
+    test("a large body within the limit is streamed and accepted, whatever its chunking", (h) =>
+      Effect.gen(function*() {
+        // 600 KiB: above the size read in one piece, well below GitHub's 25 MiB
+        const p = { zen: "big", filler: "x".repeat(600 * 1024) }
+        const res = yield* h.deliver("ping", p)
+        expect([res.status, res.text]).toEqual([200, "pong"])
+        expect(((yield* h.rows)[0]!.payload as { filler: string }).filler).toHaveLength(600 * 1024)
+        // and a small chunked body (no declared length) is read from the stream too
+        const ping = Buffer.from(JSON.stringify({ zen: "streamed" }))
+        const chunked = yield* rawPost(h.baseUrl, {
+          "transfer-encoding": "chunked",
+          "x-github-event": "ping",
+          "x-github-hook-installation-target-id": String(APP_ID),
+          "x-hub-signature-256": githubSignature(TEST_WEBHOOK_SECRET, ping)
+        }, (req) => {
+          req.write(ping.subarray(0, 5))
+          req.end(ping.subarray(5))
+        })
+        expect(chunked).toEqual({ status: 200, text: "pong" })
+        expect((yield* h.rows)[1]?.payload).toEqual({ zen: "streamed" })
+      }))
   })
 
   describe("events", () => {

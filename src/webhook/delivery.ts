@@ -1,7 +1,7 @@
 import type { Headers } from "@effect/platform"
 import { HttpServerRequest } from "@effect/platform"
-import { Chunk, Effect, Stream } from "effect"
-import { isJsonObject, type JsonObject, storableJson, storableString } from "../domain/jsonPayload.ts"
+import { Chunk, Effect, Option, Stream } from "effect"
+import { isJsonObject, type JsonObject, mayHoldUnstorable, storableJson, storableString } from "../domain/jsonPayload.ts"
 import { BadDelivery, PayloadTooLarge, SignatureRejected } from "./errors.ts"
 import { signatureMatches } from "./signature.ts"
 import { WebhookSettings } from "./WebhookSettings.ts"
@@ -27,14 +27,30 @@ const header = (headers: Headers.Headers, name: string): string | undefined => {
 }
 
 /**
- * The raw body, read from the request stream so that no more than `limit` bytes are ever held. A declared
- * `Content-Length` above the limit is refused before reading. A body that turns out larger (chunked, or a
- * lying length) is read to its end but not kept: stopping early would reset the connection, and the sender would
- * never see the 413. Node's request timeout bounds how long such a drain can last.
+ * Bodies up to this size whose length is declared are read in one piece. Reading through Effect's Stream costs
+ * about half a millisecond of CPU per request (measured; more than everything else the webhook does before its
+ * database writes), and a declared length bounds the memory just as well: Node's parser never delivers more
+ * bytes than `Content-Length` says.
+ */
+const READ_WHOLE_UP_TO = 256 * 1024
+
+/**
+ * The raw body, holding no more than `limit` bytes at any time. A declared `Content-Length` above the limit is
+ * refused before reading; a small declared body is read whole (see `READ_WHOLE_UP_TO`); anything else (chunked,
+ * or large) is read from the request stream, keeping at most `limit` bytes. A streamed body that turns out larger
+ * is read to its end but not kept: stopping early would reset the connection, and the sender would never see
+ * the 413. Node's request timeout bounds how long such a drain can last.
  */
 export const readBody = Effect.fn("Webhook.readBody")(function*(request: HttpServerRequest.HttpServerRequest, limit: number) {
-  const declared = Number(request.headers["content-length"] ?? Number.NaN)
-  if (Number.isFinite(declared) && declared > limit) return yield* new PayloadTooLarge({ limitBytes: limit })
+  const failedRead = () => new BadDelivery({ message: "Failed to read body" })
+  const lengthHeader = request.headers["content-length"]
+  const declared = lengthHeader !== undefined && /^\d+$/.test(lengthHeader) ? Number(lengthHeader) : undefined
+  if (declared !== undefined && declared > limit) return yield* new PayloadTooLarge({ limitBytes: limit })
+  if (declared !== undefined && declared <= READ_WHOLE_UP_TO) {
+    const whole = yield* request.arrayBuffer.pipe(HttpServerRequest.withMaxBodySize(Option.some(declared)), Effect.mapError(failedRead))
+    // Node's implementation hands back a Buffer already; other platforms an ArrayBuffer
+    return ArrayBuffer.isView(whole) ? whole as unknown as Uint8Array : new Uint8Array(whole)
+  }
   const parts: Array<Uint8Array> = []
   let total = 0
   yield* request.stream.pipe(
@@ -46,7 +62,7 @@ export const readBody = Effect.fn("Webhook.readBody")(function*(request: HttpSer
         }
       })
     ),
-    Effect.mapError(() => new BadDelivery({ message: "Failed to read body" }))
+    Effect.mapError(failedRead)
   )
   if (total > limit) return yield* new PayloadTooLarge({ limitBytes: limit })
   return Buffer.concat(parts, total)
@@ -112,7 +128,7 @@ export const receiveDelivery = Effect.fn("Webhook.receiveDelivery")(function*() 
     event: storableString(event),
     appId,
     deliveryId: deliveryId === undefined ? null : storableString(deliveryId),
-    payload: storableJson(parsed) as JsonObject,
+    payload: mayHoldUnstorable(text) ? storableJson(parsed) as JsonObject : parsed,
     body,
     headers
   } satisfies Delivery
