@@ -183,6 +183,37 @@ export const dbContract = (name: string, run: DbRunner) =>
       expect(yield* db.getAllocationFailures(10)).toEqual([])
     }))
 
+    test("jobs to poll: active, with a repository, news older than the cut-off, stalest first, limited", Effect.gen(function*() {
+      const db = yield* Db
+      yield* at(10)
+      yield* db.addJob(newJob(1))
+      yield* at(20)
+      yield* db.addJob(newJob(2))
+      yield* db.addJob(newJob(3, { repo_full_name: "" }))
+      yield* at(30)
+      yield* db.addJob(newJob(4))
+      yield* db.addJob(newJob(5))
+      yield* db.markJobCompleted(5, "r5")
+      // news at 40 s makes job 1 the freshest
+      yield* at(40)
+      yield* db.markJobRunning(1, "r1")
+      const ids = (jobs: ReadonlyArray<{ readonly job_id: number }>) => jobs.map((j) => j.job_id)
+      expect(ids(yield* db.getJobsToPoll(new Date(100_000), 10))).toEqual([2, 4, 1])
+      expect(ids(yield* db.getJobsToPoll(new Date(100_000), 2))).toEqual([2, 4])
+      expect(ids(yield* db.getJobsToPoll(new Date(30_000), 10))).toEqual([2])
+      expect(yield* db.getJobsToPoll(new Date(5_000), 10)).toEqual([])
+    }))
+
+    test("running job pods: the runners recorded on running jobs", Effect.gen(function*() {
+      const db = yield* Db
+      for (let i = 1; i <= 4; i++) yield* db.addJob(newJob(i))
+      yield* db.markJobRunning(1, "runner-b")
+      yield* db.markJobRunning(2, "runner-a")
+      yield* db.markJobRunning(3, "")
+      yield* db.markJobCompleted(4, "runner-c")
+      expect(yield* db.getRunningJobPods).toEqual(["runner-a", "runner-b"])
+    }))
+
     test("addWorker reserves a unique pod name", Effect.gen(function*() {
       const db = yield* Db
       yield* db.addWorker(newWorker("rise-riscv-runner-staging-abc", { entity_type: "User", repo_full_name: "me/repo", job_labels: ["b", "a"] }))

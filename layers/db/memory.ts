@@ -130,6 +130,17 @@ export const makeDbMemory = Effect.gen(function*() {
     getActiveJobs: Effect.sync(activeJobs),
     getPendingJobs: Effect.sync(() => activeJobs().filter((j) => j.status === "pending")),
     listJobs: (req) => Effect.sync(() => page(jobs.values(), (j) => j.job_id, req)),
+    getJobsToPoll: (staleBefore, limit) =>
+      Effect.sync(() =>
+        activeJobs()
+          .filter((j) => j.repo_full_name !== "" && j.updated_at.getTime() < staleBefore.getTime())
+          .sort((a, b) => a.updated_at.getTime() - b.updated_at.getTime() || a.job_id - b.job_id)
+          .slice(0, limit)
+      ),
+    getRunningJobPods: Effect.sync(() =>
+      [...new Set(activeJobs().flatMap((j) => (j.status === "running" && j.k8s_pod !== null && j.k8s_pod !== "" ? [j.k8s_pod] : [])))]
+        .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))
+    ),
 
     getDemand: Effect.sync(() => {
       const count = new Map<string, number>()

@@ -185,6 +185,20 @@ export const makeDbPostgres = (schema: DbSchema) =>
 
       listJobs: (req) => page("listJobs", "jobs", jobCols, rowsToJobs("listJobs"), req),
 
+      getJobsToPoll: (staleBefore, limit) =>
+        sql`SELECT ${jobCols} FROM jobs
+            WHERE status IN ('pending', 'running') AND repo_full_name <> '' AND updated_at < ${staleBefore}
+            ORDER BY updated_at, job_id LIMIT ${limit}`.pipe(
+          Effect.mapError(toDbError("getJobsToPoll")),
+          Effect.flatMap(rowsToJobs("getJobsToPoll"))
+        ),
+
+      getRunningJobPods: sql<{ k8s_pod: string }>`
+        SELECT DISTINCT k8s_pod FROM jobs WHERE status = 'running' AND k8s_pod IS NOT NULL AND k8s_pod <> '' ORDER BY k8s_pod`.pipe(
+        Effect.mapError(toDbError("getRunningJobPods")),
+        Effect.map((rows) => rows.map((r) => r.k8s_pod))
+      ),
+
       // One statement for the whole backlog. Per (entity, exact label set), demand is its active jobs and supply its
       // active workers. Workers beyond the running jobs serve the oldest pending jobs, so the pending jobs ranked
       // after them are the ones lacking a runner: (demand - supply) of them when supply covers the running jobs.

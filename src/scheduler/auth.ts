@@ -1,4 +1,4 @@
-import { Effect, Either } from "effect"
+import { Deferred, Effect, Either } from "effect"
 import type { EntityType } from "../domain/Entity.ts"
 import type { NewInstallationEvent } from "../domain/InstallationEvent.ts"
 import { Db } from "../services/Db.ts"
@@ -60,6 +60,12 @@ export const authFailureEvent = (subject: AuthSubject, appId: number, error: Git
 export type Authenticate = (subject: AuthSubject) => Effect.Effect<InstallationRef, GithubError>
 
 /**
+ * Runs a database step alone. The cycle is one transaction on one connection, so its savepoints must not
+ * interleave; GitHub and Kubernetes calls run concurrently around them.
+ */
+export type Serially = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+
+/**
  * Authentication for one cycle. The token itself is cached by the Github layer (59 minutes), so a success costs
  * nothing; a failure is asked once per installation per cycle and answered from memory after that, so a removed
  * installation writes one audit row per cycle rather than one per job and per runner scope.
@@ -68,20 +74,23 @@ export type Authenticate = (subject: AuthSubject) => Effect.Effect<InstallationR
  * `auth_other_error`); no answer at all (a network error) writes none, as in the original. A failed insert is
  * logged only: the audit log must not stop the scheduler.
  */
-export const makeCycleAuthenticator = Effect.gen(function*() {
+export const makeCycleAuthenticator = Effect.fn("Scheduler.makeCycleAuthenticator")(function*(serially: Serially) {
   const github = yield* Github
   const db = yield* Db
   const settings = yield* SchedulerSettings
-  const results = new Map<string, Either.Either<InstallationRef, GithubError>>()
+  // One answer per installation per cycle, shared by concurrent callers: the first asks, the others wait for it.
+  const results = new Map<string, Deferred.Deferred<InstallationRef, GithubError>>()
 
   const authenticate: Authenticate = Effect.fn("Scheduler.authenticate")(function*(subject: AuthSubject) {
     const ref: InstallationRef = { installationId: subject.installationId, entityType: subject.entityType }
     const key = `${subject.installationId}/${subject.entityType}`
+    const mine = yield* Deferred.make<InstallationRef, GithubError>()
+    // No yield between the look-up and the insert, so two fibers cannot both become the asker.
     const known = results.get(key)
-    if (known !== undefined) return yield* known
+    if (known !== undefined) return yield* Deferred.await(known)
+    results.set(key, mine)
     const outcome = yield* Effect.either(github.installationToken(ref))
     const result = Either.map(outcome, () => ref)
-    results.set(key, result)
     if (Either.isLeft(outcome)) {
       const error = outcome.left
       const status = httpStatusOf(error)
@@ -90,11 +99,12 @@ export const makeCycleAuthenticator = Effect.gen(function*() {
         Effect.annotateLogs({ installationId: subject.installationId, entityType: subject.entityType, error: error.message })
       )
       if (status !== undefined) {
-        yield* db.step(db.addInstallationEvent(authFailureEvent(subject, appId, error, status))).pipe(
+        yield* serially(db.step(db.addInstallationEvent(authFailureEvent(subject, appId, error, status)))).pipe(
           Effect.catchAllCause((cause) => Effect.logError("could not record the failed authentication", cause))
         )
       }
     }
+    yield* Deferred.complete(mine, result)
     return yield* result
   })
   return authenticate

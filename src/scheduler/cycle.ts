@@ -1,8 +1,8 @@
 import { Effect } from "effect"
 import { Db } from "../services/Db.ts"
-import { makeCycleAuthenticator } from "./auth.ts"
+import { makeCycleAuthenticator, type Serially } from "./auth.ts"
 import { matchDemand } from "./demandMatch.ts"
-import { syncJobs, type SyncedJobs } from "./jobSync.ts"
+import { syncJobs } from "./jobSync.ts"
 import { guarded, type SchedulerState } from "./state.ts"
 import { syncWorkers } from "./workerSync.ts"
 
@@ -15,10 +15,11 @@ import { syncWorkers } from "./workerSync.ts"
 export const runCycle = Effect.fn("Scheduler.cycle")(function*(state: SchedulerState) {
   const db = yield* Db
   yield* db.withWorkerLock(Effect.gen(function*() {
-    const authenticate = yield* makeCycleAuthenticator
-    let active: SyncedJobs = []
-    yield* guarded("job sync", Effect.map(syncJobs(state, authenticate), (jobs) => (active = jobs)))
-    yield* guarded("worker sync", syncWorkers(state, authenticate, active))
-    yield* guarded("demand matching", matchDemand(authenticate))
+    const mutex = yield* Effect.makeSemaphore(1)
+    const serially: Serially = (effect) => mutex.withPermits(1)(effect)
+    const authenticate = yield* makeCycleAuthenticator(serially)
+    yield* guarded("job sync", syncJobs(state, authenticate))
+    yield* guarded("worker sync", syncWorkers(state, authenticate))
+    yield* guarded("demand matching", matchDemand(authenticate, serially))
   }))
 })

@@ -7,13 +7,14 @@ import { Db } from "../services/Db.ts"
 import { Github, type JitRunner } from "../services/Github.ts"
 import { Kube } from "../services/Kube.ts"
 import { blockedGroups, streakLookbackMs } from "./allocationBackoff.ts"
-import type { Authenticate } from "./auth.ts"
+import type { Authenticate, Serially } from "./auth.ts"
 import { groupKey, planProvisioning } from "./demandPlan.ts"
 import { SchedulerSettings } from "./settings.ts"
 
 /**
- * Demand matching (design decisions 5 and 6): one set-based demand query, one capacity reading for every pool,
- * one query for the provisioning back-off, then the planner decides and each decision is carried out.
+ * Demand matching (design decisions 5 and 6): one capacity reading for every pool, then (only when some pool has
+ * a free slot) one set-based demand query and one query for the provisioning back-off; the planner decides, and
+ * the decisions are carried out, groups concurrently, each group's jobs in order.
  */
 
 export interface MatchResult {
@@ -23,18 +24,22 @@ export interface MatchResult {
 
 const MAX_NAME_ATTEMPTS = 5
 
-export const matchDemand = Effect.fn("Scheduler.matchDemand")(function*(authenticate: Authenticate) {
+export const matchDemand = Effect.fn("Scheduler.matchDemand")(function*(authenticate: Authenticate, serially: Serially) {
   const db = yield* Db
   const kube = yield* Kube
   const settings = yield* SchedulerSettings
-  const demand = yield* db.getDemand
-  if (demand.length === 0) return { provisioned: 0, failed: 0 } satisfies MatchResult
+  const none: MatchResult = { provisioned: 0, failed: 0 }
 
+  // Capacity first: with every board taken (the usual state under a backlog) the backlog need not be read at all.
   const capacity = yield* Effect.either(kube.capacity)
   if (Either.isLeft(capacity)) {
     yield* Effect.logError("cannot read board capacity; no provisioning this cycle").pipe(Effect.annotateLogs({ error: capacity.left.message }))
-    return { provisioned: 0, failed: 0 } satisfies MatchResult
+    return none
   }
+  if (![...capacity.right.values()].some((c) => c.available > 0)) return none
+  const demand = yield* db.getDemand
+  if (demand.length === 0) return none
+
   const now = yield* Clock.currentTimeMillis
   const baseMs = Duration.toMillis(settings.timeouts.allocationBackoffBase)
   const maxMs = Duration.toMillis(settings.timeouts.allocationBackoffMax)
@@ -56,20 +61,30 @@ export const matchDemand = Effect.fn("Scheduler.matchDemand")(function*(authenti
     )
   }
 
-  // After a failure the rest of that group waits for its back-off: one failed worker per group per attempt.
-  const failedGroups = new Set<string>()
-  let provisioned = 0
-  let failed = 0
+  // Groups go concurrently (GitHub and the API server are the slow part); inside a group the jobs go in order, and
+  // after a failure the rest of the group waits for its back-off: one failed worker per group per attempt.
+  const groups = new Map<string, Array<Job>>()
   for (const { job } of plan.provisions) {
     const key = groupKey(job.entity_id, job.job_labels)
-    if (failedGroups.has(key)) continue
-    const outcome = yield* provision(job, authenticate)
-    if (outcome === "provisioned") provisioned++
-    else if (outcome === "failed") {
-      failed++
-      failedGroups.add(key)
-    }
+    groups.set(key, [...(groups.get(key) ?? []), job])
   }
+  let provisioned = 0
+  let failed = 0
+  yield* Effect.forEach(
+    groups.values(),
+    (jobs) =>
+      Effect.gen(function*() {
+        for (const job of jobs) {
+          const outcome = yield* provision(job, authenticate, serially)
+          if (outcome === "provisioned") provisioned++
+          if (outcome === "failed") {
+            failed++
+            return
+          }
+        }
+      }),
+    { concurrency: settings.githubConcurrency, discard: true }
+  )
   yield* Effect.logDebug("demand matched").pipe(
     Effect.annotateLogs({ demand: demand.length, planned: plan.provisions.length, provisioned, failed })
   )
@@ -84,7 +99,7 @@ type Outcome = "provisioned" | "failed" | "not_reserved"
  * failed with `pod_allocation_failure`, which is what the back-off counts; the job stays pending and is served by
  * a later attempt.
  */
-export const provision = Effect.fn("Scheduler.provision")(function*(job: Job, authenticate: Authenticate) {
+export const provision = Effect.fn("Scheduler.provision")(function*(job: Job, authenticate: Authenticate, serially: Serially) {
   const db = yield* Db
   const github = yield* Github
   const kube = yield* Kube
@@ -107,7 +122,7 @@ export const provision = Effect.fn("Scheduler.provision")(function*(job: Job, au
   let podName: string | undefined
   for (let attempt = 1; attempt <= MAX_NAME_ATTEMPTS && podName === undefined; attempt++) {
     const candidate = settings.runnerPrefix + (yield* settings.runnerSuffix)
-    const reserved = yield* Effect.either(db.step(db.addWorker(worker(candidate))))
+    const reserved = yield* Effect.either(serially(db.step(db.addWorker(worker(candidate)))))
     if (Either.isRight(reserved)) podName = candidate
     else if (reserved.left._tag === "DbError") {
       yield* Effect.logError("cannot reserve a runner name").pipe(Effect.annotateLogs({ jobId: job.job_id, error: reserved.left.message }))
@@ -164,7 +179,7 @@ export const provision = Effect.fn("Scheduler.provision")(function*(job: Job, au
     ).pipe(Effect.catchAll((e) => Effect.logWarning("could not remove the runner of a failed provisioning").pipe(Effect.annotateLogs({ pod: name, error: e.message }))))
   }
   // The message names the step and GitHub's or the API server's answer; the layers keep secrets out of it.
-  yield* db.step(db.markWorkerFailed(name, null, failureV2("pod_allocation_failure", { pod_message: message }), null)).pipe(
+  yield* serially(db.step(db.markWorkerFailed(name, null, failureV2("pod_allocation_failure", { pod_message: message }), null))).pipe(
     Effect.catchAll((e) => Effect.logError("could not record a failed provisioning").pipe(Effect.annotateLogs({ pod: name, error: e.message })))
   )
   return "failed" satisfies Outcome as Outcome

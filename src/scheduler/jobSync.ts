@@ -31,25 +31,22 @@ interface Selected {
 
 const installationKey = (job: Job) => `${job.installation_id}/${job.entity_type}`
 
-/** The still-active jobs after this sync (the health checks read which runners have a job). */
-export type SyncedJobs = ReadonlyArray<Job>
-
 export const syncJobs = Effect.fn("Scheduler.syncJobs")(function*(state: SchedulerState, authenticate: Authenticate) {
   const db = yield* Db
   const github = yield* Github
   const settings = yield* SchedulerSettings
   const now = yield* Clock.currentTimeMillis
-  const active = yield* db.getActiveJobs
-
-  // Forget polls of jobs that are no longer active, so the memory stays the size of the active set.
-  const activeIds = new Set(active.map((j) => j.job_id))
-  for (const id of state.lastPoll.keys()) if (!activeIds.has(id)) state.lastPoll.delete(id)
-
   const stalenessMs = Duration.toMillis(settings.timeouts.jobPollStaleness)
   const stuckQueuedMs = Duration.toMillis(settings.timeouts.stuckQueued)
+
+  // A poll older than the threshold no longer makes a job fresh: forget it, so the memory holds one window of polls.
+  for (const [id, at] of state.lastPoll) if (now - at >= stalenessMs) state.lastPoll.delete(id)
+  // The database picks the stalest jobs by their webhook news; the ones we polled recently are skipped here, so
+  // ask for that many more.
+  const candidates = yield* db.getJobsToPoll(new Date(now - stalenessMs + 1), settings.maxJobPollsPerCycle + state.lastPoll.size)
   const lastNews = (j: Job) => Math.max(j.updated_at.getTime(), state.lastPoll.get(j.job_id) ?? Number.NEGATIVE_INFINITY)
-  const stale = active
-    .filter((j) => j.repo_full_name !== "" && isStale(j, state.lastPoll.get(j.job_id), now, stalenessMs))
+  const stale = candidates
+    .filter((j) => isStale(j, state.lastPoll.get(j.job_id), now, stalenessMs))
     .sort((a, b) => lastNews(a) - lastNews(b) || a.job_id - b.job_id)
 
   // Oldest news first, within each installation's allowance and the cycle's cap.
@@ -132,8 +129,6 @@ export const syncJobs = Effect.fn("Scheduler.syncJobs")(function*(state: Schedul
   for (const p of probed) if (p.action._tag !== "Nothing") writes.push(p)
 
   // Apply, one savepoint per job, so one failed write undoes only itself.
-  const ended = new Set<number>()
-  const running = new Map<number, string | null>()
   for (const { action, job } of writes) {
     const write = applyAction(db, job.job_id, action)
     const result = yield* Effect.either(db.step(write))
@@ -146,15 +141,7 @@ export const syncJobs = Effect.fn("Scheduler.syncJobs")(function*(state: Schedul
     if (result.right) {
       yield* Effect.logInfo("job reconciled with GitHub").pipe(Effect.annotateLogs({ jobId: job.job_id, action: action._tag }))
     }
-    if (action._tag === "MarkFailed" || action._tag === "MarkCompleted") ended.add(job.job_id)
-    if (action._tag === "MarkRunning") running.set(job.job_id, action.runnerName)
   }
-  const still: SyncedJobs = active
-    .filter((j) => !ended.has(j.job_id))
-    .map((j) => (running.has(j.job_id) && j.status === "pending"
-      ? { ...j, status: "running" as const, k8s_pod: j.k8s_pod ?? (running.get(j.job_id) || null) }
-      : j))
-  return still
 })
 
 const applyAction = (db: Db["Type"], jobId: number, action: JobSyncAction) => {

@@ -97,7 +97,7 @@ export const makeSchedulerSettings = (input: SchedulerSettingsInput): SchedulerS
   runnerGroup: input.prod ? PROD_GROUP : STAGING_GROUP,
   timeouts: { ...defaultTimeouts, ...input.timeouts },
   budgetReserveShare: input.budgetReserveShare ?? 0.2,
-  maxJobPollsPerCycle: input.maxJobPollsPerCycle ?? 100,
+  maxJobPollsPerCycle: input.maxJobPollsPerCycle ?? 50,
   githubConcurrency: input.githubConcurrency ?? 8,
   runnerSuffix: input.runnerSuffix ?? cryptoRunnerSuffix
 })
@@ -139,7 +139,7 @@ export const schedulerTuningConfig = Config.all({
   ),
   maxJobPollsPerCycle: Config.integer("SCHEDULER_MAX_JOB_POLLS_PER_CYCLE").pipe(
     Config.validate({ message: "must be positive", validation: (n) => n > 0 }),
-    Config.withDefault(100)
+    Config.withDefault(50)
   )
 })
 

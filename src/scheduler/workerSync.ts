@@ -1,6 +1,5 @@
 import { Clock, Duration, Effect, Either } from "effect"
 import type { FailureReason } from "../domain/FailureInfo.ts"
-import type { Job } from "../domain/Job.ts"
 import { finishedAt, isTerminal as isTerminalPhase, type Pod, runnerStartedAt } from "../domain/Pod.ts"
 import { isActive, isTerminal } from "../domain/Status.ts"
 import type { Worker } from "../domain/Worker.ts"
@@ -57,11 +56,7 @@ type RunnerCache = Map<string, { readonly scope: RunnerScope; readonly runners: 
 
 const ms = Duration.toMillis
 
-export const syncWorkers = Effect.fn("Scheduler.syncWorkers")(function*(
-  state: SchedulerState,
-  authenticate: Authenticate,
-  activeJobs: ReadonlyArray<Job>
-) {
+export const syncWorkers = Effect.fn("Scheduler.syncWorkers")(function*(state: SchedulerState, authenticate: Authenticate) {
   const db = yield* Db
   const kube = yield* Kube
   const settings = yield* SchedulerSettings
@@ -82,7 +77,7 @@ export const syncWorkers = Effect.fn("Scheduler.syncWorkers")(function*(
   yield* guarded("phase 2 (pod phases)", podPhaseSync(first, pods, ended))
 
   const runnerCache: RunnerCache = new Map()
-  yield* guarded("phase 3 (health checks)", healthChecks(state, authenticate, pods, activeJobs, ended, runnerCache))
+  yield* guarded("phase 3 (health checks)", healthChecks(state, authenticate, pods, ended, runnerCache))
   yield* guarded("phase 4 (GitHub cleanup)", githubCleanup(runnerCache))
   yield* guarded("phase 5 (finished pods)", deleteFinishedPods(pods))
 })
@@ -138,7 +133,6 @@ const healthChecks = Effect.fn("Scheduler.healthChecks")(function*(
   state: SchedulerState,
   authenticate: Authenticate,
   pods: ReadonlyMap<string, Pod>,
-  activeJobs: ReadonlyArray<Job>,
   ended: ReadonlySet<string>,
   runnerCache: RunnerCache
 ) {
@@ -152,9 +146,14 @@ const healthChecks = Effect.fn("Scheduler.healthChecks")(function*(
     podPendingMs: ms(settings.timeouts.podPending)
   }
   const refreshMs = ms(settings.timeouts.runnerListRefresh)
-  const busyPods = new Set(activeJobs.flatMap((j) => (j.status === "running" && j.k8s_pod ? [j.k8s_pod] : [])))
 
   const workers = yield* db.getWorkersForReconcile(ms(settings.timeouts.reconcileLookback) / 1000)
+  // Which runners have a job running on them, as the webhook (or a poll) told us; asked only when some running
+  // worker is old enough for its verdict to depend on it.
+  const someRunningWorkerIsOld = workers.some((w) =>
+    w.status === "running" && (w.running_at === null || now - w.running_at.getTime() >= limits.registrationMs)
+  )
+  const busyPods: ReadonlySet<string> = someRunningWorkerIsOld ? new Set(yield* db.getRunningJobPods) : new Set()
   const groups = new Map<string, { scope: RunnerScope; workers: Array<{ readonly worker: Worker; readonly pod: Pod }> }>()
   for (const w of workers) {
     const scope = scopeOf(w)
@@ -226,25 +225,29 @@ const healthChecks = Effect.fn("Scheduler.healthChecks")(function*(
       // Not listed: nothing about this worker depends on its runner (it waits or is healthy whatever GitHub says),
       // or GitHub could not be asked, and then it is judged next cycle. Never fail a worker blind.
       if (cached === undefined) continue
-      const runner = cached.runners.get(worker.pod_name)
-      const jobRanOnPod = worker.status === "running" && runner === undefined && !base.jobActiveOnPod
-        ? yield* db.jobExistsForPod(worker.pod_name)
-        : false
-      const decision = classifyWorker({ ...base, runner, jobRanOnPod }, limits)
-      switch (decision._tag) {
-        case "Wait":
-        case "Healthy":
-          yield* Effect.logDebug("worker health").pipe(Effect.annotateLogs({ pod: worker.pod_name, verdict: decision._tag, why: decision.why }))
-          break
-        case "Unexpected":
-          yield* Effect.logError("health check met a worker in an unexpected status").pipe(
-            Effect.annotateLogs({ pod: worker.pod_name, status: decision.status })
-          )
-          break
-        case "Fail":
-          yield* guarded("failing an unhealthy worker", failAndCleanup(worker, pod, cached, runner, decision.reason))
-          break
-      }
+      // One worker's trouble (a failed query, say) must not stop the checks of the others.
+      yield* guarded("health check", Effect.gen(function*() {
+        const runner = cached.runners.get(worker.pod_name)
+        // Whether a job ran on it matters only for a missing runner past the registration timeout.
+        const jobRanOnPod = worker.status === "running" && runner === undefined && !base.jobActiveOnPod &&
+            base.runningAgeMs >= limits.registrationMs
+          ? yield* db.jobExistsForPod(worker.pod_name)
+          : false
+        const decision = classifyWorker({ ...base, runner, jobRanOnPod }, limits)
+        switch (decision._tag) {
+          case "Wait":
+          case "Healthy":
+            return yield* Effect.logDebug("worker health").pipe(
+              Effect.annotateLogs({ pod: worker.pod_name, verdict: decision._tag, why: decision.why })
+            )
+          case "Unexpected":
+            return yield* Effect.logError("health check met a worker in an unexpected status").pipe(
+              Effect.annotateLogs({ pod: worker.pod_name, status: decision.status })
+            )
+          case "Fail":
+            return yield* failAndCleanup(worker, pod, cached, runner, decision.reason)
+        }
+      }))
     }
   }
 })

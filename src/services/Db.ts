@@ -83,6 +83,13 @@ export interface DbShape {
   readonly getActiveJobs: Effect.Effect<ReadonlyArray<Job>, DbError>
   /** pending jobs, oldest first */
   readonly getPendingJobs: Effect.Effect<ReadonlyArray<Job>, DbError>
+  /**
+   * Pending and running jobs with a repository whose last news (`updated_at`) is older than `staleBefore`, stalest
+   * first, at most `limit`: the candidates for a poll, without reading the whole backlog.
+   */
+  readonly getJobsToPoll: (staleBefore: Date, limit: number) => Effect.Effect<ReadonlyArray<Job>, DbError>
+  /** The runner names recorded on running jobs: those runners are busy with a job. */
+  readonly getRunningJobPods: Effect.Effect<ReadonlyArray<string>, DbError>
   /** newest first */
   readonly listJobs: (page: PageRequest) => Effect.Effect<Page<Job>, DbError>
   /** The pending jobs that need a runner now, from one set-based query. See `DemandRow`. */
