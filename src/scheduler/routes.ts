@@ -23,6 +23,9 @@ const deployment = Effect.map(SchedulerSettings, (s) => (s.prod ? "Prod" as cons
 /** The request's path and query. */
 const requestUrl = Effect.map(HttpServerRequest.HttpServerRequest, (req) => new URL(req.url, "http://localhost"))
 
+/** Each event list is one API call: a page asks for at most this many. */
+const MAX_LIVE_EVENT_READS = 100
+
 /**
  * Live pod events for the active workers on a page (finished ones show their stored failure info, or nothing:
  * their pods may be gone, and a page of them would cost one API call each).
@@ -31,7 +34,7 @@ const liveEvents = (workers: ReadonlyArray<Worker>) =>
   Effect.gen(function*() {
     const kube = yield* Kube
     const fetched = yield* Effect.forEach(
-      workers.filter((w) => isActive(w.status)),
+      workers.filter((w) => isActive(w.status)).slice(0, MAX_LIVE_EVENT_READS),
       (w) =>
         kube.podEvents(w.pod_name).pipe(
           Effect.map((events): LiveEvents => ({ _tag: "Events", events })),

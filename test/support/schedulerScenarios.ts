@@ -238,6 +238,27 @@ export const schedulerScenarios = (label: string, run: WorldRunner) =>
       expect(yield* githubRunners).toEqual([])
     }))
 
+    scenario("provisioning for an uninstalled app: worker failed, one auth_attempt.404 row per attempt, then back-off", Effect.gen(function*() {
+      const db = yield* Db
+      const cycle = yield* makeCycle
+      yield* queueJob(newJob(1, { installation_id: 9999, entity_id: 4004, entity_name: "gone" }))
+      yield* queueJob(newJob(2, { installation_id: 9999, entity_id: 4004, entity_name: "gone" }))
+      yield* cycle
+      expect((yield* worker(name(1))).failure_info).toMatchObject({ reason: "pod_allocation_failure", pod_message: expect.stringContaining("installationToken") })
+      const rows = yield* events(4004)
+      expect(rows.map((r) => [r.source, r.event, r.outcome])).toEqual([["scheduler", "auth_attempt.404", "auth_404"]])
+      expect(Option.getOrThrow(yield* db.getEventPayload(rows[0]!.id))).toMatchObject({
+        installation_id: 9999,
+        repository: { full_name: "acme/app" },
+        workflow_job: null,
+        http_status: 404
+      })
+      yield* at(10)
+      yield* cycle
+      expect(yield* events(4004)).toHaveLength(1)
+      expect(yield* workerRows).toHaveLength(1)
+    }))
+
     scenario("a taken runner name is drawn again; five clashes give up without a failed worker", Effect.gen(function*() {
       yield* installBoth
       const cycle = yield* makeCycle
