@@ -89,6 +89,25 @@ const makeDelivery = () => {
   }
 }
 
+/** The three deliveries of one job's life: queued, in_progress, completed. */
+const makeLifecycle = () => {
+  const queued = makeDelivery()
+  const p: Json = JSON.parse(queued.body.toString("utf8"))
+  const next = (action: string) => {
+    const body = Buffer.from(JSON.stringify({ ...p, action, workflow_job: { ...p.workflow_job, status: action, runner_name: "rise-riscv-runner-bench" } }))
+    return {
+      body,
+      headers: {
+        ...queued.headers,
+        "content-length": String(body.length),
+        "x-github-delivery": `${queued.headers["x-github-delivery"]}-${action}`,
+        "x-hub-signature-256": `sha256=${createHmac("sha256", SECRET).update(body).digest("hex")}`
+      }
+    }
+  }
+  return [queued, next("in_progress"), next("completed")]
+}
+
 const post = (agent: Agent, port: number, d: ReturnType<typeof makeDelivery>) =>
   new Promise<number>((resolve, reject) => {
     const req = request({ host: "127.0.0.1", port, method: "POST", path: "/", agent, headers: d.headers }, (res) => {
@@ -172,6 +191,17 @@ const rawInserts = async (url: string, concurrency: number, seconds: number): Pr
   return result
 }
 
+/** The job insert's shape without the webhook: a row insert that also NOTIFYs, like `Db.addJob`. */
+const notifyInserts = async (url: string, concurrency: number, seconds: number): Promise<number> => {
+  const pool = new Pg.Pool({ connectionString: url, max: Math.min(concurrency, POOL) })
+  const payload = JSON.stringify(trimWorkflowJobPayload(JSON.parse(makeDelivery().body.toString("utf8"))))
+  let n = 0
+  const statement = `WITH ins AS (${INSERT} RETURNING id) SELECT pg_notify('bench_queue_event', id::text) FROM ins`
+  const result = await closedLoop(concurrency, seconds, () => `notify-${++n}`, (id) => pool.query(statement, [payload, id]).then(() => true))
+  await pool.end()
+  return result.count / result.seconds
+}
+
 /** pgbench with the same statement, when it is installed; undefined otherwise. */
 const pgbench = async (url: string, concurrency: number, seconds: number): Promise<number | undefined> => {
   if (spawnSync("pgbench", ["--version"]).status !== 0) return undefined
@@ -185,8 +215,18 @@ const pgbench = async (url: string, concurrency: number, seconds: number): Promi
   return tps === null ? undefined : Number(tps[1])
 }
 
+/** CPU seconds the process has used so far (user + system), from /proc; NaN where there is no /proc. */
+const cpuSeconds = async (pid: number): Promise<number> => {
+  try {
+    const fields = (await fs.readFile(`/proc/${pid}/stat`, "utf8")).split(") ")[1]!.split(" ")
+    return (Number(fields[11]) + Number(fields[12])) / 100
+  } catch {
+    return Number.NaN
+  }
+}
+
 const startServer = (url: string) =>
-  new Promise<{ port: number; stop: () => void }>((resolve, reject) => {
+  new Promise<{ port: number; pid: number; stop: () => void }>((resolve, reject) => {
     const self = fileURLToPath(import.meta.url)
     const child = spawn(process.execPath, [...process.execArgv, self, "--serve", url], { stdio: ["ignore", "pipe", "inherit"] })
     let out = ""
@@ -194,7 +234,7 @@ const startServer = (url: string) =>
     child.stdout.on("data", (chunk: string) => {
       out += chunk
       const line = out.split("\n").find((l) => l.startsWith("{\"port\""))
-      if (line !== undefined) resolve({ port: JSON.parse(line).port, stop: () => child.kill("SIGTERM") })
+      if (line !== undefined) resolve({ port: JSON.parse(line).port, pid: child.pid!, stop: () => child.kill("SIGTERM") })
     })
     child.on("exit", (code) => reject(new Error(`webhook server exited with ${code}`)))
   })
@@ -229,7 +269,9 @@ const bench = async (adminUrl: string) => {
       const raw = await rawInserts(dbUrl, concurrency, SECONDS)
       await reset()
       const agent = new Agent({ keepAlive: true, maxSockets: concurrency })
+      const cpu0 = await cpuSeconds(server.pid)
       const hook = await closedLoop(concurrency, SECONDS, makeDelivery, (d) => post(agent, server.port, d).then((s) => s === 200))
+      const serverCpu = (await cpuSeconds(server.pid)) - cpu0
       agent.destroy()
       const hookRate = hook.count / hook.seconds
       const rawRate = raw.count / raw.seconds
@@ -242,15 +284,36 @@ const bench = async (adminUrl: string) => {
         fmt(rawRate),
         fmt(percentile(raw.latencies, 50), 1),
         fmt(percentile(raw.latencies, 99), 1),
-        fmt(hookRate / rawRate, 2)
+        fmt(hookRate / rawRate, 2),
+        fmt((serverCpu * 1000) / hook.count, 2)
       ])
     }
-    const header = ["concurrency", "deliveries/s", "p50 ms", "p99 ms", "non-200", "raw INSERT/s", "p50 ms", "p99 ms", "ratio"]
+    const header = ["concurrency", "deliveries/s", "p50 ms", "p99 ms", "non-200", "raw INSERT/s", "p50 ms", "p99 ms", "ratio", "server CPU ms/delivery"]
     const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)))
     const line = (cells: ReadonlyArray<string>) => cells.map((c, i) => c.padStart(widths[i]!)).join("  ")
     console.log("")
     console.log(line(header))
     for (const r of rows) console.log(line(r))
+
+    // A job's whole life: its queued delivery inserts (and NOTIFYs), the next two only update the row.
+    await reset()
+    const lifeAgent = new Agent({ keepAlive: true, maxSockets: 16 })
+    const life = await closedLoop(16, SECONDS, makeLifecycle, async (ds) => {
+      let ok = true
+      for (const d of ds) ok = (await post(lifeAgent, server.port, d)) === 200 && ok
+      return ok
+    })
+    lifeAgent.destroy()
+    console.log("")
+    console.log(
+      `job lifecycles (queued, in_progress, completed) at concurrency 16: ${fmt((life.count * 3) / life.seconds)} deliveries/s, ` +
+        `p50 ${fmt(percentile(life.latencies, 50) / 3, 1)} ms per delivery`
+    )
+
+    // NOTIFY makes PostgreSQL serialise committing transactions cluster-wide; the job insert carries one.
+    await reset()
+    const notifyRate = await notifyInserts(dbUrl, 16, SECONDS)
+    console.log(`raw INSERT + pg_notify in one statement (what a job insert costs), 16 clients: ${fmt(notifyRate)} rows/s`)
 
     await reset()
     const fixed = await openLoop(500, SECONDS, server.port)

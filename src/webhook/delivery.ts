@@ -1,6 +1,7 @@
 import type { Headers } from "@effect/platform"
 import { HttpServerRequest } from "@effect/platform"
 import { Chunk, Effect, Option, Stream } from "effect"
+import { Buffer } from "node:buffer"
 import { isJsonObject, type JsonObject, mayHoldUnstorable, storableJson, storableString } from "../domain/jsonPayload.ts"
 import { BadDelivery, PayloadTooLarge, SignatureRejected } from "./errors.ts"
 import { signatureMatches } from "./signature.ts"
