@@ -40,8 +40,8 @@ const CONCURRENCY = [1, 16, 64]
 // --- the server (child process) ---------------------------------------------------------------------------------
 
 /**
- * Runs the webhook program on `url` and prints its port. Log lines are formatted as in production but dropped,
- * so their cost is counted without a terminal in the way.
+ * Runs the webhook program on `url` and prints its port. It logs JSON lines to stdout as the container does
+ * (`LOG_FORMAT=json`); the parent reads and drops them, so their cost is counted as in production.
  */
 const serve = (url: string) =>
   Effect.gen(function*() {
@@ -51,7 +51,7 @@ const serve = (url: string) =>
         Layer.provide(NodeHttpClient.layer),
         Layer.provide(DbPostgres({ url: Redacted.make(url), schema: "staging", migrate: true, maxConnections: POOL })),
         Layer.provideMerge(NodeHttpServer.layer(createServer, { port: 0, host: "127.0.0.1" })),
-        Layer.provide(Logger.replace(Logger.defaultLogger, Logger.map(Logger.logfmtLogger, () => undefined)))
+        Layer.provide(Logger.replace(Logger.defaultLogger, Logger.jsonLogger))
       )
     )
     const address = Context.get(context, HttpServer.HttpServer).address
@@ -231,10 +231,14 @@ const startServer = (url: string) =>
     const child = spawn(process.execPath, [...process.execArgv, self, "--serve", url], { stdio: ["ignore", "pipe", "inherit"] })
     let out = ""
     child.stdout.setEncoding("utf8")
+    let port: number | undefined
     child.stdout.on("data", (chunk: string) => {
+      if (port !== undefined) return // the server's log lines, read and dropped
       out += chunk
       const line = out.split("\n").find((l) => l.startsWith("{\"port\""))
-      if (line !== undefined) resolve({ port: JSON.parse(line).port, pid: child.pid!, stop: () => child.kill("SIGTERM") })
+      if (line === undefined) return
+      port = JSON.parse(line).port as number
+      resolve({ port, pid: child.pid!, stop: () => child.kill("SIGTERM") })
     })
     child.on("exit", (code) => reject(new Error(`webhook server exited with ${code}`)))
   })
@@ -332,7 +336,7 @@ const bench = async (adminUrl: string) => {
 }
 
 if (process.argv[2] === "--serve") {
-  NodeRuntime.runMain(serve(process.argv[3]!))
+  NodeRuntime.runMain(serve(process.argv[3]!), { disablePrettyLogger: true })
 } else {
   const main = Effect.gen(function*() {
     const given = process.env.POSTGRES_URL
