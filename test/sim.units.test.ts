@@ -1,0 +1,74 @@
+import { ConfigProvider, Effect, Option, Redacted } from "effect"
+import { describe, expect, it } from "vitest"
+import { parseNodes } from "../layers/sim/cluster.ts"
+import { withDevSecrets } from "../layers/sim/devSecrets.ts"
+import { formatEvent } from "../layers/sim/events.ts"
+import { simSettingsConfig } from "../layers/sim/settings.ts"
+import { signDelivery } from "../layers/sim/webhookTransport.ts"
+import { signBody } from "../src/webhook/signature.ts"
+import { jainIndex, maxMinShares } from "./support/simFairness.ts"
+
+const withEnv = (env: Record<string, string>) => Effect.withConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(env))))
+
+describe("simulation settings", () => {
+  it("the cluster comes from SIM_NODES: pool=count or pool=countxslots; default 4 one-slot scw-em-rv1 nodes", () => {
+    expect(parseNodes("scw-em-rv1=2")).toEqual([
+      { name: "scw-em-rv1-1", pool: "scw-em-rv1", slots: 1 },
+      { name: "scw-em-rv1-2", pool: "scw-em-rv1", slots: 1 }
+    ])
+    expect(parseNodes("a=1x3, b=1")).toEqual([{ name: "a-1", pool: "a", slots: 3 }, { name: "b-1", pool: "b", slots: 1 }])
+    expect(parseNodes("scw-em-rv1")).toMatch(/not pool=count/)
+    expect(parseNodes("a=0")).toMatch(/1..1000/)
+    const defaults = Effect.runSync(simSettingsConfig.pipe(withEnv({})))
+    expect(defaults.port).toBe(8082)
+    expect(defaults.speed).toBe(10)
+    expect(defaults.nodes.map((n) => [n.pool, n.slots])).toEqual([["scw-em-rv1", 1], ["scw-em-rv1", 1], ["scw-em-rv1", 1], ["scw-em-rv1", 1]])
+    const bad = Effect.runSync(Effect.either(simSettingsConfig.pipe(withEnv({ SIM_NODES: "x", SIM_SPEED: "0" }))))
+    expect(bad._tag).toBe("Left")
+  })
+
+  it("development secrets are generated only when unset, only under --simulate, and the log quietens unless LOG_LEVEL is set", () => {
+    const base = { webhookSecret: Option.none(), traceSecret: Option.none(), logLevel: "info" }
+    const generated = Effect.runSync(withDevSecrets(base, true).pipe(withEnv({})))
+    expect(generated.devSecrets.map((s) => s.variable)).toEqual(["GHAPP_WEBHOOK_SECRET", "TRACE_API_SECRET"])
+    expect(Option.map(generated.webhookSecret, Redacted.value)).toEqual(Option.some(Redacted.value(generated.devSecrets[0]!.value)))
+    expect(generated.logLevel).toBe("warning")
+    const configured = Effect.runSync(withDevSecrets({
+      webhookSecret: Option.some(Redacted.make("mine")),
+      traceSecret: Option.some(Redacted.make("also-mine")),
+      logLevel: "debug"
+    }, true).pipe(withEnv({ LOG_LEVEL: "debug" })))
+    expect(configured.devSecrets).toEqual([])
+    expect(Option.map(configured.webhookSecret, Redacted.value)).toEqual(Option.some("mine"))
+    expect(configured.logLevel).toBe("debug")
+    const live = Effect.runSync(withDevSecrets(base, false))
+    expect(live.devSecrets).toEqual([])
+    expect(Option.isNone(live.webhookSecret)).toBe(true)
+  })
+
+  it("deliveries are signed the way GitHub signs them", () => {
+    const body = new TextEncoder().encode('{"action":"queued"}')
+    expect(signDelivery(Redacted.make("s3cret"), body)).toBe(signBody("s3cret", body))
+  })
+})
+
+describe("event lines", () => {
+  it("one line per notable event, durations in simulated seconds", () => {
+    const at = Date.UTC(2026, 0, 5, 9, 30, 5)
+    expect(formatEvent({ _tag: "JobQueued", at, jobId: 7, owner: "acme", repo: "acme/app", labels: ["ubuntu-24.04-riscv"], durationMs: 60_000 }, 10))
+      .toBe("09:30:05  queued      job 7  acme/app  [ubuntu-24.04-riscv]  runs 60 s")
+    expect(formatEvent({ _tag: "JobDone", at, jobId: 7, pod: "p", owner: "acme", conclusion: "success", waitedMs: 2_000, ranMs: 6_000 }, 10))
+      .toBe("09:30:05  done        job 7  success  (waited 20 s, ran 60 s)")
+    expect(formatEvent({ _tag: "RunnerOnline", at, pod: "p", node: "n" }, 10)).toBeUndefined()
+  })
+})
+
+describe("fairness figures", () => {
+  it("max-min shares give nobody more than it asks; Jain's index is 1 for equal, 1/n for one taker", () => {
+    expect(maxMinShares([10, 1, 1], 4)).toEqual([2, 1, 1])
+    expect(maxMinShares([10, 10, 10], 3)).toEqual([1, 1, 1])
+    expect(maxMinShares([0, 5], 4)).toEqual([0, 4])
+    expect(jainIndex([5, 5, 5])).toBeCloseTo(1)
+    expect(jainIndex([9, 0, 0])).toBeCloseTo(1 / 3)
+  })
+})

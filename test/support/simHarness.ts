@@ -1,0 +1,444 @@
+import { FetchHttpClient } from "@effect/platform"
+import {
+  Cause,
+  Clock,
+  Context,
+  Duration,
+  Effect,
+  ExecutionStrategy,
+  Exit,
+  Layer,
+  Logger,
+  LogLevel,
+  Option,
+  Queue,
+  Random,
+  Redacted,
+  Scope,
+  TestClock,
+  TestContext
+} from "effect"
+import { createHash } from "node:crypto"
+import { DbMemory } from "../../layers/db/memory.ts"
+import { GithubMemoryControl, type GithubMemoryControlShape, GithubMemoryWith } from "../../layers/github/memory.ts"
+import { KubeMemory, KubeMemoryControl, type KubeMemoryControlShape, type MemoryNode } from "../../layers/kube/memory.ts"
+import type { SimEvent } from "../../layers/sim/events.ts"
+import { InProcessWebhookTransport } from "../../layers/sim/webhookTransport.ts"
+import { type SimOptions, SimWorld, SimWorldLive, type SimWorldShape } from "../../layers/sim/world.ts"
+import { encodeLabelSet } from "../../src/domain/Labels.ts"
+import { finishedAt } from "../../src/domain/Pod.ts"
+import { maxWorkersFor, type RunnerConfig } from "../../src/domain/RunnerConfig.ts"
+import { canTransition, isActive, isTerminal, type Status } from "../../src/domain/Status.ts"
+import { SchedulerLoop } from "../../src/scheduler/loop.ts"
+import { SchedulerSettings, SchedulerSettingsLive, type SchedulerTimeouts, STAGING_PREFIX } from "../../src/scheduler/settings.ts"
+import { Db, type DbShape } from "../../src/services/Db.ts"
+import { Github, type GithubCallCounts } from "../../src/services/Github.ts"
+import { Kube, type KubeShape } from "../../src/services/Kube.ts"
+import { webhookRouter } from "../../src/webhook/routes.ts"
+import { webhookSettingsLayer } from "../../src/webhook/WebhookSettings.ts"
+import { fastZeroTimers } from "./simTimers.ts"
+
+/*
+ * The deterministic simulation's world: the real webhook program (its router, in-process) and the real scheduler
+ * loop, on the in-memory Db, GitHub and cluster, closed by the simulation world (`layers/sim/world.ts`). Time is
+ * TestClock's and every draw comes from the seeded Random the caller provides, so one seed is one exact run.
+ *
+ * The harness watches the run: a capturing logger, an observed Db (every write kept for the secret scan, and
+ * supply checked against demand at every provisioning), pod names, and status moves. `step` advances the clock by
+ * one step and checks the invariants; `finalChecks` checks the state at quiescence.
+ */
+
+export const DST_WEBHOOK_SECRET = "whsec-dst-3b9f0c2e7a"
+export const DST_TRACE_SECRET = "trace-dst-91d4a6"
+/** A fixed start (Mon 2026-01-05 09:00 UTC) so that dates in rows and payloads look like dates. */
+export const DST_EPOCH = Date.UTC(2026, 0, 5, 9, 0, 0)
+
+export interface HarnessSpec {
+  readonly nodes: ReadonlyArray<MemoryNode>
+  readonly runnerConfig: RunnerConfig
+  readonly timeouts?: Partial<SchedulerTimeouts>
+  readonly world?: Partial<Omit<SimOptions, "runnerConfig" | "apps" | "speed">>
+  /** how far the clock moves per step; the invariants are checked after each */
+  readonly step?: Duration.DurationInput
+  /** capture debug lines too (the secret scan then covers them) */
+  readonly debugLogs?: boolean
+}
+
+export interface Harness {
+  readonly world: SimWorldShape
+  readonly github: GithubMemoryControlShape
+  readonly kube: KubeMemoryControlShape
+  /** the store, unobserved (reads for assertions) */
+  readonly db: DbShape
+  /** the store as the programs see it: writes are kept and checked (for tests of the harness itself) */
+  readonly store: DbShape
+  readonly timeouts: SchedulerTimeouts
+  /** every world event so far, in order */
+  readonly events: ReadonlyArray<SimEvent>
+  readonly violations: ReadonlyArray<string>
+  readonly logs: ReadonlyArray<string>
+  readonly restarts: { readonly clean: number; readonly crashes: number }
+  /** scheduler cycles run so far, and the wall-clock milliseconds they took */
+  readonly cycles: { readonly count: number; readonly wallMs: number }
+  /** Moves the clock one step, runs a kubelet pass and the world's housekeeping, restarts a crashed scheduler, checks. */
+  readonly step: Effect.Effect<void>
+  /** Checks the step invariants now (caps, forward-only status), without moving the clock. */
+  readonly check: Effect.Effect<void>
+  /** Stops the scheduler process and starts a fresh one (its memory is lost; the database stays). */
+  readonly restartScheduler: Effect.Effect<void>
+  /** The scheduler crashes right after its `calls`-th cluster call from now: the cycle's writes roll back. */
+  readonly armCrash: (calls: number) => Effect.Effect<void>
+  /** Is everything settled: no active jobs, workers or pods, every GitHub job done, no runner left, world idle? */
+  readonly settled: Effect.Effect<boolean>
+  readonly finalChecks: Effect.Effect<void>
+  /** A digest of everything that happened; equal for equal seeds. */
+  readonly fingerprint: Effect.Effect<string>
+}
+
+const allRows = { page: 0, perPage: 1_000_000 }
+/** how soon the simulated kubelet places and starts a new pod */
+const KUBELET_REACTION = Duration.seconds(2)
+
+/** Runner suffixes from the seeded Random, so runner names repeat with the seed. */
+const seededSuffix = Effect.gen(function*() {
+  const alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
+  let out = ""
+  for (let i = 0; i < 9; i++) out += alphabet[yield* Random.nextIntBetween(0, 36)]
+  return out
+})
+
+/** Every string a secret scan must not find: our secrets, every token and JIT config GitHub issued, and the runner secret inside each JIT config. */
+const secretsOf = (issued: ReadonlyArray<string>): ReadonlyArray<string> => {
+  const out = new Set<string>([DST_WEBHOOK_SECRET, DST_TRACE_SECRET])
+  for (const s of issued) {
+    out.add(s)
+    try {
+      const inner = JSON.parse(atob(s)) as { secret?: unknown }
+      if (typeof inner.secret === "string") out.add(inner.secret)
+    } catch {
+      // a token, not a JIT config
+    }
+  }
+  return [...out]
+}
+
+/** Builds the world in the current scope. `logs` is the array the caller's `capturingLogger` fills. */
+export const makeHarness = (spec: HarnessSpec, logs: ReadonlyArray<string>) =>
+  Effect.gen(function*() {
+    const scope = yield* Effect.scope
+    const violations: Array<string> = []
+    const violation = (text: string) =>
+      Effect.flatMap(Clock.currentTimeMillis, (now) =>
+        Effect.sync(() => {
+          if (violations.length < 50) violations.push(`[t+${Math.round((now - DST_EPOCH) / 1000)} s] ${text}`)
+        }))
+    const written: Array<string> = []
+
+    // --- services ------------------------------------------------------------------------------------------
+    const dbContext = yield* Layer.build(DbMemory)
+    const inner = Context.get(dbContext, Db)
+    const githubContext = yield* Layer.build(GithubMemoryWith({ orgAppId: spec.runnerConfig.apps.orgAppId, personalAppId: spec.runnerConfig.apps.personalAppId }))
+    const kubeContext = yield* Layer.build(KubeMemory({ tick: null, nodes: spec.nodes }))
+    const github = Context.get(githubContext, GithubMemoryControl)
+    const kube = Context.get(kubeContext, KubeMemoryControl)
+    const settingsContext = yield* Layer.build(SchedulerSettingsLive({
+      runnerConfig: spec.runnerConfig,
+      prod: false,
+      timeouts: spec.timeouts,
+      runnerSuffix: seededSuffix
+    }))
+    const timeouts = Context.get(settingsContext, SchedulerSettings).timeouts
+
+    // --- the observed Db: writes kept for the secret scan; supply checked at every provisioning --------------
+    let cycleStartedAt = 0
+    const cycles = { count: 0, wallMs: 0 }
+    const keep = (what: string, value: unknown) => Effect.sync(() => void written.push(`${what} ${JSON.stringify(value)}`))
+    const supplyCheck = (worker: Parameters<DbShape["addWorker"]>[0]) =>
+      Effect.gen(function*() {
+        const group = encodeLabelSet(worker.job_labels)
+        const inGroup = (r: { readonly entity_id: number; readonly job_labels: ReadonlyArray<string> }) =>
+          r.entity_id === worker.entity_id && encodeLabelSet(r.job_labels) === group
+        const supply = (yield* inner.getActiveWorkers).filter(inGroup).length + 1
+        const jobs = (yield* inner.listJobs(allRows)).rows.filter(inGroup)
+        const demand = jobs.filter((j) => isActive(j.status)).length
+        // in flight: jobs of the group that ended since this cycle began, which the scheduler may have counted
+        const inFlight = jobs.filter((j) => isTerminal(j.status) && j.updated_at.getTime() >= cycleStartedAt).length
+        if (supply > demand + inFlight) {
+          yield* violation(`supply exceeds demand: entity ${worker.entity_id} ${group} gets worker ${supply} for ${demand} active jobs (+${inFlight} just ended)`)
+        }
+      }).pipe(Effect.catchAll(() => Effect.void))
+    const db: DbShape = {
+      ...inner,
+      addJob: (job) => Effect.zipRight(keep("addJob", job), inner.addJob(job)),
+      markJobRunning: (id, runner) => Effect.zipRight(keep("markJobRunning", [id, runner]), inner.markJobRunning(id, runner)),
+      markJobCompleted: (id, runner) => Effect.zipRight(keep("markJobCompleted", [id, runner]), inner.markJobCompleted(id, runner)),
+      markJobFailed: (id, info) => Effect.zipRight(keep("markJobFailed", [id, info]), inner.markJobFailed(id, info)),
+      addWorker: (worker) => Effect.zipRight(Effect.zipRight(keep("addWorker", worker), supplyCheck(worker)), inner.addWorker(worker)),
+      markWorkerRunning: (pod, node, at) => Effect.zipRight(keep("markWorkerRunning", [pod, node]), inner.markWorkerRunning(pod, node, at)),
+      markWorkerCompleted: (pod, node, at) => Effect.zipRight(keep("markWorkerCompleted", [pod, node]), inner.markWorkerCompleted(pod, node, at)),
+      markWorkerFailed: (pod, node, info, at) => Effect.zipRight(keep("markWorkerFailed", [pod, node, info]), inner.markWorkerFailed(pod, node, info, at)),
+      addInstallationEvent: (event) => Effect.zipRight(keep("addInstallationEvent", event), inner.addInstallationEvent(event)),
+      withWorkerLock: (cycle) =>
+        Effect.suspend(() => {
+          // wall-clock cost of the scheduler's cycles, for the reports (it does not feed back into the run)
+          const wall = performance.now()
+          return inner.withWorkerLock(Effect.zipRight(Effect.flatMap(Clock.currentTimeMillis, (t) => Effect.sync(() => void (cycleStartedAt = t))), cycle)).pipe(
+            Effect.ensuring(Effect.sync(() => {
+              cycles.count += 1
+              cycles.wallMs += performance.now() - wall
+            }))
+          )
+        })
+    }
+
+    // --- a cluster client that can crash the scheduler mid-cycle -----------------------------------------------
+    const kubeClient = Context.get(kubeContext, Kube)
+    let crashAfter: number | undefined
+    let crashed = false
+    const crashPoint = <A, E>(call: Effect.Effect<A, E>): Effect.Effect<A, E> =>
+      Effect.flatMap(call, (a) => {
+        if (crashAfter === undefined) return Effect.succeed(a)
+        crashAfter -= 1
+        if (crashAfter > 0) return Effect.succeed(a)
+        crashAfter = undefined
+        crashed = true
+        // the process dies here: the cycle's transaction is rolled back, what the cluster already did stays
+        return Effect.interrupt
+      })
+    const crashingKube: KubeShape = {
+      ...kubeClient,
+      capacity: crashPoint(kubeClient.capacity),
+      createRunnerPod: (request) => crashPoint(kubeClient.createRunnerPod(request)),
+      listRunnerPods: crashPoint(kubeClient.listRunnerPods),
+      killPod: (name) => crashPoint(kubeClient.killPod(name)),
+      deletePod: (name) => crashPoint(kubeClient.deletePod(name))
+    }
+
+    const services = Context.make(Db, db).pipe(
+      Context.add(Github, Context.get(githubContext, Github)),
+      Context.add(Kube, crashingKube),
+      Context.merge(settingsContext)
+    )
+
+    // --- the webhook program, in-process, and the world ---------------------------------------------------------
+    const webhookServices = yield* Layer.build(Layer.mergeAll(
+      webhookSettingsLayer({
+        webhookSecret: Redacted.make(DST_WEBHOOK_SECRET),
+        traceSecret: Option.some(Redacted.make(DST_TRACE_SECRET)),
+        runnerConfig: spec.runnerConfig
+      }),
+      FetchHttpClient.layer
+    ))
+    const transportContext = yield* Layer.build(
+      InProcessWebhookTransport({ app: webhookRouter, secret: Redacted.make(DST_WEBHOOK_SECRET) }).pipe(
+        Layer.provide(Layer.succeedContext(Context.merge(webhookServices, Context.make(Db, db).pipe(Context.add(Github, Context.get(githubContext, Github))))))
+      )
+    )
+    const worldContext = yield* Layer.build(
+      SimWorldLive({
+        speed: 1,
+        runnerConfig: spec.runnerConfig,
+        apps: spec.runnerConfig.apps,
+        housekeeping: null,
+        ...spec.world
+      }).pipe(Layer.provide(Layer.succeedContext(Context.merge(Context.merge(githubContext, kubeContext), transportContext))))
+    )
+    const world = Context.get(worldContext, SimWorld)
+    const events: Array<SimEvent> = []
+    const feed = yield* world.subscribe
+    const drain = Effect.flatMap(Queue.takeAll(feed), (chunk) => Effect.sync(() => void events.push(...chunk)))
+
+    // --- the kubelet: a pass every step, and one shortly after pods are created, as a real one reacts ----------
+    const created = yield* Queue.unbounded<string>()
+    yield* Effect.forkScoped(Effect.forever(Effect.gen(function*() {
+      yield* Queue.take(created)
+      yield* Effect.sleep(KUBELET_REACTION)
+      yield* Queue.takeAll(created)
+      yield* kube.reconcile
+    })))
+
+    // --- pod names: never two pods with one name, not even one after another ----------------------------------
+    const podNamesSeen = new Set<string>()
+    yield* kube.onPhaseChange((change) => {
+      if (change.from !== null) return Effect.void
+      if (podNamesSeen.has(change.name)) return violation(`pod name ${change.name} used twice`)
+      podNamesSeen.add(change.name)
+      return Queue.offer(created, change.name)
+    })
+
+    // --- the scheduler process ----------------------------------------------------------------------------------
+    const startScheduler = Effect.flatMap(Scope.fork(scope, ExecutionStrategy.sequential), (s) =>
+      Effect.as(Layer.buildWithScope(SchedulerLoop.pipe(Layer.provide(Layer.succeedContext(services))), s), s))
+    let schedulerScope = yield* startScheduler
+    const restarts = { clean: 0, crashes: 0 }
+    const restartScheduler = Effect.gen(function*() {
+      yield* Scope.close(schedulerScope, Exit.void)
+      schedulerScope = yield* startScheduler
+    })
+
+    // --- invariants after every step -----------------------------------------------------------------------------
+    const lastStatus = new Map<string, Status>()
+    const forward = (key: string, status: Status) =>
+      Effect.suspend(() => {
+        const before = lastStatus.get(key)
+        lastStatus.set(key, status)
+        return before === undefined || before === status || canTransition(before, status)
+          ? Effect.void
+          : violation(`${key} moved backwards: ${before} -> ${status}`)
+      })
+
+    const checkInvariants = Effect.gen(function*() {
+      const workers = (yield* inner.listWorkers(allRows)).rows
+      const jobs = (yield* inner.listJobs(allRows)).rows
+      const active = new Map<number, number>()
+      for (const w of workers) if (isActive(w.status)) active.set(w.entity_id, (active.get(w.entity_id) ?? 0) + 1)
+      for (const [entity, count] of active) {
+        const cap = maxWorkersFor(spec.runnerConfig, entity)
+        if (cap !== null && count > cap) yield* violation(`entity ${entity} has ${count} active workers, over its cap of ${cap}`)
+      }
+      for (const w of workers) yield* forward(`worker ${w.pod_name}`, w.status)
+      for (const j of jobs) yield* forward(`job ${j.job_id}`, j.status)
+    }).pipe(Effect.catchAll((e) => violation(`invariant check failed to read the store: ${String(e)}`)))
+
+    const stepBy = Duration.decode(spec.step ?? Duration.seconds(30))
+    const step = Effect.gen(function*() {
+      yield* TestClock.adjust(stepBy)
+      yield* kube.reconcile
+      yield* world.housekeep
+      if (crashed) {
+        crashed = false
+        restarts.crashes += 1
+        yield* restartScheduler
+      }
+      yield* drain
+      yield* checkInvariants
+    })
+
+    const isOurs = (name: string) => name.startsWith(STAGING_PREFIX)
+
+    const settled = Effect.gen(function*() {
+      const gh = yield* github.snapshot
+      if (gh.jobs.some((j) => j.status !== "completed")) return false
+      if (gh.runners.some((r) => isOurs(r.name))) return false
+      if ((yield* inner.getActiveJobs).length > 0 || (yield* inner.getActiveWorkers).length > 0) return false
+      if ((yield* kube.pods).some((p) => p.phase === "Pending" || p.phase === "Running")) return false
+      return yield* world.idle
+    }).pipe(Effect.orElseSucceed(() => false))
+
+    const finalChecks = Effect.gen(function*() {
+      yield* drain
+      const now = yield* Clock.currentTimeMillis
+      const t = timeouts
+      for (const job of (yield* inner.listJobs(allRows)).rows) {
+        if (!isTerminal(job.status)) yield* violation(`job ${job.job_id} never ended: still ${job.status}`)
+        else if (job.status === "failed" && job.failure_info === null) yield* violation(`job ${job.job_id} failed without a reason`)
+      }
+      for (const w of (yield* inner.listWorkers(allRows)).rows) {
+        if (!isTerminal(w.status)) yield* violation(`worker ${w.pod_name} never ended: still ${w.status}`)
+      }
+      const gh = yield* github.snapshot
+      for (const j of gh.jobs) if (j.status !== "completed") yield* violation(`GitHub job ${j.id} never ended: still ${j.status}`)
+      for (const r of gh.runners) if (isOurs(r.name)) yield* violation(`GitHub runner ${r.name} leaked (${r.status}${r.busy ? ", busy" : ""})`)
+      const grace = Duration.toMillis(t.deleteGrace) + 2 * Duration.toMillis(t.pollInterval)
+      for (const p of yield* kube.pods) {
+        if (p.phase === "Pending" || p.phase === "Running") yield* violation(`pod ${p.name} leaked: still ${p.phase}`)
+        const ended = (finishedAt(p) ?? p.creationTime).getTime()
+        if ((p.phase === "Succeeded" || p.phase === "Failed") && now - ended > grace) {
+          yield* violation(`pod ${p.name} kept beyond its grace (${p.phase} since ${Math.round((now - ended) / 60_000)} min)`)
+        }
+      }
+      // no secret anywhere: log lines, every row written, every row read back, every world event
+      const secrets = secretsOf(yield* github.issuedSecrets)
+      const rowsNow = [
+        JSON.stringify((yield* inner.listJobs(allRows)).rows),
+        JSON.stringify((yield* inner.listWorkers(allRows)).rows)
+      ]
+      for (const [where, texts] of [["log", logs], ["written row", written], ["row", rowsNow], ["event", events.map((e) => JSON.stringify(e))]] as const) {
+        const haystack = texts.join("\n")
+        for (const secret of secrets) {
+          if (haystack.includes(secret)) yield* violation(`a secret (${secret.slice(0, 4)}…) appears in a ${where}`)
+        }
+      }
+    }).pipe(Effect.catchAll((e) => violation(`final checks failed to read the store: ${String(e)}`)))
+
+    const fingerprint = Effect.gen(function*() {
+      yield* drain
+      const hash = createHash("sha256")
+      for (const e of events) hash.update(JSON.stringify(e)).update("\n")
+      for (const j of (yield* inner.listJobs(allRows)).rows) hash.update(`${j.job_id}:${j.status}:${j.k8s_pod}\n`)
+      for (const w of (yield* inner.listWorkers(allRows)).rows) hash.update(`${w.pod_name}:${w.status}\n`)
+      hash.update(JSON.stringify(yield* github.callCounts as Effect.Effect<GithubCallCounts>))
+      return hash.digest("hex").slice(0, 16)
+    }).pipe(Effect.orElseSucceed(() => "unreadable"))
+
+    const harness: Harness = {
+      world,
+      github,
+      kube,
+      db: inner,
+      store: db,
+      timeouts,
+      events,
+      violations,
+      logs,
+      restarts,
+      cycles,
+      step,
+      check: checkInvariants,
+      restartScheduler: Effect.zipRight(Effect.sync(() => void (restarts.clean += 1)), restartScheduler),
+      armCrash: (calls) => Effect.sync(() => void (crashAfter = Math.max(1, calls))),
+      settled,
+      finalChecks,
+      fingerprint
+    }
+    return harness
+  })
+
+/** A logger that keeps every line (message, annotations, cause) for the secret scan, and prints none. */
+export const capturingLogger = (lines: Array<string>, debug: boolean) =>
+  Layer.mergeAll(
+    Logger.replace(
+      Logger.defaultLogger,
+      Logger.make(({ annotations, cause, logLevel, message }) => {
+        let line = `${logLevel.label} ${typeof message === "string" ? message : JSON.stringify(message)}`
+        for (const [k, v] of annotations) line += ` ${k}=${typeof v === "string" ? v : JSON.stringify(v)}`
+        if (!Cause.isEmpty(cause)) line += ` ${Cause.pretty(cause, { renderErrorCause: true })}`
+        lines.push(line)
+      })
+    ),
+    Logger.minimumLogLevel(debug ? LogLevel.Debug : LogLevel.Info)
+  )
+
+/**
+ * Runs `body` against a fresh harness under TestClock (starting at DST_EPOCH), a Random seeded with `seed`, the
+ * capturing logger and fast zero-delay timers; everything stops when it returns.
+ */
+export const withHarness = <A, E>(
+  spec: HarnessSpec,
+  body: (h: Harness) => Effect.Effect<A, E, Scope.Scope>,
+  seed = "sim-test"
+): Effect.Effect<A, E> => {
+  const logs: Array<string> = []
+  return Effect.gen(function*() {
+    yield* fastZeroTimers
+    yield* TestClock.setTime(DST_EPOCH)
+    const h = yield* makeHarness(spec, logs)
+    return yield* body(h)
+  }).pipe(
+    Effect.scoped,
+    Effect.withRandom(Random.make(seed)),
+    Effect.provide(capturingLogger(logs, spec.debugLogs ?? false)),
+    Effect.provide(TestContext.TestContext)
+  )
+}
+
+/** Steps until `done` holds, at most `limit` of simulated time; true when it held. */
+export const stepUntil = (h: Harness, done: Effect.Effect<boolean>, limit: Duration.DurationInput) =>
+  Effect.gen(function*() {
+    const until = (yield* Clock.currentTimeMillis) + Duration.toMillis(limit)
+    while (!(yield* done)) {
+      if ((yield* Clock.currentTimeMillis) >= until) return false
+      yield* h.step
+    }
+    return true
+  })
