@@ -264,7 +264,8 @@ const deleteRunner = (github: Github["Type"], scope: RunnerScope, runnerId: numb
 /**
  * Deletes the GitHub runner first: if GitHub refuses (busy, or any error), the worker is left alone until the
  * next cycle, so we never kill a pod whose runner may be running a job. Then the worker is failed with full
- * diagnostics and the pod is stopped through its active deadline (it stays listed for phase 5).
+ * diagnostics and the pod is stopped through its active deadline (it stays listed for phase 5), or deleted when
+ * it was never placed on a node.
  */
 const failAndCleanup = Effect.fn("Scheduler.failAndCleanup")(function*(
   worker: Worker,
@@ -290,7 +291,10 @@ const failAndCleanup = Effect.fn("Scheduler.failAndCleanup")(function*(
   const at = new Date(yield* Clock.currentTimeMillis)
   yield* db.step(db.markWorkerFailed(worker.pod_name, pod.nodeName ?? worker.k8s_node, info, at))
   yield* Effect.logWarning("worker failed its health check").pipe(Effect.annotateLogs({ pod: worker.pod_name, reason }))
-  yield* kube.killPod(pod.name).pipe(
+  // The active deadline counts from the pod's start on a node: a pod never placed on one would stay Pending (and
+  // hold a slot in the capacity count) forever, so it is deleted instead; its diagnostics are already stored.
+  const stop = pod.nodeName === null ? kube.deletePod(pod.name) : kube.killPod(pod.name)
+  yield* stop.pipe(
     Effect.catchAll((e) => Effect.logError("could not stop the pod; the worker is already failed").pipe(Effect.annotateLogs({ pod: pod.name, error: e.message })))
   )
 })

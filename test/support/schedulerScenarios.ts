@@ -515,7 +515,26 @@ export const schedulerScenarios = (label: string, run: WorldRunner) =>
       expect(w.status).toBe("failed")
       expect(w.failure_info).toMatchObject({ version: 2, reason: "pod_stuck_pending", events: [{ reason: "FailedScheduling" }] })
       expect((yield* githubRunners).map((r) => r.name)).not.toContain(name(1))
+      // never placed on a node, so the active deadline would never fire: the pod is deleted
+      expect(yield* pod(name(1))).toBeUndefined()
+    }))
+
+    scenario("phase 3: a pod placed on a node but stuck pulling its image is killed through its active deadline", Effect.gen(function*() {
+      yield* installBoth
+      const kube = yield* KubeMemoryControl
+      const cycle = yield* makeCycle
+      yield* kube.failImagePull({ pool: "scw-em-rv1" })
+      yield* queueJob(newJob(1))
+      yield* cycle
+      yield* kube.reconcile
+      yield* at(600)
+      yield* kube.reconcile
+      yield* cycle
+      expect((yield* worker(name(1))).failure_info).toMatchObject({ reason: "pod_stuck_pending", containers: { runner: { reason: "ErrImagePull" } } })
       expect((yield* pod(name(1)))?.activeDeadlineSeconds).toBe(1)
+      yield* at(601)
+      yield* kube.reconcile
+      expect((yield* pod(name(1)))?.phase).toBe("Failed")
     }))
 
     scenario("phase 3: running but never registered for 120 s -> runner_never_registered", Effect.gen(function*() {
