@@ -73,17 +73,25 @@ export const syncWorkers = Effect.fn("Scheduler.syncWorkers")(function*(state: S
   const first = yield* db.getWorkersForReconcile(lookbackSeconds)
   // Scopes whose workers ended in phases 1-2: their runners may linger, so phase 3 lists them for phase 4.
   const ended = new Set<string>()
-  yield* guarded("phase 1 (orphan sweep)", orphanSweep(first, pods, ended))
-  yield* guarded("phase 2 (pod phases)", podPhaseSync(first, pods, ended))
+  const writes = { count: 0 }
+  yield* guarded("phase 1 (orphan sweep)", orphanSweep(first, pods, ended, writes))
+  yield* guarded("phase 2 (pod phases)", podPhaseSync(first, pods, ended, writes))
 
   const runnerCache: RunnerCache = new Map()
-  yield* guarded("phase 3 (health checks)", healthChecks(state, authenticate, pods, ended, runnerCache))
+  // Phase 3 sees phases 1-2's writes: the rows are read again, unless nothing was written.
+  const second = writes.count === 0 ? first : yield* db.getWorkersForReconcile(lookbackSeconds)
+  yield* guarded("phase 3 (health checks)", healthChecks(state, authenticate, pods, second, ended, runnerCache))
   yield* guarded("phase 4 (GitHub cleanup)", githubCleanup(runnerCache))
   yield* guarded("phase 5 (finished pods)", deleteFinishedPods(pods))
 })
 
 /** Phase 1: an active worker whose pod is gone ends `completed` (no failure_info), as the original does. */
-const orphanSweep = Effect.fn("Scheduler.orphanSweep")(function*(workers: ReadonlyArray<Worker>, pods: ReadonlyMap<string, Pod>, ended: Set<string>) {
+const orphanSweep = Effect.fn("Scheduler.orphanSweep")(function*(
+  workers: ReadonlyArray<Worker>,
+  pods: ReadonlyMap<string, Pod>,
+  ended: Set<string>,
+  writes: { count: number }
+) {
   const db = yield* Db
   for (const w of workers) {
     if (!isActive(w.status) || pods.has(w.pod_name)) continue
@@ -91,6 +99,7 @@ const orphanSweep = Effect.fn("Scheduler.orphanSweep")(function*(workers: Readon
       Effect.catchAll((e) => Effect.as(Effect.logError("could not mark an orphaned worker").pipe(Effect.annotateLogs({ pod: w.pod_name, error: e.message })), false))
     )
     if (changed) {
+      writes.count++
       ended.add(scopeOf(w).key)
       yield* Effect.logInfo("worker orphaned: its pod is gone").pipe(Effect.annotateLogs({ pod: w.pod_name }))
     }
@@ -98,7 +107,12 @@ const orphanSweep = Effect.fn("Scheduler.orphanSweep")(function*(workers: Readon
 })
 
 /** Phase 2: the pod's phase moves the worker on, with the times the containers report. */
-const podPhaseSync = Effect.fn("Scheduler.podPhaseSync")(function*(workers: ReadonlyArray<Worker>, pods: ReadonlyMap<string, Pod>, ended: Set<string>) {
+const podPhaseSync = Effect.fn("Scheduler.podPhaseSync")(function*(
+  workers: ReadonlyArray<Worker>,
+  pods: ReadonlyMap<string, Pod>,
+  ended: Set<string>,
+  writes: { count: number }
+) {
   const db = yield* Db
   const kube = yield* Kube
   for (const w of workers) {
@@ -124,6 +138,7 @@ const podPhaseSync = Effect.fn("Scheduler.podPhaseSync")(function*(workers: Read
     const changed = yield* db.step(write).pipe(
       Effect.catchAll((e) => Effect.as(Effect.logError("could not record a pod phase").pipe(Effect.annotateLogs({ pod: w.pod_name, error: e.message })), false))
     )
+    if (changed) writes.count++
     if (changed && pod.phase === "Failed") ended.add(scopeOf(w).key)
   }
 })
@@ -133,6 +148,7 @@ const healthChecks = Effect.fn("Scheduler.healthChecks")(function*(
   state: SchedulerState,
   authenticate: Authenticate,
   pods: ReadonlyMap<string, Pod>,
+  workers: ReadonlyArray<Worker>,
   ended: ReadonlySet<string>,
   runnerCache: RunnerCache
 ) {
@@ -146,8 +162,6 @@ const healthChecks = Effect.fn("Scheduler.healthChecks")(function*(
     podPendingMs: ms(settings.timeouts.podPending)
   }
   const refreshMs = ms(settings.timeouts.runnerListRefresh)
-
-  const workers = yield* db.getWorkersForReconcile(ms(settings.timeouts.reconcileLookback) / 1000)
   // Which runners have a job running on them, as the webhook (or a poll) told us; asked only when some running
   // worker is old enough for its verdict to depend on it.
   const someRunningWorkerIsOld = workers.some((w) =>
