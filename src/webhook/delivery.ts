@@ -1,6 +1,6 @@
 import type { Headers } from "@effect/platform"
 import { HttpServerRequest } from "@effect/platform"
-import { Chunk, Effect, Option, Stream } from "effect"
+import { Chunk, Clock, Effect, Option, Stream } from "effect"
 import { Buffer } from "node:buffer"
 import { isJsonObject, type JsonObject, mayHoldUnstorable, storableJson, storableString } from "../domain/jsonPayload.ts"
 import { BadDelivery, PayloadTooLarge, SignatureRejected } from "./errors.ts"
@@ -20,6 +20,8 @@ export interface Delivery {
   /** the body exactly as received and signed; the staging proxy forwards these bytes */
   readonly body: Uint8Array
   readonly headers: Headers.Headers
+  /** when reading the request began (Clock millis), for the access log */
+  readonly startedAt: number
 }
 
 const header = (headers: Headers.Headers, name: string): string | undefined => {
@@ -98,6 +100,7 @@ const INT64 = /^[+-]?\d+$/
  * failure here happens before anything is written.
  */
 export const receiveDelivery = Effect.fn("Webhook.receiveDelivery")(function*() {
+  const startedAt = yield* Clock.currentTimeMillis
   const request = yield* HttpServerRequest.HttpServerRequest
   const settings = yield* WebhookSettings
   const body = yield* readBody(request, settings.maxBodyBytes)
@@ -131,6 +134,7 @@ export const receiveDelivery = Effect.fn("Webhook.receiveDelivery")(function*() 
     deliveryId: deliveryId === undefined ? null : storableString(deliveryId),
     payload: mayHoldUnstorable(text) ? storableJson(parsed) as JsonObject : parsed,
     body,
-    headers
+    headers,
+    startedAt
   } satisfies Delivery
 })

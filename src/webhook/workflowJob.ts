@@ -31,26 +31,25 @@ const noteTransition = (jobId: number, transition: Transition, moved: "running" 
 }
 
 /**
- * One INFO line per label-matched delivery (method, path, status, elapsed), as the original's access log: those
- * are the requests whose latency matters. Everything else is too frequent to be worth a line.
+ * One INFO line per label-matched delivery (method, path, status, time since the request began), as the
+ * original's access log: those are the requests whose latency matters. Everything else is too frequent to be
+ * worth a line.
  */
-const withAccessLog = <A extends HttpServerResponse.HttpServerResponse, E extends HttpEdgeError, R>(
-  effect: Effect.Effect<A, E, R>
-) =>
-  Effect.flatMap(Clock.currentTimeMillis, (start) =>
-    effect.pipe(
-      Effect.onExit((exit) =>
-        Effect.flatMap(Clock.currentTimeMillis, (end) =>
-          Effect.logInfo("request").pipe(
-            Effect.annotateLogs({
-              method: "POST",
-              path: "/",
-              status: Exit.match(exit, { onSuccess: (r) => r.status, onFailure: (cause) => failureStatus(cause) }),
-              elapsed_ms: end - start
-            })
-          ))
-      )
-    ))
+const withAccessLog = (startedAt: number) =>
+<A extends HttpServerResponse.HttpServerResponse, E extends HttpEdgeError, R>(effect: Effect.Effect<A, E, R>) =>
+  effect.pipe(
+    Effect.onExit((exit) =>
+      Effect.flatMap(Clock.currentTimeMillis, (end) =>
+        Effect.logInfo("request").pipe(
+          Effect.annotateLogs({
+            method: "POST",
+            path: "/",
+            status: Exit.match(exit, { onSuccess: (r) => r.status, onFailure: (cause) => failureStatus(cause) }),
+            elapsed_ms: end - startedAt
+          })
+        ))
+    )
+  )
 
 const failureStatus = (cause: Cause.Cause<HttpEdgeError>): number =>
   Option.match(Cause.failureOption(cause), { onNone: () => 500, onSome: statusOf })
@@ -145,8 +144,8 @@ export const handleWorkflowJob = Effect.fn("Webhook.workflowJob")(function*(deli
     if (action === "queued") {
       if (installationId === 0) return yield* new BadDelivery({ message: "Installation ID is missing in payload" })
       if (entity.name === "") return yield* new BadDelivery({ message: "Entity name is missing in payload" })
-      if (htmlUrl === "") return yield* new BadDelivery({ message: "HTML URL is missing in payload" })
-      const created = yield* db.addJob(newJob!).pipe(Effect.mapError(storeFailed("addJob")))
+      if (htmlUrl === "" || newJob === undefined) return yield* new BadDelivery({ message: "HTML URL is missing in payload" })
+      const created = yield* db.addJob(newJob).pipe(Effect.mapError(storeFailed("addJob")))
       outcome = created ? "job_stored" : "job_already_exists"
       body = created ? `Job ${jobId} stored.` : `Job ${jobId} already exists.`
     } else {
@@ -168,5 +167,5 @@ export const handleWorkflowJob = Effect.fn("Webhook.workflowJob")(function*(deli
     // The job write has committed on its own; the audit row is a second, separate transaction.
     yield* recordEvent(delivery, { ...base, outcome, payload: trimmed })
     return ok(body)
-  }).pipe(withAccessLog)
+  }).pipe(withAccessLog(delivery.startedAt))
 })
