@@ -131,18 +131,23 @@ export const makeDbPostgres = (schema: DbSchema) =>
       addJob: (job) =>
         Effect.gen(function*() {
           const at = yield* now
-          // Insert and notify in one statement: the NOTIFY is sent only for a new row, and only on commit.
           const rows = yield* sql`
-            WITH ins AS (
-              INSERT INTO jobs (job_id, provider, entity_id, entity_name, entity_type, repo_full_name, installation_id,
-                                job_labels, k8s_pool, k8s_image, html_url, created_at, updated_at)
-              VALUES (${job.job_id}, ${job.provider}, ${job.entity_id}, ${job.entity_name}, ${job.entity_type},
-                      ${job.repo_full_name}, ${job.installation_id}, ${encodeLabelSet(job.job_labels)}::jsonb,
-                      ${job.k8s_pool}, ${job.k8s_image}, ${job.html_url}, ${at}, ${at})
-              ON CONFLICT (job_id) DO NOTHING
-              RETURNING job_id
+            INSERT INTO jobs (job_id, provider, entity_id, entity_name, entity_type, repo_full_name, installation_id,
+                              job_labels, k8s_pool, k8s_image, html_url, created_at, updated_at)
+            VALUES (${job.job_id}, ${job.provider}, ${job.entity_id}, ${job.entity_name}, ${job.entity_type},
+                    ${job.repo_full_name}, ${job.installation_id}, ${encodeLabelSet(job.job_labels)}::jsonb,
+                    ${job.k8s_pool}, ${job.k8s_image}, ${job.html_url}, ${at}, ${at})
+            ON CONFLICT (job_id) DO NOTHING
+            RETURNING job_id`.pipe(Effect.mapError(toDbError("addJob")))
+          // The NOTIFY is its own statement, after the insert has committed. PostgreSQL serialises the commits of
+          // all transactions that NOTIFY, so an insert that notifies cannot share WAL flushes with other inserts;
+          // apart, the webhook bench measured about 5x the throughput at 16 clients. If the NOTIFY is lost, the job
+          // is still stored and the schedulers' 15 s tick finds it.
+          if (rows.length > 0) {
+            yield* sql`SELECT pg_notify(${channel}, ${String(job.job_id)})`.pipe(
+              Effect.catchAll((e) => Effect.logWarning("job stored, but its wake-up NOTIFY failed", e.message))
             )
-            SELECT pg_notify(${channel}, job_id::text) FROM ins`.pipe(Effect.mapError(toDbError("addJob")))
+          }
           return rows.length > 0
         }).pipe(Effect.withSpan("Db.addJob", { attributes: { job_id: job.job_id } })),
 
