@@ -389,6 +389,28 @@ export const dbContract = (name: string, run: DbRunner) =>
       expect([...ids]).toEqual(["41", "42"])
     }))
 
+    test("deleteCompletedJobsBefore removes old completed jobs only, and never a worker", Effect.gen(function*() {
+      const db = yield* Db
+      yield* at(1000)
+      for (const id of [1, 2, 3, 4]) yield* db.addJob(newJob(id))
+      yield* db.addWorker(newWorker("w-old"))
+      yield* db.markJobCompleted(1, "w-old")
+      yield* db.markJobFailed(2, failureV1("gone"))
+      yield* db.markJobRunning(3, "w-old")
+      yield* db.markWorkerCompleted("w-old", null, null)
+      yield* at(5000)
+      yield* db.addJob(newJob(5))
+      yield* db.markJobCompleted(5, "")
+      expect(yield* db.deleteCompletedJobsBefore(new Date(1000 * 1000))).toBe(0)
+      expect(yield* db.deleteCompletedJobsBefore(new Date(1001 * 1000))).toBe(1)
+      expect(Option.isNone(yield* db.getJob(1))).toBe(true)
+      for (const id of [2, 3, 4, 5]) expect(Option.isSome(yield* db.getJob(id)), `job ${id}`).toBe(true)
+      expect(Option.getOrThrow(yield* db.getWorker("w-old")).status).toBe("completed")
+      expect(yield* db.deleteCompletedJobsBefore(new Date(1001 * 1000))).toBe(0)
+      expect(yield* db.deleteCompletedJobsBefore(new Date(6000 * 1000))).toBe(1)
+      expect((yield* db.listJobs({ page: 0, perPage: 10 })).rows.map((j) => j.job_id).sort()).toEqual([2, 3, 4])
+    }))
+
     it("counts its cases", () => {
       dbContractCaseCount = cases
       console.log(`Db contract (${name}): ${cases} cases`)

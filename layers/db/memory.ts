@@ -292,6 +292,17 @@ export const makeDbMemory = Effect.gen(function*() {
         const job = [...jobs.values()].filter((j) => j.installation_id === installationId).sort(byCreated((j) => j.job_id)).at(-1)
         return Option.fromNullable(job?.entity_id)
       }),
+    deleteCompletedJobsBefore: (cutoff) =>
+      Effect.gen(function*() {
+        const old = [...jobs.values()].filter((j) => j.status === "completed" && j.updated_at.getTime() < cutoff.getTime())
+        for (const job of old) {
+          yield* write(() => {
+            jobs.delete(job.job_id)
+            return () => jobs.set(job.job_id, job)
+          })
+        }
+        return old.length
+      }),
     getEntityIdForJob: (jobId) => Effect.sync(() => Option.fromNullable(jobs.get(jobId)?.entity_id)),
 
     wakeups: Stream.fromPubSub(wake),

@@ -403,6 +403,14 @@ export const makeDbPostgres = (schema: DbSchema) =>
             ) AS v`
         ),
 
+      deleteCompletedJobsBefore: (cutoff) =>
+        sql<{ n: number }>`
+          WITH gone AS (DELETE FROM jobs WHERE status = 'completed' AND updated_at < ${cutoff} RETURNING 1)
+          SELECT count(*)::int AS n FROM gone`.pipe(
+          Effect.mapError(toDbError("deleteCompletedJobsBefore")),
+          Effect.map((rows) => Number(rows[0]?.n ?? 0))
+        ),
+
       getEntityIdForJob: (jobId) =>
         optionalNumber("getEntityIdForJob", sql<{ v: number | null }>`SELECT entity_id AS v FROM jobs WHERE job_id = ${jobId}`),
 

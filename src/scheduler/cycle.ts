@@ -3,6 +3,7 @@ import { Db } from "../services/Db.ts"
 import { makeCycleAuthenticator, type Serially } from "./auth.ts"
 import { matchDemand } from "./demandMatch.ts"
 import { syncJobs } from "./jobSync.ts"
+import { pruneCompletedJobs } from "./retention.ts"
 import { guarded, type SchedulerState } from "./state.ts"
 import { syncWorkers } from "./workerSync.ts"
 
@@ -21,5 +22,6 @@ export const runCycle = Effect.fn("Scheduler.cycle")(function*(state: SchedulerS
     yield* guarded("job sync", syncJobs(state, authenticate))
     yield* guarded("worker sync", syncWorkers(state, authenticate))
     yield* guarded("demand matching", matchDemand(authenticate, serially))
+    yield* guarded("job retention", pruneCompletedJobs(state))
   }))
 })

@@ -95,6 +95,12 @@ export interface DbShape {
   /** The pending jobs that need a runner now, from one set-based query. See `DemandRow`. */
   readonly getDemand: Effect.Effect<ReadonlyArray<DemandRow>, DbError>
   /** active jobs and active workers of one (entity, exact label set) */
+  /**
+   * Deletes the jobs with status `completed` whose last change (`updated_at`) is before `cutoff`; pending,
+   * running and failed jobs stay, and workers are never touched. Returns how many rows went (the scheduler's
+   * `JOB_RETENTION_DAYS` clean-up).
+   */
+  readonly deleteCompletedJobsBefore: (cutoff: Date) => Effect.Effect<number, DbError>
   readonly getPoolDemand: (
     entityId: number,
     labels: ReadonlyArray<string>

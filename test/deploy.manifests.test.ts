@@ -1,0 +1,236 @@
+/**
+ * The Kubernetes manifests in deploy/kubernetes: every document validates against the Kubernetes schema
+ * (kubernetes-models), the kustomization lists them, and the RBAC rules grant exactly the calls the Kube layer
+ * makes (derived from layers/kube/client.ts and `kubeOperations`, so a new call or a new rule fails here).
+ */
+import { loadAllYaml } from "@kubernetes/client-node"
+import { describe, expect, it } from "vitest"
+import * as fs from "node:fs"
+import * as path from "node:path"
+import { Deployment } from "kubernetes-models/apps/v1"
+import { Job } from "kubernetes-models/batch/v1"
+import { NetworkPolicy } from "kubernetes-models/networking.k8s.io/v1"
+import { ClusterRole, ClusterRoleBinding, Role, RoleBinding } from "kubernetes-models/rbac.authorization.k8s.io/v1"
+import { ConfigMap, Namespace, Secret, Service, ServiceAccount } from "kubernetes-models/v1"
+import { kubeOperations, type KubeOperation } from "../src/services/Kube.ts"
+
+const root = path.resolve(import.meta.dirname, "..")
+const dir = path.join(root, "deploy/kubernetes")
+
+interface Manifest {
+  readonly apiVersion: string
+  readonly kind: string
+  readonly metadata: { readonly name: string; readonly namespace?: string; readonly labels?: Record<string, string> }
+  readonly [field: string]: unknown
+}
+
+const models: Record<string, new(data: never) => { validate(): void }> = {
+  "v1/Namespace": Namespace,
+  "v1/ServiceAccount": ServiceAccount,
+  "v1/ConfigMap": ConfigMap,
+  "v1/Secret": Secret,
+  "v1/Service": Service,
+  "apps/v1/Deployment": Deployment,
+  "batch/v1/Job": Job,
+  "networking.k8s.io/v1/NetworkPolicy": NetworkPolicy,
+  "rbac.authorization.k8s.io/v1/Role": Role,
+  "rbac.authorization.k8s.io/v1/RoleBinding": RoleBinding,
+  "rbac.authorization.k8s.io/v1/ClusterRole": ClusterRole,
+  "rbac.authorization.k8s.io/v1/ClusterRoleBinding": ClusterRoleBinding
+}
+
+const yamlFiles = fs.readdirSync(dir).filter((f) => f.endsWith(".yaml")).sort()
+const manifestFiles = yamlFiles.filter((f) => f !== "kustomization.yaml")
+const load = (file: string): ReadonlyArray<Manifest> =>
+  loadAllYaml(fs.readFileSync(path.join(dir, file), "utf8")).filter((d) => d !== null && d !== undefined) as Array<Manifest>
+const byFile = new Map(manifestFiles.map((f) => [f, load(f)] as const))
+const applied = [...byFile].filter(([f]) => f !== "secret.template.yaml").flatMap(([, docs]) => docs)
+const all = [...byFile.values()].flat()
+const ofKind = <A = Manifest>(kind: string) => applied.filter((m) => m.kind === kind) as unknown as Array<A & Manifest>
+
+interface Container {
+  readonly name: string
+  readonly image: string
+  readonly args?: ReadonlyArray<string>
+  readonly ports?: ReadonlyArray<{ readonly name?: string; readonly containerPort: number }>
+  readonly env?: ReadonlyArray<{ readonly name: string; readonly valueFrom?: { readonly secretKeyRef?: { readonly name: string; readonly key: string } } }>
+  readonly envFrom?: ReadonlyArray<{ readonly configMapRef?: { readonly name: string }; readonly secretRef?: { readonly name: string } }>
+  readonly readinessProbe?: { readonly httpGet?: { readonly path: string; readonly port: string | number } }
+  readonly livenessProbe?: { readonly httpGet?: { readonly path: string; readonly port: string | number } }
+  readonly securityContext?: Record<string, unknown>
+}
+interface PodTemplate {
+  readonly metadata: { readonly labels: Record<string, string> }
+  readonly spec: {
+    readonly serviceAccountName?: string
+    readonly automountServiceAccountToken?: boolean
+    readonly securityContext?: { readonly runAsNonRoot?: boolean }
+    readonly containers: ReadonlyArray<Container>
+  }
+}
+type Workload = Manifest & { readonly spec: { readonly replicas?: number; readonly template: PodTemplate } }
+const deployment = (component: string): Workload => {
+  const found = ofKind<Workload>("Deployment").find((d) => d.metadata.labels?.["app.kubernetes.io/component"] === component)
+  if (found === undefined) throw new Error(`no ${component} Deployment`)
+  return found
+}
+const workloads = [...ofKind<Workload>("Deployment"), ...ofKind<Workload>("Job")]
+
+describe("deploy/kubernetes", () => {
+  it("every document validates against the Kubernetes schema", () => {
+    expect(all.length).toBeGreaterThan(10)
+    for (const m of all) {
+      const Model = models[`${m.apiVersion}/${m.kind}`]
+      expect(Model, `${m.apiVersion} ${m.kind} ${m.metadata?.name} has no model in this test`).toBeDefined()
+      expect(() => new Model!(m as never).validate(), `${m.kind} ${m.metadata.name}`).not.toThrow()
+      expect(m.metadata.labels?.["app.kubernetes.io/name"], `${m.kind} ${m.metadata.name}`).toBe("riscv-runner")
+    }
+    console.log(`deploy/kubernetes: ${all.length} documents in ${manifestFiles.length} files validate`)
+  })
+
+  it("the kustomization lists every manifest but the Secret template, and no namespace override", () => {
+    const k = loadAllYaml(fs.readFileSync(path.join(dir, "kustomization.yaml"), "utf8"))[0] as {
+      readonly resources: ReadonlyArray<string>
+      readonly namespace?: string
+      readonly images: ReadonlyArray<{ readonly name: string }>
+    }
+    expect([...k.resources].sort()).toEqual(manifestFiles.filter((f) => f !== "secret.template.yaml"))
+    expect(k.namespace).toBeUndefined()
+    expect(k.images.map((i) => i.name)).toEqual(["riscv-runner"])
+    for (const w of workloads) for (const c of w.spec.template.spec.containers) expect(c.image).toBe("riscv-runner")
+  })
+
+  it("webhook and scheduler run two replicas each, with their role, probes on /health and no root", () => {
+    for (const [component, role] of [["webhook", "webhook"], ["scheduler", "scheduler"]] as const) {
+      const d = deployment(component)
+      expect(d.spec.replicas).toBe(2)
+      const pod = d.spec.template
+      expect(pod.spec.securityContext?.runAsNonRoot).toBe(true)
+      expect(pod.spec.containers).toHaveLength(1)
+      const c = pod.spec.containers[0]!
+      expect(c.args).toEqual([role])
+      expect(c.readinessProbe?.httpGet?.path).toBe("/health")
+      expect(c.livenessProbe?.httpGet?.path).toBe("/health")
+      expect(c.ports?.map((p) => p.name)).toContain(c.readinessProbe?.httpGet?.port)
+      expect(c.securityContext).toMatchObject({ allowPrivilegeEscalation: false, readOnlyRootFilesystem: true })
+      // never the runner pods' label, or the scheduler would count our own pods as runners
+      expect(pod.metadata.labels["app"]).toBeUndefined()
+    }
+    expect(ofKind<Workload>("Job").map((j) => j.spec.template.spec.containers[0]!.args)).toEqual([["migrate"]])
+  })
+
+  it("each Service selects the pods of one Deployment and targets a port they declare", () => {
+    const services = ofKind<Manifest & { spec: { selector: Record<string, string>; ports: ReadonlyArray<{ targetPort: string }> } }>("Service")
+    expect(services).toHaveLength(2)
+    for (const s of services) {
+      const matches = ofKind<Workload>("Deployment").filter((d) =>
+        Object.entries(s.spec.selector).every(([k, v]) => d.spec.template.metadata.labels[k] === v)
+      )
+      expect(matches, s.metadata.name).toHaveLength(1)
+      const ports = matches[0]!.spec.template.spec.containers.flatMap((c) => c.ports ?? []).map((p) => p.name)
+      for (const p of s.spec.ports) expect(ports).toContain(p.targetPort)
+    }
+  })
+
+  it("the Secret template holds placeholders only, and every secret the workloads read is in it", () => {
+    const secret = byFile.get("secret.template.yaml")![0] as Manifest & { stringData: Record<string, string> }
+    for (const [key, value] of Object.entries(secret.stringData)) expect(value.trim(), key).toBe("REPLACE_ME")
+    const read = workloads.flatMap((w) =>
+      w.spec.template.spec.containers.flatMap((c) => (c.env ?? []).flatMap((e) => e.valueFrom?.secretKeyRef === undefined ? [] : [e.valueFrom.secretKeyRef]))
+    )
+    expect(read.length).toBeGreaterThan(0)
+    for (const ref of read) {
+      expect(ref.name).toBe(secret.metadata.name)
+      expect(Object.keys(secret.stringData)).toContain(ref.key)
+    }
+  })
+
+  it("every environment variable the manifests set is one the service reads", () => {
+    const sources = [
+      ...fs.readdirSync(path.join(root, "src"), { recursive: true, encoding: "utf8" }).map((f) => path.join(root, "src", f)),
+      ...fs.readdirSync(path.join(root, "layers"), { recursive: true, encoding: "utf8" }).map((f) => path.join(root, "layers", f))
+    ].filter((f) => f.endsWith(".ts")).map((f) => fs.readFileSync(f, "utf8")).join("\n")
+    const configMap = ofKind<Manifest & { data: Record<string, string> }>("ConfigMap")[0]!
+    const names = new Set([
+      ...Object.keys(configMap.data),
+      ...workloads.flatMap((w) => w.spec.template.spec.containers.flatMap((c) => (c.env ?? []).map((e) => e.name)))
+    ])
+    for (const name of names) expect(sources.includes(`"${name}"`), `${name} is not read anywhere in src/ or layers/`).toBe(true)
+  })
+
+  it("only the scheduler gets an API token; the others mount none", () => {
+    for (const w of workloads) {
+      const component = w.metadata.labels?.["app.kubernetes.io/component"]
+      expect(w.spec.template.spec.automountServiceAccountToken, w.metadata.name).toBe(component === "scheduler")
+    }
+  })
+
+  describe("RBAC", () => {
+    const client = fs.readFileSync(path.join(root, "layers/kube/client.ts"), "utf8")
+    /** `call("op", () => core.method(...))`: the operation name and the CoreV1Api method behind it */
+    const calls = [...client.matchAll(/call\(\s*"(\w+)",\s*\(\)\s*=>\s*core\.(\w+)\(/g)].map((m) => ({ operation: m[1]!, method: m[2]! }))
+    const runnerNamespace = /options\.namespace \?\? "([^"]+)"/.exec(client)?.[1]
+
+    /** A CoreV1Api method name says its verb and resource: `listNamespacedPod` is `list pods` in a namespace. */
+    const permissionOf = (method: string) => {
+      const m = /^(list|create|patch|delete|read|replace|watch)(Namespaced)?([A-Z]\w*?)(Log|Status)?$/.exec(method)
+      if (m === null) throw new Error(`cannot tell the permission behind core.${method}`)
+      const verb = m[1] === "read" ? "get" : m[1] === "replace" ? "update" : m[1]!
+      const resource = `${m[3]!.toLowerCase()}s${m[4] === undefined ? "" : `/${m[4].toLowerCase()}`}`
+      return { verb, resource, namespaced: m[2] !== undefined }
+    }
+    const key = (p: { verb: string; resource: string; namespaced: boolean }) => `${p.namespaced ? "namespace" : "cluster"} ${p.resource} ${p.verb}`
+
+    type Rule = { apiGroups: ReadonlyArray<string>; resources: ReadonlyArray<string>; verbs: ReadonlyArray<string> }
+    const grants = (kind: "Role" | "ClusterRole", namespaced: boolean) =>
+      ofKind<Manifest & { rules: ReadonlyArray<Rule> }>(kind).flatMap((r) =>
+        r.rules.flatMap((rule) => {
+          expect(rule.apiGroups).toEqual([""])
+          return rule.resources.flatMap((resource) => rule.verbs.map((verb) => key({ verb, resource, namespaced })))
+        })
+      )
+
+    it("the Kube layer's call sites name every KubeOperation", () => {
+      expect(calls.length).toBeGreaterThanOrEqual(kubeOperations.length)
+      expect(new Set(calls.map((c) => c.operation))).toEqual(new Set<string>(kubeOperations))
+      // one operation is one kind of request
+      for (const op of kubeOperations) {
+        expect(new Set(calls.filter((c) => c.operation === op).map((c) => key(permissionOf(c.method)))).size, op).toBe(1)
+      }
+    })
+
+    it("the rules grant exactly the calls: no more, no less", () => {
+      const needed = new Set(calls.map((c) => key(permissionOf(c.method))))
+      const granted = [...grants("Role", true), ...grants("ClusterRole", false)]
+      expect(new Set(granted).size, "a permission is granted twice").toBe(granted.length)
+      expect(new Set(granted)).toEqual(needed)
+      console.log(`RBAC: ${needed.size} permissions for ${kubeOperations.length} operations: ${[...needed].sort().join(", ")}`)
+    })
+
+    it("the operations map to the permissions this file's comment documents", () => {
+      const expected: Record<KubeOperation, string> = {
+        listNodes: "cluster nodes list",
+        listPods: "namespace pods list",
+        createPod: "namespace pods create",
+        patchPod: "namespace pods patch",
+        deletePod: "namespace pods delete",
+        listEvents: "namespace events list",
+        readLog: "namespace pods/log get"
+      }
+      for (const c of calls) expect(key(permissionOf(c.method)), c.operation).toBe(expected[c.operation as KubeOperation])
+    })
+
+    it("the Role sits in the runner pods' namespace and binds the scheduler's account only", () => {
+      expect(runnerNamespace).toBeDefined()
+      for (const r of ofKind("Role")) expect(r.metadata.namespace).toBe(runnerNamespace)
+      const scheduler = deployment("scheduler").spec.template.spec.serviceAccountName
+      const bindings = [...ofKind<Manifest & { subjects: ReadonlyArray<{ kind: string; name: string; namespace: string }>; roleRef: { kind: string; name: string } }>("RoleBinding"), ...ofKind<Manifest & { subjects: ReadonlyArray<{ kind: string; name: string; namespace: string }>; roleRef: { kind: string; name: string } }>("ClusterRoleBinding")]
+      expect(bindings).toHaveLength(2)
+      for (const b of bindings) {
+        expect(b.subjects).toEqual([{ kind: "ServiceAccount", name: scheduler, namespace: deployment("scheduler").metadata.namespace }])
+        expect(ofKind(b.roleRef.kind).map((r) => r.metadata.name)).toContain(b.roleRef.name)
+      }
+      expect(deployment("webhook").spec.template.spec.serviceAccountName).not.toBe(scheduler)
+    })
+  })
+})
