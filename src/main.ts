@@ -21,6 +21,7 @@ import { parseArgs } from "./cli.ts"
 import { type AppEnv, describeConfigError, loadAppEnv, StartupError } from "./config/env.ts"
 import { loadRunnerConfig } from "./config/runnerConfig.ts"
 import { startEmbeddedPostgres } from "./embedded/embeddedPostgres.ts"
+import { MeteredDb } from "./observability/meteredDb.ts"
 import { SchedulerLoop } from "./scheduler/loop.ts"
 import { SchedulerServer } from "./scheduler/server.ts"
 import { schedulerSettingsFromEnv } from "./scheduler/settings.ts"
@@ -117,7 +118,8 @@ const logLayer = (env: AppEnv) =>
   Layer.mergeAll(
     env.logFormat === "json" ? Logger.replace(Logger.defaultLogger, Logger.jsonLogger) : Logger.replace(Logger.defaultLogger, Logger.prettyLogger()),
     Logger.minimumLogLevel(
-      LogLevel.allLevels.find((l) => l.label.toLowerCase() === env.logLevel.toLowerCase().replace(/^warn$/, "warning")) ?? LogLevel.Info
+      // by label (`warn`) or by name (`warning`); --simulate relies on `warning` working
+      LogLevel.allLevels.find((l) => [l.label.toLowerCase(), l._tag.toLowerCase()].includes(env.logLevel.toLowerCase())) ?? LogLevel.Info
     )
   )
 
@@ -170,7 +172,8 @@ const program = Effect.gen(function*() {
   }
   const title = `riscv-runner ${args.role}${args.simulate ? " (simulated GitHub and cluster)" : ""} on schema ${env.schema}`
   const app = Layer.mergeAll(...(servers as [Layer.Layer<never, unknown, Db>])).pipe(
-    Layer.provide(databaseLayer(env, args.simulate)),
+    // status changes are counted for /metrics whatever the store
+    Layer.provide(MeteredDb.pipe(Layer.provide(databaseLayer(env, args.simulate)))),
     // printed once everything listens, so the URLs work when they appear
     Layer.tap(() => Console.log([title, ...banner].join("\n")))
   )

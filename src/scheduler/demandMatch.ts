@@ -3,6 +3,7 @@ import { failureV2 } from "../domain/FailureInfo.ts"
 import type { Job } from "../domain/Job.ts"
 import { maxWorkersFor, weightFor } from "../domain/RunnerConfig.ts"
 import type { NewWorker } from "../domain/Worker.ts"
+import { recordCapacity, recordQueueWait } from "../observability/collect.ts"
 import { Db } from "../services/Db.ts"
 import { Github, type JitRunner } from "../services/Github.ts"
 import { Kube } from "../services/Kube.ts"
@@ -36,6 +37,7 @@ export const matchDemand = Effect.fn("Scheduler.matchDemand")(function*(authenti
     yield* Effect.logError("cannot read board capacity; no provisioning this cycle").pipe(Effect.annotateLogs({ error: capacity.left.message }))
     return none
   }
+  yield* recordCapacity(capacity.right)
   if (![...capacity.right.values()].some((c) => c.available > 0)) return none
   const demand = yield* db.getDemand
   if (demand.length === 0) return none
@@ -162,6 +164,7 @@ export const provision = Effect.fn("Scheduler.provision")(function*(job: Job, au
   })
   const result = yield* Effect.either(steps)
   if (Either.isRight(result)) {
+    yield* recordQueueWait(job)
     yield* Effect.logInfo("runner provisioned").pipe(Effect.annotateLogs({ pod: name, jobId: job.job_id, pool: job.k8s_pool }))
     return "provisioned" satisfies Outcome as Outcome
   }

@@ -1,4 +1,5 @@
 import { Clock, Duration, Effect, Layer, Queue, Schedule, type Scope, Stream } from "effect"
+import { recordCycle } from "../observability/collect.ts"
 import { Db } from "../services/Db.ts"
 import type { Github } from "../services/Github.ts"
 import type { Kube } from "../services/Kube.ts"
@@ -49,6 +50,7 @@ export const wakeLoop = <E>(options: WakeLoopOptions<E>): Effect.Effect<void, ne
       const started = yield* Clock.currentTimeMillis
       yield* Effect.uninterruptible(options.cycle)
       const took = (yield* Clock.currentTimeMillis) - started
+      yield* recordCycle(took)
       yield* Effect.logDebug("scheduler cycle done").pipe(
         Effect.annotateLogs({ woken_by: more.length > 0 ? `${first}+${more.length}` : first, took_ms: took })
       )

@@ -4,6 +4,7 @@ import { isActive } from "../domain/Status.ts"
 import type { Worker } from "../domain/Worker.ts"
 import { Db } from "../services/Db.ts"
 import { Kube } from "../services/Kube.ts"
+import { schedulerMetrics } from "./metricsRoute.ts"
 import { lastPage, linkHeader, pageLinks, parsePaging } from "./paging.ts"
 import { htmlPage, jobJson, jobsText, type LiveEvents, usageText, workerJson, workersText } from "./render.ts"
 import { SchedulerSettings } from "./settings.ts"
@@ -90,6 +91,7 @@ const orInternalError = <E, R>(effect: Effect.Effect<HttpServerResponse.HttpServ
 
 export const schedulerRouter = HttpRouter.empty.pipe(
   HttpRouter.get("/health", HttpServerResponse.text("ok")),
+  HttpRouter.get("/metrics", schedulerMetrics),
   HttpRouter.get("/usage", orInternalError(usage(false))),
   HttpRouter.get("/usage.json", orInternalError(usage(true))),
   HttpRouter.get("/jobs", orInternalError(paged("jobs", "History", false))),

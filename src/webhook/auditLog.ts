@@ -1,6 +1,7 @@
 import { Effect } from "effect"
 import type { EntityType } from "../domain/Entity.ts"
 import type { WebhookOutcome } from "../domain/WebhookOutcome.ts"
+import { recordDelivery } from "../observability/collect.ts"
 import { Db } from "../services/Db.ts"
 import type { Delivery } from "./delivery.ts"
 import { StoreFailed } from "./errors.ts"
@@ -34,5 +35,8 @@ export const recordEvent = Effect.fn("Webhook.recordEvent")(function*(delivery: 
     entity_name: row.entity?.name ?? null,
     payload: row.payload,
     delivery_id: delivery.deliveryId
-  }).pipe(Effect.mapError((cause) => new StoreFailed({ operation: "addInstallationEvent", cause })))
+  }).pipe(
+    Effect.tap(() => recordDelivery(row.event, row.outcome)),
+    Effect.mapError((cause) => new StoreFailed({ operation: "addInstallationEvent", cause }))
+  )
 })

@@ -6,6 +6,8 @@ import { handleInstallation, handleInstallationTarget, handleOtherEvent, handleP
 import { setupPage } from "./setupPages.ts"
 import { traceEntity, traceEntityState, traceInstallation, traceJob, tracePayload } from "./trace.ts"
 import { handleWorkflowJob } from "./workflowJob.ts"
+import { recordSignatureFailure } from "../observability/collect.ts"
+import { webhookMetrics } from "./metricsRoute.ts"
 
 /**
  * `POST /`: one GitHub delivery. It is verified before anything else happens, then dispatched on its event.
@@ -47,7 +49,8 @@ const answer = <R>(handler: () => Effect.Effect<HttpServerResponse.HttpServerRes
  */
 export const webhookRouter = HttpRouter.empty.pipe(
   HttpRouter.get("/health", HttpServerResponse.text("ok")),
-  HttpRouter.post("/", answer(receiveWebhook)),
+  HttpRouter.get("/metrics", webhookMetrics),
+  HttpRouter.post("/", answer(() => receiveWebhook().pipe(Effect.tapError((e) => (e._tag === "SignatureRejected" ? recordSignatureFailure : Effect.void))))),
   HttpRouter.get("/setup/org", answer(setupPage("org"))),
   HttpRouter.get("/setup/personal", answer(setupPage("personal"))),
   HttpRouter.get("/trace/entity/:entity_id", answer(traceEntity)),

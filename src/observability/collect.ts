@@ -1,0 +1,93 @@
+import { Clock, Effect, Metric, Option } from "effect"
+import type { FailureInfo } from "../domain/FailureInfo.ts"
+import type { Job } from "../domain/Job.ts"
+import type { Status } from "../domain/Status.ts"
+import type { GithubCallCounts, GithubOperation } from "../services/Github.ts"
+import type { KubeOperation, PoolCapacity } from "../services/Kube.ts"
+import * as M from "./metrics.ts"
+
+/**
+ * Feeds the metrics from what the program already knows. Counters that live in a service (the GitHub and Kube
+ * call counts) are turned into registry counters by adding what grew since the last scrape; gauges read at
+ * scrape time reset the series that vanished (an entity whose queue emptied reads 0, not its last value).
+ */
+
+const lastSeen = new Map<string, number>()
+/** Adds to `counter` what `current` grew since the last call with the same key (a restarted source restarts). */
+const addGrowth = (key: string, counter: Metric.Metric.Counter<number>, current: number) =>
+  Effect.suspend(() => {
+    const before = lastSeen.get(key) ?? 0
+    lastSeen.set(key, current)
+    const delta = current >= before ? current - before : current
+    return delta > 0 ? Metric.incrementBy(counter, delta) : Effect.void
+  })
+
+export const recordGithubCalls = (counts: GithubCallCounts) =>
+  Effect.forEach(Object.entries(counts) as Array<[GithubOperation, Readonly<Record<number, number>>]>, ([operation, byStatus]) =>
+    Effect.forEach(Object.entries(byStatus), ([status, n]) =>
+      addGrowth(`github|${operation}|${status}`, M.tagged(M.githubCalls, { operation, status }), n)), { discard: true })
+
+export const recordKubeCalls = (counts: Readonly<Record<KubeOperation, number>>) =>
+  Effect.forEach(Object.entries(counts), ([operation, n]) => addGrowth(`kube|${operation}`, M.tagged(M.kubeCalls, { operation }), n), {
+    discard: true
+  })
+
+const gaugeSeries = new Map<string, Set<string>>()
+/** Sets one gauge family to exactly these series; series set before and absent now read 0. */
+export const setGaugeFamily = (
+  family: string,
+  gauge: Metric.Metric.Gauge<number>,
+  values: ReadonlyArray<readonly [Readonly<Record<string, string>>, number]>
+) =>
+  Effect.suspend(() => {
+    const now = new Set(values.map(([tags]) => JSON.stringify(tags)))
+    const before = gaugeSeries.get(family) ?? new Set<string>()
+    gaugeSeries.set(family, new Set([...before, ...now]))
+    const zeroed = [...before].filter((k) => !now.has(k)).map((k) => [JSON.parse(k) as Record<string, string>, 0] as const)
+    return Effect.forEach([...values, ...zeroed], ([tags, v]) => Metric.set(M.tagged(gauge, tags), v), { discard: true })
+  })
+
+export const countBy = <A>(items: ReadonlyArray<A>, key: (a: A) => string, keys: ReadonlyArray<string> = []): Map<string, number> => {
+  const counts = new Map<string, number>(keys.map((k) => [k, 0]))
+  for (const item of items) counts.set(key(item), (counts.get(key(item)) ?? 0) + 1)
+  return counts
+}
+
+const ACTIVE: ReadonlyArray<Status> = ["pending", "running"]
+
+export const recordActive = (jobs: ReadonlyArray<{ readonly status: Status }>, workers: ReadonlyArray<{ readonly status: Status }>) =>
+  Effect.zipRight(
+    setGaugeFamily("jobs", M.jobs, [...countBy(jobs, (j) => j.status, ACTIVE)].map(([status, n]) => [{ status }, n] as const)),
+    setGaugeFamily("workers", M.workers, [...countBy(workers, (w) => w.status, ACTIVE)].map(([status, n]) => [{ status }, n] as const))
+  )
+
+export const recordCapacity = (capacity: ReadonlyMap<string, PoolCapacity>) =>
+  Effect.zipRight(
+    setGaugeFamily("slots_free", M.poolSlotsFree, [...capacity.values()].map((c) => [{ pool: c.pool }, c.available] as const)),
+    setGaugeFamily("slots_total", M.poolSlotsTotal, [...capacity.values()].map((c) => [{ pool: c.pool }, c.total] as const))
+  )
+
+export const recordRateLimit = (installationId: number, remaining: Option.Option<number>) =>
+  Option.match(remaining, {
+    onNone: () => Effect.void,
+    onSome: (n) => Metric.set(M.tagged(M.githubRateLimitRemaining, { installation_id: String(installationId) }), n)
+  })
+
+/** A runner was provisioned for `job`: its wait so far goes to the queue-wait histogram. */
+export const recordQueueWait = (job: Job) =>
+  Effect.flatMap(Clock.currentTimeMillis, (now) =>
+    Metric.update(
+      M.tagged(M.queueWait, { pool: job.k8s_pool, entity: job.entity_name }),
+      Math.max(0, (now - job.created_at.getTime()) / 1000)
+    ))
+
+export const recordCycle = (millis: number) => Metric.update(M.cycleDuration, millis / 1000)
+
+export const recordWorkerFailure = (info: FailureInfo) =>
+  Metric.increment(M.tagged(M.workerFailures, { reason: info.version === 2 ? info.reason : "other" }))
+
+export const recordJobTransition = (status: Status) => Metric.increment(M.tagged(M.jobTransitions, { status }))
+
+export const recordDelivery = (event: string, outcome: string) => Metric.increment(M.tagged(M.webhookDeliveries, { event, outcome }))
+
+export const recordSignatureFailure = Metric.increment(M.signatureFailures)

@@ -1,0 +1,61 @@
+import { Metric, MetricBoundaries } from "effect"
+
+/**
+ * Every metric the service exports, as Effect `Metric`s in the process-wide registry. `/metrics` on either port
+ * renders a snapshot of that registry (see `exposition.ts`). Names follow Prometheus conventions: a `riscv_runner_`
+ * prefix, base units (seconds), `_total` on counters. The README lists them.
+ */
+
+const secondsBuckets = MetricBoundaries.fromIterable([1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600])
+const cycleBuckets = MetricBoundaries.fromIterable([0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30])
+
+export const webhookDeliveries = Metric.counter("riscv_runner_webhook_deliveries_total", {
+  description: "Verified webhook deliveries, by event and by the outcome written to installation_events."
+})
+export const signatureFailures = Metric.counter("riscv_runner_webhook_signature_failures_total", {
+  description: "Webhook deliveries refused because their signature was missing or did not match."
+})
+export const jobs = Metric.gauge("riscv_runner_jobs", {
+  description: "Active jobs by status (pending, running), read from the database at scrape time."
+})
+export const jobTransitions = Metric.counter("riscv_runner_job_transitions_total", {
+  description: "Jobs this process moved to a status (running, completed, failed)."
+})
+export const queueWait = Metric.histogram(
+  "riscv_runner_queue_wait_seconds",
+  secondsBuckets,
+  "Seconds from a job's creation to the provisioning of its runner, by pool and entity."
+)
+export const workers = Metric.gauge("riscv_runner_workers", {
+  description: "Active workers (runner pods) by status (pending, running), read from the database at scrape time."
+})
+export const workerFailures = Metric.counter("riscv_runner_worker_failures_total", {
+  description: "Workers this process marked failed, by failure reason."
+})
+export const poolSlotsFree = Metric.gauge("riscv_runner_pool_slots_free", {
+  description: "Free runner slots per pool at the scheduler's latest capacity reading (negative when pods outnumber slots)."
+})
+export const poolSlotsTotal = Metric.gauge("riscv_runner_pool_slots_total", {
+  description: "Runner slots per pool (allocatable riseproject.com/runner) at the latest capacity reading."
+})
+export const cycleDuration = Metric.histogram(
+  "riscv_runner_scheduler_cycle_duration_seconds",
+  cycleBuckets,
+  "Duration of one scheduler cycle (job sync, worker sync, demand matching)."
+)
+export const githubCalls = Metric.counter("riscv_runner_github_api_calls_total", {
+  description: "GitHub REST calls by operation and HTTP status (0 = no answer)."
+})
+export const githubRateLimitRemaining = Metric.gauge("riscv_runner_github_rate_limit_remaining", {
+  description: "Requests left in an installation's primary GitHub rate-limit budget, as GitHub last reported it."
+})
+export const kubeCalls = Metric.counter("riscv_runner_kube_api_calls_total", {
+  description: "Kubernetes API calls by operation."
+})
+
+/** A tagged instrument: `tagged(counter, { event: "ping" })`. */
+export const tagged = <Type, In, Out>(
+  metric: Metric.Metric<Type, In, Out>,
+  tags: Readonly<Record<string, string | number>>
+): Metric.Metric<Type, In, Out> =>
+  Object.entries(tags).reduce((m, [k, v]) => Metric.tagged(m, k, String(v)), metric)

@@ -1,0 +1,32 @@
+import { HttpServerResponse } from "@effect/platform"
+import { Effect, Option } from "effect"
+import { recordActive, recordGithubCalls, recordKubeCalls, recordRateLimit } from "../observability/collect.ts"
+import { CONTENT_TYPE, renderRegistry } from "../observability/exposition.ts"
+import { Db } from "../services/Db.ts"
+import { Github } from "../services/Github.ts"
+import { Kube } from "../services/Kube.ts"
+
+/**
+ * `GET /metrics` on the scheduler port: refreshes what is read at scrape time (active jobs and workers from one
+ * query each, the GitHub and Kube call counts, the last known rate limit of every installation with active work)
+ * and renders the whole registry. It makes no GitHub or Kubernetes call. A database failure leaves those gauges
+ * at their previous values; the rest still renders.
+ */
+export const schedulerMetrics = Effect.gen(function*() {
+  const db = yield* Db
+  // optional, so the operator routes can be served without GitHub (as in the route tests)
+  const github = yield* Effect.serviceOption(Github)
+  const kube = yield* Kube
+  yield* Effect.gen(function*() {
+    const [jobs, workers] = yield* Effect.all([db.getActiveJobs, db.getActiveWorkers])
+    yield* recordActive(jobs, workers)
+    const installations = new Set([...jobs.map((j) => j.installation_id), ...workers.map((w) => w.installation_id)])
+    if (Option.isSome(github)) {
+      yield* Effect.forEach(installations, (id) =>
+        Effect.flatMap(github.value.rateLimit(id), (limit) => recordRateLimit(id, Option.map(limit, (l) => l.remaining))), { discard: true })
+    }
+  }).pipe(Effect.catchAll((e) => Effect.logWarning("metrics: cannot read the active jobs and workers").pipe(Effect.annotateLogs({ error: e.message }))))
+  if (Option.isSome(github)) yield* recordGithubCalls(yield* github.value.callCounts)
+  yield* recordKubeCalls(yield* kube.callCounts)
+  return HttpServerResponse.text(yield* renderRegistry, { contentType: CONTENT_TYPE })
+})
