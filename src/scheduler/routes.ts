@@ -5,6 +5,7 @@ import type { Worker } from "../domain/Worker.ts"
 import { Db } from "../services/Db.ts"
 import { Kube } from "../services/Kube.ts"
 import { schedulerMetrics } from "./metricsRoute.ts"
+import { queueJson } from "./queueRoute.ts"
 import { lastPage, linkHeader, pageLinks, parsePaging } from "./paging.ts"
 import { htmlPage, jobJson, jobsText, type LiveEvents, usageText, workerJson, workersText } from "./render.ts"
 import { SchedulerSettings } from "./settings.ts"
@@ -92,6 +93,7 @@ const orInternalError = <E, R>(effect: Effect.Effect<HttpServerResponse.HttpServ
 export const schedulerRouter = HttpRouter.empty.pipe(
   HttpRouter.get("/health", HttpServerResponse.text("ok")),
   HttpRouter.get("/metrics", schedulerMetrics),
+  HttpRouter.get("/queue.json", orInternalError(queueJson)),
   HttpRouter.get("/usage", orInternalError(usage(false))),
   HttpRouter.get("/usage.json", orInternalError(usage(true))),
   HttpRouter.get("/jobs", orInternalError(paged("jobs", "History", false))),
