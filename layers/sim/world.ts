@@ -56,7 +56,10 @@ export interface SimOptions {
    * leaves it to whoever calls `housekeep` (the simulation tests do, once per step)
    */
   readonly housekeeping?: Duration.DurationInput | null
-  /** first job id; ids then count up */
+  /**
+   * first job id; ids then count up. Default: derived from the clock at start-up (milliseconds, rounded to the
+   * second), so a restarted simulation never reuses an id the database kept from an earlier run.
+   */
   readonly firstJobId?: number
 }
 
@@ -140,8 +143,20 @@ const DEFAULTS = {
   queuedJobTimeout: Duration.hours(24),
   nodeDowntime: Duration.minutes(10),
   stuckBusyFor: Duration.minutes(30),
-  housekeeping: Duration.seconds(30),
-  firstJobId: 30_000_000_001
+  housekeeping: Duration.seconds(30)
+}
+
+/**
+ * A stable id from a name (FNV-1a), in [base, base + 900,000,000): the same owner, installation or repository gets
+ * the same id in every run, so the audit log of an earlier run (kept in the database) still tells them apart.
+ */
+const stableId = (base: number, name: string): number => {
+  let h = 0x811c9dc5
+  for (let i = 0; i < name.length; i++) {
+    h ^= name.charCodeAt(i)
+    h = Math.imul(h, 0x01000193) >>> 0
+  }
+  return base + (h % 900_000_000)
 }
 
 /** Owners' account ids come from the runner config when it names them, else from a counter. */
@@ -180,11 +195,9 @@ const makeWorld = (options: SimOptions) =>
     const runners = new Map<string, RunnerProcess>()
     let faults: FaultSettings = noFaults
     let counts: FaultCounts = zeroFaultCounts
-    let nextOwnerId = 90_000_001
-    let nextInstallationId = 70_000_001
-    let nextRepoId = 80_000_001
-    let nextJobId = options.firstJobId ?? DEFAULTS.firstJobId
-    let nextRunId = 20_000_000_001
+    const startedAt = yield* Clock.currentTimeMillis
+    let nextJobId = options.firstJobId ?? Math.floor(startedAt / 1000) * 1000
+    let nextRunId = nextJobId
     let nextDelivery = 1
     let deliveries = 0
     let deliveryFailures = 0
@@ -216,7 +229,8 @@ const makeWorld = (options: SimOptions) =>
 
     const deliveryId = () => {
       const n = nextDelivery++
-      return `5e1a0000-0000-4000-8000-${n.toString(16).padStart(12, "0")}`
+      const run = Math.floor(startedAt / 1000).toString(16).padStart(8, "0").slice(-8)
+      return `${run}-0000-4000-8000-${n.toString(16).padStart(12, "0")}`
     }
     const appIdFor = (type: OwnerType) => (type === "User" ? options.apps.personalAppId : options.apps.orgAppId)
     const encoder = new TextEncoder()
@@ -296,9 +310,9 @@ const makeWorld = (options: SimOptions) =>
         }
         const owner = {
           login,
-          id: knownIds.get(key) ?? nextOwnerId++,
+          id: knownIds.get(key) ?? stableId(100_000_000, `owner/${key}`),
           type,
-          installationId: nextInstallationId++,
+          installationId: stableId(1_000_000_000, `installation/${key}`),
           repos: new Map<string, SimRepo>()
         }
         owners.set(key, owner)
@@ -313,7 +327,7 @@ const makeWorld = (options: SimOptions) =>
       const key = fullName.toLowerCase()
       const known = owner.repos.get(key)
       if (known !== undefined) return known
-      const repo = { fullName, id: nextRepoId++ }
+      const repo = { fullName, id: stableId(2_000_000_000, `repo/${key}`) }
       owner.repos.set(key, repo)
       return repo
     }
