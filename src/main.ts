@@ -4,7 +4,6 @@
  *
  *   main.ts webhook | scheduler | all [--simulate [--demo]]
  *   main.ts migrate
- *   main.ts trace --entity-id N | --installation-id N | --job-id N | --entity-name LOGIN [--json] [--verbose]
  */
 import { NodeHttpClient, NodeHttpServer, NodeRuntime } from "@effect/platform-node"
 import { ConfigError, Console, Effect, Layer, Logger, LogLevel, Option, Redacted } from "effect"
@@ -19,7 +18,6 @@ import { KubeLive } from "../layers/kube/client.ts"
 import { withDevSecrets } from "../layers/sim/devSecrets.ts"
 import { SimCluster, simulation } from "../layers/sim/simulation.ts"
 import { parseArgs } from "./cli.ts"
-import { traceMain } from "./cli/trace.ts"
 import { type AppEnv, describeConfigError, loadAppEnv, StartupError } from "./config/env.ts"
 import { loadRunnerConfig } from "./config/runnerConfig.ts"
 import { startEmbeddedPostgres } from "./embedded/embeddedPostgres.ts"
@@ -182,9 +180,7 @@ const program = Effect.gen(function*() {
   yield* Layer.launch(app).pipe(Effect.provide(logLayer(env)))
 })
 
-// `trace` is a client of a running service's trace API, not a role: it needs no layers
-if (process.argv[2] === "trace") void traceMain(process.argv.slice(3))
-else program.pipe(
+program.pipe(
   Effect.catchIf(
     (e): e is StartupError => e instanceof StartupError,
     (e) => Effect.zipRight(Console.error(`riscv-runner: ${e.message}`), Effect.sync(() => process.exit(2)))
