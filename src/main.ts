@@ -4,6 +4,7 @@
  *
  *   main.ts webhook | scheduler | all [--simulate [--demo]]
  *   main.ts migrate
+ *   main.ts trace --entity-id N | --installation-id N | --job-id N | --entity-name LOGIN [--json] [--verbose]
  */
 import { NodeHttpClient, NodeHttpServer, NodeRuntime } from "@effect/platform-node"
 import { ConfigError, Console, Effect, Layer, Logger, LogLevel, Option, Redacted } from "effect"
@@ -18,6 +19,7 @@ import { KubeLive } from "../layers/kube/client.ts"
 import { withDevSecrets } from "../layers/sim/devSecrets.ts"
 import { SimCluster, simulation } from "../layers/sim/simulation.ts"
 import { parseArgs } from "./cli.ts"
+import { traceMain } from "./cli/trace.ts"
 import { type AppEnv, describeConfigError, loadAppEnv, StartupError } from "./config/env.ts"
 import { loadRunnerConfig } from "./config/runnerConfig.ts"
 import { startEmbeddedPostgres } from "./embedded/embeddedPostgres.ts"
@@ -180,7 +182,10 @@ const program = Effect.gen(function*() {
   yield* Layer.launch(app).pipe(Effect.provide(logLayer(env)))
 })
 
-program.pipe(
+// `trace` is a client of a running service's trace API, not a role: it needs no layers
+// (exits explicitly: a library in this import graph would otherwise leave the status at 0)
+if (process.argv[2] === "trace") void traceMain(process.argv.slice(3)).then((code) => process.exit(code))
+else program.pipe(
   Effect.catchIf(
     (e): e is StartupError => e instanceof StartupError,
     (e) => Effect.zipRight(Console.error(`riscv-runner: ${e.message}`), Effect.sync(() => process.exit(2)))
