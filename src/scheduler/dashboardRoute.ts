@@ -1,0 +1,61 @@
+import { HttpServerResponse } from "@effect/platform"
+import { Clock, Effect, Either } from "effect"
+import { describeFailure } from "../domain/FailureInfo.ts"
+import { maxWorkersFor } from "../domain/RunnerConfig.ts"
+import { Db } from "../services/Db.ts"
+import { Kube } from "../services/Kube.ts"
+import { dashboardHtml } from "./dashboardPage.ts"
+import { groupRows, queueHistory } from "./dashboardData.ts"
+import { SchedulerSettings } from "./settings.ts"
+
+const HOUR = 3_600_000
+/** jobs created this far back are read for the chart, so a job that waited into the hour still counts */
+const HISTORY_LOOKBACK = 3 * HOUR
+const HISTORY_ROWS = 5000
+const FAILURES_SHOWN = 20
+
+/**
+ * `GET /dashboard.json`: what the dashboard shows besides the queue: boards per pool, the (entity, label set)
+ * groups, the latest failed workers with their diagnostics, and the queue depth and oldest wait of the last hour
+ * (one point a minute). When capacity cannot be read the pools are left out and `capacity_error` says so.
+ */
+export const dashboardData = Effect.gen(function*() {
+  const db = yield* Db
+  const kube = yield* Kube
+  const settings = yield* SchedulerSettings
+  const now = yield* Clock.currentTimeMillis
+  const since = new Date(now - HISTORY_LOOKBACK)
+  const [jobs, workers, recentJobs, recentWorkers, capacity] = yield* Effect.all([
+    db.getActiveJobs,
+    db.getActiveWorkers,
+    db.listJobs({ start: since, page: 0, perPage: HISTORY_ROWS }),
+    db.listWorkers({ start: since, page: 0, perPage: HISTORY_ROWS }),
+    Effect.either(kube.capacity)
+  ])
+  const runningAt = new Map(recentWorkers.rows.flatMap((w) => (w.running_at === null ? [] : [[w.pod_name, w.running_at] as const])))
+  const historyJobs = new Map([...recentJobs.rows, ...jobs].map((j) => [j.job_id, j]))
+  return {
+    generated_at: new Date(now).toISOString(),
+    deployment: settings.prod ? "Prod" : "Staging",
+    pools: Either.match(capacity, {
+      onLeft: () => [],
+      onRight: (c) => [...c.values()].sort((a, b) => a.pool.localeCompare(b.pool)).map((p) => ({ pool: p.pool, total: p.total, busy: p.active, free: p.available }))
+    }),
+    capacity_error: Either.isLeft(capacity) ? "cannot read the cluster's capacity" : null,
+    groups: groupRows(jobs, workers, (id) => maxWorkersFor(settings.runnerConfig, id), now),
+    failures: recentWorkers.rows.filter((w) => w.status === "failed").slice(0, FAILURES_SHOWN).map((w) => ({
+      pod_name: w.pod_name,
+      entity_name: w.entity_name,
+      k8s_pool: w.k8s_pool,
+      job_labels: w.job_labels,
+      at: (w.completed_at ?? w.updated_at).toISOString(),
+      summary: w.failure_info === null ? "failed" : describeFailure(w.failure_info),
+      failure_info: w.failure_info
+    })),
+    history: queueHistory([...historyJobs.values()], runningAt, now, HOUR, 60_000)
+  }
+})
+
+export const dashboardJson = Effect.map(dashboardData, (body) => HttpServerResponse.text(JSON.stringify(body), { contentType: "application/json" }))
+
+export const dashboardPage = HttpServerResponse.text(dashboardHtml, { contentType: "text/html; charset=utf-8" })
