@@ -136,7 +136,7 @@ describe("dashboard in a headless browser", () => {
         expect(await pool.locator(".total").textContent()).toBe("3")
         expect(await pool.locator(".busy").textContent()).toBe("3")
         expect(await pool.locator(".free").textContent()).toBe("0")
-        expect(await pool.locator(".free").evaluate((e) => getComputedStyle(e).color)).toBe("rgb(180, 83, 9)")
+        expect(await pool.locator(".free").evaluate((e) => (globalThis as unknown as { getComputedStyle: (e: unknown) => { color: string } }).getComputedStyle(e).color)).toBe("rgb(180, 83, 9)")
 
         // per (entity, label set): the page's numbers are those of /usage.json
         const shown = await page.$$eval("#groups tbody tr", (rows) =>
