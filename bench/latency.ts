@@ -17,7 +17,7 @@
  */
 import { FetchHttpClient, HttpServer } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
-import { Config, Context, Duration, Effect, HashMap, Layer, Logger, LogLevel, Option, Redacted, Schema } from "effect"
+import { Config, Context, Duration, Effect, HashMap, Layer, Logger, LogLevel, Option, Redacted, Schema, Tracer } from "effect"
 import { createServer } from "node:http"
 import Pg from "pg"
 import { DbPostgres } from "../layers/db/postgres.ts"
@@ -54,6 +54,40 @@ interface Run {
   readonly seconds: number
 }
 
+/**
+ * With `BENCH_SPANS=1`: a tracer that adds up the wall time of every named span (`Effect.fn` names such as
+ * `Scheduler.syncJobs`), to show where a scheduler cycle spends it.
+ */
+const spanTotals = new Map<string, { count: number; ns: bigint }>()
+const timingTracer = Tracer.make({
+  span: (name, parent, context, links, startTime, kind) => {
+    const attributes = new Map<string, unknown>()
+    const span: Tracer.Span = {
+      _tag: "Span",
+      name,
+      spanId: Math.random().toString(36).slice(2),
+      traceId: "bench",
+      parent,
+      context,
+      status: { _tag: "Started", startTime },
+      attributes,
+      links,
+      sampled: true,
+      kind,
+      end: (endTime) => {
+        const total = spanTotals.get(name) ?? { count: 0, ns: 0n }
+        spanTotals.set(name, { count: total.count + 1, ns: total.ns + (endTime - startTime) })
+      },
+      attribute: (key, value) => void attributes.set(key, value),
+      event: () => undefined,
+      addLinks: () => undefined
+    }
+    return span
+  },
+  context: (f) => f()
+})
+const tracing = process.env.BENCH_SPANS === "1" ? Layer.setTracer(timingTracer) : Layer.empty
+
 const percentile = (sorted: ReadonlyArray<number>, p: number) => sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))] ?? Number.NaN
 
 /** Each run starts from empty tables (the schema is migrated by the first). */
@@ -87,7 +121,7 @@ const runOnce = (url: string, label: string, wakeDebounce: Duration.Duration) =>
         if (typeof took === "number") cycleMs.push(took)
       }
     })
-    const quiet = Layer.mergeAll(Logger.replace(Logger.defaultLogger, logger), Logger.minimumLogLevel(LogLevel.Debug))
+    const quiet = Layer.mergeAll(Logger.replace(Logger.defaultLogger, logger), Logger.minimumLogLevel(LogLevel.Debug), tracing)
 
     const tuning = yield* schedulerTuningConfig
     const base = yield* Layer.build(Layer.mergeAll(
@@ -148,6 +182,7 @@ const runOnce = (url: string, label: string, wakeDebounce: Duration.Duration) =>
     created.clear()
     cycles = 0
     cycleMs.length = 0
+    spanTotals.clear()
 
     const started = performance.now()
     const ids: Array<number> = []
@@ -176,6 +211,14 @@ const runOnce = (url: string, label: string, wakeDebounce: Duration.Duration) =>
     return { label, latencies, missing, noAnswer, noPod, cycles, cycleP50: percentile(sortedCycles, 0.5), seconds: (sent - started) / 1000 } satisfies Run
   }))
 
+const reportSpans = (cycles: number) => {
+  if (spanTotals.size === 0) return
+  const rows = [...spanTotals].sort((a, b) => Number(b[1].ns - a[1].ns)).slice(0, 15)
+  for (const [name, t] of rows) {
+    console.log(`    ${name.padEnd(36)} ${(Number(t.ns) / 1e6 / Math.max(1, cycles)).toFixed(1).padStart(8)} ms per cycle  (${t.count} spans)`)
+  }
+}
+
 const report = (run: Run) => {
   const sorted = [...run.latencies].sort((a, b) => a - b)
   const ms = (x: number) => `${x.toFixed(1)} ms`
@@ -197,8 +240,10 @@ const program = Effect.gen(function*() {
   console.log(`${JOBS} jobs at ${RATE} jobs/s over ${ORGS} organisations, each running ${JOB_SECONDS} s; PostgreSQL with LISTEN/NOTIFY`)
   const configured = yield* runOnce(url, `debounce ${Duration.format(tuning.timeouts.wakeDebounce)} (as configured)`, tuning.timeouts.wakeDebounce)
   report(configured)
+  reportSpans(configured.cycles)
   const none = yield* runOnce(url, "debounce 0 (SCHEDULER_WAKE_DEBOUNCE=0)", Duration.zero)
   report(none)
+  reportSpans(none.cycles)
 })
 
 Effect.runPromise(Effect.scoped(program)).catch((e: unknown) => {
