@@ -96,7 +96,7 @@ export const makeCycleAuthenticator = Effect.fn("Scheduler.makeCycleAuthenticato
       const status = httpStatusOf(error)
       const appId = subject.entityType === "Organization" ? settings.runnerConfig.apps.orgAppId : settings.runnerConfig.apps.personalAppId
       yield* Effect.logWarning("GitHub authentication failed").pipe(
-        Effect.annotateLogs({ installationId: subject.installationId, entityType: subject.entityType, error: error.message })
+        Effect.annotateLogs({ installationId: subject.installationId, entityType: subject.entityType, entity: subject.entityName, entity_id: subject.entityId, error: error.message })
       )
       if (status !== undefined) {
         yield* serially(db.step(db.addInstallationEvent(authFailureEvent(subject, appId, error, status)))).pipe(

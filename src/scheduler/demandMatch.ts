@@ -4,6 +4,7 @@ import type { Job } from "../domain/Job.ts"
 import { maxWorkersFor, weightFor } from "../domain/RunnerConfig.ts"
 import type { NewWorker } from "../domain/Worker.ts"
 import { recordCapacity, recordQueueWait } from "../observability/collect.ts"
+import { jobLogFields } from "../observability/logFields.ts"
 import { Db } from "../services/Db.ts"
 import { Github, type JitRunner } from "../services/Github.ts"
 import { Kube } from "../services/Kube.ts"
@@ -127,12 +128,12 @@ export const provision = Effect.fn("Scheduler.provision")(function*(job: Job, au
     const reserved = yield* Effect.either(serially(db.step(db.addWorker(worker(candidate)))))
     if (Either.isRight(reserved)) podName = candidate
     else if (reserved.left._tag === "DbError") {
-      yield* Effect.logError("cannot reserve a runner name").pipe(Effect.annotateLogs({ jobId: job.job_id, error: reserved.left.message }))
+      yield* Effect.logError("cannot reserve a runner name").pipe(Effect.annotateLogs({ ...jobLogFields(job), error: reserved.left.message }))
       return "not_reserved" satisfies Outcome as Outcome
     }
   }
   if (podName === undefined) {
-    yield* Effect.logError("runner name reservation exhausted its retries").pipe(Effect.annotateLogs({ jobId: job.job_id }))
+    yield* Effect.logError("runner name reservation exhausted its retries").pipe(Effect.annotateLogs(jobLogFields(job)))
     return "not_reserved" satisfies Outcome as Outcome
   }
   const name = podName
@@ -165,13 +166,13 @@ export const provision = Effect.fn("Scheduler.provision")(function*(job: Job, au
   const result = yield* Effect.either(steps)
   if (Either.isRight(result)) {
     yield* recordQueueWait(job)
-    yield* Effect.logInfo("runner provisioned").pipe(Effect.annotateLogs({ pod: name, jobId: job.job_id, pool: job.k8s_pool }))
+    yield* Effect.logInfo("runner provisioned").pipe(Effect.annotateLogs({ ...jobLogFields(job), pod: name, pool: job.k8s_pool }))
     return "provisioned" satisfies Outcome as Outcome
   }
 
   const error = result.left
   const message = error._tag === "PodAlreadyExists" ? `createPod: a pod named ${error.podName} already exists` : error.message
-  yield* Effect.logWarning("runner provisioning failed").pipe(Effect.annotateLogs({ pod: name, jobId: job.job_id, error: message }))
+  yield* Effect.logWarning("runner provisioning failed").pipe(Effect.annotateLogs({ ...jobLogFields(job), pod: name, error: message }))
   // GitHub already registered the runner when the pod could not be created: remove it now rather than leave it.
   const registered = jit as JitRunner | undefined
   if (registered !== undefined) {
@@ -179,11 +180,11 @@ export const provision = Effect.fn("Scheduler.provision")(function*(job: Job, au
     yield* (job.entity_type === "Organization"
       ? github.deleteRunnerOrg(ref, job.entity_name, registered.runnerId)
       : github.deleteRunnerRepo(ref, job.repo_full_name, registered.runnerId)
-    ).pipe(Effect.catchAll((e) => Effect.logWarning("could not remove the runner of a failed provisioning").pipe(Effect.annotateLogs({ pod: name, error: e.message }))))
+    ).pipe(Effect.catchAll((e) => Effect.logWarning("could not remove the runner of a failed provisioning").pipe(Effect.annotateLogs({ ...jobLogFields(job), pod: name, error: e.message }))))
   }
   // The message names the step and GitHub's or the API server's answer; the layers keep secrets out of it.
   yield* serially(db.step(db.markWorkerFailed(name, null, failureV2("pod_allocation_failure", { pod_message: message }), null))).pipe(
-    Effect.catchAll((e) => Effect.logError("could not record a failed provisioning").pipe(Effect.annotateLogs({ pod: name, error: e.message })))
+    Effect.catchAll((e) => Effect.logError("could not record a failed provisioning").pipe(Effect.annotateLogs({ ...jobLogFields(job), pod: name, error: e.message })))
   )
   return "failed" satisfies Outcome as Outcome
 })

@@ -1,6 +1,7 @@
 import { Clock, Duration, Effect, Either, Option } from "effect"
 import type { Job } from "../domain/Job.ts"
 import { Db } from "../services/Db.ts"
+import { jobLogFields } from "../observability/logFields.ts"
 import { Github, type GithubError, type GithubJob } from "../services/Github.ts"
 import type { Authenticate } from "./auth.ts"
 import {
@@ -111,7 +112,7 @@ export const syncJobs = Effect.fn("Scheduler.syncJobs")(function*(state: Schedul
   for (const { answer, job } of answers) {
     const action = decideJobSync(job, answer, now, stuckQueuedMs)
     if (answer._tag === "Error" && answer.error._tag !== "GithubNotFound") {
-      yield* Effect.logWarning("job poll failed").pipe(Effect.annotateLogs({ jobId: job.job_id, error: answer.error.message }))
+      yield* Effect.logWarning("job poll failed").pipe(Effect.annotateLogs({ ...jobLogFields(job), error: answer.error.message }))
     }
     if (action._tag === "ProbeRun") probes.push({ job, runId: action.runId })
     else if (action._tag !== "Nothing") writes.push({ job, action })
@@ -134,12 +135,12 @@ export const syncJobs = Effect.fn("Scheduler.syncJobs")(function*(state: Schedul
     const result = yield* Effect.either(db.step(write))
     if (Either.isLeft(result)) {
       yield* Effect.logError("job sync could not record a transition").pipe(
-        Effect.annotateLogs({ jobId: job.job_id, action: action._tag, error: result.left.message })
+        Effect.annotateLogs({ ...jobLogFields(job), action: action._tag, error: result.left.message })
       )
       continue
     }
     if (result.right) {
-      yield* Effect.logInfo("job reconciled with GitHub").pipe(Effect.annotateLogs({ jobId: job.job_id, action: action._tag }))
+      yield* Effect.logInfo("job reconciled with GitHub").pipe(Effect.annotateLogs({ ...jobLogFields(job), action: action._tag }))
     }
   }
 })

@@ -4,6 +4,7 @@ import { finishedAt, isTerminal as isTerminalPhase, type Pod, runnerStartedAt } 
 import { isActive, isTerminal } from "../domain/Status.ts"
 import type { Worker } from "../domain/Worker.ts"
 import { Db } from "../services/Db.ts"
+import { podLogFields, workerLogFields } from "../observability/logFields.ts"
 import { Github, type GithubRunner, type InstallationRef } from "../services/Github.ts"
 import { Kube } from "../services/Kube.ts"
 import type { Authenticate } from "./auth.ts"
@@ -96,12 +97,12 @@ const orphanSweep = Effect.fn("Scheduler.orphanSweep")(function*(
   for (const w of workers) {
     if (!isActive(w.status) || pods.has(w.pod_name)) continue
     const changed = yield* db.step(db.markWorkerOrphaned(w.pod_name)).pipe(
-      Effect.catchAll((e) => Effect.as(Effect.logError("could not mark an orphaned worker").pipe(Effect.annotateLogs({ pod: w.pod_name, error: e.message })), false))
+      Effect.catchAll((e) => Effect.as(Effect.logError("could not mark an orphaned worker").pipe(Effect.annotateLogs({ ...workerLogFields(w), error: e.message })), false))
     )
     if (changed) {
       writes.count++
       ended.add(scopeOf(w).key)
-      yield* Effect.logInfo("worker orphaned: its pod is gone").pipe(Effect.annotateLogs({ pod: w.pod_name }))
+      yield* Effect.logInfo("worker orphaned: its pod is gone").pipe(Effect.annotateLogs({ ...workerLogFields(w) }))
     }
   }
 })
@@ -136,7 +137,7 @@ const podPhaseSync = Effect.fn("Scheduler.podPhaseSync")(function*(
     })()
     if (write === undefined) continue
     const changed = yield* db.step(write).pipe(
-      Effect.catchAll((e) => Effect.as(Effect.logError("could not record a pod phase").pipe(Effect.annotateLogs({ pod: w.pod_name, error: e.message })), false))
+      Effect.catchAll((e) => Effect.as(Effect.logError("could not record a pod phase").pipe(Effect.annotateLogs({ ...workerLogFields(w), error: e.message })), false))
     )
     if (changed) writes.count++
     if (changed && pod.phase === "Failed") ended.add(scopeOf(w).key)
@@ -252,11 +253,11 @@ const healthChecks = Effect.fn("Scheduler.healthChecks")(function*(
           case "Wait":
           case "Healthy":
             return yield* Effect.logDebug("worker health").pipe(
-              Effect.annotateLogs({ pod: worker.pod_name, verdict: decision._tag, why: decision.why })
+              Effect.annotateLogs({ ...workerLogFields(worker), verdict: decision._tag, why: decision.why })
             )
           case "Unexpected":
             return yield* Effect.logError("health check met a worker in an unexpected status").pipe(
-              Effect.annotateLogs({ pod: worker.pod_name, status: decision.status })
+              Effect.annotateLogs({ ...workerLogFields(worker), status: decision.status })
             )
           case "Fail":
             return yield* failAndCleanup(worker, pod, cached, runner, decision.reason)
@@ -295,7 +296,7 @@ const failAndCleanup = Effect.fn("Scheduler.failAndCleanup")(function*(
     const deleted = yield* Effect.either(deleteRunner(github, cached.scope, runner.id))
     if (Either.isLeft(deleted)) {
       yield* Effect.logWarning("aborting cleanup: GitHub did not delete the runner; retrying next cycle").pipe(
-        Effect.annotateLogs({ pod: worker.pod_name, reason, error: deleted.left.message })
+        Effect.annotateLogs({ ...workerLogFields(worker), reason, error: deleted.left.message })
       )
       return
     }
@@ -304,12 +305,12 @@ const failAndCleanup = Effect.fn("Scheduler.failAndCleanup")(function*(
   const info = yield* kube.collectFailureInfo(pod, reason)
   const at = new Date(yield* Clock.currentTimeMillis)
   yield* db.step(db.markWorkerFailed(worker.pod_name, pod.nodeName ?? worker.k8s_node, info, at))
-  yield* Effect.logWarning("worker failed its health check").pipe(Effect.annotateLogs({ pod: worker.pod_name, reason }))
+  yield* Effect.logWarning("worker failed its health check").pipe(Effect.annotateLogs({ ...workerLogFields(worker), reason }))
   // The active deadline counts from the pod's start on a node: a pod never placed on one would stay Pending (and
   // hold a slot in the capacity count) forever, so it is deleted instead; its diagnostics are already stored.
   const stop = pod.nodeName === null ? kube.deletePod(pod.name) : kube.killPod(pod.name)
   yield* stop.pipe(
-    Effect.catchAll((e) => Effect.logError("could not stop the pod; the worker is already failed").pipe(Effect.annotateLogs({ pod: pod.name, error: e.message })))
+    Effect.catchAll((e) => Effect.logError("could not stop the pod; the worker is already failed").pipe(Effect.annotateLogs({ ...podLogFields(pod), error: e.message })))
   )
 })
 
@@ -330,11 +331,11 @@ const githubCleanup = Effect.fn("Scheduler.githubCleanup")(function*(runnerCache
       if (worker !== undefined && !isTerminal(worker.status)) continue
       const deleted = yield* Effect.either(deleteRunner(github, scope, runner.id))
       if (Either.isLeft(deleted)) {
-        yield* Effect.logWarning("could not delete a leftover runner").pipe(Effect.annotateLogs({ runner: runner.name, error: deleted.left.message }))
+        yield* Effect.logWarning("could not delete a leftover runner").pipe(Effect.annotateLogs({ runner: runner.name, ...(worker === undefined ? { pod: runner.name } : workerLogFields(worker)), error: deleted.left.message }))
       } else {
         runners.delete(runner.name)
         yield* Effect.logInfo("leftover runner deleted").pipe(
-          Effect.annotateLogs({ runner: runner.name, worker: worker === undefined ? "unknown" : worker.status })
+          Effect.annotateLogs({ runner: runner.name, ...(worker === undefined ? { pod: runner.name } : workerLogFields(worker)), worker: worker === undefined ? "unknown" : worker.status })
         )
       }
     }
@@ -352,8 +353,8 @@ const deleteFinishedPods = Effect.fn("Scheduler.deleteFinishedPods")(function*(p
     const finished = finishedAt(pod) ?? pod.creationTime
     if (now - finished.getTime() < graceMs) continue
     yield* kube.deletePod(pod.name).pipe(
-      Effect.tap(() => Effect.logInfo("finished pod deleted").pipe(Effect.annotateLogs({ pod: pod.name }))),
-      Effect.catchAll((e) => Effect.logError("could not delete a finished pod").pipe(Effect.annotateLogs({ pod: pod.name, error: e.message })))
+      Effect.tap(() => Effect.logInfo("finished pod deleted").pipe(Effect.annotateLogs(podLogFields(pod)))),
+      Effect.catchAll((e) => Effect.logError("could not delete a finished pod").pipe(Effect.annotateLogs({ ...podLogFields(pod), error: e.message })))
     )
   }
 })

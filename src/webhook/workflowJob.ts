@@ -110,8 +110,10 @@ export const handleWorkflowJob = Effect.fn("Webhook.workflowJob")(function*(deli
         entity_type: entity.type,
         entity_id: entity.id,
         entity_name: entity.name,
+        entity: entity.name,
         action,
         job_id: jobId,
+        pod: stringAt(job, "runner_name"),
         name: stringAt(job, "name"),
         repo: repoFullName,
         labels: labels.join(",")
