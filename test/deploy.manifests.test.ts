@@ -3,7 +3,10 @@
  * (kubernetes-models), the kustomization lists them, and the RBAC rules grant exactly the calls the Kube layer
  * makes (derived from layers/kube/client.ts and `kubeOperations`, so a new call or a new rule fails here).
  */
-import { loadAllYaml } from "@kubernetes/client-node"
+import * as k8s from "@kubernetes/client-node"
+// js-yaml (a dependency of @kubernetes/client-node) gives the documents as written; client-node's own loadAllYaml
+// would turn them into its model objects, renaming fields and dropping the ones it does not know.
+import yaml from "js-yaml"
 import { describe, expect, it } from "vitest"
 import * as fs from "node:fs"
 import * as path from "node:path"
@@ -39,10 +42,37 @@ const models: Record<string, new(data: never) => { validate(): void }> = {
   "rbac.authorization.k8s.io/v1/ClusterRoleBinding": ClusterRoleBinding
 }
 
+/**
+ * The schema check of kubernetes-models accepts fields it does not know, so a misspelt `readinessprobe` would pass
+ * (and the API server would drop it). This walks a document along @kubernetes/client-node's model types and
+ * returns the path of every field the type does not have.
+ */
+type AttributeMap = ReadonlyArray<{ readonly baseName: string; readonly type: string }>
+const modelTypes = k8s as unknown as Record<string, { getAttributeTypeMap?: () => AttributeMap } | undefined>
+const unknownFields = (value: unknown, type: string, at: string): ReadonlyArray<string> => {
+  if (value === null || value === undefined) return []
+  const array = /^Array<(.+)>$/.exec(type)
+  if (array !== null) return Array.isArray(value) ? value.flatMap((v, i) => unknownFields(v, array[1]!, `${at}[${i}]`)) : [`${at} (not a list)`]
+  const map = /^\{ \[key: string\]: (.+); \}$/.exec(type)
+  if (map !== null) return Object.entries(value as object).flatMap(([k, v]) => unknownFields(v, map[1]!, `${at}.${k}`))
+  const attributes = modelTypes[type]?.getAttributeTypeMap?.()
+  if (attributes === undefined) return [] // string, number, boolean, IntOrString, Date, any
+  if (typeof value !== "object" || Array.isArray(value)) return [`${at} (not an object)`]
+  return Object.entries(value as object).flatMap(([k, v]) => {
+    const field = attributes.find((a) => a.baseName === k)
+    return field === undefined ? [`${at}.${k}`] : unknownFields(v, field.type, `${at}.${k}`)
+  })
+}
+/** client-node names a model after the version and the kind: `apps/v1` `Deployment` is `V1Deployment`. */
+const clientType = (m: { readonly apiVersion: string; readonly kind: string }) => {
+  const version = m.apiVersion.split("/").at(-1)!
+  return `${version[0]!.toUpperCase()}${version.slice(1)}${m.kind}`
+}
+
 const yamlFiles = fs.readdirSync(dir).filter((f) => f.endsWith(".yaml")).sort()
 const manifestFiles = yamlFiles.filter((f) => f !== "kustomization.yaml")
 const load = (file: string): ReadonlyArray<Manifest> =>
-  loadAllYaml(fs.readFileSync(path.join(dir, file), "utf8")).filter((d) => d !== null && d !== undefined) as Array<Manifest>
+  yaml.loadAll(fs.readFileSync(path.join(dir, file), "utf8")).filter((d) => d !== null && d !== undefined) as Array<Manifest>
 const byFile = new Map(manifestFiles.map((f) => [f, load(f)] as const))
 const applied = [...byFile].filter(([f]) => f !== "secret.template.yaml").flatMap(([, docs]) => docs)
 const all = [...byFile.values()].flat()
@@ -84,12 +114,20 @@ describe("deploy/kubernetes", () => {
       expect(Model, `${m.apiVersion} ${m.kind} ${m.metadata?.name} has no model in this test`).toBeDefined()
       expect(() => new Model!(m as never).validate(), `${m.kind} ${m.metadata.name}`).not.toThrow()
       expect(m.metadata.labels?.["app.kubernetes.io/name"], `${m.kind} ${m.metadata.name}`).toBe("riscv-runner")
+      expect(modelTypes[clientType(m)]?.getAttributeTypeMap, clientType(m)).toBeDefined()
+      expect(unknownFields(m, clientType(m), `${m.kind} ${m.metadata.name}`)).toEqual([])
     }
     console.log(`deploy/kubernetes: ${all.length} documents in ${manifestFiles.length} files validate`)
   })
 
+  it("the unknown-field walk catches a misspelt field at any depth", () => {
+    const d = structuredClone(deployment("webhook")) as unknown as { spec: { template: { spec: { containers: Array<Record<string, unknown>> } } } }
+    d.spec.template.spec.containers[0]!["readinessprobe"] = { httpGet: { path: "/health", port: "http" } }
+    expect(unknownFields(d, "V1Deployment", "d")).toEqual(["d.spec.template.spec.containers[0].readinessprobe"])
+  })
+
   it("the kustomization lists every manifest but the Secret template, and no namespace override", () => {
-    const k = loadAllYaml(fs.readFileSync(path.join(dir, "kustomization.yaml"), "utf8"))[0] as {
+    const k = yaml.loadAll(fs.readFileSync(path.join(dir, "kustomization.yaml"), "utf8"))[0] as {
       readonly resources: ReadonlyArray<string>
       readonly namespace?: string
       readonly images: ReadonlyArray<{ readonly name: string }>
