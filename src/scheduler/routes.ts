@@ -7,6 +7,7 @@ import { Kube } from "../services/Kube.ts"
 import { schedulerMetrics } from "./metricsRoute.ts"
 import { queueJson } from "./queueRoute.ts"
 import { dashboardJson, dashboardPage } from "./dashboardRoute.ts"
+import { docsPage, openApiJson } from "../observability/openApiRoutes.ts"
 import { lastPage, linkHeader, pageLinks, parsePaging } from "./paging.ts"
 import { htmlPage, jobJson, jobsText, type LiveEvents, usageText, workerJson, workersText } from "./render.ts"
 import { SchedulerSettings } from "./settings.ts"
@@ -97,6 +98,8 @@ export const schedulerRouter = HttpRouter.empty.pipe(
   HttpRouter.get("/queue.json", orInternalError(queueJson)),
   HttpRouter.get("/", dashboardPage),
   HttpRouter.get("/dashboard.json", orInternalError(dashboardJson)),
+  HttpRouter.get("/openapi.json", openApiJson),
+  HttpRouter.get("/docs", docsPage),
   HttpRouter.get("/usage", orInternalError(usage(false))),
   HttpRouter.get("/usage.json", orInternalError(usage(true))),
   HttpRouter.get("/jobs", orInternalError(paged("jobs", "History", false))),

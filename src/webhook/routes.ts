@@ -8,6 +8,7 @@ import { traceEntity, traceEntityState, traceInstallation, traceJob, tracePayloa
 import { handleWorkflowJob } from "./workflowJob.ts"
 import { recordSignatureFailure } from "../observability/collect.ts"
 import { webhookMetrics } from "./metricsRoute.ts"
+import { docsPage, openApiJson } from "../observability/openApiRoutes.ts"
 
 /**
  * `POST /`: one GitHub delivery. It is verified before anything else happens, then dispatched on its event.
@@ -50,6 +51,8 @@ const answer = <R>(handler: () => Effect.Effect<HttpServerResponse.HttpServerRes
 export const webhookRouter = HttpRouter.empty.pipe(
   HttpRouter.get("/health", HttpServerResponse.text("ok")),
   HttpRouter.get("/metrics", webhookMetrics),
+  HttpRouter.get("/openapi.json", openApiJson),
+  HttpRouter.get("/docs", docsPage),
   HttpRouter.post("/", answer(() => receiveWebhook().pipe(Effect.tapError((e) => (e._tag === "SignatureRejected" ? recordSignatureFailure : Effect.void))))),
   HttpRouter.get("/setup/org", answer(setupPage("org"))),
   HttpRouter.get("/setup/personal", answer(setupPage("personal"))),

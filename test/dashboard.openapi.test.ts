@@ -1,0 +1,81 @@
+import { HttpApp, HttpRouter } from "@effect/platform"
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Layer, Schema } from "effect"
+import { DbMemory } from "../layers/db/memory.ts"
+import { KubeMemory } from "../layers/kube/memory.ts"
+import { DashboardJson, JobJson, QueueEntryJson, WorkerJson } from "../src/observability/httpApi.ts"
+import { schedulerRouter } from "../src/scheduler/routes.ts"
+import { type SchedulerSettings, SchedulerSettingsLive } from "../src/scheduler/settings.ts"
+import { Db } from "../src/services/Db.ts"
+import type { Kube } from "../src/services/Kube.ts"
+import { newJob, newWorker } from "./support/dbFixtures.ts"
+import { testRunnerConfig } from "./support/schedulerWorld.ts"
+import { memoryBackend, withWebhook } from "./support/webhookHarness.ts"
+
+/*
+ * The OpenAPI description (Effect's HttpApi) against the routes: every scheduler path it lists answers, and what
+ * the routes answer decodes with the schemas it publishes. /docs is one self-contained page.
+ */
+
+const world = Layer.mergeAll(DbMemory, KubeMemory({ tick: null }), SchedulerSettingsLive({ runnerConfig: testRunnerConfig(), prod: false }))
+const get = (path: string) =>
+  Effect.gen(function*() {
+    const app = yield* HttpRouter.toHttpApp(schedulerRouter)
+    const runtime = yield* Effect.runtime<Db | Kube | SchedulerSettings>()
+    const response = yield* Effect.promise(() => HttpApp.toWebHandlerRuntime(runtime)(app)(new Request(`http://localhost${path}`)))
+    return { status: response.status, type: response.headers.get("content-type"), body: yield* Effect.promise(() => response.text()) }
+  })
+
+describe("OpenAPI", () => {
+  it.effect("/openapi.json lists the JSON routes; each scheduler path answers and decodes with its schema", () =>
+    Effect.gen(function*() {
+      const db = yield* Db
+      yield* db.addJob(newJob(1))
+      yield* db.addWorker(newWorker("rise-riscv-runner-staging-oa1"))
+      const res = yield* get("/openapi.json")
+      expect(res.status).toBe(200)
+      expect(res.type).toContain("application/json")
+      const spec = JSON.parse(res.body)
+      expect(spec.openapi).toMatch(/^3\./)
+      expect(Object.keys(spec.paths).sort()).toEqual([
+        "/dashboard.json",
+        "/history.json",
+        "/jobs.json",
+        "/queue.json",
+        "/trace/entity/{entity_id}",
+        "/trace/entity/{entity_id}/state",
+        "/trace/installation/{installation_id}",
+        "/trace/job/{job_id}",
+        "/trace/payload/{event_id}",
+        "/usage.json",
+        "/workers.json"
+      ])
+      const decode = <A, I>(schema: Schema.Schema<A, I>, body: string) => Schema.decodeUnknownSync(schema, { onExcessProperty: "error" })(JSON.parse(body))
+      for (const path of Object.keys(spec.paths).filter((p) => !p.startsWith("/trace/"))) {
+        expect((yield* get(path)).status, path).toBe(200)
+      }
+      decode(Schema.Struct({ jobs: Schema.Array(JobJson), workers: Schema.Array(WorkerJson) }), (yield* get("/usage.json")).body)
+      decode(Schema.Array(JobJson), (yield* get("/jobs.json")).body)
+      decode(Schema.Array(WorkerJson), (yield* get("/workers.json")).body)
+      expect(decode(Schema.Array(QueueEntryJson), (yield* get("/queue.json")).body)).toHaveLength(1)
+      decode(DashboardJson, (yield* get("/dashboard.json")).body)
+    }).pipe(Effect.provide(world)))
+
+  it.effect("/docs: one self-contained page naming every operation", () =>
+    Effect.gen(function*() {
+      const res = yield* get("/docs")
+      expect(res.status).toBe(200)
+      expect(res.type).toContain("text/html")
+      for (const path of ["/queue.json", "/trace/job/{job_id}", "/usage.json"]) expect(res.body).toContain(`<code>${path}</code>`)
+      expect(res.body).not.toMatch(/<script|src="http|href="http/)
+    }).pipe(Effect.provide(world)))
+
+  it.live("the webhook port serves the same document", () =>
+    withWebhook(memoryBackend, (h) =>
+      Effect.gen(function*() {
+        const res = yield* h.request("/openapi.json")
+        expect(res.status).toBe(200)
+        expect(JSON.parse(res.text).info.title).toBe("riscv-runner operator API")
+        expect((yield* h.request("/docs")).status).toBe(200)
+      })))
+})
