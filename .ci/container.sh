@@ -4,7 +4,7 @@
 #  2. a pruned copy of the project gets the image's install and bundle commands (taken from the Dockerfile);
 #  3. the image's exact ENTRYPOINTs (node and deno, taken from the Dockerfile) run every role there against a
 #     throw-away PostgreSQL: `migrate` must succeed, and webhook, scheduler and `all --simulate` must answer
-#     /health, then stop on SIGTERM.
+#     /health, pass the image's HEALTHCHECK command, then stop on SIGTERM.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo="$(pwd)"
@@ -55,6 +55,11 @@ node_entry="$(grep -m1 -E '^ENTRYPOINT \["node"' Dockerfile | sed 's/^ENTRYPOINT
 deno_entry="$(grep -m1 -E '^ENTRYPOINT \["deno"' Dockerfile | sed 's/^ENTRYPOINT //')"
 mapfile -t node_cmd < <(node -e 'for (const w of JSON.parse(process.argv[1])) console.log(w)' "$node_entry")
 mapfile -t deno_cmd < <(node -e 'for (const w of JSON.parse(process.argv[1])) console.log(w)' "$deno_entry")
+# the HEALTHCHECKs: the node image's first, the deno image's second
+mapfile -t health_json < <(grep -E '^\s+CMD \[' Dockerfile | sed -E 's/^\s+CMD //')
+[ "${#health_json[@]}" = 2 ] || { echo "container: expected two HEALTHCHECK commands in the Dockerfile" >&2; exit 1; }
+mapfile -t node_health < <(node -e 'for (const w of JSON.parse(process.argv[1])) console.log(w)' "${health_json[0]}")
+mapfile -t deno_health < <(node -e 'for (const w of JSON.parse(process.argv[1])) console.log(w)' "${health_json[1]}")
 # `deno` on PATH is the devDependency's binary, the version the image copies in
 mkdir -p "$work/bin"
 ln -s "$repo/node_modules/deno/deno" "$work/bin/deno"
@@ -96,14 +101,18 @@ run_role() {
   done
   if [ "$ok" != 1 ]; then echo "container: $name did not answer /health on ${ports[*]}; its output:" >&2; cat "$log" >&2; return 1; fi
   local took=$(( ($(date +%s%N) - start) / 1000000 ))
+  # the image's HEALTHCHECK, run as Docker would, with the role's PORT
+  if ! (cd "$app" && "${base_env[@]}" "${envs[@]}" "${health[@]}") >>"$log" 2>&1; then
+    echo "container: the HEALTHCHECK of $name failed; its output:" >&2; cat "$log" >&2; return 1
+  fi
   kill -TERM "$pid"
   for _ in $(seq 1 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
   if kill -0 "$pid" 2>/dev/null; then echo "container: $name did not stop within 15 s of SIGTERM" >&2; kill -KILL "$pid"; return 1; fi
-  echo "container: $name answered /health on ${ports[*]} after ${took} ms and stopped on SIGTERM"
+  echo "container: $name answered /health on ${ports[*]} after ${took} ms, passed the HEALTHCHECK and stopped on SIGTERM"
 }
 
 for runtime in node deno; do
-  if [ "$runtime" = node ]; then cmd=("${node_cmd[@]}"); else cmd=("${deno_cmd[@]}"); fi
+  if [ "$runtime" = node ]; then cmd=("${node_cmd[@]}") health=("${node_health[@]}"); else cmd=("${deno_cmd[@]}") health=("${deno_health[@]}"); fi
   (cd "$app" && "${base_env[@]}" "${cmd[@]}" migrate) >"$work/migrate.log" 2>&1 || { echo "container: $runtime migrate failed" >&2; cat "$work/migrate.log" >&2; exit 1; }
   echo "container: $runtime migrate: $(tail -n 1 "$work/migrate.log")"
   run_role "$runtime webhook" 18080 -- PORT=18080 GHAPP_WEBHOOK_SECRET=ci-webhook-secret -- "${cmd[@]}" webhook
