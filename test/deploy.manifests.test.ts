@@ -13,6 +13,7 @@ import * as path from "node:path"
 import { Deployment } from "kubernetes-models/apps/v1"
 import { Job } from "kubernetes-models/batch/v1"
 import { NetworkPolicy } from "kubernetes-models/networking.k8s.io/v1"
+import { PodDisruptionBudget } from "kubernetes-models/policy/v1"
 import { ClusterRole, ClusterRoleBinding, Role, RoleBinding } from "kubernetes-models/rbac.authorization.k8s.io/v1"
 import { ConfigMap, Namespace, Secret, Service, ServiceAccount } from "kubernetes-models/v1"
 import { kubeOperations, type KubeOperation } from "../src/services/Kube.ts"
@@ -36,6 +37,7 @@ const models: Record<string, new(data: never) => { validate(): void }> = {
   "apps/v1/Deployment": Deployment,
   "batch/v1/Job": Job,
   "networking.k8s.io/v1/NetworkPolicy": NetworkPolicy,
+  "policy/v1/PodDisruptionBudget": PodDisruptionBudget,
   "rbac.authorization.k8s.io/v1/Role": Role,
   "rbac.authorization.k8s.io/v1/RoleBinding": RoleBinding,
   "rbac.authorization.k8s.io/v1/ClusterRole": ClusterRole,
