@@ -172,9 +172,9 @@ describe("deploy/kubernetes", () => {
     }
   })
 
-  it("the Secret template holds placeholders only, and every secret the workloads read is in it", () => {
+  it("the Secret template holds empty values only (unset, so it fails closed), and every secret the workloads read", () => {
     const secret = byFile.get("secret.template.yaml")![0] as Manifest & { stringData: Record<string, string> }
-    for (const [key, value] of Object.entries(secret.stringData)) expect(value.trim(), key).toBe("REPLACE_ME")
+    for (const [key, value] of Object.entries(secret.stringData)) expect(value, key).toBe("")
     const read = workloads.flatMap((w) =>
       w.spec.template.spec.containers.flatMap((c) => (c.env ?? []).flatMap((e) => e.valueFrom?.secretKeyRef === undefined ? [] : [e.valueFrom.secretKeyRef]))
     )
