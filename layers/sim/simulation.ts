@@ -67,10 +67,11 @@ export const simulation = (input: SimulationInput) =>
       }
     })
     const webhookDev = generated("GHAPP_WEBHOOK_SECRET")
-    const banner = [
-      `usage:     http://localhost:${input.schedulerPort}/usage   (active jobs and workers; /jobs and /workers for history)`,
-      `trace API: ${trace}`
-    ]
+    const banner: Array<string> = []
+    if (input.role !== "webhook") {
+      banner.push(`usage:     http://localhost:${input.schedulerPort}/usage   (active jobs and workers; /jobs and /workers for history)`)
+    }
+    if (input.role !== "scheduler") banner.push(`trace API: ${trace}`)
     if (input.role !== "all") {
       banner.push(`simulated GitHub and cluster: the closed loop (jobs that run) needs role "all"`)
       return { layer: Layer.empty, banner }
