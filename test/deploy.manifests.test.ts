@@ -8,6 +8,7 @@ import * as k8s from "@kubernetes/client-node"
 // would turn them into its model objects, renaming fields and dropping the ones it does not know.
 import yaml from "js-yaml"
 import { describe, expect, it } from "vitest"
+import { execFileSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { Deployment } from "kubernetes-models/apps/v1"
@@ -138,6 +139,26 @@ describe("deploy/kubernetes", () => {
     expect(k.namespace).toBeUndefined()
     expect(k.images.map((i) => i.name)).toEqual(["riscv-runner"])
     for (const w of workloads) for (const c of w.spec.template.spec.containers) expect(c.image).toBe("riscv-runner")
+  })
+
+  // kubectl embeds kustomize; where it is installed, render the kustomization as `kubectl apply -k` would
+  const kubectl = (() => {
+    try {
+      execFileSync("kubectl", ["version", "--client"], { stdio: "ignore" })
+      return true
+    } catch {
+      return false
+    }
+  })()
+  it.skipIf(!kubectl)("kubectl kustomize renders every document, with the image set and the Role left in the runners' namespace", () => {
+    const rendered = yaml.loadAll(execFileSync("kubectl", ["kustomize", dir], { encoding: "utf8" })) as Array<Manifest>
+    expect(rendered.map((m) => `${m.kind}/${m.metadata.name}`).sort()).toEqual(applied.map((m) => `${m.kind}/${m.metadata.name}`).sort())
+    for (const m of rendered) {
+      expect(m.metadata.labels?.["app.kubernetes.io/part-of"]).toBe("riscv-runner")
+      const pods = (m as unknown as Workload).spec?.template?.spec?.containers ?? []
+      for (const c of pods) expect(c.image).toMatch(/^ghcr\.io\/.+\/riscv-runner:/)
+    }
+    expect(rendered.find((m) => m.kind === "Role")?.metadata.namespace).toBe("default")
   })
 
   it("webhook and scheduler run two replicas each, with their role, probes on /health and no root", () => {
