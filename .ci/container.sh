@@ -70,7 +70,8 @@ pids+=($!)
 for _ in $(seq 1 120); do [ -s "$work/pg-url" ] && break; sleep 0.5; done
 [ -s "$work/pg-url" ] || { echo "container: the test PostgreSQL did not start" >&2; cat "$work/postgres.log" >&2; exit 1; }
 
-key="$(openssl genrsa 2048 2>/dev/null)"
+# a throw-away app key: the scheduler only has to be able to load it
+key="$(node -e 'const { generateKeyPairSync } = require("node:crypto"); process.stdout.write(generateKeyPairSync("rsa", { modulusLength: 2048 }).privateKey.export({ type: "pkcs1", format: "pem" }))')"
 kubeconfig='apiVersion: v1
 kind: Config
 clusters: [{name: ci, cluster: {server: "https://127.0.0.1:9"}}]
