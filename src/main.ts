@@ -29,6 +29,7 @@ import { SchedulerServer } from "./scheduler/server.ts"
 import { schedulerSettingsFromEnv } from "./scheduler/settings.ts"
 import type { RunnerConfig } from "./domain/RunnerConfig.ts"
 import type { Db } from "./services/Db.ts"
+import type { Github, GithubConfigError } from "./services/Github.ts"
 import { WebhookServer } from "./webhook/server.ts"
 import { SIMULATION_WEBHOOK_SECRET, webhookSettingsLayer } from "./webhook/WebhookSettings.ts"
 
@@ -50,16 +51,35 @@ const databaseLayer = (env: AppEnv, autoMigrate: boolean) =>
       }))
   })
 
+/** The two apps' ids: from the environment, else from the runner config. */
+const appIds = (env: AppEnv, runnerConfig: RunnerConfig) => ({
+  orgAppId: Option.getOrElse(env.orgAppId, () => runnerConfig.apps.orgAppId),
+  personalAppId: Option.getOrElse(env.personalAppId, () => runnerConfig.apps.personalAppId)
+})
+
+type GithubLayer = Layer.Layer<Github, GithubConfigError | StartupError>
+
+/**
+ * GitHub for every program of the process: the in-memory one under --simulate, else the live one when both app
+ * private keys are set. One layer value serves both programs in `all`, so they share one token cache, one
+ * runner-group cache and one view of the rate-limit budget.
+ */
+const githubLayer = (env: AppEnv, runnerConfig: RunnerConfig, simulate: boolean): Option.Option<GithubLayer> => {
+  if (simulate) return Option.some(GithubMemory)
+  const apps = appIds(env, runnerConfig)
+  return Option.map(Option.all([env.orgPrivateKey, env.personalPrivateKey]), ([orgKey, personalKey]) =>
+    GithubLive({
+      orgApp: { appId: apps.orgAppId, privateKey: orgKey },
+      personalApp: { appId: apps.personalAppId, privateKey: personalKey },
+      apiUrl: env.githubApiUrl
+    }))
+}
+
 /**
  * What the webhook program needs besides the database: its settings, an HTTP client for the staging proxy, and
- * GitHub for the setup pages' installation lookups (the in-memory GitHub under --simulate; the live one when both
- * app private keys are set; none otherwise, and the setup pages then answer 502).
+ * GitHub for the setup pages' installation lookups (none without the app keys; the setup pages then answer 502).
  */
-const webhookLayers = (env: AppEnv, runnerConfig: RunnerConfig, simulate: boolean) => {
-  const apps = {
-    orgAppId: Option.getOrElse(env.orgAppId, () => runnerConfig.apps.orgAppId),
-    personalAppId: Option.getOrElse(env.personalAppId, () => runnerConfig.apps.personalAppId)
-  }
+const webhookLayers = (env: AppEnv, runnerConfig: RunnerConfig, github: Option.Option<GithubLayer>) => {
   const settings = webhookSettingsLayer({
     // only --simulate may lack GHAPP_WEBHOOK_SECRET; its simulated GitHub signs with the well-known one
     webhookSecret: Option.getOrElse(env.webhookSecret, () => Redacted.make(SIMULATION_WEBHOOK_SECRET)),
@@ -67,19 +87,9 @@ const webhookLayers = (env: AppEnv, runnerConfig: RunnerConfig, simulate: boolea
     runnerConfig,
     prod: env.prod,
     stagingUrl: env.stagingUrl,
-    apps
+    apps: appIds(env, runnerConfig)
   })
-  const keys = Option.all([env.orgPrivateKey, env.personalPrivateKey])
-  const github = simulate
-    ? GithubMemory
-    : Option.isSome(keys)
-    ? GithubLive({
-      orgApp: { appId: apps.orgAppId, privateKey: keys.value[0] },
-      personalApp: { appId: apps.personalAppId, privateKey: keys.value[1] },
-      apiUrl: env.githubApiUrl
-    })
-    : Layer.empty
-  return Layer.mergeAll(settings, NodeHttpClient.layer, github)
+  return Layer.mergeAll(settings, NodeHttpClient.layer, Option.getOrElse(github, () => Layer.empty))
 }
 
 /**
@@ -88,22 +98,12 @@ const webhookLayers = (env: AppEnv, runnerConfig: RunnerConfig, simulate: boolea
  * service account). Under --simulate: the in-memory GitHub and the simulated cluster (`SIM_NODES`, default 4 `scw-em-rv1` nodes of one slot).
  * A layer that cannot start (an unusable key or kubeconfig) is a start-up error.
  */
-const schedulerLayers = (env: AppEnv, runnerConfig: RunnerConfig, simulate: boolean) => {
-  const apps = {
-    orgAppId: Option.getOrElse(env.orgAppId, () => runnerConfig.apps.orgAppId),
-    personalAppId: Option.getOrElse(env.personalAppId, () => runnerConfig.apps.personalAppId)
-  }
-  const settings = schedulerSettingsFromEnv({ ...runnerConfig, apps }, env.prod)
-  const keys = Option.all([env.orgPrivateKey, env.personalPrivateKey])
-  const github = simulate
-    ? GithubMemory
-    : Option.isSome(keys)
-    ? GithubLive({
-      orgApp: { appId: apps.orgAppId, privateKey: keys.value[0] },
-      personalApp: { appId: apps.personalAppId, privateKey: keys.value[1] },
-      apiUrl: env.githubApiUrl
-    })
-    : Layer.fail(new StartupError("the scheduler needs GHAPP_ORG_PRIVATE_KEY and GHAPP_PERSONAL_PRIVATE_KEY"))
+const schedulerLayers = (env: AppEnv, runnerConfig: RunnerConfig, simulate: boolean, githubOption: Option.Option<GithubLayer>) => {
+  const settings = schedulerSettingsFromEnv({ ...runnerConfig, apps: appIds(env, runnerConfig) }, env.prod)
+  const github = Option.getOrElse(
+    githubOption,
+    (): GithubLayer => Layer.fail(new StartupError("the scheduler needs GHAPP_ORG_PRIVATE_KEY and GHAPP_PERSONAL_PRIVATE_KEY"))
+  )
   const kube = simulate
     ? SimCluster
     : KubeLive({ kubeconfigYaml: Option.getOrUndefined(env.kubeconfigYaml), kubeconfigPath: Option.getOrUndefined(env.kubeconfigPath) })
@@ -140,16 +140,17 @@ const program = Effect.gen(function*() {
     return
   }
 
+  const github = githubLayer(env, runnerConfig, args.simulate)
   const servers: Array<Layer.Layer<never, unknown, Db>> = []
   const banner: Array<string> = []
   if (args.role === "webhook" || args.role === "all") {
-    servers.push(WebhookServer.pipe(Layer.provide(httpOn(env.port)), Layer.provide(webhookLayers(env, runnerConfig, args.simulate))))
+    servers.push(WebhookServer.pipe(Layer.provide(httpOn(env.port)), Layer.provide(webhookLayers(env, runnerConfig, github))))
     banner.push(`webhook:   http://localhost:${env.port}/ (health: /health)`)
   }
   if (args.role === "scheduler" || args.role === "all") {
     servers.push(
       Layer.mergeAll(SchedulerServer.pipe(Layer.provide(httpOn(env.schedulerPort))), SchedulerLoop).pipe(
-        Layer.provide(schedulerLayers(env, runnerConfig, args.simulate))
+        Layer.provide(schedulerLayers(env, runnerConfig, args.simulate, github))
       )
     )
     banner.push(`scheduler: http://localhost:${env.schedulerPort}/ (health: /health)`)
@@ -163,10 +164,7 @@ const program = Effect.gen(function*() {
       traceSecret: env.traceSecret,
       devSecrets: env.devSecrets,
       runnerConfig,
-      apps: {
-        orgAppId: Option.getOrElse(env.orgAppId, () => runnerConfig.apps.orgAppId),
-        personalAppId: Option.getOrElse(env.personalAppId, () => runnerConfig.apps.personalAppId)
-      },
+      apps: appIds(env, runnerConfig),
       demo: args.demo
     })
     servers.push(sim.layer)

@@ -29,15 +29,20 @@ const types: Pg.CustomTypesConfig = {
 export const pgClientLayer = (options: PgConnectionOptions) =>
   PgClient.layerFromPool({
     acquire: Effect.acquireRelease(
-      Effect.sync(() =>
-        new Pg.Pool({
+      Effect.sync(() => {
+        const pool = new Pg.Pool({
           connectionString: Redacted.value(options.url),
           options: `-c search_path=${options.schema}`,
           max: options.maxConnections ?? 10,
           application_name: "riscv-runner",
           types
         })
-      ),
+        // An idle pooled connection that the server closes (a restart, or the embedded server stopping first on
+        // Ctrl-C) is reported as a pool 'error' event, which would crash the process without a listener. The pool
+        // drops that connection by itself, and the next query opens a new one or fails with a DbError.
+        pool.on("error", () => undefined)
+        return pool
+      }),
       (pool) => Effect.promise(() => pool.end().catch(() => undefined))
     ),
     applicationName: "riscv-runner",
