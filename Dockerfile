@@ -31,7 +31,7 @@ ENV NODE_ENV=production LOG_FORMAT=json
 WORKDIR /app
 COPY package.json package-lock.json ./
 COPY .ci/complete-lockfile.mjs ./.ci/
-RUN node .ci/complete-lockfile.mjs && npm ci --omit=dev --no-audit --no-fund && npm cache clean --force && rm -rf .ci /root/.npm
+RUN node .ci/complete-lockfile.mjs && npm ci --omit=dev --no-audit --no-fund && npm cache clean --force && rm -rf .ci "$(npm config get cache)"
 COPY migrations ./migrations
 COPY --from=build /app/dist ./dist
 USER node

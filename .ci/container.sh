@@ -46,7 +46,8 @@ done
 install_cmd="$(grep -m1 -E '^RUN node \.ci/complete-lockfile\.mjs && npm ci' Dockerfile | sed 's/^RUN //')"
 bundle_cmd="$(grep -m1 -E '^RUN node_modules/\.bin/esbuild' Dockerfile | sed 's/^RUN //')"
 [[ "$install_cmd" == *"--omit=dev"* ]] || { echo "container: no npm ci --omit=dev in the Dockerfile" >&2; exit 1; }
-(cd "$app" && eval "$install_cmd" >"$work/install.log" 2>&1) || { cat "$work/install.log" >&2; exit 1; }
+# The image's install step cleans npm's cache; a private cache keeps that from emptying this machine's.
+(cd "$app" && export npm_config_cache="$work/npm-cache" && eval "$install_cmd" >"$work/install.log" 2>&1) || { cat "$work/install.log" >&2; exit 1; }
 (cd "$app" && eval "$bundle_cmd")
 echo "container: pruned install ($(du -sh "$app/node_modules" | cut -f1) of node_modules) and bundle ready"
 
