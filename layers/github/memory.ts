@@ -9,7 +9,6 @@ import {
   type GithubJob,
   GithubNotFound,
   type GithubOperation,
-  GithubRateLimited,
   type GithubRun,
   type GithubRunner,
   type GithubShape,
@@ -21,7 +20,7 @@ import {
 } from "../../src/services/Github.ts"
 import { makeCallCounter } from "./callCounter.ts"
 import { makeRunnerGroupCache } from "./runnerGroupCache.ts"
-import { errorFromStatus, type HeaderMap, transportError } from "./statusErrors.ts"
+import { errorFromStatus, guardSpentBudget, type HeaderMap, transportError } from "./statusErrors.ts"
 import { makeTokenCache } from "./tokenCache.ts"
 
 /*
@@ -648,17 +647,7 @@ const make = (options: GithubMemoryOptions) =>
     /** An installation-scoped call, like the live layer's: spent budget fails fast; a 401 drops the token. */
     const authed = <A>(operation: GithubOperation, ref: InstallationRef, handler: Handler<A>) =>
       Effect.gen(function* () {
-        const known = (yield* Ref.get(reported)).get(ref.installationId)
-        const now = yield* Clock.currentTimeMillis
-        if (known !== undefined && known.remaining <= 0 && known.resetAt.getTime() > now) {
-          return yield* new GithubRateLimited({
-            operation,
-            status: 403,
-            message: `${operation}: the installation's rate-limit budget is spent until ${known.resetAt.toISOString()}`,
-            resetAt: known.resetAt,
-            retryAfterSeconds: undefined
-          })
-        }
+        yield* guardSpentBudget(reported, ref.installationId, operation)
         const token = yield* installationToken(ref)
         return yield* serve(operation, { _tag: "installation", token: Redacted.value(token) }, handler).pipe(
           Effect.flatMap(settle(operation, ref.installationId)),

@@ -3,7 +3,7 @@ import { createAppAuth } from "@octokit/auth-app"
 import { Octokit } from "@octokit/core"
 import { retry } from "@octokit/plugin-retry"
 import { throttling } from "@octokit/plugin-throttling"
-import { Clock, Data, Duration, Effect, Layer, Option, Redacted, Ref, Schema } from "effect"
+import { Data, Duration, Effect, Layer, Option, Redacted, Ref, Schema } from "effect"
 import type { EntityType } from "../../src/domain/Entity.ts"
 import {
   Github,
@@ -14,7 +14,6 @@ import {
   GithubJob,
   GithubNotFound,
   type GithubOperation,
-  GithubRateLimited,
   GithubRun,
   GithubRunner,
   type GithubShape,
@@ -26,7 +25,7 @@ import {
 } from "../../src/services/Github.ts"
 import { makeCallCounter } from "./callCounter.ts"
 import { makeRunnerGroupCache } from "./runnerGroupCache.ts"
-import { errorFromStatus, type HeaderMap, transportError } from "./statusErrors.ts"
+import { errorFromStatus, guardSpentBudget, type HeaderMap, transportError } from "./statusErrors.ts"
 import { makeTokenCache } from "./tokenCache.ts"
 
 /** One of our two GitHub Apps: its numeric id and its PEM private key (PKCS#1 as GitHub issues it, or PKCS#8). */
@@ -311,18 +310,7 @@ const make = (options: GithubLiveOptions): Effect.Effect<GithubShape, GithubConf
       extraHeaders?: Record<string, string>
     ) =>
       Effect.gen(function* () {
-        // A spent budget answers 403 until it resets; do not pay a round trip (or a token) to hear it again.
-        const known = (yield* Ref.get(rateLimits)).get(ref.installationId)
-        const now = yield* Clock.currentTimeMillis
-        if (known !== undefined && known.remaining <= 0 && known.resetAt.getTime() > now) {
-          return yield* new GithubRateLimited({
-            operation,
-            status: 403,
-            message: `${operation}: the installation's rate-limit budget is spent until ${known.resetAt.toISOString()}`,
-            resetAt: known.resetAt,
-            retryAfterSeconds: undefined
-          })
-        }
+        yield* guardSpentBudget(rateLimits, ref.installationId, operation)
         const token = yield* installationToken(ref)
         return yield* send(
           operation,
