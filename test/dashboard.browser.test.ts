@@ -114,7 +114,8 @@ describe("dashboard in a headless browser", () => {
         }
         // wait for a steady state: all 6 jobs stored, every board busy
         let usage: any
-        for (let i = 0; i < 200; i++) {
+        // (by the clock, not a count of polls: under a loaded CI machine the simulated world can take a while)
+        for (const deadline = Date.now() + 45_000; Date.now() < deadline;) {
           usage = await getJson(`${scheduler}/usage.json`)
           if (usage.jobs.length === 6 && usage.workers.filter((w: any) => w.status === "running").length === 3) break
           await new Promise((r) => setTimeout(r, 100))
@@ -175,5 +176,5 @@ describe("dashboard in a headless browser", () => {
       await browser.close()
       rmSync(profile, { recursive: true, force: true })
     }
-  }, 90_000)
+  }, 120_000)
 })
