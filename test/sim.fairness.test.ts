@@ -5,7 +5,7 @@ import { fairnessTable, runFairness } from "./support/simFairness.ts"
 /*
  * Fairness under scarcity through the whole closed loop, at a size that fits `npm test`: a burst of 40 jobs from
  * one entity and a trickle of 5 each from two others, on 4 boards. `npm run bench:fairness` runs the full
- * 200 + 10 + 10 scenario and prints the README's table.
+ * 200 + 10 + 10 scenario and prints the table of docs/performance.md.
  */
 const load = { boards: 4, burst: 40, small: 5, jobMinutes: 5 }
 

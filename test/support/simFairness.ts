@@ -167,7 +167,7 @@ export const runFairness = (policy: "fair" | "fifo", load: FairnessLoad = FAIRNE
 
 const fixed = (n: number, digits = 1) => n.toFixed(digits)
 
-/** The README's table. */
+/** The table in docs/performance.md. */
 export const fairnessTable = (results: ReadonlyArray<FairnessResult>): string => {
   const lines = [
     "| policy | entity | jobs | mean wait | p95 wait | board time while contended (fair share) | Jain's index | utilisation |",
