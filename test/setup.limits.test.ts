@@ -1,5 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Exit, Option, TestClock } from "effect"
+import { ConfigProvider, Effect, Exit, Option, TestClock } from "effect"
+import { loadAppEnv } from "../src/config/env.ts"
 import { clientAddress } from "../src/webhook/clientAddress.ts"
 import { makeLookupCache } from "../src/webhook/lookupCache.ts"
 import { makeRateLimiter, type RateLimit, take } from "../src/webhook/rateLimiter.ts"
@@ -81,7 +82,7 @@ describe("look-up cache", () => {
       const cache = makeLookupCache<number, string>({ ttl: "1 minute", maxEntries: 10 })
       let calls = 0
       const failing = (e: string) => Effect.suspend(() => (++calls, Effect.fail(e)))
-      const keepNotFound = (exit: Exit.Exit<number, string>) => Exit.isFailure(exit) && Option.contains(Exit.causeOption(exit).pipe(Option.flatMap((c) => c._tag === "Fail" ? Option.some(c.error) : Option.none())), "404")
+      const keepNotFound = (exit: Exit.Exit<number, string>) => Exit.isFailure(exit) && exit.cause._tag === "Fail" && exit.cause.error === "404"
       for (let i = 0; i < 3; i++) expect(yield* Effect.flip(cache.get("x", failing("404"), keepNotFound))).toBe("404")
       for (let i = 0; i < 3; i++) expect(yield* Effect.flip(cache.get("y", failing("503"), keepNotFound))).toBe("503")
       expect(calls).toBe(4)
@@ -107,4 +108,24 @@ describe("client address", () => {
   ])("$name", ({ hops, r, want }) => {
     expect(clientAddress(r, hops)).toBe(want)
   })
+})
+
+describe("environment", () => {
+  const load = (vars: Record<string, string>) =>
+    loadAppEnv("webhook", true).pipe(Effect.withConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(vars)))))
+
+  it.effect("defaults: no trusted proxy, 10 requests a minute with a burst of 10", () =>
+    Effect.gen(function*() {
+      const env = yield* load({})
+      expect([env.trustedProxyHops, env.setupRateLimit, env.setupRateBurst]).toEqual([0, 10, 10])
+    }))
+
+  it.effect("TRUSTED_PROXY_HOPS, SETUP_RATE_LIMIT and SETUP_RATE_BURST are read, and a bad value is named", () =>
+    Effect.gen(function*() {
+      const env = yield* load({ TRUSTED_PROXY_HOPS: "1", SETUP_RATE_LIMIT: "0", SETUP_RATE_BURST: "30" })
+      expect([env.trustedProxyHops, env.setupRateLimit, env.setupRateBurst]).toEqual([1, 0, 30])
+      const bad = yield* Effect.flip(load({ SETUP_RATE_LIMIT: "-3", TRUSTED_PROXY_HOPS: "yes" }))
+      expect(bad.message).toContain("SETUP_RATE_LIMIT")
+      expect(bad.message).toContain("TRUSTED_PROXY_HOPS")
+    }))
 })
