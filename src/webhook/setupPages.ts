@@ -124,7 +124,7 @@ type ParsedId =
   | { readonly _tag: "Invalid"; readonly raw: string }
   | { readonly _tag: "Valid"; readonly id: number }
 
-export const parseInstallationId = (raw: string | null): ParsedId => {
+const parseInstallationId = (raw: string | null): ParsedId => {
   if (raw === null || raw === "") return { _tag: "Missing" }
   const id = Number(raw)
   return /^\d+$/.test(raw) && Number.isSafeInteger(id) && id > 0 ? { _tag: "Valid", id } : { _tag: "Invalid", raw }
