@@ -87,7 +87,9 @@ const webhookLayers = (env: AppEnv, runnerConfig: RunnerConfig, github: Option.O
     runnerConfig,
     prod: env.prod,
     stagingUrl: env.stagingUrl,
-    apps: appIds(env, runnerConfig)
+    apps: appIds(env, runnerConfig),
+    trustedProxyHops: env.trustedProxyHops,
+    setupPages: { ratePerMinute: env.setupRateLimit, rateBurst: env.setupRateBurst }
   })
   return Layer.mergeAll(settings, NodeHttpClient.layer, Option.getOrElse(github, () => Layer.empty))
 }

@@ -20,14 +20,27 @@ const withSetup = (body: (h: WebhookHarness, github: GithubMemoryControlShape) =
 const account = (login: string, type: string, id = 4242) => ({ login, type, id })
 
 describe("setup pages", () => {
-  it.live("no installation id, or one that is not an integer: 400 with both install links", () =>
+  it.live("no installation id: 400 with both install links", () =>
     withSetup((h) =>
       Effect.gen(function*() {
-        for (const path of ["/setup/org", "/setup/personal", "/setup/org?installation_id=", "/setup/org?installation_id=12ab", "/setup/personal?installation_id=1.5"]) {
+        for (const path of ["/setup/org", "/setup/personal", "/setup/org?installation_id="]) {
           const res = yield* h.request(path)
           expect(res.status).toBe(400)
           expect(res.headers.get("content-type")).toBe("text/html; charset=utf-8")
           expect(res.text).toContain("Missing installation id")
+          expect(res.text).toContain(ORG_INSTALL)
+          expect(res.text).toContain(PERSONAL_INSTALL)
+        }
+      })))
+
+  it.live("an id that is not a positive integer: 400 saying so, with both install links", () =>
+    withSetup((h) =>
+      Effect.gen(function*() {
+        for (const path of ["/setup/org?installation_id=12ab", "/setup/personal?installation_id=1.5", "/setup/org?installation_id=0", "/setup/personal?installation_id=-1"]) {
+          const res = yield* h.request(path)
+          expect(res.status).toBe(400)
+          expect(res.headers.get("content-type")).toBe("text/html; charset=utf-8")
+          expect(res.text).toContain("Invalid installation id")
           expect(res.text).toContain(ORG_INSTALL)
           expect(res.text).toContain(PERSONAL_INSTALL)
         }

@@ -29,6 +29,11 @@ export interface AppEnv {
   readonly logFormat: "json" | "pretty"
   /** where the embedded PostgreSQL keeps its data when POSTGRES_URL is unset */
   readonly dataDir: string
+  /** `TRUSTED_PROXY_HOPS`: reverse proxies in front of the webhook whose `X-Forwarded-For` entries are believed */
+  readonly trustedProxyHops: number
+  /** `SETUP_RATE_LIMIT`, `SETUP_RATE_BURST`: the setup pages' requests per minute and burst per client address */
+  readonly setupRateLimit: number
+  readonly setupRateBurst: number
 }
 
 /** An empty value counts as unset, as in the original. */
@@ -47,6 +52,11 @@ const optionalInt = (name: string) =>
             : Either.left(ConfigError.InvalidData([name], `must be a positive integer, got "${s}"`))
       })
     )
+  )
+const count = (name: string, fallback: number) =>
+  Config.integer(name).pipe(
+    Config.validate({ message: "must be a whole number >= 0", validation: (n) => n >= 0 }),
+    Config.withDefault(fallback)
   )
 const port = (name: string, fallback: number) =>
   Config.integer(name).pipe(
@@ -74,7 +84,10 @@ export const appEnvConfig = (role: Role): Config.Config<AppEnv> =>
     runnerConfigPath: optionalString("RUNNER_CONFIG"),
     logLevel: Config.string("LOG_LEVEL").pipe(Config.withDefault("info")),
     logFormat: Config.literal("json", "pretty")("LOG_FORMAT").pipe(Config.withDefault("pretty" as const)),
-    dataDir: Config.string("DATA_DIR").pipe(Config.withDefault(".data"))
+    dataDir: Config.string("DATA_DIR").pipe(Config.withDefault(".data")),
+    trustedProxyHops: count("TRUSTED_PROXY_HOPS", 0),
+    setupRateLimit: count("SETUP_RATE_LIMIT", 10),
+    setupRateBurst: count("SETUP_RATE_BURST", 10)
   }).pipe(Config.map((env) => ({ ...env, schema: env.prod ? "prod" as const : "staging" as const })))
 
 /**

@@ -1,5 +1,6 @@
 import { Context, Duration, Layer, Option, type Redacted } from "effect"
 import type { RunnerConfig } from "../domain/RunnerConfig.ts"
+import { SetupGuard, setupGuardLayer } from "./SetupGuard.ts"
 
 /**
  * What the webhook program needs to know about its deployment. `main.ts` builds it from the environment and the
@@ -24,6 +25,33 @@ export interface WebhookSettingsShape {
   readonly maxBodyBytes: number
   /** the staging proxy gives up after this and answers 502 */
   readonly stagingTimeout: Duration.Duration
+  /**
+   * `TRUSTED_PROXY_HOPS`: how many reverse proxies in front of the service append the client's address to
+   * `X-Forwarded-For`. 0 (the default) ignores the header and takes the socket's peer as the client.
+   */
+  readonly trustedProxyHops: number
+  /** the setup pages' GitHub look-ups: cached per (app, installation id), rate limited per client address */
+  readonly setupPages: SetupPagesLimits
+}
+
+export interface SetupPagesLimits {
+  /** how long a found or not-found installation is remembered */
+  readonly lookupTtl: Duration.Duration
+  readonly maxCachedLookups: number
+  /** `SETUP_RATE_LIMIT`: requests per minute per client address, 0 for no limit */
+  readonly ratePerMinute: number
+  /** `SETUP_RATE_BURST`: requests a client may make at once */
+  readonly rateBurst: number
+  /** the most client addresses tracked; the least recently seen are forgotten first */
+  readonly maxTrackedClients: number
+}
+
+export const DEFAULT_SETUP_PAGES_LIMITS: SetupPagesLimits = {
+  lookupTtl: Duration.minutes(1),
+  maxCachedLookups: 10_000,
+  ratePerMinute: 10,
+  rateBurst: 10,
+  maxTrackedClients: 10_000
 }
 
 export class WebhookSettings extends Context.Tag("riscv-runner/WebhookSettings")<WebhookSettings, WebhookSettingsShape>() {}
@@ -52,6 +80,8 @@ export interface WebhookSettingsInput {
   readonly installUrls?: { readonly org: string; readonly personal: string } | undefined
   readonly maxBodyBytes?: number | undefined
   readonly stagingTimeout?: Duration.DurationInput | undefined
+  readonly trustedProxyHops?: number | undefined
+  readonly setupPages?: Partial<SetupPagesLimits> | undefined
 }
 
 /** Settings with the original's defaults for everything not given (app ids from the runner config). */
@@ -64,8 +94,23 @@ export const makeWebhookSettings = (input: WebhookSettingsInput): WebhookSetting
   apps: input.apps ?? input.runnerConfig.apps,
   installUrls: input.installUrls ?? DEFAULT_INSTALL_URLS,
   maxBodyBytes: input.maxBodyBytes ?? MAX_BODY_BYTES,
-  stagingTimeout: Duration.decode(input.stagingTimeout ?? Duration.seconds(10))
+  stagingTimeout: Duration.decode(input.stagingTimeout ?? Duration.seconds(10)),
+  trustedProxyHops: input.trustedProxyHops ?? 0,
+  setupPages: { ...DEFAULT_SETUP_PAGES_LIMITS, ...input.setupPages }
 })
 
-export const webhookSettingsLayer = (input: WebhookSettingsInput): Layer.Layer<WebhookSettings> =>
-  Layer.succeed(WebhookSettings, makeWebhookSettings(input))
+/**
+ * The settings, and what lives as long as they do: the setup pages' look-up cache and rate limiter (built afresh,
+ * empty, with each build of the layer).
+ */
+export const webhookSettingsLayer = (input: WebhookSettingsInput): Layer.Layer<WebhookSettings | SetupGuard> => {
+  const settings = makeWebhookSettings(input)
+  const limits = settings.setupPages
+  return Layer.merge(
+    Layer.succeed(WebhookSettings, settings),
+    setupGuardLayer({
+      lookups: { ttl: limits.lookupTtl, maxEntries: limits.maxCachedLookups },
+      rateLimit: { perMinute: limits.ratePerMinute, burst: limits.rateBurst, maxKeys: limits.maxTrackedClients }
+    })
+  )
+}

@@ -3,6 +3,8 @@ import { Effect, Option } from "effect"
 import type { EntityType } from "../domain/Entity.ts"
 import type { RunnerConfig } from "../domain/RunnerConfig.ts"
 import { Github, type GithubError } from "../services/Github.ts"
+import { clientAddress } from "./clientAddress.ts"
+import { SetupGuard } from "./SetupGuard.ts"
 import { WebhookSettings, type WebhookSettingsShape } from "./WebhookSettings.ts"
 
 /*
@@ -10,6 +12,10 @@ import { WebhookSettings, type WebhookSettingsShape } from "./WebhookSettings.ts
  * look the installation up with the app's own JWT and say plainly whether everything is in place, and if not,
  * what to do next. There are two apps because GitHub's runner APIs differ: the organization app registers
  * runners in an org runner group, the personal-account app registers them on each repository.
+ *
+ * The pages are public, and a look-up spends the app's GitHub budget, so an id that cannot be an installation is
+ * refused before anything else, each client address has a rate limit (`SetupGuard`), and answers are remembered
+ * for a minute per (app, installation id).
  */
 
 const escapeHtml = (s: string): string =>
@@ -87,6 +93,43 @@ links instead:</p>
 repositories owned by your own account.</p>`
   )
 
+const invalidPage = (settings: WebhookSettingsShape, raw: string) =>
+  page(
+    400,
+    "Invalid installation id",
+    html`<p>The installation id <code>${raw.length > 40 ? `${raw.slice(0, 40)}…` : raw}</code> is not one GitHub
+gives out: an installation id is a positive whole number. Start from one of the install links instead:</p>
+<p>${installLink(settings, "org")}${installLink(settings, "personal")}</p>`
+  )
+
+const tooManyRequestsPage = (retryAfterSeconds: number) =>
+  HttpServerResponse.setHeader(
+    page(
+      429,
+      "Too many requests",
+      html`<p>This address has asked about installations too often. Try again in ${retryAfterSeconds} second${
+        retryAfterSeconds === 1 ? "" : "s"
+      }.</p>`
+    ),
+    "retry-after",
+    String(retryAfterSeconds)
+  )
+
+/**
+ * The `installation_id` parameter: absent or empty is the original's "missing" page; anything but a positive
+ * safe integer (`0`, `-1`, `1.5`, `abc`, `1e3`, a 20-digit number) is refused as invalid.
+ */
+type ParsedId =
+  | { readonly _tag: "Missing" }
+  | { readonly _tag: "Invalid"; readonly raw: string }
+  | { readonly _tag: "Valid"; readonly id: number }
+
+const parseInstallationId = (raw: string | null): ParsedId => {
+  if (raw === null || raw === "") return { _tag: "Missing" }
+  const id = Number(raw)
+  return /^\d+$/.test(raw) && Number.isSafeInteger(id) && id > 0 ? { _tag: "Valid", id } : { _tag: "Invalid", raw }
+}
+
 const notFoundPage = (settings: WebhookSettingsShape, kind: Kind, id: number) =>
   page(
     404,
@@ -154,9 +197,18 @@ export const setupPage = (kind: Kind) =>
   Effect.fn(`Webhook.setup.${kind}`)(function*() {
     const settings = yield* WebhookSettings
     const request = yield* HttpServerRequest.HttpServerRequest
-    const raw = new URL(request.url, "http://setup").searchParams.get("installation_id") ?? ""
-    const id = Number(raw)
-    if (!/^[+-]?\d+$/.test(raw) || !Number.isSafeInteger(id)) return missingPage(settings)
+    const parsed = parseInstallationId(new URL(request.url, "http://setup").searchParams.get("installation_id"))
+    if (parsed._tag === "Missing") return missingPage(settings)
+    if (parsed._tag === "Invalid") return invalidPage(settings, parsed.raw)
+    const id = parsed.id
+
+    const guard = yield* SetupGuard
+    const address = clientAddress(request, settings.trustedProxyHops)
+    const admitted = yield* guard.admit(address)
+    if (admitted._tag === "Limited") {
+      yield* Effect.logDebug("setup page: rate limited").pipe(Effect.annotateLogs({ client: address }))
+      return tooManyRequestsPage(admitted.retryAfterSeconds)
+    }
 
     const github = yield* Effect.serviceOption(Github)
     if (Option.isNone(github)) {
@@ -164,7 +216,7 @@ export const setupPage = (kind: Kind) =>
       return upstreamErrorPage(kind, id, 0)
     }
     const expected = entityTypeOf(kind)
-    return yield* github.value.getInstallation(id, expected).pipe(
+    return yield* guard.installation(expected, id, github.value.getInstallation(id, expected)).pipe(
       Effect.map((installation) =>
         installation.account.type === expected
           ? allSetPage(settings, kind, installation.account.login)
