@@ -8,7 +8,7 @@
  */
 import { HttpServerError } from "@effect/platform"
 import { NodeHttpClient, NodeHttpServer, NodeRuntime } from "@effect/platform-node"
-import { ConfigError, Console, Effect, Layer, Logger, LogLevel, Option, Redacted } from "effect"
+import { Cause, ConfigError, Console, Effect, Layer, Logger, LogLevel, Option, Redacted } from "effect"
 import { createServer } from "node:http"
 import * as path from "node:path"
 import { migrate } from "../layers/db/migrate.ts"
@@ -168,6 +168,19 @@ const explainStartupFailure = (ports: ReadonlyArray<ListenPort>) => (error: unkn
   return error
 }
 
+/**
+ * A failure nobody foresaw (not a `StartupError`) still ends the process with status 1 and its whole cause, but
+ * reported through the configured logger, so that under LOG_FORMAT=json it is one JSON entry like every other
+ * stdout line rather than runMain's plain-text report after the JSON ones.
+ */
+const reportUnexpected = (what: string) => <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, StartupError, R> =>
+  Effect.catchAllCause(self, (cause) => {
+    const failure = Cause.failureOption(cause)
+    if (Option.isSome(failure) && failure.value instanceof StartupError) return Effect.fail(failure.value)
+    if (Cause.isInterruptedOnly(cause)) return Effect.failCause(cause as Cause.Cause<never>)
+    return Effect.zipRight(Effect.logError(what, cause), Effect.sync(() => process.exit(1)))
+  })
+
 const program = Effect.gen(function*() {
   const args = yield* Effect.try({ try: () => parseArgs(process.argv.slice(2)), catch: (e) => e as StartupError })
   // --simulate generates the webhook and trace secrets that are unset (printed once, in the banner) and, with
@@ -180,12 +193,13 @@ const program = Effect.gen(function*() {
 
   if (args.role === "migrate") {
     const url = Option.getOrThrow(env.postgresUrl)
-    const applied = yield* migrate(env.schema).pipe(Effect.provide(pgClientLayer({ url, schema: env.schema })))
-    yield* say(
-      applied.length === 0 ? `schema ${env.schema}: up to date` : `schema ${env.schema}: applied ${applied.join(", ")}`,
-      { schema: env.schema, applied }
-    ).pipe(Effect.provide(logLayer(env)))
-    return
+    return yield* Effect.gen(function*() {
+      const applied = yield* migrate(env.schema).pipe(Effect.provide(pgClientLayer({ url, schema: env.schema })))
+      yield* say(
+        applied.length === 0 ? `schema ${env.schema}: up to date` : `schema ${env.schema}: applied ${applied.join(", ")}`,
+        { schema: env.schema, applied }
+      )
+    }).pipe(reportUnexpected("migrate failed"), Effect.provide(logLayer(env)))
   }
 
   const github = githubLayer(env, runnerConfig, args.simulate)
@@ -233,7 +247,11 @@ const program = Effect.gen(function*() {
   )
   // A launched app fails only while it is being built, so every failure here is a start-up failure; the ones an
   // operator can fix become one line and status 2, anything else is still reported with its cause.
-  yield* Layer.launch(app).pipe(Effect.mapError(explainStartupFailure(ports)), Effect.provide(logLayer(env)))
+  yield* Layer.launch(app).pipe(
+    Effect.mapError(explainStartupFailure(ports)),
+    reportUnexpected("could not start"),
+    Effect.provide(logLayer(env))
+  )
 })
 
 // `trace` is a client of a running service's trace API, not a role: it needs no layers

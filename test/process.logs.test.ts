@@ -85,6 +85,17 @@ describe("the entrypoint under LOG_FORMAT=json", () => {
     expect(child.stderr.filter((l) => l !== "")).toEqual([])
   }, 60_000)
 
+  it("an unforeseen start-up failure (migrate with PostgreSQL unreachable) is one JSON entry with its cause, status 1", async () => {
+    const closed = await freePort()
+    const child = start(["migrate"], { POSTGRES_URL: `postgres://runner:hunter2-db-password@127.0.0.1:${closed}/nowhere` })
+    expect(await child.exited).toBe(1)
+    const lines = parsedLines(child.stdout)
+    expect(lines).toHaveLength(1)
+    expect(lines[0]).toMatchObject({ logLevel: "ERROR", message: "migrate failed" })
+    expect(String(lines[0]!.cause)).toContain("ECONNREFUSED")
+    expect([...child.stdout, ...child.stderr].join("\n")).not.toContain("hunter2-db-password")
+  }, 60_000)
+
   it("webhook: an unsigned delivery is logged as one JSON warning with status 401, and every line is JSON", async () => {
     const db = await database("proc_logs_webhook")
     const migrated = start(["migrate"], { POSTGRES_URL: db.url })
