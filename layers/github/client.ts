@@ -179,27 +179,18 @@ const service = (calls: ClientCalls, counter: CallCounter) =>
       }
     )
 
-    const getJob = Effect.fn("Github.getJob")(function*(ref: InstallationRef, repoFullName: string, jobId: number) {
-      const { owner, repo } = yield* splitRepo("getJob", repoFullName)
-      return yield* calls.conditionalGet(
-        "getJob",
-        ref,
-        endpoint("getJob", { owner, repo, job_id: jobId }),
-        `job ${ref.installationId} ${repoFullName.toLowerCase()} ${jobId}`,
-        readable("getJob", GithubJob)
-      )
-    })
-
-    const getRun = Effect.fn("Github.getRun")(function*(ref: InstallationRef, repoFullName: string, runId: number) {
-      const { owner, repo } = yield* splitRepo("getRun", repoFullName)
-      return yield* calls.conditionalGet(
-        "getRun",
-        ref,
-        endpoint("getRun", { owner, repo, run_id: runId }),
-        `run ${ref.installationId} ${repoFullName.toLowerCase()} ${runId}`,
-        readable("getRun", GithubRun)
-      )
-    })
+    /** A job or run of a repository, polled conditionally: an unchanged one costs no budget. */
+    const poll = <A, I>(operation: "getJob" | "getRun", idParam: "job_id" | "run_id", schema: Schema.Schema<A, I>) =>
+      Effect.fn(`Github.${operation}`)(function*(ref: InstallationRef, repoFullName: string, id: number) {
+        const { owner, repo } = yield* splitRepo(operation, repoFullName)
+        return yield* calls.conditionalGet(
+          operation,
+          ref,
+          endpoint(operation, { owner, repo, [idParam]: id }),
+          `${operation === "getJob" ? "job" : "run"} ${ref.installationId} ${repoFullName.toLowerCase()} ${id}`,
+          readable(operation, schema)
+        )
+      })
 
     const getInstallation = Effect.fn("Github.getInstallation")(
       function*(installationId: number, entityType: EntityType) {
@@ -223,8 +214,8 @@ const service = (calls: ClientCalls, counter: CallCounter) =>
       listRunnersRepo,
       deleteRunnerOrg,
       deleteRunnerRepo,
-      getJob,
-      getRun,
+      getJob: poll("getJob", "job_id", GithubJob),
+      getRun: poll("getRun", "run_id", GithubRun),
       rateLimit: calls.rateLimit,
       callCounts: counter.snapshot
     } satisfies GithubShape

@@ -47,3 +47,19 @@ export const paged = <A>(items: ReadonlyArray<A>, url: URL) => {
   const headers: Record<string, string> = rels.length > 0 ? { link: rels.join(", ") } : {}
   return { slice: items.slice((page - 1) * perPage, page * perPage), headers }
 }
+
+/** A self-hosted runner as GitHub shows it in listings and JIT answers. */
+export const runnerJson = (r: {
+  readonly id: number
+  readonly name: string
+  readonly status: string
+  readonly busy: boolean
+  readonly labels: ReadonlyArray<string>
+}) => ({
+  id: r.id,
+  name: r.name,
+  os: "linux",
+  status: r.status,
+  busy: r.busy,
+  labels: r.labels.map((name, i) => ({ id: i + 1, name, type: "custom" }))
+})

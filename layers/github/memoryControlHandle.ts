@@ -5,10 +5,13 @@ import {
   addGroup,
   addRunnerTo,
   bumpJob,
+  bumpRun,
   findRunnerByName,
   finishRunner,
   jobView,
   ownerOf,
+  putJob,
+  putRun,
   type RunnerRecord,
   runnerView,
   same,
@@ -76,14 +79,11 @@ export const makeControlHandle = (
     finishRunner: (runnerName) => update((s) => finishRunner(s, runnerName)),
     removeRunner: (runnerName) => update((s) => updateRunner(s, runnerName, () => undefined)),
     createJob: (job) =>
-      update((s) => ({
-        ...s,
-        nextId: s.nextId + 1,
-        jobs: HashMap.set(s.jobs, job.id, {
+      update((s) =>
+        putJob(s, {
           id: job.id,
           repo: job.repo,
           labels: job.labels ?? [],
-          version: s.nextId,
           job: {
             status: job.status ?? "queued",
             conclusion: job.conclusion ?? null,
@@ -91,7 +91,7 @@ export const makeControlHandle = (
             run_id: job.runId
           }
         })
-      })),
+      ),
     setJobStatus: (jobId, u) =>
       update((s) =>
         bumpJob(s, jobId, (j) => ({
@@ -135,30 +135,19 @@ export const makeControlHandle = (
         return runnerName ? finishRunner(s1, runnerName) : s1
       }),
     createRun: (run) =>
-      update((s) => ({
-        ...s,
-        nextId: s.nextId + 1,
-        runs: HashMap.set(s.runs, run.id, {
+      update((s) =>
+        putRun(s, {
           id: run.id,
           repo: run.repo,
-          version: s.nextId,
           run: { status: run.status ?? "queued", conclusion: run.conclusion ?? null }
         })
-      })),
+      ),
     setRunStatus: (runId, u) =>
       update((s) =>
-        Option.match(HashMap.get(s.runs, runId), {
-          onNone: () => s,
-          onSome: (r) => ({
-            ...s,
-            nextId: s.nextId + 1,
-            runs: HashMap.set(s.runs, runId, {
-              ...r,
-              version: s.nextId,
-              run: { status: u.status, conclusion: u.conclusion === undefined ? r.run.conclusion : u.conclusion }
-            })
-          })
-        })
+        bumpRun(s, runId, (r) => ({
+          ...r,
+          run: { status: u.status, conclusion: u.conclusion === undefined ? r.run.conclusion : u.conclusion }
+        }))
       ),
     setRateLimit: (installationId, b) =>
       update((s) => {

@@ -1,6 +1,6 @@
 import { HashMap, Option } from "effect"
 import type { GithubOperation } from "../../src/services/Github.ts"
-import { errorAnswer, notFoundAnswer, paged } from "./githubHttp.ts"
+import { errorAnswer, notFoundAnswer, paged, runnerJson } from "./githubHttp.ts"
 import type { MemoryRunnerScope } from "./memoryControl.ts"
 import {
   addGroup,
@@ -73,15 +73,6 @@ const sameHome = (r: RunnerRecord, scope: MemoryRunnerScope) =>
   scope._tag === "Org"
     ? r.scope._tag === "Org" && same(r.scope.org, scope.org)
     : r.scope._tag === "Repo" && same(r.scope.repo, scope.repo)
-
-const runnerJson = (r: RunnerRecord) => ({
-  id: r.id,
-  name: r.name,
-  os: "linux",
-  status: r.status,
-  busy: r.busy,
-  labels: r.labels.map((name, i) => ({ id: i + 1, name, type: "custom" }))
-})
 
 /** A conditional GET's answer: the version is the ETag, and a matching If-None-Match gets a bodiless 304. */
 const conditional = (r: RouteRequest, version: number, body: unknown): GithubAnswer => {

@@ -146,16 +146,23 @@ export const addRunnerTo = (
 export const finishRunner = (s: State, runnerName: string): State =>
   updateRunner(s, runnerName, (r) => (r.stuckBusy ? r : undefined))
 
-/** Changes a job; every change is a new version (a new ETag). */
-export const bumpJob = (s: State, jobId: number, f: (j: JobRecord) => JobRecord): State =>
-  Option.match(HashMap.get(s.jobs, jobId), {
-    onNone: () => s,
-    onSome: (j) => ({
-      ...s,
-      nextId: s.nextId + 1,
-      jobs: HashMap.set(s.jobs, jobId, { ...f(j), version: s.nextId })
-    })
-  })
+/** Stores a job or run as a new version (its ETag changes); the version comes from the id sequence. */
+export const putJob = (s: State, j: Omit<JobRecord, "version">): State => ({
+  ...s,
+  nextId: s.nextId + 1,
+  jobs: HashMap.set(s.jobs, j.id, { ...j, version: s.nextId })
+})
+export const putRun = (s: State, r: Omit<RunRecord, "version">): State => ({
+  ...s,
+  nextId: s.nextId + 1,
+  runs: HashMap.set(s.runs, r.id, { ...r, version: s.nextId })
+})
+
+/** Changes a job or run, if there is one; every change is a new version. */
+export const bumpJob = (s: State, jobId: number, f: (j: JobRecord) => Omit<JobRecord, "version">): State =>
+  Option.match(HashMap.get(s.jobs, jobId), { onNone: () => s, onSome: (j) => putJob(s, f(j)) })
+export const bumpRun = (s: State, runId: number, f: (r: RunRecord) => Omit<RunRecord, "version">): State =>
+  Option.match(HashMap.get(s.runs, runId), { onNone: () => s, onSome: (r) => putRun(s, f(r)) })
 
 /** Deterministic token-looking text: unique, distinctive enough for leak scans, no randomness needed. */
 export const secretText = (prefix: string, n: number) =>
