@@ -98,7 +98,10 @@ describe("the in-memory GitHub server", () => {
       const { asOrg, control, counter, send } = yield* world
       const resetAt = new Date(3_600_000)
       yield* control.setRateLimit(11, { remaining: 0, resetAt })
-      const spent = yield* send({ operation: "listRunnersOrgGroup", ...endpoint("listRunnersOrgGroup", { org: "rise-org", runner_group_id: 1 }) }, asOrg)
+      const spent = yield* send({
+        operation: "listRunnersOrgGroup",
+        ...endpoint("listRunnersOrgGroup", { org: "rise-org", runner_group_id: 1 })
+      }, asOrg)
       expect(spent.status).toBe(403)
       expect(spent.headers).toMatchObject({ "x-ratelimit-remaining": "0", "x-ratelimit-reset": "3600" })
       yield* control.injectFault("getRun", { _tag: "Transport" }, { times: 1 })

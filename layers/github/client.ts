@@ -76,7 +76,11 @@ const service = (calls: ClientCalls, counter: CallCounter) =>
       asInstallation(
         "createRunnerGroup",
         ref,
-        endpoint("createRunnerGroup", { org }, { name: groupName, visibility: "all", allows_public_repositories: true }),
+        endpoint("createRunnerGroup", { org }, {
+          name: groupName,
+          visibility: "all",
+          allows_public_repositories: true
+        }),
         [201]
       ).pipe(
         Effect.flatMap((a) => readable("createRunnerGroup", Schema.Struct({ id: Schema.Number }))(a.data)),

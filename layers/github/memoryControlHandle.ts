@@ -154,7 +154,11 @@ export const makeControlHandle = (
         const limit = b.limit ?? Option.getOrUndefined(HashMap.get(s.budgets, installationId))?.limit ?? defaultLimit
         return {
           ...s,
-          budgets: HashMap.set(s.budgets, installationId, { limit, remaining: b.remaining, resetAt: b.resetAt.getTime() })
+          budgets: HashMap.set(s.budgets, installationId, {
+            limit,
+            remaining: b.remaining,
+            resetAt: b.resetAt.getTime()
+          })
         }
       }),
     injectFault: (operation, fault, opts) =>

@@ -173,5 +173,9 @@ export const snapshotOf = (s: State): GithubMemorySnapshot => ({
   runnerGroups: Array.from(HashMap.values(s.groups)).flat(),
   runners: Array.from(HashMap.values(s.runners)).sort((a, b) => a.id - b.id).map(runnerView),
   jobs: Array.from(HashMap.values(s.jobs)).sort((a, b) => a.id - b.id).map(jobView),
-  runs: Array.from(HashMap.values(s.runs)).sort((a, b) => a.id - b.id).map((r) => ({ id: r.id, repo: r.repo, ...r.run }))
+  runs: Array.from(HashMap.values(s.runs)).sort((a, b) => a.id - b.id).map((r) => ({
+    id: r.id,
+    repo: r.repo,
+    ...r.run
+  }))
 })

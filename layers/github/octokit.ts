@@ -9,7 +9,7 @@ import { Github, GithubConfigError, type GithubOperation, type GithubShape } fro
 import { type CallCounter, makeCallCounter } from "./callCounter.ts"
 import { makeGithubClient } from "./client.ts"
 import type { HeaderMap } from "./statusErrors.ts"
-import { type GithubAnswer, type GithubTransport, NoAnswer } from "./transport.ts"
+import { type GithubAnswer, type GithubTransport, NoAnswer, type TransportAuth } from "./transport.ts"
 
 /** One of our two GitHub Apps: its numeric id and its PEM private key (PKCS#1 as GitHub issues it, or PKCS#8). */
 export interface GithubAppCredentials {
@@ -135,12 +135,11 @@ const octokitTransport = (options: GithubLiveOptions, counter: CallCounter): Git
     Organization: options.orgApp,
     User: options.personalApp
   } satisfies Record<EntityType, GithubAppCredentials>
-  const signers = {
-    Organization: createAppAuth({ appId: apps.Organization.appId, privateKey: normalisePem(Redacted.value(apps.Organization.privateKey)) }),
-    User: createAppAuth({ appId: apps.User.appId, privateKey: normalisePem(Redacted.value(apps.User.privateKey)) })
-  } satisfies Record<EntityType, unknown>
+  const signer = (app: GithubAppCredentials) =>
+    createAppAuth({ appId: app.appId, privateKey: normalisePem(Redacted.value(app.privateKey)) })
+  const signers = { Organization: signer(apps.Organization), User: signer(apps.User) }
 
-  const authorization = (auth: Parameters<GithubTransport["request"]>[0]["auth"]) =>
+  const authorization = (auth: TransportAuth) =>
     auth._tag === "installation"
       ? Effect.succeed(`token ${Redacted.value(auth.token)}`)
       : Effect.tryPromise({

@@ -44,7 +44,8 @@ export const makeRateLimits: Effect.Effect<RateLimits> = Effect.gen(function*() 
           return yield* new GithubRateLimited({
             operation,
             status: 403,
-            message: `${operation}: the installation's rate-limit budget is spent until ${budget.resetAt.toISOString()}`,
+            message:
+              `${operation}: the installation's rate-limit budget is spent until ${budget.resetAt.toISOString()}`,
             resetAt: budget.resetAt,
             retryAfterSeconds: undefined
           })
