@@ -1,6 +1,6 @@
 /**
  * The GitHub App manifests in deploy/github-app hold exactly the permissions that the endpoints called by
- * layers/github/octokit.ts need: a new endpoint without a row below, or a permission the code no longer needs,
+ * layers/github/endpoints.ts need: a new endpoint without a row below, or a permission the code no longer needs,
  * fails here.
  */
 import { describe, expect, it } from "vitest"
@@ -8,7 +8,7 @@ import * as fs from "node:fs"
 import * as path from "node:path"
 
 const root = path.resolve(import.meta.dirname, "..")
-const source = fs.readFileSync(path.join(root, "layers/github/octokit.ts"), "utf8")
+const source = fs.readFileSync(path.join(root, "layers/github/endpoints.ts"), "utf8")
 const readJson = (file: string) => JSON.parse(fs.readFileSync(path.join(root, "deploy/github-app", file), "utf8")) as {
   readonly url: string
   readonly hook_attributes: { readonly url: string; readonly active: boolean }
@@ -39,7 +39,7 @@ const endpoints: Record<string, { readonly permission: readonly [string, Level] 
   "GET /repos/{owner}/{repo}/actions/runs/{run_id}": { permission: ["actions", "read"], apps: ["org", "personal"] }
 }
 
-/** Every `method: "X", url: "/..."` pair in the Octokit layer. */
+/** Every `method: "X", url: "/..."` pair in the GitHub client's endpoint table (both layers call these). */
 const called = [...source.matchAll(/method:\s*"([A-Z]+)",\s*url:\s*"([^"]+)"/g)].map((m) => `${m[1]} ${m[2]}`)
 
 const needed = (app: App): Record<string, Level> => {
@@ -54,7 +54,7 @@ const needed = (app: App): Record<string, Level> => {
 }
 
 describe("deploy/github-app", () => {
-  it("the Octokit layer calls only endpoints with a known permission, and every one of them", () => {
+  it("the GitHub client calls only endpoints with a known permission, and every one of them", () => {
     expect(called.length).toBeGreaterThan(0)
     for (const e of called) expect(Object.keys(endpoints), `${e} has no permission row in this test`).toContain(e)
     expect(new Set(called)).toEqual(new Set(Object.keys(endpoints)))

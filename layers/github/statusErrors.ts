@@ -1,4 +1,3 @@
-import { Clock, Effect, Ref } from "effect"
 import {
   GithubBusy,
   type GithubError,
@@ -6,8 +5,7 @@ import {
   GithubNotFound,
   type GithubOperation,
   GithubRateLimited,
-  GithubTransportError,
-  type RateLimit
+  GithubTransportError
 } from "../../src/services/Github.ts"
 
 /**
@@ -65,27 +63,3 @@ export const errorFromStatus = (
 
 export const transportError = (operation: GithubOperation, what: string): GithubTransportError =>
   new GithubTransportError({ operation, message: `${operation}: no answer from GitHub: ${scrubSecrets(what)}` })
-
-/**
- * Fails at once when GitHub last said the installation's budget is spent and the reset has not come yet: asking
- * again would only cost a round trip (and a token) to hear 403. Both layers guard every installation call with it,
- * so they spend and count calls the same way.
- */
-export const guardSpentBudget = (
-  rateLimits: Ref.Ref<Map<number, RateLimit>>,
-  installationId: number,
-  operation: GithubOperation
-): Effect.Effect<void, GithubRateLimited> =>
-  Effect.gen(function*() {
-    const known = (yield* Ref.get(rateLimits)).get(installationId)
-    const now = yield* Clock.currentTimeMillis
-    if (known !== undefined && known.remaining <= 0 && known.resetAt.getTime() > now) {
-      return yield* new GithubRateLimited({
-        operation,
-        status: 403,
-        message: `${operation}: the installation's rate-limit budget is spent until ${known.resetAt.toISOString()}`,
-        resetAt: known.resetAt,
-        retryAfterSeconds: undefined
-      })
-    }
-  })

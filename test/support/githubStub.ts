@@ -5,6 +5,7 @@ import { Effect, Redacted, type Scope } from "effect"
 import type { EntityType } from "../../src/domain/Entity.ts"
 import type { GithubInstallation } from "../../src/services/Github.ts"
 import type { MemoryRunner, MemoryRunnerGroup, MemoryRunnerScope } from "../../layers/github/memory.ts"
+import { budgetHeaders, paged, runnerJson } from "../../layers/github/githubHttp.ts"
 import { checkBody, checkParameters, matchOperation } from "./githubOpenapi.ts"
 import type { GithubWorldShape } from "./githubWorld.ts"
 
@@ -178,15 +179,6 @@ const appOfJwt = (state: GithubStubState, jwt: string): StubApp | undefined => {
   return app
 }
 
-const runnerJson = (r: StubRunner) => ({
-  id: r.id,
-  name: r.name,
-  os: "linux",
-  status: r.status,
-  busy: r.busy,
-  labels: r.labels.map((name, i) => ({ id: i + 1, name, type: "custom" }))
-})
-
 const groupJson = (g: MemoryRunnerGroup, base: string) => ({
   id: g.id,
   name: g.name,
@@ -198,32 +190,6 @@ const groupJson = (g: MemoryRunnerGroup, base: string) => ({
   restricted_to_workflows: false,
   selected_workflows: [],
   workflow_restrictions_read_only: false
-})
-
-/** One page of a listing plus its Link header, GitHub style (`page` from 1, `per_page` default 30, max 100). */
-const paged = <A>(items: ReadonlyArray<A>, url: URL) => {
-  const perPage = Math.min(Number(url.searchParams.get("per_page") ?? 30) || 30, 100)
-  const page = Math.max(Number(url.searchParams.get("page") ?? 1) || 1, 1)
-  const last = Math.max(Math.ceil(items.length / perPage), 1)
-  const link = (n: number) => {
-    const u = new URL(url.toString())
-    u.searchParams.set("per_page", String(perPage))
-    u.searchParams.set("page", String(n))
-    return u.toString()
-  }
-  const rels: Array<string> = []
-  if (page < last) rels.push(`<${link(page + 1)}>; rel="next"`, `<${link(last)}>; rel="last"`)
-  if (page > 1) rels.push(`<${link(1)}>; rel="first"`, `<${link(page - 1)}>; rel="prev"`)
-  const headers: Record<string, string> = rels.length > 0 ? { link: rels.join(", ") } : {}
-  return { slice: items.slice((page - 1) * perPage, page * perPage), headers }
-}
-
-const budgetHeaders = (b: Budget): Record<string, string> => ({
-  "x-ratelimit-limit": String(b.limit),
-  "x-ratelimit-remaining": String(b.remaining),
-  "x-ratelimit-used": String(b.limit - b.remaining),
-  "x-ratelimit-reset": String(Math.floor(b.resetAt / 1000)),
-  "x-ratelimit-resource": "core"
 })
 
 // --- the API ---------------------------------------------------------------------------------------------------

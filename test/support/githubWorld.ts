@@ -1,61 +1,33 @@
 import { Context, Effect, Layer, Option, type Redacted } from "effect"
-import type { EntityType } from "../../src/domain/Entity.ts"
-import { type GithubInstallation, totalCalls } from "../../src/services/Github.ts"
+import { totalCalls } from "../../src/services/Github.ts"
 import {
   GithubMemoryControl,
+  type GithubMemoryControlShape,
   type MemoryRunner,
-  type MemoryRunnerGroup,
-  type MemoryRunnerScope
+  type MemoryRunnerGroup
 } from "../../layers/github/memory.ts"
 
 /**
  * GitHub's side of a contract scenario: what the test seeds and inspects, independent of the layer under test.
  * For the memory layer it is the control handle; for the live layer it is the stub server's state.
  */
-export interface GithubWorldShape {
+export interface GithubWorldShape extends
+  Pick<
+    GithubMemoryControlShape,
+    | "addInstallation"
+    | "removeInstallation"
+    | "addRunnerGroup"
+    | "addRunner"
+    | "setRunnerBusy"
+    | "createJob"
+    | "setJobStatus"
+    | "createRun"
+    | "setRateLimit"
+  >
+{
   readonly name: "memory" | "stub"
-  readonly addInstallation: (
-    installation: GithubInstallation,
-    options?: { readonly app?: EntityType }
-  ) => Effect.Effect<void>
-  readonly removeInstallation: (installationId: number) => Effect.Effect<void>
-  readonly addRunnerGroup: (org: string, name: string) => Effect.Effect<number>
-  readonly addRunner: (
-    scope: MemoryRunnerScope,
-    runner: {
-      readonly name: string
-      readonly status?: "online" | "offline"
-      readonly busy?: boolean
-      readonly labels?: ReadonlyArray<string>
-    }
-  ) => Effect.Effect<number>
   /** the runner in a pod started with this JIT config connects; false if GitHub does not know the config */
   readonly registerRunnerFromJit: (jitConfig: Redacted.Redacted<string>) => Effect.Effect<boolean>
-  readonly setRunnerBusy: (runnerName: string, busy: boolean) => Effect.Effect<void>
-  readonly createJob: (job: {
-    readonly id: number
-    readonly repo: string
-    readonly runId: number
-    readonly status?: string
-    readonly conclusion?: string | null
-    readonly runnerName?: string | null
-  }) => Effect.Effect<void>
-  readonly setJobStatus: (
-    jobId: number,
-    update: { readonly status: string; readonly conclusion?: string | null; readonly runnerName?: string | null }
-  ) => Effect.Effect<void>
-  readonly createRun: (
-    run: {
-      readonly id: number
-      readonly repo: string
-      readonly status?: string | null
-      readonly conclusion?: string | null
-    }
-  ) => Effect.Effect<void>
-  readonly setRateLimit: (
-    installationId: number,
-    budget: { readonly limit?: number; readonly remaining: number; readonly resetAt: Date }
-  ) => Effect.Effect<void>
   /** access-token requests GitHub has received */
   readonly tokenRequests: Effect.Effect<number>
   readonly runnerGroups: (org: string) => Effect.Effect<ReadonlyArray<MemoryRunnerGroup>>

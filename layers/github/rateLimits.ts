@@ -1,0 +1,55 @@
+import { Clock, Effect, Option, Ref } from "effect"
+import { type GithubOperation, GithubRateLimited, type RateLimit } from "../../src/services/Github.ts"
+import type { HeaderMap } from "./statusErrors.ts"
+
+/**
+ * Each installation's primary budget as GitHub last reported it in an answer's `x-ratelimit-*` headers, and the
+ * guard that keeps the client from asking while that budget is spent.
+ */
+export interface RateLimits {
+  /** Remembers the budget an installation-authenticated answer reports (core resource only). */
+  readonly note: (installationId: number, headers: HeaderMap) => Effect.Effect<void>
+  readonly get: (installationId: number) => Effect.Effect<Option.Option<RateLimit>>
+  /**
+   * Fails at once when GitHub last said the installation's budget is spent and the reset has not come yet: asking
+   * again would only cost a round trip (and a token) to hear 403.
+   */
+  readonly guard: (installationId: number, operation: GithubOperation) => Effect.Effect<void, GithubRateLimited>
+}
+
+/** The budget an answer reports, if its headers say one (and it is the `core` resource's). */
+export const rateLimitOf = (headers: HeaderMap): RateLimit | undefined => {
+  const limit = Number(headers["x-ratelimit-limit"])
+  const remaining = Number(headers["x-ratelimit-remaining"])
+  const reset = Number(headers["x-ratelimit-reset"])
+  if (!Number.isFinite(limit) || !Number.isFinite(remaining) || !Number.isFinite(reset)) return undefined
+  if (headers["x-ratelimit-resource"] !== undefined && headers["x-ratelimit-resource"] !== "core") return undefined
+  const used = Number(headers["x-ratelimit-used"])
+  return { limit, remaining, used: Number.isFinite(used) ? used : limit - remaining, resetAt: new Date(reset * 1000) }
+}
+
+export const makeRateLimits: Effect.Effect<RateLimits> = Effect.gen(function*() {
+  const known = yield* Ref.make(new Map<number, RateLimit>())
+  return {
+    note: (installationId, headers) => {
+      const info = rateLimitOf(headers)
+      return info === undefined ? Effect.void : Ref.update(known, (m) => new Map(m).set(installationId, info))
+    },
+    get: (installationId) => Ref.get(known).pipe(Effect.map((m) => Option.fromNullable(m.get(installationId)))),
+    guard: (installationId, operation) =>
+      Effect.gen(function*() {
+        const budget = (yield* Ref.get(known)).get(installationId)
+        const now = yield* Clock.currentTimeMillis
+        if (budget !== undefined && budget.remaining <= 0 && budget.resetAt.getTime() > now) {
+          return yield* new GithubRateLimited({
+            operation,
+            status: 403,
+            message:
+              `${operation}: the installation's rate-limit budget is spent until ${budget.resetAt.toISOString()}`,
+            resetAt: budget.resetAt,
+            retryAfterSeconds: undefined
+          })
+        }
+      })
+  }
+})
