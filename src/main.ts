@@ -41,13 +41,13 @@ const httpOn = (port: number) => NodeHttpServer.layer(createServer, { port })
  */
 const databaseLayer = (env: AppEnv, autoMigrate: boolean) =>
   Option.match(env.postgresUrl, {
-    onSome: (url) => DbPostgres({ url, schema: env.schema, migrate: autoMigrate }),
+    onSome: (url) => DbPostgres({ url, schema: env.schema, migrate: autoMigrate, timeouts: env.dbTimeouts }),
     onNone: () =>
       Layer.unwrapScoped(Effect.gen(function*() {
         const dataDir = path.resolve(env.dataDir, "postgres")
         yield* Console.log(`database: embedded PostgreSQL, data in ${dataDir}`)
         const pg = yield* startEmbeddedPostgres({ dataDir, persistent: true })
-        return DbPostgres({ url: Redacted.make(pg.url), schema: env.schema, migrate: true })
+        return DbPostgres({ url: Redacted.make(pg.url), schema: env.schema, migrate: true, timeouts: env.dbTimeouts })
       }))
   })
 
@@ -135,7 +135,7 @@ const program = Effect.gen(function*() {
 
   if (args.role === "migrate") {
     const url = Option.getOrThrow(env.postgresUrl)
-    const applied = yield* migrate(env.schema).pipe(Effect.provide(pgClientLayer({ url, schema: env.schema })))
+    const applied = yield* migrate(env.schema).pipe(Effect.provide(pgClientLayer({ url, schema: env.schema, timeouts: env.dbTimeouts })))
     yield* Console.log(applied.length === 0 ? `schema ${env.schema}: up to date` : `schema ${env.schema}: applied ${applied.join(", ")}`)
     return
   }

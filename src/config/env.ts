@@ -29,6 +29,8 @@ export interface AppEnv {
   readonly logFormat: "json" | "pretty"
   /** where the embedded PostgreSQL keeps its data when POSTGRES_URL is unset */
   readonly dataDir: string
+  /** `DB_CONNECT_TIMEOUT_MS`, `DB_STATEMENT_TIMEOUT_MS`, `DB_LOCK_TIMEOUT_MS`: how long to wait for PostgreSQL */
+  readonly dbTimeouts: { readonly connectMs: number; readonly statementMs: number; readonly lockMs: number }
 }
 
 /** An empty value counts as unset, as in the original. */
@@ -54,6 +56,22 @@ const port = (name: string, fallback: number) =>
     Config.withDefault(fallback)
   )
 
+/** Milliseconds within [min, max], default `fallback`; a unit suffix ("5s") is refused rather than guessed. */
+const millis = (name: string, fallback: number, min: number, max: number, zero: string) =>
+  Config.integer(name).pipe(
+    Config.validate({
+      message: `must be a whole number of milliseconds from ${min} to ${max}${zero}`,
+      validation: (n) => n >= min && n <= max
+    }),
+    Config.withDefault(fallback)
+  )
+
+const dbTimeoutsConfig = Config.all({
+  connectMs: millis("DB_CONNECT_TIMEOUT_MS", 5000, 100, 60_000, ""),
+  statementMs: millis("DB_STATEMENT_TIMEOUT_MS", 5000, 0, 600_000, " (0: none)"),
+  lockMs: millis("DB_LOCK_TIMEOUT_MS", 3000, 0, 600_000, " (0: none)")
+})
+
 export const appEnvConfig = (role: Role): Config.Config<AppEnv> =>
   Config.all({
     prod: optionalString("PROD").pipe(Config.map((o) => Option.getOrElse(o, () => "").toLowerCase() === "true")),
@@ -74,7 +92,8 @@ export const appEnvConfig = (role: Role): Config.Config<AppEnv> =>
     runnerConfigPath: optionalString("RUNNER_CONFIG"),
     logLevel: Config.string("LOG_LEVEL").pipe(Config.withDefault("info")),
     logFormat: Config.literal("json", "pretty")("LOG_FORMAT").pipe(Config.withDefault("pretty" as const)),
-    dataDir: Config.string("DATA_DIR").pipe(Config.withDefault(".data"))
+    dataDir: Config.string("DATA_DIR").pipe(Config.withDefault(".data")),
+    dbTimeouts: dbTimeoutsConfig
   }).pipe(Config.map((env) => ({ ...env, schema: env.prod ? "prod" as const : "staging" as const })))
 
 /**
