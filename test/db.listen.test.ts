@@ -4,6 +4,7 @@ import { DbPostgres } from "../layers/db/postgres.ts"
 import { startEmbeddedPostgres, tempDataDir } from "../src/embedded/embeddedPostgres.ts"
 import { wakeLoop } from "../src/scheduler/loop.ts"
 import { Db } from "../src/services/Db.ts"
+import { frozenDatabase } from "./db.freezableProxy.ts"
 import { newJob } from "./support/dbFixtures.ts"
 import { freshDatabase, query } from "./support/postgres.ts"
 import * as net from "node:net"
@@ -85,6 +86,33 @@ describe("Db.wakeups on PostgreSQL broken on purpose", () => {
       expect((yield* Ref.get(logs)).some((l) => l.includes("level=WARN") && l.includes("LISTEN"))).toBe(true)
       console.log(`wake-up latency: healthy ${healthy} ms, right after terminate ${afterTerminate} ms, re-listened ${relistened} ms`)
     }).pipe(Effect.scoped), 30_000)
+
+  it.live("a LISTEN connection that silently stops answering is noticed by its check, and listened to again", () =>
+    Effect.gen(function*() {
+      const database = yield* frozenDatabase("listen_frozen")
+      const db = Context.get(
+        yield* Layer.build(DbPostgres({
+          url: Redacted.make(database.proxyUrl),
+          schema: "staging",
+          timeouts: { connectMs: 1000, statementMs: 500, lockMs: 300 }
+        })),
+        Db
+      )
+      const logs = yield* Ref.make<ReadonlyArray<string>>([])
+      const starts = yield* startLoop(db, logs)
+      const [pid] = yield* eventually(listenBackends(database.url, database.name), (pids) => pids.length === 1)
+      database.proxy.freeze()
+      // no socket event reports a frozen peer: only the periodic check (every 5 s, 1.5 s deadline here) does
+      const noticed = yield* eventually(Ref.get(logs), (l) => l.some((line) => line.includes("LISTEN") && line.includes("check failed")), 15_000)
+      expect(noticed.some((line) => line.includes("level=WARN") && line.includes("check failed"))).toBe(true)
+      database.proxy.thaw()
+      const again = yield* eventually(listenBackends(database.url, database.name), (pids) => pids.length === 1 && pids[0] !== pid, 15_000)
+      expect(again.length).toBe(1)
+      expect(again[0]).not.toBe(pid)
+      yield* Effect.sleep("200 millis") // the catch-up wake-up of the new session
+      const latency = yield* wakeLatency(db, starts, 1)
+      console.log(`frozen LISTEN connection: noticed and listened to again; wake-up ${latency} ms`)
+    }).pipe(Effect.scoped), 45_000)
 
   it.live("after a restart of PostgreSQL itself, the wake-ups resume", () =>
     Effect.gen(function*() {

@@ -2,7 +2,6 @@ import { HttpApp, HttpRouter } from "@effect/platform"
 import { PgClient } from "@effect/sql-pg"
 import { describe, expect, it } from "@effect/vitest"
 import { ConfigProvider, Context, Deferred, Effect, Either, Fiber, Layer, Redacted } from "effect"
-import * as net from "node:net"
 import { pgClientLayer } from "../layers/db/pgClient.ts"
 import { DbPostgres, DbPostgresFromClient } from "../layers/db/postgres.ts"
 import type { DbTimeouts } from "../layers/db/timeouts.ts"
@@ -12,6 +11,7 @@ import { schedulerRouter } from "../src/scheduler/routes.ts"
 import { SchedulerSettingsLive } from "../src/scheduler/settings.ts"
 import { Db, DbError, isDbUnavailable } from "../src/services/Db.ts"
 import { newWorker } from "./support/dbFixtures.ts"
+import { frozenDatabase } from "./db.freezableProxy.ts"
 import { freshDatabase, query } from "./support/postgres.ts"
 import { testRunnerConfig } from "./support/schedulerWorld.ts"
 import { type Backend, withWebhook } from "./support/webhookHarness.ts"
@@ -22,72 +22,6 @@ import { workflowJob } from "./support/webhookPayloads.ts"
  * SIGSTOPped server or a silent network looks like from the client). Deliveries must get a 503 well within
  * GitHub's 10 s, `/ready` must say so while `/health` stays 200, and everything recovers once it answers again.
  */
-
-interface FreezableProxy {
-  readonly port: number
-  readonly freeze: () => void
-  readonly thaw: () => void
-}
-
-/** A TCP proxy to `target` that can stop forwarding (both ways, new connections too) and start again. */
-const freezableProxy = (target: { host: string; port: number }) =>
-  Effect.acquireRelease(
-    Effect.async<{ proxy: FreezableProxy; server: net.Server; sockets: Set<net.Socket> }>((resume) => {
-      let frozen = false
-      const sockets = new Set<net.Socket>()
-      const track = (s: net.Socket) => {
-        sockets.add(s)
-        s.on("close", () => sockets.delete(s))
-        s.on("error", () => s.destroy())
-        if (frozen) s.pause()
-      }
-      const server = net.createServer((client) => {
-        const upstream = net.connect(target.port, target.host)
-        track(client)
-        track(upstream)
-        client.on("data", (chunk) => upstream.write(chunk))
-        upstream.on("data", (chunk) => client.write(chunk))
-        client.on("close", () => upstream.destroy())
-        upstream.on("close", () => client.destroy())
-      })
-      server.listen(0, "127.0.0.1", () => {
-        const address = server.address() as net.AddressInfo
-        resume(Effect.succeed({
-          server,
-          sockets,
-          proxy: {
-            port: address.port,
-            freeze: () => {
-              frozen = true
-              for (const s of sockets) s.pause()
-            },
-            thaw: () => {
-              frozen = false
-              for (const s of sockets) s.resume()
-            }
-          }
-        }))
-      })
-    }),
-    ({ server, sockets }) =>
-      Effect.async<void>((resume) => {
-        for (const s of sockets) s.destroy()
-        server.close(() => resume(Effect.void))
-      })
-  ).pipe(Effect.map(({ proxy }) => proxy))
-
-/** A fresh migrated database, and its URL through a freezable proxy. */
-const frozenDatabase = (label: string) =>
-  Effect.gen(function*() {
-    const database = yield* freshDatabase(label)
-    const direct = new URL(database.url)
-    const proxy = yield* freezableProxy({ host: direct.hostname, port: Number(direct.port) })
-    const viaProxy = new URL(database.url)
-    viaProxy.hostname = "127.0.0.1"
-    viaProxy.port = String(proxy.port)
-    yield* Layer.build(DbPostgres({ url: Redacted.make(database.url), schema: "staging", migrate: true }))
-    return { ...database, proxy, proxyUrl: viaProxy.toString() }
-  })
 
 const elapsed = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
   Effect.gen(function*() {

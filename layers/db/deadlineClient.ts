@@ -9,6 +9,14 @@ export class AnswerDeadlineExceeded extends Error {
   }
 }
 
+const expired = new WeakMap<Pg.Client, AnswerDeadlineExceeded>()
+
+/**
+ * Why the connection of `client` was closed, when its answer deadline did it. The client's 'error' event only
+ * says "Connection terminated unexpectedly"; this tells a frozen server from a terminated backend.
+ */
+export const deadlineExpiry = (client: Pg.Client): AnswerDeadlineExceeded | undefined => expired.get(client)
+
 type Callback = (err: Error | null, result?: unknown) => void
 
 const textOf = (config: unknown): string =>
@@ -29,14 +37,15 @@ export const deadlineClient = (deadlineMs: number): typeof Pg.Client => {
     override query(...args: Array<any>): any {
       const [config] = args
       if (typeof config?.submit === "function" || textOf(config).includes(WAITS_BY_DESIGN)) return (super.query as any)(...args)
-      let expired = false
+      let late = false
       const timer = setTimeout(() => {
-        expired = true
+        late = true
+        expired.set(this, new AnswerDeadlineExceeded(deadlineMs))
         ;(this as unknown as { connection: { stream: { destroy: () => void } } }).connection.stream.destroy()
       }, deadlineMs)
       const settle = (err: Error | null): Error | null => {
         clearTimeout(timer)
-        return expired && err !== null ? new AnswerDeadlineExceeded(deadlineMs) : err
+        return late && err !== null ? new AnswerDeadlineExceeded(deadlineMs) : err
       }
       const at = args.findIndex((a, i) => i > 0 && typeof a === "function")
       if (at > 0) {

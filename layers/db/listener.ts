@@ -1,6 +1,7 @@
 import { Duration, Effect, Schedule, Stream } from "effect"
 import type Pg from "pg"
 import { DbError } from "../../src/services/Db.ts"
+import { deadlineExpiry } from "./deadlineClient.ts"
 
 /** The element a listener emits after it listens again: notifications sent while it was away are lost. */
 export const RELISTENED = "relistened"
@@ -45,7 +46,14 @@ const session = (options: ListenOptions, again: boolean) =>
             return client.end().catch(() => undefined)
           }).pipe(Effect.timeoutOption("1 second"))
       )
-      client.on("error", (cause) => emit.fail(lost(`LISTEN ${options.channel}: connection lost: ${describe(cause)}`, cause)))
+      client.on("error", (cause) => {
+        const why = deadlineExpiry(client)
+        emit.fail(
+          why === undefined
+            ? lost(`LISTEN ${options.channel}: connection lost: ${describe(cause)}`, cause)
+            : lost(`LISTEN ${options.channel}: the connection check failed: ${why.message}`, why)
+        )
+      })
       client.on("end", () => emit.fail(lost(`LISTEN ${options.channel}: connection closed`)))
       client.on("notification", (msg) => {
         if (msg.channel === options.channel && msg.payload !== undefined) emit.single(msg.payload)
