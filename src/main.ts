@@ -135,7 +135,7 @@ const program = Effect.gen(function*() {
 
   if (args.role === "migrate") {
     const url = Option.getOrThrow(env.postgresUrl)
-    const applied = yield* migrate(env.schema).pipe(Effect.provide(pgClientLayer({ url, schema: env.schema, timeouts: env.dbTimeouts })))
+    const applied = yield* migrate(env.schema).pipe(Effect.provide(pgClientLayer({ url, schema: env.schema })))
     yield* Console.log(applied.length === 0 ? `schema ${env.schema}: up to date` : `schema ${env.schema}: applied ${applied.join(", ")}`)
     return
   }

@@ -14,6 +14,8 @@ export interface AppEnv {
   readonly port: number
   readonly schedulerPort: number
   readonly postgresUrl: Option.Option<Redacted.Redacted<string>>
+  /** `DB_CONNECT_TIMEOUT_MS`, `DB_STATEMENT_TIMEOUT_MS`, `DB_LOCK_TIMEOUT_MS`: how long to wait for PostgreSQL */
+  readonly dbTimeouts: { readonly connectMs: number; readonly statementMs: number; readonly lockMs: number }
   readonly webhookSecret: Option.Option<Redacted.Redacted<string>>
   readonly orgAppId: Option.Option<number>
   readonly personalAppId: Option.Option<number>
@@ -29,8 +31,6 @@ export interface AppEnv {
   readonly logFormat: "json" | "pretty"
   /** where the embedded PostgreSQL keeps its data when POSTGRES_URL is unset */
   readonly dataDir: string
-  /** `DB_CONNECT_TIMEOUT_MS`, `DB_STATEMENT_TIMEOUT_MS`, `DB_LOCK_TIMEOUT_MS`: how long to wait for PostgreSQL */
-  readonly dbTimeouts: { readonly connectMs: number; readonly statementMs: number; readonly lockMs: number }
 }
 
 /** An empty value counts as unset, as in the original. */
@@ -79,6 +79,7 @@ export const appEnvConfig = (role: Role): Config.Config<AppEnv> =>
     // In `all` the scheduler's routes need a port of their own; alone, the scheduler listens on PORT.
     schedulerPort: role === "scheduler" ? port("PORT", 8080) : port("SCHEDULER_PORT", 8081),
     postgresUrl: optionalSecret("POSTGRES_URL"),
+    dbTimeouts: dbTimeoutsConfig,
     webhookSecret: optionalSecret("GHAPP_WEBHOOK_SECRET"),
     orgAppId: optionalInt("GHAPP_ORG_ID"),
     personalAppId: optionalInt("GHAPP_PERSONAL_ID"),
@@ -92,8 +93,7 @@ export const appEnvConfig = (role: Role): Config.Config<AppEnv> =>
     runnerConfigPath: optionalString("RUNNER_CONFIG"),
     logLevel: Config.string("LOG_LEVEL").pipe(Config.withDefault("info")),
     logFormat: Config.literal("json", "pretty")("LOG_FORMAT").pipe(Config.withDefault("pretty" as const)),
-    dataDir: Config.string("DATA_DIR").pipe(Config.withDefault(".data")),
-    dbTimeouts: dbTimeoutsConfig
+    dataDir: Config.string("DATA_DIR").pipe(Config.withDefault(".data"))
   }).pipe(Config.map((env) => ({ ...env, schema: env.prod ? "prod" as const : "staging" as const })))
 
 /**
