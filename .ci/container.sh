@@ -4,7 +4,7 @@
 #  2. a pruned copy of the project gets the image's install and bundle commands (taken from the Dockerfile);
 #  3. the image's exact ENTRYPOINTs (node and deno, taken from the Dockerfile) run every role there against a
 #     throw-away PostgreSQL: `migrate` must succeed, and webhook, scheduler and `all --simulate` must answer
-#     /health, pass the image's HEALTHCHECK command, then stop on SIGTERM.
+#     /health and /ready, pass the image's HEALTHCHECK command, then stop on SIGTERM.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo="$(pwd)"
@@ -103,6 +103,13 @@ run_role() {
   done
   if [ "$ok" != 1 ]; then echo "container: $name did not answer /health on ${ports[*]}; its output:" >&2; cat "$log" >&2; return 1; fi
   local took=$(( ($(date +%s%N) - start) / 1000000 ))
+  # the readiness probe's route: the role reaches its database
+  local port ready
+  for port in "${ports[@]}"; do
+    ready=""
+    for _ in $(seq 1 50); do ready="$(curl -sS "localhost:$port/ready" 2>/dev/null || true)"; [ "$ready" = "ready" ] && break; sleep 0.1; done
+    if [ "$ready" != "ready" ]; then echo "container: $name did not answer ready on :$port/ready (got: $ready); its output:" >&2; cat "$log" >&2; return 1; fi
+  done
   # the image's HEALTHCHECK, run as Docker would, with the role's PORT
   if ! (cd "$app" && "${base_env[@]}" "${envs[@]}" "${health[@]}") >>"$log" 2>&1; then
     echo "container: the HEALTHCHECK of $name failed; its output:" >&2; cat "$log" >&2; return 1
@@ -110,7 +117,7 @@ run_role() {
   kill -TERM "$pid"
   for _ in $(seq 1 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
   if kill -0 "$pid" 2>/dev/null; then echo "container: $name did not stop within 15 s of SIGTERM" >&2; kill -KILL "$pid"; return 1; fi
-  echo "container: $name answered /health on ${ports[*]} after ${took} ms, passed the HEALTHCHECK and stopped on SIGTERM"
+  echo "container: $name answered /health on ${ports[*]} after ${took} ms, /ready, passed the HEALTHCHECK and stopped on SIGTERM"
 }
 
 for runtime in node deno; do

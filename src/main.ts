@@ -43,13 +43,13 @@ const httpOn = (port: number) => NodeHttpServer.layer(createServer, { port })
  */
 const databaseLayer = (env: AppEnv, autoMigrate: boolean) =>
   Option.match(env.postgresUrl, {
-    onSome: (url) => DbPostgres({ url, schema: env.schema, migrate: autoMigrate }),
+    onSome: (url) => DbPostgres({ url, schema: env.schema, migrate: autoMigrate, timeouts: env.dbTimeouts }),
     onNone: () =>
       Layer.unwrapScoped(Effect.gen(function*() {
         const dataDir = path.resolve(env.dataDir, "postgres")
         yield* operatorLine(env.logFormat)(`database: embedded PostgreSQL, data in ${dataDir}`)
         const pg = yield* startEmbeddedPostgres({ dataDir, persistent: true })
-        return DbPostgres({ url: Redacted.make(pg.url), schema: env.schema, migrate: true })
+        return DbPostgres({ url: Redacted.make(pg.url), schema: env.schema, migrate: true, timeouts: env.dbTimeouts })
       }))
   })
 

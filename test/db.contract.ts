@@ -378,6 +378,14 @@ export const dbContract = (name: string, run: DbRunner) =>
       expect(order).toEqual(["first:start", "first:end", "second:start"])
     }))
 
+    test("ping answers while the store is up", Effect.gen(function*() {
+      const db = yield* Db
+      yield* db.ping
+      yield* db.addJob(newJob(1))
+      yield* db.ping
+      expect(Option.isSome(yield* db.getJob(1))).toBe(true)
+    }))
+
     liveTest("a stored job wakes the schedulers; a duplicate does not", Effect.gen(function*() {
       const db = yield* Db
       const woken = yield* Effect.fork(Stream.runCollect(Stream.take(db.wakeups, 2)))

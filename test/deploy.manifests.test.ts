@@ -161,7 +161,7 @@ describe("deploy/kubernetes", () => {
     expect(rendered.find((m) => m.kind === "Role")?.metadata.namespace).toBe("default")
   })
 
-  it("webhook and scheduler run two replicas each, with their role, probes on /health and no root", () => {
+  it("webhook and scheduler run two replicas each, with their role, readiness on /ready, liveness on /health and no root", () => {
     for (const [component, role] of [["webhook", "webhook"], ["scheduler", "scheduler"]] as const) {
       const d = deployment(component)
       expect(d.spec.replicas).toBe(2)
@@ -170,7 +170,7 @@ describe("deploy/kubernetes", () => {
       expect(pod.spec.containers).toHaveLength(1)
       const c = pod.spec.containers[0]!
       expect(c.args).toEqual([role])
-      expect(c.readinessProbe?.httpGet?.path).toBe("/health")
+      expect(c.readinessProbe?.httpGet?.path).toBe("/ready")
       expect(c.livenessProbe?.httpGet?.path).toBe("/health")
       expect(c.ports?.map((p) => p.name)).toContain(c.readinessProbe?.httpGet?.port)
       expect(c.securityContext).toMatchObject({ allowPrivilegeEscalation: false, readOnlyRootFilesystem: true })

@@ -305,6 +305,7 @@ export const makeDbMemory = Effect.gen(function*() {
       }),
     getEntityIdForJob: (jobId) => Effect.sync(() => Option.fromNullable(jobs.get(jobId)?.entity_id)),
 
+    ping: Effect.void,
     wakeups: Stream.fromPubSub(wake),
     withWorkerLock: (cycle) => lock.withPermits(1)(step(cycle)),
     step

@@ -3,6 +3,7 @@ import { Effect } from "effect"
 import * as fs from "node:fs/promises"
 import { DbError } from "../../src/services/Db.ts"
 import type { DbSchema } from "./pgClient.ts"
+import { WAITS_BY_DESIGN } from "./timeouts.ts"
 
 export interface Migration {
   readonly id: number
@@ -38,7 +39,10 @@ export const migrate = (schema: DbSchema) =>
     const sql = yield* SqlClient.SqlClient
     const migrations = yield* loadMigrations
     return yield* sql.withTransaction(Effect.gen(function*() {
-      yield* sql`SELECT pg_advisory_xact_lock(${MIGRATION_LOCK_KEY})`
+      // Waiting for another replica's migrations, and a long migration, are by design: no timeouts for them.
+      yield* sql`SET LOCAL lock_timeout = 0`
+      yield* sql`SET LOCAL statement_timeout = 0`
+      yield* sql`${sql.unsafe(WAITS_BY_DESIGN)} SELECT pg_advisory_xact_lock(${MIGRATION_LOCK_KEY})`
       yield* sql`CREATE SCHEMA IF NOT EXISTS ${sql(schema)}`
       yield* sql.unsafe(`SET LOCAL search_path TO ${schema}`)
       yield* sql`CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -50,7 +54,7 @@ export const migrate = (schema: DbSchema) =>
       const applied: Array<string> = []
       for (const m of migrations) {
         if (done.has(m.id)) continue
-        yield* sql.unsafe(m.sql)
+        yield* sql.unsafe(`${WAITS_BY_DESIGN}\n${m.sql}`)
         yield* sql`INSERT INTO schema_migrations (id, name) VALUES (${m.id}, ${m.name})`
         applied.push(`${String(m.id).padStart(4, "0")}_${m.name}`)
       }

@@ -1,6 +1,8 @@
 import { PgClient } from "@effect/sql-pg"
 import { Effect, Layer, Redacted } from "effect"
 import Pg from "pg"
+import { deadlineClient } from "./deadlineClient.ts"
+import { answerDeadlineMs, type DbTimeouts, defaultDbTimeouts, timeoutOptions } from "./timeouts.ts"
 
 /** The two deployments share one database and are isolated by schema. */
 export type DbSchema = "prod" | "staging"
@@ -9,6 +11,8 @@ export interface PgConnectionOptions {
   readonly url: Redacted.Redacted<string>
   readonly schema: DbSchema
   readonly maxConnections?: number | undefined
+  /** connect, statement and lock timeouts; `defaultDbTimeouts` when absent */
+  readonly timeouts?: DbTimeouts | undefined
 }
 
 const INT8_OID = 20
@@ -24,17 +28,26 @@ const types: Pg.CustomTypesConfig = {
 
 /**
  * A PgClient whose every connection, the LISTEN connection included, starts with `search_path` set to the
- * deployment's schema, so the seed DDL's unqualified names (tables and enum types) resolve to that schema.
+ * deployment's schema, so the seed DDL's unqualified names (tables and enum types) resolve to that schema, and
+ * with the server-side statement and lock timeouts. The client side is bounded too: opening a connection or
+ * waiting for a free one gives up after the connect timeout, and a statement that gets no answer by its deadline
+ * closes its connection (`deadlineClient`), which a frozen server otherwise keeps forever.
  */
-export const pgClientLayer = (options: PgConnectionOptions) =>
-  PgClient.layerFromPool({
+export const pgClientLayer = (options: PgConnectionOptions) => {
+  const timeouts = options.timeouts ?? defaultDbTimeouts
+  return PgClient.layerFromPool({
     acquire: Effect.acquireRelease(
       Effect.sync(() => {
         const pool = new Pg.Pool({
           connectionString: Redacted.value(options.url),
-          options: `-c search_path=${options.schema}`,
+          options: `-c search_path=${options.schema} ${timeoutOptions(timeouts)}`,
           max: options.maxConnections ?? 10,
           application_name: "riscv-runner",
+          connectionTimeoutMillis: timeouts.connectMs,
+          // a peer that vanished without a reset is noticed on idle connections too
+          keepAlive: true,
+          keepAliveInitialDelayMillis: 10_000,
+          Client: deadlineClient(answerDeadlineMs(timeouts)),
           types
         })
         // An idle pooled connection that the server closes (a restart, or the embedded server stopping first on
@@ -48,5 +61,6 @@ export const pgClientLayer = (options: PgConnectionOptions) =>
     applicationName: "riscv-runner",
     types
   })
+}
 
 export type PgClientLayer = Layer.Layer<PgClient.PgClient, unknown>

@@ -1,6 +1,6 @@
 import type { SqlError, Statement } from "@effect/sql"
 import { PgClient } from "@effect/sql-pg"
-import { Clock, Effect, Layer, Option, Schema, Stream } from "effect"
+import { Clock, Effect, Layer, Option, Redacted, Schema } from "effect"
 import type { FailureInfo } from "../../src/domain/FailureInfo.ts"
 import { EventSummary } from "../../src/domain/InstallationEvent.ts"
 import { Job } from "../../src/domain/Job.ts"
@@ -17,11 +17,22 @@ import {
   type PageRequest,
   type Transition
 } from "../../src/services/Db.ts"
+import { deadlineClient } from "./deadlineClient.ts"
+import { listenResilient } from "./listener.ts"
 import { migrate } from "./migrate.ts"
 import { type DbSchema, pgClientLayer, type PgConnectionOptions } from "./pgClient.ts"
+import { answerDeadlineMs, type DbTimeouts, defaultDbTimeouts, isUnavailableCause, WAITS_BY_DESIGN } from "./timeouts.ts"
 
-const toDbError = (what: string) => (e: SqlError.SqlError | { readonly message: string }) =>
-  new DbError({ message: `${what}: ${e.message}`, cause: e })
+/** A failed statement names the operation; one whose database did not answer or is gone is `unavailable`. */
+const toDbError = (what: string) => (e: SqlError.SqlError | { readonly message: string }) => {
+  const sqlCause = isSqlError(e) ? e.cause : undefined
+  const unavailable = isSqlError(e) && isUnavailableCause(sqlCause)
+  const detail = sqlCause instanceof Error && sqlCause.message !== "" ? `: ${sqlCause.message}` : ""
+  return new DbError({ message: `${what}: ${e.message}${unavailable ? detail : ""}`, cause: e, unavailable })
+}
+
+/** How often the LISTEN connection is checked for a death no socket event reports. */
+const LISTEN_CHECK_EVERY = "5 seconds"
 
 const decodeJobs = Schema.decodeUnknown(Schema.Array(Job))
 const decodeWorkers = Schema.decodeUnknown(Schema.Array(Worker))
@@ -46,10 +57,26 @@ const WORKER_COLUMNS = `pod_name, provider::text AS provider, entity_id, entity_
 const isUniqueViolation = (e: SqlError.SqlError): boolean =>
   typeof e.cause === "object" && e.cause !== null && (e.cause as { code?: unknown }).code === "23505"
 
-export const makeDbPostgres = (schema: DbSchema) =>
+export const makeDbPostgres = (schema: DbSchema, timeouts: DbTimeouts = defaultDbTimeouts) =>
   Effect.gen(function*() {
     const sql = yield* PgClient.PgClient
     const channel = `${schema}_queue_event`
+    // The LISTEN connection is one of our own, not the PgClient's shared one: that one swallows its connection's
+    // errors, so a terminated backend or a restarted server left the scheduler without wake-ups and nothing said so.
+    const ListenClient = deadlineClient(answerDeadlineMs(timeouts))
+    const newListenClient = () =>
+      new ListenClient({
+        connectionString: sql.config.url === undefined ? undefined : Redacted.value(sql.config.url),
+        host: sql.config.host,
+        port: sql.config.port,
+        database: sql.config.database,
+        user: sql.config.username,
+        password: sql.config.password === undefined ? undefined : Redacted.value(sql.config.password),
+        ssl: sql.config.ssl,
+        application_name: "riscv-runner-listen",
+        connectionTimeoutMillis: timeouts.connectMs,
+        keepAlive: true
+      })
     const now = Effect.map(Clock.currentTimeMillis, (ms) => new Date(ms))
     const jobCols = sql.unsafe(JOB_COLUMNS)
     const workerCols = sql.unsafe(WORKER_COLUMNS)
@@ -414,11 +441,25 @@ export const makeDbPostgres = (schema: DbSchema) =>
       getEntityIdForJob: (jobId) =>
         optionalNumber("getEntityIdForJob", sql<{ v: number | null }>`SELECT entity_id AS v FROM jobs WHERE job_id = ${jobId}`),
 
-      wakeups: sql.listen(channel).pipe(Stream.mapError(toDbError("listen"))),
+      ping: sql`SELECT 1`.pipe(Effect.asVoid, Effect.mapError(toDbError("ping"))),
 
+      wakeups: listenResilient({ newClient: newListenClient, channel, checkEvery: LISTEN_CHECK_EVERY }),
+
+      // A standby replica waits here for as long as the active one runs its cycles: that wait is by design, so the
+      // lock statement has neither the server's lock and statement timeouts nor the client's answer deadline. The
+      // cycle that follows has them again (RESET restores the connection's own settings).
       withWorkerLock: (cycle) =>
         sql.withTransaction(
-          Effect.zipRight(sql`LOCK TABLE workers IN EXCLUSIVE MODE`.pipe(Effect.mapError(toDbError("lock workers"))), cycle)
+          Effect.zipRight(
+            Effect.all([
+              sql`SET LOCAL lock_timeout = 0`,
+              sql`SET LOCAL statement_timeout = 0`,
+              sql`${sql.unsafe(WAITS_BY_DESIGN)} LOCK TABLE workers IN EXCLUSIVE MODE`,
+              sql`RESET lock_timeout`,
+              sql`RESET statement_timeout`
+            ], { discard: true }).pipe(Effect.mapError(toDbError("lock workers"))),
+            cycle
+          )
         ).pipe(Effect.mapError((e) => (isSqlError(e) ? toDbError("worker lock")(e) : e))),
 
       // Nested inside `withWorkerLock` this is a SAVEPOINT: a failed step rolls back to it and the cycle goes on.
@@ -431,7 +472,7 @@ const isSqlError = (e: unknown): e is SqlError.SqlError =>
   typeof e === "object" && e !== null && (e as { _tag?: unknown })._tag === "SqlError"
 
 /** `Db` on PostgreSQL, for an existing client. */
-export const DbPostgresFromClient = (schema: DbSchema) => Layer.effect(Db, makeDbPostgres(schema))
+export const DbPostgresFromClient = (schema: DbSchema, timeouts?: DbTimeouts) => Layer.effect(Db, makeDbPostgres(schema, timeouts))
 
 /**
  * `Db` on PostgreSQL at `url`, inside `schema`. With `migrate`, pending migrations are applied first (what
@@ -445,6 +486,6 @@ export const DbPostgres = (options: PgConnectionOptions & { readonly migrate?: b
         const applied = yield* migrate(options.schema)
         if (applied.length > 0) yield* Effect.logInfo("migrations applied").pipe(Effect.annotateLogs("migrations", applied.join(",")))
       }
-      return yield* makeDbPostgres(options.schema)
+      return yield* makeDbPostgres(options.schema, options.timeouts)
     })
   ).pipe(Layer.provide(pgClientLayer(options)))

@@ -14,6 +14,8 @@ export interface AppEnv {
   readonly port: number
   readonly schedulerPort: number
   readonly postgresUrl: Option.Option<Redacted.Redacted<string>>
+  /** `DB_CONNECT_TIMEOUT_MS`, `DB_STATEMENT_TIMEOUT_MS`, `DB_LOCK_TIMEOUT_MS`: how long to wait for PostgreSQL */
+  readonly dbTimeouts: { readonly connectMs: number; readonly statementMs: number; readonly lockMs: number }
   readonly webhookSecret: Option.Option<Redacted.Redacted<string>>
   readonly orgAppId: Option.Option<number>
   readonly personalAppId: Option.Option<number>
@@ -64,6 +66,22 @@ const port = (name: string, fallback: number) =>
     Config.withDefault(fallback)
   )
 
+/** Milliseconds within [min, max], default `fallback`; a unit suffix ("5s") is refused rather than guessed. */
+const millis = (name: string, fallback: number, min: number, max: number, zero: string) =>
+  Config.integer(name).pipe(
+    Config.validate({
+      message: `must be a whole number of milliseconds from ${min} to ${max}${zero}`,
+      validation: (n) => n >= min && n <= max
+    }),
+    Config.withDefault(fallback)
+  )
+
+const dbTimeoutsConfig = Config.all({
+  connectMs: millis("DB_CONNECT_TIMEOUT_MS", 5000, 100, 60_000, ""),
+  statementMs: millis("DB_STATEMENT_TIMEOUT_MS", 5000, 0, 600_000, " (0: none)"),
+  lockMs: millis("DB_LOCK_TIMEOUT_MS", 3000, 0, 600_000, " (0: none)")
+})
+
 export const appEnvConfig = (role: Role): Config.Config<AppEnv> =>
   Config.all({
     prod: optionalString("PROD").pipe(Config.map((o) => Option.getOrElse(o, () => "").toLowerCase() === "true")),
@@ -71,6 +89,7 @@ export const appEnvConfig = (role: Role): Config.Config<AppEnv> =>
     // In `all` the scheduler's routes need a port of their own; alone, the scheduler listens on PORT.
     schedulerPort: role === "scheduler" ? port("PORT", 8080) : port("SCHEDULER_PORT", 8081),
     postgresUrl: optionalSecret("POSTGRES_URL"),
+    dbTimeouts: dbTimeoutsConfig,
     webhookSecret: optionalSecret("GHAPP_WEBHOOK_SECRET"),
     orgAppId: optionalInt("GHAPP_ORG_ID"),
     personalAppId: optionalInt("GHAPP_PERSONAL_ID"),

@@ -8,6 +8,7 @@ import { schedulerMetrics } from "./metricsRoute.ts"
 import { queueJson } from "./queueRoute.ts"
 import { dashboardJson, dashboardPage } from "./dashboardRoute.ts"
 import { docsPage, openApiJson } from "../observability/openApiRoutes.ts"
+import { readyRoute } from "../observability/readyRoute.ts"
 import { lastPage, linkHeader, pageLinks, parsePaging } from "./paging.ts"
 import { htmlPage, jobJson, jobsText, type LiveEvents, usageText, workerJson, workersText } from "./render.ts"
 import { SchedulerSettings } from "./settings.ts"
@@ -94,6 +95,7 @@ const orInternalError = <E, R>(effect: Effect.Effect<HttpServerResponse.HttpServ
 
 export const schedulerRouter = HttpRouter.empty.pipe(
   HttpRouter.get("/health", HttpServerResponse.text("ok")),
+  HttpRouter.get("/ready", readyRoute),
   HttpRouter.get("/metrics", schedulerMetrics),
   HttpRouter.get("/queue.json", orInternalError(queueJson)),
   HttpRouter.get("/", dashboardPage),

@@ -5,8 +5,19 @@ import type { Job, NewJob } from "../domain/Job.ts"
 import type { Status } from "../domain/Status.ts"
 import type { NewWorker, Worker } from "../domain/Worker.ts"
 
-/** An infrastructure failure of the store (connection lost, statement failed). */
-export class DbError extends Data.TaggedError("DbError")<{ readonly message: string; readonly cause?: unknown }> {}
+/**
+ * An infrastructure failure of the store (connection lost, statement failed). `unavailable` marks a database that
+ * did not answer in time or is not reachable (a timeout, a refused or lost connection), as opposed to a statement
+ * that failed: the HTTP edge answers the former with 503 and `Retry-After`.
+ */
+export class DbError extends Data.TaggedError("DbError")<{
+  readonly message: string
+  readonly cause?: unknown
+  readonly unavailable?: boolean
+}> {}
+
+/** Is this a DbError for a database that did not answer in time or is not reachable? */
+export const isDbUnavailable = (e: unknown): boolean => e instanceof DbError && e.unavailable === true
 
 /** `addWorker` with a pod name that is already taken. The caller picks another name. */
 export class DuplicatePodName extends Data.TaggedError("DuplicatePodName")<{ readonly podName: string }> {}
@@ -145,7 +156,15 @@ export interface DbShape {
   readonly getEntityIdForJob: (jobId: number) => Effect.Effect<Option.Option<number>, DbError>
 
   // --- coordination ------------------------------------------------------------------------------------------
-  /** One element per job insert (the job id), from any process sharing the database. */
+  /**
+   * Does the database answer? One trivial round trip, bounded by the store's own timeouts (the readiness check;
+   * the caller adds its own deadline).
+   */
+  readonly ping: Effect.Effect<void, DbError>
+  /**
+   * One element per job insert (the job id), from any process sharing the database. A lost notification channel
+   * is opened again by the store, and one extra element then says that notifications may have been missed.
+   */
   readonly wakeups: Stream.Stream<string, DbError>
   /**
    * Runs one scheduler cycle while holding the workers lock. A second caller, in this process or another, waits

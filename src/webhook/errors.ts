@@ -1,5 +1,6 @@
 import { HttpApiSchema, HttpServerRespondable, HttpServerResponse } from "@effect/platform"
 import { Effect, Schema } from "effect"
+import { isDbUnavailable } from "../services/Db.ts"
 
 /*
  * The errors that end a webhook-program request. Each carries its HTTP status as a Schema annotation and renders
@@ -11,11 +12,20 @@ export const TEXT = "text/plain; charset=utf-8"
 
 export const textResponse = (status: number, body: string) => HttpServerResponse.text(body, { status, contentType: TEXT })
 
-/** The status annotated on the error's class. */
-export const statusOf = (error: HttpEdgeError): number =>
-  HttpApiSchema.getStatusErrorAST((error.constructor as unknown as Schema.Schema.Any).ast)
+/** A store that did not answer in time (or is unreachable) is a 503 that says when to try again. */
+const storeUnavailable = (error: HttpEdgeError): boolean => error._tag === "StoreFailed" && isDbUnavailable(error.cause)
+export const STORE_RETRY_AFTER_SECONDS = 10
 
-const respond = (error: HttpEdgeError) => Effect.succeed(textResponse(statusOf(error), error.body))
+/** The status annotated on the error's class; 503 for a store that is unavailable. */
+export const statusOf = (error: HttpEdgeError): number =>
+  storeUnavailable(error) ? 503 : HttpApiSchema.getStatusErrorAST((error.constructor as unknown as Schema.Schema.Any).ast)
+
+const errorResponse = (error: HttpEdgeError) =>
+  storeUnavailable(error)
+    ? HttpServerResponse.text(error.body, { status: 503, contentType: TEXT, headers: { "retry-after": String(STORE_RETRY_AFTER_SECONDS) } })
+    : textResponse(statusOf(error), error.body)
+
+const respond = (error: HttpEdgeError) => Effect.succeed(errorResponse(error))
 
 /** A delivery that is not a well-formed GitHub webhook: missing header or field, not JSON. Nothing is written. */
 export class BadDelivery extends Schema.TaggedError<BadDelivery>()("BadDelivery", { message: Schema.String }, HttpApiSchema.annotations({ status: 400 })) {
@@ -65,7 +75,7 @@ export class StoreFailed extends Schema.TaggedError<StoreFailed>()(
   HttpApiSchema.annotations({ status: 500 })
 ) {
   get body() {
-    return "internal error"
+    return isDbUnavailable(this.cause) ? "database unavailable: it did not answer in time; try again later" : "internal error"
   }
   [HttpServerRespondable.symbol]() {
     return respond(this)
@@ -160,6 +170,6 @@ export const renderError = (error: HttpEdgeError) => {
   const log = status >= 500 && status !== 503 ? Effect.logError(error.body) : Effect.logWarning(error.body)
   return log.pipe(
     Effect.annotateLogs({ status, error: error._tag, ...(why === undefined ? {} : { detail: why }) }),
-    Effect.as(textResponse(status, error.body))
+    Effect.as(errorResponse(error))
   )
 }

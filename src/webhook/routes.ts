@@ -9,6 +9,7 @@ import { handleWorkflowJob } from "./workflowJob.ts"
 import { recordSignatureFailure } from "../observability/collect.ts"
 import { webhookMetrics } from "./metricsRoute.ts"
 import { docsPage, openApiJson } from "../observability/openApiRoutes.ts"
+import { readyRoute } from "../observability/readyRoute.ts"
 
 /**
  * `POST /`: one GitHub delivery. It is verified before anything else happens, then dispatched on its event.
@@ -50,6 +51,7 @@ const answer = <R>(handler: () => Effect.Effect<HttpServerResponse.HttpServerRes
  */
 export const webhookRouter = HttpRouter.empty.pipe(
   HttpRouter.get("/health", HttpServerResponse.text("ok")),
+  HttpRouter.get("/ready", readyRoute),
   HttpRouter.get("/metrics", webhookMetrics),
   HttpRouter.get("/openapi.json", openApiJson),
   HttpRouter.get("/docs", docsPage),
