@@ -1,6 +1,6 @@
 import { Console, Effect, Layer, Queue } from "effect"
 import { formatEvent } from "./events.ts"
-import { SimWorld } from "./world.ts"
+import { SimWorld } from "./worldApi.ts"
 
 /**
  * Prints one line per notable event of the simulated world (job queued, runner provisioned, job started and

@@ -1,5 +1,5 @@
 import { Duration, Effect, Random, Schema, TestClock, TestContext } from "effect"
-import type { SimJob } from "../../layers/sim/world.ts"
+import type { SimJob } from "../../layers/sim/worldApi.ts"
 import { defaultRunnerConfigInput, RunnerConfig } from "../../src/domain/RunnerConfig.ts"
 import { capturingLogger, DST_EPOCH, makeHarness } from "./simHarness.ts"
 import { fastZeroTimers } from "./simTimers.ts"
