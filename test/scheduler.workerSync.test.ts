@@ -48,6 +48,16 @@ const provisioned = Effect.gen(function*() {
   return cycle
 })
 
+/** The provisioned runner starts at 5 s, takes job 1, and its pod ends at `endedAt` seconds with `exitCode`. */
+const ranAndEnded = (endedAt: number, exitCode: number) =>
+  Effect.gen(function*() {
+    yield* provisioned
+    yield* at(5)
+    yield* startRunners()
+    yield* at(endedAt)
+    yield* Effect.flatMap(KubeMemoryControl, (kube) => kube.finishPod(name(1), exitCode))
+  })
+
 const authenticator = Effect.flatMap(Effect.makeSemaphore(1), (mutex) => makeCycleAuthenticator((effect) => mutex.withPermits(1)(effect)))
 
 describe("worker sync phases: what each returns", () => {
@@ -89,11 +99,7 @@ describe("worker sync phases: what each returns", () => {
 
   it.effect("phase 2: a succeeded pod completes its worker without ending the scope", () =>
     inWorld(Effect.gen(function*() {
-      yield* provisioned
-      const kube = yield* KubeMemoryControl
-      yield* at(5)
-      yield* startRunners()
-      yield* kube.finishPod(name(1), 0)
+      yield* ranAndEnded(5, 0)
       const { pods, workers } = yield* snapshot
       expect(yield* podPhaseSync(workers, pods)).toEqual({ written: 1, ended: new Set() })
     })))
@@ -143,17 +149,12 @@ describe("worker sync phases: what each returns", () => {
 
   it.effect("phase 5 returns the finished pods it deleted, once their grace has passed", () =>
     inWorld(Effect.gen(function*() {
-      yield* provisioned
-      const kube = yield* KubeMemoryControl
-      yield* at(5)
-      yield* startRunners()
-      yield* at(10)
-      yield* kube.finishPod(name(1), 0)
+      yield* ranAndEnded(10, 0)
       yield* at(10 + 6 * 3600 - 1)
       expect(yield* deleteFinishedPods((yield* snapshot).pods)).toEqual([])
       yield* at(10 + 6 * 3600)
       expect(yield* deleteFinishedPods((yield* snapshot).pods)).toEqual([name(1)])
-      expect(yield* kube.pods).toEqual([])
+      expect(yield* Effect.flatMap(KubeMemoryControl, (kube) => kube.pods)).toEqual([])
     })))
 
   it.effect("syncWorkers combines the phases' results, and returns none when the pods cannot be listed", () =>
