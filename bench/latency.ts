@@ -24,7 +24,8 @@ import { DbPostgres } from "../layers/db/postgres.ts"
 import { GithubMemory } from "../layers/github/memory.ts"
 import { KubeMemory } from "../layers/kube/memory.ts"
 import { HttpWebhookTransport, WebhookTransport } from "../layers/sim/webhookTransport.ts"
-import { SimWorld, SimWorldLive } from "../layers/sim/world.ts"
+import { SimWorldLive } from "../layers/sim/world.ts"
+import { SimWorld } from "../layers/sim/worldApi.ts"
 import { defaultRunnerConfigInput, RunnerConfig } from "../src/domain/RunnerConfig.ts"
 import { startEmbeddedPostgres, tempDataDir } from "../src/embedded/embeddedPostgres.ts"
 import { SchedulerLoop } from "../src/scheduler/loop.ts"
@@ -32,6 +33,7 @@ import { SchedulerSettingsLive, schedulerTuningConfig } from "../src/scheduler/s
 import { Kube } from "../src/services/Kube.ts"
 import { WebhookServer } from "../src/webhook/server.ts"
 import { webhookSettingsLayer } from "../src/webhook/WebhookSettings.ts"
+import { percentile } from "../test/support/percentile.ts"
 
 const JOBS = Number(process.env.BENCH_JOBS ?? 1000)
 const RATE = Number(process.env.BENCH_RATE ?? 20)
@@ -87,8 +89,6 @@ const timingTracer = Tracer.make({
   context: (f) => f()
 })
 const tracing = process.env.BENCH_SPANS === "1" ? Layer.setTracer(timingTracer) : Layer.empty
-
-const percentile = (sorted: ReadonlyArray<number>, p: number) => sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))] ?? Number.NaN
 
 /** Each run starts from empty tables (the schema is migrated by the first). */
 const emptyTables = (url: string) =>

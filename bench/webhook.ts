@@ -31,6 +31,7 @@ import { trimWorkflowJobPayload } from "../src/domain/workflowJobPayload.ts"
 import { startEmbeddedPostgres, tempDataDir } from "../src/embedded/embeddedPostgres.ts"
 import { WebhookServer } from "../src/webhook/server.ts"
 import { webhookSettingsLayer } from "../src/webhook/WebhookSettings.ts"
+import { percentile } from "../test/support/percentile.ts"
 
 const SECRET = "bench-webhook-secret"
 const POOL = 10
@@ -124,9 +125,6 @@ interface RunResult {
   readonly latencies: Array<number>
   readonly failures: number
 }
-
-const percentile = (sorted: ReadonlyArray<number>, p: number): number =>
-  sorted.length === 0 ? Number.NaN : sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!
 
 /** `concurrency` closed loops, each sending its next item as soon as the previous one is answered. */
 const closedLoop = async <A>(concurrency: number, seconds: number, prepare: () => A, send: (a: A) => Promise<boolean>): Promise<RunResult> => {
@@ -282,12 +280,12 @@ const bench = async (adminUrl: string) => {
       rows.push([
         String(concurrency),
         fmt(hookRate),
-        fmt(percentile(hook.latencies, 50), 1),
-        fmt(percentile(hook.latencies, 99), 1),
+        fmt(percentile(hook.latencies, 0.5), 1),
+        fmt(percentile(hook.latencies, 0.99), 1),
         String(hook.failures),
         fmt(rawRate),
-        fmt(percentile(raw.latencies, 50), 1),
-        fmt(percentile(raw.latencies, 99), 1),
+        fmt(percentile(raw.latencies, 0.5), 1),
+        fmt(percentile(raw.latencies, 0.99), 1),
         fmt(hookRate / rawRate, 2),
         fmt((serverCpu * 1000) / hook.count, 2)
       ])
@@ -311,7 +309,7 @@ const bench = async (adminUrl: string) => {
     console.log("")
     console.log(
       `job lifecycles (queued, in_progress, completed) at concurrency 16: ${fmt((life.count * 3) / life.seconds)} deliveries/s, ` +
-        `p50 ${fmt(percentile(life.latencies, 50) / 3, 1)} ms per delivery`
+        `p50 ${fmt(percentile(life.latencies, 0.5) / 3, 1)} ms per delivery`
     )
 
     // NOTIFY makes PostgreSQL serialise committing transactions cluster-wide; the job insert carries one.
@@ -323,8 +321,8 @@ const bench = async (adminUrl: string) => {
     const fixed = await openLoop(500, SECONDS, server.port)
     console.log("")
     console.log(
-      `fixed offer of 500 deliveries/s: ${fmt(fixed.count / fixed.seconds)}/s answered, p50 ${fmt(percentile(fixed.latencies, 50), 1)} ms, ` +
-        `p99 ${fmt(percentile(fixed.latencies, 99), 1)} ms, ${fixed.failures} non-200`
+      `fixed offer of 500 deliveries/s: ${fmt(fixed.count / fixed.seconds)}/s answered, p50 ${fmt(percentile(fixed.latencies, 0.5), 1)} ms, ` +
+        `p99 ${fmt(percentile(fixed.latencies, 0.99), 1)} ms, ${fixed.failures} non-200`
     )
     await reset()
     const tps = await pgbench(dbUrl, 16, SECONDS)

@@ -1,14 +1,13 @@
-import { HttpApp, HttpRouter } from "@effect/platform"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer, Schema } from "effect"
 import { DbMemory } from "../layers/db/memory.ts"
 import { KubeMemory } from "../layers/kube/memory.ts"
 import { DashboardJson, JobJson, QueueEntryJson, WorkerJson } from "../src/observability/httpApi.ts"
 import { schedulerRouter } from "../src/scheduler/routes.ts"
-import { type SchedulerSettings, SchedulerSettingsLive } from "../src/scheduler/settings.ts"
+import { SchedulerSettingsLive } from "../src/scheduler/settings.ts"
 import { Db } from "../src/services/Db.ts"
-import type { Kube } from "../src/services/Kube.ts"
 import { newJob, newWorker } from "./support/dbFixtures.ts"
+import { getFrom } from "./support/routerRequest.ts"
 import { testRunnerConfig } from "./support/schedulerWorld.ts"
 import { memoryBackend, withWebhook } from "./support/webhookHarness.ts"
 
@@ -18,13 +17,7 @@ import { memoryBackend, withWebhook } from "./support/webhookHarness.ts"
  */
 
 const world = Layer.mergeAll(DbMemory, KubeMemory({ tick: null }), SchedulerSettingsLive({ runnerConfig: testRunnerConfig(), prod: false }))
-const get = (path: string) =>
-  Effect.gen(function*() {
-    const app = yield* HttpRouter.toHttpApp(schedulerRouter)
-    const runtime = yield* Effect.runtime<Db | Kube | SchedulerSettings>()
-    const response = yield* Effect.promise(() => HttpApp.toWebHandlerRuntime(runtime)(app)(new Request(`http://localhost${path}`)))
-    return { status: response.status, type: response.headers.get("content-type"), body: yield* Effect.promise(() => response.text()) }
-  })
+const get = (path: string) => getFrom(schedulerRouter, path)
 
 describe("OpenAPI", () => {
   it.effect("/openapi.json lists the JSON routes; each scheduler path answers and decodes with its schema", () =>

@@ -101,24 +101,6 @@ export const dbContract = (name: string, run: DbRunner) =>
       expect(yield* db.listJobs({ page: 9, perPage: 10 })).toEqual({ rows: [], total: 5 })
     }))
 
-    test("pool demand matches the exact label set, and a failed worker is not supply", Effect.gen(function*() {
-      const db = yield* Db
-      yield* db.addJob(newJob(1, { job_labels: ["b", "a"] }))
-      yield* db.addJob(newJob(2, { job_labels: ["a", "b"] }))
-      yield* db.addJob(newJob(3, { job_labels: ["a"] }))
-      yield* db.addJob(newJob(4, { job_labels: ["a", "b"], entity_id: 2002 }))
-      yield* db.addWorker(newWorker("w1", { job_labels: ["a", "b"] }))
-      yield* db.addWorker(newWorker("w2", { job_labels: ["a", "b"] }))
-      expect(yield* db.getPoolDemand(1001, ["a", "b"])).toEqual({ jobs: 2, workers: 2 })
-      expect(yield* db.getPoolDemand(1001, ["b", "a", "a"])).toEqual({ jobs: 2, workers: 2 })
-      expect(yield* db.getPoolDemand(1001, ["a"])).toEqual({ jobs: 1, workers: 0 })
-      yield* db.markWorkerFailed("w2", null, failureV2("pod_allocation_failure"), null)
-      yield* db.markWorkerOrphaned("w1")
-      expect(yield* db.getPoolDemand(1001, ["a", "b"])).toEqual({ jobs: 2, workers: 0 })
-      yield* db.markJobCompleted(1, "x")
-      expect(yield* db.getPoolDemand(1001, ["a", "b"])).toEqual({ jobs: 1, workers: 0 })
-    }))
-
     test("getDemand returns the oldest pending jobs lacking a runner, per (entity, label set)", Effect.gen(function*() {
       const db = yield* Db
       yield* at(10)
@@ -257,8 +239,6 @@ export const dbContract = (name: string, run: DbRunner) =>
       expect(yield* db.markWorkerOrphaned("w3")).toBe(false)
       expect(yield* db.markWorkerOrphaned("missing")).toBe(false)
       expect((yield* db.getActiveWorkers).map((w) => w.pod_name)).toEqual(["w4"])
-      expect(yield* db.countActiveWorkersForEntity(1001)).toBe(1)
-      expect(yield* db.countActiveWorkersForEntity(9)).toBe(0)
     }))
 
     test("workers for reconcile: active ones plus those finished within the lookback", Effect.gen(function*() {

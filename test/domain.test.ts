@@ -1,6 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Schema } from "effect"
 import { FailureInfo } from "../src/domain/FailureInfo.ts"
+import { escapeHtml } from "../src/domain/html.ts"
 import { encodeLabelSet, sameLabelSet, toLabelSet } from "../src/domain/Labels.ts"
 import { defaultRunnerConfig, isStagingRepo, maxWorkersFor, resolvePool, RunnerConfig } from "../src/domain/RunnerConfig.ts"
 import { allowedSources, canTransition, type Status } from "../src/domain/Status.ts"
@@ -82,5 +83,14 @@ describe("failure info", () => {
   it("lists every webhook outcome", () => {
     expect(WEBHOOK_OUTCOMES).toHaveLength(12)
     expect(WEBHOOK_OUTCOMES).toContain("proxied_to_staging")
+  })
+})
+
+describe("HTML escape", () => {
+  it("turns the five markup characters into entities, ampersands first, and leaves the rest", () => {
+    expect(escapeHtml(`<script>alert('x')</script>&`)).toBe("&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;&amp;")
+    expect(escapeHtml(`<a href="?a=1&b=2">`)).toBe("&lt;a href=&quot;?a=1&amp;b=2&quot;&gt;")
+    expect(escapeHtml("&amp;")).toBe("&amp;amp;")
+    expect(escapeHtml("plain text, ünïcode ✓")).toBe("plain text, ünïcode ✓")
   })
 })

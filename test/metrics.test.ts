@@ -1,4 +1,3 @@
-import { HttpApp, HttpRouter } from "@effect/platform"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer, Metric, MetricBoundaries } from "effect"
 // a real parser of the text exposition format, independent of our renderer
@@ -10,11 +9,12 @@ import { recordCapacity, recordCycle } from "../src/observability/collect.ts"
 import { renderExposition, renderRegistry } from "../src/observability/exposition.ts"
 import { MeteredDb } from "../src/observability/meteredDb.ts"
 import { schedulerRouter } from "../src/scheduler/routes.ts"
-import { SchedulerSettings, SchedulerSettingsLive } from "../src/scheduler/settings.ts"
+import { SchedulerSettingsLive } from "../src/scheduler/settings.ts"
 import { Db } from "../src/services/Db.ts"
 import { Kube } from "../src/services/Kube.ts"
 import { failureV2 } from "../src/domain/FailureInfo.ts"
 import { newJob, newWorker } from "./support/dbFixtures.ts"
+import { getFrom } from "./support/routerRequest.ts"
 import { testRunnerConfig } from "./support/schedulerWorld.ts"
 import { memoryBackend, withWebhook } from "./support/webhookHarness.ts"
 
@@ -79,13 +79,7 @@ const world = Layer.mergeAll(
   SchedulerSettingsLive({ runnerConfig: testRunnerConfig(), prod: false })
 )
 
-const get = (path: string) =>
-  Effect.gen(function*() {
-    const app = yield* HttpRouter.toHttpApp(schedulerRouter)
-    const runtime = yield* Effect.runtime<Db | Kube | SchedulerSettings>()
-    const response = yield* Effect.promise(() => HttpApp.toWebHandlerRuntime(runtime)(app)(new Request(`http://localhost${path}`)))
-    return { status: response.status, type: response.headers.get("content-type"), body: yield* Effect.promise(() => response.text()) }
-  })
+const get = (path: string) => getFrom(schedulerRouter, path)
 
 describe("scheduler /metrics", () => {
   it.effect("jobs and workers by status, failures by reason, slots per pool, Kube calls; the format parses", () =>

@@ -1,4 +1,3 @@
-import { HttpApp, HttpRouter } from "@effect/platform"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer, TestClock } from "effect"
 import { DbMemory } from "../layers/db/memory.ts"
@@ -7,11 +6,11 @@ import type { Job } from "../src/domain/Job.ts"
 import { groupKey } from "../src/scheduler/demandPlan.ts"
 import { type QueueInput, queueView, typicalDurations } from "../src/scheduler/queueView.ts"
 import { schedulerRouter } from "../src/scheduler/routes.ts"
-import { type SchedulerSettings, SchedulerSettingsLive } from "../src/scheduler/settings.ts"
+import { SchedulerSettingsLive } from "../src/scheduler/settings.ts"
 import type { DemandRow } from "../src/services/Db.ts"
 import { Db } from "../src/services/Db.ts"
-import type { Kube } from "../src/services/Kube.ts"
 import { newJob } from "./support/dbFixtures.ts"
+import { getFrom } from "./support/routerRequest.ts"
 import { testRunnerConfig } from "./support/schedulerWorld.ts"
 
 const T0 = Date.UTC(2026, 10, 23, 12, 0, 0)
@@ -154,13 +153,7 @@ describe("queueView: positions and estimated starts", () => {
 
 describe("GET /queue.json", () => {
   const world = Layer.mergeAll(DbMemory, KubeMemory({ tick: null }), SchedulerSettingsLive({ runnerConfig: testRunnerConfig(), prod: false }))
-  const get = (path: string) =>
-    Effect.gen(function*() {
-      const app = yield* HttpRouter.toHttpApp(schedulerRouter)
-      const runtime = yield* Effect.runtime<Db | Kube | SchedulerSettings>()
-      const response = yield* Effect.promise(() => HttpApp.toWebHandlerRuntime(runtime)(app)(new Request(`http://localhost${path}`)))
-      return { status: response.status, type: response.headers.get("content-type"), body: yield* Effect.promise(() => response.text()) }
-    })
+  const get = (path: string) => getFrom(schedulerRouter, path)
 
   it.effect("every pending job, with its pool position and reason; [] when none", () =>
     Effect.gen(function*() {

@@ -1,14 +1,14 @@
-import { HttpApp, HttpRouter } from "@effect/platform"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer, Redacted, TestClock } from "effect"
 import { DbMemory } from "../layers/db/memory.ts"
 import { KubeMemory, KubeMemoryControl } from "../layers/kube/memory.ts"
 import { parseDay, parsePaging } from "../src/scheduler/paging.ts"
 import { schedulerRouter } from "../src/scheduler/routes.ts"
-import { SchedulerSettings, SchedulerSettingsLive } from "../src/scheduler/settings.ts"
+import { SchedulerSettingsLive } from "../src/scheduler/settings.ts"
 import { Db, DbError } from "../src/services/Db.ts"
 import { Kube } from "../src/services/Kube.ts"
 import { newJob, newWorker } from "./support/dbFixtures.ts"
+import { getFrom } from "./support/routerRequest.ts"
 import { testRunnerConfig } from "./support/schedulerWorld.ts"
 
 const DAY = 86_400_000
@@ -16,14 +16,7 @@ const DAY = 86_400_000
 const world = (prod = false) =>
   Layer.mergeAll(DbMemory, KubeMemory({ tick: null }), SchedulerSettingsLive({ runnerConfig: testRunnerConfig(), prod }))
 
-/** Calls the router like a browser would, in the test's context (TestClock included). */
-const get = (path: string) =>
-  Effect.gen(function*() {
-    const app = yield* HttpRouter.toHttpApp(schedulerRouter)
-    const runtime = yield* Effect.runtime<Db | Kube | SchedulerSettings>()
-    const response = yield* Effect.promise(() => HttpApp.toWebHandlerRuntime(runtime)(app)(new Request(`http://localhost${path}`)))
-    return { status: response.status, type: response.headers.get("content-type"), link: response.headers.get("link"), body: yield* Effect.promise(() => response.text()) }
-  })
+const get = (path: string) => getFrom(schedulerRouter, path)
 
 const at = (ms: number) => TestClock.setTime(ms)
 

@@ -6,6 +6,7 @@ import { formatEvent } from "../layers/sim/events.ts"
 import { simSettingsConfig } from "../layers/sim/settings.ts"
 import { signDelivery } from "../layers/sim/webhookTransport.ts"
 import { signBody } from "../src/webhook/signature.ts"
+import { percentile } from "./support/percentile.ts"
 import { jainIndex, maxMinShares } from "./support/simFairness.ts"
 
 const withEnv = (env: Record<string, string>) => Effect.withConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(env))))
@@ -70,5 +71,21 @@ describe("fairness figures", () => {
     expect(maxMinShares([0, 5], 4)).toEqual([0, 4])
     expect(jainIndex([5, 5, 5])).toBeCloseTo(1)
     expect(jainIndex([9, 0, 0])).toBeCloseTo(1 / 3)
+  })
+})
+
+describe("percentile", () => {
+  it("is the nearest rank over the values in any order, and NaN for none", () => {
+    const values = [7, 1, 9, 3, 5, 2, 8, 4, 10, 6]
+    expect(percentile(values, 0.5)).toBe(5)
+    expect(percentile(values, 0.95)).toBe(10)
+    expect(percentile(values, 0.99)).toBe(10)
+    expect(percentile(values, 0.1)).toBe(1)
+    expect(percentile(values, 0)).toBe(1)
+    expect(percentile(values, 1)).toBe(10)
+    expect(percentile([42], 0.5)).toBe(42)
+    expect(percentile([], 0.5)).toBeNaN()
+    // the input is left as it was
+    expect(values[0]).toBe(7)
   })
 })

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest"
-import { diagnoseInstallation, foldInstallationHistory, type HistoryRow } from "../src/domain/installationHistory.ts"
+import { diagnoseInstallation } from "../src/domain/installationDiagnoses.ts"
+import { foldInstallationHistory, type HistoryRow } from "../src/domain/installationHistory.ts"
 import { installation, installationRepositories, installationTargetRenamed, workflowJob } from "./support/webhookPayloads.ts"
 
 /*

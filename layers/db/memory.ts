@@ -171,14 +171,6 @@ export const makeDbMemory = Effect.gen(function*() {
       return rows
     }),
 
-    getPoolDemand: (entityId, labels) =>
-      Effect.sync(() => {
-        const key = encodeLabelSet(labels)
-        const mine = <A extends { entity_id: number; job_labels: ReadonlyArray<string> }>(a: A) =>
-          a.entity_id === entityId && encodeLabelSet(a.job_labels) === key
-        return { jobs: activeJobs().filter(mine).length, workers: activeWorkers().filter(mine).length }
-      }),
-
     addWorker: (w) =>
       Effect.gen(function*() {
         if (workers.has(w.pod_name)) return yield* Effect.fail(new DuplicatePodName({ podName: w.pod_name }))
@@ -214,7 +206,6 @@ export const makeDbMemory = Effect.gen(function*() {
       transitionWorker(podName, "completed", ["pending", "running"], (w, at) => ({ ...w, completed_at: w.completed_at ?? at })),
     getWorker: (podName) => Effect.sync(() => Option.fromNullable(workers.get(podName))),
     getActiveWorkers: Effect.sync(activeWorkers),
-    countActiveWorkersForEntity: (entityId) => Effect.sync(() => activeWorkers().filter((w) => w.entity_id === entityId).length),
     getWorkersForReconcile: (lookbackSeconds) =>
       Effect.map(now, (at) =>
         [...workers.values()]

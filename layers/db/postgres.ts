@@ -269,17 +269,6 @@ export const makeDbPostgres = (schema: DbSchema, timeouts: DbTimeouts = defaultD
         })
       }).pipe(Effect.withSpan("Db.getDemand")),
 
-      getPoolDemand: (entityId, labels) =>
-        sql<{ jobs: number; workers: number }>`
-          SELECT
-            (SELECT count(*) FROM jobs WHERE entity_id = ${entityId} AND job_labels = ${encodeLabelSet(labels)}::jsonb
-               AND status IN ('pending', 'running')) AS jobs,
-            (SELECT count(*) FROM workers WHERE entity_id = ${entityId} AND job_labels = ${encodeLabelSet(labels)}::jsonb
-               AND status IN ('pending', 'running')) AS workers`.pipe(
-          Effect.mapError(toDbError("getPoolDemand")),
-          Effect.map((rows) => ({ jobs: rows[0]?.jobs ?? 0, workers: rows[0]?.workers ?? 0 }))
-        ),
-
       addWorker: (w) =>
         Effect.gen(function*() {
           const at = yield* now
@@ -336,12 +325,6 @@ export const makeDbPostgres = (schema: DbSchema, timeouts: DbTimeouts = defaultD
         Effect.mapError(toDbError("getActiveWorkers")),
         Effect.flatMap(rowsToWorkers("getActiveWorkers"))
       ),
-
-      countActiveWorkersForEntity: (entityId) =>
-        sql<{ n: number }>`SELECT count(*) AS n FROM workers WHERE entity_id = ${entityId} AND status IN ('pending', 'running')`.pipe(
-          Effect.mapError(toDbError("countActiveWorkersForEntity")),
-          Effect.map((rows) => rows[0]?.n ?? 0)
-        ),
 
       getWorkersForReconcile: (lookbackSeconds) =>
         Effect.flatMap(now, (at) =>

@@ -1,7 +1,7 @@
 import { HttpRouter, HttpServer, HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import { Effect, ParseResult, Schema } from "effect"
 import { FaultPatch } from "./faults.ts"
-import { SimWorld } from "./world.ts"
+import { SimWorld } from "./worldApi.ts"
 
 /*
  * The simulation's control API (`SIM_PORT`, default 8082):

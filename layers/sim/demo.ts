@@ -1,6 +1,6 @@
 import { Duration, Effect, Layer, Random } from "effect"
 import type { OwnerType } from "./payloads.ts"
-import { SimWorld } from "./world.ts"
+import { SimWorld } from "./worldApi.ts"
 
 /*
  * `--demo`: a steady mixed load from several entities, so `npm start -- --demo` shows the system busy without

@@ -1,7 +1,7 @@
 import { Effect, Layer, Queue } from "effect"
 import { type LogFormat, operatorLine } from "../../src/observability/operatorLine.ts"
 import { describeEvent, eventFields, formatEvent } from "./events.ts"
-import { SimWorld } from "./world.ts"
+import { SimWorld } from "./worldApi.ts"
 
 /**
  * Prints one line per notable event of the simulated world (job queued, runner provisioned, job started and

@@ -1,11 +1,6 @@
 import type { EntityType } from "../domain/Entity.ts"
-import {
-  type Diagnosis,
-  diagnoseInstallation,
-  foldInstallationHistory,
-  type HistoryRow,
-  type InstallationState
-} from "../domain/installationHistory.ts"
+import { type Diagnosis, diagnoseInstallation } from "../domain/installationDiagnoses.ts"
+import { foldInstallationHistory, type HistoryRow, type InstallationState } from "../domain/installationHistory.ts"
 import type { TimelineEvent } from "./traceClient.ts"
 
 /**

@@ -1,4 +1,5 @@
 import type { FailureInfo } from "../domain/FailureInfo.ts"
+import { escapeHtml } from "../domain/html.ts"
 import type { Job } from "../domain/Job.ts"
 import { encodeLabelSet } from "../domain/Labels.ts"
 import type { PodEvent } from "../domain/Pod.ts"
@@ -55,9 +56,6 @@ export const workerJson = (w: Worker) => ({
 })
 
 // --- HTML ----------------------------------------------------------------------------------------------------
-
-export const escapeHtml = (s: string): string =>
-  s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;").replace(/'/g, "&#39;")
 
 const STATUS_COLOURS: Readonly<Record<string, string>> = {
   pending: "#ccc504",

@@ -21,12 +21,16 @@ export const makeSchedulerState: Effect.Effect<SchedulerState> = Effect.map(Cloc
 
 /**
  * Runs one part of a cycle so that an unexpected failure is logged with its cause and the cycle goes on with the
- * next part. Interruption is not swallowed: it must reach the loop.
+ * next part, which then gets `fallback` for this part's result. Interruption is not swallowed: it must reach the
+ * loop.
  */
-export const guarded = <R>(what: string, effect: Effect.Effect<unknown, unknown, R>): Effect.Effect<void, never, R> =>
+export const guardedOr = <A, R>(what: string, effect: Effect.Effect<A, unknown, R>, fallback: A): Effect.Effect<A, never, R> =>
   effect.pipe(
-    Effect.asVoid,
     Effect.catchAllCause((cause) =>
-      Cause.isInterruptedOnly(cause) ? Effect.interrupt : Effect.logError(`${what} failed`, cause)
+      Cause.isInterruptedOnly(cause) ? Effect.interrupt : Effect.as(Effect.logError(`${what} failed`, cause), fallback)
     )
   )
+
+/** `guardedOr` for a part whose result nobody reads. */
+export const guarded = <R>(what: string, effect: Effect.Effect<unknown, unknown, R>): Effect.Effect<void, never, R> =>
+  guardedOr(what, Effect.asVoid(effect), undefined)

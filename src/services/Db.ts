@@ -105,17 +105,12 @@ export interface DbShape {
   readonly listJobs: (page: PageRequest) => Effect.Effect<Page<Job>, DbError>
   /** The pending jobs that need a runner now, from one set-based query. See `DemandRow`. */
   readonly getDemand: Effect.Effect<ReadonlyArray<DemandRow>, DbError>
-  /** active jobs and active workers of one (entity, exact label set) */
   /**
    * Deletes the jobs with status `completed` whose last change (`updated_at`) is before `cutoff`; pending,
    * running and failed jobs stay, and workers are never touched. Returns how many rows went (the scheduler's
    * `JOB_RETENTION_DAYS` clean-up).
    */
   readonly deleteCompletedJobsBefore: (cutoff: Date) => Effect.Effect<number, DbError>
-  readonly getPoolDemand: (
-    entityId: number,
-    labels: ReadonlyArray<string>
-  ) => Effect.Effect<{ readonly jobs: number; readonly workers: number }, DbError>
 
   // --- workers ----------------------------------------------------------------------------------------------
   /** Reserves a pod name as a pending worker. */
@@ -136,8 +131,6 @@ export interface DbShape {
   readonly getWorker: (podName: string) => Effect.Effect<Option.Option<Worker>, DbError>
   /** pending and running workers, oldest first */
   readonly getActiveWorkers: Effect.Effect<ReadonlyArray<Worker>, DbError>
-  /** pending + running workers of an entity over all pools */
-  readonly countActiveWorkersForEntity: (entityId: number) => Effect.Effect<number, DbError>
   /** active workers, plus terminal workers that completed within the lookback */
   readonly getWorkersForReconcile: (lookbackSeconds: number) => Effect.Effect<ReadonlyArray<Worker>, DbError>
   /** newest first */

@@ -1,7 +1,8 @@
 import { Duration, Effect, Random, Schema, TestClock, TestContext } from "effect"
-import type { SimJob } from "../../layers/sim/world.ts"
+import type { SimJob } from "../../layers/sim/worldApi.ts"
 import { defaultRunnerConfigInput, RunnerConfig } from "../../src/domain/RunnerConfig.ts"
 import { capturingLogger, DST_EPOCH, makeHarness } from "./simHarness.ts"
+import { percentile } from "./percentile.ts"
 import { fastZeroTimers } from "./simTimers.ts"
 
 /*
@@ -46,11 +47,6 @@ export interface FairnessResult {
   readonly makespanMinutes: number
   readonly violations: ReadonlyArray<string>
   readonly cycles: { readonly count: number; readonly wallMs: number }
-}
-
-const percentile = (values: ReadonlyArray<number>, p: number) => {
-  const sorted = [...values].sort((a, b) => a - b)
-  return sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.ceil(p * sorted.length) - 1)]!
 }
 
 export const jainIndex = (xs: ReadonlyArray<number>): number => {
@@ -107,7 +103,7 @@ export const fairnessFigures = (jobs: ReadonlyArray<SimJob>, boards: number) => 
       entity: owner,
       jobs: mine.length,
       meanWaitMinutes: minutes(waits.reduce((a, b) => a + b, 0) / Math.max(1, waits.length)),
-      p95WaitMinutes: minutes(percentile(waits, 0.95)),
+      p95WaitMinutes: waits.length === 0 ? 0 : minutes(percentile(waits, 0.95)),
       contendedBoardMinutes: minutes(mine.reduce((a, j) => a + overlap(j), 0)),
       fairShareBoardMinutes: minutes(fairShare[i]!)
     }
