@@ -106,7 +106,7 @@ describe("promtool check metrics", () => {
       await Effect.runPromise(world.submitJobs({ owner: "acme", repo: "acme/app", durationSeconds: 1, count: 3 }))
       let usage: { jobs: ReadonlyArray<unknown>; workers: ReadonlyArray<unknown> } = { jobs: [], workers: [] }
       for (const deadline = Date.now() + 30_000; Date.now() < deadline;) {
-        usage = await (await fetch(`${scheduler}/usage.json`)).json()
+        usage = (await (await fetch(`${scheduler}/usage.json`)).json()) as typeof usage
         if (usage.workers.length > 0) break
         await new Promise((r) => setTimeout(r, 100))
       }
