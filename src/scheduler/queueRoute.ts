@@ -50,8 +50,9 @@ export const computeQueuePage = (input: QueueInput, request: QueuePageRequest): 
   })
 
 /**
- * The inputs of the queue's decisions: what a demand matching reads, plus one page of recent workers for the
- * durations; one capacity reading (two Kube calls). When capacity cannot be read every pool counts as full.
+ * The inputs of the queue's decisions: what a demand matching reads (the pending jobs and the demand, from one
+ * query), plus one page of recent workers for the durations; one capacity reading (two Kube calls). When capacity
+ * cannot be read every pool counts as full.
  */
 export const readQueueInput = Effect.gen(function*() {
   const db = yield* Db
@@ -60,20 +61,19 @@ export const readQueueInput = Effect.gen(function*() {
   const now = yield* Clock.currentTimeMillis
   const baseMs = Duration.toMillis(settings.timeouts.allocationBackoffBase)
   const maxMs = Duration.toMillis(settings.timeouts.allocationBackoffMax)
-  const [pending, demand, active, recent, streaks, capacity] = yield* Effect.all([
-    db.getPendingJobs,
-    db.getDemand,
+  const [rows, active, recent, streaks, capacity] = yield* Effect.all([
+    db.getQueueRows,
     db.getActiveWorkers,
     db.listWorkers({ start: new Date(now - DURATION_WINDOW_MS), page: 0, perPage: DURATION_SAMPLE }),
     db.getAllocationFailures(streakLookbackMs(baseMs, maxMs) / 1000),
     Effect.either(kube.capacity)
-  ])
+  ], { concurrency: "unbounded" })
   const pools = Either.getOrElse(capacity, () => new Map())
   const durations = typicalDurations(recent.rows.filter((w) => w.status === "completed"))
   return {
     now: new Date(now),
-    pending,
-    demand,
+    pending: rows.map((r) => r.job),
+    demand: rows.filter((r) => r.lacksRunner),
     available: new Map([...pools.values()].map((c) => [c.pool, c.available])),
     total: new Map([...pools.values()].map((c) => [c.pool, c.total])),
     busy: active.map((w) => ({ pool: w.k8s_pool, runningSince: w.running_at })),
