@@ -215,8 +215,8 @@ describe("queueView: linear and paged, the same decisions as before", () => {
     const steps = queueSteps(input({ pending: jobs, demand: jobs.map((j) => row(j)) }), { pool: null, offset: 0, limit: 10 }, 5)
     let yields = 0
     for (let step = steps.next(); step.done !== true; step = steps.next()) yields++
-    // after the planner, after grouping, then one every 5 jobs
-    expect(yields).toBe(2 + 5)
+    // after sorting out the planner's rows, after the planner, after grouping, then one every 5 jobs
+    expect(yields).toBe(3 + 5)
   })
 
   it("query parameters: defaults, bounds, and a message naming the bad one", () => {

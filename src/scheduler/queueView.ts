@@ -166,19 +166,53 @@ export function* queueSteps(input: QueueInput, request: QueuePageRequest, chunk 
   const now = input.now.getTime()
   const lacking = new Set<number>()
   for (const r of input.demand) lacking.add(r.job.job_id)
+  const reasons = new Map<number, WaitReason>()
+  // The planner needs only the rows it could take. A row of entity E in pool P that comes after E's first
+  // min(free slots of P, cap - E's active workers) eligible rows of P can never be taken: each earlier take of E
+  // in P spent a slot and counted toward E's cap. Those rows are decided here as the planner decides its
+  // left-overs: blocked groups back off; the others wait on their entity's cap, counted over the pools planned
+  // up to theirs (the planner plans pools in name order), or on a board.
+  const heads: Array<DemandRow> = []
+  const rest: Array<DemandRow> = []
+  const seen = new Map<string, number>()
+  for (const row of [...input.demand].sort((a, b) => byAge(a.job, b.job))) {
+    const job = row.job
+    if (input.blocked.size > 0 && input.blocked.has(groupKey(job.entity_id, job.job_labels))) {
+      reasons.set(job.job_id, "backoff_after_failure")
+      continue
+    }
+    const key = `${job.entity_id}|${job.k8s_pool}`
+    const k = (seen.get(key) ?? 0) + 1
+    seen.set(key, k)
+    const cap = input.capFor(job.entity_id)
+    const bound = Math.min(Math.max(0, input.available.get(job.k8s_pool) ?? 0), cap === null ? Infinity : cap - row.entityActiveWorkers)
+    if (k <= bound) heads.push(row)
+    else rest.push(row)
+  }
+  yield
   const plan = planProvisioning({
-    demand: input.demand,
+    demand: heads,
     available: input.available,
     capFor: input.capFor,
     weightFor: input.weightFor,
-    policy: input.policy,
-    blocked: new Set(input.blocked.keys())
+    policy: input.policy
   })
   yield
-  const reasons = new Map<number, WaitReason>()
   for (const p of plan.provisions) reasons.set(p.job.job_id, "provisioning")
   for (const s of plan.skipped) {
     reasons.set(s.job.job_id, s.why === "backoff" ? "backoff_after_failure" : s.why === "entity_cap" ? "cap_reached" : "no_free_board")
+  }
+  const plannedPools = new Map<number, Array<string>>()
+  for (const p of plan.provisions) {
+    const pools = plannedPools.get(p.job.entity_id)
+    if (pools === undefined) plannedPools.set(p.job.entity_id, [p.pool])
+    else pools.push(p.pool)
+  }
+  for (const row of rest) {
+    const cap = input.capFor(row.job.entity_id)
+    const planned = (plannedPools.get(row.job.entity_id) ?? []).filter((pool) => pool <= row.job.k8s_pool).length
+    const underCap = cap === null || row.entityActiveWorkers + planned < cap
+    reasons.set(row.job.job_id, underCap ? "no_free_board" : "cap_reached")
   }
   const reasonOf = (job: Job): WaitReason => (lacking.has(job.job_id) ? reasons.get(job.job_id) ?? "no_free_board" : "provisioning")
 
