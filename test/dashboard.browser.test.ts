@@ -156,6 +156,8 @@ describe("dashboard in a headless browser", () => {
         const pending = before.jobs.filter((j: any) => j.status === "pending").map((j: any) => String(j.job_id)).sort()
         const queued = await page.$$eval("#queue tbody tr", (rows) => rows.map((r) => r.getAttribute("data-job")!))
         expect([...queued].sort()).toEqual(pending)
+        // the queue's totals per pool (from /queue.json, whatever its page) count the same waiting jobs
+        expect(await page.locator('#queue-pools tr[data-pool="scw-em-rv1"] .pending').textContent()).toBe(String(pending.length))
         expect(await page.locator("#queue .reason").first().textContent()).toMatch(/no free board|provisioning|cap reached/)
         const jobLink = page.locator("#queue a").first()
         expect(await jobLink.getAttribute("href")).toMatch(/^https:\/\//)

@@ -2,7 +2,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer, Schema } from "effect"
 import { DbMemory } from "../layers/db/memory.ts"
 import { KubeMemory } from "../layers/kube/memory.ts"
-import { DashboardJson, JobJson, QueueEntryJson, WorkerJson } from "../src/observability/httpApi.ts"
+import { DashboardJson, JobJson, QueuePageJson, WorkerJson } from "../src/observability/httpApi.ts"
 import { schedulerRouter } from "../src/scheduler/routes.ts"
 import { SchedulerSettingsLive } from "../src/scheduler/settings.ts"
 import { Db } from "../src/services/Db.ts"
@@ -50,7 +50,7 @@ describe("OpenAPI", () => {
       decode(Schema.Struct({ jobs: Schema.Array(JobJson), workers: Schema.Array(WorkerJson) }), (yield* get("/usage.json")).body)
       decode(Schema.Array(JobJson), (yield* get("/jobs.json")).body)
       decode(Schema.Array(WorkerJson), (yield* get("/workers.json")).body)
-      expect(decode(Schema.Array(QueueEntryJson), (yield* get("/queue.json")).body)).toHaveLength(1)
+      expect(decode(QueuePageJson, (yield* get("/queue.json")).body).jobs).toHaveLength(1)
       decode(DashboardJson, (yield* get("/dashboard.json")).body)
     }).pipe(Effect.provide(world)))
 

@@ -130,6 +130,32 @@ export const dbContract = (name: string, run: DbRunner) =>
       expect((yield* db.getDemand).map((r) => r.job.job_id)).toEqual([2, 3, 4, 5])
     }))
 
+    test("getQueueRows: every pending job, oldest first, with getDemand's figures; those lacking a runner are getDemand's", Effect.gen(function*() {
+      const db = yield* Db
+      yield* at(10)
+      yield* db.addJob(newJob(1))
+      yield* at(20)
+      yield* db.addJob(newJob(2))
+      yield* at(30)
+      yield* db.addJob(newJob(3))
+      yield* at(40)
+      yield* db.addJob(newJob(4, { job_labels: ["other"], html_url: null }))
+      yield* at(50)
+      yield* db.addJob(newJob(5, { entity_id: 2002, entity_name: "beta" }))
+      yield* db.markJobRunning(1, "w-run")
+      yield* db.addWorker(newWorker("w-run"))
+      yield* db.addWorker(newWorker("w-new"))
+      const rows = yield* db.getQueueRows
+      expect(rows.map((r) => r.job)).toEqual(yield* db.getPendingJobs)
+      expect(rows.map((r) => [r.job.job_id, r.lacksRunner])).toEqual([[2, false], [3, true], [4, true], [5, true]])
+      const demand = yield* db.getDemand
+      expect(rows.filter((r) => r.lacksRunner).map(({ lacksRunner: _, ...r }) => r)).toEqual(demand)
+      expect(rows[0]).toMatchObject({ rank: 1, groupDemand: 3, groupSupply: 2, entityActiveWorkers: 2 })
+      // a job with a stored failure_info still decodes (through the Schema)
+      yield* db.markJobFailed(3, failureV2("pod_failed"))
+      expect((yield* db.getQueueRows).map((r) => r.job.job_id)).toEqual([2, 4, 5])
+    }))
+
     test("allocation failure streaks: failures since the group's last allocated worker, within the lookback", Effect.gen(function*() {
       const db = yield* Db
       const allocFailed = (name: string, over: Parameters<typeof newWorker>[1] = {}) =>

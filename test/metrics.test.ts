@@ -62,6 +62,26 @@ describe("exposition renderer", () => {
       expect(family.metrics[0]).toMatchObject({ buckets: { "1": "1", "5": "3", "10": "4", "+Inf": "5" }, count: "5", sum: "112.5" })
     }))
 
+  it.effect("counters end in _total (added to Effect's runtime counters); effect_fiber_active is a gauge", () =>
+    Effect.gen(function*() {
+      yield* Metric.increment(Metric.counter("test_runtime_like_counter"))
+      yield* Metric.incrementBy(Metric.counter("effect_fiber_active"), 2)
+      const text = renderExposition(
+        (yield* Metric.snapshot).filter((p) => ["test_runtime_like_counter", "effect_fiber_active"].includes(p.metricKey.name))
+      )
+      expect(familyOf(text, "test_runtime_like_counter_total")?.type).toBe("COUNTER")
+      expect(familyOf(text, "test_runtime_like_counter")).toBeUndefined()
+      expect(familyOf(text, "effect_fiber_active")?.type).toBe("GAUGE")
+      // a name that already ends in _total is not doubled
+      yield* recordCycle(1)
+      const all = yield* renderRegistry
+      expect(all).not.toMatch(/_total_total/)
+      for (const f of parse(all)) {
+        if (f.type === "COUNTER") expect(f.name, f.name).toMatch(/_total$/)
+        else expect(f.name, f.name).not.toMatch(/_total$/)
+      }
+    }))
+
   it.effect("an empty registry slice renders as nothing; every family has HELP and TYPE once", () =>
     Effect.gen(function*() {
       expect(renderExposition([])).toBe("")
@@ -107,8 +127,8 @@ describe("scheduler /metrics", () => {
       expect(sample(text, "riscv_runner_workers", { status: "pending" })?.value).toBe("1")
       expect(sample(text, "riscv_runner_workers", { status: "running" })?.value).toBe("0")
       expect(Number(sample(text, "riscv_runner_worker_failures_total", { reason: "pod_stuck_pending" })?.value)).toBe(before + 1)
-      expect(familyOf(text, "riscv_runner_pool_slots_total")?.type).toBe("GAUGE")
-      expect(sample(text, "riscv_runner_pool_slots_total", { pool: "scw-em-rv1" })?.value).toBe("4")
+      expect(familyOf(text, "riscv_runner_pool_slots")?.type).toBe("GAUGE")
+      expect(sample(text, "riscv_runner_pool_slots", { pool: "scw-em-rv1" })?.value).toBe("4")
       expect(sample(text, "riscv_runner_pool_slots_free", { pool: "scw-em-rv1" })?.value).toBe("3")
       expect(familyOf(text, "riscv_runner_kube_api_calls_total")?.type).toBe("COUNTER")
       expect(Number(sample(text, "riscv_runner_kube_api_calls_total", { operation: "listNodes" })?.value)).toBeGreaterThanOrEqual(1)

@@ -1,10 +1,13 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Layer, TestClock } from "effect"
+import { Effect, Either, Layer, TestClock } from "effect"
 import { DbMemory } from "../layers/db/memory.ts"
 import { KubeMemory } from "../layers/kube/memory.ts"
 import type { Job } from "../src/domain/Job.ts"
 import { groupKey } from "../src/scheduler/demandPlan.ts"
-import { type QueueInput, queueView, typicalDurations } from "../src/scheduler/queueView.ts"
+import fc from "fast-check"
+import { queueViewBefore } from "../bench/queueViewBefore.ts"
+import { parseQueueQuery } from "../src/scheduler/queueRoute.ts"
+import { type QueueInput, queuePage, queueSteps, queueView, typicalDurations } from "../src/scheduler/queueView.ts"
 import { schedulerRouter } from "../src/scheduler/routes.ts"
 import { SchedulerSettingsLive } from "../src/scheduler/settings.ts"
 import type { DemandRow } from "../src/services/Db.ts"
@@ -151,14 +154,91 @@ describe("queueView: positions and estimated starts", () => {
   })
 })
 
+describe("queueView: linear and paged, the same decisions as before", () => {
+  const POOLS = ["scw-em-rv1", "other-pool", "Zeta"]
+  const arbitraryInput = fc.record({
+    jobs: fc.array(fc.record({ minutesAgo: fc.integer({ min: 0, max: 60 }), entity: fc.integer({ min: 0, max: 3 }), pool: fc.integer({ min: 0, max: 2 }), lacking: fc.boolean() }), { maxLength: 60 }),
+    available: fc.array(fc.integer({ min: -1, max: 4 }), { minLength: 3, maxLength: 3 }),
+    total: fc.array(fc.integer({ min: 0, max: 5 }), { minLength: 3, maxLength: 3 }),
+    busy: fc.array(fc.record({ pool: fc.integer({ min: 0, max: 2 }), minutesAgo: fc.option(fc.integer({ min: 0, max: 30 })) }), { maxLength: 6 }),
+    cap: fc.option(fc.integer({ min: 0, max: 3 })),
+    workers: fc.integer({ min: 0, max: 3 }),
+    blockedEntity: fc.option(fc.integer({ min: 0, max: 3 })),
+    durations: fc.boolean(),
+    fallback: fc.option(fc.integer({ min: 1, max: 20 })),
+    policy: fc.constantFrom("fair" as const, "fifo" as const)
+  }).map((r): QueueInput => {
+    const jobs = r.jobs.map((j, i) =>
+      job(i + 1, j.minutesAgo, { entity_id: 1000 + j.entity, entity_name: `e${j.entity}`, k8s_pool: POOLS[j.pool]! })
+    )
+    return input({
+      pending: jobs,
+      demand: jobs.filter((_, i) => r.jobs[i]!.lacking).map((j) => row(j, r.workers)),
+      available: new Map(POOLS.map((p, i) => [p, r.available[i]!])),
+      total: new Map(POOLS.map((p, i) => [p, r.total[i]!])),
+      busy: r.busy.map((b) => ({ pool: POOLS[b.pool]!, runningSince: b.minutesAgo === null ? null : new Date(T0 - b.minutesAgo * MIN) })),
+      capFor: () => r.cap,
+      blocked: r.blockedEntity === null ? new Map() : new Map([[groupKey(1000 + r.blockedEntity, ["ubuntu-24.04-riscv"]), new Date(T0 + 7 * MIN)]]),
+      durations: r.durations ? new Map([["scw-em-rv1", 10 * MIN], ["Zeta", 3 * MIN]]) : new Map(),
+      fallbackDurationMs: r.fallback === null ? null : r.fallback * MIN,
+      policy: r.policy
+    })
+  })
+
+  it("every entry equals the quadratic original's, on random queues", () => {
+    fc.assert(fc.property(arbitraryInput, (q) => {
+      expect(queueView(q)).toEqual(queueViewBefore(q))
+    }), { numRuns: 300 })
+  })
+
+  it("a page is the original's slice (after the pool filter); totals count every job of each pool by reason", () => {
+    const request = fc.record({ pool: fc.option(fc.constantFrom("scw-em-rv1", "other-pool", "Zeta", "absent")), offset: fc.integer({ min: 0, max: 70 }), limit: fc.integer({ min: 1, max: 30 }) })
+    fc.assert(fc.property(arbitraryInput, request, (q, req) => {
+      const all = queueViewBefore(q)
+      const matching = req.pool === null ? all : all.filter((e) => e.k8s_pool === req.pool)
+      const page = queuePage(q, req)
+      expect(page.jobs).toEqual(matching.slice(req.offset, req.offset + req.limit))
+      expect(page.total).toBe(matching.length)
+      expect(page.next_offset).toBe(req.offset + req.limit < matching.length ? req.offset + req.limit : null)
+      const expected = [...new Set(all.map((e) => e.k8s_pool))].sort((a, b) => a.localeCompare(b)).map((pool) => {
+        const of = all.filter((e) => e.k8s_pool === pool)
+        const n = (reason: string) => of.filter((e) => e.reason === reason).length
+        return { pool, pending: of.length, provisioning: n("provisioning"), no_free_board: n("no_free_board"), cap_reached: n("cap_reached"), backoff_after_failure: n("backoff_after_failure") }
+      })
+      expect(page.pools).toEqual(expected)
+    }), { numRuns: 300 })
+  })
+
+  it("the steps yield every chunk of jobs, so the route can give the event loop back", () => {
+    const jobs = Array.from({ length: 25 }, (_, i) => job(i + 1, 60 - i))
+    const steps = queueSteps(input({ pending: jobs, demand: jobs.map((j) => row(j)) }), { pool: null, offset: 0, limit: 10 }, 5)
+    let yields = 0
+    for (let step = steps.next(); step.done !== true; step = steps.next()) yields++
+    // after sorting out the planner's rows, after the planner, after grouping, then one every 5 jobs
+    expect(yields).toBe(3 + 5)
+  })
+
+  it("query parameters: defaults, bounds, and a message naming the bad one", () => {
+    const parse = (q: string) => parseQueueQuery(new URLSearchParams(q))
+    expect(parse("")).toEqual(Either.right({ pool: null, offset: 0, limit: 100 }))
+    expect(parse("pool=scw-em-rv1&offset=200&limit=1000")).toEqual(Either.right({ pool: "scw-em-rv1", offset: 200, limit: 1000 }))
+    expect(parse("limit=0")).toEqual(Either.left("invalid parameter limit, must be an integer from 1 to 1000"))
+    expect(parse("limit=1001")).toEqual(Either.left("invalid parameter limit, must be an integer from 1 to 1000"))
+    expect(parse("limit=ten")).toEqual(Either.left("invalid parameter limit, must be an integer from 1 to 1000"))
+    expect(parse("offset=-1")).toEqual(Either.left("invalid parameter offset, must be an integer from 0 to 999999999"))
+    expect(parse("offset=1.5")).toEqual(Either.left("invalid parameter offset, must be an integer from 0 to 999999999"))
+    expect(parse("pool=")).toEqual(Either.left("invalid parameter pool, must be a pool name"))
+  })
+})
+
 describe("GET /queue.json", () => {
   const world = Layer.mergeAll(DbMemory, KubeMemory({ tick: null }), SchedulerSettingsLive({ runnerConfig: testRunnerConfig(), prod: false }))
   const get = (path: string) => getFrom(schedulerRouter, path)
 
-  it.effect("every pending job, with its pool position and reason; [] when none", () =>
+  it.effect("one page of the pending jobs, with its pool position and reason, and the totals of every pool", () =>
     Effect.gen(function*() {
       yield* TestClock.setTime(T0)
-      expect((yield* get("/queue.json")).body).toBe("[]")
+      expect(JSON.parse((yield* get("/queue.json")).body)).toEqual({ total: 0, offset: 0, limit: 100, next_offset: null, pools: [], jobs: [] })
       const db = yield* Db
       yield* db.addJob(newJob(11))
       yield* TestClock.adjust("1 minute")
@@ -167,9 +247,53 @@ describe("GET /queue.json", () => {
       expect(res.status).toBe(200)
       expect(res.type).toContain("application/json")
       // the in-memory cluster here has no nodes: no free board for anyone, and no durations to estimate from
-      expect(JSON.parse(res.body)).toEqual([
-        expect.objectContaining({ job_id: 11, entity_name: "acme", k8s_pool: "scw-em-rv1", position: 1, reason: "no_free_board", estimated_start: null }),
-        expect.objectContaining({ job_id: 12, position: 2, reason: "no_free_board" })
+      expect(JSON.parse(res.body)).toEqual({
+        total: 2,
+        offset: 0,
+        limit: 100,
+        next_offset: null,
+        pools: [{ pool: "scw-em-rv1", pending: 2, provisioning: 0, no_free_board: 2, cap_reached: 0, backoff_after_failure: 0 }],
+        jobs: [
+          expect.objectContaining({ job_id: 11, entity_name: "acme", k8s_pool: "scw-em-rv1", position: 1, reason: "no_free_board", estimated_start: null }),
+          expect.objectContaining({ job_id: 12, position: 2, reason: "no_free_board" })
+        ]
+      })
+    }).pipe(Effect.provide(world)))
+
+  it.effect("paged: limit, offset and pool pick the window; the pool totals stay whole; bad values are 400s", () =>
+    Effect.gen(function*() {
+      yield* TestClock.setTime(T0)
+      const db = yield* Db
+      for (let i = 1; i <= 250; i++) {
+        yield* db.addJob({ ...newJob(1000 + i), k8s_pool: i % 5 === 0 ? "other-pool" : "scw-em-rv1" })
+        yield* TestClock.adjust("1 second")
+      }
+      const first = JSON.parse((yield* get("/queue.json")).body)
+      // the default page is 100 entries, ordered by pool name, then position
+      expect(first.jobs).toHaveLength(100)
+      expect(first).toMatchObject({ total: 250, offset: 0, limit: 100, next_offset: 100 })
+      expect(first.jobs.slice(0, 2).map((e: { job_id: number; k8s_pool: string; position: number }) => [e.k8s_pool, e.position])).toEqual([["other-pool", 1], ["other-pool", 2]])
+      expect(first.pools).toEqual([
+        { pool: "other-pool", pending: 50, provisioning: 0, no_free_board: 50, cap_reached: 0, backoff_after_failure: 0 },
+        { pool: "scw-em-rv1", pending: 200, provisioning: 0, no_free_board: 200, cap_reached: 0, backoff_after_failure: 0 }
       ])
+      const last = JSON.parse((yield* get("/queue.json?offset=200&limit=100")).body)
+      expect(last).toMatchObject({ total: 250, offset: 200, next_offset: null })
+      expect(last.jobs.map((e: { position: number }) => e.position)).toEqual(Array.from({ length: 50 }, (_, i) => 151 + i))
+      expect(last.pools).toEqual(first.pools)
+      const pool = JSON.parse((yield* get("/queue.json?pool=scw-em-rv1&offset=10&limit=3")).body)
+      expect(pool).toMatchObject({ total: 200, offset: 10, limit: 3, next_offset: 13 })
+      expect(pool.jobs.map((e: { k8s_pool: string; position: number }) => [e.k8s_pool, e.position])).toEqual([["scw-em-rv1", 11], ["scw-em-rv1", 12], ["scw-em-rv1", 13]])
+      expect(pool.pools).toEqual(first.pools)
+      expect(JSON.parse((yield* get("/queue.json?pool=nowhere")).body)).toMatchObject({ total: 0, jobs: [], next_offset: null })
+      for (const [query, message] of [
+        ["limit=0", "invalid parameter limit, must be an integer from 1 to 1000"],
+        ["limit=5000", "invalid parameter limit, must be an integer from 1 to 1000"],
+        ["offset=x", "invalid parameter offset, must be an integer from 0 to 999999999"],
+        ["pool=", "invalid parameter pool, must be a pool name"]
+      ]) {
+        const bad = yield* get(`/queue.json?${query}`)
+        expect([bad.status, bad.body], query).toEqual([400, message])
+      }
     }).pipe(Effect.provide(world)))
 })

@@ -6,6 +6,10 @@ import { Effect, Metric, MetricKeyType, type MetricPair, MetricState, Option } f
  * cumulative `_bucket{le=...}` series with `_sum` and `_count`. Families and series are sorted, so a scrape is
  * stable. Frequencies render as counters of their occurrences (with an `occurrence` label); summaries are
  * skipped (we define none).
+ *
+ * Names pass `promtool check metrics`: a counter is exported with a `_total` suffix (added when its name lacks
+ * one, as Effect's own runtime counters do: `effect_fiber_started` is `effect_fiber_started_total`), and
+ * `effect_fiber_active`, a counter that Effect also decrements (fibers alive now), is exported as the gauge it is.
  */
 
 export const CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -14,6 +18,11 @@ const NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/
 const LABEL = /^[a-zA-Z_][a-zA-Z0-9_]*$/
 
 const safeName = (name: string): string => (NAME.test(name) ? name : name.replace(/[^a-zA-Z0-9_:]/g, "_").replace(/^([0-9])/, "_$1"))
+/** Effect's runtime counters that go down as well as up: a Prometheus counter must not, so they are gauges. */
+const COUNTERS_THAT_ARE_GAUGES: ReadonlySet<string> = new Set(["effect_fiber_active"])
+
+const counterName = (name: string): string => (name.endsWith("_total") ? name : `${name}_total`)
+
 const safeLabel = (name: string): string => (LABEL.test(name) ? name : name.replace(/[^a-zA-Z0-9_]/g, "_").replace(/^([0-9])/, "_$1"))
 
 export const escapeLabelValue = (value: string): string => value.replace(/\\/g, "\\\\").replace(/"/g, "\\\"").replace(/\n/g, "\\n")
@@ -52,8 +61,11 @@ export const renderExposition = (pairs: ReadonlyArray<MetricPair.MetricPair.Unty
     const tags = [...key.tags].map((t) => [t.key, t.value] as const).sort(([a], [b]) => a.localeCompare(b))
     const sortKey = labelSet(tags)
     const state = pair.metricState
-    if (MetricKeyType.isCounterKey(key.keyType) && MetricState.isCounterState(state)) {
-      family(name, "counter", key.description).lines.push({ sortKey, text: `${name}${labelSet(tags)} ${formatValue(state.count)}` })
+    if (MetricKeyType.isCounterKey(key.keyType) && MetricState.isCounterState(state) && COUNTERS_THAT_ARE_GAUGES.has(name)) {
+      family(name, "gauge", key.description).lines.push({ sortKey, text: `${name}${labelSet(tags)} ${formatValue(state.count)}` })
+    } else if (MetricKeyType.isCounterKey(key.keyType) && MetricState.isCounterState(state)) {
+      const total = counterName(name)
+      family(total, "counter", key.description).lines.push({ sortKey, text: `${total}${labelSet(tags)} ${formatValue(state.count)}` })
     } else if (MetricKeyType.isGaugeKey(key.keyType) && MetricState.isGaugeState(state)) {
       family(name, "gauge", key.description).lines.push({ sortKey, text: `${name}${labelSet(tags)} ${formatValue(state.value)}` })
     } else if (MetricKeyType.isHistogramKey(key.keyType) && MetricState.isHistogramState(state)) {
@@ -69,10 +81,11 @@ export const renderExposition = (pairs: ReadonlyArray<MetricPair.MetricPair.Unty
       lines.push(`${name}_count${labelSet(tags)} ${state.count}`)
       f.lines.push({ sortKey, text: lines.join("\n") })
     } else if (MetricKeyType.isFrequencyKey(key.keyType) && MetricState.isFrequencyState(state)) {
-      const f = family(name, "counter", key.description)
+      const total = counterName(name)
+      const f = family(total, "counter", key.description)
       for (const [occurrence, n] of state.occurrences) {
         const labels = [...tags, ["occurrence", occurrence] as const]
-        f.lines.push({ sortKey: labelSet(labels), text: `${name}${labelSet(labels)} ${n}` })
+        f.lines.push({ sortKey: labelSet(labels), text: `${total}${labelSet(labels)} ${n}` })
       }
     }
   }

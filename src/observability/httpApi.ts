@@ -67,6 +67,23 @@ export const QueueEntryJson = Schema.Struct({
   estimated_start: Schema.NullOr(Iso)
 }).annotations({ identifier: "QueueEntry" })
 
+const count = (description: string) => Schema.Number.annotations({ description })
+export const QueuePageJson = Schema.Struct({
+  total: count("entries matching `pool` (all pools without it), over all pages"),
+  offset: Schema.Number,
+  limit: Schema.Number,
+  next_offset: Schema.NullOr(Schema.Number).annotations({ description: "the offset of the next page; null on the last" }),
+  pools: Schema.Array(Schema.Struct({
+    pool: Schema.String,
+    pending: count("pending jobs of the pool"),
+    provisioning: Schema.Number,
+    no_free_board: Schema.Number,
+    cap_reached: Schema.Number,
+    backoff_after_failure: Schema.Number
+  })).annotations({ description: "every pool with pending jobs, whatever the page: its jobs in all and by reason" }),
+  jobs: Schema.Array(QueueEntryJson)
+}).annotations({ identifier: "QueuePage" })
+
 export const DashboardJson = Schema.Struct({
   generated_at: Iso,
   deployment: Schema.Literal("Prod", "Staging"),
@@ -164,8 +181,15 @@ export const SchedulerGroup = HttpApiGroup.make("scheduler")
   .add(listed("jobs", "/jobs.json", Schema.Array(JobJson), "Jobs, newest first, one page; a Link header points to the others."))
   .add(listed("history", "/history.json", Schema.Array(JobJson), "The same as /jobs.json."))
   .add(listed("workers", "/workers.json", Schema.Array(WorkerJson), "Workers, newest first, one page; a Link header points to the others."))
-  .add(HttpApiEndpoint.get("queue", "/queue.json").addSuccess(Schema.Array(QueueEntryJson))
-    .annotate(OpenApi.Description, "Every pending job with its position in its pool, why it waits and an estimated start."))
+  .add(HttpApiEndpoint.get("queue", "/queue.json")
+    .setUrlParams(Schema.Struct({
+      pool: Schema.optional(Schema.String.annotations({ description: "only this pool's jobs" })),
+      offset: Schema.optional(Schema.NumberFromString.annotations({ description: "entries to skip (default 0)" })),
+      limit: Schema.optional(Schema.NumberFromString.annotations({ description: "entries per page, 1 to 1000 (default 100)" }))
+    }))
+    .addSuccess(QueuePageJson)
+    .addError(...Text(400, "a paging parameter is invalid"))
+    .annotate(OpenApi.Description, "One page of the pending jobs, by pool then position, with why each waits and an estimated start, and every pool's totals."))
   .add(HttpApiEndpoint.get("dashboard", "/dashboard.json").addSuccess(DashboardJson)
     .annotate(OpenApi.Description, "What the dashboard at / shows besides the queue."))
   .annotate(OpenApi.Description, "Scheduler port (SCHEDULER_PORT; 8081 in `all`).")

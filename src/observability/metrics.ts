@@ -3,7 +3,7 @@ import { Metric, MetricBoundaries } from "effect"
 /**
  * Every metric the service exports, as Effect `Metric`s in the process-wide registry. `/metrics` on either port
  * renders a snapshot of that registry (see `exposition.ts`). Names follow Prometheus conventions: a `riscv_runner_`
- * prefix, base units (seconds), `_total` on counters. The README lists them.
+ * prefix, base units (seconds), `_total` on counters and only on counters. The README lists them.
  */
 
 const secondsBuckets = MetricBoundaries.fromIterable([1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600])
@@ -35,7 +35,8 @@ export const workerFailures = Metric.counter("riscv_runner_worker_failures_total
 export const poolSlotsFree = Metric.gauge("riscv_runner_pool_slots_free", {
   description: "Free runner slots per pool at the scheduler's latest capacity reading (negative when pods outnumber slots)."
 })
-export const poolSlotsTotal = Metric.gauge("riscv_runner_pool_slots_total", {
+/** Not `..._slots_total`: `_total` is for counters only (promtool rejects it on a gauge). */
+export const poolSlotsTotal = Metric.gauge("riscv_runner_pool_slots", {
   description: "Runner slots per pool (allocatable riseproject.com/runner) at the latest capacity reading."
 })
 export const cycleDuration = Metric.histogram(

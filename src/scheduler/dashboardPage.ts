@@ -1,6 +1,7 @@
 /**
  * The operator dashboard at `GET /` on the scheduler port: one self-contained page (no CDN, no external fonts or
- * scripts) that refreshes itself every 5 s from `/dashboard.json` and `/queue.json`. Every value goes into the
+ * scripts) that refreshes itself every 5 s from `/dashboard.json` and the first page of `/queue.json` (its
+ * totals per pool count every waiting job, so the page stays truthful however long the queue). Every value goes into the
  * page through `textContent` or an attribute, never as markup, and only http(s) URLs become links.
  */
 export const dashboardHtml = `<!doctype html>
@@ -44,6 +45,9 @@ export const dashboardHtml = `<!doctype html>
 <p id="groups-empty" class="muted" hidden>No active jobs or workers.</p>
 
 <h2>Queue</h2>
+<table id="queue-pools"><thead><tr><th>pool</th><th class="num">waiting</th><th class="num">provisioning</th><th class="num">no free board</th><th class="num">cap reached</th><th class="num">backing off</th></tr></thead><tbody></tbody></table>
+<p id="queue-pools-empty" class="muted" hidden>No pool has a waiting job.</p>
+<p id="queue-shown" class="muted"></p>
 <table id="queue"><thead><tr><th>pool</th><th class="num">#</th><th>job</th><th>entity</th><th>reason</th><th>estimated start</th></tr></thead><tbody></tbody></table>
 <p id="queue-empty" class="muted" hidden>Nothing waits.</p>
 
@@ -97,7 +101,21 @@ const renderGroups = (groups) => fill("groups", groups.map((g) => {
   return tr;
 }));
 
-const renderQueue = (queue) => fill("queue", queue.map((q) => {
+const QUEUE_PAGE = 100;
+const renderQueuePools = (pools) => fill("queue-pools", pools.map((p) => {
+  const tr = el("tr", { "data-pool": p.pool });
+  tr.append(cell(p.pool), cell(p.pending, "num pending"), cell(p.provisioning, "num provisioning"),
+    cell(p.no_free_board, "num no-free-board"), cell(p.cap_reached, "num cap-reached"), cell(p.backoff_after_failure, "num backoff"));
+  return tr;
+}));
+const renderQueue = (page) => {
+  renderQueuePools(page.pools);
+  $("queue-shown").textContent = page.total > page.jobs.length
+    ? "The first " + page.jobs.length + " of " + page.total + " waiting jobs; the next ones: /queue.json?offset=" + page.jobs.length
+    : "";
+  renderQueueRows(page.jobs);
+};
+const renderQueueRows = (queue) => fill("queue", queue.map((q) => {
   const tr = el("tr", { "data-job": q.job_id });
   const job = el("td");
   if (typeof q.html_url === "string" && /^https?:\\/\\//.test(q.html_url)) job.append(el("a", { href: q.html_url }, q.job_id));
@@ -156,7 +174,7 @@ const getJson = async (path) => {
 let renders = 0;
 const refresh = async () => {
   try {
-    const [dash, queue] = await Promise.all([getJson("/dashboard.json"), getJson("/queue.json")]);
+    const [dash, queue] = await Promise.all([getJson("/dashboard.json"), getJson("/queue.json?limit=" + QUEUE_PAGE)]);
     $("deployment").textContent = "(" + dash.deployment + ")";
     document.title = "riscv-runner dashboard - " + dash.deployment;
     renderPools(dash.pools);

@@ -1,42 +1,79 @@
-import { HttpServerResponse } from "@effect/platform"
+import { HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import { Clock, Duration, Effect, Either } from "effect"
 import { maxWorkersFor, weightFor } from "../domain/RunnerConfig.ts"
 import { Db } from "../services/Db.ts"
 import { Kube } from "../services/Kube.ts"
 import { blockedGroups, streakLookbackMs } from "./allocationBackoff.ts"
-import { queueView, typicalDurations } from "./queueView.ts"
+import { type QueueInput, type QueuePage, type QueuePageRequest, queueSteps, typicalDurations } from "./queueView.ts"
 import { SchedulerSettings } from "./settings.ts"
 
 /** Finished workers of this window give the typical run time of a job. */
 const DURATION_WINDOW_MS = 6 * 3_600_000
 const DURATION_SAMPLE = 500
 
+/** `limit` when none is given, and the most one page may ask for. */
+export const DEFAULT_LIMIT = 100
+export const MAX_LIMIT = 1_000
+/** Jobs walked between two yields to the event loop. */
+const CHUNK = 2_000
+
 /**
- * The pending jobs with their position, reason and estimated start (see `queueView`). Reads what a demand
- * matching reads, plus one page of recent workers for the durations; one capacity reading (two Kube calls). When
- * capacity cannot be read every pool counts as full.
+ * `?pool=NAME&offset=N&limit=N`. Each is optional; a bad value is a message for a 400, naming the parameter.
  */
-export const readQueue = Effect.gen(function*() {
+export const parseQueueQuery = (params: URLSearchParams): Either.Either<QueuePageRequest, string> => {
+  const pool = params.get("pool")
+  if (pool !== null && pool.trim() === "") return Either.left("invalid parameter pool, must be a pool name")
+  const integer = (name: string, fallback: number, min: number, max: number): Either.Either<number, string> => {
+    const text = params.get(name)
+    if (text === null) return Either.right(fallback)
+    const n = /^\d{1,9}$/.test(text) ? Number(text) : NaN
+    return n >= min && n <= max ? Either.right(n) : Either.left(`invalid parameter ${name}, must be an integer from ${min} to ${max}`)
+  }
+  return Either.gen(function*() {
+    const limit = yield* integer("limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
+    const offset = yield* integer("offset", 0, 0, 999_999_999)
+    return { pool, offset, limit }
+  })
+}
+
+/** `queueSteps` run to its end, giving the event loop back after every chunk of jobs. */
+export const computeQueuePage = (input: QueueInput, request: QueuePageRequest): Effect.Effect<QueuePage> =>
+  Effect.suspend(() => {
+    const steps = queueSteps(input, request, CHUNK)
+    return Effect.gen(function*() {
+      for (;;) {
+        const step = steps.next()
+        if (step.done === true) return step.value
+        yield* Effect.yieldNow()
+      }
+    })
+  })
+
+/**
+ * The inputs of the queue's decisions: what a demand matching reads (the pending jobs and the demand, from one
+ * query), plus one page of recent workers for the durations; one capacity reading (two Kube calls). When capacity
+ * cannot be read every pool counts as full.
+ */
+export const readQueueInput = Effect.gen(function*() {
   const db = yield* Db
   const kube = yield* Kube
   const settings = yield* SchedulerSettings
   const now = yield* Clock.currentTimeMillis
   const baseMs = Duration.toMillis(settings.timeouts.allocationBackoffBase)
   const maxMs = Duration.toMillis(settings.timeouts.allocationBackoffMax)
-  const [pending, demand, active, recent, streaks, capacity] = yield* Effect.all([
-    db.getPendingJobs,
-    db.getDemand,
+  const [rows, active, recent, streaks, capacity] = yield* Effect.all([
+    db.getQueueRows,
     db.getActiveWorkers,
     db.listWorkers({ start: new Date(now - DURATION_WINDOW_MS), page: 0, perPage: DURATION_SAMPLE }),
     db.getAllocationFailures(streakLookbackMs(baseMs, maxMs) / 1000),
     Effect.either(kube.capacity)
-  ])
+  ], { concurrency: "unbounded" })
   const pools = Either.getOrElse(capacity, () => new Map())
   const durations = typicalDurations(recent.rows.filter((w) => w.status === "completed"))
-  return queueView({
+  return {
     now: new Date(now),
-    pending,
-    demand,
+    pending: rows.map((r) => r.job),
+    demand: rows.filter((r) => r.lacksRunner),
     available: new Map([...pools.values()].map((c) => [c.pool, c.available])),
     total: new Map([...pools.values()].map((c) => [c.pool, c.total])),
     busy: active.map((w) => ({ pool: w.k8s_pool, runningSince: w.running_at })),
@@ -46,9 +83,20 @@ export const readQueue = Effect.gen(function*() {
     blocked: blockedGroups(streaks, now, baseMs, maxMs),
     durations: durations.byPool,
     fallbackDurationMs: durations.overall
-  })
+  } satisfies QueueInput
 })
 
-/** `GET /queue.json`: a bare array, like the other lists, ordered by pool then position. */
-export const queueJson = Effect.map(readQueue, (entries) =>
-  HttpServerResponse.text(JSON.stringify(entries), { contentType: "application/json" }))
+/** One page of the pending jobs with their position, reason and estimated start (see `queueView`). */
+export const readQueue = (request: QueuePageRequest) => Effect.flatMap(readQueueInput, (input) => computeQueuePage(input, request))
+
+/**
+ * `GET /queue.json`: one page of the pending jobs, ordered by pool then position, with every pool's totals; a bad
+ * parameter is a 400 naming it.
+ */
+export const queueJson = Effect.gen(function*() {
+  const req = yield* HttpServerRequest.HttpServerRequest
+  const query = parseQueueQuery(new URL(req.url, "http://localhost").searchParams)
+  if (Either.isLeft(query)) return HttpServerResponse.text(query.left, { status: 400 })
+  const page = yield* readQueue(query.right)
+  return HttpServerResponse.text(JSON.stringify(page), { contentType: "application/json" })
+})

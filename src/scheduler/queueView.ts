@@ -6,6 +6,12 @@ import { groupKey, planProvisioning, type Policy } from "./demandPlan.ts"
  * Queue visibility: why each pending job waits, where it stands in its pool, and when it may start. Pure: the
  * route reads the same inputs the demand matcher reads (pending jobs, the set-based demand, capacity, back-off)
  * and this decides, by running the planner itself, so the reasons are the matcher's own.
+ *
+ * Linear in the pending jobs (plus the planner's sort of the demand, which arrives sorted): jobs are grouped by
+ * pushing, and each pool's free-slot times are a binary heap. A page (`QueuePageRequest`) builds entries for its
+ * own window only; the jobs before it are still walked, as their reasons and slots decide the page's estimates,
+ * and every job is counted in its pool's totals. `queueSteps` yields every `chunk` jobs, so a caller can give the
+ * event loop back between chunks (the route does); `queuePage` and `queueView` run it to the end at once.
  */
 
 export type WaitReason = "provisioning" | "no_free_board" | "cap_reached" | "backoff_after_failure"
@@ -72,75 +78,230 @@ export const typicalDurations = (
     if (w.running_at === null || w.completed_at === null) continue
     const ms = w.completed_at.getTime() - w.running_at.getTime()
     if (ms < 0) continue
-    per.set(w.k8s_pool, [...(per.get(w.k8s_pool) ?? []), ms])
+    const pool = per.get(w.k8s_pool)
+    if (pool === undefined) per.set(w.k8s_pool, [ms])
+    else pool.push(ms)
     all.push(ms)
   }
   return { byPool: new Map([...per].map(([pool, ms]) => [pool, median(ms)!])), overall: median(all) }
 }
 
-export const queueView = (input: QueueInput): ReadonlyArray<QueueEntry> => {
+
+/** Which slice of the queue to answer: the jobs of one pool (or all, ordered by pool then position). */
+export interface QueuePageRequest {
+  /** null: every pool */
+  readonly pool: string | null
+  /** entries to skip in (pool, position) order, after the pool filter */
+  readonly offset: number
+  /** entries to return at most */
+  readonly limit: number
+}
+
+/** How many jobs of a pool wait, in all and for each reason (whatever page was asked for). */
+export interface PoolTotals {
+  readonly pool: string
+  readonly pending: number
+  readonly provisioning: number
+  readonly no_free_board: number
+  readonly cap_reached: number
+  readonly backoff_after_failure: number
+}
+
+export interface QueuePage {
+  /** entries matching the pool filter, over all pages */
+  readonly total: number
+  readonly offset: number
+  readonly limit: number
+  /** the offset of the next page; null on the last */
+  readonly next_offset: number | null
+  /** every pool with pending jobs, by name (not filtered) */
+  readonly pools: ReadonlyArray<PoolTotals>
+  readonly jobs: ReadonlyArray<QueueEntry>
+}
+
+/** A binary min-heap of slot times: the earliest free slot in O(log n), where sorting the array cost O(n log n). */
+class SlotHeap {
+  private readonly items: Array<number> = []
+  get size(): number {
+    return this.items.length
+  }
+  push(value: number): void {
+    const a = this.items
+    a.push(value)
+    let i = a.length - 1
+    while (i > 0) {
+      const parent = (i - 1) >> 1
+      if (a[parent]! <= a[i]!) break
+      ;[a[parent], a[i]] = [a[i]!, a[parent]!]
+      i = parent
+    }
+  }
+  pop(): number {
+    const a = this.items
+    const top = a[0]!
+    const last = a.pop()!
+    if (a.length > 0) {
+      a[0] = last
+      let i = 0
+      for (;;) {
+        const l = 2 * i + 1
+        const r = l + 1
+        let m = i
+        if (l < a.length && a[l]! < a[m]!) m = l
+        if (r < a.length && a[r]! < a[m]!) m = r
+        if (m === i) break
+        ;[a[m], a[i]] = [a[i]!, a[m]!]
+        i = m
+      }
+    }
+    return top
+  }
+}
+
+/**
+ * The queue, one page of it, computed in steps: the generator yields after every `chunk` jobs it walks and returns
+ * the page. Decisions are those of `queueView` (which runs this to the end), whatever the page.
+ */
+export function* queueSteps(input: QueueInput, request: QueuePageRequest, chunk = 2_000): Generator<void, QueuePage> {
   const now = input.now.getTime()
-  const lacking = new Set(input.demand.map((r) => r.job.job_id))
+  const lacking = new Set<number>()
+  for (const r of input.demand) lacking.add(r.job.job_id)
+  const reasons = new Map<number, WaitReason>()
+  // The planner needs only the rows it could take. A row of entity E in pool P that comes after E's first
+  // min(free slots of P, cap - E's active workers) eligible rows of P can never be taken: each earlier take of E
+  // in P spent a slot and counted toward E's cap. Those rows are decided here as the planner decides its
+  // left-overs: blocked groups back off; the others wait on their entity's cap, counted over the pools planned
+  // up to theirs (the planner plans pools in name order), or on a board.
+  const heads: Array<DemandRow> = []
+  const rest: Array<DemandRow> = []
+  const seen = new Map<string, number>()
+  for (const row of [...input.demand].sort((a, b) => byAge(a.job, b.job))) {
+    const job = row.job
+    if (input.blocked.size > 0 && input.blocked.has(groupKey(job.entity_id, job.job_labels))) {
+      reasons.set(job.job_id, "backoff_after_failure")
+      continue
+    }
+    const key = `${job.entity_id}|${job.k8s_pool}`
+    const k = (seen.get(key) ?? 0) + 1
+    seen.set(key, k)
+    const cap = input.capFor(job.entity_id)
+    const bound = Math.min(Math.max(0, input.available.get(job.k8s_pool) ?? 0), cap === null ? Infinity : cap - row.entityActiveWorkers)
+    if (k <= bound) heads.push(row)
+    else rest.push(row)
+  }
+  yield
   const plan = planProvisioning({
-    demand: input.demand,
+    demand: heads,
     available: input.available,
     capFor: input.capFor,
     weightFor: input.weightFor,
-    policy: input.policy,
-    blocked: new Set(input.blocked.keys())
+    policy: input.policy
   })
-  const reasons = new Map<number, WaitReason>()
+  yield
   for (const p of plan.provisions) reasons.set(p.job.job_id, "provisioning")
   for (const s of plan.skipped) {
     reasons.set(s.job.job_id, s.why === "backoff" ? "backoff_after_failure" : s.why === "entity_cap" ? "cap_reached" : "no_free_board")
   }
+  const plannedPools = new Map<number, Array<string>>()
+  for (const p of plan.provisions) {
+    const pools = plannedPools.get(p.job.entity_id)
+    if (pools === undefined) plannedPools.set(p.job.entity_id, [p.pool])
+    else pools.push(p.pool)
+  }
+  for (const row of rest) {
+    const cap = input.capFor(row.job.entity_id)
+    const planned = (plannedPools.get(row.job.entity_id) ?? []).filter((pool) => pool <= row.job.k8s_pool).length
+    const underCap = cap === null || row.entityActiveWorkers + planned < cap
+    reasons.set(row.job.job_id, underCap ? "no_free_board" : "cap_reached")
+  }
   const reasonOf = (job: Job): WaitReason => (lacking.has(job.job_id) ? reasons.get(job.job_id) ?? "no_free_board" : "provisioning")
 
+  // Sorting is linear on the database's order (oldest first), which is how the route reads them.
   const byPool = new Map<string, Array<Job>>()
-  for (const job of [...input.pending].sort(byAge)) byPool.set(job.k8s_pool, [...(byPool.get(job.k8s_pool) ?? []), job])
+  for (const job of [...input.pending].sort(byAge)) {
+    const jobs = byPool.get(job.k8s_pool)
+    if (jobs === undefined) byPool.set(job.k8s_pool, [job])
+    else jobs.push(job)
+  }
+  yield
 
+  const end = request.offset + request.limit
+  const pools: Array<PoolTotals> = []
   const entries: Array<QueueEntry> = []
-  for (const [pool, jobs] of byPool) {
+  // entries of the shown pools walked so far, counted up to the page's end
+  let index = 0
+  let walked = 0
+  for (const pool of [...byPool.keys()].sort((a, b) => a.localeCompare(b))) {
+    const jobs = byPool.get(pool)!
+    const totals = { pool, pending: jobs.length, provisioning: 0, no_free_board: 0, cap_reached: 0, backoff_after_failure: 0 }
+    pools.push(totals)
+    const shown = request.pool === null || request.pool === pool
     const duration = input.durations.get(pool) ?? input.fallbackDurationMs
     // When each slot of the pool frees up: a free slot now, a running worker's after a typical run, a worker
-    // still starting after a typical run from now. Each waiting job, in order, takes the earliest.
-    const slots: Array<number> = []
-    if (duration !== null) {
-      for (let i = 0; i < Math.max(0, input.available.get(pool) ?? 0); i++) slots.push(now)
+    // still starting after a typical run from now; only the pool's `total` earliest count. Each waiting job, in
+    // order, takes the earliest.
+    const slots = new SlotHeap()
+    if (shown && duration !== null && index < end) {
+      const times: Array<number> = []
+      for (let i = 0; i < Math.max(0, input.available.get(pool) ?? 0); i++) times.push(now)
       for (const b of input.busy) {
-        if (b.pool !== pool) continue
-        slots.push(Math.max(now, (b.runningSince?.getTime() ?? now) + duration))
+        if (b.pool === pool) times.push(Math.max(now, (b.runningSince?.getTime() ?? now) + duration))
       }
       const total = input.total.get(pool) ?? 0
-      while (slots.length > 0 && slots.length > total && total > 0) {
-        slots.sort((a, b) => b - a)
-        slots.shift()
-      }
+      times.sort((a, b) => a - b)
+      for (const t of total > 0 ? times.slice(0, total) : times) slots.push(t)
     }
-    jobs.forEach((job, i) => {
+    for (let i = 0; i < jobs.length; i++) {
+      if (++walked % chunk === 0) yield
+      const job = jobs[i]!
       const reason = reasonOf(job)
+      totals[reason]++
+      if (!shown || index >= end) continue
       let start: number | null = null
       if (reason === "provisioning") start = now
-      else if (duration !== null && slots.length > 0) {
-        slots.sort((a, b) => a - b)
-        const slot = slots.shift()!
+      else if (duration !== null && slots.size > 0) {
+        const slot = slots.pop()
         const until = input.blocked.get(groupKey(job.entity_id, job.job_labels))?.getTime() ?? now
         start = Math.max(slot, until)
         slots.push(start + duration)
       }
-      entries.push({
-        job_id: job.job_id,
-        entity_id: job.entity_id,
-        entity_name: job.entity_name,
-        k8s_pool: job.k8s_pool,
-        job_labels: job.job_labels,
-        created_at: job.created_at.toISOString(),
-        html_url: job.html_url,
-        position: i + 1,
-        reason,
-        estimated_start: start === null ? null : new Date(start).toISOString()
-      })
-    })
+      if (index >= request.offset) {
+        entries.push({
+          job_id: job.job_id,
+          entity_id: job.entity_id,
+          entity_name: job.entity_name,
+          k8s_pool: job.k8s_pool,
+          job_labels: job.job_labels,
+          created_at: job.created_at.toISOString(),
+          html_url: job.html_url,
+          position: i + 1,
+          reason,
+          estimated_start: start === null ? null : new Date(start).toISOString()
+        })
+      }
+      index++
+    }
   }
-  return entries.sort((a, b) => a.k8s_pool.localeCompare(b.k8s_pool) || a.position - b.position)
+  const total = request.pool === null ? walked : byPool.get(request.pool)?.length ?? 0
+  return {
+    total,
+    offset: request.offset,
+    limit: request.limit,
+    next_offset: end < total ? end : null,
+    pools,
+    jobs: entries
+  }
 }
+
+/** `queueSteps` run to the end in one go. */
+export const queuePage = (input: QueueInput, request: QueuePageRequest): QueuePage => {
+  const steps = queueSteps(input, request)
+  for (;;) {
+    const step = steps.next()
+    if (step.done === true) return step.value
+  }
+}
+
+/** Every pending job, ordered by pool then position. */
+export const queueView = (input: QueueInput): ReadonlyArray<QueueEntry> =>
+  queuePage(input, { pool: null, offset: 0, limit: Infinity }).jobs

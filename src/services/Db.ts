@@ -63,6 +63,15 @@ export interface DemandRow {
 }
 
 /**
+ * Every pending job, oldest first, with the figures of `DemandRow` and whether it is one of the demand (lacks a
+ * runner) or has one reserved: what the queue view reads, in one query instead of `getPendingJobs` and
+ * `getDemand`. The rows lacking a runner are exactly `getDemand`'s.
+ */
+export interface QueueRow extends DemandRow {
+  readonly lacksRunner: boolean
+}
+
+/**
  * The current run of provisioning failures of one (entity, exact label set): workers failed with
  * `pod_allocation_failure` since the group's last worker that was allocated (any other outcome), within a
  * lookback. The scheduler backs off from a group with a streak, so a permanent error does not write a failed
@@ -105,6 +114,8 @@ export interface DbShape {
   readonly listJobs: (page: PageRequest) => Effect.Effect<Page<Job>, DbError>
   /** The pending jobs that need a runner now, from one set-based query. See `DemandRow`. */
   readonly getDemand: Effect.Effect<ReadonlyArray<DemandRow>, DbError>
+  /** Every pending job with its demand figures, oldest first (for the queue view). See `QueueRow`. */
+  readonly getQueueRows: Effect.Effect<ReadonlyArray<QueueRow>, DbError>
   /**
    * Deletes the jobs with status `completed` whose last change (`updated_at`) is before `cutoff`; pending,
    * running and failed jobs stay, and workers are never touched. Returns how many rows went (the scheduler's
