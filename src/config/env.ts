@@ -1,4 +1,5 @@
-import { Config, ConfigError, Effect, Either, Option, Redacted } from "effect"
+import { Config, ConfigError, Duration, Effect, Either, Option, Redacted } from "effect"
+import { DEFAULT_REQUEST_TIMEOUT, DEFAULT_UNVERIFIED_BODY_BUDGET } from "../webhook/requestLimits.ts"
 
 /** The process roles `main.ts` can run. */
 export type Role = "webhook" | "scheduler" | "all" | "migrate"
@@ -29,6 +30,10 @@ export interface AppEnv {
   readonly logFormat: "json" | "pretty"
   /** where the embedded PostgreSQL keeps its data when POSTGRES_URL is unset */
   readonly dataDir: string
+  /** `WEBHOOK_REQUEST_TIMEOUT` (default 15 s): a webhook request not fully arrived by then gets 408 */
+  readonly webhookRequestTimeout: Duration.Duration
+  /** `WEBHOOK_UNVERIFIED_BODY_BUDGET` (bytes, default 64 MiB): bodies held before their signature is checked */
+  readonly webhookUnverifiedBodyBudget: number
 }
 
 /** An empty value counts as unset, as in the original. */
@@ -74,7 +79,19 @@ export const appEnvConfig = (role: Role): Config.Config<AppEnv> =>
     runnerConfigPath: optionalString("RUNNER_CONFIG"),
     logLevel: Config.string("LOG_LEVEL").pipe(Config.withDefault("info")),
     logFormat: Config.literal("json", "pretty")("LOG_FORMAT").pipe(Config.withDefault("pretty" as const)),
-    dataDir: Config.string("DATA_DIR").pipe(Config.withDefault(".data"))
+    dataDir: Config.string("DATA_DIR").pipe(Config.withDefault(".data")),
+    webhookRequestTimeout: Config.duration("WEBHOOK_REQUEST_TIMEOUT").pipe(
+      Config.validate({ message: "must be a positive duration, like `15 seconds`", validation: (d) => Duration.toMillis(d) >= 1 }),
+      Config.withDefault(DEFAULT_REQUEST_TIMEOUT)
+    ),
+    // at least one delivery of GitHub's largest size (25 MiB) must fit
+    webhookUnverifiedBodyBudget: Config.integer("WEBHOOK_UNVERIFIED_BODY_BUDGET").pipe(
+      Config.validate({
+        message: "must be a number of bytes of at least 26214400 (25 MiB, GitHub's largest delivery)",
+        validation: (n) => n >= 25 * 1024 * 1024
+      }),
+      Config.withDefault(DEFAULT_UNVERIFIED_BODY_BUDGET)
+    )
   }).pipe(Config.map((env) => ({ ...env, schema: env.prod ? "prod" as const : "staging" as const })))
 
 /**

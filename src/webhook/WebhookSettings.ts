@@ -1,5 +1,6 @@
 import { Context, Duration, Layer, Option, type Redacted } from "effect"
 import type { RunnerConfig } from "../domain/RunnerConfig.ts"
+import { DEFAULT_REQUEST_TIMEOUT, DEFAULT_UNVERIFIED_BODY_BUDGET, UnverifiedBodyBudget } from "./requestLimits.ts"
 
 /**
  * What the webhook program needs to know about its deployment. `main.ts` builds it from the environment and the
@@ -24,6 +25,16 @@ export interface WebhookSettingsShape {
   readonly maxBodyBytes: number
   /** the staging proxy gives up after this and answers 502 */
   readonly stagingTimeout: Duration.Duration
+  /**
+   * `WEBHOOK_REQUEST_TIMEOUT`: a request (headers and body) must have arrived within this, else 408. Node's
+   * server enforces it (`webhookServerOptions`); it is here for the `Retry-After` of a refused body.
+   */
+  readonly requestTimeout: Duration.Duration
+  /**
+   * `WEBHOOK_UNVERIFIED_BODY_BUDGET`: bytes held at once, over all requests, for bodies whose signature is not
+   * checked yet; a body that would exceed it answers 503. One budget per settings value, so per process.
+   */
+  readonly unverifiedBodyBudget: UnverifiedBodyBudget
 }
 
 export class WebhookSettings extends Context.Tag("riscv-runner/WebhookSettings")<WebhookSettings, WebhookSettingsShape>() {}
@@ -52,9 +63,14 @@ export interface WebhookSettingsInput {
   readonly installUrls?: { readonly org: string; readonly personal: string } | undefined
   readonly maxBodyBytes?: number | undefined
   readonly stagingTimeout?: Duration.DurationInput | undefined
+  readonly requestTimeout?: Duration.DurationInput | undefined
+  readonly unverifiedBodyBudgetBytes?: number | undefined
 }
 
-/** Settings with the original's defaults for everything not given (app ids from the runner config). */
+/**
+ * Settings with the original's defaults for everything not given (app ids from the runner config). Each call
+ * makes a fresh, empty body budget.
+ */
 export const makeWebhookSettings = (input: WebhookSettingsInput): WebhookSettingsShape => ({
   webhookSecret: input.webhookSecret,
   runnerConfig: input.runnerConfig,
@@ -64,7 +80,9 @@ export const makeWebhookSettings = (input: WebhookSettingsInput): WebhookSetting
   apps: input.apps ?? input.runnerConfig.apps,
   installUrls: input.installUrls ?? DEFAULT_INSTALL_URLS,
   maxBodyBytes: input.maxBodyBytes ?? MAX_BODY_BYTES,
-  stagingTimeout: Duration.decode(input.stagingTimeout ?? Duration.seconds(10))
+  stagingTimeout: Duration.decode(input.stagingTimeout ?? Duration.seconds(10)),
+  requestTimeout: Duration.decode(input.requestTimeout ?? DEFAULT_REQUEST_TIMEOUT),
+  unverifiedBodyBudget: new UnverifiedBodyBudget(input.unverifiedBodyBudgetBytes ?? DEFAULT_UNVERIFIED_BODY_BUDGET)
 })
 
 export const webhookSettingsLayer = (input: WebhookSettingsInput): Layer.Layer<WebhookSettings> =>

@@ -15,7 +15,14 @@ export const textResponse = (status: number, body: string) => HttpServerResponse
 export const statusOf = (error: HttpEdgeError): number =>
   HttpApiSchema.getStatusErrorAST((error.constructor as unknown as Schema.Schema.Any).ast)
 
-const respond = (error: HttpEdgeError) => Effect.succeed(textResponse(statusOf(error), error.body))
+/** The headers an error's answer carries besides its content type: `Retry-After` for a refusal that passes. */
+const headersOf = (error: HttpEdgeError): Record<string, string> =>
+  error._tag === "BodyBudgetExhausted" ? { "retry-after": String(error.retryAfterSeconds) } : {}
+
+const errorResponse = (error: HttpEdgeError) =>
+  HttpServerResponse.text(error.body, { status: statusOf(error), contentType: TEXT, headers: headersOf(error) })
+
+const respond = (error: HttpEdgeError) => Effect.succeed(errorResponse(error))
 
 /** A delivery that is not a well-formed GitHub webhook: missing header or field, not JSON. Nothing is written. */
 export class BadDelivery extends Schema.TaggedError<BadDelivery>()("BadDelivery", { message: Schema.String }, HttpApiSchema.annotations({ status: 400 })) {
@@ -49,6 +56,23 @@ export class PayloadTooLarge extends Schema.TaggedError<PayloadTooLarge>()(
 ) {
   get body() {
     return `Payload too large: the limit is ${this.limitBytes} bytes`
+  }
+  [HttpServerRespondable.symbol]() {
+    return respond(this)
+  }
+}
+
+/**
+ * Too many bytes are held already for bodies not yet verified (`WEBHOOK_UNVERIFIED_BODY_BUDGET`): this body is
+ * refused before it is read. Every reservation ends within one request deadline, hence the `Retry-After`.
+ */
+export class BodyBudgetExhausted extends Schema.TaggedError<BodyBudgetExhausted>()(
+  "BodyBudgetExhausted",
+  { retryAfterSeconds: Schema.Number },
+  HttpApiSchema.annotations({ status: 503 })
+) {
+  get body() {
+    return "Too many request bodies awaiting verification; retry later"
   }
   [HttpServerRespondable.symbol]() {
     return respond(this)
@@ -128,6 +152,7 @@ export type HttpEdgeError =
   | BadDelivery
   | SignatureRejected
   | PayloadTooLarge
+  | BodyBudgetExhausted
   | StoreFailed
   | StagingProxyFailed
   | TraceDisabled
@@ -151,8 +176,8 @@ const detail = (error: HttpEdgeError): string | undefined => {
 
 /**
  * Turns an error into its response and logs it: a failure of ours (5xx) at ERROR with what went wrong underneath,
- * anything the sender must fix at WARN. A closed trace API (503) is a deliberate setting, so WARN as well. Errors
- * never hold secrets, so logging them is safe.
+ * anything the sender must fix at WARN. A closed trace API or a spent body budget (503) is a deliberate limit, so
+ * WARN as well. Errors never hold secrets, so logging them is safe.
  */
 export const renderError = (error: HttpEdgeError) => {
   const status = statusOf(error)
@@ -160,6 +185,6 @@ export const renderError = (error: HttpEdgeError) => {
   const log = status >= 500 && status !== 503 ? Effect.logError(error.body) : Effect.logWarning(error.body)
   return log.pipe(
     Effect.annotateLogs({ status, error: error._tag, ...(why === undefined ? {} : { detail: why }) }),
-    Effect.as(textResponse(status, error.body))
+    Effect.as(errorResponse(error))
   )
 }
