@@ -9,7 +9,7 @@
 import { HttpServerError } from "@effect/platform"
 import { NodeHttpClient, NodeHttpServer, NodeRuntime } from "@effect/platform-node"
 import { Cause, ConfigError, Console, Effect, Layer, Logger, LogLevel, Option, Redacted } from "effect"
-import { createServer } from "node:http"
+import { createServer, type ServerOptions } from "node:http"
 import * as path from "node:path"
 import { migrate } from "../layers/db/migrate.ts"
 import { pgClientLayer } from "../layers/db/pgClient.ts"
@@ -32,10 +32,11 @@ import { schedulerSettingsFromEnv } from "./scheduler/settings.ts"
 import type { RunnerConfig } from "./domain/RunnerConfig.ts"
 import type { Db } from "./services/Db.ts"
 import type { Github, GithubConfigError } from "./services/Github.ts"
+import { webhookServerOptions } from "./webhook/requestLimits.ts"
 import { WebhookServer } from "./webhook/server.ts"
 import { SIMULATION_WEBHOOK_SECRET, webhookSettingsLayer } from "./webhook/WebhookSettings.ts"
 
-const httpOn = (port: number) => NodeHttpServer.layer(createServer, { port })
+const httpOn = (port: number, options: ServerOptions = {}) => NodeHttpServer.layer(() => createServer(options), { port })
 
 /**
  * The database: `POSTGRES_URL` when set, otherwise (only with --simulate) an embedded PostgreSQL whose data stays
@@ -91,7 +92,9 @@ const webhookLayers = (env: AppEnv, runnerConfig: RunnerConfig, github: Option.O
     stagingUrl: env.stagingUrl,
     apps: appIds(env, runnerConfig),
     trustedProxyHops: env.trustedProxyHops,
-    setupPages: { ratePerMinute: env.setupRateLimit, rateBurst: env.setupRateBurst }
+    setupPages: { ratePerMinute: env.setupRateLimit, rateBurst: env.setupRateBurst },
+    requestTimeout: env.webhookRequestTimeout,
+    unverifiedBodyBudgetBytes: env.webhookUnverifiedBodyBudget
   })
   return Layer.mergeAll(settings, NodeHttpClient.layer, Option.getOrElse(github, () => Layer.empty))
 }
@@ -210,7 +213,12 @@ const program = Effect.gen(function*() {
   // which variable set each listening port, to name it when the port is taken
   const ports: Array<ListenPort> = []
   if (args.role === "webhook" || args.role === "all") {
-    servers.push(WebhookServer.pipe(Layer.provide(httpOn(env.port)), Layer.provide(webhookLayers(env, runnerConfig, github))))
+    servers.push(
+      WebhookServer.pipe(
+        Layer.provide(httpOn(env.port, webhookServerOptions(env.webhookRequestTimeout))),
+        Layer.provide(webhookLayers(env, runnerConfig, github))
+      )
+    )
     banner.push(`webhook:   http://localhost:${env.port}/ (health: /health)`)
     ports.push({ port: env.port, variable: "PORT" })
   }

@@ -1,4 +1,5 @@
-import { Config, ConfigError, Effect, Either, Option, Redacted } from "effect"
+import { Config, ConfigError, Duration, Effect, Either, Option, Redacted } from "effect"
+import { DEFAULT_REQUEST_TIMEOUT, DEFAULT_UNVERIFIED_BODY_BUDGET } from "../webhook/requestLimits.ts"
 
 /** The process roles `main.ts` can run. */
 export type Role = "webhook" | "scheduler" | "all" | "migrate"
@@ -36,6 +37,10 @@ export interface AppEnv {
   /** `SETUP_RATE_LIMIT`, `SETUP_RATE_BURST`: the setup pages' requests per minute and burst per client address */
   readonly setupRateLimit: number
   readonly setupRateBurst: number
+  /** `WEBHOOK_REQUEST_TIMEOUT` (default 15 s): a webhook request not fully arrived by then gets 408 */
+  readonly webhookRequestTimeout: Duration.Duration
+  /** `WEBHOOK_UNVERIFIED_BODY_BUDGET` (bytes, default 64 MiB): bodies held before their signature is checked */
+  readonly webhookUnverifiedBodyBudget: number
 }
 
 /** An empty value counts as unset, as in the original. */
@@ -106,7 +111,19 @@ export const appEnvConfig = (role: Role): Config.Config<AppEnv> =>
     dataDir: Config.string("DATA_DIR").pipe(Config.withDefault(".data")),
     trustedProxyHops: count("TRUSTED_PROXY_HOPS", 0),
     setupRateLimit: count("SETUP_RATE_LIMIT", 10),
-    setupRateBurst: count("SETUP_RATE_BURST", 10)
+    setupRateBurst: count("SETUP_RATE_BURST", 10),
+    webhookRequestTimeout: Config.duration("WEBHOOK_REQUEST_TIMEOUT").pipe(
+      Config.validate({ message: "must be a positive duration, like `15 seconds`", validation: (d) => Duration.toMillis(d) >= 1 }),
+      Config.withDefault(DEFAULT_REQUEST_TIMEOUT)
+    ),
+    // at least one delivery of GitHub's largest size (25 MiB) must fit
+    webhookUnverifiedBodyBudget: Config.integer("WEBHOOK_UNVERIFIED_BODY_BUDGET").pipe(
+      Config.validate({
+        message: "must be a number of bytes of at least 26214400 (25 MiB, GitHub's largest delivery)",
+        validation: (n) => n >= 25 * 1024 * 1024
+      }),
+      Config.withDefault(DEFAULT_UNVERIFIED_BODY_BUDGET)
+    )
   }).pipe(Config.map((env) => ({ ...env, schema: env.prod ? "prod" as const : "staging" as const })))
 
 /**

@@ -23,6 +23,17 @@ export const intAt = (o: JsonObject | undefined, key: string): number => {
   return typeof v === "number" && Number.isSafeInteger(v) ? v : 0
 }
 
+/**
+ * An id field, told apart three ways: a positive integer that a JavaScript number holds exactly; `"missing"`
+ * when absent, null or 0 (how the original's zero values read); `"invalid"` for anything else (negative,
+ * fractional, too large to be exact, a string, ...), which no GitHub id ever is.
+ */
+export const idAt = (o: JsonObject | undefined, key: string): number | "missing" | "invalid" => {
+  const v = o?.[key]
+  if (v === undefined || v === null || v === 0) return "missing"
+  return typeof v === "number" && Number.isSafeInteger(v) && v > 0 ? v : "invalid"
+}
+
 /** A string field, or "" when absent or not a string. */
 export const stringAt = (o: JsonObject | undefined, key: string): string => {
   const v = o?.[key]
@@ -71,4 +82,57 @@ export const storableJson = (u: unknown): unknown => {
     return out
   }
   return u
+}
+
+/** Event and action names are stored cut to this many characters; GitHub's longest is under 40. */
+export const MAX_NAME_LENGTH = 100
+
+/** A name from a delivery (event header, `action`) as it is stored: storable, and at most `MAX_NAME_LENGTH` long. */
+export const storableName = (name: string): string =>
+  // cutting may split a surrogate pair; storableString then replaces the lone half
+  storableString(name.length > MAX_NAME_LENGTH ? name.slice(0, MAX_NAME_LENGTH) : name)
+
+/** The deepest nesting of objects and arrays a delivery may have. GitHub's payloads stay under 10. */
+export const MAX_JSON_DEPTH = 64
+
+const OPEN_BRACE = 0x7b
+const OPEN_BRACKET = 0x5b
+const CLOSE_BRACE = 0x7d
+const CLOSE_BRACKET = 0x5d
+const QUOTE = 0x22
+const BACKSLASH = 0x5c
+
+/** The index of the quote that closes the string whose opening quote is at `open`, or -1. */
+const closingQuote = (text: string, open: number): number => {
+  let at = text.indexOf("\"", open + 1)
+  while (at !== -1) {
+    let backslashes = 0
+    while (text.charCodeAt(at - 1 - backslashes) === BACKSLASH) backslashes++
+    if (backslashes % 2 === 0) return at
+    at = text.indexOf("\"", at + 1)
+  }
+  return -1
+}
+
+/**
+ * Does this JSON text nest objects and arrays deeper than `limit`? One pass over the text, without recursion or
+ * allocation, so that a hostile text costs no more than its length (strings are skipped with `indexOf`, so a
+ * large string field costs little). Brackets inside strings do not count. The text need not be valid JSON: this
+ * only bounds what `JSON.parse` and `JSON.stringify` would face.
+ */
+export const nestingExceeds = (text: string, limit: number): boolean => {
+  let depth = 0
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    if (c === QUOTE) {
+      const end = closingQuote(text, i)
+      if (end === -1) return false
+      i = end
+    } else if (c === OPEN_BRACE || c === OPEN_BRACKET) {
+      if (++depth > limit) return true
+    } else if (c === CLOSE_BRACE || c === CLOSE_BRACKET) {
+      depth--
+    }
+  }
+  return false
 }

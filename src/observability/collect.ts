@@ -4,6 +4,7 @@ import type { Job } from "../domain/Job.ts"
 import type { Status } from "../domain/Status.ts"
 import type { GithubCallCounts, GithubOperation } from "../services/Github.ts"
 import type { KubeOperation, PoolCapacity } from "../services/Kube.ts"
+import { eventLabel } from "./eventLabels.ts"
 import * as M from "./metrics.ts"
 
 /**
@@ -88,6 +89,8 @@ export const recordWorkerFailure = (info: FailureInfo) =>
 
 export const recordJobTransition = (status: Status) => Metric.increment(M.tagged(M.jobTransitions, { status }))
 
-export const recordDelivery = (event: string, outcome: string) => Metric.increment(M.tagged(M.webhookDeliveries, { event, outcome }))
+/** One verified delivery; the event label is bounded (see `eventLabel`), the outcome is one of a fixed set. */
+export const recordDelivery = (event: string, outcome: string) =>
+  Metric.increment(M.tagged(M.webhookDeliveries, { event: eventLabel(event), outcome }))
 
 export const recordSignatureFailure = Metric.increment(M.signatureFailures)

@@ -1,6 +1,7 @@
 import { Context, Duration, Layer, Option, type Redacted } from "effect"
 import type { RunnerConfig } from "../domain/RunnerConfig.ts"
 import { SetupGuard, setupGuardLayer } from "./SetupGuard.ts"
+import { DEFAULT_REQUEST_TIMEOUT, DEFAULT_UNVERIFIED_BODY_BUDGET, UnverifiedBodyBudget } from "./requestLimits.ts"
 
 /**
  * What the webhook program needs to know about its deployment. `main.ts` builds it from the environment and the
@@ -32,6 +33,16 @@ export interface WebhookSettingsShape {
   readonly trustedProxyHops: number
   /** the setup pages' GitHub look-ups: cached per (app, installation id), rate limited per client address */
   readonly setupPages: SetupPagesLimits
+  /**
+   * `WEBHOOK_REQUEST_TIMEOUT`: a request (headers and body) must have arrived within this, else 408. Node's
+   * server enforces it (`webhookServerOptions`); it is here for the `Retry-After` of a refused body.
+   */
+  readonly requestTimeout: Duration.Duration
+  /**
+   * `WEBHOOK_UNVERIFIED_BODY_BUDGET`: bytes held at once, over all requests, for bodies whose signature is not
+   * checked yet; a body that would exceed it answers 503. One budget per settings value, so per process.
+   */
+  readonly unverifiedBodyBudget: UnverifiedBodyBudget
 }
 
 export interface SetupPagesLimits {
@@ -82,9 +93,14 @@ export interface WebhookSettingsInput {
   readonly stagingTimeout?: Duration.DurationInput | undefined
   readonly trustedProxyHops?: number | undefined
   readonly setupPages?: Partial<SetupPagesLimits> | undefined
+  readonly requestTimeout?: Duration.DurationInput | undefined
+  readonly unverifiedBodyBudgetBytes?: number | undefined
 }
 
-/** Settings with the original's defaults for everything not given (app ids from the runner config). */
+/**
+ * Settings with the original's defaults for everything not given (app ids from the runner config). Each call
+ * makes a fresh, empty body budget.
+ */
 export const makeWebhookSettings = (input: WebhookSettingsInput): WebhookSettingsShape => ({
   webhookSecret: input.webhookSecret,
   runnerConfig: input.runnerConfig,
@@ -96,7 +112,9 @@ export const makeWebhookSettings = (input: WebhookSettingsInput): WebhookSetting
   maxBodyBytes: input.maxBodyBytes ?? MAX_BODY_BYTES,
   stagingTimeout: Duration.decode(input.stagingTimeout ?? Duration.seconds(10)),
   trustedProxyHops: input.trustedProxyHops ?? 0,
-  setupPages: { ...DEFAULT_SETUP_PAGES_LIMITS, ...input.setupPages }
+  setupPages: { ...DEFAULT_SETUP_PAGES_LIMITS, ...input.setupPages },
+  requestTimeout: Duration.decode(input.requestTimeout ?? DEFAULT_REQUEST_TIMEOUT),
+  unverifiedBodyBudget: new UnverifiedBodyBudget(input.unverifiedBodyBudgetBytes ?? DEFAULT_UNVERIFIED_BODY_BUDGET)
 })
 
 /**

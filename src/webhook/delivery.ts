@@ -1,16 +1,29 @@
 import type { Headers } from "@effect/platform"
 import { HttpServerRequest } from "@effect/platform"
-import { Chunk, Clock, Effect, Option, Stream } from "effect"
+import { Chunk, Clock, Duration, Effect, Option, Stream } from "effect"
 import { Buffer } from "node:buffer"
-import { isJsonObject, type JsonObject, mayHoldUnstorable, storableJson, storableString } from "../domain/jsonPayload.ts"
-import { BadDelivery, PayloadTooLarge, SignatureRejected } from "./errors.ts"
+import {
+  isJsonObject,
+  type JsonObject,
+  MAX_JSON_DEPTH,
+  mayHoldUnstorable,
+  nestingExceeds,
+  storableJson,
+  storableName,
+  storableString,
+  stringAt
+} from "../domain/jsonPayload.ts"
+import { BadDelivery, BodyBudgetExhausted, PayloadTooLarge, SignatureRejected } from "./errors.ts"
+import type { BudgetLease } from "./requestLimits.ts"
 import { signatureMatches } from "./signature.ts"
 import { WebhookSettings } from "./WebhookSettings.ts"
 
 /** A verified GitHub delivery: signed by our secret, with an event name, an app id and a JSON object body. */
 export interface Delivery {
-  /** `X-GitHub-Event` */
+  /** `X-GitHub-Event`, cut to `MAX_NAME_LENGTH` characters */
   readonly event: string
+  /** the payload's `action` (a string, else ""), cut to `MAX_NAME_LENGTH` characters: what rows store */
+  readonly action: string
   /** `X-GitHub-Hook-Installation-Target-Id`: the app the hook belongs to. Any integer is accepted, as before. */
   readonly appId: number
   /** `X-GitHub-Delivery`, the same on every re-delivery of one event; null when absent */
@@ -37,37 +50,78 @@ const header = (headers: Headers.Headers, name: string): string | undefined => {
  */
 const READ_WHOLE_UP_TO = 256 * 1024
 
+export interface BodyLimits {
+  /** a larger body answers 413 */
+  readonly maxBodyBytes: number
+  /** what this request may hold of the process's budget for unverified bodies; released by the caller's scope */
+  readonly lease: BudgetLease
+  /** the `Retry-After` of a refusal for want of budget */
+  readonly retryAfterSeconds: number
+}
+
 /**
- * The raw body, holding no more than `limit` bytes at any time. A declared `Content-Length` above the limit is
- * refused before reading; a small declared body is read whole (see `READ_WHOLE_UP_TO`); anything else (chunked,
- * or large) is read from the request stream, keeping at most `limit` bytes. A streamed body that turns out larger
- * is read to its end but not kept: stopping early would reset the connection, and the sender would never see
- * the 413. Node's request timeout bounds how long such a drain can last.
+ * The raw body, holding no more than `maxBodyBytes` at any time, and only what the budget for unverified bodies
+ * grants. A declared `Content-Length` above the limit is refused (413) before reading, and so is one the budget
+ * cannot reserve (503). A declared body is read into one buffer of that size; a chunked one reserves each chunk
+ * as it arrives. A streamed body that turns out too large, or outgrows the budget, is read to its end but not
+ * kept: stopping early would reset the connection, and the sender would never see the answer. The request
+ * deadline (`WEBHOOK_REQUEST_TIMEOUT`) bounds how long such a drain can last.
  */
-export const readBody = Effect.fn("Webhook.readBody")(function*(request: HttpServerRequest.HttpServerRequest, limit: number) {
+export const readBody = Effect.fn("Webhook.readBody")(function*(request: HttpServerRequest.HttpServerRequest, limits: BodyLimits) {
   const failedRead = () => new BadDelivery({ message: "Failed to read body" })
+  const refused = () => new BodyBudgetExhausted({ retryAfterSeconds: limits.retryAfterSeconds })
+  const { lease, maxBodyBytes } = limits
   const lengthHeader = request.headers["content-length"]
   const declared = lengthHeader !== undefined && /^\d+$/.test(lengthHeader) ? Number(lengthHeader) : undefined
-  if (declared !== undefined && declared > limit) return yield* new PayloadTooLarge({ limitBytes: limit })
+  if (declared !== undefined && declared > maxBodyBytes) return yield* new PayloadTooLarge({ limitBytes: maxBodyBytes })
+  if (declared !== undefined && !lease.grow(declared)) return yield* refused()
   if (declared !== undefined && declared <= READ_WHOLE_UP_TO) {
     const whole = yield* request.arrayBuffer.pipe(HttpServerRequest.withMaxBodySize(Option.some(declared)), Effect.mapError(failedRead))
     // Node's implementation hands back a Buffer already; other platforms an ArrayBuffer
     return ArrayBuffer.isView(whole) ? whole as unknown as Uint8Array : new Uint8Array(whole)
   }
-  const parts: Array<Uint8Array> = []
+  if (declared !== undefined) {
+    // one buffer of the declared size, filled as the chunks arrive: no list of chunks and no second copy
+    const whole = Buffer.allocUnsafe(declared)
+    let filled = 0
+    yield* request.stream.pipe(
+      Stream.runForEachChunk((chunk) =>
+        Effect.sync(() => {
+          for (const part of Chunk.toReadonlyArray(chunk)) {
+            whole.set(part.subarray(0, declared - filled), filled)
+            filled += Math.min(part.length, declared - filled)
+          }
+        })
+      ),
+      Effect.mapError(failedRead)
+    )
+    if (filled !== declared) return yield* failedRead()
+    return whole
+  }
+  let parts: Array<Uint8Array> = []
   let total = 0
+  let overBudget = false
   yield* request.stream.pipe(
     Stream.runForEachChunk((chunk) =>
       Effect.sync(() => {
         for (const part of Chunk.toReadonlyArray(chunk)) {
           total += part.length
-          if (total <= limit) parts.push(part)
+          if (total > maxBodyBytes || overBudget) continue
+          if (lease.grow(part.length)) {
+            parts.push(part)
+          } else {
+            // drop what is held, give it back, and drain the rest
+            overBudget = true
+            parts = []
+            lease.release()
+          }
         }
       })
     ),
     Effect.mapError(failedRead)
   )
-  if (total > limit) return yield* new PayloadTooLarge({ limitBytes: limit })
+  if (total > maxBodyBytes) return yield* new PayloadTooLarge({ limitBytes: maxBodyBytes })
+  if (overBudget) return yield* refused()
   return Buffer.concat(parts, total)
 })
 
@@ -97,23 +151,34 @@ const INT64 = /^[+-]?\d+$/
 
 /**
  * Reads and checks a delivery, in the original's order: body, event header, signature, app id, JSON. Every
- * failure here happens before anything is written.
+ * failure here happens before anything is written. The body holds its share of the budget for unverified bodies
+ * until its signature has been checked, and gives it back on every path (refusal, abort, deadline).
  */
 export const receiveDelivery = Effect.fn("Webhook.receiveDelivery")(function*() {
   const startedAt = yield* Clock.currentTimeMillis
   const request = yield* HttpServerRequest.HttpServerRequest
   const settings = yield* WebhookSettings
-  const body = yield* readBody(request, settings.maxBodyBytes)
   const headers = request.headers
 
-  const event = header(headers, "x-github-event")
-  if (event === undefined) return yield* new BadDelivery({ message: "Missing X-Github-Event header" })
+  const { body, event } = yield* Effect.scoped(Effect.gen(function*() {
+    const budget = settings.unverifiedBodyBudget
+    const lease = yield* Effect.acquireRelease(Effect.sync(() => budget.lease()), (l) => Effect.sync(l.release))
+    const body = yield* readBody(request, {
+      maxBodyBytes: settings.maxBodyBytes,
+      lease,
+      retryAfterSeconds: Math.max(1, Math.ceil(Duration.toSeconds(settings.requestTimeout)))
+    })
 
-  const signature = header(headers, "x-hub-signature-256")
-  if (signature === undefined) return yield* new SignatureRejected({ message: "X-Hub-Signature-256 header is missing!" })
-  if (!signatureMatches(settings.webhookSecret, body, signature)) {
-    return yield* new SignatureRejected({ message: "Request signatures didn't match!" })
-  }
+    const event = header(headers, "x-github-event")
+    if (event === undefined) return yield* new BadDelivery({ message: "Missing X-Github-Event header" })
+
+    const signature = header(headers, "x-hub-signature-256")
+    if (signature === undefined) return yield* new SignatureRejected({ message: "X-Hub-Signature-256 header is missing!" })
+    if (!signatureMatches(settings.webhookSecret, body, signature)) {
+      return yield* new SignatureRejected({ message: "Request signatures didn't match!" })
+    }
+    return { body, event }
+  }))
 
   const appIdText = header(headers, "x-github-hook-installation-target-id")
   if (appIdText === undefined) return yield* new BadDelivery({ message: "Missing X-GitHub-Hook-Installation-Target-Id header" })
@@ -124,15 +189,21 @@ export const receiveDelivery = Effect.fn("Webhook.receiveDelivery")(function*() 
 
   const text = jsonText(headers, body)
   if (text === undefined) return yield* new BadDelivery({ message: "Missing payload field in form body" })
+  // A signed body nested thousands deep parses, but storing it would fail on every re-delivery, forever.
+  if (nestingExceeds(text, MAX_JSON_DEPTH)) {
+    return yield* new BadDelivery({ message: `JSON payload nested deeper than ${MAX_JSON_DEPTH} levels` })
+  }
   const parsed = parseObject(text)
   if (parsed === undefined) return yield* new BadDelivery({ message: "Invalid JSON payload" })
+  const payload = mayHoldUnstorable(text) ? storableJson(parsed) as JsonObject : parsed
 
   const deliveryId = header(headers, "x-github-delivery")
   return {
-    event: storableString(event),
+    event: storableName(event),
+    action: storableName(stringAt(payload, "action")),
     appId,
     deliveryId: deliveryId === undefined ? null : storableString(deliveryId),
-    payload: mayHoldUnstorable(text) ? storableJson(parsed) as JsonObject : parsed,
+    payload,
     body,
     headers,
     startedAt

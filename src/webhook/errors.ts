@@ -20,10 +20,16 @@ export const STORE_RETRY_AFTER_SECONDS = 10
 export const statusOf = (error: HttpEdgeError): number =>
   storeUnavailable(error) ? 503 : HttpApiSchema.getStatusErrorAST((error.constructor as unknown as Schema.Schema.Any).ast)
 
-const errorResponse = (error: HttpEdgeError) =>
+/** The headers an error's answer carries besides its content type: `Retry-After` for a refusal that passes. */
+const headersOf = (error: HttpEdgeError): Record<string, string> =>
   storeUnavailable(error)
-    ? HttpServerResponse.text(error.body, { status: 503, contentType: TEXT, headers: { "retry-after": String(STORE_RETRY_AFTER_SECONDS) } })
-    : textResponse(statusOf(error), error.body)
+    ? { "retry-after": String(STORE_RETRY_AFTER_SECONDS) }
+    : error._tag === "BodyBudgetExhausted"
+    ? { "retry-after": String(error.retryAfterSeconds) }
+    : {}
+
+const errorResponse = (error: HttpEdgeError) =>
+  HttpServerResponse.text(error.body, { status: statusOf(error), contentType: TEXT, headers: headersOf(error) })
 
 const respond = (error: HttpEdgeError) => Effect.succeed(errorResponse(error))
 
@@ -59,6 +65,23 @@ export class PayloadTooLarge extends Schema.TaggedError<PayloadTooLarge>()(
 ) {
   get body() {
     return `Payload too large: the limit is ${this.limitBytes} bytes`
+  }
+  [HttpServerRespondable.symbol]() {
+    return respond(this)
+  }
+}
+
+/**
+ * Too many bytes are held already for bodies not yet verified (`WEBHOOK_UNVERIFIED_BODY_BUDGET`): this body is
+ * refused before it is read. Every reservation ends within one request deadline, hence the `Retry-After`.
+ */
+export class BodyBudgetExhausted extends Schema.TaggedError<BodyBudgetExhausted>()(
+  "BodyBudgetExhausted",
+  { retryAfterSeconds: Schema.Number },
+  HttpApiSchema.annotations({ status: 503 })
+) {
+  get body() {
+    return "Too many request bodies awaiting verification; retry later"
   }
   [HttpServerRespondable.symbol]() {
     return respond(this)
@@ -138,6 +161,7 @@ export type HttpEdgeError =
   | BadDelivery
   | SignatureRejected
   | PayloadTooLarge
+  | BodyBudgetExhausted
   | StoreFailed
   | StagingProxyFailed
   | TraceDisabled
@@ -161,8 +185,8 @@ const detail = (error: HttpEdgeError): string | undefined => {
 
 /**
  * Turns an error into its response and logs it: a failure of ours (5xx) at ERROR with what went wrong underneath,
- * anything the sender must fix at WARN. A closed trace API (503) is a deliberate setting, so WARN as well. Errors
- * never hold secrets, so logging them is safe.
+ * anything the sender must fix at WARN. A closed trace API or a spent body budget (503) is a deliberate limit, so
+ * WARN as well. Errors never hold secrets, so logging them is safe.
  */
 export const renderError = (error: HttpEdgeError) => {
   const status = statusOf(error)

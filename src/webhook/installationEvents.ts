@@ -11,7 +11,7 @@ import { BadDelivery } from "./errors.ts"
  */
 
 /** `<event>.<action>`; an absent action gives `installation.`, as in the original. */
-const eventName = (delivery: Delivery): string => `${delivery.event}.${stringAt(delivery.payload, "action")}`
+const eventName = (delivery: Delivery): string => `${delivery.event}.${delivery.action}`
 
 /** The entity type column only takes `Organization` and `User`; anything else (an Enterprise) is stored as NULL. */
 const entityTypeOf = (...candidates: ReadonlyArray<string>) =>

@@ -1,7 +1,7 @@
 import { HttpServerResponse } from "@effect/platform"
 import { Cause, Clock, Effect, Exit, Option } from "effect"
 import { parseEntityType } from "../domain/Entity.ts"
-import { intAt, objectAt, stringAt, stringsAt } from "../domain/jsonPayload.ts"
+import { idAt, type JsonObject, objectAt, stringAt, stringsAt } from "../domain/jsonPayload.ts"
 import type { NewJob } from "../domain/Job.ts"
 import { resolvePool } from "../domain/RunnerConfig.ts"
 import type { WebhookOutcome } from "../domain/WebhookOutcome.ts"
@@ -54,6 +54,30 @@ const withAccessLog = (startedAt: number) =>
 const failureStatus = (cause: Cause.Cause<HttpEdgeError>): number =>
   Option.match(Cause.failureOption(cause), { onNone: () => 500, onSome: statusOf })
 
+/** The four ids a job row is made of, each checked the same way; the names are the payload paths. */
+const ID_FIELDS = ["workflow_job.id", "installation.id", "repository.owner.id", "repository.id"] as const
+type IdField = typeof ID_FIELDS[number]
+
+/**
+ * The first id that is present but not a positive safe integer (a negative job id would be stored and then
+ * provisioned for), as a 400 that names it. A missing id is not this error: the original's checks, in their
+ * places, say which one is missing.
+ */
+const invalidId = (ids: Readonly<Record<IdField, number | "missing" | "invalid">>): BadDelivery | undefined => {
+  const bad = ID_FIELDS.find((field) => ids[field] === "invalid")
+  return bad === undefined ? undefined : new BadDelivery({ message: `invalid ${bad}` })
+}
+
+/** A checked id as a number, with a missing one as 0 (what the original's checks compare with). */
+const idOrZero = (id: number | "missing" | "invalid"): number => (typeof id === "number" ? id : 0)
+
+const idsOf = (repository: JsonObject, owner: JsonObject, installation: JsonObject, job: JsonObject) => ({
+  "workflow_job.id": idAt(job, "id"),
+  "installation.id": idAt(installation, "id"),
+  "repository.owner.id": idAt(owner, "id"),
+  "repository.id": idAt(repository, "id")
+})
+
 export const handleWorkflowJob = Effect.fn("Webhook.workflowJob")(function*(delivery: Delivery) {
   const settings = yield* WebhookSettings
   const payload = delivery.payload
@@ -66,16 +90,21 @@ export const handleWorkflowJob = Effect.fn("Webhook.workflowJob")(function*(deli
   const owner = objectAt(repository, "owner")
   if (owner === undefined) return yield* new BadDelivery({ message: "Missing repository.owner in payload" })
 
+  // Before anything is written, the staging row and the ignored rows included: no row may hold such an id.
+  const ids = idsOf(repository, owner, installation, job)
+  const invalid = invalidId(ids)
+  if (invalid !== undefined) return yield* invalid
+
   // The entity is the repository's owner, for organisations and personal accounts alike: its account id is
   // stable across renames and reinstalls.
-  const entityId = intAt(owner, "id")
+  const entityId = idOrZero(ids["repository.owner.id"])
   if (entityId === 0) return yield* new BadDelivery({ message: "Owner ID is missing in payload" })
   const ownerType = stringAt(owner, "type")
   const entityType = parseEntityType(ownerType)
   if (entityType === undefined) return yield* new BadDelivery({ message: `unsupported entity type: ${JSON.stringify(ownerType)}` })
   const entity = { type: entityType, id: entityId, name: stringAt(owner, "login") }
-  const action = stringAt(payload, "action")
-  const installationId = intAt(installation, "id")
+  const action = delivery.action
+  const installationId = idOrZero(ids["installation.id"])
   const repoFullName = stringAt(repository, "full_name")
   const base = { event: `workflow_job.${action}`, installationId: idOrNull(installationId), entity: { ...entity, name: entity.name || null } }
   const trimmed = trimWorkflowJobPayload(payload)
@@ -92,10 +121,10 @@ export const handleWorkflowJob = Effect.fn("Webhook.workflowJob")(function*(deli
     return ok(`Ignoring action: ${action}`)
   }
 
-  const jobId = intAt(job, "id")
+  const jobId = idOrZero(ids["workflow_job.id"])
   if (jobId === 0) return yield* new BadDelivery({ message: "Job ID is missing in payload" })
   if (repoFullName === "") return yield* new BadDelivery({ message: "Repository full name is missing in payload" })
-  if (intAt(repository, "id") === 0) return yield* new BadDelivery({ message: "Repository ID is missing in payload" })
+  if (ids["repository.id"] === "missing") return yield* new BadDelivery({ message: "Repository ID is missing in payload" })
 
   const labels = stringsAt(job, "labels")
   const target = resolvePool(settings.runnerConfig, { entityId, repoFullName, labels }, settings.prod)
