@@ -1,40 +1,36 @@
-import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
-import { Context, Deferred, Effect, Exit, Fiber, Layer, Redacted, Scope } from "effect"
+import { expect, layer } from "@effect/vitest"
+import { Context, Deferred, Effect, Fiber, Layer, Logger, Redacted, TestContext } from "effect"
 import { migrate } from "../layers/db/migrate.ts"
 import { pgClientLayer } from "../layers/db/pgClient.ts"
 import { DbPostgres } from "../layers/db/postgres.ts"
 import { Db } from "../src/services/Db.ts"
-import { dbContract } from "./db.contract.ts"
+import { dbContract } from "./contracts/db.ts"
 import { newWorker } from "./support/dbFixtures.ts"
-import { freshDatabase, query } from "./support/postgres.ts"
+import { freshDatabase, query, SuiteDatabase, suiteDbPostgres } from "./support/postgres.ts"
 
-// One migrated database for the suite; every case starts from empty tables.
-let url = ""
-let context: Context.Context<Db>
-const suiteScope = Effect.runSync(Scope.make())
+/** What `it.effect` gives a case outside a layer: a fresh TestClock, and no default logger. */
+const testServices = TestContext.TestContext.pipe(Layer.provide(Logger.remove(Logger.defaultLogger)))
 
-beforeAll(async () => {
-  const db = await Effect.runPromise(freshDatabase("contract").pipe(Scope.extend(suiteScope)))
-  url = db.url
-  context = await Effect.runPromise(
-    Layer.buildWithScope(DbPostgres({ url: Redacted.make(url), schema: "staging", migrate: true }), suiteScope)
-  )
-})
-afterAll(() => Effect.runPromise(Scope.close(suiteScope, Exit.void)))
-
-const truncate = Effect.promise(() => query(url, "TRUNCATE staging.jobs, staging.workers, staging.installation_events RESTART IDENTITY"))
-
-dbContract("postgres", (body) => Effect.zipRight(truncate, Effect.provide(body, context)))
+const truncate = Effect.flatMap(SuiteDatabase, ({ url }) =>
+  Effect.promise(() => query(url, "TRUNCATE staging.jobs, staging.workers, staging.installation_events RESTART IDENTITY")))
 
 /** A second scheduler process: its own pool on the same database. */
-const otherProcess = () => DbPostgres({ url: Redacted.make(url), schema: "staging" })
+const otherProcess = (url: string) => DbPostgres({ url: Redacted.make(url), schema: "staging" })
 
-describe("Db on PostgreSQL only", () => {
-  it.live("the workers lock blocks a second process's cycle, as pg_locks shows", () =>
+// One migrated database for the contract; every case starts from empty tables. The layer leaves Effect's test
+// services out, so a case runs on the real clock unless the contract asks for a fresh TestClock.
+layer(suiteDbPostgres("contract"), { excludeTestServices: true })((it) =>
+  dbContract("postgres", (title, body, clock) =>
+    it.effect(title, () => Effect.zipRight(truncate, clock === "test" ? Effect.provide(body, testServices) : body))))
+
+// A database of their own for the cases only PostgreSQL has; `it.effect` runs them on the real clock.
+layer(suiteDbPostgres("postgres_only"), { excludeTestServices: true })("Db on PostgreSQL only", (it) => {
+  it.effect("the workers lock blocks a second process's cycle, as pg_locks shows", () =>
     Effect.gen(function*() {
       yield* truncate
-      const a = Context.get(context, Db)
-      const b = Context.get(yield* Layer.build(otherProcess()), Db)
+      const { url } = yield* SuiteDatabase
+      const a = yield* Db
+      const b = Context.get(yield* Layer.build(otherProcess(url)), Db)
       const holding = yield* Deferred.make<void>()
       const release = yield* Deferred.make<void>()
       const first = yield* Effect.fork(a.withWorkerLock(Effect.gen(function*() {
@@ -60,7 +56,7 @@ describe("Db on PostgreSQL only", () => {
       expect((yield* Effect.promise(() => query(url, "SELECT pod_name FROM staging.workers"))).length).toBe(1)
     }).pipe(Effect.scoped))
 
-  it.live("migrate creates the seed's tables and enums in its schema, and a second run changes nothing", () =>
+  it.effect("migrate creates the seed's tables and enums in its schema, and a second run changes nothing", () =>
     Effect.gen(function*() {
       const db = yield* freshDatabase("migrate")
       const layer = pgClientLayer({ url: Redacted.make(db.url), schema: "staging" })

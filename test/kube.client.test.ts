@@ -6,7 +6,8 @@ import { Effect, Either, Exit, Layer, Redacted } from "effect"
 import { Kube, type RunnerPodRequest } from "../src/services/Kube.ts"
 import { KubeLive, toPod, toPodEvent, type KubeLiveOptions } from "../layers/kube/client.ts"
 import { runnerPodManifest } from "../layers/kube/podSpec.ts"
-import { addStubNode, KubeStub, KubeStubLive, kubeLiveOnStub, STUB_TOKEN } from "./support/kubeStub.ts"
+import { kubeContract } from "./contracts/kube.ts"
+import { addStubNode, KubeStub, KubeStubLive, kubeLiveOnStub, STUB_TOKEN, stubContractLayer } from "./support/kubeStub.ts"
 
 const JIT = "c2VjcmV0LWppdC1jb25maWc="
 
@@ -20,6 +21,8 @@ const request = (name: string, pool = "scw-em-rv1"): RunnerPodRequest => ({
 
 const onStub = (options: Omit<KubeLiveOptions, "kubeconfigYaml" | "kubeconfigPath"> = {}) =>
   kubeLiveOnStub(options).pipe(Layer.provideMerge(KubeStubLive))
+
+kubeContract("client-node on the API stub", () => stubContractLayer())
 
 describe("KubeLive requests", () => {
   it.effect("creates exactly the pod spec, which the schema-checking stub accepts", () =>

@@ -3,6 +3,8 @@ import { Chunk, Effect, Either, Fiber, Queue, Redacted, Stream, TestClock } from
 import { finishedAt, runnerStartedAt, type ContainerState } from "../src/domain/Pod.ts"
 import { Kube, type RunnerPodRequest } from "../src/services/Kube.ts"
 import { KubeMemory, KubeMemoryControl, type KubeMemoryOptions, type PodChange } from "../layers/kube/memory.ts"
+import { kubeContract } from "./contracts/kube.ts"
+import { memoryContractLayer } from "./support/kubeHarness.ts"
 
 const JIT = "memory-jit-secret"
 
@@ -30,6 +32,8 @@ const runnerState = (name: string) => Effect.map(find(name), (p): ContainerState
 
 const eventReasons = (name: string) =>
   Effect.flatMap(Kube, (k) => k.podEvents(name)).pipe(Effect.map((es) => es.map((e) => e.reason)))
+
+kubeContract("memory", () => memoryContractLayer())
 
 describe("KubeMemory: scheduler and kubelet", () => {
   it.effect("a pod runs when a slot is free, and waits with FailedScheduling when none is", () =>

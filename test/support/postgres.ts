@@ -1,8 +1,9 @@
-import { Effect, Layer, Redacted } from "effect"
+import { Context, Effect, Layer, Redacted } from "effect"
 import Pg from "pg"
 import { inject } from "vitest"
 import { DbPostgres } from "../../layers/db/postgres.ts"
 import type { DbSchema } from "../../layers/db/pgClient.ts"
+import type { Db } from "../../src/services/Db.ts"
 
 const adminUrl = (): string => inject("postgresUrl")
 
@@ -34,6 +35,19 @@ export const testDbPostgres = (label: string, schema: DbSchema = "staging") =>
   Layer.unwrapScoped(
     Effect.map(freshDatabase(label), ({ url }) => DbPostgres({ url: Redacted.make(url), schema, migrate: true }))
   )
+
+/** The database a suite's layer created, for the SQL a case runs under the service. */
+export class SuiteDatabase extends Context.Tag("test/SuiteDatabase")<SuiteDatabase, { readonly name: string; readonly url: string }>() {}
+
+/**
+ * For `layer(...)` / `it.layer(...)`: a fresh, migrated database on the test run's server with `DbPostgres` on it,
+ * shared by every case of the suite and dropped when the suite ends.
+ */
+export const suiteDbPostgres = (label: string, schema: DbSchema = "staging") =>
+  Layer.unwrapScoped(
+    Effect.map(freshDatabase(label), (database) =>
+      Layer.merge(DbPostgres({ url: Redacted.make(database.url), schema, migrate: true }), Layer.succeed(SuiteDatabase, database)))
+  ) satisfies Layer.Layer<Db | SuiteDatabase, unknown>
 
 /** Runs plain SQL against a database of the shared test server (for assertions that look under the service). */
 export const query = async <R extends Record<string, unknown>>(url: string, text: string, params: Array<unknown> = []): Promise<Array<R>> => {

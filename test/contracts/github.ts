@@ -1,50 +1,39 @@
 import { describe, expect, it } from "@effect/vitest"
 import {
   Cause,
-  Context,
   Duration,
   Effect,
-  Exit,
-  Fiber,
   HashMap,
-  Layer,
+  type Layer,
   Logger,
   LogLevel,
   Option,
   Redacted,
   TestClock
 } from "effect"
-import { GithubLive } from "../layers/github/octokit.ts"
-import { GithubMemory, GithubMemoryControl } from "../layers/github/memory.ts"
 import {
   Github,
   type GithubError,
   type GithubOperation,
   type InstallationRef,
   totalCalls
-} from "../src/services/Github.ts"
-import { githubTestKeys } from "./support/githubKeys.ts"
-import { checkBody, checkParameters, matchOperation } from "./support/githubOpenapi.ts"
-import { type GithubStubState, githubWorldFromStub, startGithubStub } from "./support/githubStub.ts"
-import { GithubWorld, GithubWorldFromMemory } from "./support/githubWorld.ts"
+} from "../../src/services/Github.ts"
+import { GithubWorld } from "../support/githubWorld.ts"
 
-const ORG_APP = 2167633
-const PERSONAL_APP = 3131217
-
-const orgInstallation = { id: 11, account: { login: "rise-org", type: "Organization", id: 501 } }
-const userInstallation = { id: 22, account: { login: "alice", type: "User", id: 502 } }
-const orgRef: InstallationRef = { installationId: 11, entityType: "Organization" }
-const userRef: InstallationRef = { installationId: 22, entityType: "User" }
-const labels = ["ubuntu-24.04-riscv"]
+export const orgInstallation = { id: 11, account: { login: "rise-org", type: "Organization", id: 501 } }
+export const userInstallation = { id: 22, account: { login: "alice", type: "User", id: 502 } }
+export const orgRef: InstallationRef = { installationId: 11, entityType: "Organization" }
+export const userRef: InstallationRef = { installationId: 22, entityType: "User" }
+export const labels = ["ubuntu-24.04-riscv"]
 
 /** Both installations exist (most scenarios need them). */
-const seedInstallations = Effect.gen(function* () {
+export const seedInstallations = Effect.gen(function* () {
   const world = yield* GithubWorld
   yield* world.addInstallation(orgInstallation)
   yield* world.addInstallation(userInstallation)
 })
 
-const calls = (operation: GithubOperation, status?: number) =>
+export const calls = (operation: GithubOperation, status?: number) =>
   Effect.flatMap(Github, (gh) => gh.callCounts).pipe(Effect.map((c) => totalCalls(c, [operation], status)))
 
 /** Every way an error could be shown to a person or a log: its message, its JSON, its inspection. */
@@ -472,266 +461,3 @@ export const githubContract = (name: string, layer: Layer.Layer<Github | GithubW
       })
     )
   })
-
-// --- the two implementations -----------------------------------------------------------------------------------
-
-const memoryLayer = GithubWorldFromMemory.pipe(Layer.provideMerge(GithubMemory))
-
-/** The live layer's stub server, for the tests that script answers. */
-class Stub extends Context.Tag("test/GithubStub")<Stub, GithubStubState>() {}
-
-/** A stub server per test, and the live layer pointed at it through a GHES-style `/api/v3` base URL. */
-const liveLayer = Layer.unwrapScoped(
-  Effect.gen(function* () {
-    const keys = githubTestKeys()
-    const stub = yield* startGithubStub(
-      [
-        { appId: ORG_APP, serves: "Organization", publicKey: keys.org.publicKey },
-        { appId: PERSONAL_APP, serves: "User", publicKey: keys.personal.publicKey }
-      ],
-      "/api/v3"
-    )
-    const github = GithubLive({
-      orgApp: { appId: ORG_APP, privateKey: Redacted.make(keys.org.privateKeyPem) },
-      personalApp: { appId: PERSONAL_APP, privateKey: Redacted.make(keys.personal.privateKeyPem) },
-      apiUrl: stub.url,
-      requestTimeout: Duration.seconds(5),
-      limits: { millisPerSecond: 1, spaceWrites: false, maxWaitSeconds: 15, maxRetries: 2 }
-    }).pipe(Layer.orDie)
-    return Layer.mergeAll(
-      github,
-      Layer.succeed(
-        GithubWorld,
-        githubWorldFromStub(stub.state, [keys.org.privateKeyPem, keys.personal.privateKeyPem])
-      ),
-      Layer.succeed(Stub, stub.state)
-    )
-  })
-)
-
-githubContract("in memory", memoryLayer)
-githubContract("octokit against a local stub of api.github.com", liveLayer)
-
-// --- what only one implementation has --------------------------------------------------------------------------
-
-describe("GithubLive", () => {
-  const jobPath = /\/actions\/jobs\/\d+$/
-
-  it.effect("sits out a short secondary rate limit (Retry-After) and retries", () =>
-    Effect.gen(function* () {
-      const gh = yield* Github
-      const world = yield* GithubWorld
-      const stub = yield* Stub
-      yield* seedInstallations
-      yield* world.createJob({ id: 1, repo: "alice/project", runId: 2 })
-      stub.script({
-        method: "GET",
-        path: jobPath,
-        status: 403,
-        headers: { "retry-after": "1" },
-        body: { message: "You have exceeded a secondary rate limit. Please wait a few minutes before you try again." }
-      })
-      expect((yield* gh.getJob(userRef, "alice/project", 1)).status).toBe("queued")
-      expect(yield* calls("getJob", 403)).toBe(1)
-      expect(yield* calls("getJob", 200)).toBe(1)
-    }).pipe(Effect.provide(liveLayer)))
-
-  it.effect("gives up at once on a long Retry-After and says how long", () =>
-    Effect.gen(function* () {
-      const gh = yield* Github
-      const world = yield* GithubWorld
-      const stub = yield* Stub
-      yield* seedInstallations
-      yield* world.createJob({ id: 1, repo: "alice/project", runId: 2 })
-      stub.script({
-        method: "GET",
-        path: jobPath,
-        status: 429,
-        headers: { "retry-after": "3600" },
-        body: { message: "You have exceeded a secondary rate limit." }
-      })
-      const error = yield* Effect.flip(gh.getJob(userRef, "alice/project", 1))
-      expect(error).toMatchObject({ _tag: "GithubRateLimited", status: 429, retryAfterSeconds: 3600 })
-      expect(yield* calls("getJob")).toBe(1)
-    }).pipe(Effect.provide(liveLayer)))
-
-  it.effect("retries a 502 and counts both attempts", () =>
-    Effect.gen(function* () {
-      const gh = yield* Github
-      const world = yield* GithubWorld
-      const stub = yield* Stub
-      yield* seedInstallations
-      yield* world.createJob({ id: 1, repo: "alice/project", runId: 2 })
-      stub.script({ method: "GET", path: jobPath, status: 502, body: { message: "Server Error" } })
-      yield* gh.getJob(userRef, "alice/project", 1)
-      expect(yield* calls("getJob", 502)).toBe(1)
-      expect(yield* calls("getJob", 200)).toBe(1)
-      // A 5xx that does not go away surfaces as GithubHttpError after the retries.
-      stub.script({
-        method: "GET",
-        path: /\/actions\/runs\/\d+$/,
-        status: 503,
-        body: { message: "Unavailable" },
-        times: 10
-      })
-      const error = yield* Effect.flip(gh.getRun(userRef, "alice/project", 2))
-      expect(error).toMatchObject({ _tag: "GithubHttpError", status: 503 })
-      expect(yield* calls("getRun", 503)).toBe(3)
-    }).pipe(Effect.provide(liveLayer)))
-
-  it.effect("reports no answer as GithubTransportError", () =>
-    Effect.gen(function* () {
-      const keys = githubTestKeys()
-      const layer = GithubLive({
-        orgApp: { appId: ORG_APP, privateKey: Redacted.make(keys.org.privateKeyPem) },
-        personalApp: { appId: PERSONAL_APP, privateKey: Redacted.make(keys.personal.privateKeyPem) },
-        // Port 9 (discard) on loopback: nothing listens, so the connection is refused.
-        apiUrl: "http://127.0.0.1:9",
-        limits: { millisPerSecond: 1, spaceWrites: false }
-      })
-      const error = yield* Effect.flip(Effect.flatMap(Github, (gh) => gh.installationToken(orgRef))).pipe(
-        Effect.provide(Layer.orDie(layer))
-      )
-      expect(error._tag).toBe("GithubTransportError")
-      expect(error.operation).toBe("installationToken")
-    }))
-
-  it.effect("refuses an unusable private key without quoting it", () =>
-    Effect.gen(function* () {
-      const keys = githubTestKeys()
-      // assembled at run time so that no file in the repository looks like it holds a private key
-      const armour = (edge: string) => `-----${edge} RSA PRIVATE ${"KEY"}-----`
-      const broken = `${armour("BEGIN")}\nTHISISNOTAKEYATALLBUTITLOOKSLIKEONE\n${armour("END")}`
-      const exit = yield* Effect.exit(
-        Effect.scoped(
-          Layer.build(
-            GithubLive({
-              orgApp: { appId: ORG_APP, privateKey: Redacted.make(keys.org.privateKeyPem) },
-              personalApp: { appId: PERSONAL_APP, privateKey: Redacted.make(broken) }
-            })
-          )
-        )
-      )
-      expect(Exit.isFailure(exit)).toBe(true)
-      const text = Exit.isFailure(exit) ? Cause.pretty(exit.cause) : ""
-      expect(text).toContain("personal app")
-      expect(text).not.toContain("THISISNOTAKEY")
-    }))
-
-  it("the stub's checker rejects requests GitHub's description does not allow", () => {
-    expect(matchOperation("GET", "/no/such/endpoint")).toBeUndefined()
-    const jit = matchOperation("POST", "/orgs/rise-org/actions/runners/generate-jitconfig")
-    expect(jit?.operationId).toBe("actions/generate-runner-jitconfig-for-org")
-    expect(checkBody(jit!, { name: "r", runner_group_id: 3, labels, work_folder: "../../../work" })).toEqual([])
-    const bad = checkBody(jit!, { name: "r", runner_group_id: "3", labels: [], colour: "red" })
-    expect(bad.join("\n")).toMatch(/runner_group_id: expected integer/)
-    expect(bad.join("\n")).toMatch(/fewer than 1 items/)
-    expect(bad.join("\n")).toMatch(/colour is not a declared property/)
-    const group = matchOperation("POST", "/orgs/rise-org/actions/runner-groups")!
-    expect(checkBody(group, { name: "g", visibility: "everyone" }).join("\n")).toMatch(/not one of/)
-    // A GET on the JIT path is the runner-by-id operation, whose id must be an integer.
-    const byId = matchOperation("GET", "/orgs/rise-org/actions/runners/generate-jitconfig")!
-    expect(checkParameters(byId, new URLSearchParams())).not.toEqual([])
-    expect(
-      checkParameters(
-        matchOperation("GET", "/repos/a/b/actions/runners")!,
-        new URLSearchParams("per_page=100&colour=1")
-      )
-    ).toEqual([
-      "query parameter colour is not declared for actions/list-self-hosted-runners-for-repo"
-    ])
-  })
-})
-
-describe("GithubMemory control", () => {
-  it.effect("runs a job end to end: JIT, registration, assignment, completion", () =>
-    Effect.gen(function* () {
-      const gh = yield* Github
-      const control = yield* GithubMemoryControl
-      yield* control.addInstallation(orgInstallation)
-      yield* control.createJob({ id: 1, repo: "rise-org/app", runId: 10, labels })
-      const groupId = yield* gh.ensureRunnerGroup(orgRef, "rise-org", "riscv-runners")
-      const jit = yield* gh.createJitConfigOrg(orgRef, "rise-org", groupId, {
-        runnerName: "rise-riscv-runner-1",
-        labels
-      })
-      expect(Option.isSome(yield* control.registerRunnerFromJit(jit.jitConfig))).toBe(true)
-      const assigned = yield* control.assignQueuedJob("rise-riscv-runner-1")
-      expect(Option.getOrThrow(assigned)).toMatchObject({
-        id: 1,
-        status: "in_progress",
-        runner_name: "rise-riscv-runner-1"
-      })
-      expect((yield* gh.listRunnersOrgGroup(orgRef, "rise-org", groupId))[0]?.busy).toBe(true)
-      yield* control.completeJob(1, "success")
-      expect(yield* gh.getJob(orgRef, "rise-org/app", 1)).toMatchObject({ status: "completed", conclusion: "success" })
-      expect(yield* gh.listRunnersOrgGroup(orgRef, "rise-org", groupId)).toEqual([])
-      // API calls for one provisioned runner: token, group listing, group creation, JIT.
-      const counts = yield* gh.callCounts
-      expect(totalCalls(counts, ["installationToken", "listRunnerGroups", "createRunnerGroup", "createJitConfigOrg"]))
-        .toBe(4)
-    }).pipe(Effect.provide(GithubMemory)))
-
-  it.effect("keeps a never-registering runner offline and a stuck runner busy", () =>
-    Effect.gen(function* () {
-      const gh = yield* Github
-      const control = yield* GithubMemoryControl
-      yield* control.addInstallation(userInstallation)
-      yield* control.neverRegister("rise-riscv-runner-ghost")
-      const ghost = yield* gh.createJitConfigRepo(userRef, "alice/p", { runnerName: "rise-riscv-runner-ghost", labels })
-      expect(Option.isNone(yield* control.registerRunnerFromJit(ghost.jitConfig))).toBe(true)
-      const stuck = yield* gh.createJitConfigRepo(userRef, "alice/p", { runnerName: "rise-riscv-runner-stuck", labels })
-      yield* control.registerRunnerFromJit(stuck.jitConfig)
-      yield* control.setRunnerStuckBusy("rise-riscv-runner-stuck", true)
-      yield* control.finishRunner("rise-riscv-runner-stuck")
-      expect((yield* Effect.flip(gh.deleteRunnerRepo(userRef, "alice/p", stuck.runnerId)))._tag).toBe("GithubBusy")
-      const runners = yield* gh.listRunnersRepo(userRef, "alice/p")
-      expect(runners.map((r) => [r.name, r.status, r.busy])).toEqual([
-        ["rise-riscv-runner-ghost", "offline", false],
-        ["rise-riscv-runner-stuck", "online", true]
-      ])
-    }).pipe(Effect.provide(GithubMemory)))
-
-  it.effect("injects errors and latency by operation", () =>
-    Effect.gen(function* () {
-      const gh = yield* Github
-      const control = yield* GithubMemoryControl
-      yield* control.addInstallation(userInstallation)
-      yield* control.createJob({ id: 1, repo: "alice/p", runId: 2 })
-      yield* control.injectFault("getJob", { _tag: "Status", status: 500, message: "boom" }, { times: 1 })
-      yield* control.injectFault("getRun", { _tag: "Transport" }, { times: 1 })
-      yield* control.injectFault("listRunnersRepo", { _tag: "RateLimited", resetAt: new Date(7_200_000) }, { times: 1 })
-      expect(yield* Effect.flip(gh.getJob(userRef, "alice/p", 1))).toMatchObject({
-        _tag: "GithubHttpError",
-        status: 500
-      })
-      expect((yield* gh.getJob(userRef, "alice/p", 1)).status).toBe("queued")
-      expect((yield* Effect.flip(gh.getRun(userRef, "alice/p", 2)))._tag).toBe("GithubTransportError")
-      const limited = yield* Effect.flip(gh.listRunnersRepo(userRef, "alice/p"))
-      expect(limited).toMatchObject({ _tag: "GithubRateLimited", resetAt: new Date(7_200_000) })
-
-      yield* control.injectFault("getJob", { _tag: "Latency", duration: Duration.seconds(30) })
-      const slow = yield* Effect.fork(gh.getJob(userRef, "alice/p", 1))
-      yield* TestClock.adjust(Duration.seconds(29))
-      expect(Option.isNone(yield* Fiber.poll(slow))).toBe(true)
-      yield* TestClock.adjust(Duration.seconds(1))
-      expect((yield* Fiber.join(slow)).status).toBe("queued")
-      yield* control.clearFaults
-      expect(yield* calls("getJob", 500)).toBe(1)
-      expect(yield* calls("getRun", 0)).toBe(1)
-    }).pipe(Effect.provide(GithubMemory)))
-
-  it.effect("spends and refills the installation budget on the Clock", () =>
-    Effect.gen(function* () {
-      const gh = yield* Github
-      const control = yield* GithubMemoryControl
-      yield* control.addInstallation(userInstallation)
-      yield* control.setRateLimit(22, { limit: 2, remaining: 2, resetAt: new Date(3_600_000) })
-      yield* gh.listRunnersRepo(userRef, "alice/p")
-      yield* gh.listRunnersRepo(userRef, "alice/p")
-      expect((yield* Effect.flip(gh.listRunnersRepo(userRef, "alice/p")))._tag).toBe("GithubRateLimited")
-      yield* TestClock.adjust(Duration.hours(1))
-      yield* gh.listRunnersRepo(userRef, "alice/p")
-      expect(Option.getOrThrow(yield* gh.rateLimit(22))).toMatchObject({ limit: 2, remaining: 1 })
-    }).pipe(Effect.provide(GithubMemory)))
-})

@@ -1,11 +1,14 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Deferred, Effect, Either, Fiber, Option, Stream, TestClock } from "effect"
-import { failureV1, failureV2 } from "../src/domain/FailureInfo.ts"
-import { Db, DuplicatePodName } from "../src/services/Db.ts"
-import { newEvent, newJob, newWorker } from "./support/dbFixtures.ts"
+import { failureV1, failureV2 } from "../../src/domain/FailureInfo.ts"
+import { Db, DuplicatePodName } from "../../src/services/Db.ts"
+import { newEvent, newJob, newWorker } from "../support/dbFixtures.ts"
 
-/** Runs one case against an implementation, on an empty store, with Effect's TestClock in force. */
-export type DbRunner = <A, E>(body: Effect.Effect<A, E, Db>) => Effect.Effect<A, unknown>
+/**
+ * How an implementation's suite declares one case of the contract: the body runs on an empty store, under a fresh
+ * TestClock of Effect's when `clock` is "test" and on the real clock when it is "live".
+ */
+export type DbCase = (title: string, body: Effect.Effect<void, unknown, Db>, clock: "test" | "live") => void
 
 /** The number of cases in the contract; printed by the suites so the count is visible in CI. */
 export let dbContractCaseCount = 0
@@ -14,16 +17,16 @@ export let dbContractCaseCount = 0
  * The one Db contract. Every implementation of the service runs all of it; the in-memory store is trusted in
  * other tests only because it passes the same cases as PostgreSQL.
  */
-export const dbContract = (name: string, run: DbRunner) =>
+export const dbContract = (name: string, declare: DbCase) =>
   describe(`Db contract: ${name}`, () => {
     let cases = 0
     const test = (title: string, body: Effect.Effect<void, unknown, Db>) => {
       cases++
-      it.effect(title, () => run(body))
+      declare(title, body, "test")
     }
     const liveTest = (title: string, body: Effect.Effect<void, unknown, Db>) => {
       cases++
-      it.live(title, () => run(body))
+      declare(title, body, "live")
     }
     const at = (seconds: number) => TestClock.setTime(seconds * 1000)
 

@@ -1,10 +1,9 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Either, Exit, Redacted, Schema, type Layer } from "effect"
-import { FailureInfoV2 } from "../src/domain/FailureInfo.ts"
-import { finishedAt, runnerStartedAt } from "../src/domain/Pod.ts"
-import { Kube, type RunnerPodRequest } from "../src/services/Kube.ts"
-import { KubeHarness, memoryContractLayer } from "./support/kubeHarness.ts"
-import { stubContractLayer } from "./support/kubeStub.ts"
+import { FailureInfoV2 } from "../../src/domain/FailureInfo.ts"
+import { finishedAt, runnerStartedAt } from "../../src/domain/Pod.ts"
+import { Kube, type RunnerPodRequest } from "../../src/services/Kube.ts"
+import { KubeHarness } from "../support/kubeHarness.ts"
 
 const JIT = "eyJqaXQiOiJTRUNSRVQtSklULUNPTkZJRy1kby1ub3QtbGVhayJ9"
 
@@ -264,6 +263,3 @@ export const kubeContract = (name: string, makeLayer: () => Layer.Layer<Kube | K
         })
       })))
   })
-
-kubeContract("memory", () => memoryContractLayer())
-kubeContract("client-node on the API stub", () => stubContractLayer())
