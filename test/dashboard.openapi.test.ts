@@ -7,7 +7,7 @@ import { schedulerRouter } from "../src/scheduler/routes.ts"
 import { SchedulerSettingsLive } from "../src/scheduler/settings.ts"
 import { Db } from "../src/services/Db.ts"
 import { newJob, newWorker } from "./support/dbFixtures.ts"
-import { getFrom } from "./support/routerRequest.ts"
+import { getFrom } from "./support/http.ts"
 import { testRunnerConfig } from "./support/schedulerWorld.ts"
 import { memoryBackend, withWebhook } from "./support/webhookHarness.ts"
 

@@ -1,4 +1,3 @@
-import { HttpApp, HttpRouter } from "@effect/platform"
 import { PgClient } from "@effect/sql-pg"
 import { describe, expect, it } from "@effect/vitest"
 import { ConfigProvider, Context, Deferred, Effect, Either, Fiber, Layer, Redacted } from "effect"
@@ -11,7 +10,8 @@ import { schedulerRouter } from "../src/scheduler/routes.ts"
 import { SchedulerSettingsLive } from "../src/scheduler/settings.ts"
 import { Db, DbError, isDbUnavailable } from "../src/services/Db.ts"
 import { newWorker } from "./support/dbFixtures.ts"
-import { frozenDatabase } from "./db.freezableProxy.ts"
+import { frozenDatabase } from "./support/freezableProxy.ts"
+import { getFrom } from "./support/http.ts"
 import { freshDatabase, query } from "./support/postgres.ts"
 import { testRunnerConfig } from "./support/schedulerWorld.ts"
 import { type Backend, withWebhook } from "./support/webhookHarness.ts"
@@ -96,13 +96,8 @@ describe("database timeouts, on a PostgreSQL that stops answering", () => {
         KubeMemory({ tick: null }),
         SchedulerSettingsLive({ runnerConfig: testRunnerConfig(), prod: false })
       ))
-      const app = yield* HttpRouter.toHttpApp(schedulerRouter)
-      const handler = HttpApp.toWebHandlerRuntime(yield* Effect.provide(Effect.runtime<never>(), world))(app as never)
       const get = (path: string) =>
-        Effect.promise(async () => {
-          const res = await handler(new Request(`http://localhost${path}`))
-          return { status: res.status, text: await res.text() }
-        })
+        getFrom(schedulerRouter, path).pipe(Effect.provide(world), Effect.map((res) => ({ status: res.status, text: res.body })))
       expect(yield* get("/ready")).toEqual({ status: 200, text: "ready" })
       database.proxy.freeze()
       const ready = yield* elapsed(get("/ready"))

@@ -14,7 +14,7 @@ import { Db } from "../src/services/Db.ts"
 import { Kube } from "../src/services/Kube.ts"
 import { failureV2 } from "../src/domain/FailureInfo.ts"
 import { newJob, newWorker } from "./support/dbFixtures.ts"
-import { getFrom } from "./support/routerRequest.ts"
+import { getFrom } from "./support/http.ts"
 import { testRunnerConfig } from "./support/schedulerWorld.ts"
 import { memoryBackend, withWebhook } from "./support/webhookHarness.ts"
 

@@ -13,7 +13,7 @@ import { SchedulerSettingsLive } from "../src/scheduler/settings.ts"
 import type { DemandRow } from "../src/services/Db.ts"
 import { Db } from "../src/services/Db.ts"
 import { newJob } from "./support/dbFixtures.ts"
-import { getFrom } from "./support/routerRequest.ts"
+import { getFrom } from "./support/http.ts"
 import { testRunnerConfig } from "./support/schedulerWorld.ts"
 
 const T0 = Date.UTC(2026, 10, 23, 12, 0, 0)

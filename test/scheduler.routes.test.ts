@@ -8,7 +8,7 @@ import { SchedulerSettingsLive } from "../src/scheduler/settings.ts"
 import { Db, DbError } from "../src/services/Db.ts"
 import { Kube } from "../src/services/Kube.ts"
 import { newJob, newWorker } from "./support/dbFixtures.ts"
-import { getFrom } from "./support/routerRequest.ts"
+import { getFrom } from "./support/http.ts"
 import { testRunnerConfig } from "./support/schedulerWorld.ts"
 
 const DAY = 86_400_000

@@ -1,3 +1,5 @@
+/** In-process HTTP for route tests: requests handed to the app as a web handler, with no socket and no port. */
+
 import { HttpApp, HttpRouter } from "@effect/platform"
 import { Effect } from "effect"
 

@@ -1,7 +1,7 @@
 import { Effect, Layer, Redacted } from "effect"
 import * as net from "node:net"
-import { DbPostgres } from "../layers/db/postgres.ts"
-import { freshDatabase } from "./support/postgres.ts"
+import { DbPostgres } from "../../layers/db/postgres.ts"
+import { freshDatabase } from "./postgres.ts"
 
 /*
  * A PostgreSQL that stops answering, as the client sees a SIGSTOPped server or a silent network: a TCP proxy
