@@ -6,8 +6,8 @@ import { formatEvent } from "../layers/sim/events.ts"
 import { simSettingsConfig } from "../layers/sim/settings.ts"
 import { signDelivery } from "../layers/sim/webhookTransport.ts"
 import { signBody } from "../src/webhook/signature.ts"
-import { percentile } from "./support/percentile.ts"
-import { jainIndex, maxMinShares } from "./support/simFairness.ts"
+import { percentile } from "../bench/support/percentile.ts"
+import { jainIndex, maxMinShares } from "../bench/support/simFairness.ts"
 
 const withEnv = (env: Record<string, string>) => Effect.withConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(env))))
 
