@@ -3,7 +3,7 @@ import { ConfigProvider, Effect, Either, Option, Redacted } from "effect"
 import * as fs from "node:fs/promises"
 import * as os from "node:os"
 import * as path from "node:path"
-import { parseArgs } from "../src/cli.ts"
+import { parseArgs } from "../src/main/mainArgs.ts"
 import { loadAppEnv } from "../src/config/env.ts"
 import { loadRunnerConfig } from "../src/config/runnerConfig.ts"
 

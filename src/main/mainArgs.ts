@@ -1,5 +1,5 @@
-import type { Role } from "./config/env.ts"
-import { StartupError } from "./config/env.ts"
+import type { Role } from "../config/env.ts"
+import { StartupError } from "../config/env.ts"
 
 export interface CliArgs {
   readonly role: Role
