@@ -6,7 +6,7 @@
  * Figures, not a test: it never fails on a number (`test/sim.fairness.test.ts` checks the targets at a smaller size).
  */
 import { Effect } from "effect"
-import { FAIRNESS, type FairnessResult, fairnessTable, runFairness } from "../test/support/simFairness.ts"
+import { FAIRNESS, type FairnessResult, fairnessTable, runFairness } from "./support/simFairness.ts"
 
 const results: Array<FairnessResult> = []
 for (const policy of ["fair", "fifo"] as const) {

@@ -33,7 +33,7 @@ import { SchedulerSettingsLive, schedulerTuningConfig } from "../src/scheduler/s
 import { Kube } from "../src/services/Kube.ts"
 import { WebhookServer } from "../src/webhook/server.ts"
 import { webhookSettingsLayer } from "../src/webhook/WebhookSettings.ts"
-import { percentile } from "../test/support/percentile.ts"
+import { percentile } from "./support/percentile.ts"
 
 const JOBS = Number(process.env.BENCH_JOBS ?? 1000)
 const RATE = Number(process.env.BENCH_RATE ?? 20)

@@ -31,7 +31,7 @@ import { trimWorkflowJobPayload } from "../src/domain/workflowJobPayload.ts"
 import { startEmbeddedPostgres, tempDataDir } from "../src/embedded/embeddedPostgres.ts"
 import { WebhookServer } from "../src/webhook/server.ts"
 import { webhookSettingsLayer } from "../src/webhook/WebhookSettings.ts"
-import { percentile } from "../test/support/percentile.ts"
+import { percentile } from "./support/percentile.ts"
 
 const SECRET = "bench-webhook-secret"
 const POOL = 10

@@ -10,7 +10,7 @@ import { Effect } from "effect"
 import { spawn } from "node:child_process"
 import { availableParallelism } from "node:os"
 import { fileURLToPath } from "node:url"
-import { describeFailure, type DstResult, runDst } from "../test/support/simScenario.ts"
+import { describeFailure, type DstResult, runDst } from "../bench/support/simScenario.ts"
 
 interface Args {
   readonly from: number

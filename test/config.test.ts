@@ -1,9 +1,8 @@
 import { describe, expect, it } from "@effect/vitest"
-import { ConfigProvider, Effect, Either, Option, Redacted } from "effect"
+import { ConfigProvider, Effect, Either, LogLevel, Option, Redacted } from "effect"
 import * as fs from "node:fs/promises"
 import * as os from "node:os"
 import * as path from "node:path"
-import { parseArgs } from "../src/cli.ts"
 import { loadAppEnv } from "../src/config/env.ts"
 import { loadRunnerConfig } from "../src/config/runnerConfig.ts"
 
@@ -43,15 +42,37 @@ describe("environment", () => {
     }))
 })
 
-describe("command line", () => {
-  it("accepts the roles and flags, and rejects anything else", () => {
-    expect(parseArgs(["all", "--simulate"])).toEqual({ role: "all", simulate: true, demo: false })
-    expect(parseArgs(["migrate"])).toEqual({ role: "migrate", simulate: false, demo: false })
-    expect(() => parseArgs(["web"])).toThrow(/unknown role "web"/)
-    expect(() => parseArgs(["webhook", "--fast"])).toThrow(/unknown flag --fast/)
-    expect(() => parseArgs([])).toThrow(/usage/)
-    expect(() => parseArgs(["all", "--demo"])).toThrow(/--demo needs --simulate/)
-  })
+describe("LOG_LEVEL", () => {
+  const level = (vars: Record<string, string>, simulate = false) =>
+    Effect.map(loadAppEnv("all", simulate).pipe(withEnv(vars)), (env) => env.logLevel)
+
+  it.effect("takes a level by its label or its name, in any case", () =>
+    Effect.gen(function*() {
+      expect(yield* level({ LOG_LEVEL: "warn" }, true)).toBe(LogLevel.Warning)
+      expect(yield* level({ LOG_LEVEL: "warning" }, true)).toBe(LogLevel.Warning)
+      expect(yield* level({ LOG_LEVEL: "DEBUG" }, true)).toBe(LogLevel.Debug)
+      expect(yield* level({ LOG_LEVEL: "off" }, true)).toBe(LogLevel.None)
+      expect(yield* level({ LOG_LEVEL: "none" }, true)).toBe(LogLevel.None)
+      expect(yield* level({ LOG_LEVEL: "info" }, true)).toBe(LogLevel.Info)
+    }))
+
+  it.effect("unset or empty: info, and warnings only under --simulate so its event lines stand out", () =>
+    Effect.gen(function*() {
+      const live = { POSTGRES_URL: "postgres://x", GHAPP_WEBHOOK_SECRET: "s", GHAPP_ORG_PRIVATE_KEY: "k", GHAPP_PERSONAL_PRIVATE_KEY: "k" }
+      expect(yield* level(live)).toBe(LogLevel.Info)
+      expect(yield* level({ ...live, LOG_LEVEL: " " })).toBe(LogLevel.Info)
+      expect(yield* level({}, true)).toBe(LogLevel.Warning)
+      expect(yield* level({ LOG_LEVEL: "" }, true)).toBe(LogLevel.Warning)
+    }))
+
+  it.effect("anything else is a start-up error naming LOG_LEVEL and the accepted values", () =>
+    Effect.gen(function*() {
+      const result = yield* Effect.flip(loadAppEnv("all", true).pipe(withEnv({ LOG_LEVEL: "loud" })))
+      expect(result._tag).toBe("StartupError")
+      expect(result.message).toBe(
+        `invalid environment: LOG_LEVEL: must be one of all, trace, debug, info, warn (warning), error, fatal, off (none), got "loud"`
+      )
+    }))
 })
 
 describe("runner config file", () => {

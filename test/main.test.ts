@@ -36,6 +36,20 @@ describe("main.ts", () => {
     expect(result.stderr).toContain("rules.0.match")
   })
 
+  it("exits 2 with one line on arguments it cannot run", async () => {
+    const result = await runMain(["all", "--demo"])
+    expect(result.code).toBe(2)
+    expect(result.stderr.trim().split("\n")).toEqual(["riscv-runner: --demo needs --simulate"])
+  })
+
+  it("exits 2 with one line naming LOG_LEVEL when it is not a log level", async () => {
+    const result = await runMain(["webhook", "--simulate"], { LOG_LEVEL: "loud" })
+    expect(result.code).toBe(2)
+    expect(result.stderr.trim().split("\n")).toHaveLength(1)
+    expect(result.stderr).toContain(`riscv-runner: invalid environment: LOG_LEVEL: must be one of`)
+    expect(result.stderr).toContain(`got "loud"`)
+  })
+
   // two tsx start-ups of the whole program; on a loaded 2-CPU machine each has taken 20 s
   it.live("migrate creates the tables in schema staging, and a second run changes nothing", () =>
     Effect.gen(function*() {

@@ -1,7 +1,7 @@
 import { Effect } from "effect"
 import { describe, expect, it } from "vitest"
 import { dstSeeds } from "./support/simDst.ts"
-import { runDst } from "./support/simScenario.ts"
+import { runDst } from "../bench/support/simScenario.ts"
 
 // Deterministic simulation: seeds 1-10 here, 11-20 in sim.dst.b.test.ts (two files, so vitest runs them side by side).
 describe("deterministic simulation, seeds 1-10", () => {

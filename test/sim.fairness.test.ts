@@ -1,6 +1,6 @@
 import { Effect } from "effect"
 import { describe, expect, it } from "vitest"
-import { fairnessTable, runFairness } from "./support/simFairness.ts"
+import { fairnessTable, runFairness } from "../bench/support/simFairness.ts"
 
 /*
  * Fairness under scarcity through the whole closed loop, at a size that fits `npm test`: a burst of 40 jobs from

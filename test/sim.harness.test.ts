@@ -2,8 +2,8 @@ import { Effect, Schema } from "effect"
 import { describe, expect, it } from "vitest"
 import { defaultRunnerConfigInput, RunnerConfig } from "../src/domain/RunnerConfig.ts"
 import { STAGING_PREFIX } from "../src/scheduler/settings.ts"
-import { type Harness, withHarness } from "./support/simHarness.ts"
-import { describeFailure } from "./support/simScenario.ts"
+import { type Harness, withHarness } from "../bench/support/simHarness.ts"
+import { describeFailure } from "../bench/support/simScenario.ts"
 
 /* The simulation's checks must catch what they claim to catch: each case breaks one invariant on purpose. */
 

@@ -6,8 +6,8 @@ import { formatEvent } from "../layers/sim/events.ts"
 import { simSettingsConfig } from "../layers/sim/settings.ts"
 import { signDelivery } from "../layers/sim/webhookTransport.ts"
 import { signBody } from "../src/webhook/signature.ts"
-import { percentile } from "./support/percentile.ts"
-import { jainIndex, maxMinShares } from "./support/simFairness.ts"
+import { percentile } from "../bench/support/percentile.ts"
+import { jainIndex, maxMinShares } from "../bench/support/simFairness.ts"
 
 const withEnv = (env: Record<string, string>) => Effect.withConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(env))))
 
@@ -28,20 +28,17 @@ describe("simulation settings", () => {
     expect(bad._tag).toBe("Left")
   })
 
-  it("development secrets are generated only when unset, only under --simulate, and the log quietens unless LOG_LEVEL is set", () => {
-    const base = { webhookSecret: Option.none(), traceSecret: Option.none(), logLevel: "info" }
+  it("development secrets are generated only when unset, and only under --simulate", () => {
+    const base = { webhookSecret: Option.none(), traceSecret: Option.none() }
     const generated = Effect.runSync(withDevSecrets(base, true).pipe(withEnv({})))
     expect(generated.devSecrets.map((s) => s.variable)).toEqual(["GHAPP_WEBHOOK_SECRET", "TRACE_API_SECRET"])
     expect(Option.map(generated.webhookSecret, Redacted.value)).toEqual(Option.some(Redacted.value(generated.devSecrets[0]!.value)))
-    expect(generated.logLevel).toBe("warning")
     const configured = Effect.runSync(withDevSecrets({
       webhookSecret: Option.some(Redacted.make("mine")),
-      traceSecret: Option.some(Redacted.make("also-mine")),
-      logLevel: "debug"
-    }, true).pipe(withEnv({ LOG_LEVEL: "debug" })))
+      traceSecret: Option.some(Redacted.make("also-mine"))
+    }, true).pipe(withEnv({})))
     expect(configured.devSecrets).toEqual([])
     expect(Option.map(configured.webhookSecret, Redacted.value)).toEqual(Option.some("mine"))
-    expect(configured.logLevel).toBe("debug")
     const live = Effect.runSync(withDevSecrets(base, false))
     expect(live.devSecrets).toEqual([])
     expect(Option.isNone(live.webhookSecret)).toBe(true)

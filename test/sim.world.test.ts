@@ -2,7 +2,7 @@ import { Duration, Effect, Option, Schema } from "effect"
 import { describe, expect, it } from "vitest"
 import { defaultRunnerConfigInput, RunnerConfig } from "../src/domain/RunnerConfig.ts"
 import { STAGING_PREFIX } from "../src/scheduler/settings.ts"
-import { type Harness, stepUntil, withHarness } from "./support/simHarness.ts"
+import { type Harness, stepUntil, withHarness } from "../bench/support/simHarness.ts"
 
 /*
  * The closed loop, one behaviour at a time: the real webhook program and scheduler on the in-memory layers, the

@@ -1,5 +1,11 @@
-import { Config, Effect, Option, Redacted } from "effect"
+import { Effect, Option, Redacted } from "effect"
 import { randomBytes } from "node:crypto"
+
+/**
+ * The webhook secret of `--simulate` runs when GHAPP_WEBHOOK_SECRET is unset: the simulated GitHub signs its
+ * deliveries with it. It protects nothing and must never be used outside a simulation.
+ */
+export const SIMULATION_WEBHOOK_SECRET = "riscv-runner-simulation"
 
 /** A development secret generated for this run. */
 export interface DevSecret {
@@ -12,21 +18,18 @@ const generate = (prefix: string) => Redacted.make(`${prefix}${randomBytes(18).t
 
 /**
  * What `--simulate` changes in the environment it was given, and nothing else:
- * - the webhook secret and the trace API secret are generated when unset, so the simulated GitHub can sign its
- *   deliveries and the trace API is usable; a configured secret is always kept. The generated ones are listed in
- *   `devSecrets` for the start-up banner, the only place they are ever printed;
- * - with LOG_LEVEL unset the log shows warnings and errors only, so the simulation's event lines stand out
- *   (`LOG_LEVEL=info npm start` shows the service's own log as well).
+ * the webhook secret and the trace API secret are generated when unset, so the simulated GitHub can sign its
+ * deliveries and the trace API is usable; a configured secret is always kept. The generated ones are listed in
+ * `devSecrets` for the start-up banner, the only place they are ever printed. (That an unset LOG_LEVEL means
+ * warnings only under `--simulate` is the environment's own default, in `src/config/env.ts`.)
  * Without `simulate` the environment is returned as it is.
  */
 export const withDevSecrets = <E extends {
   readonly webhookSecret: Option.Option<Redacted.Redacted<string>>
   readonly traceSecret: Option.Option<Redacted.Redacted<string>>
-  readonly logLevel: string
 }>(env: E, simulate: boolean): Effect.Effect<E & { readonly devSecrets: ReadonlyArray<DevSecret> }> =>
   Effect.gen(function*() {
     if (!simulate) return { ...env, devSecrets: [] }
-    const logLevelSet = Option.isSome(yield* Config.option(Config.nonEmptyString("LOG_LEVEL")).pipe(Effect.orElseSucceed(() => Option.none())))
     const devSecrets: Array<DevSecret> = []
     const fill = (current: Option.Option<Redacted.Redacted<string>>, variable: DevSecret["variable"], prefix: string) =>
       Option.orElse(current, () => {
@@ -36,5 +39,5 @@ export const withDevSecrets = <E extends {
       })
     const webhookSecret = fill(env.webhookSecret, "GHAPP_WEBHOOK_SECRET", "dev-whsec-")
     const traceSecret = fill(env.traceSecret, "TRACE_API_SECRET", "dev-trace-")
-    return { ...env, webhookSecret, traceSecret, logLevel: logLevelSet ? env.logLevel : "warning", devSecrets }
+    return { ...env, webhookSecret, traceSecret, devSecrets }
   })

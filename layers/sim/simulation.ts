@@ -2,15 +2,13 @@ import { FetchHttpClient } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
 import { Duration, Effect, Layer, Option, Redacted } from "effect"
 import { createServer } from "node:http"
-import { describeConfigError, StartupError } from "../../src/config/env.ts"
 import type { RunnerConfig } from "../../src/domain/RunnerConfig.ts"
-import type { LogFormat } from "../../src/observability/operatorLine.ts"
 import { GithubMemory } from "../github/memory.ts"
 import { KubeMemory } from "../kube/memory.ts"
 import { SimControlServer } from "./controlApi.ts"
 import { SimDemoLoad } from "./demo.ts"
 import type { DevSecret } from "./devSecrets.ts"
-import { SimEventPrinter } from "./printer.ts"
+import { type LineWriter, SimEventPrinter } from "./printer.ts"
 import { simSettingsConfig } from "./settings.ts"
 import { HttpWebhookTransport } from "./webhookTransport.ts"
 import { SimWorldLive } from "./world.ts"
@@ -41,7 +39,9 @@ export interface SimulationInput {
   readonly apps: { readonly orgAppId: number; readonly personalAppId: number }
   readonly demo: boolean
   /** LOG_FORMAT: the event lines are text, or JSON log entries like every other stdout line */
-  readonly logFormat: LogFormat
+  readonly logFormat: "json" | "pretty"
+  /** how the event lines are written: the same writer as the start-up banner */
+  readonly printLine: LineWriter
 }
 
 const describeNodes = (nodes: ReadonlyArray<{ readonly pool: string | null; readonly slots: number }>) => {
@@ -57,7 +57,7 @@ const describeNodes = (nodes: ReadonlyArray<{ readonly pool: string | null; read
 
 /**
  * The simulation's features, the banner lines that say where to look, and the control API's port (so a port in
- * use can be named as SIM_PORT). Fails on a bad SIM_* setting.
+ * use can be named as SIM_PORT). Fails with the `ConfigError` of a bad SIM_* setting.
  */
 export const simulation = (input: SimulationInput) =>
   Effect.gen(function*() {
@@ -100,10 +100,8 @@ export const simulation = (input: SimulationInput) =>
     )
     const layer = Layer.mergeAll(
       SimControlServer.pipe(Layer.provide(NodeHttpServer.layer(createServer, { port: settings.port }))),
-      SimEventPrinter(input.logFormat),
+      SimEventPrinter(input.logFormat, input.printLine),
       input.demo ? SimDemoLoad() : Layer.empty
     ).pipe(Layer.provide(world))
     return { layer, banner, controlPort: Option.some(settings.port) }
-  }).pipe(
-    Effect.mapError((e) => new StartupError(`invalid environment: ${describeConfigError(e).join("; ")}`))
-  )
+  })

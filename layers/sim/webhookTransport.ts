@@ -5,7 +5,7 @@ import { createHmac } from "node:crypto"
 /**
  * How the simulated GitHub reaches our webhook endpoint. `npm start` posts over real HTTP to our own port; the
  * deterministic simulation tests hand the same signed bytes to the webhook router in-process (see
- * `test/support/simHarness.ts`), so TestClock governs every step. Either way the delivery is signed with the
+ * `bench/support/simHarness.ts`), so TestClock governs every step. Either way the delivery is signed with the
  * webhook secret and goes through signature verification like any other.
  */
 export interface Delivery {

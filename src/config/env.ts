@@ -1,5 +1,6 @@
-import { Config, ConfigError, Duration, Effect, Either, Option, Redacted } from "effect"
+import { Config, ConfigError, Duration, Effect, Either, LogLevel, Option, Redacted } from "effect"
 import { DEFAULT_REQUEST_TIMEOUT, DEFAULT_UNVERIFIED_BODY_BUDGET } from "../webhook/requestLimits.ts"
+import { StartupError } from "./StartupError.ts"
 
 /** The process roles `main.ts` can run. */
 export type Role = "webhook" | "scheduler" | "all" | "migrate"
@@ -28,7 +29,8 @@ export interface AppEnv {
   readonly kubeconfigYaml: Option.Option<Redacted.Redacted<string>>
   readonly githubApiUrl: string
   readonly runnerConfigPath: Option.Option<string>
-  readonly logLevel: string
+  /** `LOG_LEVEL`, by label (`warn`) or by name (`warning`); unset: `info`, or `warning` under --simulate */
+  readonly logLevel: LogLevel.LogLevel
   readonly logFormat: "json" | "pretty"
   /** where the embedded PostgreSQL keeps its data when POSTGRES_URL is unset */
   readonly dataDir: string
@@ -81,13 +83,40 @@ const millis = (name: string, fallback: number, min: number, max: number, zero: 
     Config.withDefault(fallback)
   )
 
+/**
+ * A log level by its label (`warn`, `off`) or its name (`warning`, `none`), in any case; an empty value counts as
+ * unset. Anything else is refused, naming the accepted values, rather than quietly logging at `info`.
+ */
+const logLevel = (name: string) =>
+  optionalString(name).pipe(
+    Config.mapOrFail((o) =>
+      Option.match(o, {
+        onNone: () => Either.right(Option.none<LogLevel.LogLevel>()),
+        onSome: (s) => {
+          const wanted = s.trim().toLowerCase()
+          const level = LogLevel.allLevels.find((l) => l.label.toLowerCase() === wanted || l._tag.toLowerCase() === wanted)
+          return level !== undefined
+            ? Either.right(Option.some(level))
+            : Either.left(ConfigError.InvalidData([name], `must be one of ${LOG_LEVEL_NAMES}, got "${s}"`))
+        }
+      })
+    )
+  )
+const LOG_LEVEL_NAMES = LogLevel.allLevels
+  .map((l) => l.label.toLowerCase() === l._tag.toLowerCase() ? l.label.toLowerCase() : `${l.label.toLowerCase()} (${l._tag.toLowerCase()})`)
+  .join(", ")
+
 const dbTimeoutsConfig = Config.all({
   connectMs: millis("DB_CONNECT_TIMEOUT_MS", 5000, 100, 60_000, ""),
   statementMs: millis("DB_STATEMENT_TIMEOUT_MS", 5000, 0, 600_000, " (0: none)"),
   lockMs: millis("DB_LOCK_TIMEOUT_MS", 3000, 0, 600_000, " (0: none)")
 })
 
-export const appEnvConfig = (role: Role): Config.Config<AppEnv> =>
+/**
+ * The environment of `role`. Under `simulate` an unset LOG_LEVEL keeps the log to warnings, so that the
+ * simulation's event lines stand out (`LOG_LEVEL=info npm start` shows the service's own log as well).
+ */
+export const appEnvConfig = (role: Role, simulate: boolean): Config.Config<AppEnv> =>
   Config.all({
     prod: optionalString("PROD").pipe(Config.map((o) => Option.getOrElse(o, () => "").toLowerCase() === "true")),
     port: port("PORT", 8080),
@@ -106,7 +135,7 @@ export const appEnvConfig = (role: Role): Config.Config<AppEnv> =>
     kubeconfigYaml: optionalSecret("K8S_KUBECONFIG"),
     githubApiUrl: Config.string("GITHUB_API_URL").pipe(Config.withDefault("https://api.github.com")),
     runnerConfigPath: optionalString("RUNNER_CONFIG"),
-    logLevel: Config.string("LOG_LEVEL").pipe(Config.withDefault("info")),
+    logLevel: logLevel("LOG_LEVEL").pipe(Config.map(Option.getOrElse(() => simulate ? LogLevel.Warning : LogLevel.Info))),
     logFormat: Config.literal("json", "pretty")("LOG_FORMAT").pipe(Config.withDefault("pretty" as const)),
     dataDir: Config.string("DATA_DIR").pipe(Config.withDefault(".data")),
     trustedProxyHops: count("TRUSTED_PROXY_HOPS", 0),
@@ -154,11 +183,6 @@ export const ENV_NAMES: Partial<Record<keyof AppEnv, string>> = {
   personalPrivateKey: "GHAPP_PERSONAL_PRIVATE_KEY"
 }
 
-/** A start-up problem: printed as one line, then the process exits with status 2. */
-export class StartupError extends Error {
-  override readonly name = "StartupError"
-}
-
 /** Flattens a ConfigError tree into "NAME: problem" items, so one line can name every bad variable. */
 export const describeConfigError = (error: ConfigError.ConfigError): ReadonlyArray<string> => {
   switch (error._op) {
@@ -181,11 +205,11 @@ export const loadAppEnv = (role: Role, simulate: boolean) =>
     const required = requiredVariables(role, simulate).map((key) => ENV_NAMES[key]!)
     const present = yield* Config.all(required.map(optionalString)).pipe(Effect.orElseSucceed(() => required.map(() => Option.none())))
     const missing = required.filter((_, i) => Option.isNone(present[i]!))
-    const env = yield* Effect.either(appEnvConfig(role))
+    const env = yield* Effect.either(appEnvConfig(role, simulate))
     const problems = [
       ...(missing.length > 0 ? [`missing required environment: ${missing.join(", ")}`] : []),
       ...(env._tag === "Left" ? [`invalid environment: ${describeConfigError(env.left).join("; ")}`] : [])
     ]
-    if (problems.length > 0 || env._tag === "Left") return yield* Effect.fail(new StartupError(problems.join("; ")))
+    if (problems.length > 0 || env._tag === "Left") return yield* new StartupError({ message: problems.join("; ") })
     return env.right
   })

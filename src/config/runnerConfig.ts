@@ -1,7 +1,7 @@
 import { Effect, Option, ParseResult, Schema } from "effect"
 import * as fs from "node:fs/promises"
 import { defaultRunnerConfig, RunnerConfig } from "../domain/RunnerConfig.ts"
-import { StartupError } from "./env.ts"
+import { StartupError } from "./StartupError.ts"
 
 /**
  * The runner config file (`RUNNER_CONFIG`), decoded by Schema; without a path, the built-in default (the
@@ -14,14 +14,14 @@ export const loadRunnerConfig = (path: Option.Option<string>) =>
       Effect.gen(function*() {
         const text = yield* Effect.tryPromise({
           try: () => fs.readFile(file, "utf8"),
-          catch: (e) => new StartupError(`RUNNER_CONFIG ${file}: cannot read it (${(e as Error).message})`)
+          catch: (e) => new StartupError({ message: `RUNNER_CONFIG ${file}: cannot read it (${(e as Error).message})` })
         })
         const json = yield* Effect.try({
           try: (): unknown => JSON.parse(text),
-          catch: (e) => new StartupError(`RUNNER_CONFIG ${file}: not valid JSON (${(e as Error).message})`)
+          catch: (e) => new StartupError({ message: `RUNNER_CONFIG ${file}: not valid JSON (${(e as Error).message})` })
         })
         return yield* decodeRunnerConfig(json).pipe(
-          Effect.mapError((msg) => new StartupError(`RUNNER_CONFIG ${file}: ${msg}`))
+          Effect.mapError((msg) => new StartupError({ message: `RUNNER_CONFIG ${file}: ${msg}` }))
         )
       })
   })

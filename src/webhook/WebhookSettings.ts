@@ -70,12 +70,6 @@ export class WebhookSettings extends Context.Tag("riscv-runner/WebhookSettings")
 /** GitHub does not send payloads above 25 MiB, so a larger body is not a GitHub delivery. */
 export const MAX_BODY_BYTES = 25 * 1024 * 1024
 
-/**
- * The webhook secret of `--simulate` runs when GHAPP_WEBHOOK_SECRET is unset: the simulated GitHub signs its
- * deliveries with it. It protects nothing and must never be used outside a simulation.
- */
-export const SIMULATION_WEBHOOK_SECRET = "riscv-runner-simulation"
-
 export const DEFAULT_INSTALL_URLS = {
   org: "https://github.com/apps/rise-risc-v-runners/installations/new",
   personal: "https://github.com/apps/rise-risc-v-runners-personal/installations/new"

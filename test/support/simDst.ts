@@ -1,6 +1,6 @@
 import { Effect } from "effect"
 import { expect, it } from "vitest"
-import { describeFailure, type DstOptions, runDst } from "./simScenario.ts"
+import { describeFailure, type DstOptions, runDst } from "../../bench/support/simScenario.ts"
 
 /** The size `npm test` runs: jobs per seed. `npm run sim:check` runs the large version. */
 export const CI_JOBS = 15
