@@ -7,7 +7,7 @@ import { groupKey } from "../src/scheduler/demandPlan.ts"
 import fc from "fast-check"
 import { queueViewBefore } from "../bench/queueViewBefore.ts"
 import { parseQueueQuery } from "../src/scheduler/queueRoute.ts"
-import { type QueueInput, queuePage, queueSteps, queueView, typicalDurations } from "../src/scheduler/queueView.ts"
+import { planQueuePage, type QueueInput, queueIndexOf, queueView, typicalDurations } from "../src/scheduler/queueView.ts"
 import { schedulerRouter } from "../src/scheduler/routes.ts"
 import { SchedulerSettingsLive } from "../src/scheduler/settings.ts"
 import type { DemandRow } from "../src/services/Db.ts"
@@ -196,7 +196,11 @@ describe("queueView: linear and paged, the same decisions as before", () => {
     fc.assert(fc.property(arbitraryInput, request, (q, req) => {
       const all = queueViewBefore(q)
       const matching = req.pool === null ? all : all.filter((e) => e.k8s_pool === req.pool)
-      const page = queuePage(q, req)
+      // from the index, with full rows of only the jobs the plan asks for, as the route reads them
+      const plan = planQueuePage(queueIndexOf(q), q, req)
+      const asked = new Set(plan.jobIds)
+      const page = plan.decide(new Map(q.pending.filter((j) => asked.has(j.job_id)).map((j) => [j.job_id, j])))
+      expect(plan.jobIds.length).toBeLessThanOrEqual(page.jobs.length + q.demand.length)
       expect(page.jobs).toEqual(matching.slice(req.offset, req.offset + req.limit))
       expect(page.total).toBe(matching.length)
       expect(page.next_offset).toBe(req.offset + req.limit < matching.length ? req.offset + req.limit : null)
@@ -209,13 +213,15 @@ describe("queueView: linear and paged, the same decisions as before", () => {
     }), { numRuns: 300 })
   })
 
-  it("the steps yield every chunk of jobs, so the route can give the event loop back", () => {
-    const jobs = Array.from({ length: 25 }, (_, i) => job(i + 1, 60 - i))
-    const steps = queueSteps(input({ pending: jobs, demand: jobs.map((j) => row(j)) }), { pool: null, offset: 0, limit: 10 }, 5)
-    let yields = 0
-    for (let step = steps.next(); step.done !== true; step = steps.next()) yields++
-    // after sorting out the planner's rows, after the planner, after grouping, then one every 5 jobs
-    expect(yields).toBe(3 + 5)
+  it("full rows are asked for only the page's jobs and the rows the planner could take", () => {
+    // 3 entities of 100 jobs each, one free board, a cap of 5: each entity's first min(1, 5 - 1) rows are the planner's
+    const jobs = Array.from({ length: 300 }, (_, i) => job(i + 1, 300 - i, { entity_id: 1000 + (i % 3) }))
+    const q = input({ pending: jobs, demand: jobs.map((j) => row(j, 1)), available: new Map([["scw-em-rv1", 1]]), capFor: () => 5 })
+    const plan = planQueuePage(queueIndexOf(q), q, { pool: null, offset: 200, limit: 10 })
+    expect([...plan.jobIds].sort((a, b) => a - b)).toEqual([1, 2, 3, ...Array.from({ length: 10 }, (_, i) => 201 + i)])
+    const page = plan.decide(new Map(jobs.filter((j) => plan.jobIds.includes(j.job_id)).map((j) => [j.job_id, j])))
+    expect(page.jobs.map((e) => [e.job_id, e.position, e.reason])).toEqual(Array.from({ length: 10 }, (_, i) => [201 + i, 201 + i, "no_free_board"]))
+    expect(page.pools).toEqual([{ pool: "scw-em-rv1", pending: 300, provisioning: 1, no_free_board: 299, cap_reached: 0, backoff_after_failure: 0 }])
   })
 
   it("query parameters: defaults, bounds, and a message naming the bad one", () => {

@@ -9,6 +9,7 @@ import {
   Db,
   type DbShape,
   type DemandRow,
+  type QueueGroup,
   type QueueRow,
   DuplicatePodName,
   type PageRequest,
@@ -198,6 +199,26 @@ export const makeDbMemory = Effect.gen(function*() {
       }
       return rows
     }),
+
+    getQueueIndex: Effect.gen(function*() {
+      // getQueueRows grouped by (entity, label set, pool), each job with its position in its pool
+      const rows = yield* db.getQueueRows
+      const positionIn = new Map<string, number>()
+      const groups = new Map<string, QueueGroup & { jobIds: Array<number>; positions: Array<number>; lacking: Array<boolean> }>()
+      for (const r of rows) {
+        const position = (positionIn.get(r.job.k8s_pool) ?? 0) + 1
+        positionIn.set(r.job.k8s_pool, position)
+        const key = `${r.job.entity_id}|${encodeLabelSet(r.job.job_labels)}|${r.job.k8s_pool}`
+        const g = groups.get(key) ??
+          { entityId: r.job.entity_id, labels: toLabelSet(r.job.job_labels), pool: r.job.k8s_pool, entityActiveWorkers: r.entityActiveWorkers, jobIds: [], positions: [], lacking: [] }
+        groups.set(key, g)
+        g.jobIds.push(r.job.job_id)
+        g.positions.push(position)
+        g.lacking.push(r.lacksRunner)
+      }
+      return [...groups.values()]
+    }),
+    getJobsByIds: (jobIds) => Effect.sync(() => jobIds.flatMap((id) => jobs.get(id) ?? [])),
 
     addWorker: (w) =>
       Effect.gen(function*() {

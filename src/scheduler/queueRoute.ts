@@ -1,10 +1,10 @@
 import { HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import { Clock, Duration, Effect, Either } from "effect"
 import { maxWorkersFor, weightFor } from "../domain/RunnerConfig.ts"
-import { Db } from "../services/Db.ts"
+import { Db, type DbError } from "../services/Db.ts"
 import { Kube } from "../services/Kube.ts"
 import { blockedGroups, streakLookbackMs } from "./allocationBackoff.ts"
-import { type QueueInput, type QueuePage, type QueuePageRequest, queueSteps, typicalDurations } from "./queueView.ts"
+import { planQueuePage, type QueueContext, type QueueInput, type QueuePage, type QueuePageRequest, typicalDurations } from "./queueView.ts"
 import { SchedulerSettings } from "./settings.ts"
 
 /** Finished workers of this window give the typical run time of a job. */
@@ -14,8 +14,6 @@ const DURATION_SAMPLE = 500
 /** `limit` when none is given, and the most one page may ask for. */
 export const DEFAULT_LIMIT = 100
 export const MAX_LIMIT = 1_000
-/** Jobs walked between two yields to the event loop. */
-const CHUNK = 2_000
 
 /**
  * `?pool=NAME&offset=N&limit=N`. Each is optional; a bad value is a message for a 400, naming the parameter.
@@ -36,33 +34,19 @@ export const parseQueueQuery = (params: URLSearchParams): Either.Either<QueuePag
   })
 }
 
-/** `queueSteps` run to its end, giving the event loop back after every chunk of jobs. */
-export const computeQueuePage = (input: QueueInput, request: QueuePageRequest): Effect.Effect<QueuePage> =>
-  Effect.suspend(() => {
-    const steps = queueSteps(input, request, CHUNK)
-    return Effect.gen(function*() {
-      for (;;) {
-        const step = steps.next()
-        if (step.done === true) return step.value
-        yield* Effect.yieldNow()
-      }
-    })
-  })
-
 /**
- * The inputs of the queue's decisions: what a demand matching reads (the pending jobs and the demand, from one
- * query), plus one page of recent workers for the durations; one capacity reading (two Kube calls). When capacity
- * cannot be read every pool counts as full.
+ * What a queue page's decisions read besides the jobs: the demand matcher's inputs (capacity from one reading of
+ * two Kube calls; every pool counts as full when it cannot be read), the back-off, and one page of recent workers
+ * for the durations.
  */
-export const readQueueInput = Effect.gen(function*() {
+const readQueueContext = Effect.gen(function*() {
   const db = yield* Db
   const kube = yield* Kube
   const settings = yield* SchedulerSettings
   const now = yield* Clock.currentTimeMillis
   const baseMs = Duration.toMillis(settings.timeouts.allocationBackoffBase)
   const maxMs = Duration.toMillis(settings.timeouts.allocationBackoffMax)
-  const [rows, active, recent, streaks, capacity] = yield* Effect.all([
-    db.getQueueRows,
+  const [active, recent, streaks, capacity] = yield* Effect.all([
     db.getActiveWorkers,
     db.listWorkers({ start: new Date(now - DURATION_WINDOW_MS), page: 0, perPage: DURATION_SAMPLE }),
     db.getAllocationFailures(streakLookbackMs(baseMs, maxMs) / 1000),
@@ -72,8 +56,6 @@ export const readQueueInput = Effect.gen(function*() {
   const durations = typicalDurations(recent.rows.filter((w) => w.status === "completed"))
   return {
     now: new Date(now),
-    pending: rows.map((r) => r.job),
-    demand: rows.filter((r) => r.lacksRunner),
     available: new Map([...pools.values()].map((c) => [c.pool, c.available])),
     total: new Map([...pools.values()].map((c) => [c.pool, c.total])),
     busy: active.map((w) => ({ pool: w.k8s_pool, runningSince: w.running_at })),
@@ -83,11 +65,34 @@ export const readQueueInput = Effect.gen(function*() {
     blocked: blockedGroups(streaks, now, baseMs, maxMs),
     durations: durations.byPool,
     fallbackDurationMs: durations.overall
-  } satisfies QueueInput
+  } satisfies QueueContext
 })
 
-/** One page of the pending jobs with their position, reason and estimated start (see `queueView`). */
-export const readQueue = (request: QueuePageRequest) => Effect.flatMap(readQueueInput, (input) => computeQueuePage(input, request))
+/**
+ * The whole queue's inputs as one `QueueInput`, every pending job read in full (`Db.getQueueRows`): the route
+ * before it read the index, kept for the benchmark's anchor.
+ */
+export const readQueueInput = Effect.gen(function*() {
+  const db = yield* Db
+  const [rows, ctx] = yield* Effect.all([db.getQueueRows, readQueueContext], { concurrency: "unbounded" })
+  return { ...ctx, pending: rows.map((r) => r.job), demand: rows.filter((r) => r.lacksRunner) } satisfies QueueInput
+})
+
+/**
+ * One page of the pending jobs with their position, reason and estimated start (see `planQueuePage`): the queue's
+ * index (ids and positions, a few hundred rows), then full rows only of the page's jobs and of those the planner
+ * could take.
+ */
+export const readQueue = (request: QueuePageRequest): Effect.Effect<QueuePage, DbError, Db | Kube | SchedulerSettings> =>
+  Effect.gen(function*() {
+    const db = yield* Db
+    const [groups, ctx] = yield* Effect.all([db.getQueueIndex, readQueueContext], { concurrency: "unbounded" })
+    const plan = planQueuePage(groups, ctx, request)
+    yield* Effect.yieldNow()
+    const jobs = yield* db.getJobsByIds(plan.jobIds)
+    yield* Effect.yieldNow()
+    return plan.decide(new Map(jobs.map((j) => [j.job_id, j])))
+  }).pipe(Effect.withSpan("Scheduler.readQueue"))
 
 /**
  * `GET /queue.json`: one page of the pending jobs, ordered by pool then position, with every pool's totals; a bad

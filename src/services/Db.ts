@@ -72,6 +72,26 @@ export interface QueueRow extends DemandRow {
 }
 
 /**
+ * The pending jobs of one (entity, exact label set, pool), from `getQueueIndex`: the queue view's whole-queue
+ * decisions need only these figures per job, so the backlog crosses as ids and positions, and full rows are read
+ * (`getJobsByIds`) only for the jobs a page shows or the planner may take.
+ */
+export interface QueueGroup {
+  readonly entityId: number
+  /** the canonical label set */
+  readonly labels: ReadonlyArray<string>
+  readonly pool: string
+  /** pending + running workers of the entity over all pools and label sets */
+  readonly entityActiveWorkers: number
+  /** the group's pending jobs, oldest first */
+  readonly jobIds: ReadonlyArray<number>
+  /** each one's position in its pool: 1 for the pool's oldest pending job (by created_at in ms, then job_id) */
+  readonly positions: ReadonlyArray<number>
+  /** each one lacks a runner (is one of `getDemand`'s rows), as `QueueRow.lacksRunner` */
+  readonly lacking: ReadonlyArray<boolean>
+}
+
+/**
  * The current run of provisioning failures of one (entity, exact label set): workers failed with
  * `pod_allocation_failure` since the group's last worker that was allocated (any other outcome), within a
  * lookback. The scheduler backs off from a group with a streak, so a permanent error does not write a failed
@@ -116,6 +136,10 @@ export interface DbShape {
   readonly getDemand: Effect.Effect<ReadonlyArray<DemandRow>, DbError>
   /** Every pending job with its demand figures, oldest first (for the queue view). See `QueueRow`. */
   readonly getQueueRows: Effect.Effect<ReadonlyArray<QueueRow>, DbError>
+  /** `getQueueRows` in brief: every pending job as its group, id, pool position and whether it lacks a runner. */
+  readonly getQueueIndex: Effect.Effect<ReadonlyArray<QueueGroup>, DbError>
+  /** The jobs with these ids (any status), in no particular order; unknown ids are left out. */
+  readonly getJobsByIds: (jobIds: ReadonlyArray<number>) => Effect.Effect<ReadonlyArray<Job>, DbError>
   /**
    * Deletes the jobs with status `completed` whose last change (`updated_at`) is before `cutoff`; pending,
    * running and failed jobs stay, and workers are never touched. Returns how many rows went (the scheduler's
