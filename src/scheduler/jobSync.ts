@@ -129,7 +129,7 @@ export const syncJobs = Effect.fn("Scheduler.syncJobs")(function*(state: Schedul
   )
   for (const p of probed) if (p.action._tag !== "Nothing") writes.push(p)
 
-  // Apply, one savepoint per job, so one failed write undoes only itself.
+  // Apply, one transaction per job, so one failed write undoes only itself.
   for (const { action, job } of writes) {
     const write = applyAction(db, job.job_id, action)
     const result = yield* Effect.either(db.step(write))
