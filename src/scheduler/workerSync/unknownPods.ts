@@ -1,5 +1,6 @@
 import { Clock, Duration, Effect, Either, Metric } from "effect"
-import type { Pod } from "../../domain/Pod.ts"
+import { holdsSlot, type Pod } from "../../domain/Pod.ts"
+import { isTerminal } from "../../domain/Status.ts"
 import type { Worker } from "../../domain/Worker.ts"
 import { orphanPodsDeleted } from "../../observability/metrics.ts"
 import { podLogFields } from "../../observability/logFields.ts"
@@ -26,6 +27,9 @@ const ENTITY_ID_LABEL = "riseproject.dev/entity_id"
  * - no scope could be asked (none known, or GitHub did not answer): a pod that is not running goes (it cannot be
  *   running a job); a running one waits until it is older than the idle timeout, the longest a runner of ours may
  *   sit without a job, and then goes too, so it is never kept forever.
+ * The same goes for a pod whose row is finished (completed or failed, longer ago than the grace) while the pod
+ * still holds a board: a crash while the pod was being created can let phase 1 of the next cycle end the row
+ * before the API server has made the pod.
  * Returns the names of the pods it deleted.
  */
 export const sweepUnknownPods = Effect.fn("Scheduler.sweepUnknownPods")(function*(
@@ -41,15 +45,24 @@ export const sweepUnknownPods = Effect.fn("Scheduler.sweepUnknownPods")(function
   const settings = yield* SchedulerSettings
   const now = yield* Clock.currentTimeMillis
   const graceMs = Duration.toMillis(settings.timeouts.orphanPodGrace)
-  const known = new Set(workers.map((w) => w.pod_name))
-  const candidates = [...pods.values()].filter((p) =>
-    ownsRunnerName(settings, p.name) && !known.has(p.name) && now - p.creationTime.getTime() >= graceMs
-  )
+  const known = new Map(workers.map((w) => [w.pod_name, w]))
+  const oldEnough = (p: Pod) => ownsRunnerName(settings, p.name) && now - p.creationTime.getTime() >= graceMs
+  const candidates = [...pods.values()].filter((p) => oldEnough(p) && !known.has(p.name))
+  // A finished row whose pod still holds a board: its pod was created after the row ended (a crash while the pod
+  // was being created, and phase 1 of the next cycle ran first). Nothing else stops that pod.
+  const outlived = [...pods.values()].filter((p) => {
+    const w = known.get(p.name)
+    return w !== undefined && oldEnough(p) && isTerminal(w.status) && holdsSlot(p.phase) &&
+      now - (w.completed_at ?? w.updated_at).getTime() >= graceMs
+  })
   const deleted: Array<string> = []
-  if (candidates.length === 0) return deleted
+  if (candidates.length === 0 && outlived.length === 0) return deleted
   // The reconcile rows hold active and recent workers only: an old finished row also knows its pod.
-  const withRow = yield* db.knownPodNames(candidates.map((p) => p.name))
-  const unknown = candidates.filter((p) => !withRow.has(p.name))
+  const withRow = candidates.length === 0 ? new Set<string>() : yield* db.knownPodNames(candidates.map((p) => p.name))
+  const unknown = [
+    ...candidates.filter((p) => !withRow.has(p.name)).map((pod) => ({ pod, reason: "no_row" as const })),
+    ...outlived.map((pod) => ({ pod, reason: "row_finished" as const }))
+  ]
   if (unknown.length === 0) return deleted
 
   const deletedRunners = new Set(runnersDeleted)
@@ -93,8 +106,8 @@ export const sweepUnknownPods = Effect.fn("Scheduler.sweepUnknownPods")(function
       return result
     })
 
-  for (const pod of unknown) {
-    const fields = { ...podLogFields(pod), phase: pod.phase, age_s: Math.round((now - pod.creationTime.getTime()) / 1000) }
+  for (const { pod, reason } of unknown) {
+    const fields = { ...podLogFields(pod), phase: pod.phase, age_s: Math.round((now - pod.creationTime.getTime()) / 1000), reason }
     let verdict: "delete" | "keep" = "delete"
     let why = "no runner registered"
     const listedRunner = inListings(pod.name)
@@ -137,7 +150,7 @@ export const sweepUnknownPods = Effect.fn("Scheduler.sweepUnknownPods")(function
     }
     yield* kube.deletePod(pod.name).pipe(
       Effect.tap(() => Effect.sync(() => deleted.push(pod.name))),
-      Effect.tap(() => Metric.increment(orphanPodsDeleted)),
+      Effect.tap(() => Metric.increment(Metric.tagged(orphanPodsDeleted, "reason", reason))),
       Effect.tap(() => Effect.logWarning("deleted a runner pod that no worker row knows").pipe(Effect.annotateLogs({ ...fields, why }))),
       Effect.catchAll((e) => Effect.logError("could not delete a pod no worker row knows").pipe(Effect.annotateLogs({ ...fields, error: e.message })))
     )
