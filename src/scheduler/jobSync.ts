@@ -22,7 +22,7 @@ import type { SchedulerState } from "./state.ts"
  * older than the staleness threshold are polled, oldest news first, at most `maxJobPollsPerCycle` per cycle and
  * never into the reserve share of an installation's budget; polls are conditional in the Github layer, so an
  * unchanged job costs nothing. GitHub is asked concurrently; the database is written one step at a time, each
- * step on its own savepoint.
+ * step its own transaction.
  */
 
 interface Selected {
