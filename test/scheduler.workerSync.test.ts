@@ -13,11 +13,13 @@ import { healthChecks } from "../src/scheduler/workerSync/healthCheckPhase.ts"
 import { orphanSweep } from "../src/scheduler/workerSync/orphanSweep.ts"
 import { podPhaseSync } from "../src/scheduler/workerSync/podPhaseSync.ts"
 import { scopeOf } from "../src/scheduler/workerSync/runnerScope.ts"
+import { sweepUnknownPods } from "../src/scheduler/workerSync/unknownPods.ts"
+import { Github } from "../src/services/Github.ts"
 import { combineWrites, noWrites } from "../src/scheduler/workerSync/workerWrites.ts"
 import { Db } from "../src/services/Db.ts"
 import { Kube } from "../src/services/Kube.ts"
 import { newJob } from "./support/dbFixtures.ts"
-import { installBoth, makeCycle, ORG, queueJob, startRunners, type World, worldLayer } from "./support/schedulerWorld.ts"
+import { installBoth, makeCycle, ORG, podNames, queueJob, startRunners, type World, worldLayer } from "./support/schedulerWorld.ts"
 
 /*
  * Each phase of the worker sync returns what it did (rows written, scopes ended, workers failed, runners and pods
@@ -171,10 +173,65 @@ describe("worker sync phases: what each returns", () => {
         writes: { written: 1, ended: new Set([ORG_SCOPE]) },
         failed: [],
         runnersDeleted: [name(1)],
+        unknownPodsDeleted: [],
         podsDeleted: []
       })
       yield* kube.injectFault({ operation: "listPods", status: 500, times: 1 })
       expect(yield* syncWorkers(state, yield* authenticator)).toEqual(Option.none())
+    })))
+})
+
+/** A runner pod of acme with a registered (offline) runner and no worker row: what a crash of an older version left. */
+const strayPod = (n: number) =>
+  Effect.gen(function*() {
+    const github = yield* Github
+    const kube = yield* Kube
+    const ref = { installationId: ORG.installation, entityType: "Organization" as const }
+    const group = yield* github.ensureRunnerGroup(ref, ORG.login, STAGING_GROUP)
+    const jit = yield* github.createJitConfigOrg(ref, ORG.login, group, { runnerName: name(n), labels: ["ubuntu-24.04-riscv"] })
+    yield* kube.createRunnerPod({
+      name: name(n),
+      jitConfig: jit.jitConfig,
+      image: "ghcr.io/example/runner:latest",
+      pool: "scw-em-rv1",
+      entity: { type: "Organization", id: ORG.id, name: ORG.login }
+    })
+  })
+
+describe("the sweep of pods no worker row knows", () => {
+  it.effect("a pod without a row is kept through its grace, then deleted with its idle runner; rows' pods are never touched", () =>
+    inWorld(Effect.gen(function*() {
+      yield* provisioned
+      yield* strayPod(9)
+      const state = yield* makeSchedulerState
+      const gh = yield* GithubMemoryControl
+      yield* at(60)
+      expect(Option.getOrThrow(yield* syncWorkers(state, yield* authenticator)).unknownPodsDeleted).toEqual([])
+      expect((yield* podNames).sort()).toEqual([name(1), name(9)])
+      yield* at(121)
+      expect(Option.getOrThrow(yield* syncWorkers(state, yield* authenticator)).unknownPodsDeleted).toEqual([name(9)])
+      expect(yield* podNames).toEqual([name(1)])
+      expect((yield* gh.snapshot).runners.map((r) => r.name)).toEqual([name(1)])
+      // a second cycle finds nothing more to do
+      expect(Option.getOrThrow(yield* syncWorkers(state, yield* authenticator)).unknownPodsDeleted).toEqual([])
+    })))
+
+  it.effect("a busy runner keeps its pod for a later cycle; an old finished row still knows its pod", () =>
+    inWorld(Effect.gen(function*() {
+      yield* provisioned
+      yield* strayPod(9)
+      yield* queueJob(newJob(2))
+      yield* at(5)
+      // name(1) takes job 1, the stray takes job 2 (GitHub hands queued jobs to whichever runner asks)
+      yield* startRunners()
+      const gh = yield* GithubMemoryControl
+      expect((yield* gh.snapshot).runners.find((r) => r.name === name(9))?.busy).toBe(true)
+      yield* at(300)
+      const { pods, workers } = yield* snapshot
+      expect(yield* sweepUnknownPods(yield* authenticator, pods, workers, new Map(), [])).toEqual([])
+      expect((yield* podNames).sort()).toEqual([name(1), name(9)])
+      // a row outside the reconcile lookback (here: none handed over) is still looked up by name
+      expect(yield* sweepUnknownPods(yield* authenticator, new Map([[name(1), pods.get(name(1))!]]), [], new Map(), [])).toEqual([])
     })))
 })
 

@@ -1,4 +1,4 @@
-import { Effect, Schema } from "effect"
+import { Effect, Option, Schema } from "effect"
 import { describe, expect, it } from "vitest"
 import { defaultRunnerConfigInput, RunnerConfig } from "../src/domain/RunnerConfig.ts"
 import { STAGING_PREFIX } from "../src/scheduler/settings.ts"
@@ -61,6 +61,27 @@ describe("the simulation's checks", () => {
         expect(found).toContain(`GitHub runner ${STAGING_PREFIX}leftover1 leaked`)
         // and the report never prints the secret itself
         expect(found).not.toContain(jit!)
+      })
+    ))
+
+  it("a crash right after a pod's creation leaves its committed row: no pod without a row, and the job still ends", () =>
+    run((h) =>
+      Effect.gen(function*() {
+        yield* h.world.submitJobs({ owner: "acme", durationSeconds: 60 })
+        // the first cycle: list pods (1), read capacity (2), create the pod (3), and the process dies there
+        yield* h.armCrash(3)
+        yield* h.step
+        expect(h.restarts.crashes).toBe(1)
+        const pods = yield* h.kube.pods
+        expect(pods).toHaveLength(1)
+        // it died before it could log the provisioning: the crash did land right after the pod's creation
+        expect(h.logs.filter((l) => l.includes("runner provisioned"))).toEqual([])
+        const row = yield* h.db.getWorker(pods[0]!.name)
+        expect(Option.isSome(row) && row.value.status).not.toBe(false)
+        for (let i = 0; i < 30 && !(yield* h.settled); i++) yield* h.step
+        expect(yield* h.settled).toBe(true)
+        yield* h.finalChecks
+        expect(h.violations).toEqual([])
       })
     ))
 

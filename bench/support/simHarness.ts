@@ -87,7 +87,7 @@ export interface Harness {
   readonly check: Effect.Effect<void>
   /** Stops the scheduler process and starts a fresh one (its memory is lost; the database stays). */
   readonly restartScheduler: Effect.Effect<void>
-  /** The scheduler crashes right after its `calls`-th cluster call from now: the cycle's writes roll back. */
+  /** The scheduler crashes right after its `calls`-th cluster call from now: its committed steps stay. */
   readonly armCrash: (calls: number) => Effect.Effect<void>
   /** Is everything settled: no active jobs, workers or pods, every GitHub job done, no runner left, world idle? */
   readonly settled: Effect.Effect<boolean>
@@ -153,6 +153,7 @@ export const makeHarness = (spec: HarnessSpec, logs: ReadonlyArray<string>) =>
     // --- the observed Db: writes kept for the secret scan; supply checked at every provisioning --------------
     let cycleStartedAt = 0
     const cycles = { count: 0, wallMs: 0 }
+    let completedCycles = 0
     const keep = (what: string, value: unknown) => Effect.sync(() => void written.push(`${what} ${JSON.stringify(value)}`))
     const supplyCheck = (worker: Parameters<DbShape["addWorker"]>[0]) =>
       Effect.gen(function*() {
@@ -184,10 +185,14 @@ export const makeHarness = (spec: HarnessSpec, logs: ReadonlyArray<string>) =>
           // wall-clock cost of the scheduler's cycles, for the reports (it does not feed back into the run)
           const wall = performance.now()
           return inner.withWorkerLock(Effect.zipRight(Effect.flatMap(Clock.currentTimeMillis, (t) => Effect.sync(() => void (cycleStartedAt = t))), cycle)).pipe(
-            Effect.ensuring(Effect.sync(() => {
-              cycles.count += 1
-              cycles.wallMs += performance.now() - wall
-            }))
+            Effect.onExit((exit) =>
+              Effect.sync(() => {
+                cycles.count += 1
+                cycles.wallMs += performance.now() - wall
+                // a crashed cycle (interrupted) did not get to repair anything
+                if (!Exit.isInterrupted(exit)) completedCycles += 1
+              })
+            )
           )
         })
     }
@@ -203,7 +208,8 @@ export const makeHarness = (spec: HarnessSpec, logs: ReadonlyArray<string>) =>
         if (crashAfter > 0) return Effect.succeed(a)
         crashAfter = undefined
         crashed = true
-        // the process dies here: the cycle's transaction is rolled back, what the cluster already did stays
+        // the process dies here: the steps it committed stay, as does what the cluster already did; only a step
+        // in flight is undone
         return Effect.interrupt
       })
     const crashingKube: KubeShape = {
@@ -277,8 +283,13 @@ export const makeHarness = (spec: HarnessSpec, logs: ReadonlyArray<string>) =>
       schedulerScope = yield* startScheduler
     })
 
+    const isOurs = (name: string) => name.startsWith(STAGING_PREFIX)
+
     // --- invariants after every step -----------------------------------------------------------------------------
     const lastStatus = new Map<string, Status>()
+    const reportedRowless = new Set<string>()
+    const contradictionSince = new Map<string, number>()
+    const reportedContradictions = new Set<string>()
     const forward = (key: string, status: Status) =>
       Effect.suspend(() => {
         const before = lastStatus.get(key)
@@ -299,6 +310,39 @@ export const makeHarness = (spec: HarnessSpec, logs: ReadonlyArray<string>) =>
       }
       for (const w of workers) yield* forward(`worker ${w.pod_name}`, w.status)
       for (const j of jobs) yield* forward(`job ${j.job_id}`, j.status)
+
+      // A worker row is committed before its pod is created: no pod of ours is ever without a row, crash or not.
+      const rows = new Map(workers.map((w) => [w.pod_name, w]))
+      const pods = yield* kube.pods
+      for (const p of pods) {
+        if (isOurs(p.name) && !rows.has(p.name) && !reportedRowless.has(p.name)) {
+          reportedRowless.add(p.name)
+          yield* violation(`pod ${p.name} (${p.phase}) exists without a worker row`)
+        }
+      }
+      // A row's status never contradicts its pod after one full cycle: an active row whose pod is gone or
+      // finished, or a finished row whose pod still runs.
+      const podByName = new Map(pods.map((p) => [p.name, p]))
+      const now = new Set<string>()
+      for (const w of workers) {
+        const pod = podByName.get(w.pod_name)
+        const contradiction = isActive(w.status)
+          ? pod === undefined ? "active row, pod gone" : pod.phase === "Succeeded" || pod.phase === "Failed" ? `active row, pod ${pod.phase}` : undefined
+          : pod !== undefined && (pod.phase === "Pending" || pod.phase === "Running")
+          ? `${w.status} row, pod ${pod.phase}`
+          : undefined
+        if (contradiction === undefined) continue
+        const key = `${w.pod_name}: ${contradiction}`
+        now.add(key)
+        const since = contradictionSince.get(key)
+        if (since === undefined) contradictionSince.set(key, completedCycles)
+        // two completed cycles: the first may have started before the contradiction arose
+        else if (completedCycles - since >= 2 && !reportedContradictions.has(key)) {
+          reportedContradictions.add(key)
+          yield* violation(`worker ${w.pod_name} is ${w.status} but its pod ${pod === undefined ? "is gone" : `is ${pod.phase}`}, ${completedCycles - since} cycles later`)
+        }
+      }
+      for (const key of [...contradictionSince.keys()]) if (!now.has(key)) contradictionSince.delete(key)
     }).pipe(Effect.catchAll((e) => violation(`invariant check failed to read the store: ${String(e)}`)))
 
     const stepBy = Duration.decode(spec.step ?? Duration.seconds(30))
@@ -314,8 +358,6 @@ export const makeHarness = (spec: HarnessSpec, logs: ReadonlyArray<string>) =>
       yield* drain
       yield* checkInvariants
     })
-
-    const isOurs = (name: string) => name.startsWith(STAGING_PREFIX)
 
     const settled = Effect.gen(function*() {
       const gh = yield* github.snapshot
@@ -341,7 +383,9 @@ export const makeHarness = (spec: HarnessSpec, logs: ReadonlyArray<string>) =>
       for (const j of gh.jobs) if (j.status !== "completed") yield* violation(`GitHub job ${j.id} never ended: still ${j.status}`)
       for (const r of gh.runners) if (isOurs(r.name)) yield* violation(`GitHub runner ${r.name} leaked (${r.status}${r.busy ? ", busy" : ""})`)
       const grace = Duration.toMillis(t.deleteGrace) + 2 * Duration.toMillis(t.pollInterval)
+      const known = yield* inner.knownPodNames((yield* kube.pods).map((p) => p.name))
       for (const p of yield* kube.pods) {
+        if (isOurs(p.name) && !known.has(p.name)) yield* violation(`pod ${p.name} has no worker row at quiescence`)
         if (p.phase === "Pending" || p.phase === "Running") yield* violation(`pod ${p.name} leaked: still ${p.phase}`)
         const ended = (finishedAt(p) ?? p.creationTime).getTime()
         if ((p.phase === "Succeeded" || p.phase === "Failed") && now - ended > grace) {

@@ -17,9 +17,11 @@ import {
 } from "../../src/services/Db.ts"
 
 /**
- * Undo entries of the writes made by the current transaction or step, if any. A step that fails replays its
- * entries backwards, so only its own writes are undone, like a rollback to a SAVEPOINT. Fibers forked inside a
- * step share its log, as they would share the PostgreSQL transaction.
+ * Undo entries of the writes made by the current step, if any. A step that fails (or is interrupted) replays its
+ * entries backwards, so only its own writes are undone, like a rolled-back transaction; a step that succeeds has
+ * committed (a nested step hands its entries to the outer one, like a SAVEPOINT). Writes outside any step apply at
+ * once, like PostgreSQL's autocommit. Fibers forked inside a step share its log, as they would share the
+ * transaction.
  */
 const undoLog = FiberRef.unsafeMake<Array<() => void> | undefined>(undefined)
 
@@ -94,17 +96,18 @@ export const makeDbMemory = Effect.gen(function*() {
     return { rows: rows.slice(req.page * req.perPage, (req.page + 1) * req.perPage), total: rows.length }
   }
 
+  // `onExit` rather than `exit`: an interrupted step (a crash mid-step) is undone as well.
   const step = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
-    Effect.gen(function*() {
-      const parent = yield* FiberRef.get(undoLog)
+    Effect.flatMap(FiberRef.get(undoLog), (parent) => {
       const mine: Array<() => void> = []
-      const exit = yield* Effect.exit(Effect.locally(effect, undoLog, mine))
-      if (Exit.isFailure(exit)) {
-        for (const undo of mine.reverse()) undo()
-      } else {
-        parent?.push(...mine)
-      }
-      return yield* exit
+      return Effect.locally(effect, undoLog, mine).pipe(
+        Effect.onExit((exit) =>
+          Effect.sync(() => {
+            if (Exit.isFailure(exit)) for (const undo of mine.reverse()) undo()
+            else parent?.push(...mine)
+          })
+        )
+      )
     })
 
   const db: DbShape = {
@@ -263,6 +266,7 @@ export const makeDbMemory = Effect.gen(function*() {
             (w.completed_at !== null && w.completed_at.getTime() >= at.getTime() - lookbackSeconds * 1000)
           )
           .sort(byCreated((w) => w.pod_name))),
+    knownPodNames: (podNames) => Effect.sync(() => new Set(podNames.filter((n) => workers.has(n)))),
     listWorkers: (req) => Effect.sync(() => page(workers.values(), (w) => w.pod_name, req)),
     getAllocationFailures: (lookbackSeconds) =>
       Effect.map(now, (at) => {
@@ -347,7 +351,9 @@ export const makeDbMemory = Effect.gen(function*() {
 
     ping: Effect.void,
     wakeups: Stream.fromPubSub(wake),
-    withWorkerLock: (cycle) => lock.withPermits(1)(step(cycle)),
+    // One cycle at a time; no transaction spans it, so its committed steps stand whatever becomes of the cycle
+    // (as on PostgreSQL, where the lock is an advisory lock held on the side).
+    withWorkerLock: (cycle) => lock.withPermits(1)(cycle),
     step
   }
   return db

@@ -22,8 +22,9 @@ import {
 import { deadlineClient } from "./deadlineClient.ts"
 import { listenResilient } from "./listener.ts"
 import { migrate } from "./migrate.ts"
+import { makeSchedulerLock, schedulerLockKey } from "./schedulerLock.ts"
 import { type DbSchema, pgClientLayer, type PgConnectionOptions } from "./pgClient.ts"
-import { answerDeadlineMs, type DbTimeouts, defaultDbTimeouts, isUnavailableCause, WAITS_BY_DESIGN } from "./timeouts.ts"
+import { answerDeadlineMs, type DbTimeouts, defaultDbTimeouts, isUnavailableCause } from "./timeouts.ts"
 
 /** A failed statement names the operation; one whose database did not answer or is gone is `unavailable`. */
 const toDbError = (what: string) => (e: SqlError.SqlError | { readonly message: string }) => {
@@ -35,6 +36,8 @@ const toDbError = (what: string) => (e: SqlError.SqlError | { readonly message: 
 
 /** How often the LISTEN connection is checked for a death no socket event reports. */
 const LISTEN_CHECK_EVERY = "5 seconds"
+/** How often the scheduler lock's connection is checked while a cycle holds it. */
+const LOCK_CHECK_EVERY = "2 seconds"
 
 const decodeJobs = Schema.decodeUnknown(Schema.Array(Job))
 const decodeWorkers = Schema.decodeUnknown(Schema.Array(Worker))
@@ -117,6 +120,40 @@ export const makeDbPostgres = (schema: DbSchema, timeouts: DbTimeouts = defaultD
         connectionTimeoutMillis: timeouts.connectMs,
         keepAlive: true
       })
+    // The scheduler lock's session: a connection of its own, without the server's statement and lock timeouts (the
+    // standby's wait on it is by design); its heartbeat has the client's answer deadline.
+    const lock = yield* Effect.acquireRelease(
+      makeSchedulerLock({
+        key: schedulerLockKey(schema),
+        heartbeatEvery: LOCK_CHECK_EVERY,
+        newClient: () =>
+          new ListenClient({
+            connectionString: sql.config.url === undefined ? undefined : Redacted.value(sql.config.url),
+            host: sql.config.host,
+            port: sql.config.port,
+            database: sql.config.database,
+            user: sql.config.username,
+            password: sql.config.password === undefined ? undefined : Redacted.value(sql.config.password),
+            ssl: sql.config.ssl,
+            application_name: "riscv-runner-scheduler-lock",
+            options: "-c statement_timeout=0 -c lock_timeout=0",
+            connectionTimeoutMillis: timeouts.connectMs,
+            keepAlive: true,
+            keepAliveInitialDelayMillis: 5_000
+          })
+      }),
+      (l) => l.close
+    )
+    const [lockK1, lockK2] = lock.key
+    const lockStillHeld = (pid: number) =>
+      sql<{ held: boolean }>`
+        SELECT EXISTS (
+          SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND pid = ${pid} AND granted
+            AND classid = ${lockK1}::oid AND objid = ${lockK2}::oid AND objsubid = 2
+        ) AS held`.pipe(
+        Effect.mapError(toDbError("scheduler lock check")),
+        Effect.map((rows) => rows[0]?.held === true)
+      )
     const now = Effect.map(Clock.currentTimeMillis, (ms) => new Date(ms))
     const jobCols = sql.unsafe(JOB_COLUMNS)
     const workerCols = sql.unsafe(WORKER_COLUMNS)
@@ -486,6 +523,14 @@ export const makeDbPostgres = (schema: DbSchema, timeouts: DbTimeouts = defaultD
             Effect.flatMap(rowsToWorkers("getWorkersForReconcile"))
           )),
 
+      knownPodNames: (podNames) =>
+        podNames.length === 0
+          ? Effect.succeed(new Set<string>())
+          : sql<{ pod_name: string }>`SELECT pod_name FROM workers WHERE pod_name IN ${sql.in(podNames)}`.pipe(
+            Effect.mapError(toDbError("knownPodNames")),
+            Effect.map((rows) => new Set(rows.map((r) => r.pod_name)))
+          ),
+
       listWorkers: (req) => page("listWorkers", "workers", workerCols, rowsToWorkers("listWorkers"), req),
 
       // Per group, the allocation failures created after the group's latest allocated worker (any other outcome,
@@ -578,25 +623,16 @@ export const makeDbPostgres = (schema: DbSchema, timeouts: DbTimeouts = defaultD
 
       wakeups: listenResilient({ newClient: newListenClient, channel, checkEvery: LISTEN_CHECK_EVERY }),
 
-      // A standby replica waits here for as long as the active one runs its cycles: that wait is by design, so the
-      // lock statement has neither the server's lock and statement timeouts nor the client's answer deadline. The
-      // cycle that follows has them again (RESET restores the connection's own settings).
-      withWorkerLock: (cycle) =>
-        sql.withTransaction(
-          Effect.zipRight(
-            Effect.all([
-              sql`SET LOCAL lock_timeout = 0`,
-              sql`SET LOCAL statement_timeout = 0`,
-              sql`${sql.unsafe(WAITS_BY_DESIGN)} LOCK TABLE workers IN EXCLUSIVE MODE`,
-              sql`RESET lock_timeout`,
-              sql`RESET statement_timeout`
-            ], { discard: true }).pipe(Effect.mapError(toDbError("lock workers"))),
-            cycle
-          )
-        ).pipe(Effect.mapError((e) => (isSqlError(e) ? toDbError("worker lock")(e) : e))),
+      // The scheduler lock is a session advisory lock on its own connection (`schedulerLock.ts`); no transaction
+      // spans the cycle, so every step below commits on its own and is visible to other connections at once.
+      withWorkerLock: (cycle) => lock.withLock(cycle),
 
-      // Nested inside `withWorkerLock` this is a SAVEPOINT: a failed step rolls back to it and the cycle goes on.
-      step: (effect) => sql.withTransaction(effect).pipe(Effect.mapError((e) => (isSqlError(e) ? toDbError("step")(e) : e)))
+      // A transaction of its own (a SAVEPOINT only when nested in another step). Inside a cycle it first checks,
+      // in the same transaction, that the cycle's session still holds the scheduler lock.
+      step: (effect) =>
+        sql.withTransaction(Effect.zipRight(lock.fence(lockStillHeld), effect)).pipe(
+          Effect.mapError((e) => (isSqlError(e) ? toDbError("step")(e) : e))
+        )
     }
     return db
   })
@@ -605,14 +641,14 @@ const isSqlError = (e: unknown): e is SqlError.SqlError =>
   typeof e === "object" && e !== null && (e as { _tag?: unknown })._tag === "SqlError"
 
 /** `Db` on PostgreSQL, for an existing client. */
-export const DbPostgresFromClient = (schema: DbSchema, timeouts?: DbTimeouts) => Layer.effect(Db, makeDbPostgres(schema, timeouts))
+export const DbPostgresFromClient = (schema: DbSchema, timeouts?: DbTimeouts) => Layer.scoped(Db, makeDbPostgres(schema, timeouts))
 
 /**
  * `Db` on PostgreSQL at `url`, inside `schema`. With `migrate`, pending migrations are applied first (what
  * `npm start` does); deployments run `migrate` as its own step instead.
  */
 export const DbPostgres = (options: PgConnectionOptions & { readonly migrate?: boolean }) =>
-  Layer.effect(
+  Layer.scoped(
     Db,
     Effect.gen(function*() {
       if (options.migrate === true) {

@@ -26,7 +26,8 @@ export const answerDeadlineMs = (t: DbTimeouts): number => (t.statementMs === 0 
 
 /**
  * A statement whose text holds this comment waits by design, without the client's answer deadline: the standby
- * scheduler's `LOCK TABLE workers` and the migrations. Its transaction turns the server's timeouts off as well.
+ * scheduler's wait for its advisory lock (on a connection without server timeouts) and the migrations (whose
+ * transaction turns the server's timeouts off as well).
  */
 export const WAITS_BY_DESIGN = "/* riscv-runner: waits by design */"
 

@@ -32,6 +32,9 @@ export const workers = Metric.gauge("riscv_runner_workers", {
 export const workerFailures = Metric.counter("riscv_runner_worker_failures_total", {
   description: "Workers this process marked failed, by failure reason."
 })
+export const orphanPodsDeleted = Metric.counter("riscv_runner_orphan_pods_deleted_total", {
+  description: "Runner pods this process deleted because no active worker row accounted for them, by reason (no_row, row_finished)."
+})
 export const poolSlotsFree = Metric.gauge("riscv_runner_pool_slots_free", {
   description: "Free runner slots per pool at the scheduler's latest capacity reading (negative when pods outnumber slots)."
 })

@@ -60,8 +60,8 @@ export const authFailureEvent = (subject: AuthSubject, appId: number, error: Git
 export type Authenticate = (subject: AuthSubject) => Effect.Effect<InstallationRef, GithubError>
 
 /**
- * Runs a database step alone. The cycle is one transaction on one connection, so its savepoints must not
- * interleave; GitHub and Kubernetes calls run concurrently around them.
+ * Runs a database step alone: the cycle's writes (each its own short transaction) go one at a time, in the order
+ * the cycle decided them, while GitHub and Kubernetes calls run concurrently around them.
  */
 export type Serially = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
 

@@ -8,10 +8,12 @@ import { guarded, type SchedulerState } from "./state.ts"
 import { syncWorkers } from "./workerSync.ts"
 
 /**
- * One scheduler cycle: job sync, the five-phase worker sync, demand matching, in that order, while holding the
- * workers lock (design decision 3), so one scheduler at a time runs a cycle and a second replica waits its turn.
- * Inside, every state change is its own savepoint (`Db.step`): a failing statement or API call undoes only its
- * own step, and a part that fails unexpectedly is logged while the next part still runs.
+ * One scheduler cycle: job sync, the worker sync, demand matching, in that order, while holding the scheduler
+ * lock (design decision 3: a session advisory lock, see `docs/scheduler.md`), so one scheduler at a time runs a
+ * cycle and a second replica waits its turn. No transaction spans the cycle: every state change is its own short
+ * transaction (`Db.step`), committed before the next GitHub or Kubernetes call, so a failing statement or API call
+ * undoes only its own step, a crash leaves the committed steps behind, and a part that fails unexpectedly is
+ * logged while the next part still runs. A lost lock stops the cycle (no step commits after it is noticed).
  */
 export const runCycle = Effect.fn("Scheduler.cycle")(function*(state: SchedulerState) {
   const db = yield* Db

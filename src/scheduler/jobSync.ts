@@ -22,7 +22,7 @@ import type { SchedulerState } from "./state.ts"
  * older than the staleness threshold are polled, oldest news first, at most `maxJobPollsPerCycle` per cycle and
  * never into the reserve share of an installation's budget; polls are conditional in the Github layer, so an
  * unchanged job costs nothing. GitHub is asked concurrently; the database is written one step at a time, each
- * step on its own savepoint.
+ * step its own transaction.
  */
 
 interface Selected {
@@ -129,7 +129,7 @@ export const syncJobs = Effect.fn("Scheduler.syncJobs")(function*(state: Schedul
   )
   for (const p of probed) if (p.action._tag !== "Nothing") writes.push(p)
 
-  // Apply, one savepoint per job, so one failed write undoes only itself.
+  // Apply, one transaction per job, so one failed write undoes only itself.
   for (const { action, job } of writes) {
     const write = applyAction(db, job.job_id, action)
     const result = yield* Effect.either(db.step(write))

@@ -26,9 +26,12 @@ export interface WakeLoopOptions<E> {
  * starves the loop (unlike a pure debounce). A lost notification stream is re-subscribed; the tick keeps the
  * loop going meanwhile.
  *
- * Each cycle is uninterruptible: its writes are one transaction, so a cycle cut off half-way would roll back
- * records of pods it had already created. Closing the scope (SIGTERM) therefore lets the current cycle finish,
- * bounded by the API clients' timeouts, and then stops the loop between cycles.
+ * Each cycle is uninterruptible from outside: closing the scope (SIGTERM) lets the current cycle finish, bounded
+ * by the API clients' timeouts, and then stops the loop between cycles, so a rolling restart does not leave work
+ * half-done for the next replica. Nothing depends on it for correctness: every step commits on its own and a
+ * pod's worker row is committed before the pod exists, so a cycle cut off anywhere (SIGKILL) leaves state the next
+ * cycle repairs. A standby still waiting for the scheduler lock stops at once. A lost scheduler lock interrupts
+ * the cycle from inside (`Db.withWorkerLock`).
  */
 export const wakeLoop = <E>(options: WakeLoopOptions<E>): Effect.Effect<void, never, Scope.Scope> =>
   Effect.gen(function*() {

@@ -34,6 +34,8 @@ export interface SchedulerTimeouts {
    * no health check needs them, so leftover runners are still cleaned up (phase 4).
    */
   readonly runnerListRefresh: Duration.Duration
+  /** a runner pod with our prefix and no worker row is deleted once it is this old (the sweep of unknown pods) */
+  readonly orphanPodGrace: Duration.Duration
 }
 
 export interface SchedulerSettingsShape {
@@ -77,7 +79,8 @@ export const defaultTimeouts: SchedulerTimeouts = {
   wakeDebounce: Duration.millis(100),
   allocationBackoffBase: Duration.seconds(15),
   allocationBackoffMax: Duration.minutes(10),
-  runnerListRefresh: Duration.minutes(5)
+  runnerListRefresh: Duration.minutes(5),
+  orphanPodGrace: Duration.minutes(2)
 }
 
 export interface SchedulerSettingsInput {
@@ -131,7 +134,8 @@ export const schedulerTuningConfig = Config.all({
     wakeDebounce: durationOr("SCHEDULER_WAKE_DEBOUNCE", defaultTimeouts.wakeDebounce),
     allocationBackoffBase: durationOr("SCHEDULER_ALLOCATION_BACKOFF_BASE", defaultTimeouts.allocationBackoffBase),
     allocationBackoffMax: durationOr("SCHEDULER_ALLOCATION_BACKOFF_MAX", defaultTimeouts.allocationBackoffMax),
-    runnerListRefresh: durationOr("SCHEDULER_RUNNER_LIST_REFRESH", defaultTimeouts.runnerListRefresh)
+    runnerListRefresh: durationOr("SCHEDULER_RUNNER_LIST_REFRESH", defaultTimeouts.runnerListRefresh),
+    orphanPodGrace: durationOr("SCHEDULER_ORPHAN_POD_GRACE", defaultTimeouts.orphanPodGrace)
   }),
   budgetReserveShare: Config.number("SCHEDULER_BUDGET_RESERVE_SHARE").pipe(
     Config.validate({ message: "must be between 0 and 1", validation: (n) => n >= 0 && n < 1 }),

@@ -9,12 +9,14 @@ import { githubCleanup } from "./workerSync/githubCleanup.ts"
 import { healthChecks, noHealthChecks } from "./workerSync/healthCheckPhase.ts"
 import { orphanSweep } from "./workerSync/orphanSweep.ts"
 import { podPhaseSync } from "./workerSync/podPhaseSync.ts"
+import { sweepUnknownPods } from "./workerSync/unknownPods.ts"
 import { combineWrites, noWrites, type WorkerWrites } from "./workerSync/workerWrites.ts"
 
 /**
  * The five phases of the worker sync (reference §5, `syncWorkersState`), run in order inside the locked cycle:
- * 1. orphan sweep, 2. pod phase -> worker status, 3. health checks, 4. GitHub-side cleanup, 5. deletion of
- * finished pods (one file each in `workerSync/`). One pod listing serves all phases; the worker rows are re-read
+ * 1. orphan sweep (a row without its pod), 2. pod phase -> worker status, 3. health checks, 4. GitHub-side
+ * cleanup, then the sweep of unknown pods (a pod without a row: ours), 5. deletion of finished pods (one file
+ * each in `workerSync/`). One pod listing serves all phases; the worker rows are re-read
  * before phases 3 and 4 so each sees the previous phases' writes. Every write is its own `Db.step`, and a phase
  * that fails unexpectedly is logged while the next one still runs (with an empty result from the failed one).
  * Each phase returns what it did; this combines the results and hands each phase what it needs of the others.
@@ -28,6 +30,8 @@ export interface WorkerSyncResult {
   readonly failed: ReadonlyArray<string>
   /** phase 4: names of the leftover runners deleted from GitHub */
   readonly runnersDeleted: ReadonlyArray<string>
+  /** the sweep after phase 4: names of the pods no worker row knew, deleted */
+  readonly unknownPodsDeleted: ReadonlyArray<string>
   /** phase 5: names of the finished pods deleted */
   readonly podsDeleted: ReadonlyArray<string>
 }
@@ -57,6 +61,12 @@ export const syncWorkers = Effect.fn("Scheduler.syncWorkers")(function*(state: S
   const second = writes.written === 0 ? first : yield* db.getWorkersForReconcile(lookbackSeconds)
   const health = yield* guardedOr("phase 3 (health checks)", healthChecks(state, authenticate, pods, second, writes.ended), noHealthChecks)
   const runnersDeleted = yield* guardedOr("phase 4 (GitHub cleanup)", githubCleanup(health.listed), [])
-  const podsDeleted = yield* guardedOr("phase 5 (finished pods)", deleteFinishedPods(pods), [])
-  return Option.some<WorkerSyncResult>({ writes, failed: health.failed, runnersDeleted, podsDeleted })
+  const unknownPodsDeleted = yield* guardedOr(
+    "sweep of unknown pods",
+    sweepUnknownPods(authenticate, pods, second, health.listed, runnersDeleted),
+    []
+  )
+  const gone = new Set(unknownPodsDeleted)
+  const podsDeleted = yield* guardedOr("phase 5 (finished pods)", deleteFinishedPods(new Map([...pods].filter(([name]) => !gone.has(name)))), [])
+  return Option.some<WorkerSyncResult>({ writes, failed: health.failed, runnersDeleted, unknownPodsDeleted, podsDeleted })
 })

@@ -168,6 +168,8 @@ export interface DbShape {
   readonly getActiveWorkers: Effect.Effect<ReadonlyArray<Worker>, DbError>
   /** active workers, plus terminal workers that completed within the lookback */
   readonly getWorkersForReconcile: (lookbackSeconds: number) => Effect.Effect<ReadonlyArray<Worker>, DbError>
+  /** Which of these pod names have a worker row, in any status and of any age (the sweep of pods no row knows). */
+  readonly knownPodNames: (podNames: ReadonlyArray<string>) => Effect.Effect<ReadonlySet<string>, DbError>
   /** newest first */
   readonly listWorkers: (page: PageRequest) => Effect.Effect<Page<Worker>, DbError>
   /** Every (entity, label set) whose latest workers created within the lookback failed allocation. */
@@ -195,13 +197,18 @@ export interface DbShape {
    */
   readonly wakeups: Stream.Stream<string, DbError>
   /**
-   * Runs one scheduler cycle while holding the workers lock. A second caller, in this process or another, waits
-   * until the first finishes. Writes made inside are part of the cycle.
+   * Runs one scheduler cycle while holding the scheduler lock. A second caller, in this process or another, waits
+   * (without a timeout: the wait is by design) until the first finishes or its process dies. No transaction spans
+   * the cycle: each write inside commits on its own (a `step`, or a single statement), so whatever the cycle did
+   * stands if it fails or its process dies half-way. If the lock is lost while the cycle runs (its connection
+   * died), the cycle is interrupted and this fails with an unavailable `DbError`.
    */
   readonly withWorkerLock: <A, E, R>(cycle: Effect.Effect<A, E, R>) => Effect.Effect<A, E | DbError, R>
   /**
-   * Makes one step of a cycle atomic on its own: if `step` fails, its writes are undone and the error is
-   * returned, while the cycle's earlier and later steps stand. Outside a cycle it is a plain transaction.
+   * One short transaction: if `step` fails (or is interrupted), its writes are undone and the error is returned;
+   * when it succeeds it has committed, and the cycle's earlier and later steps stand either way. Inside a cycle it
+   * first checks that the cycle still holds the scheduler lock, and fails (unavailable) when it does not. Nested
+   * in another step it is a savepoint. Never put a GitHub or Kubernetes call inside one.
    */
   readonly step: <A, E, R>(step: Effect.Effect<A, E, R>) => Effect.Effect<A, E | DbError, R>
 }

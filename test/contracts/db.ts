@@ -408,6 +408,62 @@ export const dbContract = (name: string, declare: DbCase) =>
       expect(Option.isSome(yield* db.getJob(9))).toBe(true)
     }))
 
+    liveTest("each step of a cycle commits on its own: it is visible outside the cycle while the cycle still runs", Effect.gen(function*() {
+      const db = yield* Db
+      const reserved = yield* Deferred.make<void>()
+      const finish = yield* Deferred.make<void>()
+      const cycle = yield* Effect.fork(db.withWorkerLock(Effect.gen(function*() {
+        yield* db.step(db.addWorker(newWorker("w-reserved")))
+        yield* Deferred.succeed(reserved, undefined)
+        yield* Deferred.await(finish)
+      })))
+      yield* Deferred.await(reserved)
+      // read by another fiber, outside the cycle (on PostgreSQL another pooled connection)
+      expect(Option.getOrThrow(yield* db.getWorker("w-reserved")).status).toBe("pending")
+      yield* Deferred.succeed(finish, undefined)
+      yield* Fiber.join(cycle)
+    }))
+
+    test("a cycle that fails after some steps keeps them: no transaction spans the cycle", Effect.gen(function*() {
+      const db = yield* Db
+      yield* db.addWorker(newWorker("w1"))
+      const outcome = yield* Effect.either(db.withWorkerLock(Effect.gen(function*() {
+        yield* db.step(db.markWorkerRunning("w1", "n1", null))
+        yield* db.step(db.addWorker(newWorker("w2")))
+        return yield* Effect.fail("the cycle broke" as const)
+      })))
+      expect(outcome).toEqual(Either.left("the cycle broke"))
+      expect(Option.getOrThrow(yield* db.getWorker("w1")).status).toBe("running")
+      expect(Option.getOrThrow(yield* db.getWorker("w2")).status).toBe("pending")
+    }))
+
+    liveTest("a cycle interrupted mid-way (a crash) keeps its committed steps; the lock is free again", Effect.gen(function*() {
+      const db = yield* Db
+      const reserved = yield* Deferred.make<void>()
+      const cycle = yield* Effect.fork(db.withWorkerLock(Effect.gen(function*() {
+        yield* db.step(db.addWorker(newWorker("w-before-crash")))
+        yield* Deferred.succeed(reserved, undefined)
+        yield* Effect.never
+      })))
+      yield* Deferred.await(reserved)
+      yield* Fiber.interrupt(cycle)
+      expect(Option.isSome(yield* db.getWorker("w-before-crash"))).toBe(true)
+      const next = yield* db.withWorkerLock(db.step(db.addWorker(newWorker("w-next-cycle")))).pipe(Effect.timeout("5 seconds"))
+      expect(next).toBeUndefined()
+      expect(Option.isSome(yield* db.getWorker("w-next-cycle"))).toBe(true)
+    }))
+
+    test("knownPodNames says which of the names have a worker row, whatever its status or age", Effect.gen(function*() {
+      const db = yield* Db
+      yield* at(1)
+      yield* db.addWorker(newWorker("w-old"))
+      yield* db.markWorkerCompleted("w-old", null, null)
+      yield* at(100_000)
+      yield* db.addWorker(newWorker("w-new"))
+      expect([...(yield* db.knownPodNames(["w-old", "w-new", "w-none"]))].sort()).toEqual(["w-new", "w-old"])
+      expect((yield* db.knownPodNames([])).size).toBe(0)
+    }))
+
     liveTest("a second cycle waits for the first to release the workers lock", Effect.gen(function*() {
       const db = yield* Db
       const order: Array<string> = []

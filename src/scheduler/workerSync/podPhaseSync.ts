@@ -26,13 +26,14 @@ export const podPhaseSync = Effect.fn("Scheduler.podPhaseSync")(function*(
     const write = (() => {
       switch (pod.phase) {
         case "Running":
-          return w.status === "pending" ? db.markWorkerRunning(w.pod_name, pod.nodeName, runnerStartedAt(pod)) : undefined
+          return w.status === "pending" ? db.step(db.markWorkerRunning(w.pod_name, pod.nodeName, runnerStartedAt(pod))) : undefined
         case "Succeeded":
-          return db.markWorkerCompleted(w.pod_name, pod.nodeName, finishedAt(pod))
+          return db.step(db.markWorkerCompleted(w.pod_name, pod.nodeName, finishedAt(pod)))
         case "Failed":
+          // the diagnostics are collected first: no transaction stays open across a Kubernetes call
           return Effect.flatMap(
             kube.collectFailureInfo(pod, "pod_failed"),
-            (info) => db.markWorkerFailed(w.pod_name, pod.nodeName, info, finishedAt(pod))
+            (info) => db.step(db.markWorkerFailed(w.pod_name, pod.nodeName, info, finishedAt(pod)))
           )
         case "Pending":
         case "Unknown":
@@ -40,7 +41,7 @@ export const podPhaseSync = Effect.fn("Scheduler.podPhaseSync")(function*(
       }
     })()
     if (write === undefined) continue
-    const changed = yield* db.step(write).pipe(
+    const changed = yield* write.pipe(
       Effect.catchAll((e) => Effect.as(Effect.logError("could not record a pod phase").pipe(Effect.annotateLogs({ ...workerLogFields(w), error: e.message })), false))
     )
     if (changed) written++
