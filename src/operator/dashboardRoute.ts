@@ -6,7 +6,7 @@ import { Db } from "../services/Db.ts"
 import { Kube } from "../services/Kube.ts"
 import { dashboardHtml } from "./dashboardPage.ts"
 import { groupRows, queueHistory } from "./dashboardData.ts"
-import { SchedulerSettings } from "./settings.ts"
+import { SchedulerSettings } from "../scheduler/settings.ts"
 
 const HOUR = 3_600_000
 /** jobs created this far back are read for the chart, so a job that waited into the hour still counts */

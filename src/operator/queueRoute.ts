@@ -3,9 +3,9 @@ import { Clock, Duration, Effect, Either } from "effect"
 import { maxWorkersFor, weightFor } from "../domain/RunnerConfig.ts"
 import { Db } from "../services/Db.ts"
 import { Kube } from "../services/Kube.ts"
-import { blockedGroups, streakLookbackMs } from "./allocationBackoff.ts"
-import { type QueueInput, type QueuePage, type QueuePageRequest, queueSteps, typicalDurations } from "./queueView.ts"
-import { SchedulerSettings } from "./settings.ts"
+import { blockedGroups, streakLookbackMs } from "../scheduler/allocationBackoff.ts"
+import { type QueueInput, type QueuePage, type QueuePageRequest, queueSteps, typicalDurations } from "../scheduler/queueView.ts"
+import { SchedulerSettings } from "../scheduler/settings.ts"
 
 /** Finished workers of this window give the typical run time of a job. */
 const DURATION_WINDOW_MS = 6 * 3_600_000

@@ -11,7 +11,7 @@ import { docsPage, openApiJson } from "../observability/openApiRoutes.ts"
 import { readyRoute } from "../observability/readyRoute.ts"
 import { lastPage, linkHeader, pageLinks, parsePaging } from "./paging.ts"
 import { htmlPage, jobJson, jobsText, type LiveEvents, usageText, workerJson, workersText } from "./render.ts"
-import { SchedulerSettings } from "./settings.ts"
+import { SchedulerSettings } from "../scheduler/settings.ts"
 
 /**
  * The scheduler's operator routes (reference §6): `/health`, `/usage`, `/jobs` and `/history`, `/workers`, each
