@@ -1,4 +1,4 @@
-import { HttpApp, HttpRouter } from "@effect/platform"
+import { HttpApp } from "@effect/platform"
 import { PgClient } from "@effect/sql-pg"
 import { describe, expect, it } from "@effect/vitest"
 import { ConfigProvider, Context, Deferred, Effect, Either, Fiber, Layer, Redacted } from "effect"
@@ -7,7 +7,7 @@ import { DbPostgres, DbPostgresFromClient } from "../layers/db/postgres.ts"
 import type { DbTimeouts } from "../layers/db/timeouts.ts"
 import { KubeMemory } from "../layers/kube/memory.ts"
 import { loadAppEnv } from "../src/config/env.ts"
-import { schedulerRouter } from "../src/operator/routes.ts"
+import { schedulerApp } from "../src/operator/server.ts"
 import { SchedulerSettingsLive } from "../src/scheduler/settings.ts"
 import { Db, DbError, isDbUnavailable } from "../src/services/Db.ts"
 import { newWorker } from "./support/dbFixtures.ts"
@@ -96,7 +96,7 @@ describe("database timeouts, on a PostgreSQL that stops answering", () => {
         KubeMemory({ tick: null }),
         SchedulerSettingsLive({ runnerConfig: testRunnerConfig(), prod: false })
       ))
-      const app = yield* HttpRouter.toHttpApp(schedulerRouter)
+      const app = yield* schedulerApp.pipe(Effect.provide(world))
       const handler = HttpApp.toWebHandlerRuntime(yield* Effect.provide(Effect.runtime<never>(), world))(app as never)
       const get = (path: string) =>
         Effect.promise(async () => {

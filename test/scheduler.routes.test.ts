@@ -3,7 +3,7 @@ import { Effect, Layer, Redacted, TestClock } from "effect"
 import { DbMemory } from "../layers/db/memory.ts"
 import { KubeMemory, KubeMemoryControl } from "../layers/kube/memory.ts"
 import { parseDay, parsePaging } from "../src/operator/paging.ts"
-import { schedulerRouter } from "../src/operator/routes.ts"
+import { schedulerApp } from "../src/operator/server.ts"
 import { SchedulerSettingsLive } from "../src/scheduler/settings.ts"
 import { Db, DbError } from "../src/services/Db.ts"
 import { Kube } from "../src/services/Kube.ts"
@@ -16,7 +16,7 @@ const DAY = 86_400_000
 const world = (prod = false) =>
   Layer.mergeAll(DbMemory, KubeMemory({ tick: null }), SchedulerSettingsLive({ runnerConfig: testRunnerConfig(), prod }))
 
-const get = (path: string) => getFrom(schedulerRouter, path)
+const get = (path: string) => getFrom(schedulerApp, path)
 
 const at = (ms: number) => TestClock.setTime(ms)
 

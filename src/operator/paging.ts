@@ -1,10 +1,11 @@
-import { Either } from "effect"
+import { Either, ParseResult, Schema } from "effect"
 import type { PageRequest } from "../services/Db.ts"
 
 /**
- * The paging parameters of `/jobs`, `/history` and `/workers` (reference §6): `start` and `end` as `YYYY-MM-DD`
- * or `-Nd` (N days ago, as a UTC date), `page` from 0, `per_page` from 1 (default 100). Invalid values are a 400
- * with the original's texts.
+ * The query parameters of the operator routes, as schemas: `/jobs`, `/history` and `/workers` (reference §6)
+ * take `start` and `end` as `YYYY-MM-DD` or `-Nd` (N days ago, as a UTC date), `page` from 0, `per_page` from 1
+ * (default 100); `/queue.json` takes `pool`, `offset` and `limit`. Invalid values are a 400 with the original's
+ * texts, which are the schemas' messages. The HttpApi decodes them for the JSON routes, the HTML pages here.
  */
 export interface PagingQuery {
   readonly request: PageRequest
@@ -30,25 +31,82 @@ export const parseDay = (value: string, nowMs: number): Date | undefined => {
   return date.getUTCFullYear() === y && date.getUTCMonth() === m - 1 && date.getUTCDate() === d ? date : undefined
 }
 
-export const parsePaging = (params: URLSearchParams, nowMs: number): Either.Either<PagingQuery, string> => {
-  const start = params.get("start") ?? undefined
-  const end = params.get("end") ?? undefined
-  const startDate = start === undefined || start === "" ? undefined : parseDay(start, nowMs)
-  if (start !== undefined && start !== "" && startDate === undefined) return Either.left("invalid parameter start, must be YYYY-MM-DD")
-  const endDate = end === undefined || end === "" ? undefined : parseDay(end, nowMs)
-  if (end !== undefined && end !== "" && endDate === undefined) return Either.left("invalid parameter end, must be YYYY-MM-DD")
-  const pageText = params.get("page")
-  const page = pageText === null || pageText === "" ? 0 : /^\d{1,9}$/.test(pageText) ? Number(pageText) : -1
-  if (page < 0) return Either.left("invalid parameter page, must be >= 0")
-  const perPageText = params.get("per_page")
-  const perPage = perPageText === null || perPageText === "" ? 100 : /^\d{1,9}$/.test(perPageText) ? Number(perPageText) : 0
-  if (perPage <= 0) return Either.left("invalid parameter per_page, must be > 0")
-  return Either.right({
-    request: { start: startDate, end: endDate, page, perPage },
-    start: start === "" ? undefined : start,
-    end: end === "" ? undefined : end
-  })
+/** `value` accepted when `test` holds, else a failure whose message is the parameter's 400 text. */
+const checked = (test: (text: string) => boolean, message: string) => Schema.String.pipe(Schema.filter(test, { message: () => message }))
+
+/** An integer parameter; `""` is its default, as the original read an empty value as absent. */
+const integer = (name: string, fallback: number, valid: (n: number) => boolean, message: string) =>
+  Schema.transformOrFail(Schema.String, Schema.Number, {
+    strict: true,
+    decode: (text, _, ast) => {
+      const n = text === "" ? fallback : /^\d{1,9}$/.test(text) ? Number(text) : NaN
+      return valid(n) ? ParseResult.succeed(n) : ParseResult.fail(new ParseResult.Type(ast, text, message))
+    },
+    encode: (n) => ParseResult.succeed(String(n))
+  }).annotations({ description: `${name}: ${message.replace(/^invalid parameter \S+, /, "")}` })
+
+const day = (name: "start" | "end", description: string) =>
+  checked((text) => text === "" || parseDay(text, 0) !== undefined, `invalid parameter ${name}, must be YYYY-MM-DD`).annotations({ description })
+
+/**
+ * The query of `/jobs`, `/history` and `/workers` (JSON and HTML alike). Each failure's message is the original's
+ * 400 text, and the keys are checked in the original's order (the first bad one is named).
+ */
+export const PagingParams = Schema.Struct({
+  start: Schema.optional(day("start", "YYYY-MM-DD (UTC) or -Nd (N days ago), inclusive")),
+  end: Schema.optional(day("end", "YYYY-MM-DD (UTC) or -Nd (N days ago), exclusive")),
+  page: Schema.optional(integer("page", 0, (n) => n >= 0, "invalid parameter page, must be >= 0").annotations({ description: "from 0 (default 0)" })),
+  per_page: Schema.optional(integer("per_page", 100, (n) => n > 0, "invalid parameter per_page, must be > 0").annotations({ description: "from 1 (default 100)" }))
+})
+export type PagingParams = typeof PagingParams.Type
+
+/** The decoded query as a page request: `-Nd` counts back from today (UTC) at `nowMs`. */
+export const pagingQuery = (params: PagingParams, nowMs: number): PagingQuery => {
+  const start = params.start === "" ? undefined : params.start
+  const end = params.end === "" ? undefined : params.end
+  return {
+    request: {
+      start: start === undefined ? undefined : parseDay(start, nowMs),
+      end: end === undefined ? undefined : parseDay(end, nowMs),
+      page: params.page ?? 0,
+      perPage: params.per_page ?? 100
+    },
+    start,
+    end
+  }
 }
+
+/** The first value of each query key, as the original read them. */
+export const firstValues = (params: URLSearchParams): Record<string, string> =>
+  Object.fromEntries([...new Set(params.keys())].map((key) => [key, params.get(key) ?? ""]))
+
+/** The message of a failed decode: the first issue's, which the parameter schemas set to the 400 text. */
+export const firstIssue = (error: ParseResult.ParseError): string => ParseResult.ArrayFormatter.formatErrorSync(error)[0]?.message ?? error.message
+
+/** The HTML pages' reading of the same query: a page request, or the 400 text. */
+export const parsePaging = (params: URLSearchParams, nowMs: number): Either.Either<PagingQuery, string> =>
+  Either.match(Schema.decodeUnknownEither(PagingParams)(firstValues(params)), {
+    onLeft: (e) => Either.left(firstIssue(e)),
+    onRight: (decoded) => Either.right(pagingQuery(decoded, nowMs))
+  })
+
+/** `limit` when none is given, and the most one page may ask for. */
+export const DEFAULT_QUEUE_LIMIT = 100
+export const MAX_QUEUE_LIMIT = 1_000
+
+/** The query of `/queue.json`, checked in the original's order: `pool`, `limit`, `offset`. */
+export const QueueParams = Schema.Struct({
+  pool: Schema.optional(checked((text) => text.trim() !== "", "invalid parameter pool, must be a pool name").annotations({ description: "only this pool's jobs" })),
+  limit: Schema.optional(
+    integer("limit", NaN, (n) => n >= 1 && n <= MAX_QUEUE_LIMIT, `invalid parameter limit, must be an integer from 1 to ${MAX_QUEUE_LIMIT}`)
+      .annotations({ description: `entries per page, 1 to ${MAX_QUEUE_LIMIT} (default ${DEFAULT_QUEUE_LIMIT})` })
+  ),
+  offset: Schema.optional(
+    integer("offset", NaN, (n) => n >= 0 && n <= 999_999_999, "invalid parameter offset, must be an integer from 0 to 999999999")
+      .annotations({ description: "entries to skip (default 0)" })
+  )
+})
+export type QueueParams = typeof QueueParams.Type
 
 export const lastPage = (total: number, perPage: number): number => (total <= 0 ? 0 : Math.floor((total - 1) / perPage))
 
