@@ -33,9 +33,11 @@ import { KubeMemory } from "../layers/kube/memory.ts"
 import { encodeLabelSet } from "../src/domain/Labels.ts"
 import { defaultRunnerConfig } from "../src/domain/RunnerConfig.ts"
 import { startEmbeddedPostgres, tempDataDir } from "../src/embedded/embeddedPostgres.ts"
-import { readQueue, readQueueInput } from "../src/scheduler/queueRoute.ts"
+import { readQueue, readQueueInput } from "../src/operator/queueRoute.ts"
 import { queuePage } from "../src/scheduler/queueView.ts"
-import { schedulerRouter } from "../src/scheduler/routes.ts"
+import { operatorPages } from "../src/operator/routes.ts"
+import { SchedulerApiLive } from "../src/operator/server.ts"
+import { portLayer, servePort } from "../src/observability/apiServer.ts"
 import { SchedulerSettingsLive } from "../src/scheduler/settings.ts"
 import { queueViewBefore } from "./queueViewBefore.ts"
 
@@ -188,9 +190,9 @@ const program = Effect.gen(function*() {
     KubeMemory({ tick: null, nodes: POOLS.flatMap((p) => Array.from({ length: p.nodes }, (_, i) => ({ name: `${p.pool}-node-${i}`, pool: p.pool, slots: 1 }))) }),
     SchedulerSettingsLive({ runnerConfig: defaultRunnerConfig, prod: false })
   ))
-  const router = schedulerRouter.pipe(HttpRouter.get("/queue-before.json", queueBefore), HttpRouter.get("/queue-rows.json", queueRows))
+  const port = portLayer(SchedulerApiLive, operatorPages.pipe(HttpRouter.get("/queue-before.json", queueBefore), HttpRouter.get("/queue-rows.json", queueRows)))
   const server = yield* Layer.build(
-    HttpServer.serve(router).pipe(Layer.provide(Layer.succeedContext(world)), Layer.provideMerge(NodeHttpServer.layer(createServer, { port: 0 })))
+    servePort(port).pipe(Layer.provide(Layer.succeedContext(world)), Layer.provideMerge(NodeHttpServer.layer(createServer, { port: 0 })))
   )
   const address = Context.get(server, HttpServer.HttpServer).address
   if (address._tag !== "TcpAddress") throw new Error("expected a TCP address")

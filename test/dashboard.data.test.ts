@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest"
 import type { Job } from "../src/domain/Job.ts"
 import type { Worker } from "../src/domain/Worker.ts"
-import { groupRows, queueHistory } from "../src/scheduler/dashboardData.ts"
+import { groupRows, queueHistory } from "../src/operator/dashboardData.ts"
 import { newJob, newWorker } from "./support/dbFixtures.ts"
 
 const T0 = Date.UTC(2026, 10, 23, 12, 0, 0)

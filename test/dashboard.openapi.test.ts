@@ -2,8 +2,8 @@ import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer, Schema } from "effect"
 import { DbMemory } from "../layers/db/memory.ts"
 import { KubeMemory } from "../layers/kube/memory.ts"
-import { DashboardJson, JobJson, QueuePageJson, WorkerJson } from "../src/observability/httpApi.ts"
-import { schedulerRouter } from "../src/scheduler/routes.ts"
+import { DashboardJson, JobJson, QueuePageJson, WorkerJson } from "../src/operator/Api.ts"
+import { schedulerApp } from "../src/operator/server.ts"
 import { SchedulerSettingsLive } from "../src/scheduler/settings.ts"
 import { Db } from "../src/services/Db.ts"
 import { newJob, newWorker } from "./support/dbFixtures.ts"
@@ -17,7 +17,7 @@ import { memoryBackend, withWebhook } from "./support/webhookHarness.ts"
  */
 
 const world = Layer.mergeAll(DbMemory, KubeMemory({ tick: null }), SchedulerSettingsLive({ runnerConfig: testRunnerConfig(), prod: false }))
-const get = (path: string) => getFrom(schedulerRouter, path)
+const get = (path: string) => getFrom(schedulerApp, path)
 
 describe("OpenAPI", () => {
   it.effect("/openapi.json lists the JSON routes; each scheduler path answers and decodes with its schema", () =>
@@ -54,13 +54,19 @@ describe("OpenAPI", () => {
       decode(DashboardJson, (yield* get("/dashboard.json")).body)
     }).pipe(Effect.provide(world)))
 
-  it.effect("/docs: one self-contained page naming every operation", () =>
+  it.effect("/docs: Scalar's page for the whole document, self-contained (its script inlined, no fonts from elsewhere)", () =>
     Effect.gen(function*() {
       const res = yield* get("/docs")
       expect(res.status).toBe(200)
       expect(res.type).toContain("text/html")
-      for (const path of ["/queue.json", "/trace/job/{job_id}", "/usage.json"]) expect(res.body).toContain(`<code>${path}</code>`)
-      expect(res.body).not.toMatch(/<script|src="http|href="http/)
+      // the document it renders is embedded, with every operation
+      const embedded = /<script id="api-reference" type="application\/json">([\s\S]*?)<\/script>/.exec(res.body)
+      const spec = JSON.parse(embedded![1]!)
+      for (const path of ["/queue.json", "/trace/job/{job_id}", "/usage.json"]) expect(spec.paths).toHaveProperty([path])
+      // nothing is loaded from elsewhere: no script with a src, no stylesheet or image link, Scalar's fonts off
+      const tags = res.body.match(/<(script|link|img|iframe)\b[^>]*>/g) ?? []
+      for (const tag of tags) expect(tag).not.toMatch(/\b(src|href)=/)
+      expect(res.body).toContain(`"withDefaultFonts":false`)
     }).pipe(Effect.provide(world)))
 
   it.live("the webhook port serves the same document", () =>

@@ -6,7 +6,7 @@ import { DbPostgres, DbPostgresFromClient } from "../layers/db/postgres.ts"
 import type { DbTimeouts } from "../layers/db/timeouts.ts"
 import { KubeMemory } from "../layers/kube/memory.ts"
 import { loadAppEnv } from "../src/config/env.ts"
-import { schedulerRouter } from "../src/scheduler/routes.ts"
+import { schedulerApp } from "../src/operator/server.ts"
 import { SchedulerSettingsLive } from "../src/scheduler/settings.ts"
 import { Db, DbError, isDbUnavailable } from "../src/services/Db.ts"
 import { newWorker } from "./support/dbFixtures.ts"
@@ -97,7 +97,7 @@ describe("database timeouts, on a PostgreSQL that stops answering", () => {
         SchedulerSettingsLive({ runnerConfig: testRunnerConfig(), prod: false })
       ))
       const get = (path: string) =>
-        getFrom(schedulerRouter, path).pipe(Effect.provide(world), Effect.map((res) => ({ status: res.status, text: res.body })))
+        getFrom(schedulerApp, path).pipe(Effect.provide(world), Effect.map((res) => ({ status: res.status, text: res.body })))
       expect(yield* get("/ready")).toEqual({ status: 200, text: "ready" })
       database.proxy.freeze()
       const ready = yield* elapsed(get("/ready"))

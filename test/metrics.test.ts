@@ -8,7 +8,7 @@ import { KubeMemory } from "../layers/kube/memory.ts"
 import { recordCapacity, recordCycle } from "../src/observability/collect.ts"
 import { renderExposition, renderRegistry } from "../src/observability/exposition.ts"
 import { MeteredDb } from "../src/observability/meteredDb.ts"
-import { schedulerRouter } from "../src/scheduler/routes.ts"
+import { schedulerApp } from "../src/operator/server.ts"
 import { SchedulerSettingsLive } from "../src/scheduler/settings.ts"
 import { Db } from "../src/services/Db.ts"
 import { Kube } from "../src/services/Kube.ts"
@@ -99,7 +99,7 @@ const world = Layer.mergeAll(
   SchedulerSettingsLive({ runnerConfig: testRunnerConfig(), prod: false })
 )
 
-const get = (path: string) => getFrom(schedulerRouter, path)
+const get = (path: string) => getFrom(schedulerApp, path)
 
 describe("scheduler /metrics", () => {
   it.effect("jobs and workers by status, failures by reason, slots per pool, Kube calls; the format parses", () =>

@@ -6,9 +6,9 @@ import type { Job } from "../src/domain/Job.ts"
 import { groupKey } from "../src/scheduler/demandPlan.ts"
 import fc from "fast-check"
 import { queueViewBefore } from "../bench/queueViewBefore.ts"
-import { parseQueueQuery } from "../src/scheduler/queueRoute.ts"
+import { parseQueueQuery } from "../src/operator/queueRoute.ts"
 import { planQueuePage, type QueueInput, queueIndexOf, queueView, typicalDurations } from "../src/scheduler/queueView.ts"
-import { schedulerRouter } from "../src/scheduler/routes.ts"
+import { schedulerApp } from "../src/operator/server.ts"
 import { SchedulerSettingsLive } from "../src/scheduler/settings.ts"
 import type { DemandRow } from "../src/services/Db.ts"
 import { Db } from "../src/services/Db.ts"
@@ -239,7 +239,7 @@ describe("queueView: linear and paged, the same decisions as before", () => {
 
 describe("GET /queue.json", () => {
   const world = Layer.mergeAll(DbMemory, KubeMemory({ tick: null }), SchedulerSettingsLive({ runnerConfig: testRunnerConfig(), prod: false }))
-  const get = (path: string) => getFrom(schedulerRouter, path)
+  const get = (path: string) => getFrom(schedulerApp, path)
 
   it.effect("one page of the pending jobs, with its pool position and reason, and the totals of every pool", () =>
     Effect.gen(function*() {

@@ -1,9 +1,12 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Layer, Redacted, TestClock } from "effect"
+import { HttpServer } from "@effect/platform"
+import { NodeHttpServer } from "@effect/platform-node"
+import { Context, Effect, Layer, Redacted, TestClock } from "effect"
+import { createServer } from "node:http"
 import { DbMemory } from "../layers/db/memory.ts"
 import { KubeMemory, KubeMemoryControl } from "../layers/kube/memory.ts"
-import { parseDay, parsePaging } from "../src/scheduler/paging.ts"
-import { schedulerRouter } from "../src/scheduler/routes.ts"
+import { parseDay, parsePaging } from "../src/operator/paging.ts"
+import { schedulerApp, SchedulerServer } from "../src/operator/server.ts"
 import { SchedulerSettingsLive } from "../src/scheduler/settings.ts"
 import { Db, DbError } from "../src/services/Db.ts"
 import { Kube } from "../src/services/Kube.ts"
@@ -16,7 +19,7 @@ const DAY = 86_400_000
 const world = (prod = false) =>
   Layer.mergeAll(DbMemory, KubeMemory({ tick: null }), SchedulerSettingsLive({ runnerConfig: testRunnerConfig(), prod }))
 
-const get = (path: string) => getFrom(schedulerRouter, path)
+const get = (path: string) => getFrom(schedulerApp, path)
 
 const at = (ms: number) => TestClock.setTime(ms)
 
@@ -160,4 +163,39 @@ describe("paging parameters", () => {
     const defaults = parsePaging(new URLSearchParams(""), 0)
     expect(defaults).toMatchObject({ _tag: "Right", right: { request: { page: 0, perPage: 100 } } })
   })
+})
+
+describe("the operator API on a real socket", () => {
+  it.live("a bad query parameter is the promised 400 text (text/plain) from the API's own schemas; good ones page with a Link", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const context = yield* Layer.build(SchedulerServer.pipe(
+        Layer.provide(world()),
+        Layer.provideMerge(NodeHttpServer.layer(createServer, { port: 0 }))
+      ))
+      const address = Context.get(context, HttpServer.HttpServer).address
+      const base = `http://127.0.0.1:${address._tag === "TcpAddress" ? address.port : 0}`
+      const get = (path: string) =>
+        Effect.promise(async () => {
+          const res = await fetch(base + path)
+          return { status: res.status, type: res.headers.get("content-type"), link: res.headers.get("link"), body: await res.text() }
+        })
+      for (
+        const [path, text] of [
+          ["/jobs.json?start=yesterday", "invalid parameter start, must be YYYY-MM-DD"],
+          ["/history.json?end=2026-02-30", "invalid parameter end, must be YYYY-MM-DD"],
+          ["/workers.json?page=-3", "invalid parameter page, must be >= 0"],
+          ["/jobs.json?per_page=0", "invalid parameter per_page, must be > 0"],
+          ["/queue.json?limit=0", "invalid parameter limit, must be an integer from 1 to 1000"],
+          ["/queue.json?pool=", "invalid parameter pool, must be a pool name"]
+        ] as const
+      ) {
+        const res = yield* get(path)
+        expect([res.status, res.body], path).toEqual([400, text])
+        expect(res.type, path).toContain("text/plain")
+      }
+      expect(yield* get("/jobs.json?per_page=2")).toMatchObject({ status: 200, body: "[]", link: null })
+      expect((yield* get("/queue.json")).status).toBe(200)
+      expect((yield* get("/health")).body).toBe("ok")
+      expect((yield* get("/nowhere")).status).toBe(404)
+    })))
 })

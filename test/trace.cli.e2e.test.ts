@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Effect } from "effect"
+import { Effect, Option } from "effect"
 import { runTrace } from "../src/cli/trace.ts"
 import { ACME, installation, installationRepositories } from "./support/webhookPayloads.ts"
 import { memoryBackend, TEST_TRACE_SECRET, withWebhook } from "./support/webhookHarness.ts"
@@ -33,4 +33,25 @@ describe("trace CLI against the real webhook", () => {
         const denied = yield* Effect.promise(() => runTrace(["--entity-id", String(ACME.id)], { ...env, TRACE_API_SECRET: "wrong" }))
         expect(denied.code).toBe(1)
       })))
+})
+
+describe("trace CLI errors, decoded by HttpApiClient from the real server's answers", () => {
+  it.live("an installation no entity holds is the server's 404 text", () =>
+    withWebhook(memoryBackend, (h) =>
+      Effect.gen(function*() {
+        const run = yield* Effect.promise(() => runTrace(["--installation-id", "424242"], { TRACE_URL: h.baseUrl, TRACE_API_SECRET: TEST_TRACE_SECRET }))
+        expect(run.code).toBe(1)
+        expect(run.stderr).toContain("HTTP 404 Entity not found")
+        const denied = yield* Effect.promise(() => runTrace(["--entity-id", "1"], { TRACE_URL: h.baseUrl, TRACE_API_SECRET: "wrong" }))
+        expect(denied.stderr).toContain("401, check TRACE_API_SECRET")
+        expect(denied.stderr).not.toContain("wrong")
+      })))
+
+  it.live("a server without TRACE_API_SECRET: the CLI says the trace API is disabled there", () =>
+    withWebhook(memoryBackend, (h) =>
+      Effect.gen(function*() {
+        const run = yield* Effect.promise(() => runTrace(["--entity-id", "1"], { TRACE_URL: h.baseUrl, TRACE_API_SECRET: TEST_TRACE_SECRET }))
+        expect(run).toMatchObject({ code: 1 })
+        expect(run.stderr).toContain("the trace API is disabled on the server")
+      }), { settings: { traceSecret: Option.none() } }))
 })

@@ -54,9 +54,9 @@ const auth404 = (entity: number, minute: number, repo: string, appId = ORG_APP) 
     workflow_job: { id: 9001 },
     http_status: 404,
     error_message: "Not Found"
-  }, { app_id: appId, job_id: 9001, repo_full_name: repo })
+  }, { app_id: appId, job_id: "9001", repo_full_name: repo })
 const job = (entity: number, minute: number, jobId: number) =>
-  rec(entity, minute, "workflow_job.queued", "job_stored", undefined, { job_id: jobId, repo_full_name: "acme/app" })
+  rec(entity, minute, "workflow_job.queued", "job_stored", undefined, { job_id: String(jobId), repo_full_name: "acme/app" })
 
 // one recorded timeline per diagnosis
 const UNINSTALLED = 101

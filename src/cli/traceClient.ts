@@ -1,11 +1,13 @@
-import { Data, Effect } from "effect"
-import type { EntityType } from "../domain/Entity.ts"
+import { FetchHttpClient, HttpApiClient, HttpClient, HttpClientRequest } from "@effect/platform"
+import { Data, Effect, Schema } from "effect"
 import { needsPayload } from "../domain/installationHistory.ts"
+import { TraceApi, TraceEventJson } from "../webhook/traceApi.ts"
 import type { TraceTarget } from "./traceArgs.ts"
 
 /**
  * The trace CLI's reads: the webhook's trace API (bearer `TRACE_API_SECRET`) for an entity's timeline and the
- * payloads the fold needs, and GitHub's REST API to turn a login into an entity id. The secret and the token go
+ * payloads the fold needs, through `HttpApiClient` on the API the server serves (`traceApi.ts`), and GitHub's
+ * REST API to turn a login into an entity id. The secret and the token go
  * only into request headers, never into an error message.
  */
 
@@ -19,22 +21,8 @@ export interface TraceClientConfig {
   readonly githubToken: string | undefined
 }
 
-/** One row of `GET /trace/...` (absent values are left out by the server). */
-export interface TimelineEvent {
-  readonly id: number
-  readonly source: string
-  readonly event: string
-  readonly outcome: string
-  readonly installation_id?: number
-  readonly app_id?: number
-  readonly entity_type?: EntityType
-  readonly entity_id?: number
-  readonly entity_name?: string
-  readonly received_at: string
-  readonly delivery_id?: string
-  readonly job_id?: number
-  readonly repo_full_name?: string
-}
+/** One row of `GET /trace/...` as the server sends it (absent values are left out). */
+export type TimelineEvent = typeof TraceEventJson.Encoded
 
 const join = (base: string, path: string) => base.replace(/\/+$/, "") + path
 
@@ -55,8 +43,59 @@ const getJson = (url: string, headers: Record<string, string>, what: string) =>
     })
   )
 
-const traceGet = (config: TraceClientConfig, path: string, what: string) =>
-  getJson(join(config.traceUrl, path), { authorization: `Bearer ${config.traceSecret}` }, what)
+/** What a failed trace call says, by what the server answered. */
+const traceFailure = (what: string, origin: string) => (error: unknown): TraceCliError => {
+  const e = error as { readonly _tag?: string; readonly message?: string; readonly reason?: string; readonly response?: { readonly status: number } }
+  switch (e._tag) {
+    case "Unauthorized":
+      return new TraceCliError({ message: `${what}: 401, check TRACE_API_SECRET` })
+    case "Unavailable":
+      return new TraceCliError({
+        message: e.message?.includes("disabled") === true
+          ? `${what}: the trace API is disabled on the server (TRACE_API_SECRET unset there)`
+          : `${what}: HTTP 503 ${e.message ?? ""}`.trim()
+      })
+    case "NotFound":
+      return new TraceCliError({ message: `${what}: HTTP 404 ${e.message ?? ""}`.trim() })
+    case "BadRequest":
+      return new TraceCliError({ message: `${what}: HTTP 400 ${e.message ?? ""}`.trim() })
+    case "InternalError":
+      return new TraceCliError({ message: `${what}: HTTP 500 ${e.message ?? ""}`.trim() })
+    case "RequestError":
+      return new TraceCliError({ message: `${what}: cannot reach ${origin} (${e.message ?? e.reason ?? "no answer"})` })
+    case "ResponseError":
+      return new TraceCliError({ message: `${what}: HTTP ${e.response?.status ?? "?"}` })
+    case "ParseError":
+      return new TraceCliError({ message: `${what}: the answer is not what the trace API serves` })
+    default:
+      return new TraceCliError({ message: `${what}: ${e.message ?? String(error)}` })
+  }
+}
+
+/** A call of the trace API through its client: the bearer token on every request, failures as CLI errors. */
+const makeClient = (config: TraceClientConfig) =>
+  HttpApiClient.make(TraceApi, {
+    baseUrl: config.traceUrl.replace(/\/+$/, ""),
+    transformClient: HttpClient.mapRequest(HttpClientRequest.bearerToken(config.traceSecret))
+  })
+type TraceGroupClient = Effect.Effect.Success<ReturnType<typeof makeClient>>["trace"]
+
+const traceCall = <A, E>(config: TraceClientConfig, what: string, call: (client: TraceGroupClient) => Effect.Effect<A, E>) =>
+  Effect.flatMap(makeClient(config), (client) => call(client.trace)).pipe(
+    Effect.mapError(traceFailure(what, safeOrigin(config.traceUrl))),
+    Effect.provide(FetchHttpClient.layer)
+  )
+
+const safeOrigin = (url: string) => {
+  try {
+    return new URL(url).origin
+  } catch {
+    return url
+  }
+}
+
+/** Rows as the server sent them: the client decodes them with the API's schema, the report reads the wire shape. */
+const asSent = Schema.encodeSync(Schema.Array(TraceEventJson))
 
 /** `--entity-name`: the account's numeric id, which is the entity id, from `GET /users/{login}`. */
 export const resolveLogin = (config: TraceClientConfig, login: string) =>
@@ -76,21 +115,19 @@ export const resolveLogin = (config: TraceClientConfig, login: string) =>
     }
   )
 
-const eventsOf = (body: unknown, what: string) => {
-  const events = (body as { events?: unknown }).events
-  return Array.isArray(events) ? Effect.succeed(events as ReadonlyArray<TimelineEvent>) : Effect.fail(new TraceCliError({ message: `${what}: no events list in the answer` }))
-}
-
 /** The timeline for the target, oldest first, and the entity id it belongs to (null when no row names it). */
 export const loadTimeline = (config: TraceClientConfig, target: TraceTarget) =>
   Effect.gen(function*() {
     const entityId = target.kind === "name" ? yield* resolveLogin(config, target.login) : target.kind === "entity" ? target.id : null
-    const path = entityId !== null
-      ? `/trace/entity/${entityId}`
-      : target.kind === "installation"
-      ? `/trace/installation/${(target as { id: number }).id}`
-      : `/trace/job/${(target as { id: number }).id}`
-    const events = yield* eventsOf(yield* traceGet(config, path, path), path)
+    const id = (target as { id: number }).id
+    const path = entityId !== null ? `/trace/entity/${entityId}` : target.kind === "installation" ? `/trace/installation/${id}` : `/trace/job/${id}`
+    const answer = yield* traceCall(config, path, (trace) =>
+      entityId !== null
+        ? trace.entity({ path: { entity_id: entityId } })
+        : target.kind === "installation"
+        ? trace.installation({ path: { installation_id: id } })
+        : trace.job({ path: { job_id: id } }))
+    const events = asSent(answer.events)
     return { entityId: entityId ?? events.find((e) => e.entity_id !== undefined)?.entity_id ?? null, events }
   })
 
@@ -104,6 +141,6 @@ export const loadPayloads = (config: TraceClientConfig, events: ReadonlyArray<Ti
     const skip = new Set(auth.slice(0, Math.max(0, auth.length - AUTH_PAYLOADS)).map((e) => e.id))
     const wanted = events.filter((e) => needsPayload(e.event) && !skip.has(e.id))
     const pairs = yield* Effect.forEach(wanted, (e) =>
-      Effect.map(traceGet(config, `/trace/payload/${e.id}`, `payload ${e.id}`), (body) => [e.id, (body as { payload?: unknown }).payload] as const), { concurrency: 8 })
+      Effect.map(traceCall(config, `payload ${e.id}`, (trace) => trace.payload({ path: { event_id: e.id } })), (body) => [e.id, body.payload] as const), { concurrency: 8 })
     return new Map(pairs)
   })

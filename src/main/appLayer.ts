@@ -22,7 +22,7 @@ import { EmbeddedPostgresError, EmbeddedPostgresInUse, startEmbeddedPostgres } f
 import { MeteredDb } from "../observability/meteredDb.ts"
 import { operatorLine } from "../observability/operatorLine.ts"
 import { SchedulerLoop } from "../scheduler/loop.ts"
-import { SchedulerServer } from "../scheduler/server.ts"
+import { SchedulerServer } from "../operator/server.ts"
 import { schedulerSettingsFromEnv } from "../scheduler/settings.ts"
 import type { Db } from "../services/Db.ts"
 import type { Github, GithubConfigError } from "../services/Github.ts"

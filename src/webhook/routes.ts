@@ -4,11 +4,10 @@ import { receiveDelivery } from "./delivery.ts"
 import { type HttpEdgeError, renderError, textResponse } from "./errors.ts"
 import { handleInstallation, handleInstallationTarget, handleOtherEvent, handlePing } from "./installationEvents.ts"
 import { setupPage } from "./setupPages.ts"
-import { traceEntity, traceEntityState, traceInstallation, traceJob, tracePayload } from "./trace.ts"
 import { handleWorkflowJob } from "./workflowJob.ts"
 import { recordSignatureFailure } from "../observability/collect.ts"
 import { webhookMetrics } from "./metricsRoute.ts"
-import { docsPage, openApiJson } from "../observability/openApiRoutes.ts"
+import { openApiJson } from "../observability/openApiRoutes.ts"
 import { readyRoute } from "../observability/readyRoute.ts"
 
 /**
@@ -46,7 +45,8 @@ const answer = <R>(handler: () => Effect.Effect<HttpServerResponse.HttpServerRes
   )
 
 /**
- * The webhook program's routes (the original's `ghfe`). `GET /health` answers `ok` while the process is up; it
+ * The webhook program's plain routes (the original's `ghfe`); the trace API is served beside them through
+ * `HttpApiBuilder` (see `server.ts`). `GET /health` answers `ok` while the process is up; it
  * is not logged, since probes call it every few seconds.
  */
 export const webhookRouter = HttpRouter.empty.pipe(
@@ -54,13 +54,7 @@ export const webhookRouter = HttpRouter.empty.pipe(
   HttpRouter.get("/ready", readyRoute),
   HttpRouter.get("/metrics", webhookMetrics),
   HttpRouter.get("/openapi.json", openApiJson),
-  HttpRouter.get("/docs", docsPage),
   HttpRouter.post("/", answer(() => receiveWebhook().pipe(Effect.tapError((e) => (e._tag === "SignatureRejected" ? recordSignatureFailure : Effect.void))))),
   HttpRouter.get("/setup/org", answer(setupPage("org"))),
-  HttpRouter.get("/setup/personal", answer(setupPage("personal"))),
-  HttpRouter.get("/trace/entity/:entity_id", answer(traceEntity)),
-  HttpRouter.get("/trace/entity/:entity_id/state", answer(traceEntityState)),
-  HttpRouter.get("/trace/installation/:installation_id", answer(traceInstallation)),
-  HttpRouter.get("/trace/job/:job_id", answer(traceJob)),
-  HttpRouter.get("/trace/payload/:event_id", answer(tracePayload))
+  HttpRouter.get("/setup/personal", answer(setupPage("personal")))
 )

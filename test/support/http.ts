@@ -1,6 +1,6 @@
 /** In-process HTTP for route tests: requests handed to the app as a web handler, with no socket and no port. */
 
-import { HttpApp, HttpRouter } from "@effect/platform"
+import { HttpApp, HttpServer } from "@effect/platform"
 import { Effect } from "effect"
 
 /** What the route tests read of an answer. */
@@ -12,18 +12,19 @@ export interface RouterResponse {
 }
 
 /**
- * Calls the router like a browser would (`GET path`), in process and in the test's own context: the services it
- * provides and its TestClock. No socket, no port.
+ * Calls a port's app (e.g. `schedulerApp`: its HttpApi and plain routes) like a browser would (`GET path`), in
+ * process and in the test's own context: the services it provides and its TestClock. The app is built for each
+ * request, from the services in context at that moment. No socket, no port.
  */
-export const getFrom = <E, R>(router: HttpRouter.HttpRouter<E, R>, path: string): Effect.Effect<RouterResponse, never, R> =>
+export const getFrom = <E, R, RB>(app: Effect.Effect<HttpApp.Default<E, R>, never, RB>, path: string) =>
   Effect.gen(function*() {
-    const app = yield* HttpRouter.toHttpApp(router)
+    const handler = yield* app
     const runtime = yield* Effect.runtime<R>()
-    const response = yield* Effect.promise(() => HttpApp.toWebHandlerRuntime(runtime)(app)(new Request(`http://localhost${path}`)))
+    const response = yield* Effect.promise(() => HttpApp.toWebHandlerRuntime(runtime)(handler)(new Request(`http://localhost${path}`)))
     return {
       status: response.status,
       type: response.headers.get("content-type"),
       link: response.headers.get("link"),
       body: yield* Effect.promise(() => response.text())
     }
-  })
+  }).pipe(Effect.provide(HttpServer.layerContext))

@@ -6,54 +6,10 @@ import type { PodEvent } from "../domain/Pod.ts"
 import type { Worker } from "../domain/Worker.ts"
 
 /**
- * The operator pages' text and JSON (reference §6). The HTML is built here with real markup (coloured statuses,
- * links to the jobs); only the data is escaped. The original escaped its own markup too, so its pages showed
- * literal `<span>` tags.
+ * The operator pages' text (reference §6); their JSON is the response schemas' (`Api.ts`). The HTML is built
+ * here with real markup (coloured statuses, links to the jobs); only the data is escaped. The original escaped
+ * its own markup too, so its pages showed literal `<span>` tags.
  */
-
-// --- JSON ----------------------------------------------------------------------------------------------------
-
-const iso = (d: Date | null) => (d === null ? undefined : d.toISOString())
-
-/** A job as the original serialises it: the optional keys are left out when empty. */
-export const jobJson = (j: Job) => ({
-  job_id: j.job_id,
-  status: j.status,
-  ...(j.failure_info === null ? {} : { failure_info: j.failure_info }),
-  provider: j.provider,
-  entity_id: j.entity_id,
-  entity_name: j.entity_name,
-  entity_type: j.entity_type,
-  repo_full_name: j.repo_full_name,
-  installation_id: j.installation_id,
-  job_labels: j.job_labels,
-  k8s_pool: j.k8s_pool,
-  k8s_image: j.k8s_image,
-  ...(j.k8s_pod === null ? {} : { k8s_pod: j.k8s_pod }),
-  ...(j.html_url === null ? {} : { html_url: j.html_url }),
-  created_at: j.created_at.toISOString(),
-  updated_at: j.updated_at.toISOString()
-})
-
-export const workerJson = (w: Worker) => ({
-  pod_name: w.pod_name,
-  provider: w.provider,
-  entity_id: w.entity_id,
-  entity_name: w.entity_name,
-  entity_type: w.entity_type,
-  installation_id: w.installation_id,
-  ...(w.repo_full_name === null ? {} : { repo_full_name: w.repo_full_name }),
-  job_labels: w.job_labels,
-  k8s_pool: w.k8s_pool,
-  k8s_image: w.k8s_image,
-  ...(w.k8s_node === null ? {} : { k8s_node: w.k8s_node }),
-  status: w.status,
-  ...(w.failure_info === null ? {} : { failure_info: w.failure_info }),
-  created_at: w.created_at.toISOString(),
-  ...(w.running_at === null ? {} : { running_at: iso(w.running_at) }),
-  ...(w.completed_at === null ? {} : { completed_at: iso(w.completed_at) }),
-  updated_at: w.updated_at.toISOString()
-})
 
 // --- HTML ----------------------------------------------------------------------------------------------------
 

@@ -6,7 +6,7 @@ import { Db } from "../services/Db.ts"
 import { Kube } from "../services/Kube.ts"
 import { dashboardHtml } from "./dashboardPage.ts"
 import { groupRows, queueHistory } from "./dashboardData.ts"
-import { SchedulerSettings } from "./settings.ts"
+import { SchedulerSettings } from "../scheduler/settings.ts"
 
 const HOUR = 3_600_000
 /** jobs created this far back are read for the chart, so a job that waited into the hour still counts */
@@ -36,7 +36,7 @@ export const dashboardData = Effect.gen(function*() {
   const historyJobs = new Map([...recentJobs.rows, ...jobs].map((j) => [j.job_id, j]))
   return {
     generated_at: new Date(now).toISOString(),
-    deployment: settings.prod ? "Prod" : "Staging",
+    deployment: settings.prod ? "Prod" as const : "Staging" as const,
     pools: Either.match(capacity, {
       onLeft: () => [],
       onRight: (c) => [...c.values()].sort((a, b) => a.pool.localeCompare(b.pool)).map((p) => ({ pool: p.pool, total: p.total, busy: p.active, free: p.available }))
@@ -55,7 +55,5 @@ export const dashboardData = Effect.gen(function*() {
     history: queueHistory([...historyJobs.values()], runningAt, now, HOUR, 60_000)
   }
 })
-
-export const dashboardJson = Effect.map(dashboardData, (body) => HttpServerResponse.text(JSON.stringify(body), { contentType: "application/json" }))
 
 export const dashboardPage = HttpServerResponse.text(dashboardHtml, { contentType: "text/html; charset=utf-8" })

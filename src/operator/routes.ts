@@ -5,22 +5,19 @@ import type { Worker } from "../domain/Worker.ts"
 import { Db } from "../services/Db.ts"
 import { Kube } from "../services/Kube.ts"
 import { schedulerMetrics } from "./metricsRoute.ts"
-import { queueJson } from "./queueRoute.ts"
-import { dashboardJson, dashboardPage } from "./dashboardRoute.ts"
-import { docsPage, openApiJson } from "../observability/openApiRoutes.ts"
+import { dashboardPage } from "./dashboardRoute.ts"
+import { openApiJson } from "../observability/openApiRoutes.ts"
 import { readyRoute } from "../observability/readyRoute.ts"
-import { lastPage, linkHeader, pageLinks, parsePaging } from "./paging.ts"
-import { htmlPage, jobJson, jobsText, type LiveEvents, usageText, workerJson, workersText } from "./render.ts"
-import { SchedulerSettings } from "./settings.ts"
+import { lastPage, pageLinks, parsePaging } from "./paging.ts"
+import { htmlPage, jobsText, type LiveEvents, usageText, workersText } from "./render.ts"
+import { SchedulerSettings } from "../scheduler/settings.ts"
 
 /**
- * The scheduler's operator routes (reference §6): `/health`, `/usage`, `/jobs` and `/history`, `/workers`, each
- * page also as `.json`. JSON lists are bare arrays (`[]` when empty) with a `Link` header for paging.
+ * The scheduler port's plain routes (reference §6): `/health`, `/ready`, `/metrics`, the dashboard page, and the
+ * HTML pages `/usage`, `/jobs` and `/history`, `/workers`. Their `.json` twins are the HttpApi's (`Http.ts`).
  */
 
 const html = (body: string) => HttpServerResponse.text(body, { contentType: "text/html; charset=utf-8" })
-const json = (body: unknown, headers: Record<string, string> = {}) =>
-  HttpServerResponse.text(JSON.stringify(body), { contentType: "application/json", headers })
 const badRequest = (message: string) => HttpServerResponse.text(message, { status: 400 })
 
 const deployment = Effect.map(SchedulerSettings, (s) => (s.prod ? "Prod" as const : "Staging" as const))
@@ -52,16 +49,14 @@ const liveEvents = (workers: ReadonlyArray<Worker>) =>
     return (w: Worker): LiveEvents => byPod.get(w.pod_name) ?? { _tag: "NotFetched" }
   })
 
-const usage = (asJson: boolean) =>
-  Effect.gen(function*() {
-    const db = yield* Db
-    const [jobs, workers] = yield* Effect.all([db.getActiveJobs, db.getActiveWorkers])
-    if (asJson) return json({ jobs: jobs.map(jobJson), workers: workers.map(workerJson) })
-    const live = yield* liveEvents(workers)
-    return html(htmlPage("Usage", yield* deployment, usageText(jobs, workers, live)))
-  })
+const usage = Effect.gen(function*() {
+  const db = yield* Db
+  const [jobs, workers] = yield* Effect.all([db.getActiveJobs, db.getActiveWorkers])
+  const live = yield* liveEvents(workers)
+  return html(htmlPage("Usage", yield* deployment, usageText(jobs, workers, live)))
+})
 
-const paged = (kind: "jobs" | "workers", title: string, asJson: boolean) =>
+const paged = (kind: "jobs" | "workers", title: string) =>
   Effect.gen(function*() {
     const db = yield* Db
     const url = yield* requestUrl
@@ -74,16 +69,12 @@ const paged = (kind: "jobs" | "workers", title: string, asJson: boolean) =>
     })
     if (kind === "jobs") {
       const page = yield* db.listJobs(q.request)
-      if (asJson) return json(page.rows.map(jobJson), headersFor(linkHeader(url.pathname, q, page.total)))
       return html(htmlPage(title, yield* deployment, jobsText(page.rows), nav(page.total, page.rows.length)))
     }
     const page = yield* db.listWorkers(q.request)
-    if (asJson) return json(page.rows.map(workerJson), headersFor(linkHeader(url.pathname, q, page.total)))
     const live = yield* liveEvents(page.rows)
     return html(htmlPage(title, yield* deployment, workersText(page.rows, live), nav(page.total, page.rows.length)))
   })
-
-const headersFor = (link: string | undefined): Record<string, string> => (link === undefined ? {} : { Link: link })
 
 /** A database failure is a 500 with a fixed text; the details go to the log, not to the browser. */
 const orInternalError = <E, R>(effect: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>) =>
@@ -93,21 +84,14 @@ const orInternalError = <E, R>(effect: Effect.Effect<HttpServerResponse.HttpServ
     )
   )
 
-export const schedulerRouter = HttpRouter.empty.pipe(
+export const operatorPages = HttpRouter.empty.pipe(
   HttpRouter.get("/health", HttpServerResponse.text("ok")),
   HttpRouter.get("/ready", readyRoute),
   HttpRouter.get("/metrics", schedulerMetrics),
-  HttpRouter.get("/queue.json", orInternalError(queueJson)),
   HttpRouter.get("/", dashboardPage),
-  HttpRouter.get("/dashboard.json", orInternalError(dashboardJson)),
   HttpRouter.get("/openapi.json", openApiJson),
-  HttpRouter.get("/docs", docsPage),
-  HttpRouter.get("/usage", orInternalError(usage(false))),
-  HttpRouter.get("/usage.json", orInternalError(usage(true))),
-  HttpRouter.get("/jobs", orInternalError(paged("jobs", "History", false))),
-  HttpRouter.get("/jobs.json", orInternalError(paged("jobs", "History", true))),
-  HttpRouter.get("/history", orInternalError(paged("jobs", "History", false))),
-  HttpRouter.get("/history.json", orInternalError(paged("jobs", "History", true))),
-  HttpRouter.get("/workers", orInternalError(paged("workers", "Workers", false))),
-  HttpRouter.get("/workers.json", orInternalError(paged("workers", "Workers", true)))
+  HttpRouter.get("/usage", orInternalError(usage)),
+  HttpRouter.get("/jobs", orInternalError(paged("jobs", "History"))),
+  HttpRouter.get("/history", orInternalError(paged("jobs", "History"))),
+  HttpRouter.get("/workers", orInternalError(paged("workers", "Workers")))
 )

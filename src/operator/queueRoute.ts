@@ -1,38 +1,30 @@
-import { HttpServerRequest, HttpServerResponse } from "@effect/platform"
-import { Clock, Duration, Effect, Either } from "effect"
+import { Clock, Duration, Effect, Either, Schema } from "effect"
 import { maxWorkersFor, weightFor } from "../domain/RunnerConfig.ts"
 import { Db, type DbError } from "../services/Db.ts"
 import { Kube } from "../services/Kube.ts"
-import { blockedGroups, streakLookbackMs } from "./allocationBackoff.ts"
-import { planQueuePage, type QueueContext, type QueueInput, type QueuePage, type QueuePageRequest, typicalDurations } from "./queueView.ts"
-import { SchedulerSettings } from "./settings.ts"
+import { blockedGroups, streakLookbackMs } from "../scheduler/allocationBackoff.ts"
+import { planQueuePage, type QueueContext, type QueueInput, type QueuePage, type QueuePageRequest, typicalDurations } from "../scheduler/queueView.ts"
+import { SchedulerSettings } from "../scheduler/settings.ts"
+import { DEFAULT_QUEUE_LIMIT, firstIssue, firstValues, QueueParams } from "./paging.ts"
 
 /** Finished workers of this window give the typical run time of a job. */
 const DURATION_WINDOW_MS = 6 * 3_600_000
 const DURATION_SAMPLE = 500
 
-/** `limit` when none is given, and the most one page may ask for. */
-export const DEFAULT_LIMIT = 100
-export const MAX_LIMIT = 1_000
 
-/**
- * `?pool=NAME&offset=N&limit=N`. Each is optional; a bad value is a message for a 400, naming the parameter.
- */
-export const parseQueueQuery = (params: URLSearchParams): Either.Either<QueuePageRequest, string> => {
-  const pool = params.get("pool")
-  if (pool !== null && pool.trim() === "") return Either.left("invalid parameter pool, must be a pool name")
-  const integer = (name: string, fallback: number, min: number, max: number): Either.Either<number, string> => {
-    const text = params.get(name)
-    if (text === null) return Either.right(fallback)
-    const n = /^\d{1,9}$/.test(text) ? Number(text) : NaN
-    return n >= min && n <= max ? Either.right(n) : Either.left(`invalid parameter ${name}, must be an integer from ${min} to ${max}`)
-  }
-  return Either.gen(function*() {
-    const limit = yield* integer("limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
-    const offset = yield* integer("offset", 0, 0, 999_999_999)
-    return { pool, offset, limit }
+/** The decoded `?pool=NAME&offset=N&limit=N` as a page request (each is optional). */
+export const queuePageRequest = (params: QueueParams): QueuePageRequest => ({
+  pool: params.pool ?? null,
+  offset: params.offset ?? 0,
+  limit: params.limit ?? DEFAULT_QUEUE_LIMIT
+})
+
+/** `?pool=NAME&offset=N&limit=N` read from a URL's query: a page request, or the 400 text naming the bad one. */
+export const parseQueueQuery = (params: URLSearchParams): Either.Either<QueuePageRequest, string> =>
+  Either.match(Schema.decodeUnknownEither(QueueParams)(firstValues(params)), {
+    onLeft: (e) => Either.left(firstIssue(e)),
+    onRight: (decoded) => Either.right(queuePageRequest(decoded))
   })
-}
 
 /**
  * What a queue page's decisions read besides the jobs: the demand matcher's inputs (capacity from one reading of
@@ -94,14 +86,3 @@ export const readQueue = (request: QueuePageRequest): Effect.Effect<QueuePage, D
     return plan.decide(new Map(jobs.map((j) => [j.job_id, j])))
   }).pipe(Effect.withSpan("Scheduler.readQueue"))
 
-/**
- * `GET /queue.json`: one page of the pending jobs, ordered by pool then position, with every pool's totals; a bad
- * parameter is a 400 naming it.
- */
-export const queueJson = Effect.gen(function*() {
-  const req = yield* HttpServerRequest.HttpServerRequest
-  const query = parseQueueQuery(new URL(req.url, "http://localhost").searchParams)
-  if (Either.isLeft(query)) return HttpServerResponse.text(query.left, { status: 400 })
-  const page = yield* readQueue(query.right)
-  return HttpServerResponse.text(JSON.stringify(page), { contentType: "application/json" })
-})

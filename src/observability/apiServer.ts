@@ -1,0 +1,28 @@
+import { type HttpApi, HttpApiBuilder, HttpRouter } from "@effect/platform"
+import { Effect, Layer } from "effect"
+import { DocsLive } from "./openApiRoutes.ts"
+
+/*
+ * How each port is served: its HttpApi through `HttpApiBuilder` (path and query schemas decode the input,
+ * response schemas encode the output, error schemas answer the failures), with the port's plain routes
+ * (`POST /` with its raw body, `/health`, `/ready`, `/metrics`, the HTML pages) concatenated into the same
+ * router, and `/docs` (Scalar, bundled: nothing is fetched from elsewhere) of the whole operator API.
+ */
+
+/** The plain routes, beside the API's in its router; what they need is read when the port is built. */
+const plainRoutes = <E, R>(routes: HttpRouter.HttpRouter<E, R>) =>
+  HttpApiBuilder.Router.use((router) =>
+    Effect.flatMap(Effect.context<HttpRouter.HttpRouter.ExcludeProvided<R>>(), (context) =>
+      // with their services provided, the routes need only what every request has
+      router.concat(HttpRouter.use(routes, Effect.provide(context)) as unknown as HttpRouter.HttpRouter<never, HttpRouter.HttpRouter.DefaultServices>)))
+
+/** One port: the API (with its handler layers provided), the plain routes and the docs. */
+export const portLayer = <RA, E, RR>(api: Layer.Layer<HttpApi.Api, never, RA>, routes: HttpRouter.HttpRouter<E, RR>) =>
+  Layer.mergeAll(api, plainRoutes(routes), DocsLive)
+
+/** Serves a port's layer on the HttpServer the caller provides. */
+export const servePort = <R>(port: Layer.Layer<HttpApi.Api, never, R>) => HttpApiBuilder.serve().pipe(Layer.provide(port))
+
+/** A port's layer as one HttpApp, for calling it in process (tests, the simulation). */
+export const portApp = <R>(port: Layer.Layer<HttpApi.Api, never, R>) =>
+  HttpApiBuilder.httpApp.pipe(Effect.provide(Layer.mergeAll(port, HttpApiBuilder.Router.Live, HttpApiBuilder.Middleware.layer)))

@@ -1,0 +1,52 @@
+import { HttpApiBuilder, HttpApp, HttpServerResponse } from "@effect/platform"
+import { Clock, Effect } from "effect"
+import { InternalError } from "../observability/apiErrors.ts"
+import { Db } from "../services/Db.ts"
+import { SchedulerApi } from "./Api.ts"
+import { dashboardData } from "./dashboardRoute.ts"
+import { linkHeader, type PagingParams, pagingQuery } from "./paging.ts"
+import { queuePageRequest, readQueue } from "./queueRoute.ts"
+
+/*
+ * The handlers of the scheduler port's JSON routes. They receive decoded parameters and return what the program
+ * holds (rows with Dates and nulls); the response schemas of `Api.ts` turn it into the original's JSON.
+ */
+
+/** A database failure is a 500 with a fixed text; the details go to the log, not to the browser. */
+const orInternalError = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, InternalError, R> =>
+  Effect.catchAll(effect, (e) => Effect.zipRight(Effect.logError("operator route failed", e), Effect.fail(new InternalError({ message: "internal error" }))))
+
+/** Sets the `Link` header of the answer, when there is more than one page. */
+const withLink = (link: string | undefined) =>
+  link === undefined ? Effect.void : HttpApp.appendPreResponseHandler((_, response) => Effect.succeed(HttpServerResponse.setHeader(response, "link", link)))
+
+const listJobs = (path: string, params: PagingParams) =>
+  orInternalError(Effect.gen(function*() {
+    const query = pagingQuery(params, yield* Clock.currentTimeMillis)
+    const page = yield* (yield* Db).listJobs(query.request)
+    yield* withLink(linkHeader(path, query, page.total))
+    return page.rows
+  }))
+
+const listWorkers = (path: string, params: PagingParams) =>
+  orInternalError(Effect.gen(function*() {
+    const query = pagingQuery(params, yield* Clock.currentTimeMillis)
+    const page = yield* (yield* Db).listWorkers(query.request)
+    yield* withLink(linkHeader(path, query, page.total))
+    return page.rows
+  }))
+
+/** The scheduler group's handlers; needs `Db`, `Kube` and `SchedulerSettings`. */
+export const OperatorHttp = HttpApiBuilder.group(SchedulerApi, "scheduler", (handlers) =>
+  handlers
+    .handle("usage", () =>
+      orInternalError(Effect.gen(function*() {
+        const db = yield* Db
+        const [jobs, workers] = yield* Effect.all([db.getActiveJobs, db.getActiveWorkers])
+        return { jobs, workers }
+      })))
+    .handle("jobs", ({ urlParams }) => listJobs("/jobs.json", urlParams))
+    .handle("history", ({ urlParams }) => listJobs("/history.json", urlParams))
+    .handle("workers", ({ urlParams }) => listWorkers("/workers.json", urlParams))
+    .handle("queue", ({ urlParams }) => orInternalError(readQueue(queuePageRequest(urlParams))))
+    .handle("dashboard", () => orInternalError(dashboardData)))
