@@ -1,5 +1,11 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Layer, Schema } from "effect"
+import { FetchHttpClient } from "@effect/platform"
+import { NodeHttpServer } from "@effect/platform-node"
+import { Effect, Layer, Redacted, Schema } from "effect"
+import { createServer } from "node:http"
+import { SchedulerServer } from "../src/operator/server.ts"
+import { WebhookServer } from "../src/webhook/server.ts"
+import { webhookSettingsLayer } from "../src/webhook/WebhookSettings.ts"
 import { DbMemory } from "../layers/db/memory.ts"
 import { KubeMemory } from "../layers/kube/memory.ts"
 import { DashboardJson, JobJson, QueuePageJson, WorkerJson } from "../src/operator/Api.ts"
@@ -77,4 +83,18 @@ describe("OpenAPI", () => {
         expect(JSON.parse(res.text).info.title).toBe("riscv-runner operator API")
         expect((yield* h.request("/docs")).status).toBe(200)
       })))
+})
+
+describe("both ports from one build (the `all` role)", () => {
+  it.live("each port gets its own router, so both build with their own /health", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const http = () => NodeHttpServer.layer(createServer, { port: 0 })
+      const settings = webhookSettingsLayer({ webhookSecret: Redacted.make("whsec-both-ports"), runnerConfig: testRunnerConfig() })
+      // before each port had its own, the second port's /health collided with the first's in one shared router
+      const built = yield* Effect.exit(Layer.build(Layer.mergeAll(
+        WebhookServer.pipe(Layer.provide(Layer.mergeAll(settings, FetchHttpClient.layer, http()))),
+        SchedulerServer.pipe(Layer.provide(http()))
+      ).pipe(Layer.provide(world))))
+      expect(built._tag).toBe("Success")
+    })))
 })

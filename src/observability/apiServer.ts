@@ -20,8 +20,12 @@ const plainRoutes = <E, R>(routes: HttpRouter.HttpRouter<E, R>) =>
 export const portLayer = <RA, E, RR>(api: Layer.Layer<HttpApi.Api, never, RA>, routes: HttpRouter.HttpRouter<E, RR>) =>
   Layer.mergeAll(api, plainRoutes(routes), DocsLive)
 
-/** Serves a port's layer on the HttpServer the caller provides. */
-export const servePort = <R>(port: Layer.Layer<HttpApi.Api, never, R>) => HttpApiBuilder.serve().pipe(Layer.provide(port))
+/**
+ * Serves a port's layer on the HttpServer the caller provides. `HttpApiBuilder`'s router is one layer value, and
+ * layers built together share it: `Layer.fresh` gives each port its own, so `all` can serve both ports (each with
+ * its `/health`) from one build.
+ */
+export const servePort = <R>(port: Layer.Layer<HttpApi.Api, never, R>) => Layer.fresh(HttpApiBuilder.serve().pipe(Layer.provide(port)))
 
 /** A port's layer as one HttpApp, for calling it in process (tests, the simulation). */
 export const portApp = <R>(port: Layer.Layer<HttpApi.Api, never, R>) =>
