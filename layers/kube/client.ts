@@ -19,8 +19,8 @@ import {
   type KubeOperation,
   type RunnerPodRequest
 } from "../../src/services/Kube.ts"
+import { assembleKube } from "./assembleKube.ts"
 import { parseQuantity, poolCapacities } from "./capacity.ts"
-import { collectFailureInfoWith } from "./failureInfo.ts"
 import { BOARD_LABEL, RUNNER_RESOURCE, RUNNER_SELECTOR, runnerPodManifest } from "./podSpec.ts"
 
 export interface KubeLiveOptions {
@@ -273,16 +273,14 @@ export const KubeLive = (options: KubeLiveOptions = {}): Layer.Layer<Kube, KubeE
         return typeof text === "string" ? text : String(text)
       })
 
-      return Kube.of({
+      return assembleKube({
         capacity,
         createRunnerPod,
         listRunnerPods,
         killPod,
         deletePod,
         podEvents,
-        containerLogs,
-        collectFailureInfo: collectFailureInfoWith({ podEvents, containerLogs }),
-        callCounts: Effect.sync(() => ({ ...counts }))
-      })
+        containerLogs
+      }, counts)
     })
   )

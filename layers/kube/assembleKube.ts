@@ -1,0 +1,26 @@
+import { Effect } from "effect"
+import { Kube, type KubeOperation, type KubeShape } from "../../src/services/Kube.ts"
+import { collectFailureInfoWith } from "./failureInfo.ts"
+
+/** The operations each layer implements itself; the rest of `Kube` is derived from them. */
+export type KubeOperations = Omit<KubeShape, "collectFailureInfo" | "callCounts">
+
+/**
+ * Completes a layer's operations into a `Kube`, shared by the live and the memory layers so both derive failure
+ * collection from their own reads and report call counts the same way.
+ */
+export const assembleKube = (operations: KubeOperations, counts: Readonly<Record<KubeOperation, number>>) =>
+  Kube.of({
+    capacity: operations.capacity,
+    createRunnerPod: operations.createRunnerPod,
+    listRunnerPods: operations.listRunnerPods,
+    killPod: operations.killPod,
+    deletePod: operations.deletePod,
+    podEvents: operations.podEvents,
+    containerLogs: operations.containerLogs,
+    collectFailureInfo: collectFailureInfoWith({
+      podEvents: operations.podEvents,
+      containerLogs: operations.containerLogs
+    }),
+    callCounts: Effect.sync(() => ({ ...counts }))
+  })
