@@ -110,6 +110,35 @@ export const makeDbMemory = Effect.gen(function*() {
       )
     })
 
+  /** Every pending job, oldest first, with its demand figures: `getQueueRows`, and `getDemand` the ones lacking a runner. */
+  const queueRows = (): Array<QueueRow> => {
+    const count = new Map<string, number>()
+    const bump = (key: string) => count.set(key, (count.get(key) ?? 0) + 1)
+    const groupKey = (entityId: number, labels: ReadonlyArray<string>) => `${entityId}|${encodeLabelSet(labels)}`
+    for (const j of activeJobs()) {
+      bump(`demand|${groupKey(j.entity_id, j.job_labels)}`)
+      if (j.status === "running") bump(`running|${groupKey(j.entity_id, j.job_labels)}`)
+    }
+    for (const w of activeWorkers()) {
+      bump(`supply|${groupKey(w.entity_id, w.job_labels)}`)
+      bump(`entity|${w.entity_id}`)
+    }
+    const rank = new Map<string, number>()
+    const rows: Array<QueueRow> = []
+    for (const job of activeJobs()) {
+      if (job.status !== "pending") continue
+      const key = groupKey(job.entity_id, job.job_labels)
+      const r = (rank.get(key) ?? 0) + 1
+      rank.set(key, r)
+      const groupDemand = count.get(`demand|${key}`) ?? 0
+      const groupSupply = count.get(`supply|${key}`) ?? 0
+      // workers beyond the running jobs serve the oldest pending jobs; the later ones lack a runner
+      const lacksRunner = r > Math.max(0, groupSupply - (count.get(`running|${key}`) ?? 0))
+      rows.push({ job, rank: r, groupDemand, groupSupply, entityActiveWorkers: count.get(`entity|${job.entity_id}`) ?? 0, lacksRunner })
+    }
+    return rows
+  }
+
   const db: DbShape = {
     addJob: (job) =>
       Effect.gen(function*() {
@@ -147,61 +176,11 @@ export const makeDbMemory = Effect.gen(function*() {
         .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))
     ),
 
-    getDemand: Effect.sync(() => {
-      const count = new Map<string, number>()
-      const bump = (key: string) => count.set(key, (count.get(key) ?? 0) + 1)
-      const groupKey = (entityId: number, labels: ReadonlyArray<string>) => `${entityId}|${encodeLabelSet(labels)}`
-      for (const j of activeJobs()) {
-        bump(`demand|${groupKey(j.entity_id, j.job_labels)}`)
-        if (j.status === "running") bump(`running|${groupKey(j.entity_id, j.job_labels)}`)
-      }
-      for (const w of activeWorkers()) {
-        bump(`supply|${groupKey(w.entity_id, w.job_labels)}`)
-        bump(`entity|${w.entity_id}`)
-      }
-      const rank = new Map<string, number>()
-      const rows: Array<DemandRow> = []
-      for (const job of activeJobs()) {
-        if (job.status !== "pending") continue
-        const key = groupKey(job.entity_id, job.job_labels)
-        const r = (rank.get(key) ?? 0) + 1
-        rank.set(key, r)
-        const groupDemand = count.get(`demand|${key}`) ?? 0
-        const groupSupply = count.get(`supply|${key}`) ?? 0
-        // workers beyond the running jobs serve the oldest pending jobs; the later ones lack a runner
-        if (r > Math.max(0, groupSupply - (count.get(`running|${key}`) ?? 0))) {
-          rows.push({ job, rank: r, groupDemand, groupSupply, entityActiveWorkers: count.get(`entity|${job.entity_id}`) ?? 0 })
-        }
-      }
-      return rows
-    }),
+    getDemand: Effect.sync(() =>
+      queueRows().flatMap(({ lacksRunner, ...row }): Array<DemandRow> => (lacksRunner ? [row] : []))
+    ),
 
-    getQueueRows: Effect.sync(() => {
-      const count = new Map<string, number>()
-      const bump = (key: string) => count.set(key, (count.get(key) ?? 0) + 1)
-      const groupKey = (entityId: number, labels: ReadonlyArray<string>) => `${entityId}|${encodeLabelSet(labels)}`
-      for (const j of activeJobs()) {
-        bump(`demand|${groupKey(j.entity_id, j.job_labels)}`)
-        if (j.status === "running") bump(`running|${groupKey(j.entity_id, j.job_labels)}`)
-      }
-      for (const w of activeWorkers()) {
-        bump(`supply|${groupKey(w.entity_id, w.job_labels)}`)
-        bump(`entity|${w.entity_id}`)
-      }
-      const rank = new Map<string, number>()
-      const rows: Array<QueueRow> = []
-      for (const job of activeJobs()) {
-        if (job.status !== "pending") continue
-        const key = groupKey(job.entity_id, job.job_labels)
-        const r = (rank.get(key) ?? 0) + 1
-        rank.set(key, r)
-        const groupDemand = count.get(`demand|${key}`) ?? 0
-        const groupSupply = count.get(`supply|${key}`) ?? 0
-        const lacksRunner = r > Math.max(0, groupSupply - (count.get(`running|${key}`) ?? 0))
-        rows.push({ job, rank: r, groupDemand, groupSupply, entityActiveWorkers: count.get(`entity|${job.entity_id}`) ?? 0, lacksRunner })
-      }
-      return rows
-    }),
+    getQueueRows: Effect.sync(queueRows),
 
     getQueueIndex: Effect.gen(function*() {
       // getQueueRows grouped by (entity, label set, pool), each job with its position in its pool

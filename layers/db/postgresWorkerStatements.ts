@@ -1,0 +1,150 @@
+/** The statements on the `workers` table: a worker's insert and transitions, its reads, and the allocation failures. */
+import type { SqlClient, Statement } from "@effect/sql"
+import { Effect, Option } from "effect"
+import { encodeLabelSet } from "../../src/domain/Labels.ts"
+import type { Status } from "../../src/domain/Status.ts"
+import { type AllocationFailureStreak, type DbShape, DuplicatePodName } from "../../src/services/Db.ts"
+import { decodeStreaks, isUniqueViolation, rowsToWorkers, toDbError, WORKER_COLUMNS } from "./postgresRows.ts"
+import { makeStatementHelpers, now } from "./postgresStatementHelpers.ts"
+
+export type WorkerStatements = Pick<
+  DbShape,
+  | "addWorker"
+  | "markWorkerRunning"
+  | "markWorkerCompleted"
+  | "markWorkerFailed"
+  | "markWorkerOrphaned"
+  | "getWorker"
+  | "getActiveWorkers"
+  | "getWorkersForReconcile"
+  | "knownPodNames"
+  | "listWorkers"
+  | "getAllocationFailures"
+>
+
+export const makeWorkerStatements = (sql: SqlClient.SqlClient): WorkerStatements => {
+  const { jsonb, page } = makeStatementHelpers(sql)
+  const workerCols = sql.unsafe(WORKER_COLUMNS)
+
+  const transitionWorker = (what: string, podName: string, from: ReadonlyArray<Status>, set: Statement.Fragment) =>
+    Effect.gen(function*() {
+      const at = yield* now
+      const rows = yield* sql`
+        UPDATE workers SET ${set}, updated_at = ${at}
+        WHERE pod_name = ${podName} AND status::text IN ${sql.in(from)}
+        RETURNING pod_name`.pipe(Effect.mapError(toDbError(what)))
+      return rows.length > 0
+    })
+
+  return {
+    addWorker: (w) =>
+      Effect.gen(function*() {
+        const at = yield* now
+        yield* sql`
+          INSERT INTO workers (pod_name, provider, entity_id, entity_name, entity_type, installation_id, repo_full_name,
+                               job_labels, k8s_pool, k8s_image, status, created_at, updated_at)
+          VALUES (${w.pod_name}, ${w.provider}, ${w.entity_id}, ${w.entity_name}, ${w.entity_type}, ${w.installation_id},
+                  ${w.repo_full_name}, ${encodeLabelSet(w.job_labels)}::jsonb, ${w.k8s_pool}, ${w.k8s_image}, 'pending',
+                  ${at}, ${at})`.pipe(
+          Effect.mapError((e) => isUniqueViolation(e) ? new DuplicatePodName({ podName: w.pod_name }) : toDbError("addWorker")(e))
+        )
+      }),
+
+    markWorkerRunning: (podName, node, runningAt) =>
+      Effect.flatMap(now, (at) =>
+        transitionWorker(
+          "markWorkerRunning",
+          podName,
+          ["pending"],
+          sql`status = 'running', k8s_node = ${node}, running_at = COALESCE(running_at, ${runningAt ?? at})`
+        )),
+
+    markWorkerCompleted: (podName, node, completedAt) =>
+      Effect.flatMap(now, (at) =>
+        transitionWorker(
+          "markWorkerCompleted",
+          podName,
+          ["pending", "running"],
+          sql`status = 'completed', k8s_node = COALESCE(k8s_node, ${node}), completed_at = COALESCE(completed_at, ${completedAt ?? at})`
+        )),
+
+    markWorkerFailed: (podName, node, info, completedAt) =>
+      Effect.flatMap(now, (at) =>
+        transitionWorker(
+          "markWorkerFailed",
+          podName,
+          ["pending", "running"],
+          sql`status = 'failed', k8s_node = COALESCE(${node}, k8s_node), failure_info = ${jsonb(info)},
+              completed_at = COALESCE(${completedAt ?? at}, completed_at)`
+        )),
+
+    markWorkerOrphaned: (podName) =>
+      Effect.flatMap(now, (at) =>
+        transitionWorker("markWorkerOrphaned", podName, ["pending", "running"], sql`status = 'completed', completed_at = COALESCE(completed_at, ${at})`)),
+
+    getWorker: (podName) =>
+      sql`SELECT ${workerCols} FROM workers WHERE pod_name = ${podName}`.pipe(
+        Effect.mapError(toDbError("getWorker")),
+        Effect.flatMap(rowsToWorkers("getWorker")),
+        Effect.map((rows) => Option.fromNullable(rows[0]))
+      ),
+
+    getActiveWorkers: sql`SELECT ${workerCols} FROM workers WHERE status IN ('pending', 'running') ORDER BY created_at, pod_name`.pipe(
+      Effect.mapError(toDbError("getActiveWorkers")),
+      Effect.flatMap(rowsToWorkers("getActiveWorkers"))
+    ),
+
+    getWorkersForReconcile: (lookbackSeconds) =>
+      Effect.flatMap(now, (at) =>
+        sql`SELECT ${workerCols} FROM workers
+            WHERE status IN ('pending', 'running')
+               OR (completed_at IS NOT NULL AND completed_at >= ${new Date(at.getTime() - lookbackSeconds * 1000)})
+            ORDER BY created_at, pod_name`.pipe(
+          Effect.mapError(toDbError("getWorkersForReconcile")),
+          Effect.flatMap(rowsToWorkers("getWorkersForReconcile"))
+        )),
+
+    knownPodNames: (podNames) =>
+      podNames.length === 0
+        ? Effect.succeed(new Set<string>())
+        : sql<{ pod_name: string }>`SELECT pod_name FROM workers WHERE pod_name IN ${sql.in(podNames)}`.pipe(
+          Effect.mapError(toDbError("knownPodNames")),
+          Effect.map((rows) => new Set(rows.map((r) => r.pod_name)))
+        ),
+
+    listWorkers: (req) => page("listWorkers", "workers", workerCols, rowsToWorkers("listWorkers"), req),
+
+    // Per group, the allocation failures created after the group's latest allocated worker (any other outcome,
+    // in flight included), within the lookback: one statement for every group.
+    getAllocationFailures: (lookbackSeconds) =>
+      Effect.gen(function*() {
+        const at = yield* now
+        const since = new Date(at.getTime() - lookbackSeconds * 1000)
+        const rows = yield* sql`
+          WITH recent AS (
+            SELECT entity_id, job_labels, created_at, completed_at,
+                   (status = 'failed' AND failure_info ->> 'reason' = 'pod_allocation_failure') AS alloc_failed
+            FROM workers WHERE created_at >= ${since}
+          ), last_ok AS (
+            SELECT entity_id, job_labels, max(created_at) AS at FROM recent WHERE NOT alloc_failed
+            GROUP BY entity_id, job_labels
+          )
+          SELECT r.entity_id, r.job_labels, count(*) AS failures,
+                 max(COALESCE(r.completed_at, r.created_at)) AS last_failure_at
+          FROM recent r
+          LEFT JOIN last_ok o ON o.entity_id = r.entity_id AND o.job_labels = r.job_labels
+          WHERE r.alloc_failed AND (o.at IS NULL OR r.created_at > o.at)
+          GROUP BY r.entity_id, r.job_labels`.pipe(Effect.mapError(toDbError("getAllocationFailures")))
+        const streaks = yield* decodeStreaks(rows).pipe(Effect.mapError(toDbError("getAllocationFailures: unexpected row")))
+        // Ordered here rather than in SQL: jsonb's text form and the collation would order label sets differently.
+        return streaks
+          .map((r): AllocationFailureStreak => ({
+            entityId: r.entity_id,
+            labels: r.job_labels,
+            failures: r.failures,
+            lastFailureAt: r.last_failure_at
+          }))
+          .sort((a, b) => a.entityId - b.entityId || (encodeLabelSet(a.labels) < encodeLabelSet(b.labels) ? -1 : 1))
+      }).pipe(Effect.withSpan("Db.getAllocationFailures"))
+  }
+}
