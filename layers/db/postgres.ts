@@ -29,7 +29,8 @@ export const makeDbPostgres = (schema: DbSchema, timeouts: DbTimeouts = defaultD
     // The LISTEN connection is one of our own, not the PgClient's shared one: that one swallows its connection's
     // errors, so a terminated backend or a restarted server left the scheduler without wake-ups and nothing said so.
     const ListenClient = deadlineClient(answerDeadlineMs(timeouts))
-    const newListenClient = () =>
+    // A dedicated connection to the pool's server, named so it can be told apart in pg_stat_activity.
+    const ownConnection = (applicationName: string, extra: { readonly options?: string; readonly keepAliveInitialDelayMillis?: number } = {}) =>
       new ListenClient({
         connectionString: sql.config.url === undefined ? undefined : Redacted.value(sql.config.url),
         host: sql.config.host,
@@ -38,10 +39,12 @@ export const makeDbPostgres = (schema: DbSchema, timeouts: DbTimeouts = defaultD
         user: sql.config.username,
         password: sql.config.password === undefined ? undefined : Redacted.value(sql.config.password),
         ssl: sql.config.ssl,
-        application_name: "riscv-runner-listen",
+        application_name: applicationName,
         connectionTimeoutMillis: timeouts.connectMs,
-        keepAlive: true
+        keepAlive: true,
+        ...extra
       })
+    const newListenClient = () => ownConnection("riscv-runner-listen")
     // The scheduler lock's session: a connection of its own, without the server's statement and lock timeouts (the
     // standby's wait on it is by design); its heartbeat has the client's answer deadline.
     const lock = yield* Effect.acquireRelease(
@@ -49,18 +52,8 @@ export const makeDbPostgres = (schema: DbSchema, timeouts: DbTimeouts = defaultD
         key: schedulerLockKey(schema),
         heartbeatEvery: LOCK_CHECK_EVERY,
         newClient: () =>
-          new ListenClient({
-            connectionString: sql.config.url === undefined ? undefined : Redacted.value(sql.config.url),
-            host: sql.config.host,
-            port: sql.config.port,
-            database: sql.config.database,
-            user: sql.config.username,
-            password: sql.config.password === undefined ? undefined : Redacted.value(sql.config.password),
-            ssl: sql.config.ssl,
-            application_name: "riscv-runner-scheduler-lock",
+          ownConnection("riscv-runner-scheduler-lock", {
             options: "-c statement_timeout=0 -c lock_timeout=0",
-            connectionTimeoutMillis: timeouts.connectMs,
-            keepAlive: true,
             keepAliveInitialDelayMillis: 5_000
           })
       }),
