@@ -8,6 +8,7 @@ import { Db, DbError, isDbUnavailable } from "../src/services/Db.ts"
 import { dbContract } from "./contracts/db.ts"
 import { newWorker } from "./support/dbFixtures.ts"
 import { freshDatabase, query, SuiteDatabase, suiteDbPostgres } from "./support/postgres.ts"
+import { migrationNames } from "./support/migrationNames.ts"
 
 /** What `it.effect` gives a case outside a layer: a fresh TestClock, and no default logger. */
 const testServices = TestContext.TestContext.pipe(Layer.provide(Logger.remove(Logger.defaultLogger)))
@@ -122,7 +123,7 @@ layer(suiteDbPostgres("postgres_only"), { excludeTestServices: true })("Db on Po
       const db = yield* freshDatabase("migrate")
       const layer = pgClientLayer({ url: Redacted.make(db.url), schema: "staging" })
       const [first, second] = yield* Effect.all([migrate("staging"), migrate("staging")], { concurrency: 2 }).pipe(Effect.provide(layer))
-      expect([...first!, ...second!].sort()).toEqual(["0001_seed_schema", "0002_event_delivery_id"])
+      expect([...first!, ...second!].sort()).toEqual(migrationNames)
       expect(yield* Effect.provide(migrate("staging"), layer)).toEqual([])
       const tables = yield* Effect.promise(() =>
         query<{ t: string }>(db.url, "SELECT table_name AS t FROM information_schema.tables WHERE table_schema = 'staging' ORDER BY 1"))

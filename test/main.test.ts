@@ -5,6 +5,7 @@ import * as fs from "node:fs/promises"
 import * as os from "node:os"
 import * as path from "node:path"
 import { freshDatabase, query } from "./support/postgres.ts"
+import { migrationNames } from "./support/migrationNames.ts"
 
 /** Runs `src/main.ts` as a user would, with exactly the given environment (plus PATH). */
 const runMain = (args: Array<string>, env: Record<string, string> = {}) =>
@@ -56,7 +57,7 @@ describe("main.ts", () => {
       const db = yield* freshDatabase("main_migrate")
       const first = yield* Effect.promise(() => runMain(["migrate"], { POSTGRES_URL: db.url }))
       expect(first.stderr).toBe("")
-      expect(first.stdout.trim()).toBe("schema staging: applied 0001_seed_schema, 0002_event_delivery_id")
+      expect(first.stdout.trim()).toBe(`schema staging: applied ${migrationNames.join(", ")}`)
       const second = yield* Effect.promise(() => runMain(["migrate"], { POSTGRES_URL: db.url }))
       expect(second.stdout.trim()).toBe("schema staging: up to date")
       const tables = yield* Effect.promise(() => query<{ t: string }>(db.url, "SELECT table_name AS t FROM information_schema.tables WHERE table_schema = 'staging' ORDER BY 1"))

@@ -3,11 +3,10 @@ import { Effect, Either, Layer, TestClock } from "effect"
 import { DbMemory } from "../layers/db/memory.ts"
 import { KubeMemory } from "../layers/kube/memory.ts"
 import type { Job } from "../src/domain/Job.ts"
-import { groupKey } from "../src/scheduler/demandPlan.ts"
+import { groupKey, planProvisioning } from "../src/scheduler/demandPlan.ts"
 import fc from "fast-check"
-import { queueViewBefore } from "../bench/queueViewBefore.ts"
 import { parseQueueQuery } from "../src/operator/queueRoute.ts"
-import { planQueuePage, type QueueInput, queueIndexOf, queueView, typicalDurations } from "../src/scheduler/queueView.ts"
+import { type BusySlot, planQueuePage, type QueueInput, queueIndexOf, queueView, typicalDurations } from "../src/scheduler/queueView.ts"
 import { schedulerApp } from "../src/operator/server.ts"
 import { SchedulerSettingsLive } from "../src/scheduler/settings.ts"
 import type { DemandRow } from "../src/services/Db.ts"
@@ -97,9 +96,15 @@ describe("queueView: reasons", () => {
 })
 
 describe("queueView: positions and estimated starts", () => {
-  it("positions count per pool, oldest first, whatever the input order", () => {
+  const busyOf = (entityId: number, minutesAgo: number | null, pool = "scw-em-rv1"): BusySlot => ({
+    pool,
+    entityId,
+    runningSince: minutesAgo === null ? null : new Date(T0 - minutesAgo * MIN)
+  })
+
+  it("fifo: positions count per pool, oldest first, whatever the input order", () => {
     const jobs = [job(1, 5), job(2, 50), job(3, 20, { k8s_pool: "other-pool" }), job(4, 10)]
-    const view = queueView(input({ pending: jobs, demand: jobs.map((j) => row(j)), total: new Map(), available: new Map() }))
+    const view = queueView(input({ pending: jobs, demand: jobs.map((j) => row(j)), total: new Map(), available: new Map(), policy: "fifo" }))
     expect(view.map((e) => [e.job_id, e.k8s_pool, e.position])).toEqual([
       [3, "other-pool", 1],
       [2, "scw-em-rv1", 1],
@@ -108,15 +113,57 @@ describe("queueView: positions and estimated starts", () => {
     ])
   })
 
+  it("fair: the next board goes to the smaller entity's younger job, so it is position 1", () => {
+    // bigco holds both boards and waits with two older jobs; smallco has none and one younger job
+    const big1 = job(1, 50, { entity_id: 10, entity_name: "bigco" })
+    const big2 = job(2, 40, { entity_id: 10, entity_name: "bigco" })
+    const small = job(3, 5, { entity_id: 20, entity_name: "smallco" })
+    const view = queueView(input({
+      pending: [big1, big2, small],
+      demand: [row(big1, 2), row(big2, 2), row(small, 0)],
+      busy: [busyOf(10, 8), busyOf(10, 1)]
+    }))
+    expect(view.map((e) => [e.job_id, e.position, e.estimated_start])).toEqual([
+      [3, 1, iso(2)],
+      [1, 2, iso(9)],
+      [2, 3, iso(12)]
+    ])
+    // fifo serves by age instead
+    const fifo = queueView(input({ pending: [big1, big2, small], demand: [row(big1, 2), row(big2, 2), row(small, 0)], busy: [busyOf(10, 8), busyOf(10, 1)], policy: "fifo" }))
+    expect(fifo.map((e) => [e.job_id, e.position])).toEqual([[1, 1], [2, 2], [3, 3]])
+  })
+
   it("each waiting job takes the earliest slot: running workers free theirs after a typical run", () => {
     const jobs = [job(1, 30), job(2, 20), job(3, 10)]
-    const view = queueView(input({
-      pending: jobs,
-      demand: jobs.map((j) => row(j)),
-      // two boards: one ran for 8 of its 10 minutes, the other for 1
-      busy: [{ pool: "scw-em-rv1", runningSince: new Date(T0 - 8 * MIN) }, { pool: "scw-em-rv1", runningSince: new Date(T0 - 1 * MIN) }]
-    }))
+    const view = queueView(input({ pending: jobs, demand: jobs.map((j) => row(j, 2)), busy: [busyOf(1001, 8), busyOf(1001, 1)] }))
     expect(view.map((e) => e.estimated_start)).toEqual([iso(2), iso(9), iso(12)])
+  })
+
+  it("an entity at its cap gets no estimate from a free board: it waits for one of its own workers to end", () => {
+    const capped = job(1, 30)
+    const view = queueView(input({
+      pending: [capped],
+      demand: [row(capped, 1)],
+      available: new Map([["scw-em-rv1", 1]]),
+      busy: [busyOf(1001, 2)],
+      capFor: () => 1
+    }))
+    expect(view.map((e) => [e.job_id, e.reason, e.estimated_start])).toEqual([[1, "cap_reached", iso(8)]])
+    // a cap that no worker of the entity will free: no estimate at all
+    const never = queueView(input({ pending: [capped], demand: [row(capped, 0)], available: new Map([["scw-em-rv1", 1]]), capFor: () => 0 }))
+    expect(never.map((e) => [e.reason, e.estimated_start])).toEqual([["cap_reached", null]])
+  })
+
+  it("a drained board: while more workers run than the pool has slots, the first to end frees nothing", () => {
+    const waiting = job(1, 30)
+    const view = queueView(input({
+      pending: [waiting],
+      demand: [row(waiting, 2)],
+      available: new Map([["scw-em-rv1", -1]]),
+      total: new Map([["scw-em-rv1", 1]]),
+      busy: [busyOf(1001, 8), busyOf(1001, 1)]
+    }))
+    expect(view.map((e) => e.estimated_start)).toEqual([iso(9)])
   })
 
   it("a backing-off group starts no earlier than its back-off ends; provisioning starts now", () => {
@@ -124,9 +171,9 @@ describe("queueView: positions and estimated starts", () => {
     const b = job(2, 20)
     const view = queueView(input({
       pending: [a, b],
-      demand: [row(b)],
+      demand: [row(b, 1)],
       available: new Map([["scw-em-rv1", 1]]),
-      busy: [{ pool: "scw-em-rv1", runningSince: null }],
+      busy: [busyOf(1001, null)],
       blocked: new Map([[groupKey(1001, ["ubuntu-24.04-riscv"]), new Date(T0 + 5 * MIN)]])
     }))
     expect(view.map((e) => [e.job_id, e.reason, e.estimated_start])).toEqual([
@@ -154,53 +201,130 @@ describe("queueView: positions and estimated starts", () => {
   })
 })
 
-describe("queueView: linear and paged, the same decisions as before", () => {
+describe("queueView: the planner's own decisions, now and forward in time", () => {
   const POOLS = ["scw-em-rv1", "other-pool", "Zeta"]
-  const arbitraryInput = fc.record({
-    jobs: fc.array(fc.record({ minutesAgo: fc.integer({ min: 0, max: 60 }), entity: fc.integer({ min: 0, max: 3 }), pool: fc.integer({ min: 0, max: 2 }), lacking: fc.boolean() }), { maxLength: 60 }),
-    available: fc.array(fc.integer({ min: -1, max: 4 }), { minLength: 3, maxLength: 3 }),
-    total: fc.array(fc.integer({ min: 0, max: 5 }), { minLength: 3, maxLength: 3 }),
-    busy: fc.array(fc.record({ pool: fc.integer({ min: 0, max: 2 }), minutesAgo: fc.option(fc.integer({ min: 0, max: 30 })) }), { maxLength: 6 }),
-    cap: fc.option(fc.integer({ min: 0, max: 3 })),
-    workers: fc.integer({ min: 0, max: 3 }),
-    blockedEntity: fc.option(fc.integer({ min: 0, max: 3 })),
-    durations: fc.boolean(),
-    fallback: fc.option(fc.integer({ min: 1, max: 20 })),
+  const DURATIONS = new Map([["scw-em-rv1", 10 * MIN], ["other-pool", 7 * MIN], ["Zeta", 3 * MIN]])
+  const ENTITIES = 4
+  const LABEL_SETS = [["ubuntu-24.04-riscv"], ["ubuntu-24.04-riscv", "big"]]
+  /**
+   * A consistent world: per pool a number of boards, some taken by running workers of known entities, the others
+   * free; entities' worker counts and caps; every pending job lacks a runner; a typical run time per pool.
+   */
+  const arbitraryWorld = fc.record({
+    jobs: fc.array(fc.record({ minutesAgo: fc.integer({ min: 0, max: 60 }), entity: fc.integer({ min: 0, max: ENTITIES - 1 }), pool: fc.integer({ min: 0, max: 2 }), labels: fc.integer({ min: 0, max: 1 }) }), { maxLength: 40 }),
+    boards: fc.array(fc.integer({ min: 0, max: 4 }), { minLength: 3, maxLength: 3 }),
+    busy: fc.array(fc.record({ pool: fc.integer({ min: 0, max: 2 }), entity: fc.integer({ min: 0, max: ENTITIES - 1 }), minutesAgo: fc.integer({ min: 0, max: 2 }) }), { maxLength: 8 }),
+    caps: fc.array(fc.option(fc.integer({ min: 0, max: 3 })), { minLength: ENTITIES, maxLength: ENTITIES }),
+    weights: fc.array(fc.integer({ min: 1, max: 3 }), { minLength: ENTITIES, maxLength: ENTITIES }),
+    blocked: fc.option(fc.record({ entity: fc.integer({ min: 0, max: ENTITIES - 1 }), minutes: fc.integer({ min: 1, max: 15 }) })),
     policy: fc.constantFrom("fair" as const, "fifo" as const)
-  }).map((r): QueueInput => {
+  }).map((r) => {
+    const eid = (e: number) => 1000 + e
     const jobs = r.jobs.map((j, i) =>
-      job(i + 1, j.minutesAgo, { entity_id: 1000 + j.entity, entity_name: `e${j.entity}`, k8s_pool: POOLS[j.pool]! })
+      job(i + 1, j.minutesAgo, { entity_id: eid(j.entity), entity_name: `e${j.entity}`, k8s_pool: POOLS[j.pool]!, job_labels: LABEL_SETS[j.labels]! })
     )
-    return input({
+    const busy = r.busy.map((b): BusySlot => ({ pool: POOLS[b.pool]!, entityId: eid(b.entity), runningSince: new Date(T0 - b.minutesAgo * MIN) }))
+    const active = (e: number) => busy.filter((b) => b.entityId === e).length
+    const q = input({
       pending: jobs,
-      demand: jobs.filter((_, i) => r.jobs[i]!.lacking).map((j) => row(j, r.workers)),
-      available: new Map(POOLS.map((p, i) => [p, r.available[i]!])),
-      total: new Map(POOLS.map((p, i) => [p, r.total[i]!])),
-      busy: r.busy.map((b) => ({ pool: POOLS[b.pool]!, runningSince: b.minutesAgo === null ? null : new Date(T0 - b.minutesAgo * MIN) })),
-      capFor: () => r.cap,
-      blocked: r.blockedEntity === null ? new Map() : new Map([[groupKey(1000 + r.blockedEntity, ["ubuntu-24.04-riscv"]), new Date(T0 + 7 * MIN)]]),
-      durations: r.durations ? new Map([["scw-em-rv1", 10 * MIN], ["Zeta", 3 * MIN]]) : new Map(),
-      fallbackDurationMs: r.fallback === null ? null : r.fallback * MIN,
+      demand: jobs.map((j) => row(j, active(j.entity_id))),
+      // more workers than boards is a drained pool: available goes below 0
+      available: new Map(POOLS.map((p, i) => [p, r.boards[i]! - busy.filter((b) => b.pool === p).length])),
+      total: new Map(POOLS.map((p, i) => [p, r.boards[i]!])),
+      busy,
+      capFor: (e) => r.caps[e - 1000] ?? null,
+      weightFor: (e) => r.weights[e - 1000]!,
+      blocked: r.blocked === null ? new Map() : new Map([[groupKey(eid(r.blocked.entity), LABEL_SETS[0]!), new Date(T0 + r.blocked.minutes * MIN)]]),
+      durations: DURATIONS,
       policy: r.policy
     })
+    return q
   })
 
-  it("every entry equals the quadratic original's, on random queues", () => {
-    fc.assert(fc.property(arbitraryInput, (q) => {
-      expect(queueView(q)).toEqual(queueViewBefore(q))
-    }), { numRuns: 300 })
+  /**
+   * The real planner, replayed: at each moment a board frees or a back-off ends, `planProvisioning` decides over
+   * the jobs still waiting, with the boards free then and the entities' workers then. Returns each served job's
+   * pool, order of service in its pool and start.
+   */
+  const replay = (q: QueueInput) => {
+    const now = q.now.getTime()
+    const workers = q.busy.map((b) => ({ entityId: b.entityId, pool: b.pool, end: b.runningSince!.getTime() + DURATIONS.get(b.pool)! }))
+    let waiting = [...q.pending]
+    const served = new Map<number, { readonly start: number; readonly rank: number }>()
+    const rankIn = new Map<string, number>()
+    let first: ReturnType<typeof planProvisioning> = { provisions: [], skipped: [] }
+    let planned = false
+    for (let t = now; waiting.length > 0;) {
+      const alive = workers.filter((w) => w.end > t)
+      const blocked = new Set([...q.blocked].filter(([, until]) => until.getTime() > t).map(([key]) => key))
+      const plan = planProvisioning({
+        demand: waiting.map((j) => row(j, alive.filter((w) => w.entityId === j.entity_id).length)),
+        available: new Map(POOLS.map((p) => [p, t === now ? q.available.get(p)! : q.total.get(p)! - alive.filter((w) => w.pool === p).length])),
+        capFor: q.capFor,
+        weightFor: q.weightFor,
+        policy: q.policy,
+        blocked
+      })
+      if (!planned) first = plan
+      planned = true
+      for (const p of plan.provisions) {
+        const rank = (rankIn.get(p.pool) ?? 0) + 1
+        rankIn.set(p.pool, rank)
+        served.set(p.job.job_id, { start: t, rank })
+        workers.push({ entityId: p.job.entity_id, pool: p.pool, end: t + DURATIONS.get(p.pool)! })
+      }
+      const taken = new Set(plan.provisions.map((p) => p.job.job_id))
+      waiting = waiting.filter((j) => !taken.has(j.job_id))
+      const next = Math.min(...workers.map((w) => w.end).filter((e) => e > t), ...[...q.blocked.values()].map((d) => d.getTime()).filter((u) => u > t))
+      if (!Number.isFinite(next)) break
+      t = next
+    }
+    return { served, first }
+  }
+
+  it("this cycle: the reasons and the first positions are planProvisioning's decisions", () => {
+    fc.assert(fc.property(arbitraryWorld, (q) => {
+      const view = queueView(q)
+      const { first } = replay(q)
+      const reasonOf = new Map(view.map((e) => [e.job_id, e.reason]))
+      for (const p of first.provisions) expect(reasonOf.get(p.job.job_id)).toBe("provisioning")
+      const why = { no_capacity: "no_free_board", entity_cap: "cap_reached", backoff: "backoff_after_failure" } as const
+      for (const s of first.skipped) expect(reasonOf.get(s.job.job_id), `job ${s.job.job_id}`).toBe(why[s.why])
+      for (const pool of POOLS) {
+        const planned = first.provisions.filter((p) => p.pool === pool).map((p) => p.job.job_id)
+        expect(view.filter((e) => e.k8s_pool === pool).slice(0, planned.length).map((e) => e.job_id)).toEqual(planned)
+      }
+    }), { numRuns: 400 })
   })
 
-  it("a page is the original's slice (after the pool filter); totals count every job of each pool by reason", () => {
-    const request = fc.record({ pool: fc.option(fc.constantFrom("scw-em-rv1", "other-pool", "Zeta", "absent")), offset: fc.integer({ min: 0, max: 70 }), limit: fc.integer({ min: 1, max: 30 }) })
-    fc.assert(fc.property(arbitraryInput, request, (q, req) => {
-      const all = queueViewBefore(q)
+  it("forward in time: position k of a pool is the k-th job the planner serves there, and its estimate is when", () => {
+    fc.assert(fc.property(arbitraryWorld, (q) => {
+      const view = queueView(q)
+      const { served } = replay(q)
+      for (const e of view) {
+        const s = served.get(e.job_id)
+        if (s === undefined) {
+          // never served: after every served job of its pool, without an estimate
+          expect(e.estimated_start, `job ${e.job_id}`).toBeNull()
+          expect(e.position).toBeGreaterThan(view.filter((o) => o.k8s_pool === e.k8s_pool && served.has(o.job_id)).length)
+        } else {
+          expect([e.job_id, e.position, e.estimated_start]).toEqual([e.job_id, s.rank, new Date(s.start).toISOString()])
+        }
+      }
+    }), { numRuns: 400 })
+  })
+
+  it("a page is the whole view's slice (after the pool filter); totals count every job of each pool by reason", () => {
+    const request = fc.record({ pool: fc.option(fc.constantFrom("scw-em-rv1", "other-pool", "Zeta", "absent")), offset: fc.integer({ min: 0, max: 50 }), limit: fc.integer({ min: 1, max: 30 }) })
+    fc.assert(fc.property(arbitraryWorld, request, (q, req) => {
+      const all = queueView(q)
       const matching = req.pool === null ? all : all.filter((e) => e.k8s_pool === req.pool)
-      // from the index, with full rows of only the jobs the plan asks for, as the route reads them
+      // from the index, with full rows of only the page's jobs, as the route reads them, in slices
       const plan = planQueuePage(queueIndexOf(q), q, req)
-      const asked = new Set(plan.jobIds)
+      while (!plan.advance(3));
+      const asked = new Set(plan.jobIds())
+      expect(asked.size).toBeLessThanOrEqual(req.limit)
       const page = plan.decide(new Map(q.pending.filter((j) => asked.has(j.job_id)).map((j) => [j.job_id, j])))
-      expect(plan.jobIds.length).toBeLessThanOrEqual(page.jobs.length + q.demand.length)
       expect(page.jobs).toEqual(matching.slice(req.offset, req.offset + req.limit))
       expect(page.total).toBe(matching.length)
       expect(page.next_offset).toBe(req.offset + req.limit < matching.length ? req.offset + req.limit : null)
@@ -210,18 +334,11 @@ describe("queueView: linear and paged, the same decisions as before", () => {
         return { pool, pending: of.length, provisioning: n("provisioning"), no_free_board: n("no_free_board"), cap_reached: n("cap_reached"), backoff_after_failure: n("backoff_after_failure") }
       })
       expect(page.pools).toEqual(expected)
+      // positions of a pool are 1..n
+      for (const pool of new Set(all.map((e) => e.k8s_pool))) {
+        expect(all.filter((e) => e.k8s_pool === pool).map((e) => e.position)).toEqual(all.filter((e) => e.k8s_pool === pool).map((_, i) => i + 1))
+      }
     }), { numRuns: 300 })
-  })
-
-  it("full rows are asked for only the page's jobs and the rows the planner could take", () => {
-    // 3 entities of 100 jobs each, one free board, a cap of 5: each entity's first min(1, 5 - 1) rows are the planner's
-    const jobs = Array.from({ length: 300 }, (_, i) => job(i + 1, 300 - i, { entity_id: 1000 + (i % 3) }))
-    const q = input({ pending: jobs, demand: jobs.map((j) => row(j, 1)), available: new Map([["scw-em-rv1", 1]]), capFor: () => 5 })
-    const plan = planQueuePage(queueIndexOf(q), q, { pool: null, offset: 200, limit: 10 })
-    expect([...plan.jobIds].sort((a, b) => a - b)).toEqual([1, 2, 3, ...Array.from({ length: 10 }, (_, i) => 201 + i)])
-    const page = plan.decide(new Map(jobs.filter((j) => plan.jobIds.includes(j.job_id)).map((j) => [j.job_id, j])))
-    expect(page.jobs.map((e) => [e.job_id, e.position, e.reason])).toEqual(Array.from({ length: 10 }, (_, i) => [201 + i, 201 + i, "no_free_board"]))
-    expect(page.pools).toEqual([{ pool: "scw-em-rv1", pending: 300, provisioning: 1, no_free_board: 299, cap_reached: 0, backoff_after_failure: 0 }])
   })
 
   it("query parameters: defaults, bounds, and a message naming the bad one", () => {

@@ -183,19 +183,16 @@ export const makeDbMemory = Effect.gen(function*() {
     getQueueRows: Effect.sync(queueRows),
 
     getQueueIndex: Effect.gen(function*() {
-      // getQueueRows grouped by (entity, label set, pool), each job with its position in its pool
+      // getQueueRows (oldest first) grouped by (entity, label set, pool)
       const rows = yield* db.getQueueRows
-      const positionIn = new Map<string, number>()
-      const groups = new Map<string, QueueGroup & { jobIds: Array<number>; positions: Array<number>; lacking: Array<boolean> }>()
+      const groups = new Map<string, QueueGroup & { jobIds: Array<number>; createdMs: Array<number>; lacking: Array<boolean> }>()
       for (const r of rows) {
-        const position = (positionIn.get(r.job.k8s_pool) ?? 0) + 1
-        positionIn.set(r.job.k8s_pool, position)
         const key = `${r.job.entity_id}|${encodeLabelSet(r.job.job_labels)}|${r.job.k8s_pool}`
         const g = groups.get(key) ??
-          { entityId: r.job.entity_id, labels: toLabelSet(r.job.job_labels), pool: r.job.k8s_pool, entityActiveWorkers: r.entityActiveWorkers, jobIds: [], positions: [], lacking: [] }
+          { entityId: r.job.entity_id, labels: toLabelSet(r.job.job_labels), pool: r.job.k8s_pool, entityActiveWorkers: r.entityActiveWorkers, jobIds: [], createdMs: [], lacking: [] }
         groups.set(key, g)
         g.jobIds.push(r.job.job_id)
-        g.positions.push(position)
+        g.createdMs.push(r.job.created_at.getTime())
         g.lacking.push(r.lacksRunner)
       }
       return [...groups.values()]

@@ -5,8 +5,9 @@
 import type { SqlClient } from "@effect/sql"
 import { Effect } from "effect"
 import type { Job } from "../../src/domain/Job.ts"
-import type { DbShape, DemandRow, QueueGroup, QueueRow } from "../../src/services/Db.ts"
+import type { DbShape, DemandRow, QueueRow } from "../../src/services/Db.ts"
 import { DECODE_CHUNK, decodeJob, JOB_COLUMNS, plainJob, rowsToJobs, toDbError } from "./postgresRows.ts"
+import { markLacking } from "./queueLacking.ts"
 
 export type QueueStatements = Pick<DbShape, "getDemand" | "getQueueRows" | "getQueueIndex" | "getJobsByIds">
 
@@ -93,56 +94,51 @@ export const makeQueueStatements = (sql: SqlClient.SqlClient): QueueStatements =
     }).pipe(Effect.withSpan("Db.getQueueRows")),
 
     // getQueueRows folded into one row per (entity, label set, pool): the 50,000-job backlog crosses as a few
-    // hundred rows of comma-separated ids and signed pool positions (negative: the job has a runner reserved),
-    // which parse in milliseconds, where 50,000 full rows took seconds of pg parsing and blocked the event loop.
-    // Positions order by created_at truncated to ms, as a JS Date compares, then job_id.
+    // hundred rows of comma-separated ids and creation times, which parse in milliseconds, where 50,000 full rows
+    // took seconds of pg parsing and blocked the event loop. No window function: the partial index
+    // idx_jobs_pending_queue hands the pending jobs over already grouped and in age order, so nothing is sorted,
+    // and which jobs lack a runner (getDemand's rank test) is decided here from the groups' counts.
     getQueueIndex: Effect.gen(function*() {
       const rows = yield* sql<{
         entity_id: number
         job_labels: ReadonlyArray<string>
         k8s_pool: string
-        entity_active_workers: number
         job_ids: string
-        positions: string
+        created_ms: string
+        group_running: number
+        group_supply: number
+        entity_active_workers: number
       }>`
-        WITH demand AS (
-          SELECT entity_id, job_labels, count(*) AS n, count(*) FILTER (WHERE status = 'running') AS running FROM jobs
-          WHERE status IN ('pending', 'running') GROUP BY entity_id, job_labels
+        WITH pending AS (
+          SELECT entity_id, job_labels, k8s_pool,
+                 string_agg(job_id::text, ',' ORDER BY created_at, job_id) AS job_ids,
+                 string_agg(floor(extract(epoch FROM created_at) * 1000)::bigint::text, ',' ORDER BY created_at, job_id) AS created_ms
+          FROM jobs WHERE status = 'pending' GROUP BY entity_id, job_labels, k8s_pool
+        ), running AS (
+          SELECT entity_id, job_labels, count(*) AS n FROM jobs WHERE status = 'running' GROUP BY entity_id, job_labels
         ), supply AS (
           SELECT entity_id, job_labels, count(*) AS n FROM workers
           WHERE status IN ('pending', 'running') GROUP BY entity_id, job_labels
         ), entity_workers AS (
           SELECT entity_id, count(*) AS n FROM workers WHERE status IN ('pending', 'running') GROUP BY entity_id
-        ), pending AS (
-          SELECT job_id, entity_id, job_labels, k8s_pool,
-                 row_number() OVER (PARTITION BY entity_id, job_labels ORDER BY created_at, job_id) AS demand_rank,
-                 row_number() OVER (PARTITION BY k8s_pool ORDER BY date_trunc('milliseconds', created_at), job_id) AS position
-          FROM jobs WHERE status = 'pending'
-        ), marked AS (
-          SELECT p.job_id, p.entity_id, p.job_labels, p.k8s_pool, p.position, COALESCE(e.n, 0) AS active,
-                 p.demand_rank > GREATEST(0, COALESCE(s.n, 0) - d.running) AS lacks
-          FROM pending p
-          JOIN demand d ON d.entity_id = p.entity_id AND d.job_labels = p.job_labels
-          LEFT JOIN supply s ON s.entity_id = p.entity_id AND s.job_labels = p.job_labels
-          LEFT JOIN entity_workers e ON e.entity_id = p.entity_id
         )
-        SELECT entity_id, job_labels, k8s_pool, max(active) AS entity_active_workers,
-               string_agg(job_id::text, ',' ORDER BY position) AS job_ids,
-               string_agg((CASE WHEN lacks THEN position ELSE -position END)::text, ',' ORDER BY position) AS positions
-        FROM marked GROUP BY entity_id, job_labels, k8s_pool
-        ORDER BY k8s_pool, entity_id, job_labels::text`.pipe(Effect.mapError(toDbError("getQueueIndex")))
-      return rows.map((row): QueueGroup => {
-        const signed = row.positions.split(",").map(Number)
-        return {
-          entityId: Number(row.entity_id),
-          labels: row.job_labels,
-          pool: row.k8s_pool,
-          entityActiveWorkers: Number(row.entity_active_workers),
-          jobIds: row.job_ids.split(",").map(Number),
-          positions: signed.map(Math.abs),
-          lacking: signed.map((p) => p > 0)
-        }
-      })
+        SELECT p.entity_id, p.job_labels, p.k8s_pool, p.job_ids, p.created_ms,
+               COALESCE(r.n, 0) AS group_running, COALESCE(s.n, 0) AS group_supply, COALESCE(e.n, 0) AS entity_active_workers
+        FROM pending p
+        LEFT JOIN running r ON r.entity_id = p.entity_id AND r.job_labels = p.job_labels
+        LEFT JOIN supply s ON s.entity_id = p.entity_id AND s.job_labels = p.job_labels
+        LEFT JOIN entity_workers e ON e.entity_id = p.entity_id
+        ORDER BY p.k8s_pool, p.entity_id`.pipe(Effect.mapError(toDbError("getQueueIndex")))
+      return markLacking(rows.map((row) => ({
+        entityId: Number(row.entity_id),
+        labels: row.job_labels,
+        pool: row.k8s_pool,
+        entityActiveWorkers: Number(row.entity_active_workers),
+        jobIds: row.job_ids.split(",").map(Number),
+        createdMs: row.created_ms.split(",").map(Number),
+        groupRunning: Number(row.group_running),
+        groupSupply: Number(row.group_supply)
+      })))
     }).pipe(Effect.withSpan("Db.getQueueIndex")),
 
     getJobsByIds: (jobIds) =>

@@ -50,7 +50,7 @@ const readQueueContext = Effect.gen(function*() {
     now: new Date(now),
     available: new Map([...pools.values()].map((c) => [c.pool, c.available])),
     total: new Map([...pools.values()].map((c) => [c.pool, c.total])),
-    busy: active.map((w) => ({ pool: w.k8s_pool, runningSince: w.running_at })),
+    busy: active.map((w) => ({ pool: w.k8s_pool, entityId: w.entity_id, runningSince: w.running_at })),
     capFor: (id) => maxWorkersFor(settings.runnerConfig, id),
     weightFor: (id) => weightFor(settings.runnerConfig, id),
     policy: settings.runnerConfig.policy,
@@ -70,19 +70,22 @@ export const readQueueInput = Effect.gen(function*() {
   return { ...ctx, pending: rows.map((r) => r.job), demand: rows.filter((r) => r.lacksRunner) } satisfies QueueInput
 })
 
+/** Forecast steps between yields: a slice costs a few milliseconds at most, so `/health` is never kept waiting. */
+const FORECAST_SLICE = 2_000
+
 /**
  * One page of the pending jobs with their position, reason and estimated start (see `planQueuePage`): the queue's
- * index (ids and positions, a few hundred rows), then full rows only of the page's jobs and of those the planner
- * could take.
+ * index (ids and creation times, a few hundred rows), the forecast over it in slices that give the event loop back,
+ * then full rows only of the page's jobs.
  */
 export const readQueue = (request: QueuePageRequest): Effect.Effect<QueuePage, DbError, Db | Kube | SchedulerSettings> =>
   Effect.gen(function*() {
     const db = yield* Db
     const [groups, ctx] = yield* Effect.all([db.getQueueIndex, readQueueContext], { concurrency: "unbounded" })
-    const plan = planQueuePage(groups, ctx, request)
     yield* Effect.yieldNow()
-    const jobs = yield* db.getJobsByIds(plan.jobIds)
+    const plan = planQueuePage(groups, ctx, request)
+    while (!plan.advance(FORECAST_SLICE)) yield* Effect.yieldNow()
+    const jobs = yield* db.getJobsByIds(plan.jobIds())
     yield* Effect.yieldNow()
     return plan.decide(new Map(jobs.map((j) => [j.job_id, j])))
   }).pipe(Effect.withSpan("Scheduler.readQueue"))
-

@@ -73,7 +73,7 @@ export interface QueueRow extends DemandRow {
 
 /**
  * The pending jobs of one (entity, exact label set, pool), from `getQueueIndex`: the queue view's whole-queue
- * decisions need only these figures per job, so the backlog crosses as ids and positions, and full rows are read
+ * decisions need only these figures per job, so the backlog crosses as ids and times, and full rows are read
  * (`getJobsByIds`) only for the jobs a page shows or the planner may take.
  */
 export interface QueueGroup {
@@ -83,10 +83,10 @@ export interface QueueGroup {
   readonly pool: string
   /** pending + running workers of the entity over all pools and label sets */
   readonly entityActiveWorkers: number
-  /** the group's pending jobs, oldest first */
+  /** the group's pending jobs, oldest first (by created_at, then job_id) */
   readonly jobIds: ReadonlyArray<number>
-  /** each one's position in its pool: 1 for the pool's oldest pending job (by created_at in ms, then job_id) */
-  readonly positions: ReadonlyArray<number>
+  /** each one's created_at in ms since the epoch (truncated, as a JS Date holds it) */
+  readonly createdMs: ReadonlyArray<number>
   /** each one lacks a runner (is one of `getDemand`'s rows), as `QueueRow.lacksRunner` */
   readonly lacking: ReadonlyArray<boolean>
 }
@@ -136,7 +136,7 @@ export interface DbShape {
   readonly getDemand: Effect.Effect<ReadonlyArray<DemandRow>, DbError>
   /** Every pending job with its demand figures, oldest first (for the queue view). See `QueueRow`. */
   readonly getQueueRows: Effect.Effect<ReadonlyArray<QueueRow>, DbError>
-  /** `getQueueRows` in brief: every pending job as its group, id, pool position and whether it lacks a runner. */
+  /** `getQueueRows` in brief: every pending job as its group, id, creation time and whether it lacks a runner. */
   readonly getQueueIndex: Effect.Effect<ReadonlyArray<QueueGroup>, DbError>
   /** The jobs with these ids (any status), in no particular order; unknown ids are left out. */
   readonly getJobsByIds: (jobIds: ReadonlyArray<number>) => Effect.Effect<ReadonlyArray<Job>, DbError>

@@ -159,7 +159,7 @@ export const dbContract = (name: string, declare: DbCase) =>
       expect((yield* db.getQueueRows).map((r) => r.job.job_id)).toEqual([2, 4, 5])
     }))
 
-    test("getQueueIndex: getQueueRows by (entity, label set, pool), each job with its pool position; getJobsByIds reads them back", Effect.gen(function*() {
+    test("getQueueIndex: getQueueRows by (entity, label set, pool), each job with its creation time; getJobsByIds reads them back", Effect.gen(function*() {
       const db = yield* Db
       yield* at(10)
       yield* db.addJob(newJob(1))
@@ -177,29 +177,33 @@ export const dbContract = (name: string, declare: DbCase) =>
       const rows = yield* db.getQueueRows
       const index = yield* db.getQueueIndex
       const flat = index.flatMap((g) =>
-        g.jobIds.map((id, k) => ({ id, entity: g.entityId, labels: g.labels, pool: g.pool, active: g.entityActiveWorkers, position: g.positions[k], lacking: g.lacking[k] }))
+        g.jobIds.map((id, k) => ({ id, entity: g.entityId, labels: g.labels, pool: g.pool, active: g.entityActiveWorkers, created: g.createdMs[k], lacking: g.lacking[k] }))
       )
-      const positionIn = new Map<string, number>()
-      const expected = rows.map((r) => {
-        const position = (positionIn.get(r.job.k8s_pool) ?? 0) + 1
-        positionIn.set(r.job.k8s_pool, position)
-        return { id: r.job.job_id, entity: r.job.entity_id, labels: r.job.job_labels, pool: r.job.k8s_pool, active: r.entityActiveWorkers, position, lacking: r.lacksRunner }
-      })
+      const expected = rows.map((r) => ({
+        id: r.job.job_id,
+        entity: r.job.entity_id,
+        labels: r.job.job_labels,
+        pool: r.job.k8s_pool,
+        active: r.entityActiveWorkers,
+        created: r.job.created_at.getTime(),
+        lacking: r.lacksRunner
+      }))
       const byId = (a: { id: number }, b: { id: number }) => a.id - b.id
       expect(flat.sort(byId)).toEqual(expected.sort(byId))
       // one group per (entity, label set, pool), its jobs oldest first
       expect(index.map((g) => g.jobIds).sort((a, b) => a[0]! - b[0]!)).toEqual([[1, 3], [2, 6], [4], [5]])
-      expect(flat.find((r) => r.id === 1)?.lacking).toBe(false)
-      // the same ms: job_id decides
-      expect(flat.filter((r) => r.id === 4 || r.id === 5).map((r) => r.position)).toEqual([3, 4])
+      expect(flat.filter((r) => !r.lacking).map((r) => r.id)).toEqual([1])
       const jobs = yield* db.getJobsByIds([5, 1, 999, 4])
       expect([...jobs].sort((a, b) => a.job_id - b.job_id)).toEqual(rows.map((r) => r.job).filter((j) => [1, 4, 5].includes(j.job_id)))
       expect(yield* db.getJobsByIds([])).toEqual([])
-      // a job that is no longer pending leaves its group, and the positions after it move up
+      // a job that is no longer pending leaves its group
       yield* db.markJobFailed(3, failureV2("pod_failed"))
+      // a second worker of the (entity, label set): its oldest pending jobs over both pools (1, then 2) have one
+      yield* db.addWorker(newWorker("w-second"))
       const after = yield* db.getQueueIndex
-      expect(after.find((g) => g.jobIds.includes(1))).toMatchObject({ jobIds: [1], positions: [1] })
-      expect(after.find((g) => g.jobIds.includes(4))).toMatchObject({ positions: [2] })
+      expect(after.find((g) => g.jobIds.includes(1))).toMatchObject({ jobIds: [1], lacking: [false] })
+      expect(after.find((g) => g.jobIds.includes(2))).toMatchObject({ jobIds: [2, 6], lacking: [false, true] })
+      expect(after.find((g) => g.jobIds.includes(4))).toMatchObject({ lacking: [true] })
     }))
 
     test("allocation failure streaks: failures since the group's last allocated worker, within the lookback", Effect.gen(function*() {
