@@ -1,75 +1,9 @@
-import { FetchHttpClient, HttpServer } from "@effect/platform"
-import { NodeHttpServer } from "@effect/platform-node"
-import { Context, Effect, Layer, Logger, LogLevel, Redacted, Schema } from "effect"
-import { createServer } from "node:http"
 import { describe, expect, it } from "vitest"
-import { DbMemory } from "../layers/db/memory.ts"
-import { GithubMemory, GithubMemoryControl } from "../layers/github/memory.ts"
-import { KubeMemory } from "../layers/kube/memory.ts"
-import { SimControlServer } from "../layers/sim/controlApi.ts"
-import { HttpWebhookTransport } from "../layers/sim/webhookTransport.ts"
-import { SimWorldLive } from "../layers/sim/world.ts"
-import { defaultRunnerConfigInput, RunnerConfig } from "../src/domain/RunnerConfig.ts"
-import { SchedulerLoop } from "../src/scheduler/loop.ts"
-import { SchedulerSettingsLive } from "../src/scheduler/settings.ts"
-import { Db } from "../src/services/Db.ts"
-import { WebhookServer } from "../src/webhook/server.ts"
-import { webhookSettingsLayer } from "../src/webhook/WebhookSettings.ts"
-
-/*
- * `--simulate` as `npm start` runs it, on the real clock and real sockets: the simulated GitHub posts signed
- * deliveries over HTTP to the webhook server, the scheduler loop provisions on the in-memory cluster, and the
- * control API takes jobs and shows the state. The world runs 60 times faster than real time.
- */
-
-const SECRET = "whsec-sim-http-5c1d"
-const config = Schema.decodeUnknownSync(RunnerConfig)(defaultRunnerConfigInput)
-
-const portOf = (context: Context.Context<HttpServer.HttpServer>) => {
-  const address = Context.get(context, HttpServer.HttpServer).address
-  if (address._tag !== "TcpAddress") throw new Error("expected a TCP address")
-  return address.port
-}
-
-const json = async (url: string, init?: RequestInit) => {
-  const res = await fetch(url, { ...init, headers: { "content-type": "application/json" } })
-  return { status: res.status, body: (await res.json()) as any }
-}
-
-/** Starts the whole simulated service on free ports and runs `body` with the control API's URL. */
-const withService = <A>(body: (control: string, webhook: string) => Promise<A>) =>
-  Effect.runPromise(Effect.scoped(Effect.gen(function*() {
-    const shared = yield* Layer.build(Layer.mergeAll(
-      DbMemory,
-      GithubMemory,
-      KubeMemory({ tick: "200 millis", nodes: [1, 2, 3].map((n) => ({ name: `node-${n}`, pool: "scw-em-rv1", slots: 1 })) }),
-      SchedulerSettingsLive({ runnerConfig: config, prod: false })
-    ))
-    const provideShared = Layer.provide(Layer.succeedContext(shared))
-    const webhook = yield* Layer.build(
-      WebhookServer.pipe(
-        Layer.provide(Layer.mergeAll(webhookSettingsLayer({ webhookSecret: Redacted.make(SECRET), runnerConfig: config }), FetchHttpClient.layer)),
-        provideShared,
-        Layer.provideMerge(NodeHttpServer.layer(createServer, { port: 0 }))
-      )
-    )
-    const webhookUrl = `http://127.0.0.1:${portOf(webhook)}/`
-    yield* Layer.build(SchedulerLoop.pipe(provideShared))
-    const world = SimWorldLive({ speed: 60, runnerConfig: config, apps: config.apps }).pipe(
-      Layer.provide(HttpWebhookTransport({ url: webhookUrl, secret: Redacted.make(SECRET) }).pipe(Layer.provide(FetchHttpClient.layer))),
-      provideShared
-    )
-    const control = yield* Layer.build(
-      SimControlServer.pipe(Layer.provide(world), Layer.provideMerge(NodeHttpServer.layer(createServer, { port: 0 })))
-    )
-    const issued = Context.get(shared, GithubMemoryControl).issuedSecrets
-    const result = yield* Effect.promise(() => body(`http://127.0.0.1:${portOf(control)}`, webhookUrl))
-    return { result, secrets: yield* issued, db: Context.get(shared, Db) }
-  })).pipe(Effect.provide(Logger.minimumLogLevel(LogLevel.Warning))))
+import { json, withSimService } from "./support/simService.ts"
 
 describe("--simulate over HTTP", () => {
   it("jobs posted to the control API run to completion through signed webhooks and the real scheduler loop", async () => {
-    const { result, secrets } = await withService(async (control) => {
+    const { result, secrets } = await withSimService(async ({ control }) => {
       const posted = await json(`${control}/sim/jobs`, {
         method: "POST",
         body: JSON.stringify({ owner: "acme", ownerType: "Organization", repo: "acme/app", labels: ["ubuntu-24.04-riscv"], durationSeconds: 30, count: 3 })
@@ -94,7 +28,7 @@ describe("--simulate over HTTP", () => {
   }, 30_000)
 
   it("the control API refuses what it cannot do, with the reason, and switches faults on and off", async () => {
-    const { result } = await withService(async (control) => {
+    const { result } = await withSimService(async ({ control }) => {
       const badOwner = await json(`${control}/sim/jobs`, { method: "POST", body: JSON.stringify({ owner: "not a login" }) })
       const badRepo = await json(`${control}/sim/jobs`, { method: "POST", body: JSON.stringify({ owner: "acme", repo: "other/app" }) })
       const badField = await json(`${control}/sim/jobs`, { method: "POST", body: JSON.stringify({ owner: "acme", cout: 3 }) })

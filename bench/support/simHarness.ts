@@ -177,7 +177,7 @@ export const makeHarness = (spec: HarnessSpec, logs: ReadonlyArray<string>) =>
       markJobFailed: (id, info) => Effect.zipRight(keep("markJobFailed", [id, info]), inner.markJobFailed(id, info)),
       addWorker: (worker) => Effect.zipRight(Effect.zipRight(keep("addWorker", worker), supplyCheck(worker)), inner.addWorker(worker)),
       markWorkerRunning: (pod, node, at) => Effect.zipRight(keep("markWorkerRunning", [pod, node]), inner.markWorkerRunning(pod, node, at)),
-      markWorkerCompleted: (pod, node, at) => Effect.zipRight(keep("markWorkerCompleted", [pod, node]), inner.markWorkerCompleted(pod, node, at)),
+      markWorkerCompleted: (pod, node, at, runningAt) => Effect.zipRight(keep("markWorkerCompleted", [pod, node]), inner.markWorkerCompleted(pod, node, at, runningAt)),
       markWorkerFailed: (pod, node, info, at) => Effect.zipRight(keep("markWorkerFailed", [pod, node, info]), inner.markWorkerFailed(pod, node, info, at)),
       addInstallationEvent: (event) => Effect.zipRight(keep("addInstallationEvent", event), inner.addInstallationEvent(event)),
       withWorkerLock: (cycle) =>

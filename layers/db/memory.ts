@@ -217,10 +217,11 @@ export const makeDbMemory = Effect.gen(function*() {
       }),
     markWorkerRunning: (podName, node, runningAt) =>
       transitionWorker(podName, "running", ["pending"], (w, at) => ({ ...w, k8s_node: node, running_at: w.running_at ?? runningAt ?? at })),
-    markWorkerCompleted: (podName, node, completedAt) =>
+    markWorkerCompleted: (podName, node, completedAt, runningAt = null) =>
       transitionWorker(podName, "completed", ["pending", "running"], (w, at) => ({
         ...w,
         k8s_node: w.k8s_node ?? node,
+        running_at: w.running_at ?? runningAt,
         completed_at: w.completed_at ?? completedAt ?? at
       })),
     markWorkerFailed: (podName, node, info, completedAt) =>

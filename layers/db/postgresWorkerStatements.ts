@@ -59,13 +59,14 @@ export const makeWorkerStatements = (sql: SqlClient.SqlClient): WorkerStatements
           sql`status = 'running', k8s_node = ${node}, running_at = COALESCE(running_at, ${runningAt ?? at})`
         )),
 
-    markWorkerCompleted: (podName, node, completedAt) =>
+    markWorkerCompleted: (podName, node, completedAt, runningAt = null) =>
       Effect.flatMap(now, (at) =>
         transitionWorker(
           "markWorkerCompleted",
           podName,
           ["pending", "running"],
-          sql`status = 'completed', k8s_node = COALESCE(k8s_node, ${node}), completed_at = COALESCE(completed_at, ${completedAt ?? at})`
+          sql`status = 'completed', k8s_node = COALESCE(k8s_node, ${node}), completed_at = COALESCE(completed_at, ${completedAt ?? at}),
+              running_at = COALESCE(running_at, ${runningAt})`
         )),
 
     markWorkerFailed: (podName, node, info, completedAt) =>

@@ -83,6 +83,16 @@ export const runnerStartedAt = (pod: Pod): Date | null => {
   return pod.readyTransition
 }
 
+/**
+ * When the runner of a pod that has finished had started: its terminated `runner` container's start, else when it
+ * runs (a status caught between the two). The scheduler may first see a short job's pod already Succeeded.
+ */
+export const runnerRanFrom = (pod: Pod): Date | null => {
+  const runner = pod.containers.find((c) => c.name === RUNNER_CONTAINER)
+  if (runner !== undefined && runner.state._tag === "Terminated" && runner.state.startedAt !== null) return runner.state.startedAt
+  return runnerStartedAt(pod)
+}
+
 /** A container has logs to read once it has started; asking earlier only earns a 400 from the API server. */
 export const hasStarted = (c: ContainerStatus): boolean => c.state._tag !== "Waiting"
 

@@ -152,8 +152,17 @@ export interface DbShape {
   readonly addWorker: (worker: NewWorker) => Effect.Effect<void, DbError | DuplicatePodName>
   /** pending -> running. Overwrites the node; keeps the first `running_at` (else `runningAt`, else now). */
   readonly markWorkerRunning: (podName: string, node: string | null, runningAt: Date | null) => Effect.Effect<boolean, DbError>
-  /** pending | running -> completed. Keeps a known node; keeps the first `completed_at` (else the given time, else now). */
-  readonly markWorkerCompleted: (podName: string, node: string | null, completedAt: Date | null) => Effect.Effect<boolean, DbError>
+  /**
+   * pending | running -> completed. Keeps a known node; keeps the first `completed_at` (else the given time, else
+   * now) and the first `running_at` (else `runningAt`: a pod first seen finished still says when its runner
+   * started, and without it run times and waits would count the run as waiting).
+   */
+  readonly markWorkerCompleted: (
+    podName: string,
+    node: string | null,
+    completedAt: Date | null,
+    runningAt?: Date | null
+  ) => Effect.Effect<boolean, DbError>
   /** pending | running -> failed with diagnostics. */
   readonly markWorkerFailed: (
     podName: string,

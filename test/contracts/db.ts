@@ -310,6 +310,13 @@ export const dbContract = (name: string, declare: DbCase) =>
       expect(w2.completed_at?.getTime()).toBe(1_100_000)
       expect(yield* db.markWorkerCompleted("w2", null, null)).toBe(false)
 
+      // first seen finished: the runner's start becomes running_at; a known running_at is kept
+      yield* db.addWorker(newWorker("w5"))
+      expect(yield* db.markWorkerCompleted("w5", "node-c", new Date(1_099_000), new Date(1_020_000))).toBe(true)
+      expect(Option.getOrThrow(yield* db.getWorker("w5"))).toMatchObject({ running_at: new Date(1_020_000), completed_at: new Date(1_099_000) })
+      expect(yield* db.markWorkerCompleted("w1", null, null, new Date(1))).toBe(false)
+      expect(Option.getOrThrow(yield* db.getWorker("w1")).running_at?.getTime()).toBe(1_050_000)
+
       expect(yield* db.markWorkerOrphaned("w3")).toBe(true)
       expect(Option.getOrThrow(yield* db.getWorker("w3"))).toMatchObject({ status: "completed", failure_info: null })
       expect(yield* db.markWorkerOrphaned("w3")).toBe(false)

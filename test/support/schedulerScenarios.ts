@@ -1,8 +1,9 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Duration, Effect, Option, TestClock } from "effect"
+import { Duration, Effect, Metric, Option, TestClock } from "effect"
 import { GithubMemoryControl } from "../../layers/github/memory.ts"
 import { KubeMemoryControl } from "../../layers/kube/memory.ts"
 import type { FailureInfo } from "../../src/domain/FailureInfo.ts"
+import * as M from "../../src/observability/metrics.ts"
 import { STAGING_GROUP, STAGING_PREFIX } from "../../src/scheduler/settings.ts"
 import { Db } from "../../src/services/Db.ts"
 import { Kube } from "../../src/services/Kube.ts"
@@ -123,6 +124,18 @@ export const schedulerScenarios = (label: string, run: WorldRunner) =>
       expect((yield* worker(name(1))).status).toBe("completed")
       expect(yield* podNames).toEqual([name(1), name(2), name(3)])
     }), { nodes: [{ name: "n", pool: "scw-em-rv1", slots: 2 }] })
+
+    scenario("the free-slot gauge shows the boards as the cycle left them, counting the pods it created", Effect.gen(function*() {
+      yield* installBoth
+      const cycle = yield* makeCycle
+      const free = Metric.value(M.tagged(M.poolSlotsFree, { pool: "scw-em-rv1" })).pipe(Effect.map((g) => g.value))
+      yield* queueJob(newJob(1))
+      yield* queueJob(newJob(2))
+      const total = (yield* Effect.flatMap(Kube, (k) => k.capacity)).get("scw-em-rv1")!.total
+      yield* cycle
+      expect(yield* podNames).toHaveLength(2)
+      expect(yield* free).toBe(total - 2)
+    }))
 
     scenario("capacity exhausted: pods of other pools and a node that left do not count as free slots", Effect.gen(function*() {
       yield* installBoth
@@ -496,6 +509,24 @@ export const schedulerScenarios = (label: string, run: WorldRunner) =>
       const done = yield* worker(name(1))
       expect(done).toMatchObject({ status: "completed", k8s_node: "node-1", failure_info: null })
       expect(done.completed_at?.getTime()).toBe(20_000)
+    }))
+
+    scenario("phase 2: a pod first seen already Succeeded still gets running_at, from its runner's start", Effect.gen(function*() {
+      yield* installBoth
+      const kube = yield* KubeMemoryControl
+      const cycle = yield* makeCycle
+      yield* queueJob(newJob(1))
+      yield* cycle
+      yield* at(5)
+      yield* startRunners()
+      // a short job: the runner starts at 5 s and ends at 9 s, before the next cycle looks
+      yield* at(9)
+      yield* kube.finishPod(name(1), 0)
+      yield* at(30)
+      yield* cycle
+      const done = yield* worker(name(1))
+      expect(done).toMatchObject({ status: "completed", failure_info: null })
+      expect([done.running_at?.getTime(), done.completed_at?.getTime()]).toEqual([5000, 9000])
     }))
 
     scenario("phase 3: pending 600 s -> pod_stuck_pending: runner deleted, worker failed with events, pod killed", Effect.gen(function*() {

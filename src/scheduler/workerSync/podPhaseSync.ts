@@ -1,5 +1,5 @@
 import { Effect } from "effect"
-import { finishedAt, type Pod, runnerStartedAt } from "../../domain/Pod.ts"
+import { finishedAt, type Pod, runnerRanFrom, runnerStartedAt } from "../../domain/Pod.ts"
 import { isActive } from "../../domain/Status.ts"
 import type { Worker } from "../../domain/Worker.ts"
 import { workerLogFields } from "../../observability/logFields.ts"
@@ -28,7 +28,7 @@ export const podPhaseSync = Effect.fn("Scheduler.podPhaseSync")(function*(
         case "Running":
           return w.status === "pending" ? db.step(db.markWorkerRunning(w.pod_name, pod.nodeName, runnerStartedAt(pod))) : undefined
         case "Succeeded":
-          return db.step(db.markWorkerCompleted(w.pod_name, pod.nodeName, finishedAt(pod)))
+          return db.step(db.markWorkerCompleted(w.pod_name, pod.nodeName, finishedAt(pod), runnerRanFrom(pod)))
         case "Failed":
           // the diagnostics are collected first: no transaction stays open across a Kubernetes call
           return Effect.flatMap(
