@@ -4,7 +4,7 @@ import * as fc from "fast-check"
 import type { Job } from "../src/domain/Job.ts"
 import type { Status } from "../src/domain/Status.ts"
 import { backoffDelayMs, blockedGroups, streakLookbackMs } from "../src/scheduler/allocationBackoff.ts"
-import { groupKey, planProvisioning, type PlanInput } from "../src/scheduler/demandPlan.ts"
+import { groupKey, jobGroupKey, planProvisioning, type PlanInput } from "../src/scheduler/demandPlan.ts"
 import { classifyWorker, type HealthInput, type HealthLimits, needsRunnerView } from "../src/scheduler/healthChecks.ts"
 import { decideJobSync, decideRunProbe, isStale, pollAllowance } from "../src/scheduler/jobSyncDecision.ts"
 import { cryptoRunnerSuffix, isRunnerSuffix } from "../src/scheduler/runnerName.ts"
@@ -163,6 +163,32 @@ describe("demand planner", () => {
     expect(p.skipped).toEqual([{ job: j1, why: "backoff" }])
   })
 
+  it("a personal account's groups are per repository: a back-off on one repository leaves the others", () => {
+    const user = { entity_type: "User" as const, job_labels: ["a"] }
+    const a = job(7, 1, { ...user, repo_full_name: "solo/a" })
+    const b = job(7, 2, { ...user, repo_full_name: "solo/b" })
+    const p = plan({ demand: [row(a), row(b)], blocked: new Set([jobGroupKey(a)]) })
+    expect(p.provisions.map((x) => x.job.job_id)).toEqual([b.job_id])
+    expect(p.skipped).toEqual([{ job: a, why: "backoff" }])
+    // an organisation's group spans its repositories: its runners take any of them
+    const o1 = job(8, 3, { repo_full_name: "org/a" })
+    const o2 = job(8, 4, { repo_full_name: "org/b" })
+    expect(jobGroupKey(o1)).toBe(jobGroupKey(o2))
+    expect(plan({ demand: [row(o1), row(o2)], blocked: new Set([jobGroupKey(o1)]) }).provisions).toEqual([])
+  })
+
+  it("a personal account's cap counts its workers over all its repositories", () => {
+    const user = { entity_type: "User" as const }
+    const demand = [
+      row(job(7, 1, { ...user, repo_full_name: "solo/a" }), 1),
+      row(job(7, 2, { ...user, repo_full_name: "solo/b" }), 1),
+      row(job(7, 3, { ...user, repo_full_name: "solo/c" }), 1)
+    ]
+    const p = plan({ demand, capFor: () => 2 })
+    expect(p.provisions.map((x) => x.job.job_id)).toEqual([demand[0]!.job.job_id])
+    expect(p.skipped.map((x) => x.why)).toEqual(["entity_cap", "entity_cap"])
+  })
+
   it("plans are the same whatever order the rows come in", () => {
     const demand = [row(job(1, 3)), row(job(2, 1)), row(job(3, 2)), row(job(2, 4))]
     const a = plan({ demand, available: new Map([["scw-em-rv1", 3]]) })
@@ -179,9 +205,17 @@ describe("allocation back-off", () => {
   })
 
   it("blocks a group until its latest failure plus the delay", () => {
-    const streak = { entityId: 1, labels: ["a"], failures: 2, lastFailureAt: new Date(100_000) }
+    const streak = { entityId: 1, repoFullName: null, labels: ["a"], failures: 2, lastFailureAt: new Date(100_000) }
     expect([...blockedGroups([streak], 129_999, 15_000, 600_000).keys()]).toEqual([groupKey(1, ["a"])])
     expect(blockedGroups([streak], 130_000, 15_000, 600_000).size).toBe(0)
+  })
+
+  it("a personal account's streak blocks the jobs of its repository only", () => {
+    const streak = { entityId: 7, repoFullName: "solo/a", labels: ["a"], failures: 1, lastFailureAt: new Date(100_000) }
+    const blocked = blockedGroups([streak], 100_000, 15_000, 600_000)
+    const user = { entity_id: 7, entity_type: "User" as const, job_labels: ["a"] }
+    expect(blocked.has(jobGroupKey({ ...user, repo_full_name: "solo/a" }))).toBe(true)
+    expect(blocked.has(jobGroupKey({ ...user, repo_full_name: "solo/b" }))).toBe(false)
   })
 
   it("reads far enough back for a streak to reach the maximum", () => {

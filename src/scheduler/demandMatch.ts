@@ -1,6 +1,6 @@
 import { Clock, Duration, Effect, Either } from "effect"
 import { failureV2 } from "../domain/FailureInfo.ts"
-import type { Job } from "../domain/Job.ts"
+import { type Job, runnerRepoOf } from "../domain/Job.ts"
 import { maxWorkersFor, weightFor } from "../domain/RunnerConfig.ts"
 import type { NewWorker } from "../domain/Worker.ts"
 import { recordCapacity, recordQueueWait } from "../observability/collect.ts"
@@ -10,7 +10,7 @@ import { Github, type JitRunner } from "../services/Github.ts"
 import { Kube } from "../services/Kube.ts"
 import { blockedGroups, streakLookbackMs } from "./allocationBackoff.ts"
 import type { Authenticate, Serially } from "./auth.ts"
-import { groupKey, planProvisioning } from "./demandPlan.ts"
+import { jobGroupKey, planProvisioning } from "./demandPlan.ts"
 import { SchedulerSettings } from "./settings.ts"
 
 /**
@@ -68,7 +68,7 @@ export const matchDemand = Effect.fn("Scheduler.matchDemand")(function*(authenti
   // after a failure the rest of the group waits for its back-off: one failed worker per group per attempt.
   const groups = new Map<string, Array<Job>>()
   for (const { job } of plan.provisions) {
-    const key = groupKey(job.entity_id, job.job_labels)
+    const key = jobGroupKey(job)
     groups.set(key, [...(groups.get(key) ?? []), job])
   }
   let provisioned = 0
@@ -116,7 +116,7 @@ export const provision = Effect.fn("Scheduler.provision")(function*(job: Job, au
     entity_type: job.entity_type,
     installation_id: job.installation_id,
     // Personal accounts get repo-scoped runners, so the repository is part of where the runner lives.
-    repo_full_name: job.entity_type === "User" ? job.repo_full_name : null,
+    repo_full_name: runnerRepoOf(job),
     job_labels: job.job_labels,
     k8s_pool: job.k8s_pool,
     k8s_image: job.k8s_image

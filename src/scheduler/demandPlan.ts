@@ -1,4 +1,4 @@
-import type { Job } from "../domain/Job.ts"
+import { type Job, runnerRepoOf } from "../domain/Job.ts"
 import { encodeLabelSet } from "../domain/Labels.ts"
 import type { DemandRow } from "../services/Db.ts"
 
@@ -20,7 +20,7 @@ export interface PlanInput {
   /** the entity's fair-share weight (> 0) */
   readonly weightFor: (entityId: number) => number
   readonly policy: Policy
-  /** (entity, label set) groups that must not be provisioned now (allocation back-off); see `groupKey` */
+  /** matching groups that must not be provisioned now (allocation back-off); see `groupKey` */
   readonly blocked?: ReadonlySet<string> | undefined
 }
 
@@ -40,8 +40,17 @@ export interface Plan {
   readonly skipped: ReadonlyArray<Skipped>
 }
 
-/** The key of an (entity, exact label set) group, as the planner and the back-off share it. */
-export const groupKey = (entityId: number, labels: ReadonlyArray<string>): string => `${entityId}|${encodeLabelSet(labels)}`
+/**
+ * The key of a matching group, as the planner and the back-off share it: (entity, exact label set) for an
+ * organisation, and (entity, repository, exact label set) for a personal account, whose runners are repo-scoped
+ * (`runnerRepoOf`): a runner or a failure on one of its repositories says nothing about another.
+ */
+export const groupKey = (entityId: number, labels: ReadonlyArray<string>, repo: string | null = null): string =>
+  repo === null ? `${entityId}|${encodeLabelSet(labels)}` : `${entityId}|${encodeLabelSet(labels)}|${repo}`
+
+/** The matching group of a job; see `groupKey`. */
+export const jobGroupKey = (job: Pick<Job, "entity_id" | "entity_type" | "repo_full_name" | "job_labels">): string =>
+  groupKey(job.entity_id, job.job_labels, runnerRepoOf(job))
 
 interface EntityQueue {
   readonly entityId: number
@@ -72,7 +81,7 @@ export const planProvisioning = (input: PlanInput): Plan => {
 
   const eligible: Array<DemandRow> = []
   for (const row of [...input.demand].sort(compareRows)) {
-    if (blocked.has(groupKey(row.job.entity_id, row.job.job_labels))) skipped.push({ job: row.job, why: "backoff" })
+    if (blocked.has(jobGroupKey(row.job))) skipped.push({ job: row.job, why: "backoff" })
     else eligible.push(row)
   }
 
