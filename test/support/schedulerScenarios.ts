@@ -15,6 +15,7 @@ import {
   podNames,
   queueJob,
   startRunners,
+  USER,
   userJob,
   workerRows,
   type World,
@@ -77,6 +78,40 @@ export const schedulerScenarios = (label: string, run: WorldRunner) =>
       expect((yield* workerRows)[0]).toMatchObject({ entity_type: "User", repo_full_name: "jane/tool" })
       expect((yield* githubRunners)[0]?.scope).toEqual({ _tag: "Repo", repo: "jane/tool" })
     }))
+
+    scenario("a personal account's idle runner on one repository does not hold back a job on another", Effect.gen(function*() {
+      yield* installBoth
+      const gh = yield* GithubMemoryControl
+      const cycle = yield* makeCycle
+      yield* queueJob(userJob(1, { repo_full_name: "jane/a" }))
+      yield* cycle
+      yield* at(5)
+      yield* startRunners({ takeJobs: false })
+      // jane/a's job is cancelled before its runner takes it; the runner stays online and idle on jane/a
+      yield* gh.setJobStatus(1, { status: "completed", conclusion: "cancelled" })
+      yield* at(60)
+      yield* cycle
+      expect((yield* job(1)).status).toBe("completed")
+      yield* queueJob(userJob(2, { repo_full_name: "jane/b" }))
+      yield* at(61)
+      yield* cycle
+      // boards are free and the jane/a runner cannot take a jane/b job: jane/b gets its own runner now
+      expect((yield* workerRows).map((w) => [w.pod_name, w.repo_full_name, w.status])).toEqual([
+        [name(1), "jane/a", "running"],
+        [name(2), "jane/b", "pending"]
+      ])
+      expect((yield* githubRunners).find((r) => r.name === name(2))?.scope).toEqual({ _tag: "Repo", repo: "jane/b" })
+    }))
+
+    scenario("a personal account's cap counts its runners over all its repositories", Effect.gen(function*() {
+      yield* installBoth
+      const cycle = yield* makeCycle
+      yield* queueJob(userJob(1, { repo_full_name: "jane/a" }))
+      yield* queueJob(userJob(2, { repo_full_name: "jane/b" }))
+      yield* queueJob(userJob(3, { repo_full_name: "jane/c" }))
+      yield* cycle
+      expect((yield* workerRows).map((w) => w.repo_full_name)).toEqual(["jane/a", "jane/b"])
+    }), { config: { entities: { [USER.id]: { maxWorkers: 2 } } } })
 
     scenario("the entity cap: maxWorkers from the config, across label sets", Effect.gen(function*() {
       yield* installBoth
