@@ -12,6 +12,7 @@ import { SimWorldLive } from "../layers/sim/world.ts"
 import { defaultRunnerConfigInput, RunnerConfig } from "../src/domain/RunnerConfig.ts"
 import { SchedulerLoop } from "../src/scheduler/loop.ts"
 import { SchedulerSettingsLive } from "../src/scheduler/settings.ts"
+import { SchedulerServer } from "../src/operator/server.ts"
 import { Db } from "../src/services/Db.ts"
 import { WebhookServer } from "../src/webhook/server.ts"
 import { webhookSettingsLayer } from "../src/webhook/WebhookSettings.ts"
@@ -36,8 +37,14 @@ const json = async (url: string, init?: RequestInit) => {
   return { status: res.status, body: (await res.json()) as any }
 }
 
-/** Starts the whole simulated service on free ports and runs `body` with the control API's URL. */
-const withService = <A>(body: (control: string, webhook: string) => Promise<A>) =>
+/**
+ * Starts the whole simulated service on free ports and runs `body` with the control API's, the webhook's and the
+ * scheduler port's URLs.
+ */
+const withService = <A>(
+  body: (control: string, webhook: string, scheduler: string) => Promise<A>,
+  worldOptions: { readonly stuckBusyFor?: string } = {}
+) =>
   Effect.runPromise(Effect.scoped(Effect.gen(function*() {
     const shared = yield* Layer.build(Layer.mergeAll(
       DbMemory,
@@ -55,7 +62,10 @@ const withService = <A>(body: (control: string, webhook: string) => Promise<A>) 
     )
     const webhookUrl = `http://127.0.0.1:${portOf(webhook)}/`
     yield* Layer.build(SchedulerLoop.pipe(provideShared))
-    const world = SimWorldLive({ speed: 60, runnerConfig: config, apps: config.apps }).pipe(
+    const scheduler = yield* Layer.build(
+      SchedulerServer.pipe(provideShared, Layer.provideMerge(NodeHttpServer.layer(createServer, { port: 0 })))
+    )
+    const world = SimWorldLive({ speed: 60, runnerConfig: config, apps: config.apps, ...worldOptions }).pipe(
       Layer.provide(HttpWebhookTransport({ url: webhookUrl, secret: Redacted.make(SECRET) }).pipe(Layer.provide(FetchHttpClient.layer))),
       provideShared
     )
@@ -63,7 +73,9 @@ const withService = <A>(body: (control: string, webhook: string) => Promise<A>) 
       SimControlServer.pipe(Layer.provide(world), Layer.provideMerge(NodeHttpServer.layer(createServer, { port: 0 })))
     )
     const issued = Context.get(shared, GithubMemoryControl).issuedSecrets
-    const result = yield* Effect.promise(() => body(`http://127.0.0.1:${portOf(control)}`, webhookUrl))
+    const result = yield* Effect.promise(() =>
+      body(`http://127.0.0.1:${portOf(control)}`, webhookUrl, `http://127.0.0.1:${portOf(scheduler)}`)
+    )
     return { result, secrets: yield* issued, db: Context.get(shared, Db) }
   })).pipe(Effect.provide(Logger.minimumLogLevel(LogLevel.Warning))))
 
@@ -112,5 +124,43 @@ describe("--simulate over HTTP", () => {
     expect(result.on.body).toMatchObject({ dropWebhooks: 0.25, githubErrors: 0.1, neverRegister: 0 })
     expect(Object.values(result.off.body).every((v) => v === 0)).toBe(true)
   }, 30_000)
-})
 
+  it("a personal account's runner held on one repository does not keep another repository's job waiting (issue 17)", async () => {
+    const post = (control: string, repo: string) =>
+      json(`${control}/sim/jobs`, {
+        method: "POST",
+        body: JSON.stringify({ owner: "solo", ownerType: "User", repo, labels: ["ubuntu-24.04-riscv"], durationSeconds: 30, count: 1 })
+      })
+    const { result } = await withService(async (control, _webhook, scheduler) => {
+      // solo/a's runner finishes its job and stays busy (and so registered on solo/a) far longer than this test
+      await json(`${control}/sim/faults`, { method: "POST", body: JSON.stringify({ stuckBusy: 1 }) })
+      const a = (await post(control, "solo/a")).body.jobIds[0]
+      let state: any
+      for (let i = 0; i < 150; i++) {
+        state = (await json(`${control}/sim/state`)).body
+        if (state.jobs.some((j: any) => j.id === a && j.status === "completed")) break
+        await new Promise((r) => setTimeout(r, 100))
+      }
+      await json(`${control}/sim/faults`, { method: "POST", body: JSON.stringify({ off: true }) })
+      const b = (await post(control, "solo/b")).body.jobIds[0]
+      // the queue lists solo/b's job while it waits; with boards free it gets its own runner and completes
+      const seen: Array<any> = []
+      for (let i = 0; i < 150; i++) {
+        const queue = (await json(`${scheduler}/queue.json`)).body
+        seen.push(...queue.jobs.filter((j: any) => j.job_id === b))
+        state = (await json(`${control}/sim/state`)).body
+        if (state.jobs.some((j: any) => j.id === b && j.status === "completed")) break
+        await new Promise((r) => setTimeout(r, 100))
+      }
+      const queueAfter = (await json(`${scheduler}/queue.json`)).body
+      return { a, b, state, seen, queueAfter }
+    }, { stuckBusyFor: "100 hours" })
+    const byId = new Map(result.state.jobs.map((j: any) => [j.id, j]))
+    expect(byId.get(result.a)).toMatchObject({ status: "completed" })
+    expect(byId.get(result.b)).toMatchObject({ status: "completed", conclusion: "success" })
+    // solo/a's runner is still held busy: solo/b's job ran on a runner of its own repository
+    expect(result.state.runners.some((r: any) => r.busy === true)).toBe(true)
+    for (const entry of result.seen) expect(entry).toMatchObject({ entity_name: "solo", reason: "provisioning" })
+    expect(result.queueAfter.jobs.map((j: any) => j.job_id)).not.toContain(result.b)
+  }, 60_000)
+})
