@@ -1,6 +1,6 @@
 import { FetchHttpClient, HttpServer } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
-import { Context, Effect, Layer, Logger, LogLevel, Redacted, Schema } from "effect"
+import { Context, Duration, Effect, Layer, Logger, LogLevel, Redacted, Schema } from "effect"
 import { createServer } from "node:http"
 import { describe, expect, it } from "vitest"
 import { DbMemory } from "../layers/db/memory.ts"
@@ -43,7 +43,7 @@ const json = async (url: string, init?: RequestInit) => {
  */
 const withService = <A>(
   body: (control: string, webhook: string, scheduler: string) => Promise<A>,
-  worldOptions: { readonly stuckBusyFor?: string } = {}
+  worldOptions: { readonly stuckBusyFor?: Duration.DurationInput } = {}
 ) =>
   Effect.runPromise(Effect.scoped(Effect.gen(function*() {
     const shared = yield* Layer.build(Layer.mergeAll(
@@ -154,7 +154,7 @@ describe("--simulate over HTTP", () => {
       }
       const queueAfter = (await json(`${scheduler}/queue.json`)).body
       return { a, b, state, seen, queueAfter }
-    }, { stuckBusyFor: "100 hours" })
+    }, { stuckBusyFor: Duration.hours(100) })
     const byId = new Map(result.state.jobs.map((j: any) => [j.id, j]))
     expect(byId.get(result.a)).toMatchObject({ status: "completed" })
     expect(byId.get(result.b)).toMatchObject({ status: "completed", conclusion: "success" })
