@@ -1,9 +1,9 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Schema } from "effect"
+import { Either, Schema } from "effect"
 import { FailureInfo } from "../src/domain/FailureInfo.ts"
 import { escapeHtml } from "../src/domain/html.ts"
 import { encodeLabelSet, sameLabelSet, toLabelSet } from "../src/domain/Labels.ts"
-import { defaultRunnerConfig, isStagingRepo, maxWorkersFor, resolvePool, RunnerConfig } from "../src/domain/RunnerConfig.ts"
+import { defaultRunnerConfig, isStagingRepo, maxWorkersFor, resolveImage, resolvePool, RunnerConfig } from "../src/domain/RunnerConfig.ts"
 import { allowedSources, canTransition, type Status } from "../src/domain/Status.ts"
 import { WEBHOOK_OUTCOMES } from "../src/domain/WebhookOutcome.ts"
 
@@ -52,6 +52,19 @@ describe("the default runner config (the original's table)", () => {
     expect(isStagingRepo(defaultRunnerConfig, 152654596, "riseproject-dev/riscv-runner-sample-staging")).toBe(true)
     expect(isStagingRepo(defaultRunnerConfig, 152654596, "riseproject-dev/riscv-runner-sample")).toBe(false)
     expect(isStagingRepo(defaultRunnerConfig, 1, "x/riscv-runner-sample-staging")).toBe(false)
+  })
+  it("pulls the rules' images from the original's registry unless a rule names its own", () => {
+    expect(defaultRunnerConfig.imageRegistry).toBe("rg.fr-par.scw.cloud/funcscwriseriscvrunnerappqdvknz9s")
+    const image = resolvePool(defaultRunnerConfig, job(1, "a/b", ["ubuntu-24.04-riscv"]), true)!.image
+    expect(resolveImage(image, defaultRunnerConfig.imageRegistry)).toBe("rg.fr-par.scw.cloud/funcscwriseriscvrunnerappqdvknz9s/riscv-runner:ubuntu-24.04-latest")
+    expect(resolveImage("ghcr.io/acme/runner:1", "registry.example/x")).toBe("ghcr.io/acme/runner:1")
+    expect(resolveImage("localhost/runner:1", "registry.example/x")).toBe("localhost/runner:1")
+    expect(resolveImage("host:5000/runner", "registry.example/x")).toBe("host:5000/runner")
+    expect(resolveImage("acme/runner:1", "registry.example/x")).toBe("registry.example/x/acme/runner:1")
+    expect(resolveImage("riscv-runner:ubuntu-24.04-latest", "")).toBe("riscv-runner:ubuntu-24.04-latest")
+    const decode = Schema.decodeUnknownEither(RunnerConfig)
+    expect(decode({ rules: [], imageRegistry: "" }).pipe(Either.map((c) => c.imageRegistry))).toEqual(Either.right(""))
+    for (const bad of ["https://ghcr.io/acme", "ghcr.io/acme/", "ghcr.io/ACME", " "]) expect(Either.isLeft(decode({ rules: [], imageRegistry: bad }))).toBe(true)
   })
   it("supports contains-matching rules", () => {
     const config = Schema.decodeUnknownSync(RunnerConfig)({

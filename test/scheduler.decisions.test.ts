@@ -32,6 +32,7 @@ describe("health checks: the reference's decision table, row by row", () => {
   const rows: ReadonlyArray<readonly [string, Partial<HealthInput>, string]> = [
     ["pending, pod younger than 600 s: wait", { workerStatus: "pending", pendingAgeMs: s(599) }, "Wait"],
     ["pending, pod 600 s old: pod_stuck_pending", { workerStatus: "pending", pendingAgeMs: s(600) }, "Fail:pod_stuck_pending"],
+    ["ours: pending, its image cannot be pulled: image_pull_failed at once", { workerStatus: "pending", pendingAgeMs: s(3), imagePullFailed: true }, "Fail:image_pull_failed"],
     ["pending, any runner, old: still pod_stuck_pending", { workerStatus: "pending", pendingAgeMs: s(900), runner: online(true) }, "Fail:pod_stuck_pending"],
     ["running, no runner, a job ran on it: healthy", { runningAgeMs: s(5000), jobRanOnPod: true }, "Healthy"],
     ["running, no runner, younger than 120 s: wait", { runningAgeMs: s(119) }, "Wait"],
@@ -60,8 +61,8 @@ describe("health checks: the reference's decision table, row by row", () => {
     const status = fc.constantFrom<Status>("pending", "running", "completed", "failed")
     const age = fc.oneof(fc.integer({ min: 0, max: 2_000_000 }), fc.constant(Number.POSITIVE_INFINITY))
     const runner = fc.option(fc.record({ status: fc.constantFrom("online", "offline", "busy?", ""), busy: fc.boolean() }), { nil: undefined })
-    fc.assert(fc.property(status, age, age, runner, fc.boolean(), fc.boolean(), (workerStatus, pendingAgeMs, runningAgeMs, r, ran, active) => {
-      const base = { workerStatus, pendingAgeMs, runningAgeMs, jobActiveOnPod: active }
+    fc.assert(fc.property(status, age, age, runner, fc.boolean(), fc.boolean(), fc.boolean(), (workerStatus, pendingAgeMs, runningAgeMs, r, ran, active, pull) => {
+      const base = { workerStatus, pendingAgeMs, runningAgeMs, jobActiveOnPod: active, imagePullFailed: pull }
       if (needsRunnerView(base, limits)) return
       const d = classifyWorker({ ...base, runner: r, jobRanOnPod: ran }, limits)
       expect(d._tag).not.toBe("Fail")
@@ -187,6 +188,14 @@ describe("demand planner", () => {
     const p = plan({ demand, capFor: () => 2 })
     expect(p.provisions.map((x) => x.job.job_id)).toEqual([demand[0]!.job.job_id])
     expect(p.skipped.map((x) => x.why)).toEqual(["entity_cap", "entity_cap"])
+  })
+
+  it("a probing group (back-off passed, failures not yet ended) gets one runner, its oldest job; others are served in full", () => {
+    const a = [job(1, 1), job(1, 2), job(1, 3)]
+    const b = [job(2, 4), job(2, 5)]
+    const p = plan({ demand: [...a, ...b].map((j) => row(j)), probing: new Set([jobGroupKey(a[0]!)]) })
+    expect(p.provisions.map((x) => x.job.job_id)).toEqual([a[0]!.job_id, b[0]!.job_id, b[1]!.job_id])
+    expect(p.skipped).toEqual([{ job: a[1], why: "backoff" }, { job: a[2], why: "backoff" }])
   })
 
   it("plans are the same whatever order the rows come in", () => {

@@ -34,6 +34,34 @@ export const EntityConfig = Schema.Struct({
 })
 export type EntityConfig = typeof EntityConfig.Type
 
+/** The original's registry, where its runner images live (the reference's pod spec). */
+export const DEFAULT_IMAGE_REGISTRY = "rg.fr-par.scw.cloud/funcscwriseriscvrunnerappqdvknz9s"
+
+/**
+ * A registry host with an optional port and path, e.g. `ghcr.io/acme`, or "" for none (the rules' images are used
+ * as written, e.g. images preloaded on the nodes).
+ */
+export const ImageRegistry = Schema.String.pipe(
+  Schema.filter((s) => s === "" || /^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:[0-9]{1,5})?(\/[a-z0-9]+([._-][a-z0-9]+)*)*$/.test(s), {
+    message: () => "must be a registry host with an optional port and path, like ghcr.io/acme (no https://, no trailing /), or empty"
+  })
+)
+
+/**
+ * Does the image name its registry? As Docker reads a reference: the part before the first `/` is a registry when
+ * it has a `.` or a `:`, or is `localhost`. `riscv-runner:ubuntu-24.04-latest` has none, `ghcr.io/a/b:1` has one.
+ */
+export const hasRegistry = (image: string): boolean => {
+  const slash = image.indexOf("/")
+  if (slash < 0) return false
+  const first = image.slice(0, slash)
+  return first.includes(".") || first.includes(":") || first === "localhost"
+}
+
+/** The image a runner pod pulls: a rule's image without a registry gets `registry/` in front (none when ""). */
+export const resolveImage = (image: string, registry: string): string =>
+  registry === "" || hasRegistry(image) ? image : `${registry}/${image}`
+
 const EntityIdKey = Schema.String.pipe(Schema.pattern(/^[1-9][0-9]*$/, { message: () => "entity keys must be numeric account ids" }))
 
 export const RunnerConfig = Schema.Struct({
@@ -44,7 +72,9 @@ export const RunnerConfig = Schema.Struct({
   rules: Schema.Array(LabelRule),
   entities: Schema.optionalWith(Schema.Record({ key: EntityIdKey, value: EntityConfig }), { default: () => ({}) }),
   defaultMaxWorkers: Schema.optionalWith(Schema.NullOr(Schema.Int.pipe(Schema.nonNegative())), { default: () => 20 }),
-  policy: Schema.optionalWith(Schema.Literal("fair", "fifo"), { default: () => "fair" as const })
+  policy: Schema.optionalWith(Schema.Literal("fair", "fifo"), { default: () => "fair" as const }),
+  /** prefixed to the rules' images that name no registry (`resolveImage`); `RUNNER_IMAGE_REGISTRY` overrides it */
+  imageRegistry: Schema.optionalWith(ImageRegistry, { default: () => DEFAULT_IMAGE_REGISTRY })
 })
 export type RunnerConfig = typeof RunnerConfig.Type
 export type RunnerConfigInput = typeof RunnerConfig.Encoded
@@ -74,7 +104,8 @@ export const defaultRunnerConfigInput: RunnerConfigInput = {
     "660779": { name: "luhenry", maxWorkers: null }
   },
   defaultMaxWorkers: 20,
-  policy: "fair"
+  policy: "fair",
+  imageRegistry: DEFAULT_IMAGE_REGISTRY
 }
 
 export const defaultRunnerConfig: RunnerConfig = Schema.decodeUnknownSync(RunnerConfig)(defaultRunnerConfigInput)

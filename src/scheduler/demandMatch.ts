@@ -1,7 +1,7 @@
 import { Clock, Duration, Effect, Either } from "effect"
 import { failureV2 } from "../domain/FailureInfo.ts"
 import { type Job, runnerRepoOf } from "../domain/Job.ts"
-import { maxWorkersFor, weightFor } from "../domain/RunnerConfig.ts"
+import { maxWorkersFor, resolveImage, weightFor } from "../domain/RunnerConfig.ts"
 import type { NewWorker } from "../domain/Worker.ts"
 import { recordCapacity, recordQueueWait } from "../observability/collect.ts"
 import { jobLogFields } from "../observability/logFields.ts"
@@ -10,7 +10,7 @@ import { Github, type JitRunner } from "../services/Github.ts"
 import { Kube } from "../services/Kube.ts"
 import { blockedGroups, streakLookbackMs } from "./allocationBackoff.ts"
 import type { Authenticate, Serially } from "./auth.ts"
-import { jobGroupKey, planProvisioning } from "./demandPlan.ts"
+import { groupKey, jobGroupKey, planProvisioning } from "./demandPlan.ts"
 import { SchedulerSettings } from "./settings.ts"
 
 /**
@@ -56,7 +56,8 @@ export const matchDemand = Effect.fn("Scheduler.matchDemand")(function*(authenti
     capFor: (id) => maxWorkersFor(config, id),
     weightFor: (id) => weightFor(config, id),
     policy: config.policy,
-    blocked: new Set(blocked.keys())
+    blocked: new Set(blocked.keys()),
+    probing: new Set(streaks.map((s) => groupKey(s.entityId, s.labels, s.repoFullName)).filter((key) => !blocked.has(key)))
   })
   if (blocked.size > 0) {
     yield* Effect.logInfo("provisioning backs off after allocation failures").pipe(
@@ -107,6 +108,9 @@ export const provision = Effect.fn("Scheduler.provision")(function*(job: Job, au
   const github = yield* Github
   const kube = yield* Kube
   const settings = yield* SchedulerSettings
+  // The rule's image with the configured registry in front when it names none: what the pod pulls, and what
+  // the worker row records.
+  const image = resolveImage(job.k8s_image, settings.runnerConfig.imageRegistry)
 
   const worker = (podName: string): NewWorker => ({
     pod_name: podName,
@@ -119,7 +123,7 @@ export const provision = Effect.fn("Scheduler.provision")(function*(job: Job, au
     repo_full_name: runnerRepoOf(job),
     job_labels: job.job_labels,
     k8s_pool: job.k8s_pool,
-    k8s_image: job.k8s_image
+    k8s_image: image
   })
 
   let podName: string | undefined
@@ -158,7 +162,7 @@ export const provision = Effect.fn("Scheduler.provision")(function*(job: Job, au
     yield* kube.createRunnerPod({
       name,
       jitConfig: jit.jitConfig,
-      image: job.k8s_image,
+      image,
       pool: job.k8s_pool,
       entity: { type: job.entity_type, id: job.entity_id, name: job.entity_name }
     })

@@ -22,6 +22,12 @@ export interface PlanInput {
   readonly policy: Policy
   /** matching groups that must not be provisioned now (allocation back-off); see `groupKey` */
   readonly blocked?: ReadonlySet<string> | undefined
+  /**
+   * Groups with a run of failures whose back-off has passed: each gets one runner this cycle, a probe. A failure
+   * that shows only after the pod exists (an image that cannot be pulled) then costs one failed worker per back-off
+   * step rather than one per waiting job; the first success ends the run, and the group is served in full again.
+   */
+  readonly probing?: ReadonlySet<string> | undefined
 }
 
 export interface Provision {
@@ -65,6 +71,7 @@ const compareRows = (a: DemandRow, b: DemandRow): number =>
 
 export const planProvisioning = (input: PlanInput): Plan => {
   const blocked = input.blocked ?? new Set<string>()
+  const probing = input.probing ?? new Set<string>()
   const provisions: Array<Provision> = []
   const skipped: Array<Skipped> = []
   // Planned workers per entity over all pools: the cap counts every pool.
@@ -80,9 +87,16 @@ export const planProvisioning = (input: PlanInput): Plan => {
   }
 
   const eligible: Array<DemandRow> = []
+  const probed = new Set<string>()
   for (const row of [...input.demand].sort(compareRows)) {
-    if (blocked.has(jobGroupKey(row.job))) skipped.push({ job: row.job, why: "backoff" })
-    else eligible.push(row)
+    const key = jobGroupKey(row.job)
+    if (blocked.has(key)) skipped.push({ job: row.job, why: "backoff" })
+    else if (probing.has(key) && probed.has(key)) skipped.push({ job: row.job, why: "backoff" })
+    else {
+      // a probing group offers only its oldest job
+      if (probing.has(key)) probed.add(key)
+      eligible.push(row)
+    }
   }
 
   // Pools are independent (a slot of one board kind never serves another), so each is planned on its own, in
