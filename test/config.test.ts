@@ -127,8 +127,9 @@ describe("runner config file", () => {
         policy: "fifo"
       })))
       const config = yield* loadRunnerConfig(Option.some(file))
-      expect(config.entities["42"]).toEqual({ maxWorkers: 2, weight: 3, staging: [] })
+      expect(config.entities["42"]).toEqual({ maxWorkers: 2, weight: 3, staging: [], banned: false })
       expect(config.apps.orgAppId).toBe(2167633)
+      expect(config.bannedSenders).toEqual([])
       expect(config.policy).toBe("fifo")
     }))
 })

@@ -30,7 +30,9 @@ export const EntityConfig = Schema.Struct({
   /** weight for the fair-share policy */
   weight: Schema.optionalWith(Schema.Number.pipe(Schema.positive()), { default: () => 1 }),
   /** repository names (without the owner) whose webhooks prod forwards to staging */
-  staging: Schema.optionalWith(Schema.Array(Schema.NonEmptyTrimmedString), { default: () => [] })
+  staging: Schema.optionalWith(Schema.Array(Schema.NonEmptyTrimmedString), { default: () => [] }),
+  /** refused: its deliveries are answered and not stored, and its stored jobs get no runner (they fail) */
+  banned: Schema.optionalWith(Schema.Boolean, { default: () => false })
 })
 export type EntityConfig = typeof EntityConfig.Type
 
@@ -73,6 +75,10 @@ export const RunnerConfig = Schema.Struct({
   entities: Schema.optionalWith(Schema.Record({ key: EntityIdKey, value: EntityConfig }), { default: () => ({}) }),
   defaultMaxWorkers: Schema.optionalWith(Schema.NullOr(Schema.Int.pipe(Schema.nonNegative())), { default: () => 20 }),
   policy: Schema.optionalWith(Schema.Literal("fair", "fifo"), { default: () => "fair" as const }),
+  /** GitHub logins (any case) or account ids whose deliveries are refused, whichever entity they are for */
+  bannedSenders: Schema.optionalWith(Schema.Array(Schema.Union(Schema.Int.pipe(Schema.positive()), Schema.NonEmptyTrimmedString)), {
+    default: () => []
+  }),
   /** prefixed to the rules' images that name no registry (`resolveImage`); `RUNNER_IMAGE_REGISTRY` overrides it */
   imageRegistry: Schema.optionalWith(ImageRegistry, { default: () => DEFAULT_IMAGE_REGISTRY })
 })
@@ -150,4 +156,23 @@ export const isStagingRepo = (config: RunnerConfig, entityId: number, repoFullNa
   const slash = repoFullName.indexOf("/")
   const repo = slash >= 0 ? repoFullName.slice(slash + 1) : repoFullName
   return entry.staging.includes(repo)
+}
+
+/** Is the entity banned in the config? */
+export const isEntityBanned = (config: RunnerConfig, entityId: number): boolean => config.entities[String(entityId)]?.banned === true
+
+/**
+ * Why a delivery is refused, or undefined: its entity is banned, or its sender (by id, or by login in any case, as
+ * GitHub logins are) is in `bannedSenders`. The text is what the delivery's answer says.
+ */
+export const banOf = (
+  config: RunnerConfig,
+  delivery: { readonly entityId: number; readonly entityName: string; readonly senderId: number | null; readonly senderLogin: string }
+): string | undefined => {
+  if (isEntityBanned(config, delivery.entityId)) return `entity ${delivery.entityName || delivery.entityId} is banned`
+  const login = delivery.senderLogin.toLowerCase()
+  const banned = config.bannedSenders.some((s) =>
+    typeof s === "number" ? s === delivery.senderId : login !== "" && s.toLowerCase() === login
+  )
+  return banned ? `sender ${delivery.senderLogin || delivery.senderId} is banned` : undefined
 }

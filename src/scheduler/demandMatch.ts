@@ -1,7 +1,7 @@
 import { Clock, Duration, Effect, Either } from "effect"
-import { failureV2 } from "../domain/FailureInfo.ts"
+import { failureV1, failureV2 } from "../domain/FailureInfo.ts"
 import { type Job, runnerRepoOf } from "../domain/Job.ts"
-import { maxWorkersFor, resolveImage, weightFor } from "../domain/RunnerConfig.ts"
+import { isEntityBanned, maxWorkersFor, resolveImage, weightFor } from "../domain/RunnerConfig.ts"
 import type { NewWorker } from "../domain/Worker.ts"
 import { recordCapacity, recordQueueWait } from "../observability/collect.ts"
 import { jobLogFields } from "../observability/logFields.ts"
@@ -40,7 +40,11 @@ export const matchDemand = Effect.fn("Scheduler.matchDemand")(function*(authenti
   }
   yield* recordCapacity(capacity.right)
   if (![...capacity.right.values()].some((c) => c.available > 0)) return none
-  const demand = yield* db.getDemand
+  const config = settings.runnerConfig
+  const read = yield* db.getDemand
+  // A banned entity's jobs stored before its ban get no runner: they fail, with the reason, so they leave the queue.
+  const demand = read.filter((row) => !isEntityBanned(config, row.job.entity_id))
+  if (demand.length < read.length) yield* failBannedJobs(read.filter((row) => isEntityBanned(config, row.job.entity_id)).map((r) => r.job))
   if (demand.length === 0) return none
 
   const now = yield* Clock.currentTimeMillis
@@ -49,7 +53,6 @@ export const matchDemand = Effect.fn("Scheduler.matchDemand")(function*(authenti
   const streaks = yield* db.getAllocationFailures(streakLookbackMs(baseMs, maxMs) / 1000)
   const blocked = blockedGroups(streaks, now, baseMs, maxMs)
 
-  const config = settings.runnerConfig
   const plan = planProvisioning({
     demand,
     available: new Map([...capacity.right.values()].map((c) => [c.pool, c.available])),
@@ -93,6 +96,18 @@ export const matchDemand = Effect.fn("Scheduler.matchDemand")(function*(authenti
     Effect.annotateLogs({ demand: demand.length, planned: plan.provisions.length, provisioned, failed })
   )
   return { provisioned, failed } satisfies MatchResult
+})
+
+const failBannedJobs = Effect.fn("Scheduler.failBannedJobs")(function*(jobs: ReadonlyArray<Job>) {
+  const db = yield* Db
+  for (const job of jobs) {
+    const failed = yield* Effect.either(db.step(db.markJobFailed(job.job_id, failureV1("entity banned"))))
+    if (Either.isLeft(failed)) {
+      yield* Effect.logError("could not fail a banned entity's job").pipe(Effect.annotateLogs({ ...jobLogFields(job), error: failed.left.message }))
+    } else {
+      yield* Effect.logInfo("job failed: entity banned").pipe(Effect.annotateLogs(jobLogFields(job)))
+    }
+  }
 })
 
 type Outcome = "provisioned" | "failed" | "not_reserved"

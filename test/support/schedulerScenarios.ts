@@ -117,6 +117,19 @@ export const schedulerScenarios = (label: string, run: WorldRunner) =>
       expect((yield* workerRows).map((w) => w.repo_full_name)).toEqual(["jane/a", "jane/b"])
     }), { config: { entities: { [USER.id]: { maxWorkers: 2 } } } })
 
+    scenario("a banned entity's jobs stored before the ban get no runner: they fail with `entity banned`", Effect.gen(function*() {
+      yield* installBoth
+      const cycle = yield* makeCycle
+      yield* queueJob(newJob(1))
+      yield* queueJob(newJob(2))
+      yield* queueJob(userJob(3))
+      yield* cycle
+      expect((yield* workerRows).map((w) => w.entity_id)).toEqual([USER.id])
+      for (const id of [1, 2]) expect(yield* job(id)).toMatchObject({ status: "failed", failure_info: { version: 1, message: "entity banned" } })
+      expect((yield* job(3)).status).toBe("pending")
+      expect((yield* githubRunners).map((r) => r.name)).toEqual([name(1)])
+    }), { config: { entities: { [ORG.id]: { banned: true } } } })
+
     scenario("the entity cap: maxWorkers from the config, across label sets", Effect.gen(function*() {
       yield* installBoth
       yield* installBeta
