@@ -14,7 +14,7 @@ import { pgClientLayer } from "../layers/db/pgClient.ts"
 import { withDevSecrets } from "../layers/sim/devSecrets.ts"
 import { traceMain } from "./cli/trace.ts"
 import { type AppEnv, loadAppEnv } from "./config/env.ts"
-import { loadRunnerConfig } from "./config/runnerConfig.ts"
+import { loadRunnerConfig, withImageRegistry } from "./config/runnerConfig.ts"
 import { StartupError } from "./config/StartupError.ts"
 import { appLayer } from "./main/appLayer.ts"
 import type { ArgumentError } from "./main/mainArgs.ts"
@@ -47,7 +47,7 @@ const program = Effect.gen(function*() {
   // --simulate generates the webhook and trace secrets that are unset (printed once, in the banner)
   const env = yield* Effect.flatMap(loadAppEnv(args.role, args.simulate), (e) => withDevSecrets(e, args.simulate))
   // Read and check the runner config up front, so a bad file stops every role at start-up.
-  const runnerConfig = yield* loadRunnerConfig(env.runnerConfigPath)
+  const runnerConfig = yield* Effect.flatMap(loadRunnerConfig(env.runnerConfigPath), (c) => withImageRegistry(c, env.imageRegistry))
 
   const say = operatorLine(env.logFormat)
 

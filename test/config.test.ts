@@ -4,7 +4,7 @@ import * as fs from "node:fs/promises"
 import * as os from "node:os"
 import * as path from "node:path"
 import { loadAppEnv } from "../src/config/env.ts"
-import { loadRunnerConfig } from "../src/config/runnerConfig.ts"
+import { loadRunnerConfig, withImageRegistry } from "../src/config/runnerConfig.ts"
 
 const withEnv = (vars: Record<string, string>) => Effect.withConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(vars))))
 
@@ -99,6 +99,17 @@ describe("runner config file", () => {
       expect(message).not.toContain("\n")
     }))
 
+  it.effect("RUNNER_IMAGE_REGISTRY replaces the config's imageRegistry; a bad value stops start-up with its name", () =>
+    Effect.gen(function*() {
+      const base = yield* loadRunnerConfig(Option.none())
+      expect((yield* withImageRegistry(base, Option.none())).imageRegistry).toBe("rg.fr-par.scw.cloud/funcscwriseriscvrunnerappqdvknz9s")
+      expect((yield* withImageRegistry(base, Option.some("ghcr.io/acme"))).imageRegistry).toBe("ghcr.io/acme")
+      const bad = yield* Effect.either(withImageRegistry(base, Option.some("https://ghcr.io/acme")))
+      expect(Either.isLeft(bad) && bad.left.message).toMatch(/^RUNNER_IMAGE_REGISTRY: must be a registry host/)
+      const env = yield* loadAppEnv("scheduler", true).pipe(withEnv({ RUNNER_IMAGE_REGISTRY: "registry.example:5000/runners" }))
+      expect(env.imageRegistry).toEqual(Option.some("registry.example:5000/runners"))
+    }))
+
   it.effect("rejects a file that is not JSON, and a missing file", () =>
     Effect.gen(function*() {
       const file = yield* Effect.promise(() => write("{ nope"))
@@ -116,8 +127,9 @@ describe("runner config file", () => {
         policy: "fifo"
       })))
       const config = yield* loadRunnerConfig(Option.some(file))
-      expect(config.entities["42"]).toEqual({ maxWorkers: 2, weight: 3, staging: [] })
+      expect(config.entities["42"]).toEqual({ maxWorkers: 2, weight: 3, staging: [], banned: false })
       expect(config.apps.orgAppId).toBe(2167633)
+      expect(config.bannedSenders).toEqual([])
       expect(config.policy).toBe("fifo")
     }))
 })

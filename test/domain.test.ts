@@ -1,9 +1,9 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Schema } from "effect"
+import { Either, Schema } from "effect"
 import { FailureInfo } from "../src/domain/FailureInfo.ts"
 import { escapeHtml } from "../src/domain/html.ts"
 import { encodeLabelSet, sameLabelSet, toLabelSet } from "../src/domain/Labels.ts"
-import { defaultRunnerConfig, isStagingRepo, maxWorkersFor, resolvePool, RunnerConfig } from "../src/domain/RunnerConfig.ts"
+import { banOf, defaultRunnerConfig, isEntityBanned, isStagingRepo, maxWorkersFor, resolveImage, resolvePool, RunnerConfig } from "../src/domain/RunnerConfig.ts"
 import { allowedSources, canTransition, type Status } from "../src/domain/Status.ts"
 import { WEBHOOK_OUTCOMES } from "../src/domain/WebhookOutcome.ts"
 
@@ -53,6 +53,36 @@ describe("the default runner config (the original's table)", () => {
     expect(isStagingRepo(defaultRunnerConfig, 152654596, "riseproject-dev/riscv-runner-sample")).toBe(false)
     expect(isStagingRepo(defaultRunnerConfig, 1, "x/riscv-runner-sample-staging")).toBe(false)
   })
+  it("pulls the rules' images from the original's registry unless a rule names its own", () => {
+    expect(defaultRunnerConfig.imageRegistry).toBe("rg.fr-par.scw.cloud/funcscwriseriscvrunnerappqdvknz9s")
+    const image = resolvePool(defaultRunnerConfig, job(1, "a/b", ["ubuntu-24.04-riscv"]), true)!.image
+    expect(resolveImage(image, defaultRunnerConfig.imageRegistry)).toBe("rg.fr-par.scw.cloud/funcscwriseriscvrunnerappqdvknz9s/riscv-runner:ubuntu-24.04-latest")
+    expect(resolveImage("ghcr.io/acme/runner:1", "registry.example/x")).toBe("ghcr.io/acme/runner:1")
+    expect(resolveImage("localhost/runner:1", "registry.example/x")).toBe("localhost/runner:1")
+    expect(resolveImage("host:5000/runner", "registry.example/x")).toBe("host:5000/runner")
+    expect(resolveImage("acme/runner:1", "registry.example/x")).toBe("registry.example/x/acme/runner:1")
+    expect(resolveImage("riscv-runner:ubuntu-24.04-latest", "")).toBe("riscv-runner:ubuntu-24.04-latest")
+    const decode = Schema.decodeUnknownEither(RunnerConfig)
+    expect(decode({ rules: [], imageRegistry: "" }).pipe(Either.map((c) => c.imageRegistry))).toEqual(Either.right(""))
+    for (const bad of ["https://ghcr.io/acme", "ghcr.io/acme/", "ghcr.io/ACME", " "]) expect(Either.isLeft(decode({ rules: [], imageRegistry: bad }))).toBe(true)
+  })
+  it("bans: an entity by its config, a sender by id or by login in any case", () => {
+    const config = Schema.decodeUnknownSync(RunnerConfig)({
+      rules: [],
+      entities: { "5": { banned: true }, "6": {} },
+      bannedSenders: ["Mallory", 42]
+    })
+    const d = (entityId: number, senderLogin: string, senderId: number | null) => banOf(config, { entityId, entityName: `e${entityId}`, senderId, senderLogin })
+    expect(d(5, "anyone", 1)).toBe("entity e5 is banned")
+    expect(d(6, "MALLORY", 1)).toBe("sender MALLORY is banned")
+    expect(d(6, "renamed", 42)).toBe("sender renamed is banned")
+    expect(d(6, "friend", 7)).toBeUndefined()
+    expect(d(6, "", null)).toBeUndefined()
+    expect([isEntityBanned(config, 5), isEntityBanned(config, 6), isEntityBanned(config, 7)]).toEqual([true, false, false])
+    const decode = Schema.decodeUnknownEither(RunnerConfig)
+    expect(Either.isLeft(decode({ rules: [], bannedSenders: [""] }))).toBe(true)
+    expect(Either.isLeft(decode({ rules: [], bannedSenders: [-1] }))).toBe(true)
+  })
   it("supports contains-matching rules", () => {
     const config = Schema.decodeUnknownSync(RunnerConfig)({
       rules: [{ labels: ["linux.riscv64.xlarge"], match: "contains", pool: "p", image: "i" }]
@@ -81,8 +111,9 @@ describe("failure info", () => {
     expect(() => decode({ version: 2, reason: "not_a_reason" })).toThrow()
   })
   it("lists every webhook outcome", () => {
-    expect(WEBHOOK_OUTCOMES).toHaveLength(12)
+    expect(WEBHOOK_OUTCOMES).toHaveLength(13)
     expect(WEBHOOK_OUTCOMES).toContain("proxied_to_staging")
+    expect(WEBHOOK_OUTCOMES).toContain("ignored_banned")
   })
 })
 

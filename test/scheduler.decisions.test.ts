@@ -4,7 +4,7 @@ import * as fc from "fast-check"
 import type { Job } from "../src/domain/Job.ts"
 import type { Status } from "../src/domain/Status.ts"
 import { backoffDelayMs, blockedGroups, streakLookbackMs } from "../src/scheduler/allocationBackoff.ts"
-import { groupKey, planProvisioning, type PlanInput } from "../src/scheduler/demandPlan.ts"
+import { groupKey, jobGroupKey, planProvisioning, type PlanInput } from "../src/scheduler/demandPlan.ts"
 import { classifyWorker, type HealthInput, type HealthLimits, needsRunnerView } from "../src/scheduler/healthChecks.ts"
 import { decideJobSync, decideRunProbe, isStale, pollAllowance } from "../src/scheduler/jobSyncDecision.ts"
 import { cryptoRunnerSuffix, isRunnerSuffix } from "../src/scheduler/runnerName.ts"
@@ -32,6 +32,7 @@ describe("health checks: the reference's decision table, row by row", () => {
   const rows: ReadonlyArray<readonly [string, Partial<HealthInput>, string]> = [
     ["pending, pod younger than 600 s: wait", { workerStatus: "pending", pendingAgeMs: s(599) }, "Wait"],
     ["pending, pod 600 s old: pod_stuck_pending", { workerStatus: "pending", pendingAgeMs: s(600) }, "Fail:pod_stuck_pending"],
+    ["ours: pending, its image cannot be pulled: image_pull_failed at once", { workerStatus: "pending", pendingAgeMs: s(3), imagePullFailed: true }, "Fail:image_pull_failed"],
     ["pending, any runner, old: still pod_stuck_pending", { workerStatus: "pending", pendingAgeMs: s(900), runner: online(true) }, "Fail:pod_stuck_pending"],
     ["running, no runner, a job ran on it: healthy", { runningAgeMs: s(5000), jobRanOnPod: true }, "Healthy"],
     ["running, no runner, younger than 120 s: wait", { runningAgeMs: s(119) }, "Wait"],
@@ -60,8 +61,8 @@ describe("health checks: the reference's decision table, row by row", () => {
     const status = fc.constantFrom<Status>("pending", "running", "completed", "failed")
     const age = fc.oneof(fc.integer({ min: 0, max: 2_000_000 }), fc.constant(Number.POSITIVE_INFINITY))
     const runner = fc.option(fc.record({ status: fc.constantFrom("online", "offline", "busy?", ""), busy: fc.boolean() }), { nil: undefined })
-    fc.assert(fc.property(status, age, age, runner, fc.boolean(), fc.boolean(), (workerStatus, pendingAgeMs, runningAgeMs, r, ran, active) => {
-      const base = { workerStatus, pendingAgeMs, runningAgeMs, jobActiveOnPod: active }
+    fc.assert(fc.property(status, age, age, runner, fc.boolean(), fc.boolean(), fc.boolean(), (workerStatus, pendingAgeMs, runningAgeMs, r, ran, active, pull) => {
+      const base = { workerStatus, pendingAgeMs, runningAgeMs, jobActiveOnPod: active, imagePullFailed: pull }
       if (needsRunnerView(base, limits)) return
       const d = classifyWorker({ ...base, runner: r, jobRanOnPod: ran }, limits)
       expect(d._tag).not.toBe("Fail")
@@ -163,6 +164,40 @@ describe("demand planner", () => {
     expect(p.skipped).toEqual([{ job: j1, why: "backoff" }])
   })
 
+  it("a personal account's groups are per repository: a back-off on one repository leaves the others", () => {
+    const user = { entity_type: "User" as const, job_labels: ["a"] }
+    const a = job(7, 1, { ...user, repo_full_name: "solo/a" })
+    const b = job(7, 2, { ...user, repo_full_name: "solo/b" })
+    const p = plan({ demand: [row(a), row(b)], blocked: new Set([jobGroupKey(a)]) })
+    expect(p.provisions.map((x) => x.job.job_id)).toEqual([b.job_id])
+    expect(p.skipped).toEqual([{ job: a, why: "backoff" }])
+    // an organisation's group spans its repositories: its runners take any of them
+    const o1 = job(8, 3, { repo_full_name: "org/a" })
+    const o2 = job(8, 4, { repo_full_name: "org/b" })
+    expect(jobGroupKey(o1)).toBe(jobGroupKey(o2))
+    expect(plan({ demand: [row(o1), row(o2)], blocked: new Set([jobGroupKey(o1)]) }).provisions).toEqual([])
+  })
+
+  it("a personal account's cap counts its workers over all its repositories", () => {
+    const user = { entity_type: "User" as const }
+    const demand = [
+      row(job(7, 1, { ...user, repo_full_name: "solo/a" }), 1),
+      row(job(7, 2, { ...user, repo_full_name: "solo/b" }), 1),
+      row(job(7, 3, { ...user, repo_full_name: "solo/c" }), 1)
+    ]
+    const p = plan({ demand, capFor: () => 2 })
+    expect(p.provisions.map((x) => x.job.job_id)).toEqual([demand[0]!.job.job_id])
+    expect(p.skipped.map((x) => x.why)).toEqual(["entity_cap", "entity_cap"])
+  })
+
+  it("a probing group (back-off passed, failures not yet ended) gets one runner, its oldest job; others are served in full", () => {
+    const a = [job(1, 1), job(1, 2), job(1, 3)]
+    const b = [job(2, 4), job(2, 5)]
+    const p = plan({ demand: [...a, ...b].map((j) => row(j)), probing: new Set([jobGroupKey(a[0]!)]) })
+    expect(p.provisions.map((x) => x.job.job_id)).toEqual([a[0]!.job_id, b[0]!.job_id, b[1]!.job_id])
+    expect(p.skipped).toEqual([{ job: a[1], why: "backoff" }, { job: a[2], why: "backoff" }])
+  })
+
   it("plans are the same whatever order the rows come in", () => {
     const demand = [row(job(1, 3)), row(job(2, 1)), row(job(3, 2)), row(job(2, 4))]
     const a = plan({ demand, available: new Map([["scw-em-rv1", 3]]) })
@@ -179,9 +214,17 @@ describe("allocation back-off", () => {
   })
 
   it("blocks a group until its latest failure plus the delay", () => {
-    const streak = { entityId: 1, labels: ["a"], failures: 2, lastFailureAt: new Date(100_000) }
+    const streak = { entityId: 1, repoFullName: null, labels: ["a"], failures: 2, lastFailureAt: new Date(100_000) }
     expect([...blockedGroups([streak], 129_999, 15_000, 600_000).keys()]).toEqual([groupKey(1, ["a"])])
     expect(blockedGroups([streak], 130_000, 15_000, 600_000).size).toBe(0)
+  })
+
+  it("a personal account's streak blocks the jobs of its repository only", () => {
+    const streak = { entityId: 7, repoFullName: "solo/a", labels: ["a"], failures: 1, lastFailureAt: new Date(100_000) }
+    const blocked = blockedGroups([streak], 100_000, 15_000, 600_000)
+    const user = { entity_id: 7, entity_type: "User" as const, job_labels: ["a"] }
+    expect(blocked.has(jobGroupKey({ ...user, repo_full_name: "solo/a" }))).toBe(true)
+    expect(blocked.has(jobGroupKey({ ...user, repo_full_name: "solo/b" }))).toBe(false)
   })
 
   it("reads far enough back for a streak to reach the maximum", () => {

@@ -131,6 +131,32 @@ describe("scheduler operator routes", () => {
       expect(html.link).toBeNull()
     }).pipe(Effect.provide(world())))
 
+  it.effect("the pages count from 1 for people, and say when a page is past the end; the page parameter counts from 0", () =>
+    Effect.gen(function*() {
+      const db = yield* Db
+      const summary = (body: string) => /<p>([^<·]*)/.exec(body)?.[1]?.trim()
+      expect(summary((yield* get("/jobs")).body)).toBe("page 1 of 1, nothing to show")
+      for (let i = 1; i <= 13; i++) {
+        yield* at(i * 1000)
+        yield* db.addJob(newJob(i))
+      }
+      expect(summary((yield* get("/jobs")).body)).toBe("page 1 of 1, 13 shown of 13")
+      expect(summary((yield* get("/jobs?per_page=2")).body)).toBe("page 1 of 7, 2 shown of 13")
+      const lastOne = yield* get("/jobs?per_page=2&page=6")
+      expect(summary(lastOne.body)).toBe("page 7 of 7, 1 shown of 13")
+      expect(lastOne.body).not.toContain(">next</a>")
+      const past = yield* get("/jobs?per_page=10&page=3")
+      expect(summary(past.body)).toBe("page 4 is past the end: 13 entries fill 2 pages of 10")
+      // its prev link goes to the last page that has entries
+      expect(past.body).toContain(`<a href="/jobs?page=1&amp;per_page=10">prev</a>`)
+      yield* db.addWorker(newWorker("w-1"))
+      expect(summary((yield* get("/workers?page=1")).body)).toBe("page 2 is past the end: 1 entry fills 1 page of 100")
+      // the JSON routes keep the original's page numbers from 0
+      expect((yield* get("/jobs.json?per_page=10&page=3")).link).toBe(
+        `</jobs.json?page=0&per_page=10>; rel="first", </jobs.json?page=1&per_page=10>; rel="prev"`
+      )
+    }).pipe(Effect.provide(world())))
+
   it.effect("bad paging parameters are a 400 with the original's texts", () =>
     Effect.gen(function*() {
       const cases: ReadonlyArray<readonly [string, string]> = [

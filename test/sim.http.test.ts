@@ -1,3 +1,4 @@
+import { Duration } from "effect"
 import { describe, expect, it } from "vitest"
 import { json, withSimService } from "./support/simService.ts"
 
@@ -46,5 +47,43 @@ describe("--simulate over HTTP", () => {
     expect(result.on.body).toMatchObject({ dropWebhooks: 0.25, githubErrors: 0.1, neverRegister: 0 })
     expect(Object.values(result.off.body).every((v) => v === 0)).toBe(true)
   }, 30_000)
-})
 
+  it("a personal account's runner held on one repository does not keep another repository's job waiting (issue 17)", async () => {
+    const post = (control: string, repo: string) =>
+      json(`${control}/sim/jobs`, {
+        method: "POST",
+        body: JSON.stringify({ owner: "solo", ownerType: "User", repo, labels: ["ubuntu-24.04-riscv"], durationSeconds: 30, count: 1 })
+      })
+    const { result } = await withSimService(async ({ control, scheduler }) => {
+      // solo/a's runner finishes its job and stays busy (and so registered on solo/a) far longer than this test
+      await json(`${control}/sim/faults`, { method: "POST", body: JSON.stringify({ stuckBusy: 1 }) })
+      const a = (await post(control, "solo/a")).body.jobIds[0]
+      let state: any
+      for (let i = 0; i < 150; i++) {
+        state = (await json(`${control}/sim/state`)).body
+        if (state.jobs.some((j: any) => j.id === a && j.status === "completed")) break
+        await new Promise((r) => setTimeout(r, 100))
+      }
+      await json(`${control}/sim/faults`, { method: "POST", body: JSON.stringify({ off: true }) })
+      const b = (await post(control, "solo/b")).body.jobIds[0]
+      // the queue lists solo/b's job while it waits; with boards free it gets its own runner and completes
+      const seen: Array<any> = []
+      for (let i = 0; i < 150; i++) {
+        const queue = (await json(`${scheduler}/queue.json`)).body
+        seen.push(...queue.jobs.filter((j: any) => j.job_id === b))
+        state = (await json(`${control}/sim/state`)).body
+        if (state.jobs.some((j: any) => j.id === b && j.status === "completed")) break
+        await new Promise((r) => setTimeout(r, 100))
+      }
+      const queueAfter = (await json(`${scheduler}/queue.json`)).body
+      return { a, b, state, seen, queueAfter }
+    }, { world: { stuckBusyFor: Duration.hours(100) } })
+    const byId = new Map(result.state.jobs.map((j: any) => [j.id, j]))
+    expect(byId.get(result.a)).toMatchObject({ status: "completed" })
+    expect(byId.get(result.b)).toMatchObject({ status: "completed", conclusion: "success" })
+    // solo/a's runner is still held busy: solo/b's job ran on a runner of its own repository
+    expect(result.state.runners.some((r: any) => r.busy === true)).toBe(true)
+    for (const entry of result.seen) expect(entry).toMatchObject({ entity_name: "solo", reason: "provisioning" })
+    expect(result.queueAfter.jobs.map((j: any) => j.job_id)).not.toContain(result.b)
+  }, 60_000)
+})

@@ -196,13 +196,35 @@ describe("trace CLI: targets and output", () => {
     expect(wrong.stderr).toContain("401, check TRACE_API_SECRET")
     expect(wrong.stderr).not.toContain("not-it")
     const unknown = await trace("--job-id", "42")
-    expect(unknown).toMatchObject({ code: 1 })
-    expect(unknown.stderr).toContain("HTTP 404 Entity not found")
+    expect(unknown).toMatchObject({ code: 1, stdout: "" })
+    expect(unknown.stderr).toContain("no delivery for job 42 was recorded")
     expect((await runTrace(["--entity-id", "1"], { TRACE_URL: base })).code).toBe(2)
     expect((await trace()).code).toBe(2)
     expect((await trace("--entity-id", "1", "--job-id", "2")).code).toBe(2)
     expect((await trace("--entity-id", "x")).stderr).toContain("not a positive integer")
     for (const r of requests) expect(r.url).not.toContain(SECRET)
+  })
+
+  it("a job that was never stored: what that means, and --repo traces the repository's owner instead", async () => {
+    const unknown = await trace("--job-id", "42")
+    expect(unknown.code).toBe(1)
+    expect(unknown.stderr).not.toContain("Entity not found")
+    for (const hint of ["Recent deliveries", "SCHEDULER_REDELIVERY_INTERVAL", "labels", "ignored_no_label", "banned", "--repo OWNER/NAME"]) {
+      expect(unknown.stderr).toContain(hint)
+    }
+    const viaRepo = await trace("--job-id", "42", "--repo", "acme-corp/app", "--json")
+    expect(viaRepo.code).toBe(0)
+    expect(viaRepo.stderr).toBe(`trace: no delivery for job 42 was recorded; showing the trace of acme-corp/app's owner (entity ${RENAMED})\n`)
+    expect(JSON.parse(viaRepo.stdout)).toMatchObject({ entity_id: RENAMED })
+    // a known job ignores --repo; --repo alone traces the owner
+    expect(JSON.parse((await trace("--job-id", "5001", "--repo", "acme-corp/app", "--json")).stdout)).toMatchObject({ entity_id: UNINSTALLED })
+    expect(await codesOf("--repo", "acme-corp/app")).toContain("renamed")
+    const noOwner = await trace("--job-id", "42", "--repo", "nobody-here/app")
+    expect(noOwner.code).toBe(1)
+    expect(noOwner.stderr).toContain("GitHub user nobody-here: HTTP 404")
+    expect((await trace("--repo", "not a repo")).code).toBe(2)
+    expect((await trace("--entity-id", "1", "--repo", "acme/app")).code).toBe(2)
+    expect(parseTraceArgs(["--job-id", "7", "--repo=acme/app"])).toEqual({ target: { kind: "job", id: 7 }, json: false, verbose: false, repo: "acme/app" })
   })
 
   it("argument forms: --flag value and --flag=value", () => {

@@ -79,6 +79,22 @@ describe("installation history fold", () => {
     expect(renames).toMatchObject([{ from: "acme", to: "acme-corp" }])
   })
 
+  it("after a rename, later job and scheduler rows (which carry the stored, old login) do not bring the old name back", () => {
+    const rows = [
+      created(1, ["acme/a"]),
+      row(2, "installation_target.renamed", installationTargetRenamed("acme", { login: "acme-corp", id: 424242, type: "Organization" }), { entity_name: "acme-corp" }),
+      row(3, "workflow_job.queued", undefined, { entity_name: "acme" }),
+      auth404(4, "acme/a", {}),
+      row(5, "workflow_job.completed", undefined, { entity_name: "acme" })
+    ]
+    expect(foldInstallationHistory(rows).state.entity_name).toBe("acme-corp")
+    // an installation row after them still renames (it carries GitHub's current login)
+    const later = row(6, "installation_repositories.added", installationRepositories({ action: "added", added: ["acme/b"] }), { entity_name: "acme-corp2" })
+    expect(foldInstallationHistory([...rows, later]).state.entity_name).toBe("acme-corp2")
+    // a log of job rows alone still names its account
+    expect(foldInstallationHistory([row(7, "workflow_job.queued", undefined, { entity_name: "solo" })]).state.entity_name).toBe("solo")
+  })
+
   it("rows arrive in any order and are folded in log order", () => {
     const rows = [created(1, ["acme/a"]), row(2, "installation.deleted", installation({ action: "deleted" }))]
     expect(foldInstallationHistory([...rows].reverse()).state.installed).toBe(false)

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Option, Ref } from "effect"
+import { Effect, Option, Ref, Schema } from "effect"
+import { defaultRunnerConfigInput, RunnerConfig } from "../src/domain/RunnerConfig.ts"
 import { request as httpRequest } from "node:http"
 import {
   APP_ID,
@@ -286,6 +287,37 @@ const cases = (backend: Backend) => {
         expect((row!.payload as any).workflow_job.steps).toBeUndefined()
         expect((row!.payload as any).workflow_job.html_url).toContain("/job/9001")
       }))
+
+    test("a banned entity's or sender's deliveries: 200 with a text that says so, logged ignored_banned, nothing stored", (h) =>
+      Effect.gen(function*() {
+        const res = yield* h.deliver("workflow_job", workflowJob({ jobId: 7001 }))
+        expect([res.status, res.text]).toEqual([200, "Ignored: entity acme is banned."])
+        const done = yield* h.deliver("workflow_job", workflowJob({ jobId: 7001, action: "completed" }))
+        expect([done.status, done.text]).toEqual([200, "Ignored: entity acme is banned."])
+        // a sender banned by login (any case) or by id, whatever the entity
+        const bySender = (sender: { login: string; id: number }, jobId: number) => {
+          const p = workflowJob({ owner: ALICE, jobId })
+          p.sender = { ...p.sender, ...sender }
+          return h.deliver("workflow_job", p)
+        }
+        expect((yield* bySender({ login: "Mallory", id: 5 }, 7002)).text).toBe("Ignored: sender Mallory is banned.")
+        expect((yield* bySender({ login: "someone", id: 666 }, 7003)).text).toBe("Ignored: sender someone is banned.")
+        // someone else, for another entity, is served as usual
+        const fine = yield* bySender({ login: "friend", id: 7 }, 7004)
+        expect([fine.status, fine.text]).toEqual([200, "Job 7004 stored."])
+        expect((yield* h.rows).map((r) => r.outcome)).toEqual(["job_stored"])
+        for (const id of [7001, 7002, 7003]) expect(Option.isNone(yield* h.db.getJob(id))).toBe(true)
+        const logs = (yield* h.logs).filter((l) => l.includes("ignored_banned"))
+        expect(logs).toHaveLength(4)
+      }), {
+      settings: {
+        runnerConfig: Schema.decodeUnknownSync(RunnerConfig)({
+          ...defaultRunnerConfigInput,
+          entities: { ...defaultRunnerConfigInput.entities, [ACME.id]: { name: "acme", banned: true } },
+          bannedSenders: ["mallory", 666]
+        })
+      }
+    })
 
     test("labels no rule accepts are ignored_no_label, with the minimal payload", (h) =>
       Effect.gen(function*() {

@@ -26,6 +26,7 @@ import type { SimEvent } from "../../layers/sim/events.ts"
 import { InProcessWebhookTransport } from "../../layers/sim/webhookTransport.ts"
 import { SimWorldLive } from "../../layers/sim/world.ts"
 import { type SimOptions, SimWorld, type SimWorldShape } from "../../layers/sim/worldApi.ts"
+import { runnerRepoOf } from "../../src/domain/Job.ts"
 import { encodeLabelSet } from "../../src/domain/Labels.ts"
 import { finishedAt } from "../../src/domain/Pod.ts"
 import { maxWorkersFor, type RunnerConfig } from "../../src/domain/RunnerConfig.ts"
@@ -157,11 +158,12 @@ export const makeHarness = (spec: HarnessSpec, logs: ReadonlyArray<string>) =>
     const keep = (what: string, value: unknown) => Effect.sync(() => void written.push(`${what} ${JSON.stringify(value)}`))
     const supplyCheck = (worker: Parameters<DbShape["addWorker"]>[0]) =>
       Effect.gen(function*() {
-        const group = encodeLabelSet(worker.job_labels)
-        const inGroup = (r: { readonly entity_id: number; readonly job_labels: ReadonlyArray<string> }) =>
-          r.entity_id === worker.entity_id && encodeLabelSet(r.job_labels) === group
-        const supply = (yield* inner.getActiveWorkers).filter(inGroup).length + 1
-        const jobs = (yield* inner.listJobs(allRows)).rows.filter(inGroup)
+        // the matching group: (entity, label set), and the repository for a personal account's repo-scoped runners
+        const group = encodeLabelSet(worker.job_labels) + (worker.repo_full_name === null ? "" : ` on ${worker.repo_full_name}`)
+        const sameGroup = (entityId: number, labels: ReadonlyArray<string>, repo: string | null) =>
+          entityId === worker.entity_id && encodeLabelSet(labels) === encodeLabelSet(worker.job_labels) && repo === worker.repo_full_name
+        const supply = (yield* inner.getActiveWorkers).filter((w) => sameGroup(w.entity_id, w.job_labels, w.repo_full_name)).length + 1
+        const jobs = (yield* inner.listJobs(allRows)).rows.filter((j) => sameGroup(j.entity_id, j.job_labels, runnerRepoOf(j)))
         const demand = jobs.filter((j) => isActive(j.status)).length
         // in flight: jobs of the group that ended since this cycle began, which the scheduler may have counted
         const inFlight = jobs.filter((j) => isTerminal(j.status) && j.updated_at.getTime() >= cycleStartedAt).length

@@ -84,9 +84,12 @@ const makePlan = (options: DstOptions) =>
     const entityCount = yield* int(3, 6)
     const entities: Array<{ login: string; id: number; type: OwnerType; repos: Array<string>; cap: number | null | undefined }> = []
     for (let i = 1; i <= entityCount; i++) {
-      const type: OwnerType = (yield* chance(0.7)) ? "Organization" : "User"
+      // Every world has a personal account (the last entity, if none was drawn before it), and personal accounts
+      // have several repositories: their runners are repo-scoped, so demand meets supply per repository.
+      const drawn: OwnerType = (yield* chance(0.7)) ? "Organization" : "User"
+      const type: OwnerType = i === entityCount && !entities.some((e) => e.type === "User") ? "User" : drawn
       const login = `${type === "User" ? "user" : "org"}${i}`
-      const repos = Array.from({ length: yield* int(1, 2) }, (_, r) => `${login}/repo${r + 1}`)
+      const repos = Array.from({ length: type === "User" ? yield* int(2, 3) : yield* int(1, 2) }, (_, r) => `${login}/repo${r + 1}`)
       const cap = (yield* chance(0.4)) ? yield* int(1, 3) : (yield* chance(0.2)) ? null : undefined
       entities.push({ login, id: 1000 + i, type, repos, cap })
     }

@@ -1,6 +1,7 @@
 import { Clock, Effect, Exit, FiberRef, Layer, Option, PubSub, Stream } from "effect"
 import type { EventSummary, InstallationEvent } from "../../src/domain/InstallationEvent.ts"
-import type { Job } from "../../src/domain/Job.ts"
+import { BACKOFF_REASONS } from "../../src/domain/FailureInfo.ts"
+import { type Job, runnerRepoOf } from "../../src/domain/Job.ts"
 import { encodeLabelSet, toLabelSet } from "../../src/domain/Labels.ts"
 import { allowedSources, isActive, type Status } from "../../src/domain/Status.ts"
 import type { Worker } from "../../src/domain/Worker.ts"
@@ -114,20 +115,23 @@ export const makeDbMemory = Effect.gen(function*() {
   const queueRows = (): Array<QueueRow> => {
     const count = new Map<string, number>()
     const bump = (key: string) => count.set(key, (count.get(key) ?? 0) + 1)
-    const groupKey = (entityId: number, labels: ReadonlyArray<string>) => `${entityId}|${encodeLabelSet(labels)}`
+    // The matching group: a personal account's runner is registered on one repository (the worker's
+    // repo_full_name), so for `User` entities the repository is part of the key; organisations have none.
+    const groupKey = (entityId: number, repo: string | null, labels: ReadonlyArray<string>) =>
+      `${entityId}|${repo ?? ""}|${encodeLabelSet(labels)}`
     for (const j of activeJobs()) {
-      bump(`demand|${groupKey(j.entity_id, j.job_labels)}`)
-      if (j.status === "running") bump(`running|${groupKey(j.entity_id, j.job_labels)}`)
+      bump(`demand|${groupKey(j.entity_id, runnerRepoOf(j), j.job_labels)}`)
+      if (j.status === "running") bump(`running|${groupKey(j.entity_id, runnerRepoOf(j), j.job_labels)}`)
     }
     for (const w of activeWorkers()) {
-      bump(`supply|${groupKey(w.entity_id, w.job_labels)}`)
+      bump(`supply|${groupKey(w.entity_id, w.repo_full_name, w.job_labels)}`)
       bump(`entity|${w.entity_id}`)
     }
     const rank = new Map<string, number>()
     const rows: Array<QueueRow> = []
     for (const job of activeJobs()) {
       if (job.status !== "pending") continue
-      const key = groupKey(job.entity_id, job.job_labels)
+      const key = groupKey(job.entity_id, runnerRepoOf(job), job.job_labels)
       const r = (rank.get(key) ?? 0) + 1
       rank.set(key, r)
       const groupDemand = count.get(`demand|${key}`) ?? 0
@@ -183,13 +187,14 @@ export const makeDbMemory = Effect.gen(function*() {
     getQueueRows: Effect.sync(queueRows),
 
     getQueueIndex: Effect.gen(function*() {
-      // getQueueRows (oldest first) grouped by (entity, label set, pool)
+      // getQueueRows (oldest first) grouped by (entity, label set, pool, matching repository)
       const rows = yield* db.getQueueRows
       const groups = new Map<string, QueueGroup & { jobIds: Array<number>; createdMs: Array<number>; lacking: Array<boolean> }>()
       for (const r of rows) {
-        const key = `${r.job.entity_id}|${encodeLabelSet(r.job.job_labels)}|${r.job.k8s_pool}`
+        const repo = runnerRepoOf(r.job)
+        const key = `${r.job.entity_id}|${encodeLabelSet(r.job.job_labels)}|${r.job.k8s_pool}|${repo ?? ""}`
         const g = groups.get(key) ??
-          { entityId: r.job.entity_id, labels: toLabelSet(r.job.job_labels), pool: r.job.k8s_pool, entityActiveWorkers: r.entityActiveWorkers, jobIds: [], createdMs: [], lacking: [] }
+          { entityId: r.job.entity_id, labels: toLabelSet(r.job.job_labels), pool: r.job.k8s_pool, repo, entityActiveWorkers: r.entityActiveWorkers, jobIds: [], createdMs: [], lacking: [] }
         groups.set(key, g)
         g.jobIds.push(r.job.job_id)
         g.createdMs.push(r.job.created_at.getTime())
@@ -249,26 +254,39 @@ export const makeDbMemory = Effect.gen(function*() {
       Effect.map(now, (at) => {
         const since = at.getTime() - lookbackSeconds * 1000
         const allocFailed = (w: Worker) =>
-          w.status === "failed" && w.failure_info?.version === 2 && w.failure_info.reason === "pod_allocation_failure"
+          w.status === "failed" && w.failure_info?.version === 2 && BACKOFF_REASONS.includes(w.failure_info.reason)
         const recent = [...workers.values()].filter((w) => w.created_at.getTime() >= since)
+        // one streak per matching group: the repository is part of it (null for an organisation's workers)
+        const keyOf = (w: Worker) => `${w.entity_id}|${w.repo_full_name ?? ""}|${encodeLabelSet(w.job_labels)}`
         const lastOk = new Map<string, number>()
         for (const w of recent) {
           if (allocFailed(w)) continue
-          const key = `${w.entity_id}|${encodeLabelSet(w.job_labels)}`
+          const key = keyOf(w)
           lastOk.set(key, Math.max(lastOk.get(key) ?? Number.NEGATIVE_INFINITY, w.created_at.getTime()))
         }
-        const streaks = new Map<string, { entityId: number; labels: ReadonlyArray<string>; failures: number; last: number }>()
+        const streaks = new Map<string, { entityId: number; repo: string | null; labels: ReadonlyArray<string>; failures: number; last: number }>()
         for (const w of recent) {
-          const key = `${w.entity_id}|${encodeLabelSet(w.job_labels)}`
+          const key = keyOf(w)
           if (!allocFailed(w) || w.created_at.getTime() <= (lastOk.get(key) ?? Number.NEGATIVE_INFINITY)) continue
-          const s = streaks.get(key) ?? { entityId: w.entity_id, labels: toLabelSet(w.job_labels), failures: 0, last: Number.NEGATIVE_INFINITY }
+          const s = streaks.get(key) ??
+            { entityId: w.entity_id, repo: w.repo_full_name, labels: toLabelSet(w.job_labels), failures: 0, last: Number.NEGATIVE_INFINITY }
           s.failures += 1
           s.last = Math.max(s.last, (w.completed_at ?? w.created_at).getTime())
           streaks.set(key, s)
         }
+        const text = (labels: ReadonlyArray<string>) => encodeLabelSet(labels)
         return [...streaks.values()]
-          .sort((a, b) => a.entityId - b.entityId || (encodeLabelSet(a.labels) < encodeLabelSet(b.labels) ? -1 : 1))
-          .map((s): AllocationFailureStreak => ({ entityId: s.entityId, labels: s.labels, failures: s.failures, lastFailureAt: new Date(s.last) }))
+          .sort((a, b) =>
+            a.entityId - b.entityId || (text(a.labels) < text(b.labels) ? -1 : text(a.labels) > text(b.labels) ? 1 : 0) ||
+            ((a.repo ?? "") < (b.repo ?? "") ? -1 : 1)
+          )
+          .map((s): AllocationFailureStreak => ({
+            entityId: s.entityId,
+            repoFullName: s.repo,
+            labels: s.labels,
+            failures: s.failures,
+            lastFailureAt: new Date(s.last)
+          }))
       }),
 
     addInstallationEvent: (e) =>

@@ -8,6 +8,7 @@ import { Db, type DbShape } from "../../src/services/Db.ts"
 import { deadlineClient } from "./deadlineClient.ts"
 import { listenResilient } from "./listener.ts"
 import { migrate } from "./migrate.ts"
+import { makeDemandStatements } from "./postgresDemandStatements.ts"
 import { makeEventStatements } from "./postgresEventStatements.ts"
 import { makeJobStatements } from "./postgresJobStatements.ts"
 import { makeQueueStatements } from "./postgresQueueStatements.ts"
@@ -73,6 +74,8 @@ export const makeDbPostgres = (schema: DbSchema, timeouts: DbTimeouts = defaultD
     const db: DbShape = {
       ...makeJobStatements(sql, channel),
       ...makeQueueStatements(sql),
+      // after the queue statements: the scheduler's demand, with personal accounts matched per repository
+      ...makeDemandStatements(sql),
       ...makeWorkerStatements(sql),
       ...makeEventStatements(sql),
 

@@ -33,6 +33,7 @@ const TransitionRow = Schema.Struct({ previous: Status, changed: Schema.Boolean 
 export const decodeTransition = Schema.decodeUnknown(Schema.Array(TransitionRow))
 const StreakRow = Schema.Struct({
   entity_id: Schema.Number,
+  repo_full_name: Schema.NullOr(Schema.String),
   job_labels: Schema.Array(Schema.String),
   failures: Schema.Number,
   last_failure_at: Schema.DateFromSelf

@@ -1,6 +1,7 @@
 /** The statements on the `workers` table: a worker's insert and transitions, its reads, and the allocation failures. */
 import type { SqlClient, Statement } from "@effect/sql"
 import { Effect, Option } from "effect"
+import { BACKOFF_REASONS } from "../../src/domain/FailureInfo.ts"
 import { encodeLabelSet } from "../../src/domain/Labels.ts"
 import type { Status } from "../../src/domain/Status.ts"
 import { type AllocationFailureStreak, type DbShape, DuplicatePodName } from "../../src/services/Db.ts"
@@ -121,31 +122,37 @@ export const makeWorkerStatements = (sql: SqlClient.SqlClient): WorkerStatements
       Effect.gen(function*() {
         const at = yield* now
         const since = new Date(at.getTime() - lookbackSeconds * 1000)
+        // One streak per matching group: the repository is part of it (null for an organisation's workers).
         const rows = yield* sql`
           WITH recent AS (
-            SELECT entity_id, job_labels, created_at, completed_at,
-                   (status = 'failed' AND failure_info ->> 'reason' = 'pod_allocation_failure') AS alloc_failed
+            SELECT entity_id, repo_full_name, job_labels, created_at, completed_at,
+                   (status = 'failed' AND failure_info ->> 'reason' IN ${sql.in(BACKOFF_REASONS)}) AS alloc_failed
             FROM workers WHERE created_at >= ${since}
           ), last_ok AS (
-            SELECT entity_id, job_labels, max(created_at) AS at FROM recent WHERE NOT alloc_failed
-            GROUP BY entity_id, job_labels
+            SELECT entity_id, repo_full_name, job_labels, max(created_at) AS at FROM recent WHERE NOT alloc_failed
+            GROUP BY entity_id, repo_full_name, job_labels
           )
-          SELECT r.entity_id, r.job_labels, count(*) AS failures,
+          SELECT r.entity_id, r.repo_full_name, r.job_labels, count(*) AS failures,
                  max(COALESCE(r.completed_at, r.created_at)) AS last_failure_at
           FROM recent r
           LEFT JOIN last_ok o ON o.entity_id = r.entity_id AND o.job_labels = r.job_labels
+                              AND o.repo_full_name IS NOT DISTINCT FROM r.repo_full_name
           WHERE r.alloc_failed AND (o.at IS NULL OR r.created_at > o.at)
-          GROUP BY r.entity_id, r.job_labels`.pipe(Effect.mapError(toDbError("getAllocationFailures")))
+          GROUP BY r.entity_id, r.repo_full_name, r.job_labels`.pipe(Effect.mapError(toDbError("getAllocationFailures")))
         const streaks = yield* decodeStreaks(rows).pipe(Effect.mapError(toDbError("getAllocationFailures: unexpected row")))
         // Ordered here rather than in SQL: jsonb's text form and the collation would order label sets differently.
         return streaks
           .map((r): AllocationFailureStreak => ({
             entityId: r.entity_id,
+            repoFullName: r.repo_full_name,
             labels: r.job_labels,
             failures: r.failures,
             lastFailureAt: r.last_failure_at
           }))
-          .sort((a, b) => a.entityId - b.entityId || (encodeLabelSet(a.labels) < encodeLabelSet(b.labels) ? -1 : 1))
+          .sort((a, b) =>
+            a.entityId - b.entityId || (encodeLabelSet(a.labels) < encodeLabelSet(b.labels) ? -1 : encodeLabelSet(a.labels) > encodeLabelSet(b.labels) ? 1 : 0) ||
+            ((a.repoFullName ?? "") < (b.repoFullName ?? "") ? -1 : 1)
+          )
       }).pipe(Effect.withSpan("Db.getAllocationFailures"))
   }
 }

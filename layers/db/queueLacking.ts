@@ -3,21 +3,22 @@ import type { QueueGroup } from "../../src/services/Db.ts"
 
 /** A queue group as the statement reads it: its jobs and the counts of its (entity, label set). */
 export interface CountedGroup extends Omit<QueueGroup, "lacking"> {
-  /** running jobs of the (entity, label set), over all pools */
+  /** running jobs of the matching group (entity, label set, repository), over all pools */
   readonly groupRunning: number
-  /** pending and running workers of the (entity, label set) */
+  /** pending and running workers of the matching group */
   readonly groupSupply: number
 }
 
 /**
- * Which pending jobs lack a runner, by `getDemand`'s rule: of an (entity, label set)'s pending jobs, oldest first,
- * the first `max(0, supply - running)` have one (the workers beyond the running jobs serve the oldest), the rest
- * lack one. The groups of one (entity, label set) in several pools are ranked together, by age.
+ * Which pending jobs lack a runner, by `getDemand`'s rule: of a matching group's pending jobs, oldest first, the
+ * first `max(0, supply - running)` have one (the workers beyond the running jobs serve the oldest), the rest lack
+ * one. The rows of one matching group (several pools, or an organisation's several repositories) are ranked
+ * together, by age.
  */
 export const markLacking = (groups: ReadonlyArray<CountedGroup>): ReadonlyArray<QueueGroup> => {
   const byLabelSet = new Map<string, Array<number>>()
   groups.forEach((g, i) => {
-    const key = `${g.entityId}|${encodeLabelSet(g.labels)}`
+    const key = `${g.entityId}|${encodeLabelSet(g.labels)}|${g.repo ?? ""}`
     const list = byLabelSet.get(key)
     if (list === undefined) byLabelSet.set(key, [i])
     else list.push(i)

@@ -43,14 +43,19 @@ export const runTrace = (argv: ReadonlyArray<string>, env: Readonly<Record<strin
     personalAppId: appId(env["GHAPP_PERSONAL_ID"], defaultRunnerConfig.apps.personalAppId)
   }
   const program = Effect.gen(function*() {
-    const { entityId, events } = yield* loadTimeline(config, args.target)
+    const { entityId, events, note } = yield* loadTimeline(config, args.target, args.repo)
     const payloads = yield* loadPayloads(config, events)
-    return buildReport(entityId, events, payloads, apps)
+    return { report: buildReport(entityId, events, payloads, apps), note }
   })
   return Effect.runPromise(Effect.either(program)).then((result) =>
     Either.isLeft(result)
       ? { code: 1, stdout: "", stderr: `trace: ${result.left.message}\n` }
-      : { code: 0, stdout: args.json ? reportJson(result.right, args.verbose) : renderReport(result.right, args.verbose), stderr: "" }
+      : {
+        code: 0,
+        stdout: args.json ? reportJson(result.right.report, args.verbose) : renderReport(result.right.report, args.verbose),
+        // a note (the job was unknown, its repository's owner is shown) goes to stderr, so --json stays one document
+        stderr: result.right.note === undefined ? "" : `trace: ${result.right.note}\n`
+      }
   )
 }
 

@@ -11,7 +11,11 @@ import type { TraceTarget } from "./traceArgs.ts"
  * only into request headers, never into an error message.
  */
 
-export class TraceCliError extends Data.TaggedError("TraceCliError")<{ readonly message: string }> {}
+export class TraceCliError extends Data.TaggedError("TraceCliError")<{
+  readonly message: string
+  /** the trace API answered 404 */
+  readonly notFound?: boolean
+}> {}
 
 export interface TraceClientConfig {
   /** the webhook's base URL, e.g. http://localhost:8080 */
@@ -56,7 +60,7 @@ const traceFailure = (what: string, origin: string) => (error: unknown): TraceCl
           : `${what}: HTTP 503 ${e.message ?? ""}`.trim()
       })
     case "NotFound":
-      return new TraceCliError({ message: `${what}: HTTP 404 ${e.message ?? ""}`.trim() })
+      return new TraceCliError({ message: `${what}: HTTP 404 ${e.message ?? ""}`.trim(), notFound: true })
     case "BadRequest":
       return new TraceCliError({ message: `${what}: HTTP 400 ${e.message ?? ""}`.trim() })
     case "InternalError":
@@ -115,20 +119,49 @@ export const resolveLogin = (config: TraceClientConfig, login: string) =>
     }
   )
 
-/** The timeline for the target, oldest first, and the entity id it belongs to (null when no row names it). */
-export const loadTimeline = (config: TraceClientConfig, target: TraceTarget) =>
+/** What a job the trace API does not know means, and where to look next. */
+export const unknownJobText = (jobId: number) =>
+  [
+    `no delivery for job ${jobId} was recorded (the trace API has no job ${jobId}). That means one of:`,
+    `  - its queued delivery never arrived or failed: see the app's Advanced -> Recent deliveries on GitHub (the`,
+    `    scheduler's redelivery pass, SCHEDULER_REDELIVERY_INTERVAL, sends a failed one again; so does Redeliver);`,
+    `  - no rule of the runner config matches its labels (they must equal a rule's labels, e.g. only`,
+    `    ubuntu-24.04-riscv): such deliveries are in the entity's trace as ignored_no_label rows;`,
+    `  - its entity or sender is banned in the runner config (answered "Ignored: ... is banned.", nothing stored).`,
+    `  Look at the entity's trace: trace --job-id ${jobId} --repo OWNER/NAME, or trace --entity-name OWNER.`
+  ].join("\n")
+
+/** `--repo owner/name`: the entity is the repository's owner, whose account id `GET /users/{owner}` gives. */
+const resolveRepo = (config: TraceClientConfig, repo: string) => resolveLogin(config, repo.slice(0, repo.indexOf("/")))
+
+const entityTimeline = (config: TraceClientConfig, entityId: number) =>
+  traceCall(config, `/trace/entity/${entityId}`, (trace) => trace.entity({ path: { entity_id: entityId } })).pipe(
+    Effect.map((answer) => ({ entityId, events: asSent(answer.events), note: undefined as string | undefined }))
+  )
+
+/**
+ * The timeline for the target, oldest first, and the entity id it belongs to (null when no row names it). For a
+ * job that was never stored, the entity of `repo` when given (with a note saying so), else a failure that says
+ * what an unknown job means.
+ */
+export const loadTimeline = (config: TraceClientConfig, target: TraceTarget, repo?: string) =>
   Effect.gen(function*() {
-    const entityId = target.kind === "name" ? yield* resolveLogin(config, target.login) : target.kind === "entity" ? target.id : null
-    const id = (target as { id: number }).id
-    const path = entityId !== null ? `/trace/entity/${entityId}` : target.kind === "installation" ? `/trace/installation/${id}` : `/trace/job/${id}`
+    if (target.kind === "name") return yield* entityTimeline(config, yield* resolveLogin(config, target.login))
+    if (target.kind === "repo") return yield* entityTimeline(config, yield* resolveRepo(config, target.repo))
+    if (target.kind === "entity") return yield* entityTimeline(config, target.id)
+    const id = target.id
+    const path = target.kind === "installation" ? `/trace/installation/${id}` : `/trace/job/${id}`
     const answer = yield* traceCall(config, path, (trace) =>
-      entityId !== null
-        ? trace.entity({ path: { entity_id: entityId } })
-        : target.kind === "installation"
-        ? trace.installation({ path: { installation_id: id } })
-        : trace.job({ path: { job_id: id } }))
+      target.kind === "installation" ? trace.installation({ path: { installation_id: id } }) : trace.job({ path: { job_id: id } })).pipe(
+        Effect.catchIf((e) => target.kind === "job" && e.notFound === true, () => Effect.succeed(undefined))
+      )
+    if (answer === undefined) {
+      if (repo === undefined) return yield* new TraceCliError({ message: unknownJobText(id), notFound: true })
+      const found = yield* entityTimeline(config, yield* resolveRepo(config, repo))
+      return { ...found, note: `no delivery for job ${id} was recorded; showing the trace of ${repo}'s owner (entity ${found.entityId})` }
+    }
     const events = asSent(answer.events)
-    return { entityId: entityId ?? events.find((e) => e.entity_id !== undefined)?.entity_id ?? null, events }
+    return { entityId: events.find((e) => e.entity_id !== undefined)?.entity_id ?? null, events, note: undefined as string | undefined }
   })
 
 /** A broken installation writes an auth failure every cycle: only the newest ones' payloads are read. */

@@ -29,6 +29,8 @@ export interface AppEnv {
   readonly kubeconfigYaml: Option.Option<Redacted.Redacted<string>>
   readonly githubApiUrl: string
   readonly runnerConfigPath: Option.Option<string>
+  /** `RUNNER_IMAGE_REGISTRY`: replaces the runner config's `imageRegistry` when set */
+  readonly imageRegistry: Option.Option<string>
   /** `LOG_LEVEL`, by label (`warn`) or by name (`warning`); unset: `info`, or `warning` under --simulate */
   readonly logLevel: LogLevel.LogLevel
   readonly logFormat: "json" | "pretty"
@@ -135,6 +137,7 @@ export const appEnvConfig = (role: Role, simulate: boolean): Config.Config<AppEn
     kubeconfigYaml: optionalSecret("K8S_KUBECONFIG"),
     githubApiUrl: Config.string("GITHUB_API_URL").pipe(Config.withDefault("https://api.github.com")),
     runnerConfigPath: optionalString("RUNNER_CONFIG"),
+    imageRegistry: optionalString("RUNNER_IMAGE_REGISTRY"),
     logLevel: logLevel("LOG_LEVEL").pipe(Config.map(Option.getOrElse(() => simulate ? LogLevel.Warning : LogLevel.Info))),
     logFormat: Config.literal("json", "pretty")("LOG_FORMAT").pipe(Config.withDefault("pretty" as const)),
     dataDir: Config.string("DATA_DIR").pipe(Config.withDefault(".data")),

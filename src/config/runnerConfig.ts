@@ -1,6 +1,6 @@
 import { Effect, Option, ParseResult, Schema } from "effect"
 import * as fs from "node:fs/promises"
-import { defaultRunnerConfig, RunnerConfig } from "../domain/RunnerConfig.ts"
+import { defaultRunnerConfig, ImageRegistry, RunnerConfig } from "../domain/RunnerConfig.ts"
 import { StartupError } from "./StartupError.ts"
 
 /**
@@ -35,3 +35,21 @@ export const decodeRunnerConfig = (input: unknown) =>
         .join("; ")
     )
   )
+
+/**
+ * `RUNNER_IMAGE_REGISTRY`, when set, replaces the config's `imageRegistry` (the deploy sets one variable rather
+ * than write a config file). A bad value stops start-up like a bad config field.
+ */
+export const withImageRegistry = (config: RunnerConfig, registry: Option.Option<string>) =>
+  Option.match(registry, {
+    onNone: () => Effect.succeed(config),
+    onSome: (value) =>
+      Schema.decodeUnknown(ImageRegistry)(value.trim()).pipe(
+        Effect.map((imageRegistry): RunnerConfig => ({ ...config, imageRegistry })),
+        Effect.mapError(() =>
+          new StartupError({
+            message: `RUNNER_IMAGE_REGISTRY: must be a registry host with an optional port and path, like ghcr.io/acme (no https://, no trailing /)`
+          })
+        )
+      )
+  })

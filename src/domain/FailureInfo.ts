@@ -6,9 +6,17 @@ export const FailureReason = Schema.Literal(
   "pod_failed",
   "pod_stuck_pending",
   "runner_never_registered",
-  "runner_idle"
+  "runner_idle",
+  "image_pull_failed"
 )
 export type FailureReason = typeof FailureReason.Type
+
+/**
+ * The reasons the provisioning back-off counts: a worker that could not be allocated, and one whose image the
+ * node cannot pull. Both repeat for every job of the group until someone fixes the cause, so a streak of them
+ * makes the group wait rather than write one failed worker per job.
+ */
+export const BACKOFF_REASONS: ReadonlyArray<FailureReason> = ["pod_allocation_failure", "image_pull_failed"]
 
 /**
  * v1: failures that are not about a pod (installation 404, job 404, run completed while the job stayed queued).

@@ -41,3 +41,12 @@ export const NewJob = Job.pick(
   "html_url"
 )
 export type NewJob = typeof NewJob.Type
+
+/**
+ * The repository a runner for this job is registered on, or null when the runner serves the whole entity. A
+ * personal account's runners are repo-scoped (GitHub has no user-level runners), so such a runner can only take
+ * jobs of its own repository, and demand meets supply per (entity, repository, label set) for `User` entities
+ * and per (entity, label set) for organisations. The worker row stores the same value in `repo_full_name`.
+ */
+export const runnerRepoOf = (job: Pick<Job, "entity_type" | "repo_full_name">): string | null =>
+  job.entity_type === "User" ? job.repo_full_name : null

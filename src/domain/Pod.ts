@@ -93,6 +93,23 @@ export const runnerRanFrom = (pod: Pod): Date | null => {
   return runnerStartedAt(pod)
 }
 
+/** The waiting reasons of a container whose image the node cannot pull (or whose image name is not valid). */
+export const IMAGE_PULL_REASONS: ReadonlyArray<string> = ["ErrImagePull", "ImagePullBackOff", "InvalidImageName"]
+
+/**
+ * The first container (init containers first) waiting because its image cannot be pulled, as `reason: message`;
+ * undefined when none is. No retry of the kubelet's will pull an image that does not exist or that it may not
+ * read, so the first such report is enough to give up on the pod.
+ */
+export const imagePullFailure = (pod: Pod): string | undefined => {
+  for (const c of [...pod.initContainers, ...pod.containers]) {
+    if (c.state._tag === "Waiting" && IMAGE_PULL_REASONS.includes(c.state.reason)) {
+      return c.state.message === "" ? c.state.reason : `${c.state.reason}: ${c.state.message}`
+    }
+  }
+  return undefined
+}
+
 /** A container has logs to read once it has started; asking earlier only earns a 400 from the API server. */
 export const hasStarted = (c: ContainerStatus): boolean => c.state._tag !== "Waiting"
 
@@ -147,9 +164,11 @@ export const buildFailureInfo = (
 ): FailureInfoV2 => {
   const containers: Record<string, ContainerFailure> = {}
   for (const c of [...pod.initContainers, ...pod.containers]) containers[c.name] = containerFailure(c, collected.logs.get(c.name))
+  // An image that cannot be pulled is told only by its container's waiting state: that is the pod's message then.
+  const podMessage = pod.message !== "" ? pod.message : reason === "image_pull_failed" ? (imagePullFailure(pod) ?? "") : ""
   return failureV2(reason, {
     ...(pod.reason === "" ? {} : { pod_reason: pod.reason }),
-    ...(pod.message === "" ? {} : { pod_message: pod.message }),
+    ...(podMessage === "" ? {} : { pod_message: podMessage }),
     containers,
     events: sortEvents(collected.events).map(eventInfo),
     ...(collected.errors.length === 0 ? {} : { collect_error: collected.errors.join("; ") })

@@ -30,9 +30,39 @@ export const EntityConfig = Schema.Struct({
   /** weight for the fair-share policy */
   weight: Schema.optionalWith(Schema.Number.pipe(Schema.positive()), { default: () => 1 }),
   /** repository names (without the owner) whose webhooks prod forwards to staging */
-  staging: Schema.optionalWith(Schema.Array(Schema.NonEmptyTrimmedString), { default: () => [] })
+  staging: Schema.optionalWith(Schema.Array(Schema.NonEmptyTrimmedString), { default: () => [] }),
+  /** refused: its deliveries are answered and not stored, and its stored jobs get no runner (they fail) */
+  banned: Schema.optionalWith(Schema.Boolean, { default: () => false })
 })
 export type EntityConfig = typeof EntityConfig.Type
+
+/** The original's registry, where its runner images live (the reference's pod spec). */
+export const DEFAULT_IMAGE_REGISTRY = "rg.fr-par.scw.cloud/funcscwriseriscvrunnerappqdvknz9s"
+
+/**
+ * A registry host with an optional port and path, e.g. `ghcr.io/acme`, or "" for none (the rules' images are used
+ * as written, e.g. images preloaded on the nodes).
+ */
+export const ImageRegistry = Schema.String.pipe(
+  Schema.filter((s) => s === "" || /^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:[0-9]{1,5})?(\/[a-z0-9]+([._-][a-z0-9]+)*)*$/.test(s), {
+    message: () => "must be a registry host with an optional port and path, like ghcr.io/acme (no https://, no trailing /), or empty"
+  })
+)
+
+/**
+ * Does the image name its registry? As Docker reads a reference: the part before the first `/` is a registry when
+ * it has a `.` or a `:`, or is `localhost`. `riscv-runner:ubuntu-24.04-latest` has none, `ghcr.io/a/b:1` has one.
+ */
+export const hasRegistry = (image: string): boolean => {
+  const slash = image.indexOf("/")
+  if (slash < 0) return false
+  const first = image.slice(0, slash)
+  return first.includes(".") || first.includes(":") || first === "localhost"
+}
+
+/** The image a runner pod pulls: a rule's image without a registry gets `registry/` in front (none when ""). */
+export const resolveImage = (image: string, registry: string): string =>
+  registry === "" || hasRegistry(image) ? image : `${registry}/${image}`
 
 const EntityIdKey = Schema.String.pipe(Schema.pattern(/^[1-9][0-9]*$/, { message: () => "entity keys must be numeric account ids" }))
 
@@ -44,7 +74,13 @@ export const RunnerConfig = Schema.Struct({
   rules: Schema.Array(LabelRule),
   entities: Schema.optionalWith(Schema.Record({ key: EntityIdKey, value: EntityConfig }), { default: () => ({}) }),
   defaultMaxWorkers: Schema.optionalWith(Schema.NullOr(Schema.Int.pipe(Schema.nonNegative())), { default: () => 20 }),
-  policy: Schema.optionalWith(Schema.Literal("fair", "fifo"), { default: () => "fair" as const })
+  policy: Schema.optionalWith(Schema.Literal("fair", "fifo"), { default: () => "fair" as const }),
+  /** GitHub logins (any case) or account ids whose deliveries are refused, whichever entity they are for */
+  bannedSenders: Schema.optionalWith(Schema.Array(Schema.Union(Schema.Int.pipe(Schema.positive()), Schema.NonEmptyTrimmedString)), {
+    default: () => []
+  }),
+  /** prefixed to the rules' images that name no registry (`resolveImage`); `RUNNER_IMAGE_REGISTRY` overrides it */
+  imageRegistry: Schema.optionalWith(ImageRegistry, { default: () => DEFAULT_IMAGE_REGISTRY })
 })
 export type RunnerConfig = typeof RunnerConfig.Type
 export type RunnerConfigInput = typeof RunnerConfig.Encoded
@@ -74,7 +110,8 @@ export const defaultRunnerConfigInput: RunnerConfigInput = {
     "660779": { name: "luhenry", maxWorkers: null }
   },
   defaultMaxWorkers: 20,
-  policy: "fair"
+  policy: "fair",
+  imageRegistry: DEFAULT_IMAGE_REGISTRY
 }
 
 export const defaultRunnerConfig: RunnerConfig = Schema.decodeUnknownSync(RunnerConfig)(defaultRunnerConfigInput)
@@ -119,4 +156,23 @@ export const isStagingRepo = (config: RunnerConfig, entityId: number, repoFullNa
   const slash = repoFullName.indexOf("/")
   const repo = slash >= 0 ? repoFullName.slice(slash + 1) : repoFullName
   return entry.staging.includes(repo)
+}
+
+/** Is the entity banned in the config? */
+export const isEntityBanned = (config: RunnerConfig, entityId: number): boolean => config.entities[String(entityId)]?.banned === true
+
+/**
+ * Why a delivery is refused, or undefined: its entity is banned, or its sender (by id, or by login in any case, as
+ * GitHub logins are) is in `bannedSenders`. The text is what the delivery's answer says.
+ */
+export const banOf = (
+  config: RunnerConfig,
+  delivery: { readonly entityId: number; readonly entityName: string; readonly senderId: number | null; readonly senderLogin: string }
+): string | undefined => {
+  if (isEntityBanned(config, delivery.entityId)) return `entity ${delivery.entityName || delivery.entityId} is banned`
+  const login = delivery.senderLogin.toLowerCase()
+  const banned = config.bannedSenders.some((s) =>
+    typeof s === "number" ? s === delivery.senderId : login !== "" && s.toLowerCase() === login
+  )
+  return banned ? `sender ${delivery.senderLogin || delivery.senderId} is banned` : undefined
 }

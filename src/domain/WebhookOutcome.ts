@@ -14,6 +14,7 @@ export const WebhookOutcome = Schema.Literal(
   "ignored_action",
   "ignored_no_label",
   "ignored_event",
+  "ignored_banned",
   "proxied_to_staging",
   "auth_404",
   "auth_other_error"

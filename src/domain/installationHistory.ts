@@ -19,7 +19,10 @@ export interface HistoryRow {
   readonly payload?: unknown
 }
 
-/** The rows whose payload changes the fold. Others (workflow_job, ping, ...) only lend their entity name. */
+/**
+ * The rows whose payload changes the fold. Others (workflow_job, ping, ...) lend their entity name only to a log
+ * without installation rows.
+ */
 export const needsPayload = (event: string): boolean =>
   event.startsWith("installation.") ||
   event.startsWith("installation_repositories.") ||
@@ -71,7 +74,7 @@ export interface InstallationState {
   readonly installation_id: number | null
   readonly app_id: number | null
   readonly entity_type: EntityType | null
-  /** the latest login seen: renames, installation rows, and the owner on job rows */
+  /** the latest login of the installation rows (renames included); job and scheduler rows only when there are none */
   readonly entity_name: string | null
   /** `all` or `selected` */
   readonly repository_selection: string | null
@@ -139,15 +142,21 @@ export const foldInstallationHistory = (rows: ReadonlyArray<HistoryRow>): Instal
   const removed: Array<RepoChange> = []
   const renames: Array<Rename> = []
   const authFailures: Array<AuthFailure> = []
+  let namedByInstallation = false
 
   for (const row of [...rows].sort(byLogOrder)) {
     const payload = isJsonObject(row.payload) ? row.payload : undefined
     const installation = objectAt(payload, "installation")
     const at = row.received_at
     const mark: Mark = { event_id: row.id, at, installation_id: orNull(intAt(installation, "id"), 0) ?? row.installation_id }
-    if (row.entity_name !== null) state = { ...state, entity_name: row.entity_name }
-    if (row.entity_type !== null) state = { ...state, entity_type: row.entity_type }
     const [kind, action = ""] = splitEvent(row.event)
+    // Only installation rows name the account (the seed's fold table): scheduler and job rows carry the login we
+    // had stored when they were written, which after a rename is the old one. They name it only while no
+    // installation row has, so a log of job rows alone still says whose it is.
+    const fromInstallation = kind === "installation" || kind === "installation_repositories" || kind === "installation_target"
+    if (row.entity_name !== null && (fromInstallation || !namedByInstallation)) state = { ...state, entity_name: row.entity_name }
+    if (row.entity_name !== null && fromInstallation) namedByInstallation = true
+    if (row.entity_type !== null) state = { ...state, entity_type: row.entity_type }
 
     // Any installation row but a deletion says the installation exists, and carries its current settings.
     if ((kind === "installation" && action !== "deleted") || kind === "installation_repositories") {
@@ -204,6 +213,7 @@ export const foldInstallationHistory = (rows: ReadonlyArray<HistoryRow>): Instal
       const from = stringAt(objectAt(objectAt(payload, "changes"), "login"), "from")
       if (to !== "") {
         state = { ...state, entity_name: to }
+        namedByInstallation = true
         renames.push({ event_id: row.id, at, from: orNull(from, ""), to })
       }
     } else if (kind === "auth_attempt") {

@@ -110,6 +110,21 @@ export type QueueParams = typeof QueueParams.Type
 
 export const lastPage = (total: number, perPage: number): number => (total <= 0 ? 0 : Math.floor((total - 1) / perPage))
 
+/**
+ * What a page says about where it is, to people: pages count from 1 ("page 1 of 7"), while the `page` parameter
+ * (and the `Link` header built from it) counts from 0 as the original's JSON routes do. A page past the end says
+ * so, and how many pages there are, rather than "page 3 of 0".
+ */
+export const pageSummary = (page: number, perPage: number, total: number, shown: number): string => {
+  const pages = lastPage(total, perPage) + 1
+  const entries = `${total} ${total === 1 ? "entry" : "entries"}`
+  if (page >= pages && total > 0) {
+    return `page ${page + 1} is past the end: ${entries} ${total === 1 ? "fills" : "fill"} ${pages} ${pages === 1 ? "page" : "pages"} of ${perPage}`
+  }
+  if (total === 0) return page === 0 ? "page 1 of 1, nothing to show" : `page ${page + 1} is past the end: there are no entries`
+  return `page ${page + 1} of ${pages}, ${shown} shown of ${total}`
+}
+
 /** The page links: `first` and `prev` after page 0, `next` and `last` before the last page. */
 export const pageLinks = (path: string, query: PagingQuery, total: number): ReadonlyArray<{ readonly rel: string; readonly href: string }> => {
   const { page, perPage } = query.request
@@ -121,7 +136,8 @@ export const pageLinks = (path: string, query: PagingQuery, total: number): Read
     return `${path}?${q.toString()}`
   }
   const links: Array<{ rel: string; href: string }> = []
-  if (page > 0) links.push({ rel: "first", href: href(0) }, { rel: "prev", href: href(page - 1) })
+  // past the end, `prev` is the last page, the nearest one with entries
+  if (page > 0) links.push({ rel: "first", href: href(0) }, { rel: "prev", href: href(Math.min(page - 1, last)) })
   if (page < last) links.push({ rel: "next", href: href(page + 1) }, { rel: "last", href: href(last) })
   return links
 }

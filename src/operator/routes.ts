@@ -8,7 +8,7 @@ import { schedulerMetrics } from "./metricsRoute.ts"
 import { dashboardPage } from "./dashboardRoute.ts"
 import { openApiJson } from "../observability/openApiRoutes.ts"
 import { readyRoute } from "../observability/readyRoute.ts"
-import { lastPage, pageLinks, parsePaging } from "./paging.ts"
+import { pageLinks, pageSummary, parsePaging } from "./paging.ts"
 import { htmlPage, jobsText, type LiveEvents, usageText, workersText } from "./render.ts"
 import { SchedulerSettings } from "../scheduler/settings.ts"
 
@@ -65,7 +65,7 @@ const paged = (kind: "jobs" | "workers", title: string) =>
     const q = query.right
     const nav = (total: number, shown: number) => ({
       links: pageLinks(url.pathname, q, total),
-      summary: `page ${q.request.page} of ${lastPage(total, q.request.perPage)}, ${shown} shown of ${total}`
+      summary: pageSummary(q.request.page, q.request.perPage, total, shown)
     })
     if (kind === "jobs") {
       const page = yield* db.listJobs(q.request)

@@ -2,7 +2,8 @@ import type { AllocationFailureStreak } from "../services/Db.ts"
 import { groupKey } from "./demandPlan.ts"
 
 /**
- * Provisioning back-off per (entity, exact label set). A permanent error (a JIT config GitHub refuses, an image
+ * Provisioning back-off per matching group (`groupKey`: (entity, exact label set), and the repository for a
+ * personal account). A permanent error (a JIT config GitHub refuses, an image
  * the cluster rejects) would otherwise write one failed worker per cycle per job. After `n` consecutive
  * allocation failures the group waits `base * 2^(n-1)`, at most `max`, from its latest failure.
  *
@@ -22,7 +23,7 @@ export const blockedGroups = (
   const blocked = new Map<string, Date>()
   for (const s of streaks) {
     const until = s.lastFailureAt.getTime() + backoffDelayMs(s.failures, baseMs, maxMs)
-    if (nowMs < until) blocked.set(groupKey(s.entityId, s.labels), new Date(until))
+    if (nowMs < until) blocked.set(groupKey(s.entityId, s.labels, s.repoFullName), new Date(until))
   }
   return blocked
 }

@@ -1,7 +1,7 @@
 import { Clock, Duration, Effect, Either } from "effect"
-import { failureV2 } from "../domain/FailureInfo.ts"
-import type { Job } from "../domain/Job.ts"
-import { maxWorkersFor, weightFor } from "../domain/RunnerConfig.ts"
+import { failureV1, failureV2 } from "../domain/FailureInfo.ts"
+import { type Job, runnerRepoOf } from "../domain/Job.ts"
+import { isEntityBanned, maxWorkersFor, resolveImage, weightFor } from "../domain/RunnerConfig.ts"
 import type { NewWorker } from "../domain/Worker.ts"
 import { recordCapacity, recordQueueWait } from "../observability/collect.ts"
 import { jobLogFields } from "../observability/logFields.ts"
@@ -10,7 +10,7 @@ import { Github, type JitRunner } from "../services/Github.ts"
 import { Kube, type PoolCapacity } from "../services/Kube.ts"
 import { blockedGroups, streakLookbackMs } from "./allocationBackoff.ts"
 import type { Authenticate, Serially } from "./auth.ts"
-import { groupKey, planProvisioning } from "./demandPlan.ts"
+import { groupKey, jobGroupKey, planProvisioning } from "./demandPlan.ts"
 import { SchedulerSettings } from "./settings.ts"
 
 /**
@@ -40,7 +40,11 @@ export const matchDemand = Effect.fn("Scheduler.matchDemand")(function*(authenti
   }
   yield* recordCapacity(capacity.right)
   if (![...capacity.right.values()].some((c) => c.available > 0)) return none
-  const demand = yield* db.getDemand
+  const config = settings.runnerConfig
+  const read = yield* db.getDemand
+  // A banned entity's jobs stored before its ban get no runner: they fail, with the reason, so they leave the queue.
+  const demand = read.filter((row) => !isEntityBanned(config, row.job.entity_id))
+  if (demand.length < read.length) yield* failBannedJobs(read.filter((row) => isEntityBanned(config, row.job.entity_id)).map((r) => r.job))
   if (demand.length === 0) return none
 
   const now = yield* Clock.currentTimeMillis
@@ -49,14 +53,14 @@ export const matchDemand = Effect.fn("Scheduler.matchDemand")(function*(authenti
   const streaks = yield* db.getAllocationFailures(streakLookbackMs(baseMs, maxMs) / 1000)
   const blocked = blockedGroups(streaks, now, baseMs, maxMs)
 
-  const config = settings.runnerConfig
   const plan = planProvisioning({
     demand,
     available: new Map([...capacity.right.values()].map((c) => [c.pool, c.available])),
     capFor: (id) => maxWorkersFor(config, id),
     weightFor: (id) => weightFor(config, id),
     policy: config.policy,
-    blocked: new Set(blocked.keys())
+    blocked: new Set(blocked.keys()),
+    probing: new Set(streaks.map((s) => groupKey(s.entityId, s.labels, s.repoFullName)).filter((key) => !blocked.has(key)))
   })
   if (blocked.size > 0) {
     yield* Effect.logInfo("provisioning backs off after allocation failures").pipe(
@@ -68,7 +72,7 @@ export const matchDemand = Effect.fn("Scheduler.matchDemand")(function*(authenti
   // after a failure the rest of the group waits for its back-off: one failed worker per group per attempt.
   const groups = new Map<string, Array<Job>>()
   for (const { job } of plan.provisions) {
-    const key = groupKey(job.entity_id, job.job_labels)
+    const key = jobGroupKey(job)
     groups.set(key, [...(groups.get(key) ?? []), job])
   }
   let provisioned = 0
@@ -109,6 +113,17 @@ export const withCreatedPods = (
     const n = created.get(pool) ?? 0
     return [pool, { ...c, active: c.active + n, available: c.available - n }]
   }))
+const failBannedJobs = Effect.fn("Scheduler.failBannedJobs")(function*(jobs: ReadonlyArray<Job>) {
+  const db = yield* Db
+  for (const job of jobs) {
+    const failed = yield* Effect.either(db.step(db.markJobFailed(job.job_id, failureV1("entity banned"))))
+    if (Either.isLeft(failed)) {
+      yield* Effect.logError("could not fail a banned entity's job").pipe(Effect.annotateLogs({ ...jobLogFields(job), error: failed.left.message }))
+    } else {
+      yield* Effect.logInfo("job failed: entity banned").pipe(Effect.annotateLogs(jobLogFields(job)))
+    }
+  }
+})
 
 type Outcome = "provisioned" | "failed" | "not_reserved"
 
@@ -123,6 +138,9 @@ export const provision = Effect.fn("Scheduler.provision")(function*(job: Job, au
   const github = yield* Github
   const kube = yield* Kube
   const settings = yield* SchedulerSettings
+  // The rule's image with the configured registry in front when it names none: what the pod pulls, and what
+  // the worker row records.
+  const image = resolveImage(job.k8s_image, settings.runnerConfig.imageRegistry)
 
   const worker = (podName: string): NewWorker => ({
     pod_name: podName,
@@ -132,10 +150,10 @@ export const provision = Effect.fn("Scheduler.provision")(function*(job: Job, au
     entity_type: job.entity_type,
     installation_id: job.installation_id,
     // Personal accounts get repo-scoped runners, so the repository is part of where the runner lives.
-    repo_full_name: job.entity_type === "User" ? job.repo_full_name : null,
+    repo_full_name: runnerRepoOf(job),
     job_labels: job.job_labels,
     k8s_pool: job.k8s_pool,
-    k8s_image: job.k8s_image
+    k8s_image: image
   })
 
   let podName: string | undefined
@@ -174,7 +192,7 @@ export const provision = Effect.fn("Scheduler.provision")(function*(job: Job, au
     yield* kube.createRunnerPod({
       name,
       jitConfig: jit.jitConfig,
-      image: job.k8s_image,
+      image,
       pool: job.k8s_pool,
       entity: { type: job.entity_type, id: job.entity_id, name: job.entity_name }
     })

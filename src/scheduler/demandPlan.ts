@@ -1,4 +1,4 @@
-import type { Job } from "../domain/Job.ts"
+import { type Job, runnerRepoOf } from "../domain/Job.ts"
 import { encodeLabelSet } from "../domain/Labels.ts"
 import type { DemandRow } from "../services/Db.ts"
 
@@ -20,8 +20,14 @@ export interface PlanInput {
   /** the entity's fair-share weight (> 0) */
   readonly weightFor: (entityId: number) => number
   readonly policy: Policy
-  /** (entity, label set) groups that must not be provisioned now (allocation back-off); see `groupKey` */
+  /** matching groups that must not be provisioned now (allocation back-off); see `groupKey` */
   readonly blocked?: ReadonlySet<string> | undefined
+  /**
+   * Groups with a run of failures whose back-off has passed: each gets one runner this cycle, a probe. A failure
+   * that shows only after the pod exists (an image that cannot be pulled) then costs one failed worker per back-off
+   * step rather than one per waiting job; the first success ends the run, and the group is served in full again.
+   */
+  readonly probing?: ReadonlySet<string> | undefined
 }
 
 export interface Provision {
@@ -40,8 +46,17 @@ export interface Plan {
   readonly skipped: ReadonlyArray<Skipped>
 }
 
-/** The key of an (entity, exact label set) group, as the planner and the back-off share it. */
-export const groupKey = (entityId: number, labels: ReadonlyArray<string>): string => `${entityId}|${encodeLabelSet(labels)}`
+/**
+ * The key of a matching group, as the planner and the back-off share it: (entity, exact label set) for an
+ * organisation, and (entity, repository, exact label set) for a personal account, whose runners are repo-scoped
+ * (`runnerRepoOf`): a runner or a failure on one of its repositories says nothing about another.
+ */
+export const groupKey = (entityId: number, labels: ReadonlyArray<string>, repo: string | null = null): string =>
+  repo === null ? `${entityId}|${encodeLabelSet(labels)}` : `${entityId}|${encodeLabelSet(labels)}|${repo}`
+
+/** The matching group of a job; see `groupKey`. */
+export const jobGroupKey = (job: Pick<Job, "entity_id" | "entity_type" | "repo_full_name" | "job_labels">): string =>
+  groupKey(job.entity_id, job.job_labels, runnerRepoOf(job))
 
 interface EntityQueue {
   readonly entityId: number
@@ -56,6 +71,7 @@ const compareRows = (a: DemandRow, b: DemandRow): number =>
 
 export const planProvisioning = (input: PlanInput): Plan => {
   const blocked = input.blocked ?? new Set<string>()
+  const probing = input.probing ?? new Set<string>()
   const provisions: Array<Provision> = []
   const skipped: Array<Skipped> = []
   // Planned workers per entity over all pools: the cap counts every pool.
@@ -71,9 +87,16 @@ export const planProvisioning = (input: PlanInput): Plan => {
   }
 
   const eligible: Array<DemandRow> = []
+  const probed = new Set<string>()
   for (const row of [...input.demand].sort(compareRows)) {
-    if (blocked.has(groupKey(row.job.entity_id, row.job.job_labels))) skipped.push({ job: row.job, why: "backoff" })
-    else eligible.push(row)
+    const key = jobGroupKey(row.job)
+    if (blocked.has(key)) skipped.push({ job: row.job, why: "backoff" })
+    else if (probing.has(key) && probed.has(key)) skipped.push({ job: row.job, why: "backoff" })
+    else {
+      // a probing group offers only its oldest job
+      if (probing.has(key)) probed.add(key)
+      eligible.push(row)
+    }
   }
 
   // Pools are independent (a slot of one board kind never serves another), so each is planned on its own, in

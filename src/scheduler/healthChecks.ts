@@ -31,6 +31,11 @@ export interface HealthInput {
    * listing for every long job, every cycle.
    */
   readonly jobActiveOnPod: boolean
+  /**
+   * The pod reports that its image cannot be pulled (`imagePullFailure`). Our addition to the table: the original
+   * waited the 10 minutes of `pod_stuck_pending` for each such pod, one job after another.
+   */
+  readonly imagePullFailed?: boolean | undefined
 }
 
 export type HealthDecision =
@@ -51,6 +56,7 @@ const registrationClock = (input: HealthInput, limits: HealthLimits, why: string
 export const classifyWorker = (input: HealthInput, limits: HealthLimits): HealthDecision => {
   switch (input.workerStatus) {
     case "pending":
+      if (input.imagePullFailed === true) return fail("image_pull_failed")
       return input.pendingAgeMs < limits.podPendingMs ? wait("pod not running yet") : fail("pod_stuck_pending")
     case "running": {
       if (input.jobActiveOnPod) return healthy("a job is running on it")
@@ -79,12 +85,12 @@ export const classifyWorker = (input: HealthInput, limits: HealthLimits): Health
  * the two to that).
  */
 export const needsRunnerView = (
-  input: Pick<HealthInput, "workerStatus" | "pendingAgeMs" | "runningAgeMs" | "jobActiveOnPod">,
+  input: Pick<HealthInput, "workerStatus" | "pendingAgeMs" | "runningAgeMs" | "jobActiveOnPod" | "imagePullFailed">,
   limits: HealthLimits
 ): boolean => {
   switch (input.workerStatus) {
     case "pending":
-      return input.pendingAgeMs >= limits.podPendingMs
+      return input.imagePullFailed === true || input.pendingAgeMs >= limits.podPendingMs
     case "running":
       return !input.jobActiveOnPod && input.runningAgeMs >= limits.registrationMs
     case "completed":

@@ -45,7 +45,7 @@ export interface ForecastContext {
   readonly capFor: (entityId: number) => number | null
   readonly weightFor: (entityId: number) => number
   readonly policy: Policy
-  /** blocked (entity, label set) groups (see `groupKey`) and until when */
+  /** blocked matching groups (see `groupKey`) and until when */
   readonly blocked: ReadonlyMap<string, Date>
   /** typical run time per pool in ms; absent pools use `fallbackDurationMs` */
   readonly durations: ReadonlyMap<string, number>
@@ -233,7 +233,7 @@ export const forecastQueue = (groups: ReadonlyArray<QueueGroup>, ctx: ForecastCo
   const reason = new Uint8Array(n)
   const start = new Float64Array(n).fill(NaN)
   const byId = new Map<number, number>()
-  const untilOf = groups.map((g) => ctx.blocked.size > 0 ? ctx.blocked.get(groupKey(g.entityId, g.labels))?.getTime() ?? -Infinity : -Infinity)
+  const untilOf = groups.map((g) => ctx.blocked.size > 0 ? ctx.blocked.get(groupKey(g.entityId, g.labels, g.repo))?.getTime() ?? -Infinity : -Infinity)
   const order: Array<Array<number>> = pools.map(() => [])
   const lines: Array<Array<EntityLine>> = pools.map(() => [])
   const lineOf = pools.map(() => new Map<number, EntityLine>())

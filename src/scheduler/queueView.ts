@@ -1,4 +1,4 @@
-import type { Job } from "../domain/Job.ts"
+import { type Job, runnerRepoOf } from "../domain/Job.ts"
 import type { DemandRow, QueueGroup } from "../services/Db.ts"
 import type { Policy } from "./demandPlan.ts"
 import { type BusySlot, type ForecastContext, forecastQueue, type WaitReason } from "./queueForecast.ts"
@@ -196,16 +196,18 @@ export const planQueuePage = (groups: ReadonlyArray<QueueGroup>, ctx: QueueConte
 
 /**
  * The index `Db.getQueueIndex` gives for these pending jobs and demand (the pure path's stand-in for the database).
- * A job's group is (entity, label set, pool), in first-seen order, its jobs oldest first.
+ * A job's group is (entity, label set, pool, matching repository), in first-seen order, its jobs oldest first.
  */
 export const queueIndexOf = (input: Pick<QueueInput, "pending" | "demand">): ReadonlyArray<QueueGroup> => {
   const lacking = new Set(input.demand.map((r) => r.job.job_id))
   const active = new Map<number, number>()
   for (const r of input.demand) if (!active.has(r.job.entity_id)) active.set(r.job.entity_id, r.entityActiveWorkers)
-  const groups = new Map<string, { entityId: number; labels: ReadonlyArray<string>; pool: string; entityActiveWorkers: number; jobIds: Array<number>; createdMs: Array<number>; lacking: Array<boolean> }>()
+  const groups = new Map<string, { entityId: number; labels: ReadonlyArray<string>; pool: string; repo: string | null; entityActiveWorkers: number; jobIds: Array<number>; createdMs: Array<number>; lacking: Array<boolean> }>()
   for (const job of [...input.pending].sort(byAge)) {
-    const key = `${job.entity_id}|${JSON.stringify(job.job_labels)}|${job.k8s_pool}`
-    const g = groups.get(key) ?? { entityId: job.entity_id, labels: job.job_labels, pool: job.k8s_pool, entityActiveWorkers: active.get(job.entity_id) ?? 0, jobIds: [], createdMs: [], lacking: [] }
+    const repo = runnerRepoOf(job)
+    const key = `${job.entity_id}|${JSON.stringify(job.job_labels)}|${job.k8s_pool}|${repo ?? ""}`
+    const g = groups.get(key) ??
+      { entityId: job.entity_id, labels: job.job_labels, pool: job.k8s_pool, repo, entityActiveWorkers: active.get(job.entity_id) ?? 0, jobIds: [], createdMs: [], lacking: [] }
     groups.set(key, g)
     g.jobIds.push(job.job_id)
     g.createdMs.push(job.created_at.getTime())

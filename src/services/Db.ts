@@ -45,18 +45,19 @@ export interface Page<A> {
 }
 
 /**
- * One pending job that lacks a runner, from the set-based demand query. For every (entity, exact label set) the
+ * One pending job that lacks a runner, from the set-based demand query. For every matching group (entity, exact
+ * label set, and for a personal account the repository, since its runners are repo-scoped: `runnerRepoOf`) the
  * deficit is active jobs minus active workers. Workers beyond the group's running jobs are taken to serve its
  * oldest pending jobs, so the newest `deficit` pending jobs are returned, oldest first, each with the figures the
  * matcher needs to apply caps without another query.
  */
 export interface DemandRow {
   readonly job: Job
-  /** position among the pending jobs of its (entity, label set), 1 for the oldest */
+  /** position among the pending jobs of its matching group, 1 for the oldest */
   readonly rank: number
-  /** pending + running jobs of the (entity, label set) */
+  /** pending + running jobs of the matching group */
   readonly groupDemand: number
-  /** pending + running workers of the (entity, label set) */
+  /** pending + running workers of the matching group */
   readonly groupSupply: number
   /** pending + running workers of the entity over all pools and label sets */
   readonly entityActiveWorkers: number
@@ -81,6 +82,8 @@ export interface QueueGroup {
   /** the canonical label set */
   readonly labels: ReadonlyArray<string>
   readonly pool: string
+  /** the matching repository: a personal account's (its runners are repo-scoped, `runnerRepoOf`), else null */
+  readonly repo: string | null
   /** pending + running workers of the entity over all pools and label sets */
   readonly entityActiveWorkers: number
   /** the group's pending jobs, oldest first (by created_at, then job_id) */
@@ -92,13 +95,16 @@ export interface QueueGroup {
 }
 
 /**
- * The current run of provisioning failures of one (entity, exact label set): workers failed with
+ * The current run of provisioning failures of one matching group (entity, exact label set, and for a personal
+ * account the repository: the worker's `repo_full_name`): workers failed with
  * `pod_allocation_failure` since the group's last worker that was allocated (any other outcome), within a
  * lookback. The scheduler backs off from a group with a streak, so a permanent error does not write a failed
  * worker every cycle; reading it from the table keeps the back-off across restarts and scheduler replicas.
  */
 export interface AllocationFailureStreak {
   readonly entityId: number
+  /** the workers' `repo_full_name`: the repository of a personal account's group, null for an organisation */
+  readonly repoFullName: string | null
   /** the canonical label set */
   readonly labels: ReadonlyArray<string>
   readonly failures: number

@@ -19,8 +19,9 @@ export const idOrNull = (id: number): number | null => (id === 0 ? null : id)
 
 /**
  * Appends the delivery's `installation_events` row, in its own transaction (the job write, if any, has already
- * committed in its own). A failure is a 500: GitHub then re-delivers, and the re-delivery converges because the
- * job writes are idempotent. A duplicate row is acceptable; the delivery id tells re-deliveries apart.
+ * committed in its own). A failure is a 500. GitHub does not re-deliver on its own: the attempt stays failed in
+ * the app's delivery log, where the scheduler's redelivery pass (or an operator) asks for it again, and the
+ * re-delivery converges because the job writes are idempotent. A duplicate row is acceptable; the delivery id tells re-deliveries apart.
  */
 export const recordEvent = Effect.fn("Webhook.recordEvent")(function*(delivery: Delivery, row: EventRow) {
   const db = yield* Db

@@ -89,7 +89,8 @@ export class BodyBudgetExhausted extends Schema.TaggedError<BodyBudgetExhausted>
 }
 
 /**
- * A write to the store failed. For the audit row this is deliberate: the 500 makes GitHub re-deliver, and the
+ * A write to the store failed. For the audit row this is deliberate: the 500 marks the attempt failed in GitHub's
+ * delivery log (GitHub does not re-deliver on its own; the scheduler's redelivery pass asks it to), and the
  * re-delivery converges because every job write is idempotent.
  */
 export class StoreFailed extends Schema.TaggedError<StoreFailed>()(

@@ -3,7 +3,7 @@ import { Cause, Clock, Effect, Exit, Option } from "effect"
 import { parseEntityType } from "../domain/Entity.ts"
 import { idAt, type JsonObject, objectAt, stringAt, stringsAt } from "../domain/jsonPayload.ts"
 import type { NewJob } from "../domain/Job.ts"
-import { resolvePool } from "../domain/RunnerConfig.ts"
+import { banOf, resolvePool } from "../domain/RunnerConfig.ts"
 import type { WebhookOutcome } from "../domain/WebhookOutcome.ts"
 import { minimalWorkflowJobPayload, trimWorkflowJobPayload } from "../domain/workflowJobPayload.ts"
 import { Db, type Transition } from "../services/Db.ts"
@@ -108,6 +108,22 @@ export const handleWorkflowJob = Effect.fn("Webhook.workflowJob")(function*(deli
   const repoFullName = stringAt(repository, "full_name")
   const base = { event: `workflow_job.${action}`, installationId: idOrNull(installationId), entity: { ...entity, name: entity.name || null } }
   const trimmed = trimWorkflowJobPayload(payload)
+
+  // A banned entity or sender: answered, logged, and nothing stored (before staging: prod does not forward it).
+  const sender = objectAt(payload, "sender")
+  const senderId = idAt(sender ?? {}, "id")
+  const ban = banOf(settings.runnerConfig, {
+    entityId,
+    entityName: entity.name,
+    senderId: typeof senderId === "number" ? senderId : null,
+    senderLogin: stringAt(sender, "login")
+  })
+  if (ban !== undefined) {
+    yield* Effect.logInfo("delivery refused: banned").pipe(
+      Effect.annotateLogs({ outcome: "ignored_banned" satisfies WebhookOutcome, event: base.event, entity_id: entityId, why: ban })
+    )
+    return ok(`Ignored: ${ban}.`)
+  }
 
   // Before the action filter, so that every action of a staging repository goes to staging.
   const staging = stagingTarget(settings, entityId, repoFullName)

@@ -133,6 +133,31 @@ export const dbContract = (name: string, declare: DbCase) =>
       expect((yield* db.getDemand).map((r) => r.job.job_id)).toEqual([2, 3, 4, 5])
     }))
 
+    test("getDemand: a personal account's runner serves only its own repository; an organisation's serves any", Effect.gen(function*() {
+      const db = yield* Db
+      const solo = { entity_id: 4004, entity_name: "solo", entity_type: "User" as const }
+      yield* at(10)
+      yield* db.addJob(newJob(1, { ...solo, repo_full_name: "solo/a" }))
+      yield* at(20)
+      yield* db.addJob(newJob(2, { ...solo, repo_full_name: "solo/b" }))
+      yield* at(30)
+      yield* db.addJob(newJob(3, { repo_full_name: "acme/app" }))
+      yield* at(40)
+      yield* db.addJob(newJob(4, { repo_full_name: "acme/other" }))
+      // solo/a's job has its repo-scoped runner; one organisation runner is on its way for acme
+      yield* db.addWorker(newWorker("w-solo-a", { ...solo, repo_full_name: "solo/a" }))
+      yield* db.addWorker(newWorker("w-acme"))
+      const rows = yield* db.getDemand
+      // solo/b needs its own runner; the acme runner serves acme's oldest job, whatever its repository
+      expect(rows.map((r) => r.job.job_id)).toEqual([2, 4])
+      expect(rows[0]).toMatchObject({ rank: 1, groupDemand: 1, groupSupply: 0, entityActiveWorkers: 1 })
+      expect(rows[1]).toMatchObject({ rank: 2, groupDemand: 2, groupSupply: 1, entityActiveWorkers: 1 })
+      // solo/a's job is cancelled before its runner takes it: the idle solo/a runner cannot serve solo/b, which
+      // still lacks one (counted per entity, the spare runner hid solo/b's job until it was failed as idle)
+      yield* db.markJobCompleted(1, "")
+      expect((yield* db.getDemand).map((r) => r.job.job_id)).toEqual([2, 4])
+    }))
+
     test("getQueueRows: every pending job, oldest first, with getDemand's figures; those lacking a runner are getDemand's", Effect.gen(function*() {
       const db = yield* Db
       yield* at(10)
@@ -204,6 +229,15 @@ export const dbContract = (name: string, declare: DbCase) =>
       expect(after.find((g) => g.jobIds.includes(1))).toMatchObject({ jobIds: [1], lacking: [false] })
       expect(after.find((g) => g.jobIds.includes(2))).toMatchObject({ jobIds: [2, 6], lacking: [false, true] })
       expect(after.find((g) => g.jobIds.includes(4))).toMatchObject({ lacking: [true] })
+      // a personal account matches per repository: its worker on solo/a serves solo/a's job, not solo/b's
+      const solo = { entity_id: 3003, entity_name: "solo", entity_type: "User" as const }
+      yield* at(60)
+      yield* db.addJob(newJob(7, { ...solo, repo_full_name: "solo/a" }))
+      yield* db.addJob(newJob(8, { ...solo, repo_full_name: "solo/b" }))
+      yield* db.addWorker(newWorker("w-solo-a", { ...solo, repo_full_name: "solo/a" }))
+      const personal = (yield* db.getQueueIndex).filter((g) => g.entityId === 3003)
+      expect(personal.map((g) => [g.repo, g.jobIds, g.lacking]).sort()).toEqual([["solo/a", [7], [false]], ["solo/b", [8], [true]]])
+      expect((yield* db.getQueueIndex).find((g) => g.jobIds.includes(2))?.repo).toBeNull()
     }))
 
     test("allocation failure streaks: failures since the group's last allocated worker, within the lookback", Effect.gen(function*() {
@@ -234,11 +268,32 @@ export const dbContract = (name: string, declare: DbCase) =>
       yield* at(1100)
       const streaks = yield* db.getAllocationFailures(600)
       expect(streaks.map((s) => ({ ...s, lastFailureAt: s.lastFailureAt.getTime() }))).toEqual([
-        { entityId: 1001, labels: ["a", "b"], failures: 1, lastFailureAt: 1_010_000 },
-        { entityId: 1001, labels: ["ubuntu-24.04-riscv"], failures: 2, lastFailureAt: 1_020_000 },
-        { entityId: 3003, labels: ["ubuntu-24.04-riscv"], failures: 2, lastFailureAt: 1_070_000 }
+        { entityId: 1001, repoFullName: null, labels: ["a", "b"], failures: 1, lastFailureAt: 1_010_000 },
+        { entityId: 1001, repoFullName: null, labels: ["ubuntu-24.04-riscv"], failures: 2, lastFailureAt: 1_020_000 },
+        { entityId: 3003, repoFullName: null, labels: ["ubuntu-24.04-riscv"], failures: 2, lastFailureAt: 1_070_000 }
       ])
       expect(yield* db.getAllocationFailures(10)).toEqual([])
+    }))
+
+    test("allocation failure streaks: a personal account's are per repository; an image that cannot be pulled counts", Effect.gen(function*() {
+      const db = yield* Db
+      const solo = { entity_id: 4004, entity_name: "solo", entity_type: "User" as const }
+      const fail = (name: string, reason: "pod_allocation_failure" | "image_pull_failed", over: Parameters<typeof newWorker>[1]) =>
+        Effect.zipRight(db.addWorker(newWorker(name, over)), db.markWorkerFailed(name, null, failureV2(reason), null))
+      yield* at(1000)
+      yield* fail("a1", "image_pull_failed", { ...solo, repo_full_name: "solo/a" })
+      yield* at(1010)
+      yield* fail("a2", "pod_allocation_failure", { ...solo, repo_full_name: "solo/a" })
+      // solo/b: a failure, then an allocated worker ends that repository's streak and not solo/a's
+      yield* at(1020)
+      yield* fail("b1", "image_pull_failed", { ...solo, repo_full_name: "solo/b" })
+      yield* at(1030)
+      yield* db.addWorker(newWorker("b2", { ...solo, repo_full_name: "solo/b" }))
+      yield* at(1100)
+      const streaks = yield* db.getAllocationFailures(600)
+      expect(streaks.map((s) => ({ ...s, lastFailureAt: s.lastFailureAt.getTime() }))).toEqual([
+        { entityId: 4004, repoFullName: "solo/a", labels: ["ubuntu-24.04-riscv"], failures: 2, lastFailureAt: 1_010_000 }
+      ])
     }))
 
     test("jobs to poll: active, with a repository, news older than the cut-off, stalest first, limited", Effect.gen(function*() {

@@ -4,6 +4,7 @@ import { GithubMemoryControl } from "../../layers/github/memory.ts"
 import { KubeMemoryControl } from "../../layers/kube/memory.ts"
 import type { FailureInfo } from "../../src/domain/FailureInfo.ts"
 import * as M from "../../src/observability/metrics.ts"
+import { DEFAULT_IMAGE_REGISTRY } from "../../src/domain/RunnerConfig.ts"
 import { STAGING_GROUP, STAGING_PREFIX } from "../../src/scheduler/settings.ts"
 import { Db } from "../../src/services/Db.ts"
 import { Kube } from "../../src/services/Kube.ts"
@@ -16,6 +17,7 @@ import {
   podNames,
   queueJob,
   startRunners,
+  USER,
   userJob,
   workerRows,
   type World,
@@ -62,6 +64,9 @@ export const schedulerScenarios = (label: string, run: WorldRunner) =>
       expect(yield* podNames).toEqual([name(1)])
       const p = (yield* pod(name(1)))!
       expect(p.labels).toMatchObject({ app: "rise-riscv-runner", "riseproject.dev/board": "scw-em-rv1", "riseproject.dev/entity_name": "acme" })
+      // the rule's image names no registry: the pod pulls it from the configured one, and the worker says which
+      expect(p.request.image).toBe(`${DEFAULT_IMAGE_REGISTRY}/riscv-runner:ubuntu-24.04-staging`)
+      expect(w?.k8s_image).toBe(`${DEFAULT_IMAGE_REGISTRY}/riscv-runner:ubuntu-24.04-staging`)
       const runners = yield* githubRunners
       expect(runners).toHaveLength(1)
       expect(runners[0]).toMatchObject({ name: name(1), status: "offline", labels: ["ubuntu-24.04-riscv"], scope: { _tag: "Org", org: "acme", groupId: yield* orgGroupId } })
@@ -78,6 +83,53 @@ export const schedulerScenarios = (label: string, run: WorldRunner) =>
       expect((yield* workerRows)[0]).toMatchObject({ entity_type: "User", repo_full_name: "jane/tool" })
       expect((yield* githubRunners)[0]?.scope).toEqual({ _tag: "Repo", repo: "jane/tool" })
     }))
+
+    scenario("a personal account's idle runner on one repository does not hold back a job on another", Effect.gen(function*() {
+      yield* installBoth
+      const gh = yield* GithubMemoryControl
+      const cycle = yield* makeCycle
+      yield* queueJob(userJob(1, { repo_full_name: "jane/a" }))
+      yield* cycle
+      yield* at(5)
+      yield* startRunners({ takeJobs: false })
+      // jane/a's job is cancelled before its runner takes it; the runner stays online and idle on jane/a
+      yield* gh.setJobStatus(1, { status: "completed", conclusion: "cancelled" })
+      yield* at(60)
+      yield* cycle
+      expect((yield* job(1)).status).toBe("completed")
+      yield* queueJob(userJob(2, { repo_full_name: "jane/b" }))
+      yield* at(61)
+      yield* cycle
+      // boards are free and the jane/a runner cannot take a jane/b job: jane/b gets its own runner now
+      expect((yield* workerRows).map((w) => [w.pod_name, w.repo_full_name, w.status])).toEqual([
+        [name(1), "jane/a", "running"],
+        [name(2), "jane/b", "pending"]
+      ])
+      expect((yield* githubRunners).find((r) => r.name === name(2))?.scope).toEqual({ _tag: "Repo", repo: "jane/b" })
+    }))
+
+    scenario("a personal account's cap counts its runners over all its repositories", Effect.gen(function*() {
+      yield* installBoth
+      const cycle = yield* makeCycle
+      yield* queueJob(userJob(1, { repo_full_name: "jane/a" }))
+      yield* queueJob(userJob(2, { repo_full_name: "jane/b" }))
+      yield* queueJob(userJob(3, { repo_full_name: "jane/c" }))
+      yield* cycle
+      expect((yield* workerRows).map((w) => w.repo_full_name)).toEqual(["jane/a", "jane/b"])
+    }), { config: { entities: { [USER.id]: { maxWorkers: 2 } } } })
+
+    scenario("a banned entity's jobs stored before the ban get no runner: they fail with `entity banned`", Effect.gen(function*() {
+      yield* installBoth
+      const cycle = yield* makeCycle
+      yield* queueJob(newJob(1))
+      yield* queueJob(newJob(2))
+      yield* queueJob(userJob(3))
+      yield* cycle
+      expect((yield* workerRows).map((w) => w.entity_id)).toEqual([USER.id])
+      for (const id of [1, 2]) expect(yield* job(id)).toMatchObject({ status: "failed", failure_info: { version: 1, message: "entity banned" } })
+      expect((yield* job(3)).status).toBe("pending")
+      expect((yield* githubRunners).map((r) => r.name)).toEqual([name(1)])
+    }), { config: { entities: { [ORG.id]: { banned: true } } } })
 
     scenario("the entity cap: maxWorkers from the config, across label sets", Effect.gen(function*() {
       yield* installBoth
@@ -215,7 +267,11 @@ export const schedulerScenarios = (label: string, run: WorldRunner) =>
       yield* at(104)
       yield* cycle
       expect(yield* podNames).toEqual([])
+      // then one probe; once it is allocated, the run of failures is over and the rest of the group follows
       yield* at(105)
+      yield* cycle
+      expect(yield* podNames).toHaveLength(1)
+      yield* at(106)
       yield* cycle
       expect(yield* podNames).toHaveLength(3)
     }))
@@ -550,7 +606,7 @@ export const schedulerScenarios = (label: string, run: WorldRunner) =>
       expect(yield* pod(name(1))).toBeUndefined()
     }))
 
-    scenario("phase 3: a pod placed on a node but stuck pulling its image is killed through its active deadline", Effect.gen(function*() {
+    scenario("phase 3: an image that cannot be pulled fails the worker at the first report, with the pod's message", Effect.gen(function*() {
       yield* installBoth
       const kube = yield* KubeMemoryControl
       const cycle = yield* makeCycle
@@ -558,14 +614,55 @@ export const schedulerScenarios = (label: string, run: WorldRunner) =>
       yield* queueJob(newJob(1))
       yield* cycle
       yield* kube.reconcile
-      yield* at(600)
-      yield* kube.reconcile
+      yield* at(1)
       yield* cycle
-      expect((yield* worker(name(1))).failure_info).toMatchObject({ reason: "pod_stuck_pending", containers: { runner: { reason: "ErrImagePull" } } })
+      const w = yield* worker(name(1))
+      expect(w.status).toBe("failed")
+      expect(w.failure_info).toMatchObject({ reason: "image_pull_failed", containers: { runner: { reason: "ErrImagePull" } } })
+      const message = w.failure_info?.version === 2 ? w.failure_info.pod_message : undefined
+      expect(message).toMatch(/^ErrImagePull: failed to pull and unpack image ".*riscv-runner:ubuntu-24.04-staging"/)
+      // placed on a node: stopped through its active deadline, and it stays listed for its diagnostics
       expect((yield* pod(name(1)))?.activeDeadlineSeconds).toBe(1)
-      yield* at(601)
+      expect((yield* job(1)).status).toBe("pending")
+    }))
+
+    scenario("a bad image costs one failed worker per back-off step, not one per waiting job", Effect.gen(function*() {
+      yield* installBoth
+      const kube = yield* KubeMemoryControl
+      const cycle = yield* makeCycle
+      yield* kube.failImagePull({ pool: "scw-em-rv1" })
+      yield* queueJob(newJob(1))
+      yield* cycle
       yield* kube.reconcile
-      expect((yield* pod(name(1)))?.phase).toBe("Failed")
+      for (let i = 2; i <= 4; i++) yield* queueJob(newJob(i))
+      const pullFailures = Effect.map(workerRows, (ws) => ws.filter((w) => reason(w.failure_info) === "image_pull_failed").length)
+      // t=1: the first worker fails; its streak of one holds the group for 15 s
+      yield* at(1)
+      yield* cycle
+      expect(yield* pullFailures).toBe(1)
+      expect(yield* podNames).toEqual([name(1)])
+      // t=16: the back-off has passed; one probe, not one runner per waiting job
+      yield* at(16)
+      yield* cycle
+      expect(yield* podNames).toEqual([name(1), name(2)])
+      yield* kube.reconcile
+      yield* at(17)
+      yield* cycle
+      expect(yield* pullFailures).toBe(2)
+      yield* at(46)
+      yield* cycle
+      expect(yield* podNames).toHaveLength(2)
+      // t=47 (30 s after the second failure): the next probe; the image is fixed meanwhile and the probe runs
+      yield* kube.failImagePull({ pool: "scw-em-rv1" }, false)
+      yield* at(47)
+      yield* cycle
+      expect(yield* podNames).toHaveLength(3)
+      yield* kube.reconcile
+      yield* at(48)
+      yield* cycle
+      // the probe was allocated: the run of failures is over, and the other jobs get their runners
+      expect(yield* pullFailures).toBe(2)
+      expect(yield* podNames).toHaveLength(6)
     }))
 
     scenario("phase 3: running but never registered for 120 s -> runner_never_registered", Effect.gen(function*() {

@@ -1,6 +1,6 @@
 import { FetchHttpClient, HttpServer } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
-import { Context, Effect, Layer, Logger, LogLevel, Redacted, Schema } from "effect"
+import { Context, type Duration, Effect, Layer, Logger, LogLevel, Redacted, Schema } from "effect"
 import { createServer } from "node:http"
 import { DbMemory } from "../../layers/db/memory.ts"
 import { GithubMemory, GithubMemoryControl } from "../../layers/github/memory.ts"
@@ -48,6 +48,8 @@ export interface SimServiceOptions {
   /** one-slot boards of pool scw-em-rv1; default 3 */
   readonly boards?: number
   readonly speed?: number
+  /** options of the simulated world (e.g. how long a runner held busy stays busy) */
+  readonly world?: { readonly stuckBusyFor?: Duration.DurationInput }
 }
 
 /** Starts the whole simulated service on free ports and runs `body` with its URLs. */
@@ -71,7 +73,7 @@ export const withSimService = <A>(body: (urls: SimUrls) => Promise<A>, options: 
     const webhookUrl = `http://127.0.0.1:${portOf(webhook)}/`
     yield* Layer.build(SchedulerLoop.pipe(provideShared))
     const operator = yield* Layer.build(SchedulerServer.pipe(provideShared, Layer.provideMerge(NodeHttpServer.layer(createServer, { port: 0 }))))
-    const world = SimWorldLive({ speed: options.speed ?? 60, runnerConfig: simConfig, apps: simConfig.apps }).pipe(
+    const world = SimWorldLive({ speed: options.speed ?? 60, runnerConfig: simConfig, apps: simConfig.apps, ...options.world }).pipe(
       Layer.provide(HttpWebhookTransport({ url: webhookUrl, secret: Redacted.make(SECRET) }).pipe(Layer.provide(FetchHttpClient.layer))),
       provideShared
     )

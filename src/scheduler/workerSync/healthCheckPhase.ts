@@ -1,6 +1,6 @@
 import { Clock, Duration, Effect, Either } from "effect"
 import type { FailureReason } from "../../domain/FailureInfo.ts"
-import type { Pod } from "../../domain/Pod.ts"
+import { imagePullFailure, type Pod } from "../../domain/Pod.ts"
 import { isActive } from "../../domain/Status.ts"
 import type { Worker } from "../../domain/Worker.ts"
 import { podLogFields, workerLogFields } from "../../observability/logFields.ts"
@@ -74,7 +74,8 @@ export const healthChecks = Effect.fn("Scheduler.healthChecks")(function*(
     workerStatus: worker.status,
     pendingAgeMs: now - pod.creationTime.getTime(),
     runningAgeMs: worker.running_at === null ? Number.POSITIVE_INFINITY : now - worker.running_at.getTime(),
-    jobActiveOnPod: busyPods.has(worker.pod_name)
+    jobActiveOnPod: busyPods.has(worker.pod_name),
+    imagePullFailed: worker.status === "pending" && imagePullFailure(pod) !== undefined
   })
 
   // Which scopes need GitHub's view: a worker whose verdict depends on its runner, a worker that just ended, or a

@@ -1,0 +1,64 @@
+/**
+ * The scheduler's demand: the pending jobs lacking a runner, per matching group, in one statement. A group is
+ * (entity, exact label set) for an organisation and (entity, repository, exact label set) for a personal account,
+ * whose runners are repo-scoped (`runnerRepoOf`): a worker's `repo_full_name` is its repository, null for an
+ * organisation's, and a job's matching repository is its own for a `User` entity, null otherwise.
+ */
+import type { SqlClient } from "@effect/sql"
+import { Effect } from "effect"
+import type { DbShape, DemandRow } from "../../src/services/Db.ts"
+import { JOB_COLUMNS, rowsToJobs, toDbError } from "./postgresRows.ts"
+
+export type DemandStatements = Pick<DbShape, "getDemand">
+
+/**
+ * The CTEs every backlog read shares: `demand` and `supply` per matching group (`runner_repo` is null for an
+ * organisation), `entity_workers` per entity (the cap counts every group), and `pending` with each job's rank in
+ * its group. Workers beyond a group's running jobs serve its oldest pending jobs, so a pending job lacks a runner
+ * when `demand_rank > GREATEST(0, supply - running)`.
+ */
+export const demandCtes = (sql: SqlClient.SqlClient) =>
+  sql`
+    demand AS (
+      SELECT entity_id, runner_repo, job_labels, count(*) AS n, count(*) FILTER (WHERE status = 'running') AS running
+      FROM (SELECT *, CASE WHEN entity_type = 'User' THEN repo_full_name END AS runner_repo FROM jobs
+            WHERE status IN ('pending', 'running')) a
+      GROUP BY entity_id, runner_repo, job_labels
+    ), supply AS (
+      SELECT entity_id, repo_full_name AS runner_repo, job_labels, count(*) AS n FROM workers
+      WHERE status IN ('pending', 'running') GROUP BY entity_id, repo_full_name, job_labels
+    ), entity_workers AS (
+      SELECT entity_id, count(*) AS n FROM workers WHERE status IN ('pending', 'running') GROUP BY entity_id
+    ), pending AS (
+      SELECT ${sql.unsafe(JOB_COLUMNS)}, runner_repo,
+             row_number() OVER (PARTITION BY entity_id, runner_repo, job_labels ORDER BY created_at, job_id) AS demand_rank
+      FROM (SELECT *, CASE WHEN entity_type = 'User' THEN repo_full_name END AS runner_repo FROM jobs
+            WHERE status = 'pending') p
+    )`
+
+export const makeDemandStatements = (sql: SqlClient.SqlClient): DemandStatements => ({
+  getDemand: Effect.gen(function*() {
+    const rows = yield* sql<Record<string, unknown>>`
+      WITH ${demandCtes(sql)}
+      SELECT p.*, d.n AS group_demand, COALESCE(s.n, 0) AS group_supply, COALESCE(e.n, 0) AS entity_active_workers
+      FROM pending p
+      JOIN demand d ON d.entity_id = p.entity_id AND d.job_labels = p.job_labels
+                   AND d.runner_repo IS NOT DISTINCT FROM p.runner_repo
+      LEFT JOIN supply s ON s.entity_id = p.entity_id AND s.job_labels = p.job_labels
+                        AND s.runner_repo IS NOT DISTINCT FROM p.runner_repo
+      LEFT JOIN entity_workers e ON e.entity_id = p.entity_id
+      WHERE p.demand_rank > GREATEST(0, COALESCE(s.n, 0) - d.running)
+      ORDER BY p.created_at, p.job_id`.pipe(Effect.mapError(toDbError("getDemand")))
+    const jobs = yield* rowsToJobs("getDemand")(rows)
+    return jobs.map((job, i): DemandRow => {
+      const row = rows[i]!
+      return {
+        job,
+        rank: Number(row.demand_rank),
+        groupDemand: Number(row.group_demand),
+        groupSupply: Number(row.group_supply),
+        entityActiveWorkers: Number(row.entity_active_workers)
+      }
+    })
+  }).pipe(Effect.withSpan("Db.getDemand"))
+})
