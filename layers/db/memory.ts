@@ -7,6 +7,7 @@ import type { Worker } from "../../src/domain/Worker.ts"
 import {
   type AllocationFailureStreak,
   Db,
+  DbError,
   type DbShape,
   type DemandRow,
   type QueueGroup,
@@ -275,6 +276,10 @@ export const makeDbMemory = Effect.gen(function*() {
 
     addInstallationEvent: (e) =>
       Effect.gen(function*() {
+        // The column is PostgreSQL's entity_type_enum, which refuses any other value.
+        if (e.entity_type !== null && e.entity_type !== "Organization" && e.entity_type !== "User") {
+          return yield* new DbError({ message: `addInstallationEvent: invalid entity_type ${JSON.stringify(e.entity_type)}` })
+        }
         const at = yield* now
         const id = nextEventId++
         // A round trip through JSON, as JSONB does: the stored payload is a copy, not the caller's object.
@@ -288,6 +293,14 @@ export const makeDbMemory = Effect.gen(function*() {
         })
         return id
       }),
+    // Both rows in one step: both or neither, as PostgreSQL's one statement.
+    storeDelivery: (w) =>
+      step(Effect.gen(function*() {
+        const jobCreated = w.job === undefined ? false : yield* db.addJob(w.job.row)
+        const outcome = w.job !== undefined && !jobCreated ? w.job.outcomeIfExists : w.event.outcome
+        const eventId = yield* db.addInstallationEvent({ ...w.event, outcome })
+        return { eventId, jobCreated }
+      })),
     getEventsByEntity: (entityId) =>
       Effect.sync(() =>
         events

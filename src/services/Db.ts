@@ -3,6 +3,7 @@ import type { FailureInfo } from "../domain/FailureInfo.ts"
 import type { EventSummary, NewInstallationEvent } from "../domain/InstallationEvent.ts"
 import type { Job, NewJob } from "../domain/Job.ts"
 import type { Status } from "../domain/Status.ts"
+import type { WebhookOutcome } from "../domain/WebhookOutcome.ts"
 import type { NewWorker, Worker } from "../domain/Worker.ts"
 
 /**
@@ -106,6 +107,26 @@ export interface AllocationFailureStreak {
   readonly lastFailureAt: Date
 }
 
+/**
+ * What one webhook delivery stores: its `installation_events` row and, for a `queued` delivery, the job it
+ * describes. Both are written by one statement, so both are stored or neither is.
+ */
+export interface DeliveryWrite {
+  /** the audit row; its `outcome` is the one stored when there is no job, or when the job row was created */
+  readonly event: NewInstallationEvent
+  readonly job?: {
+    readonly row: NewJob
+    /** the audit row's outcome instead when the job already existed (a re-delivery), and nothing else is written */
+    readonly outcomeIfExists: WebhookOutcome
+  } | undefined
+}
+
+export interface DeliveryStored {
+  readonly eventId: number
+  /** a job row was created (false without a job, or when it already existed) */
+  readonly jobCreated: boolean
+}
+
 export interface DbShape {
   // --- jobs -------------------------------------------------------------------------------------------------
   /** Inserts a pending job unless its id exists, and wakes the schedulers. True when a row was created. */
@@ -146,6 +167,14 @@ export interface DbShape {
    * `JOB_RETENTION_DAYS` clean-up).
    */
   readonly deleteCompletedJobsBefore: (cutoff: Date) => Effect.Effect<number, DbError>
+
+  /**
+   * Stores one delivery (see `DeliveryWrite`): both rows in one statement, both or neither. Concurrent calls are
+   * written together (group commit), so one commit serves many deliveries; a created job wakes the schedulers
+   * like `addJob`, with one notification per commit, sent after it. Duplicate job ids among concurrent calls are
+   * stored once: the first call creates the job, the others get `outcomeIfExists`.
+   */
+  readonly storeDelivery: (write: DeliveryWrite) => Effect.Effect<DeliveryStored, DbError>
 
   // --- workers ----------------------------------------------------------------------------------------------
   /** Reserves a pod name as a pending worker. */

@@ -78,7 +78,8 @@ const idsOf = (repository: JsonObject, owner: JsonObject, installation: JsonObje
   "repository.id": idAt(repository, "id")
 })
 
-export const handleWorkflowJob = Effect.fn("Webhook.workflowJob")(function*(delivery: Delivery) {
+/** Untraced: the hot path (`Webhook.receive` is the request's span, without Effect.fn's stack traces). */
+export const handleWorkflowJob = Effect.fnUntraced(function*(delivery: Delivery) {
   const settings = yield* WebhookSettings
   const payload = delivery.payload
   const repository = objectAt(payload, "repository")
@@ -176,9 +177,9 @@ export const handleWorkflowJob = Effect.fn("Webhook.workflowJob")(function*(deli
       if (installationId === 0) return yield* new BadDelivery({ message: "Installation ID is missing in payload" })
       if (entity.name === "") return yield* new BadDelivery({ message: "Entity name is missing in payload" })
       if (htmlUrl === "" || newJob === undefined) return yield* new BadDelivery({ message: "HTML URL is missing in payload" })
-      const created = yield* db.addJob(newJob).pipe(Effect.mapError(storeFailed("addJob")))
-      outcome = created ? "job_stored" : "job_already_exists"
-      body = created ? `Job ${jobId} stored.` : `Job ${jobId} already exists.`
+      // The job and its audit row in one statement (both or neither), batched with concurrent deliveries.
+      const stored = yield* recordEvent(delivery, { ...base, outcome: "job_stored", payload: trimmed }, { row: newJob, outcomeIfExists: "job_already_exists" })
+      return ok(stored === "job_stored" ? `Job ${jobId} stored.` : `Job ${jobId} already exists.`)
     } else {
       const moved = action === "in_progress" ? "running" as const : "completed" as const
       const mark = (id: number) => moved === "running" ? db.markJobRunning(id, runnerName) : db.markJobCompleted(id, runnerName)
@@ -195,7 +196,7 @@ export const handleWorkflowJob = Effect.fn("Webhook.workflowJob")(function*(deli
         ;({ outcome, body } = noteTransition(jobId, first, moved))
       }
     }
-    // The job write has committed on its own; the audit row is a second, separate transaction.
+    // The transition has committed on its own; the audit row is a second, separate statement.
     yield* recordEvent(delivery, { ...base, outcome, payload: trimmed })
     return ok(body)
   }).pipe(withAccessLog(delivery.startedAt))
