@@ -407,17 +407,18 @@ const cases = (backend: Backend) => {
   })
 
   describe("audit-log guarantee", () => {
-    test("a failed event write answers 500 after the job committed; the re-delivery converges", (h) =>
+    test("a failed event write of a queued delivery answers 500 and stores no job either; the re-delivery stores both", (h) =>
       Effect.gen(function*() {
         yield* Ref.set(h.faults.failEventWrites, true)
         const res = yield* h.deliver("workflow_job", workflowJob(), { deliveryId: "d-1" })
         expect([res.status, res.text]).toEqual([500, "internal error"])
         expect(yield* h.rows).toEqual([])
-        expect(Option.getOrThrow(yield* h.db.getJob(9001)).status).toBe("pending")
+        expect(Option.isNone(yield* h.db.getJob(9001))).toBe(true)
         yield* Ref.set(h.faults.failEventWrites, false)
         const again = yield* h.deliver("workflow_job", workflowJob(), { deliveryId: "d-1" })
-        expect([again.status, again.text]).toEqual([200, "Job 9001 already exists."])
-        expect((yield* h.rows).map((r) => [r.outcome, r.delivery_id])).toEqual([["job_already_exists", "d-1"]])
+        expect([again.status, again.text]).toEqual([200, "Job 9001 stored."])
+        expect((yield* h.rows).map((r) => [r.outcome, r.delivery_id])).toEqual([["job_stored", "d-1"]])
+        expect(Option.getOrThrow(yield* h.db.getJob(9001)).status).toBe("pending")
       }))
 
     test("a failed event write for any event is a 500", (h) =>
@@ -504,6 +505,22 @@ describe("webhook on postgres", () => {
           "SELECT outcome, delivery_id FROM staging.installation_events ORDER BY id"
         ))
         expect(all).toEqual([{ outcome: "job_stored", delivery_id: "d-pg-1" }, { outcome: "job_marked_running", delivery_id: "d-pg-2" }])
+      })))
+
+  it.live("a queued delivery whose audit row PostgreSQL refuses leaves no job row: both or neither", () =>
+    withWebhook(pg, (h) =>
+      Effect.gen(function*() {
+        yield* Effect.promise(() => pg.sql!("ALTER TABLE staging.installation_events RENAME TO installation_events_away"))
+        const failed = yield* h.deliver("workflow_job", workflowJob(), { deliveryId: "d-pg-q" })
+        yield* Effect.promise(() => pg.sql!("ALTER TABLE staging.installation_events_away RENAME TO installation_events"))
+        expect(failed.status).toBe(500)
+        expect(yield* Effect.promise(() => pg.sql!("SELECT job_id FROM staging.jobs"))).toEqual([])
+        const again = yield* h.deliver("workflow_job", workflowJob(), { deliveryId: "d-pg-q" })
+        expect([again.status, again.text]).toEqual([200, "Job 9001 stored."])
+        const rows = yield* Effect.promise(() => pg.sql!<{ outcome: string; job_id: string }>(
+          "SELECT e.outcome, j.job_id::text AS job_id FROM staging.installation_events e, staging.jobs j"
+        ))
+        expect(rows).toEqual([{ outcome: "job_stored", job_id: "9001" }])
       })))
 
   it.live("a NUL character or a lone surrogate in a signed body is stored, not refused forever", () =>

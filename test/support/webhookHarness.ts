@@ -78,6 +78,17 @@ const observedDb = (inner: DbShape, written: Ref.Ref<ReadonlyArray<WrittenRow>>,
       failing(faults.failEventWrites, "addInstallationEvent", inner.addInstallationEvent(event)).pipe(
         Effect.tap((id) => Ref.update(written, (rows) => [...rows, { ...event, id }]))
       ),
+    // One statement for both rows: either fault fails the whole delivery, and nothing is stored.
+    storeDelivery: (w) =>
+      Effect.gen(function*() {
+        const eventFault = yield* Ref.get(faults.failEventWrites)
+        const jobFault = w.job !== undefined && (yield* Ref.get(faults.failJobWrites))
+        if (eventFault || jobFault) return yield* new DbError({ message: "storeDelivery: injected failure" })
+        const stored = yield* inner.storeDelivery(w)
+        const outcome = w.job !== undefined && !stored.jobCreated ? w.job.outcomeIfExists : w.event.outcome
+        yield* Ref.update(written, (rows) => [...rows, { ...w.event, outcome, id: stored.eventId }])
+        return stored
+      }),
     addJob: (job) => failing(faults.failJobWrites, "addJob", inner.addJob(job)),
     markJobRunning: (id, runner) => failing(faults.failJobWrites, "markJobRunning", inner.markJobRunning(id, runner)),
     markJobCompleted: (id, runner) => failing(faults.failJobWrites, "markJobCompleted", inner.markJobCompleted(id, runner))
