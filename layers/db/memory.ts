@@ -219,6 +219,29 @@ export const makeDbMemory = Effect.gen(function*() {
           updated_at: at
         })
       }),
+    addWorkers: (ws) =>
+      Effect.gen(function*() {
+        const taken: Array<string> = []
+        for (const w of ws) {
+          const added = yield* Effect.either(db.addWorker(w))
+          if (added._tag === "Left") taken.push(w.pod_name)
+        }
+        return taken
+      }),
+    releaseWorkers: (podNames) =>
+      Effect.gen(function*() {
+        let released = 0
+        for (const name of new Set(podNames)) {
+          const before = workers.get(name)
+          if (before === undefined || before.status !== "pending") continue
+          released++
+          yield* write(() => {
+            workers.delete(name)
+            return () => workers.set(name, before)
+          })
+        }
+        return released
+      }),
     markWorkerRunning: (podName, node, runningAt) =>
       transitionWorker(podName, "running", ["pending"], (w, at) => ({ ...w, k8s_node: node, running_at: w.running_at ?? runningAt ?? at })),
     markWorkerCompleted: (podName, node, completedAt) =>

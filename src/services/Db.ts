@@ -179,6 +179,16 @@ export interface DbShape {
   // --- workers ----------------------------------------------------------------------------------------------
   /** Reserves a pod name as a pending worker. */
   readonly addWorker: (worker: NewWorker) => Effect.Effect<void, DbError | DuplicatePodName>
+  /**
+   * Reserves many pod names as pending workers in one statement (a burst's reservations). Names already taken
+   * are left out and returned, so the caller picks others for those; the rest are reserved.
+   */
+  readonly addWorkers: (workers: ReadonlyArray<NewWorker>) => Effect.Effect<ReadonlyArray<string>, DbError>
+  /**
+   * Gives back reservations that were never used: deletes the pending workers with these names (a pod was never
+   * asked for). A worker that moved on from pending is kept. Returns how many went.
+   */
+  readonly releaseWorkers: (podNames: ReadonlyArray<string>) => Effect.Effect<number, DbError>
   /** pending -> running. Overwrites the node; keeps the first `running_at` (else `runningAt`, else now). */
   readonly markWorkerRunning: (podName: string, node: string | null, runningAt: Date | null) => Effect.Effect<boolean, DbError>
   /** pending | running -> completed. Keeps a known node; keeps the first `completed_at` (else the given time, else now). */

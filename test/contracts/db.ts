@@ -586,6 +586,40 @@ export const dbContract = (name: string, declare: DbCase) =>
       expect([...ids].sort()).toEqual(["51", "52", "53"])
     }))
 
+    test("addWorkers reserves a burst of names in one call; taken names are reported and the rest reserved", Effect.gen(function*() {
+      const db = yield* Db
+      yield* at(30)
+      yield* db.addWorker(newWorker("w-old"))
+      const taken = yield* db.addWorkers([
+        newWorker("w-a"),
+        newWorker("w-old", { entity_id: 9 }),
+        newWorker("w-b", { entity_id: 2002, entity_type: "User", repo_full_name: "bob/x", job_labels: ["z", "a"] }),
+        newWorker("w-a", { entity_id: 9 })
+      ])
+      expect(taken).toEqual(["w-old", "w-a"])
+      expect(Option.getOrThrow(yield* db.getWorker("w-old")).entity_id).toBe(1001)
+      expect(Option.getOrThrow(yield* db.getWorker("w-a")).entity_id).toBe(1001)
+      expect(Option.getOrThrow(yield* db.getWorker("w-b"))).toMatchObject({
+        status: "pending", entity_type: "User", repo_full_name: "bob/x", job_labels: ["a", "z"], k8s_node: null
+      })
+      expect(Option.getOrThrow(yield* db.getWorker("w-b")).created_at.getTime()).toBe(30_000)
+      expect(yield* db.addWorkers([])).toEqual([])
+    }))
+
+    test("releaseWorkers gives back unused reservations only: a worker that moved on stays", Effect.gen(function*() {
+      const db = yield* Db
+      yield* db.addWorkers([newWorker("r-1"), newWorker("r-2"), newWorker("r-3")])
+      yield* db.markWorkerRunning("r-2", "node-1", null)
+      expect(yield* db.releaseWorkers(["r-1", "r-2", "r-unknown"])).toBe(1)
+      expect(Option.isNone(yield* db.getWorker("r-1"))).toBe(true)
+      expect(Option.getOrThrow(yield* db.getWorker("r-2")).status).toBe("running")
+      expect(Option.getOrThrow(yield* db.getWorker("r-3")).status).toBe("pending")
+      // inside a failed step the release is undone
+      yield* Effect.either(db.step(Effect.zipRight(db.releaseWorkers(["r-3"]), Effect.fail("no"))))
+      expect(Option.isSome(yield* db.getWorker("r-3"))).toBe(true)
+      expect(yield* db.releaseWorkers([])).toBe(0)
+    }))
+
     test("deleteCompletedJobsBefore removes old completed jobs only, and never a worker", Effect.gen(function*() {
       const db = yield* Db
       yield* at(1000)
