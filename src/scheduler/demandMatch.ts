@@ -64,26 +64,34 @@ export const matchDemand = Effect.fn("Scheduler.matchDemand")(function*(authenti
     )
   }
 
+  // Every name the plan needs, reserved in one statement before any GitHub or Kubernetes call.
+  const names = yield* reserveNames(plan.provisions.map(({ job }) => job), serially)
+
   // Groups go concurrently (GitHub and the API server are the slow part); inside a group the jobs go in order, and
-  // after a failure the rest of the group waits for its back-off: one failed worker per group per attempt.
-  const groups = new Map<string, Array<Job>>()
+  // after a failure the rest of the group waits for its back-off: one failed worker per group per attempt, and
+  // the group's unused reservations are given back in the same step that records the failure.
+  const groups = new Map<string, Array<{ readonly job: Job; readonly name: string }>>()
   for (const { job } of plan.provisions) {
+    const name = names.get(job.job_id)
+    if (name === undefined) continue
     const key = groupKey(job.entity_id, job.job_labels)
-    groups.set(key, [...(groups.get(key) ?? []), job])
+    groups.set(key, [...(groups.get(key) ?? []), { job, name }])
   }
   let provisioned = 0
   let failed = 0
   yield* Effect.forEach(
     groups.values(),
-    (jobs) =>
+    (members) =>
       Effect.gen(function*() {
-        for (const job of jobs) {
-          const outcome = yield* provision(job, authenticate, serially)
-          if (outcome === "provisioned") provisioned++
-          if (outcome === "failed") {
-            failed++
-            return
+        for (const [i, { job, name }] of members.entries()) {
+          const outcome = yield* provision(job, name, authenticate)
+          if (outcome._tag === "provisioned") {
+            provisioned++
+            continue
           }
+          failed++
+          yield* recordFailure(job, name, outcome.message, members.slice(i + 1).map((m) => m.name), serially)
+          return
         }
       }),
     { concurrency: settings.githubConcurrency, discard: true }
@@ -94,49 +102,91 @@ export const matchDemand = Effect.fn("Scheduler.matchDemand")(function*(authenti
   return { provisioned, failed } satisfies MatchResult
 })
 
-type Outcome = "provisioned" | "failed" | "not_reserved"
+const workerFor = (job: Job, podName: string): NewWorker => ({
+  pod_name: podName,
+  provider: job.provider,
+  entity_id: job.entity_id,
+  entity_name: job.entity_name,
+  entity_type: job.entity_type,
+  installation_id: job.installation_id,
+  // Personal accounts get repo-scoped runners, so the repository is part of where the runner lives.
+  repo_full_name: job.entity_type === "User" ? job.repo_full_name : null,
+  job_labels: job.job_labels,
+  k8s_pool: job.k8s_pool,
+  k8s_image: job.k8s_image
+})
 
 /**
- * One runner: reserve a unique name as a pending worker (its own durable step), then authenticate, ensure the
- * org's runner group, get a JIT config, and create the pod. Any failure after the reservation marks the worker
- * failed with `pod_allocation_failure`, which is what the back-off counts; the job stays pending and is served by
- * a later attempt.
+ * A unique name for every job, reserved as pending workers in one step (one statement); a name that is taken
+ * gets a fresh one in another round, up to `MAX_NAME_ATTEMPTS` rounds. Returns the job ids' names; a job left
+ * out (the store failed, or its rounds ran out) is served by a later cycle.
  */
-export const provision = Effect.fn("Scheduler.provision")(function*(job: Job, authenticate: Authenticate, serially: Serially) {
+const reserveNames = Effect.fnUntraced(function*(jobs: ReadonlyArray<Job>, serially: Serially) {
   const db = yield* Db
+  const settings = yield* SchedulerSettings
+  const names = new Map<number, string>()
+  let waiting = jobs
+  for (let attempt = 1; attempt <= MAX_NAME_ATTEMPTS && waiting.length > 0; attempt++) {
+    // distinct within the round, so a refused name is exactly one job's
+    const round: Array<{ readonly job: Job; readonly worker: NewWorker }> = []
+    const inRound = new Set<string>()
+    const next: Array<Job> = []
+    for (const job of waiting) {
+      const name = settings.runnerPrefix + (yield* settings.runnerSuffix)
+      if (inRound.has(name)) next.push(job)
+      else {
+        inRound.add(name)
+        round.push({ job, worker: workerFor(job, name) })
+      }
+    }
+    const taken = yield* Effect.either(serially(db.step(db.addWorkers(round.map((r) => r.worker)))))
+    if (Either.isLeft(taken)) {
+      yield* Effect.logError("cannot reserve runner names").pipe(Effect.annotateLogs({ runners: waiting.length, error: taken.left.message }))
+      return names
+    }
+    const refused = new Set(taken.right)
+    for (const { job, worker } of round) {
+      if (refused.has(worker.pod_name)) next.push(job)
+      else names.set(job.job_id, worker.pod_name)
+    }
+    waiting = next
+  }
+  for (const job of waiting) {
+    yield* Effect.logError("runner name reservation exhausted its retries").pipe(Effect.annotateLogs(jobLogFields(job)))
+  }
+  return names
+})
+
+/**
+ * A failed provisioning: the worker is failed with `pod_allocation_failure` (what the back-off counts), and the
+ * group's reservations it will not use this cycle are given back, in one step of their own. The failure stands
+ * whatever the rest of the cycle does.
+ */
+const recordFailure = Effect.fnUntraced(function*(
+  job: Job,
+  name: string,
+  message: string,
+  unused: ReadonlyArray<string>,
+  serially: Serially
+) {
+  const db = yield* Db
+  const info = failureV2("pod_allocation_failure", { pod_message: message })
+  yield* serially(db.step(Effect.zipRight(db.markWorkerFailed(name, null, info, null), db.releaseWorkers(unused)))).pipe(
+    Effect.catchAll((e) => Effect.logError("could not record a failed provisioning").pipe(Effect.annotateLogs({ ...jobLogFields(job), pod: name, error: e.message })))
+  )
+})
+
+type Outcome = { readonly _tag: "provisioned" } | { readonly _tag: "failed"; readonly message: string }
+
+/**
+ * One runner whose name is reserved: authenticate, ensure the org's runner group, get a JIT config, and create the
+ * pod. A failure is returned with its message (the caller records it); the job stays pending and is served by a
+ * later attempt.
+ */
+export const provision = Effect.fn("Scheduler.provision")(function*(job: Job, name: string, authenticate: Authenticate) {
   const github = yield* Github
   const kube = yield* Kube
   const settings = yield* SchedulerSettings
-
-  const worker = (podName: string): NewWorker => ({
-    pod_name: podName,
-    provider: job.provider,
-    entity_id: job.entity_id,
-    entity_name: job.entity_name,
-    entity_type: job.entity_type,
-    installation_id: job.installation_id,
-    // Personal accounts get repo-scoped runners, so the repository is part of where the runner lives.
-    repo_full_name: job.entity_type === "User" ? job.repo_full_name : null,
-    job_labels: job.job_labels,
-    k8s_pool: job.k8s_pool,
-    k8s_image: job.k8s_image
-  })
-
-  let podName: string | undefined
-  for (let attempt = 1; attempt <= MAX_NAME_ATTEMPTS && podName === undefined; attempt++) {
-    const candidate = settings.runnerPrefix + (yield* settings.runnerSuffix)
-    const reserved = yield* Effect.either(serially(db.step(db.addWorker(worker(candidate)))))
-    if (Either.isRight(reserved)) podName = candidate
-    else if (reserved.left._tag === "DbError") {
-      yield* Effect.logError("cannot reserve a runner name").pipe(Effect.annotateLogs({ ...jobLogFields(job), error: reserved.left.message }))
-      return "not_reserved" satisfies Outcome as Outcome
-    }
-  }
-  if (podName === undefined) {
-    yield* Effect.logError("runner name reservation exhausted its retries").pipe(Effect.annotateLogs(jobLogFields(job)))
-    return "not_reserved" satisfies Outcome as Outcome
-  }
-  const name = podName
 
   const subject = {
     installationId: job.installation_id,
@@ -167,7 +217,7 @@ export const provision = Effect.fn("Scheduler.provision")(function*(job: Job, au
   if (Either.isRight(result)) {
     yield* recordQueueWait(job)
     yield* Effect.logInfo("runner provisioned").pipe(Effect.annotateLogs({ ...jobLogFields(job), pod: name, pool: job.k8s_pool }))
-    return "provisioned" satisfies Outcome as Outcome
+    return { _tag: "provisioned" } satisfies Outcome as Outcome
   }
 
   const error = result.left
@@ -183,9 +233,5 @@ export const provision = Effect.fn("Scheduler.provision")(function*(job: Job, au
     ).pipe(Effect.catchAll((e) => Effect.logWarning("could not remove the runner of a failed provisioning").pipe(Effect.annotateLogs({ ...jobLogFields(job), pod: name, error: e.message }))))
   }
   // The message names the step and GitHub's or the API server's answer; the layers keep secrets out of it.
-  yield* serially(db.step(db.markWorkerFailed(name, null, failureV2("pod_allocation_failure", { pod_message: message }), null))).pipe(
-    Effect.catchAll((e) => Effect.logError("could not record a failed provisioning").pipe(Effect.annotateLogs({ ...jobLogFields(job), pod: name, error: e.message })))
-  )
-  return "failed" satisfies Outcome as Outcome
+  return { _tag: "failed", message } satisfies Outcome as Outcome
 })
-
