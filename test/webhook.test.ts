@@ -484,7 +484,7 @@ const pg = postgresBackend("webhook")
 describe("webhook on postgres", () => {
   cases(pg)
 
-  it.live("the audit row reaches PostgreSQL with its delivery id, and a real failed insert is a 500 that re-delivery heals", () =>
+  it.live("the audit row reaches PostgreSQL with its delivery id, and a real failed insert is a 500 that writes nothing and re-delivery heals", () =>
     withWebhook(pg, (h) =>
       Effect.gen(function*() {
         yield* h.deliver("workflow_job", workflowJob(), { deliveryId: "d-pg-1" })
@@ -493,14 +493,15 @@ describe("webhook on postgres", () => {
         ))
         expect(rows).toEqual([{ event: "workflow_job.queued", outcome: "job_stored", delivery_id: "d-pg-1", entity_type: "Organization" }])
 
-        // The log table refuses writes for a moment: the job still commits, the answer is 500.
+        // The log table refuses writes for a moment: the move and its row are one statement, so neither is
+        // stored, and the answer is 500.
         yield* Effect.promise(() => pg.sql!("ALTER TABLE staging.installation_events RENAME TO installation_events_away"))
         const failed = yield* h.deliver("workflow_job", workflowJob({ action: "in_progress", runnerName: "r1" }), { deliveryId: "d-pg-2" })
         yield* Effect.promise(() => pg.sql!("ALTER TABLE staging.installation_events_away RENAME TO installation_events"))
         expect(failed.status).toBe(500)
-        expect(Option.getOrThrow(yield* h.db.getJob(9001)).status).toBe("running")
+        expect(Option.getOrThrow(yield* h.db.getJob(9001)).status).toBe("pending")
         const again = yield* h.deliver("workflow_job", workflowJob({ action: "in_progress", runnerName: "r1" }), { deliveryId: "d-pg-2" })
-        expect([again.status, again.text]).toEqual([200, "Job 9001 marked running (was running)."])
+        expect([again.status, again.text]).toEqual([200, "Job 9001 marked running (was pending)."])
         const all = yield* Effect.promise(() => pg.sql!<{ outcome: string; delivery_id: string }>(
           "SELECT outcome, delivery_id FROM staging.installation_events ORDER BY id"
         ))

@@ -324,6 +324,12 @@ export const makeDbMemory = Effect.gen(function*() {
         const eventId = yield* db.addInstallationEvent({ ...w.event, outcome })
         return { eventId, jobCreated }
       })),
+    storeTransition: (w) =>
+      step(Effect.gen(function*() {
+        const moved = w.to === "running" ? yield* db.markJobRunning(w.jobId, w.runnerName) : yield* db.markJobCompleted(w.jobId, w.runnerName)
+        if (moved.found) yield* db.addInstallationEvent(w.event)
+        return moved
+      })),
     getEventsByEntity: (entityId) =>
       Effect.sync(() =>
         events

@@ -6,7 +6,8 @@
 import { SqlClient } from "@effect/sql"
 import { Effect, Option, type Scope } from "effect"
 import { encodeLabelSet } from "../../src/domain/Labels.ts"
-import type { DbError, DbShape, DeliveryStored, DeliveryWrite } from "../../src/services/Db.ts"
+import type { Status } from "../../src/domain/Status.ts"
+import type { DbError, DbShape, DeliveryStored, DeliveryWrite, Transition } from "../../src/services/Db.ts"
 import { makeGroupCommit } from "./groupCommit.ts"
 import { toDbError } from "./postgresRows.ts"
 import { now } from "./postgresStatementHelpers.ts"
@@ -83,7 +84,7 @@ const MAX_BATCH = 200
 export const makeDeliveryStatements = (
   sql: SqlClient.SqlClient,
   channel: string
-): Effect.Effect<Pick<DbShape, "storeDelivery">, never, Scope.Scope> =>
+): Effect.Effect<Pick<DbShape, "storeDelivery" | "storeTransition">, never, Scope.Scope> =>
   Effect.gen(function*() {
     /**
      * One statement for the batch. Among deliveries of the same job, the first (lowest `ord`) is the one that may
@@ -161,7 +162,43 @@ export const makeDeliveryStatements = (
       afterCommit: notify
     })
 
+    /**
+     * A job's move and its audit row in one statement: the row is locked, moved when its status allows it, and
+     * the audit row is inserted only when the job exists; the previous status comes back (as `transitionJob`).
+     */
+    const storeTransition: DbShape["storeTransition"] = (w) =>
+      Effect.flatMap(now, (at) => {
+        const e = w.event
+        const from = w.to === "running" ? ["pending"] : ["pending", "running"]
+        return sql<{ previous: string; changed: boolean }>`
+          WITH prev AS (SELECT job_id, status FROM jobs WHERE job_id = ${w.jobId} FOR UPDATE),
+          upd AS (
+            UPDATE jobs SET status = ${w.to}::status_enum, k8s_pod = COALESCE(jobs.k8s_pod, NULLIF(${w.runnerName ?? ""}, '')),
+                            updated_at = ${at}
+            FROM prev WHERE jobs.job_id = prev.job_id AND prev.status::text IN ${sql.in(from)}
+            RETURNING jobs.job_id
+          ),
+          ev AS (
+            INSERT INTO installation_events (source, event, outcome, installation_id, app_id, entity_type, entity_id,
+                                             entity_name, payload, received_at, delivery_id)
+            SELECT ${e.source}, ${e.event}, ${e.outcome}, ${e.installation_id}, ${e.app_id},
+                   ${e.entity_type}::entity_type_enum, ${e.entity_id}, ${e.entity_name},
+                   ${JSON.stringify(e.payload ?? null)}::jsonb, ${at}, ${e.delivery_id}
+            FROM prev
+            RETURNING id
+          )
+          SELECT prev.status::text AS previous, EXISTS (SELECT 1 FROM upd) AS changed, (SELECT count(*) FROM ev) AS logged
+          FROM prev`.pipe(
+          Effect.mapError(toDbError("storeTransition")),
+          Effect.map((rows): Transition => {
+            const row = rows[0]
+            return row === undefined ? { found: false } : { found: true, previous: row.previous as Status, changed: row.changed }
+          })
+        )
+      })
+
     return {
+      storeTransition,
       storeDelivery: (write) =>
         Effect.flatMap(now, (at) =>
           // Inside a transaction (a `step`) the write must be part of it, so it does not join a batch.

@@ -127,6 +127,19 @@ export interface DeliveryStored {
   readonly jobCreated: boolean
 }
 
+/**
+ * What an `in_progress` or `completed` delivery stores: the job's forward move and the delivery's audit row, in
+ * one statement. When the job is not stored, nothing is written (the caller decides what to do with the news).
+ */
+export interface TransitionWrite {
+  readonly jobId: number
+  readonly to: "running" | "completed"
+  /** recorded in `k8s_pod` when none is recorded yet, as `markJobRunning` */
+  readonly runnerName: string | null
+  /** the audit row, written whenever the job exists, whether or not the move was allowed */
+  readonly event: NewInstallationEvent
+}
+
 export interface DbShape {
   // --- jobs -------------------------------------------------------------------------------------------------
   /** Inserts a pending job unless its id exists, and wakes the schedulers. True when a row was created. */
@@ -175,6 +188,12 @@ export interface DbShape {
    * stored once: the first call creates the job, the others get `outcomeIfExists`.
    */
   readonly storeDelivery: (write: DeliveryWrite) => Effect.Effect<DeliveryStored, DbError>
+
+  /**
+   * Moves a job forward and appends the delivery's audit row in one statement (see `TransitionWrite`): both or
+   * neither. `found: false` means no job has this id, and then nothing was written.
+   */
+  readonly storeTransition: (write: TransitionWrite) => Effect.Effect<Transition, DbError>
 
   // --- workers ----------------------------------------------------------------------------------------------
   /** Reserves a pod name as a pending worker. */

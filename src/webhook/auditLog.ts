@@ -51,3 +51,20 @@ export const recordEvent = Effect.fnUntraced(function*(
   yield* recordDelivery(row.event, outcome)
   return outcome
 })
+
+/**
+ * An `in_progress` or `completed` delivery: the job's move and its audit row in one statement, both or neither.
+ * When no job has the id nothing is written, and the caller decides (adopt the job, or log `job_not_found`).
+ */
+export const recordTransition = Effect.fnUntraced(function*(
+  delivery: Delivery,
+  row: EventRow,
+  move: { readonly jobId: number; readonly to: "running" | "completed"; readonly runnerName: string | null }
+) {
+  const db = yield* Db
+  const transition = yield* db.storeTransition({ ...move, event: eventOf(delivery, row) }).pipe(
+    Effect.mapError((cause) => new StoreFailed({ operation: "storeTransition", cause }))
+  )
+  if (transition.found) yield* recordDelivery(row.event, row.outcome)
+  return transition
+})

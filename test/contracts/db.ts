@@ -586,6 +586,31 @@ export const dbContract = (name: string, declare: DbCase) =>
       expect([...ids].sort()).toEqual(["51", "52", "53"])
     }))
 
+    test("storeTransition moves a job and appends its audit row together; an unknown job writes nothing", Effect.gen(function*() {
+      const db = yield* Db
+      yield* db.addJob(newJob(8))
+      const event = (deliveryId: string, outcome: "job_marked_running" | "job_marked_completed") =>
+        newEvent({ event: "workflow_job.in_progress", outcome, delivery_id: deliveryId, payload: { workflow_job: { id: 8 } } })
+      expect(yield* db.storeTransition({ jobId: 8, to: "running", runnerName: "r-8", event: event("t-1", "job_marked_running") }))
+        .toEqual({ found: true, previous: "pending", changed: true })
+      expect(yield* db.storeTransition({ jobId: 8, to: "completed", runnerName: null, event: event("t-2", "job_marked_completed") }))
+        .toEqual({ found: true, previous: "running", changed: true })
+      // a late in_progress for a completed job: logged, not moved
+      expect(yield* db.storeTransition({ jobId: 8, to: "running", runnerName: "other", event: event("t-3", "job_marked_running") }))
+        .toEqual({ found: true, previous: "completed", changed: false })
+      expect(Option.getOrThrow(yield* db.getJob(8))).toMatchObject({ status: "completed", k8s_pod: "r-8" })
+      expect(yield* db.storeTransition({ jobId: 99, to: "running", runnerName: null, event: event("t-4", "job_marked_running") })).toEqual({ found: false })
+      expect((yield* db.getEventsByEntity(1001)).map((e) => e.delivery_id)).toEqual(["t-1", "t-2", "t-3"])
+      // both or neither: an audit row the store refuses leaves the job where it was
+      const refused = yield* Effect.either(db.storeTransition({ jobId: 8, to: "completed", runnerName: null, event: { ...event("t-5", "job_marked_completed"), entity_type: "Enterprise" as never } }))
+      expect(Either.isLeft(refused)).toBe(true)
+      yield* db.addJob(newJob(9))
+      const refusedMove = yield* Effect.either(db.storeTransition({ jobId: 9, to: "running", runnerName: "r-9", event: { ...event("t-6", "job_marked_running"), entity_type: "Enterprise" as never } }))
+      expect(Either.isLeft(refusedMove)).toBe(true)
+      expect(Option.getOrThrow(yield* db.getJob(9))).toMatchObject({ status: "pending", k8s_pod: null })
+      expect((yield* db.getEventsByEntity(1001)).map((e) => e.delivery_id)).toEqual(["t-1", "t-2", "t-3"])
+    }))
+
     test("addWorkers reserves a burst of names in one call; taken names are reported and the rest reserved", Effect.gen(function*() {
       const db = yield* Db
       yield* at(30)
