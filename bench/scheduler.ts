@@ -18,6 +18,8 @@
 import { PgClient } from "@effect/sql-pg"
 import { Console, Context, Effect, Exit, Layer, Logger, LogLevel, Redacted, Scope } from "effect"
 import { generateKeyPairSync } from "node:crypto"
+import { writeFile } from "node:fs/promises"
+import * as inspector from "node:inspector"
 import * as os from "node:os"
 import Pg from "pg"
 import { GithubLive } from "../layers/github/octokit.ts"
@@ -126,6 +128,29 @@ const median = (xs: ReadonlyArray<number>) => {
   return s.length === 0 ? 0 : s[Math.floor(s.length / 2)]!
 }
 
+/**
+ * `BENCH_PROFILE=<file>` writes a CPU profile of the first burst cycle alone (open it in Chrome's DevTools), so
+ * what the burst spends its own time on can be read apart from the seeding and the later cycles.
+ */
+const profiled = <A, E>(effect: Effect.Effect<A, E>, file: string) =>
+  Effect.acquireUseRelease(
+    Effect.promise(async () => {
+      const session = new inspector.Session()
+      session.connect()
+      const post = (method: string) => new Promise<unknown>((resolve, reject) => session.post(method, (e, r) => (e ? reject(e) : resolve(r))))
+      await post("Profiler.enable")
+      await post("Profiler.start")
+      return { session, post }
+    }),
+    () => effect,
+    ({ post, session }) =>
+      Effect.promise(async () => {
+        const { profile } = (await post("Profiler.stop")) as { profile: unknown }
+        await writeFile(file, JSON.stringify(profile))
+        session.disconnect()
+      })
+  )
+
 /** Which GitHub the cycle talks to: the in-memory layer, or the live Octokit layer over HTTP to the in-memory GitHub. */
 type GithubKind = "memory" | "live"
 
@@ -198,7 +223,7 @@ const benchBacklog = (serverUrl: string, n: number, kind: GithubKind = "memory",
       } satisfies CycleFigures
     })
 
-    const burst = yield* measure
+    const burst = yield* (kind === "memory" && process.env.BENCH_PROFILE !== undefined ? profiled(measure, process.env.BENCH_PROFILE) : measure)
     if (kind === "live") return { burst }
     const steady: Array<CycleFigures> = []
     for (let i = 0; i < STEADY_CYCLES; i++) steady.push(yield* measure)
@@ -283,6 +308,7 @@ const program = Effect.gen(function*() {
         `${fmt(burst500.sql / burst500.provisioned, 2)} SQL round trips per runner (target <= 1)`
     )
   }
+  if (process.env.BENCH_LIVE === "0") return
   // Through the live Octokit layer (write spacing included) over HTTP to the in-memory GitHub, which answers at once.
   const one = (yield* benchBacklog(serverUrl, 100, "live", 1)).burst
   yield* Console.log(

@@ -183,7 +183,8 @@ type Outcome = { readonly _tag: "provisioned" } | { readonly _tag: "failed"; rea
  * pod. A failure is returned with its message (the caller records it); the job stays pending and is served by a
  * later attempt.
  */
-export const provision = Effect.fn("Scheduler.provision")(function*(job: Job, name: string, authenticate: Authenticate) {
+// Untraced with a plain span: a burst runs it hundreds of times, and Effect.fn takes two stack traces per call.
+export const provision = Effect.fnUntraced(function*(job: Job, name: string, authenticate: Authenticate) {
   const github = yield* Github
   const kube = yield* Kube
   const settings = yield* SchedulerSettings
@@ -234,4 +235,4 @@ export const provision = Effect.fn("Scheduler.provision")(function*(job: Job, na
   }
   // The message names the step and GitHub's or the API server's answer; the layers keep secrets out of it.
   return { _tag: "failed", message } satisfies Outcome as Outcome
-})
+}, Effect.withSpan("Scheduler.provision"))
