@@ -7,7 +7,7 @@ import { recordCapacity, recordQueueWait } from "../observability/collect.ts"
 import { jobLogFields } from "../observability/logFields.ts"
 import { Db } from "../services/Db.ts"
 import { Github, type JitRunner } from "../services/Github.ts"
-import { Kube } from "../services/Kube.ts"
+import { Kube, type PoolCapacity } from "../services/Kube.ts"
 import { blockedGroups, streakLookbackMs } from "./allocationBackoff.ts"
 import type { Authenticate, Serially } from "./auth.ts"
 import { groupKey, planProvisioning } from "./demandPlan.ts"
@@ -79,6 +79,7 @@ export const matchDemand = Effect.fn("Scheduler.matchDemand")(function*(authenti
   }
   let provisioned = 0
   let failed = 0
+  const createdIn = new Map<string, number>()
   yield* Effect.forEach(
     groups.values(),
     (members) =>
@@ -87,6 +88,7 @@ export const matchDemand = Effect.fn("Scheduler.matchDemand")(function*(authenti
           const outcome = yield* provision(job, name, authenticate)
           if (outcome._tag === "provisioned") {
             provisioned++
+            createdIn.set(job.k8s_pool, (createdIn.get(job.k8s_pool) ?? 0) + 1)
             continue
           }
           failed++
@@ -96,11 +98,23 @@ export const matchDemand = Effect.fn("Scheduler.matchDemand")(function*(authenti
       }),
     { concurrency: settings.githubConcurrency, discard: true }
   )
+  // the gauges show the boards as this cycle left them, not as it found them
+  if (createdIn.size > 0) yield* recordCapacity(withCreatedPods(capacity.right, createdIn))
   yield* Effect.logDebug("demand matched").pipe(
     Effect.annotateLogs({ demand: demand.length, planned: plan.provisions.length, provisioned, failed })
   )
   return { provisioned, failed } satisfies MatchResult
 })
+
+/** A capacity reading with the pods created since counted as holding their slots. */
+export const withCreatedPods = (
+  capacity: ReadonlyMap<string, PoolCapacity>,
+  created: ReadonlyMap<string, number>
+): ReadonlyMap<string, PoolCapacity> =>
+  new Map([...capacity].map(([pool, c]) => {
+    const n = created.get(pool) ?? 0
+    return [pool, { ...c, active: c.active + n, available: c.available - n }]
+  }))
 
 const workerFor = (job: Job, podName: string): NewWorker => ({
   pod_name: podName,
