@@ -5,10 +5,12 @@
  * - An embedded PostgreSQL is started in a temporary directory (or `POSTGRES_URL` is used) with a fresh database.
  * - The webhook server runs in a child process, as it does in production; this process is only the load generator
  *   (keep-alive HTTP, `concurrency` requests in flight). Bodies and signatures are made before the clock starts.
- * - Every delivery is a `queued` job with our runner label, the heaviest path: the job insert (with NOTIFY), then
- *   the audit row with the trimmed payload, in two transactions.
- * - The baseline is a node-postgres loop doing single-row INSERTs of the same audit row, with the same
- *   concurrency and the server's pool size (10), and pgbench with the same statement when it is installed.
+ * - Every delivery is a `queued` job with our runner label, the heaviest path: the job row and its audit row
+ *   with the trimmed payload in one statement, group-committed with the deliveries in flight beside it, and one
+ *   NOTIFY per batch after it commits.
+ * - The anchor is pgbench running the audit row's INSERT with a `pg_notify` in one statement, on the same
+ *   PostgreSQL in the same run, with as many clients as deliveries in flight (1, 16, 64); the ratio is ours to it.
+ *   The server's CPU per delivery comes from /proc.
  * - A last run offers a fixed 500 deliveries/s (open loop) and reports the latency at that rate.
  *
  * It prints figures and never fails on them. `BENCH_SECONDS` sets the length of each run (default 5).
@@ -189,25 +191,20 @@ const rawInserts = async (url: string, concurrency: number, seconds: number): Pr
   return result
 }
 
-/** The job insert's shape without the webhook: a row insert that also NOTIFYs, like `Db.addJob`. */
-const notifyInserts = async (url: string, concurrency: number, seconds: number): Promise<number> => {
-  const pool = new Pg.Pool({ connectionString: url, max: Math.min(concurrency, POOL) })
-  const payload = JSON.stringify(trimWorkflowJobPayload(JSON.parse(makeDelivery().body.toString("utf8"))))
-  let n = 0
-  const statement = `WITH ins AS (${INSERT} RETURNING id) SELECT pg_notify('bench_queue_event', id::text) FROM ins`
-  const result = await closedLoop(concurrency, seconds, () => `notify-${++n}`, (id) => pool.query(statement, [payload, id]).then(() => true))
-  await pool.end()
-  return result.count / result.seconds
-}
-
-/** pgbench with the same statement, when it is installed; undefined otherwise. */
+/**
+ * The anchor: pgbench running the same audit-row INSERT with its `pg_notify` in one statement, with `concurrency`
+ * clients, on the same PostgreSQL; undefined when pgbench is not installed (Debian's postgresql-client has it).
+ */
 const pgbench = async (url: string, concurrency: number, seconds: number): Promise<number | undefined> => {
   if (spawnSync("pgbench", ["--version"]).status !== 0) return undefined
   const payload = JSON.stringify(trimWorkflowJobPayload(JSON.parse(makeDelivery().body.toString("utf8")))).replaceAll("'", "''")
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), "bench-pgbench-"))
   const script = path.join(dir, "insert.sql")
-  await fs.writeFile(script, INSERT.replace("$1::jsonb", `'${payload}'::jsonb`).replace("$2", "'pgbench'").replace(/\s+/g, " ") + ";\n")
-  const out = spawnSync("pgbench", ["-n", "-c", String(Math.min(concurrency, POOL)), "-j", "2", "-T", String(seconds), "-f", script, url], { encoding: "utf8" })
+  const insert = INSERT.replace("$1::jsonb", `'${payload}'::jsonb`).replace("$2", "'pgbench'")
+  await fs.writeFile(script, `WITH ins AS (${insert} RETURNING id) SELECT pg_notify('bench_queue_event', id::text) FROM ins;`.replace(/\s+/g, " ") + "\n")
+  const out = spawnSync("pgbench", ["-n", "-c", String(concurrency), "-j", String(Math.min(concurrency, 2)), "-T", String(seconds), "-f", script, url], {
+    encoding: "utf8"
+  })
   await fs.rm(dir, { recursive: true, force: true })
   const tps = /tps = ([\d.]+)/.exec(out.stdout ?? "")
   return tps === null ? undefined : Number(tps[1])
@@ -266,9 +263,10 @@ const bench = async (adminUrl: string) => {
     await rawInserts(dbUrl, 16, 1)
 
     const rows: Array<Array<string>> = []
+    const figures: Array<{ concurrency: number; ratio: number; cpuMs: number }> = []
     for (const concurrency of CONCURRENCY) {
       await reset()
-      const raw = await rawInserts(dbUrl, concurrency, SECONDS)
+      const anchor = await pgbench(dbUrl, concurrency, SECONDS)
       await reset()
       const agent = new Agent({ keepAlive: true, maxSockets: concurrency })
       const cpu0 = await cpuSeconds(server.pid)
@@ -276,26 +274,30 @@ const bench = async (adminUrl: string) => {
       const serverCpu = (await cpuSeconds(server.pid)) - cpu0
       agent.destroy()
       const hookRate = hook.count / hook.seconds
-      const rawRate = raw.count / raw.seconds
+      const ratio = anchor === undefined ? Number.NaN : hookRate / anchor
+      const cpuMs = (serverCpu * 1000) / hook.count
+      figures.push({ concurrency, ratio, cpuMs })
       rows.push([
         String(concurrency),
         fmt(hookRate),
         fmt(percentile(hook.latencies, 0.5), 1),
         fmt(percentile(hook.latencies, 0.99), 1),
         String(hook.failures),
-        fmt(rawRate),
-        fmt(percentile(raw.latencies, 0.5), 1),
-        fmt(percentile(raw.latencies, 0.99), 1),
-        fmt(hookRate / rawRate, 2),
-        fmt((serverCpu * 1000) / hook.count, 2)
+        anchor === undefined ? "not installed" : fmt(anchor),
+        fmt(ratio, 2),
+        fmt(cpuMs, 2)
       ])
     }
-    const header = ["concurrency", "deliveries/s", "p50 ms", "p99 ms", "non-200", "raw INSERT/s", "p50 ms", "p99 ms", "ratio", "server CPU ms/delivery"]
+    const header = ["in flight", "deliveries/s", "p50 ms", "p99 ms", "non-200", "pgbench INSERT+pg_notify/s", "ratio", "server CPU ms/delivery"]
     const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)))
     const line = (cells: ReadonlyArray<string>) => cells.map((c, i) => c.padStart(widths[i]!)).join("  ")
     console.log("")
     console.log(line(header))
     for (const r of rows) console.log(line(r))
+    const at16 = figures.find((f) => f.concurrency === 16)!
+    console.log("")
+    console.log(`ratio to pgbench at 16 in flight: ${fmt(at16.ratio, 2)}   (target >= 0.7)`)
+    console.log(`server CPU per queued delivery at 16 in flight: ${fmt(at16.cpuMs, 2)} ms   (target <= 0.3 ms)`)
 
     // A job's whole life: its queued delivery inserts (and NOTIFYs), the next two only update the row.
     await reset()
@@ -312,11 +314,6 @@ const bench = async (adminUrl: string) => {
         `p50 ${fmt(percentile(life.latencies, 0.5) / 3, 1)} ms per delivery`
     )
 
-    // NOTIFY makes PostgreSQL serialise committing transactions cluster-wide; the job insert carries one.
-    await reset()
-    const notifyRate = await notifyInserts(dbUrl, 16, SECONDS)
-    console.log(`raw INSERT + pg_notify in one statement (what a job insert costs), 16 clients: ${fmt(notifyRate)} rows/s`)
-
     await reset()
     const fixed = await openLoop(500, SECONDS, server.port)
     console.log("")
@@ -324,9 +321,7 @@ const bench = async (adminUrl: string) => {
       `fixed offer of 500 deliveries/s: ${fmt(fixed.count / fixed.seconds)}/s answered, p50 ${fmt(percentile(fixed.latencies, 0.5), 1)} ms, ` +
         `p99 ${fmt(percentile(fixed.latencies, 0.99), 1)} ms, ${fixed.failures} non-200`
     )
-    await reset()
-    const tps = await pgbench(dbUrl, 16, SECONDS)
-    console.log(tps === undefined ? "pgbench: not installed" : `pgbench, same INSERT, ${Math.min(16, POOL)} clients: ${fmt(tps)} rows/s`)
+    console.log(`load average ${os.loadavg().map((l) => l.toFixed(2)).join(" ")} (1, 5, 15 min)`)
   } finally {
     await sql.end()
     server.stop()

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Cause, Context, Duration, Effect, Exit, Layer, Redacted } from "effect"
+import { Cause, Context, Duration, Effect, Exit, Fiber, Layer, Option, Redacted, TestClock } from "effect"
 import { GithubLive } from "../layers/github/octokit.ts"
 import { Github } from "../src/services/Github.ts"
 import { calls, githubContract, labels, orgRef, seedInstallations, userRef } from "./contracts/github.ts"
@@ -14,8 +14,10 @@ const PERSONAL_APP = 3131217
 /** The live layer's stub server, for the tests that script answers. */
 class Stub extends Context.Tag("test/GithubStub")<Stub, GithubStubState>() {}
 
+type Limits = NonNullable<Parameters<typeof GithubLive>[0]["limits"]>
+
 /** A stub server per test, and the live layer pointed at it through a GHES-style `/api/v3` base URL. */
-const liveLayer = Layer.unwrapScoped(
+const liveLayerWith = (limits: Limits) => Layer.unwrapScoped(
   Effect.gen(function* () {
     const keys = githubTestKeys()
     const stub = yield* startGithubStub(
@@ -30,7 +32,7 @@ const liveLayer = Layer.unwrapScoped(
       personalApp: { appId: PERSONAL_APP, privateKey: Redacted.make(keys.personal.privateKeyPem) },
       apiUrl: stub.url,
       requestTimeout: Duration.seconds(5),
-      limits: { millisPerSecond: 1, spaceWrites: false, maxWaitSeconds: 15, maxRetries: 2 }
+      limits
     }).pipe(Layer.orDie)
     return Layer.mergeAll(
       github,
@@ -42,6 +44,8 @@ const liveLayer = Layer.unwrapScoped(
     )
   })
 )
+
+const liveLayer = liveLayerWith({ millisPerSecond: 1, spaceWrites: false, maxWaitSeconds: 15, maxRetries: 2 })
 
 githubContract("octokit against a local stub of api.github.com", liveLayer)
 
@@ -111,6 +115,23 @@ describe("GithubLive", () => {
       expect(error).toMatchObject({ _tag: "GithubHttpError", status: 503 })
       expect(yield* calls("getRun", 503)).toBe(3)
     }).pipe(Effect.provide(liveLayer)))
+
+  it.effect("spaces writes per installation: one organisation's JIT config does not wait behind another's", () =>
+    Effect.gen(function* () {
+      const gh = yield* Github
+      yield* seedInstallations
+      // Effect's TestClock: a spacing wait never ends unless the test moves the clock.
+      const groupId = yield* gh.ensureRunnerGroup(orgRef, "rise-org", "riscv-runners") // creates the group: a write of 11
+      const orgJit = yield* Effect.fork(gh.createJitConfigOrg(orgRef, "rise-org", groupId, { runnerName: "rise-riscv-runner-o1", labels }))
+      // installation 22's first write goes through at once, while installation 11's waits for its gap
+      const userJit = yield* gh.createJitConfigRepo(userRef, "alice/project", { runnerName: "rise-riscv-runner-u1", labels })
+      expect(userJit.runnerId).toBeGreaterThan(0)
+      expect(Option.isNone(yield* Fiber.poll(orgJit))).toBe(true)
+      expect(yield* calls("createJitConfigOrg")).toBe(0)
+      yield* TestClock.adjust("334 millis")
+      expect((yield* Fiber.join(orgJit)).runnerId).toBeGreaterThan(0)
+      expect(yield* calls("createJitConfigOrg", 201)).toBe(1)
+    }).pipe(Effect.provide(liveLayerWith({ millisPerSecond: 1, maxWaitSeconds: 15, maxRetries: 2 }))))
 
   it.effect("reports no answer as GithubTransportError", () =>
     Effect.gen(function* () {

@@ -439,17 +439,18 @@ const cases = (backend: Backend) => {
   })
 
   describe("audit-log guarantee", () => {
-    test("a failed event write answers 500 after the job committed; the re-delivery converges", (h) =>
+    test("a failed event write of a queued delivery answers 500 and stores no job either; the re-delivery stores both", (h) =>
       Effect.gen(function*() {
         yield* Ref.set(h.faults.failEventWrites, true)
         const res = yield* h.deliver("workflow_job", workflowJob(), { deliveryId: "d-1" })
         expect([res.status, res.text]).toEqual([500, "internal error"])
         expect(yield* h.rows).toEqual([])
-        expect(Option.getOrThrow(yield* h.db.getJob(9001)).status).toBe("pending")
+        expect(Option.isNone(yield* h.db.getJob(9001))).toBe(true)
         yield* Ref.set(h.faults.failEventWrites, false)
         const again = yield* h.deliver("workflow_job", workflowJob(), { deliveryId: "d-1" })
-        expect([again.status, again.text]).toEqual([200, "Job 9001 already exists."])
-        expect((yield* h.rows).map((r) => [r.outcome, r.delivery_id])).toEqual([["job_already_exists", "d-1"]])
+        expect([again.status, again.text]).toEqual([200, "Job 9001 stored."])
+        expect((yield* h.rows).map((r) => [r.outcome, r.delivery_id])).toEqual([["job_stored", "d-1"]])
+        expect(Option.getOrThrow(yield* h.db.getJob(9001)).status).toBe("pending")
       }))
 
     test("a failed event write for any event is a 500", (h) =>
@@ -515,7 +516,7 @@ const pg = postgresBackend("webhook")
 describe("webhook on postgres", () => {
   cases(pg)
 
-  it.live("the audit row reaches PostgreSQL with its delivery id, and a real failed insert is a 500 that re-delivery heals", () =>
+  it.live("the audit row reaches PostgreSQL with its delivery id, and a real failed insert is a 500 that writes nothing and re-delivery heals", () =>
     withWebhook(pg, (h) =>
       Effect.gen(function*() {
         yield* h.deliver("workflow_job", workflowJob(), { deliveryId: "d-pg-1" })
@@ -524,18 +525,35 @@ describe("webhook on postgres", () => {
         ))
         expect(rows).toEqual([{ event: "workflow_job.queued", outcome: "job_stored", delivery_id: "d-pg-1", entity_type: "Organization" }])
 
-        // The log table refuses writes for a moment: the job still commits, the answer is 500.
+        // The log table refuses writes for a moment: the move and its row are one statement, so neither is
+        // stored, and the answer is 500.
         yield* Effect.promise(() => pg.sql!("ALTER TABLE staging.installation_events RENAME TO installation_events_away"))
         const failed = yield* h.deliver("workflow_job", workflowJob({ action: "in_progress", runnerName: "r1" }), { deliveryId: "d-pg-2" })
         yield* Effect.promise(() => pg.sql!("ALTER TABLE staging.installation_events_away RENAME TO installation_events"))
         expect(failed.status).toBe(500)
-        expect(Option.getOrThrow(yield* h.db.getJob(9001)).status).toBe("running")
+        expect(Option.getOrThrow(yield* h.db.getJob(9001)).status).toBe("pending")
         const again = yield* h.deliver("workflow_job", workflowJob({ action: "in_progress", runnerName: "r1" }), { deliveryId: "d-pg-2" })
-        expect([again.status, again.text]).toEqual([200, "Job 9001 marked running (was running)."])
+        expect([again.status, again.text]).toEqual([200, "Job 9001 marked running (was pending)."])
         const all = yield* Effect.promise(() => pg.sql!<{ outcome: string; delivery_id: string }>(
           "SELECT outcome, delivery_id FROM staging.installation_events ORDER BY id"
         ))
         expect(all).toEqual([{ outcome: "job_stored", delivery_id: "d-pg-1" }, { outcome: "job_marked_running", delivery_id: "d-pg-2" }])
+      })))
+
+  it.live("a queued delivery whose audit row PostgreSQL refuses leaves no job row: both or neither", () =>
+    withWebhook(pg, (h) =>
+      Effect.gen(function*() {
+        yield* Effect.promise(() => pg.sql!("ALTER TABLE staging.installation_events RENAME TO installation_events_away"))
+        const failed = yield* h.deliver("workflow_job", workflowJob(), { deliveryId: "d-pg-q" })
+        yield* Effect.promise(() => pg.sql!("ALTER TABLE staging.installation_events_away RENAME TO installation_events"))
+        expect(failed.status).toBe(500)
+        expect(yield* Effect.promise(() => pg.sql!("SELECT job_id FROM staging.jobs"))).toEqual([])
+        const again = yield* h.deliver("workflow_job", workflowJob(), { deliveryId: "d-pg-q" })
+        expect([again.status, again.text]).toEqual([200, "Job 9001 stored."])
+        const rows = yield* Effect.promise(() => pg.sql!<{ outcome: string; job_id: string }>(
+          "SELECT e.outcome, j.job_id::text AS job_id FROM staging.installation_events e, staging.jobs j"
+        ))
+        expect(rows).toEqual([{ outcome: "job_stored", job_id: "9001" }])
       })))
 
   it.live("a NUL character or a lone surrogate in a signed body is stored, not refused forever", () =>

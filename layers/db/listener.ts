@@ -56,7 +56,8 @@ const session = (options: ListenOptions, again: boolean) =>
       })
       client.on("end", () => emit.fail(lost(`LISTEN ${options.channel}: connection closed`)))
       client.on("notification", (msg) => {
-        if (msg.channel === options.channel && msg.payload !== undefined) emit.single(msg.payload)
+        // One notification per commit lists the commit's new job ids, comma-separated: one element per id.
+        if (msg.channel === options.channel && msg.payload !== undefined) emit.array(msg.payload.split(","))
       })
       yield* Effect.tryPromise({
         try: () => client.query(`LISTEN "${options.channel.replace(/"/g, "\"\"")}"`),

@@ -8,6 +8,7 @@ import type { Worker } from "../../src/domain/Worker.ts"
 import {
   type AllocationFailureStreak,
   Db,
+  DbError,
   type DbShape,
   type DemandRow,
   type QueueGroup,
@@ -220,6 +221,29 @@ export const makeDbMemory = Effect.gen(function*() {
           updated_at: at
         })
       }),
+    addWorkers: (ws) =>
+      Effect.gen(function*() {
+        const taken: Array<string> = []
+        for (const w of ws) {
+          const added = yield* Effect.either(db.addWorker(w))
+          if (added._tag === "Left") taken.push(w.pod_name)
+        }
+        return taken
+      }),
+    releaseWorkers: (podNames) =>
+      Effect.gen(function*() {
+        let released = 0
+        for (const name of new Set(podNames)) {
+          const before = workers.get(name)
+          if (before === undefined || before.status !== "pending") continue
+          released++
+          yield* write(() => {
+            workers.delete(name)
+            return () => workers.set(name, before)
+          })
+        }
+        return released
+      }),
     markWorkerRunning: (podName, node, runningAt) =>
       transitionWorker(podName, "running", ["pending"], (w, at) => ({ ...w, k8s_node: node, running_at: w.running_at ?? runningAt ?? at })),
     markWorkerCompleted: (podName, node, completedAt, runningAt = null) =>
@@ -291,6 +315,10 @@ export const makeDbMemory = Effect.gen(function*() {
 
     addInstallationEvent: (e) =>
       Effect.gen(function*() {
+        // The column is PostgreSQL's entity_type_enum, which refuses any other value.
+        if (e.entity_type !== null && e.entity_type !== "Organization" && e.entity_type !== "User") {
+          return yield* new DbError({ message: `addInstallationEvent: invalid entity_type ${JSON.stringify(e.entity_type)}` })
+        }
         const at = yield* now
         const id = nextEventId++
         // A round trip through JSON, as JSONB does: the stored payload is a copy, not the caller's object.
@@ -304,6 +332,20 @@ export const makeDbMemory = Effect.gen(function*() {
         })
         return id
       }),
+    // Both rows in one step: both or neither, as PostgreSQL's one statement.
+    storeDelivery: (w) =>
+      step(Effect.gen(function*() {
+        const jobCreated = w.job === undefined ? false : yield* db.addJob(w.job.row)
+        const outcome = w.job !== undefined && !jobCreated ? w.job.outcomeIfExists : w.event.outcome
+        const eventId = yield* db.addInstallationEvent({ ...w.event, outcome })
+        return { eventId, jobCreated }
+      })),
+    storeTransition: (w) =>
+      step(Effect.gen(function*() {
+        const moved = w.to === "running" ? yield* db.markJobRunning(w.jobId, w.runnerName) : yield* db.markJobCompleted(w.jobId, w.runnerName)
+        if (moved.found) yield* db.addInstallationEvent(w.event)
+        return moved
+      })),
     getEventsByEntity: (entityId) =>
       Effect.sync(() =>
         events

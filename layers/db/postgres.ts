@@ -9,6 +9,7 @@ import { deadlineClient } from "./deadlineClient.ts"
 import { listenResilient } from "./listener.ts"
 import { migrate } from "./migrate.ts"
 import { makeDemandStatements } from "./postgresDemandStatements.ts"
+import { makeDeliveryStatements } from "./postgresDeliveryStatements.ts"
 import { makeEventStatements } from "./postgresEventStatements.ts"
 import { makeJobStatements } from "./postgresJobStatements.ts"
 import { makeQueueStatements } from "./postgresQueueStatements.ts"
@@ -78,6 +79,7 @@ export const makeDbPostgres = (schema: DbSchema, timeouts: DbTimeouts = defaultD
       ...makeDemandStatements(sql),
       ...makeWorkerStatements(sql),
       ...makeEventStatements(sql),
+      ...(yield* makeDeliveryStatements(sql, channel)),
 
       ping: sql`SELECT 1`.pipe(Effect.asVoid, Effect.mapError(toDbError("ping"))),
 

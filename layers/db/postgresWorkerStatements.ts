@@ -4,6 +4,7 @@ import { Effect, Option } from "effect"
 import { BACKOFF_REASONS } from "../../src/domain/FailureInfo.ts"
 import { encodeLabelSet } from "../../src/domain/Labels.ts"
 import type { Status } from "../../src/domain/Status.ts"
+import type { NewWorker } from "../../src/domain/Worker.ts"
 import { type AllocationFailureStreak, type DbShape, DuplicatePodName } from "../../src/services/Db.ts"
 import { decodeStreaks, isUniqueViolation, rowsToWorkers, toDbError, WORKER_COLUMNS } from "./postgresRows.ts"
 import { makeStatementHelpers, now } from "./postgresStatementHelpers.ts"
@@ -11,6 +12,8 @@ import { makeStatementHelpers, now } from "./postgresStatementHelpers.ts"
 export type WorkerStatements = Pick<
   DbShape,
   | "addWorker"
+  | "addWorkers"
+  | "releaseWorkers"
   | "markWorkerRunning"
   | "markWorkerCompleted"
   | "markWorkerFailed"
@@ -50,6 +53,38 @@ export const makeWorkerStatements = (sql: SqlClient.SqlClient): WorkerStatements
           Effect.mapError((e) => isUniqueViolation(e) ? new DuplicatePodName({ podName: w.pod_name }) : toDbError("addWorker")(e))
         )
       }),
+
+    // One statement for the whole burst; a name that is taken (by an older row or twice in the list) is skipped
+    // by ON CONFLICT and reported back, rather than failing the others.
+    addWorkers: (ws) =>
+      ws.length === 0 ? Effect.succeed([]) : Effect.gen(function*() {
+        const at = yield* now
+        // a name listed twice is offered once, for its first listing; the later listing is reported taken
+        const first = new Map<string, NewWorker>()
+        for (const w of ws) if (!first.has(w.pod_name)) first.set(w.pod_name, w)
+        const input = JSON.stringify([...first.values()].map((w) => ({ ...w, job_labels: encodeLabelSet(w.job_labels) })))
+        const rows = yield* sql<{ pod_name: string }>`
+          INSERT INTO workers (pod_name, provider, entity_id, entity_name, entity_type, installation_id, repo_full_name,
+                               job_labels, k8s_pool, k8s_image, status, created_at, updated_at)
+          SELECT pod_name, provider::provider_enum, entity_id, entity_name, entity_type, installation_id, repo_full_name,
+                 job_labels::jsonb, k8s_pool, k8s_image, 'pending', ${at}, ${at}
+          FROM jsonb_to_recordset(${input}::jsonb) AS w(
+            pod_name text, provider text, entity_id bigint, entity_name text, entity_type text, installation_id bigint,
+            repo_full_name text, job_labels text, k8s_pool text, k8s_image text)
+          ORDER BY pod_name
+          ON CONFLICT (pod_name) DO NOTHING
+          RETURNING pod_name`.pipe(Effect.mapError(toDbError("addWorkers")))
+        const reserved = new Set(rows.map((r) => r.pod_name))
+        return ws.flatMap((w) => (reserved.has(w.pod_name) && first.get(w.pod_name) === w ? [] : [w.pod_name]))
+      }),
+
+    releaseWorkers: (podNames) =>
+      podNames.length === 0 ? Effect.succeed(0) : sql<{ n: number }>`
+        WITH gone AS (DELETE FROM workers WHERE pod_name IN ${sql.in(podNames)} AND status = 'pending' RETURNING 1)
+        SELECT count(*)::int AS n FROM gone`.pipe(
+        Effect.mapError(toDbError("releaseWorkers")),
+        Effect.map((rows) => Number(rows[0]?.n ?? 0))
+      ),
 
     markWorkerRunning: (podName, node, runningAt) =>
       Effect.flatMap(now, (at) =>

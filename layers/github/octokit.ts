@@ -9,7 +9,8 @@ import { Github, GithubConfigError, type GithubOperation, type GithubShape } fro
 import { type CallCounter, makeCallCounter } from "./callCounter.ts"
 import { makeGithubClient } from "./client.ts"
 import type { HeaderMap } from "./statusErrors.ts"
-import { type GithubAnswer, type GithubTransport, NoAnswer, type TransportAuth } from "./transport.ts"
+import { type GithubAnswer, type GithubRequest, type GithubTransport, NoAnswer, type TransportAuth } from "./transport.ts"
+import { makeWriteSpacing, type WriteSpacingOptions } from "./writeSpacing.ts"
 
 /** One of our two GitHub Apps: its numeric id and its PEM private key (PKCS#1 as GitHub issues it, or PKCS#8). */
 export interface GithubAppCredentials {
@@ -38,10 +39,13 @@ export interface GithubLiveOptions {
     /** how long one second of "please wait" lasts, in ms; tests set 1 so nothing really waits. Default 1000 */
     readonly millisPerSecond?: number | undefined
     /**
-     * GitHub asks integrations to leave a second between mutating requests; the throttling plugin does that by
-     * default. Tests turn it off.
+     * GitHub's secondary limits per identity (`writeSpacing.ts`): each installation's writes one at a time and
+     * spaced, and its points per minute. Default on with `defaultWriteSpacing`; tests that do not test it turn it
+     * off. The throttling plugin's own write limiter (one write a second for the whole process, so one
+     * organisation's JIT config waited behind another's) is never used.
      */
     readonly spaceWrites?: boolean | undefined
+    readonly writeSpacing?: WriteSpacingOptions | undefined
   } | undefined
 }
 
@@ -68,8 +72,9 @@ const checkApp = (label: string, app: GithubAppCredentials) =>
   })
 
 /**
- * Stands in for the throttling plugin's write limiter when writes need no spacing (tests). The plugin only ever
- * calls `key(id).schedule(options, fn)` on it.
+ * Stands in for the throttling plugin's write limiter, which spaces every write of the process behind one
+ * another; `writeSpacing.ts` spaces them per identity instead. The plugin only ever calls
+ * `key(id).schedule(options, fn)` on it.
  */
 const immediateLimiter = {
   key: () => ({ schedule: (_options: unknown, fn: () => Promise<unknown>) => fn() })
@@ -123,14 +128,26 @@ const makeOctokit = (options: GithubLiveOptions, counter: CallCounter) => {
       retryAfterBaseValue: millisPerSecond,
       onRateLimit: shouldWait,
       onSecondaryRateLimit: shouldWait,
-      ...(options.limits?.spaceWrites === false ? { write: immediateLimiter } : {})
+      write: immediateLimiter
     }
   })
 }
 
+/** Creating an installation token is the app authenticating (as the throttling plugin counts it), not a write. */
+const TOKEN_PATH = /^\/app\/installations\/[^/]+\/access_tokens$/
+
+/** Whose secondary limits a request spends: its installation's, or its app's (a JWT). */
+const identityOf = (auth: TransportAuth): string =>
+  auth._tag === "installation" ? `installation:${auth.installationId}` : `app:${auth.app}`
+
 /** The transport on Octokit: app requests carry a fresh JWT, installation requests the token. */
 const octokitTransport = (options: GithubLiveOptions, counter: CallCounter): GithubTransport => {
   const octokit = makeOctokit(options, counter)
+  const spacing = options.limits?.spaceWrites === false ? undefined : makeWriteSpacing(options.limits?.writeSpacing)
+  const limited = <A, E>(request: GithubRequest, effect: Effect.Effect<A, E>) =>
+    spacing === undefined
+      ? effect
+      : spacing.run(identityOf(request.auth), request.method !== "GET" && !TOKEN_PATH.test(request.path), effect)
   const apps = {
     Organization: options.orgApp,
     User: options.personalApp
@@ -156,18 +173,21 @@ const octokitTransport = (options: GithubLiveOptions, counter: CallCounter): Git
           authorization: yield* authorization(request.auth),
           [operationHeader]: request.operation
         }
-        const outcome = yield* Effect.tryPromise({
-          try: (signal) =>
-            octokit.request({
-              method: request.method,
-              url: request.path,
-              ...request.query,
-              ...(request.body === undefined ? {} : { data: request.body }),
-              headers,
-              request: { signal }
-            }),
-          catch: (error) => error
-        }).pipe(Effect.either)
+        const outcome = yield* limited(
+          request,
+          Effect.tryPromise({
+            try: (signal) =>
+              octokit.request({
+                method: request.method,
+                url: request.path,
+                ...request.query,
+                ...(request.body === undefined ? {} : { data: request.body }),
+                headers,
+                request: { signal }
+              }),
+            catch: (error) => error
+          })
+        ).pipe(Effect.either)
         if (outcome._tag === "Right") {
           const { status, headers, data } = outcome.right
           return { status, headers: headers as HeaderMap, data } satisfies GithubAnswer

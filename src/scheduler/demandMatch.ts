@@ -68,30 +68,36 @@ export const matchDemand = Effect.fn("Scheduler.matchDemand")(function*(authenti
     )
   }
 
+  // Every name the plan needs, reserved in one statement before any GitHub or Kubernetes call.
+  const names = yield* reserveNames(plan.provisions.map(({ job }) => job), serially)
+
   // Groups go concurrently (GitHub and the API server are the slow part); inside a group the jobs go in order, and
-  // after a failure the rest of the group waits for its back-off: one failed worker per group per attempt.
-  const groups = new Map<string, Array<Job>>()
+  // after a failure the rest of the group waits for its back-off: one failed worker per group per attempt, and
+  // the group's unused reservations are given back in the same step that records the failure.
+  const groups = new Map<string, Array<{ readonly job: Job; readonly name: string }>>()
   for (const { job } of plan.provisions) {
+    const name = names.get(job.job_id)
+    if (name === undefined) continue
     const key = jobGroupKey(job)
-    groups.set(key, [...(groups.get(key) ?? []), job])
+    groups.set(key, [...(groups.get(key) ?? []), { job, name }])
   }
   let provisioned = 0
   let failed = 0
   const createdIn = new Map<string, number>()
   yield* Effect.forEach(
     groups.values(),
-    (jobs) =>
+    (members) =>
       Effect.gen(function*() {
-        for (const job of jobs) {
-          const outcome = yield* provision(job, authenticate, serially)
-          if (outcome === "provisioned") {
+        for (const [i, { job, name }] of members.entries()) {
+          const outcome = yield* provision(job, name, authenticate)
+          if (outcome._tag === "provisioned") {
             provisioned++
             createdIn.set(job.k8s_pool, (createdIn.get(job.k8s_pool) ?? 0) + 1)
+            continue
           }
-          if (outcome === "failed") {
-            failed++
-            return
-          }
+          failed++
+          yield* recordFailure(job, name, outcome.message, members.slice(i + 1).map((m) => m.name), serially)
+          return
         }
       }),
     { concurrency: settings.githubConcurrency, discard: true }
@@ -113,6 +119,7 @@ export const withCreatedPods = (
     const n = created.get(pool) ?? 0
     return [pool, { ...c, active: c.active + n, available: c.available - n }]
   }))
+
 const failBannedJobs = Effect.fn("Scheduler.failBannedJobs")(function*(jobs: ReadonlyArray<Job>) {
   const db = yield* Db
   for (const job of jobs) {
@@ -125,52 +132,94 @@ const failBannedJobs = Effect.fn("Scheduler.failBannedJobs")(function*(jobs: Rea
   }
 })
 
-type Outcome = "provisioned" | "failed" | "not_reserved"
+/** The worker row a reservation writes; `image` is what the pod will pull (see `resolveImage`). */
+const workerFor = (job: Job, podName: string, image: string): NewWorker => ({
+  pod_name: podName,
+  provider: job.provider,
+  entity_id: job.entity_id,
+  entity_name: job.entity_name,
+  entity_type: job.entity_type,
+  installation_id: job.installation_id,
+  // Personal accounts get repo-scoped runners, so the repository is part of where the runner lives.
+  repo_full_name: runnerRepoOf(job),
+  job_labels: job.job_labels,
+  k8s_pool: job.k8s_pool,
+  k8s_image: image
+})
 
 /**
- * One runner: reserve a unique name as a pending worker (its own durable step), then authenticate, ensure the
- * org's runner group, get a JIT config, and create the pod. Any failure after the reservation marks the worker
- * failed with `pod_allocation_failure`, which is what the back-off counts; the job stays pending and is served by
- * a later attempt.
+ * A unique name for every job, reserved as pending workers in one step (one statement); a name that is taken
+ * gets a fresh one in another round, up to `MAX_NAME_ATTEMPTS` rounds. Returns the job ids' names; a job left
+ * out (the store failed, or its rounds ran out) is served by a later cycle.
  */
-export const provision = Effect.fn("Scheduler.provision")(function*(job: Job, authenticate: Authenticate, serially: Serially) {
+const reserveNames = Effect.fnUntraced(function*(jobs: ReadonlyArray<Job>, serially: Serially) {
   const db = yield* Db
+  const settings = yield* SchedulerSettings
+  const names = new Map<number, string>()
+  let waiting = jobs
+  for (let attempt = 1; attempt <= MAX_NAME_ATTEMPTS && waiting.length > 0; attempt++) {
+    // distinct within the round, so a refused name is exactly one job's
+    const round: Array<{ readonly job: Job; readonly worker: NewWorker }> = []
+    const inRound = new Set<string>()
+    const next: Array<Job> = []
+    for (const job of waiting) {
+      const name = settings.runnerPrefix + (yield* settings.runnerSuffix)
+      if (inRound.has(name)) next.push(job)
+      else {
+        inRound.add(name)
+        // the rule's image with the configured registry in front when it names none
+        round.push({ job, worker: workerFor(job, name, resolveImage(job.k8s_image, settings.runnerConfig.imageRegistry)) })
+      }
+    }
+    const taken = yield* Effect.either(serially(db.step(db.addWorkers(round.map((r) => r.worker)))))
+    if (Either.isLeft(taken)) {
+      yield* Effect.logError("cannot reserve runner names").pipe(Effect.annotateLogs({ runners: waiting.length, error: taken.left.message }))
+      return names
+    }
+    const refused = new Set(taken.right)
+    for (const { job, worker } of round) {
+      if (refused.has(worker.pod_name)) next.push(job)
+      else names.set(job.job_id, worker.pod_name)
+    }
+    waiting = next
+  }
+  for (const job of waiting) {
+    yield* Effect.logError("runner name reservation exhausted its retries").pipe(Effect.annotateLogs(jobLogFields(job)))
+  }
+  return names
+})
+
+/**
+ * A failed provisioning: the worker is failed with `pod_allocation_failure` (what the back-off counts), and the
+ * group's reservations it will not use this cycle are given back, in one step of their own. The failure stands
+ * whatever the rest of the cycle does.
+ */
+const recordFailure = Effect.fnUntraced(function*(
+  job: Job,
+  name: string,
+  message: string,
+  unused: ReadonlyArray<string>,
+  serially: Serially
+) {
+  const db = yield* Db
+  const info = failureV2("pod_allocation_failure", { pod_message: message })
+  yield* serially(db.step(Effect.zipRight(db.markWorkerFailed(name, null, info, null), db.releaseWorkers(unused)))).pipe(
+    Effect.catchAll((e) => Effect.logError("could not record a failed provisioning").pipe(Effect.annotateLogs({ ...jobLogFields(job), pod: name, error: e.message })))
+  )
+})
+
+type Outcome = { readonly _tag: "provisioned" } | { readonly _tag: "failed"; readonly message: string }
+
+/**
+ * One runner whose name is reserved: authenticate, ensure the org's runner group, get a JIT config, and create the
+ * pod. A failure is returned with its message (the caller records it); the job stays pending and is served by a
+ * later attempt.
+ */
+// Untraced with a plain span: a burst runs it hundreds of times, and Effect.fn takes two stack traces per call.
+export const provision = Effect.fnUntraced(function*(job: Job, name: string, authenticate: Authenticate) {
   const github = yield* Github
   const kube = yield* Kube
   const settings = yield* SchedulerSettings
-  // The rule's image with the configured registry in front when it names none: what the pod pulls, and what
-  // the worker row records.
-  const image = resolveImage(job.k8s_image, settings.runnerConfig.imageRegistry)
-
-  const worker = (podName: string): NewWorker => ({
-    pod_name: podName,
-    provider: job.provider,
-    entity_id: job.entity_id,
-    entity_name: job.entity_name,
-    entity_type: job.entity_type,
-    installation_id: job.installation_id,
-    // Personal accounts get repo-scoped runners, so the repository is part of where the runner lives.
-    repo_full_name: runnerRepoOf(job),
-    job_labels: job.job_labels,
-    k8s_pool: job.k8s_pool,
-    k8s_image: image
-  })
-
-  let podName: string | undefined
-  for (let attempt = 1; attempt <= MAX_NAME_ATTEMPTS && podName === undefined; attempt++) {
-    const candidate = settings.runnerPrefix + (yield* settings.runnerSuffix)
-    const reserved = yield* Effect.either(serially(db.step(db.addWorker(worker(candidate)))))
-    if (Either.isRight(reserved)) podName = candidate
-    else if (reserved.left._tag === "DbError") {
-      yield* Effect.logError("cannot reserve a runner name").pipe(Effect.annotateLogs({ ...jobLogFields(job), error: reserved.left.message }))
-      return "not_reserved" satisfies Outcome as Outcome
-    }
-  }
-  if (podName === undefined) {
-    yield* Effect.logError("runner name reservation exhausted its retries").pipe(Effect.annotateLogs(jobLogFields(job)))
-    return "not_reserved" satisfies Outcome as Outcome
-  }
-  const name = podName
 
   const subject = {
     installationId: job.installation_id,
@@ -192,7 +241,7 @@ export const provision = Effect.fn("Scheduler.provision")(function*(job: Job, au
     yield* kube.createRunnerPod({
       name,
       jitConfig: jit.jitConfig,
-      image,
+      image: resolveImage(job.k8s_image, settings.runnerConfig.imageRegistry),
       pool: job.k8s_pool,
       entity: { type: job.entity_type, id: job.entity_id, name: job.entity_name }
     })
@@ -201,7 +250,7 @@ export const provision = Effect.fn("Scheduler.provision")(function*(job: Job, au
   if (Either.isRight(result)) {
     yield* recordQueueWait(job)
     yield* Effect.logInfo("runner provisioned").pipe(Effect.annotateLogs({ ...jobLogFields(job), pod: name, pool: job.k8s_pool }))
-    return "provisioned" satisfies Outcome as Outcome
+    return { _tag: "provisioned" } satisfies Outcome as Outcome
   }
 
   const error = result.left
@@ -217,9 +266,5 @@ export const provision = Effect.fn("Scheduler.provision")(function*(job: Job, au
     ).pipe(Effect.catchAll((e) => Effect.logWarning("could not remove the runner of a failed provisioning").pipe(Effect.annotateLogs({ ...jobLogFields(job), pod: name, error: e.message }))))
   }
   // The message names the step and GitHub's or the API server's answer; the layers keep secrets out of it.
-  yield* serially(db.step(db.markWorkerFailed(name, null, failureV2("pod_allocation_failure", { pod_message: message }), null))).pipe(
-    Effect.catchAll((e) => Effect.logError("could not record a failed provisioning").pipe(Effect.annotateLogs({ ...jobLogFields(job), pod: name, error: e.message })))
-  )
-  return "failed" satisfies Outcome as Outcome
-})
-
+  return { _tag: "failed", message } satisfies Outcome as Outcome
+}, Effect.withSpan("Scheduler.provision"))

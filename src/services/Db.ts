@@ -3,6 +3,7 @@ import type { FailureInfo } from "../domain/FailureInfo.ts"
 import type { EventSummary, NewInstallationEvent } from "../domain/InstallationEvent.ts"
 import type { Job, NewJob } from "../domain/Job.ts"
 import type { Status } from "../domain/Status.ts"
+import type { WebhookOutcome } from "../domain/WebhookOutcome.ts"
 import type { NewWorker, Worker } from "../domain/Worker.ts"
 
 /**
@@ -112,6 +113,39 @@ export interface AllocationFailureStreak {
   readonly lastFailureAt: Date
 }
 
+/**
+ * What one webhook delivery stores: its `installation_events` row and, for a `queued` delivery, the job it
+ * describes. Both are written by one statement, so both are stored or neither is.
+ */
+export interface DeliveryWrite {
+  /** the audit row; its `outcome` is the one stored when there is no job, or when the job row was created */
+  readonly event: NewInstallationEvent
+  readonly job?: {
+    readonly row: NewJob
+    /** the audit row's outcome instead when the job already existed (a re-delivery), and nothing else is written */
+    readonly outcomeIfExists: WebhookOutcome
+  } | undefined
+}
+
+export interface DeliveryStored {
+  readonly eventId: number
+  /** a job row was created (false without a job, or when it already existed) */
+  readonly jobCreated: boolean
+}
+
+/**
+ * What an `in_progress` or `completed` delivery stores: the job's forward move and the delivery's audit row, in
+ * one statement. When the job is not stored, nothing is written (the caller decides what to do with the news).
+ */
+export interface TransitionWrite {
+  readonly jobId: number
+  readonly to: "running" | "completed"
+  /** recorded in `k8s_pod` when none is recorded yet, as `markJobRunning` */
+  readonly runnerName: string | null
+  /** the audit row, written whenever the job exists, whether or not the move was allowed */
+  readonly event: NewInstallationEvent
+}
+
 export interface DbShape {
   // --- jobs -------------------------------------------------------------------------------------------------
   /** Inserts a pending job unless its id exists, and wakes the schedulers. True when a row was created. */
@@ -153,9 +187,33 @@ export interface DbShape {
    */
   readonly deleteCompletedJobsBefore: (cutoff: Date) => Effect.Effect<number, DbError>
 
+  /**
+   * Stores one delivery (see `DeliveryWrite`): both rows in one statement, both or neither. Concurrent calls are
+   * written together (group commit), so one commit serves many deliveries; a created job wakes the schedulers
+   * like `addJob`, with one notification per commit, sent after it. Duplicate job ids among concurrent calls are
+   * stored once: the first call creates the job, the others get `outcomeIfExists`.
+   */
+  readonly storeDelivery: (write: DeliveryWrite) => Effect.Effect<DeliveryStored, DbError>
+
+  /**
+   * Moves a job forward and appends the delivery's audit row in one statement (see `TransitionWrite`): both or
+   * neither. `found: false` means no job has this id, and then nothing was written.
+   */
+  readonly storeTransition: (write: TransitionWrite) => Effect.Effect<Transition, DbError>
+
   // --- workers ----------------------------------------------------------------------------------------------
   /** Reserves a pod name as a pending worker. */
   readonly addWorker: (worker: NewWorker) => Effect.Effect<void, DbError | DuplicatePodName>
+  /**
+   * Reserves many pod names as pending workers in one statement (a burst's reservations). Names already taken
+   * are left out and returned, so the caller picks others for those; the rest are reserved.
+   */
+  readonly addWorkers: (workers: ReadonlyArray<NewWorker>) => Effect.Effect<ReadonlyArray<string>, DbError>
+  /**
+   * Gives back reservations that were never used: deletes the pending workers with these names (a pod was never
+   * asked for). A worker that moved on from pending is kept. Returns how many went.
+   */
+  readonly releaseWorkers: (podNames: ReadonlyArray<string>) => Effect.Effect<number, DbError>
   /** pending -> running. Overwrites the node; keeps the first `running_at` (else `runningAt`, else now). */
   readonly markWorkerRunning: (podName: string, node: string | null, runningAt: Date | null) => Effect.Effect<boolean, DbError>
   /**

@@ -1,5 +1,6 @@
 import { Effect } from "effect"
 import type { EntityType } from "../domain/Entity.ts"
+import type { NewJob } from "../domain/Job.ts"
 import type { WebhookOutcome } from "../domain/WebhookOutcome.ts"
 import { recordDelivery } from "../observability/collect.ts"
 import { Db } from "../services/Db.ts"
@@ -17,27 +18,53 @@ export interface EventRow {
 /** 0 is how a missing id reads (see `intAt`); the column gets NULL instead. */
 export const idOrNull = (id: number): number | null => (id === 0 ? null : id)
 
+const eventOf = (delivery: Delivery, row: EventRow) => ({
+  source: "webhook" as const,
+  event: row.event,
+  outcome: row.outcome,
+  installation_id: row.installationId ?? null,
+  app_id: delivery.appId,
+  entity_type: row.entity?.type ?? null,
+  entity_id: row.entity?.id ?? null,
+  entity_name: row.entity?.name ?? null,
+  payload: row.payload,
+  delivery_id: delivery.deliveryId
+})
+
 /**
- * Appends the delivery's `installation_events` row, in its own transaction (the job write, if any, has already
- * committed in its own). A failure is a 500. GitHub does not re-deliver on its own: the attempt stays failed in
- * the app's delivery log, where the scheduler's redelivery pass (or an operator) asks for it again, and the
- * re-delivery converges because the job writes are idempotent. A duplicate row is acceptable; the delivery id tells re-deliveries apart.
+ * Appends the delivery's `installation_events` row and, with `job`, stores the queued job it describes in the
+ * same statement: both or neither. A failure is a 500. GitHub does not re-deliver on its own: its delivery log keeps the attempt failed, for the
+ * scheduler's redelivery pass (or an operator) to ask for again, and a re-delivery converges because the job write is idempotent. A duplicate audit row is acceptable; the delivery id tells
+ * re-deliveries apart. Returns the outcome stored (`row.outcome`, or `job.outcomeIfExists` for a job that was
+ * already there). Untraced: it runs for every delivery, and the Db's batch has a span of its own.
  */
-export const recordEvent = Effect.fn("Webhook.recordEvent")(function*(delivery: Delivery, row: EventRow) {
+export const recordEvent = Effect.fnUntraced(function*(
+  delivery: Delivery,
+  row: EventRow,
+  job?: { readonly row: NewJob; readonly outcomeIfExists: WebhookOutcome }
+) {
   const db = yield* Db
-  return yield* db.addInstallationEvent({
-    source: "webhook",
-    event: row.event,
-    outcome: row.outcome,
-    installation_id: row.installationId ?? null,
-    app_id: delivery.appId,
-    entity_type: row.entity?.type ?? null,
-    entity_id: row.entity?.id ?? null,
-    entity_name: row.entity?.name ?? null,
-    payload: row.payload,
-    delivery_id: delivery.deliveryId
-  }).pipe(
-    Effect.tap(() => recordDelivery(row.event, row.outcome)),
-    Effect.mapError((cause) => new StoreFailed({ operation: "addInstallationEvent", cause }))
+  const stored = yield* db.storeDelivery({ event: eventOf(delivery, row), job }).pipe(
+    Effect.mapError((cause) => new StoreFailed({ operation: job === undefined ? "addInstallationEvent" : "storeDelivery", cause }))
   )
+  const outcome = job !== undefined && !stored.jobCreated ? job.outcomeIfExists : row.outcome
+  yield* recordDelivery(row.event, outcome)
+  return outcome
+})
+
+/**
+ * An `in_progress` or `completed` delivery: the job's move and its audit row in one statement, both or neither.
+ * When no job has the id nothing is written, and the caller decides (adopt the job, or log `job_not_found`).
+ */
+export const recordTransition = Effect.fnUntraced(function*(
+  delivery: Delivery,
+  row: EventRow,
+  move: { readonly jobId: number; readonly to: "running" | "completed"; readonly runnerName: string | null }
+) {
+  const db = yield* Db
+  const transition = yield* db.storeTransition({ ...move, event: eventOf(delivery, row) }).pipe(
+    Effect.mapError((cause) => new StoreFailed({ operation: "storeTransition", cause }))
+  )
+  if (transition.found) yield* recordDelivery(row.event, row.outcome)
+  return transition
 })

@@ -67,7 +67,8 @@ export interface BodyLimits {
  * kept: stopping early would reset the connection, and the sender would never see the answer. The request
  * deadline (`WEBHOOK_REQUEST_TIMEOUT`) bounds how long such a drain can last.
  */
-export const readBody = Effect.fn("Webhook.readBody")(function*(request: HttpServerRequest.HttpServerRequest, limits: BodyLimits) {
+// Untraced (as `receiveDelivery`): every delivery runs it, and `Webhook.receive` is the request's span.
+export const readBody = Effect.fnUntraced(function*(request: HttpServerRequest.HttpServerRequest, limits: BodyLimits) {
   const failedRead = () => new BadDelivery({ message: "Failed to read body" })
   const refused = () => new BodyBudgetExhausted({ retryAfterSeconds: limits.retryAfterSeconds })
   const { lease, maxBodyBytes } = limits
@@ -154,7 +155,7 @@ const INT64 = /^[+-]?\d+$/
  * failure here happens before anything is written. The body holds its share of the budget for unverified bodies
  * until its signature has been checked, and gives it back on every path (refusal, abort, deadline).
  */
-export const receiveDelivery = Effect.fn("Webhook.receiveDelivery")(function*() {
+export const receiveDelivery = Effect.fnUntraced(function*() {
   const startedAt = yield* Clock.currentTimeMillis
   const request = yield* HttpServerRequest.HttpServerRequest
   const settings = yield* WebhookSettings

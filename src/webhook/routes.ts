@@ -12,9 +12,10 @@ import { readyRoute } from "../observability/readyRoute.ts"
 
 /**
  * `POST /`: one GitHub delivery. It is verified before anything else happens, then dispatched on its event.
- * Every event that passes verification leaves exactly one `installation_events` row.
+ * Every event that passes verification leaves exactly one `installation_events` row. One span per delivery, made
+ * without `Effect.fn`'s two stack traces per call: this runs for every delivery.
  */
-export const receiveWebhook = Effect.fn("Webhook.receive")(function*() {
+export const receiveWebhook = Effect.fnUntraced(function*() {
   const delivery = yield* receiveDelivery()
   const ok = (body: string) => textResponse(200, body)
   switch (delivery.event) {
@@ -30,7 +31,7 @@ export const receiveWebhook = Effect.fn("Webhook.receive")(function*() {
     default:
       return ok(yield* handleOtherEvent(delivery))
   }
-})
+}, Effect.withSpan("Webhook.receive"))
 
 /**
  * Every route answers: an expected error becomes its status and text, and a defect (a bug) becomes a logged 500

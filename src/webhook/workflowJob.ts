@@ -7,7 +7,7 @@ import { banOf, resolvePool } from "../domain/RunnerConfig.ts"
 import type { WebhookOutcome } from "../domain/WebhookOutcome.ts"
 import { minimalWorkflowJobPayload, trimWorkflowJobPayload } from "../domain/workflowJobPayload.ts"
 import { Db, type Transition } from "../services/Db.ts"
-import { idOrNull, recordEvent } from "./auditLog.ts"
+import { idOrNull, recordEvent, recordTransition } from "./auditLog.ts"
 import type { Delivery } from "./delivery.ts"
 import { BadDelivery, type HttpEdgeError, statusOf, StoreFailed, textResponse } from "./errors.ts"
 import { proxyToStaging, stagingTarget } from "./stagingProxy.ts"
@@ -78,7 +78,8 @@ const idsOf = (repository: JsonObject, owner: JsonObject, installation: JsonObje
   "repository.id": idAt(repository, "id")
 })
 
-export const handleWorkflowJob = Effect.fn("Webhook.workflowJob")(function*(delivery: Delivery) {
+/** Untraced: the hot path (`Webhook.receive` is the request's span, without Effect.fn's stack traces). */
+export const handleWorkflowJob = Effect.fnUntraced(function*(delivery: Delivery) {
   const settings = yield* WebhookSettings
   const payload = delivery.payload
   const repository = objectAt(payload, "repository")
@@ -186,33 +187,31 @@ export const handleWorkflowJob = Effect.fn("Webhook.workflowJob")(function*(deli
         html_url: htmlUrl
       }
 
-    let outcome: WebhookOutcome
-    let body: string
     if (action === "queued") {
       if (installationId === 0) return yield* new BadDelivery({ message: "Installation ID is missing in payload" })
       if (entity.name === "") return yield* new BadDelivery({ message: "Entity name is missing in payload" })
       if (htmlUrl === "" || newJob === undefined) return yield* new BadDelivery({ message: "HTML URL is missing in payload" })
-      const created = yield* db.addJob(newJob).pipe(Effect.mapError(storeFailed("addJob")))
-      outcome = created ? "job_stored" : "job_already_exists"
-      body = created ? `Job ${jobId} stored.` : `Job ${jobId} already exists.`
-    } else {
-      const moved = action === "in_progress" ? "running" as const : "completed" as const
-      const mark = (id: number) => moved === "running" ? db.markJobRunning(id, runnerName) : db.markJobCompleted(id, runnerName)
-      const first = yield* mark(jobId).pipe(Effect.mapError(storeFailed(moved === "running" ? "markJobRunning" : "markJobCompleted")))
-      if (!first.found && newJob !== undefined) {
-        // GitHub does not promise order: this news can arrive before the job's `queued` delivery (or that one
-        // was lost). Storing the job and moving it forward in one step makes any order of deliveries end in
-        // the same state; the late `queued` then finds the job and changes nothing. One step, so no scheduler
-        // ever sees it pending and provisions a runner for a job that already has one.
-        yield* db.step(Effect.zipRight(db.addJob(newJob), mark(jobId))).pipe(Effect.mapError(storeFailed("adoptJob")))
-        outcome = moved === "running" ? "job_marked_running" : "job_marked_completed"
-        body = `Job ${jobId} was not stored yet; stored it and ${moved === "running" ? "marked it running" : "completed it"}.`
-      } else {
-        ;({ outcome, body } = noteTransition(jobId, first, moved))
-      }
+      // The job and its audit row in one statement (both or neither), batched with concurrent deliveries.
+      const stored = yield* recordEvent(delivery, { ...base, outcome: "job_stored", payload: trimmed }, { row: newJob, outcomeIfExists: "job_already_exists" })
+      return ok(stored === "job_stored" ? `Job ${jobId} stored.` : `Job ${jobId} already exists.`)
     }
-    // The job write has committed on its own; the audit row is a second, separate transaction.
-    yield* recordEvent(delivery, { ...base, outcome, payload: trimmed })
-    return ok(body)
+    const moved = action === "in_progress" ? "running" as const : "completed" as const
+    const movedOutcome: WebhookOutcome = moved === "running" ? "job_marked_running" : "job_marked_completed"
+    // The move and its audit row in one statement: both or neither. Nothing is written for a job not stored.
+    const first = yield* recordTransition(delivery, { ...base, outcome: movedOutcome, payload: trimmed }, { jobId, to: moved, runnerName })
+    if (first.found) return ok(noteTransition(jobId, first, moved).body)
+    if (newJob === undefined) {
+      yield* recordEvent(delivery, { ...base, outcome: "job_not_found", payload: trimmed })
+      return ok(`Job ${jobId} not found.`)
+    }
+    // GitHub does not promise order: this news can arrive before the job's `queued` delivery (or that one was
+    // lost). Storing the job, moving it forward and its audit row in one step makes any order of deliveries end
+    // in the same state; the late `queued` then finds the job and changes nothing. One step, so no scheduler ever
+    // sees it pending and provisions a runner for a job that already has one.
+    const mark = moved === "running" ? db.markJobRunning(jobId, runnerName) : db.markJobCompleted(jobId, runnerName)
+    yield* db.step(Effect.zipRight(Effect.zipRight(db.addJob(newJob), mark), recordEvent(delivery, { ...base, outcome: movedOutcome, payload: trimmed }))).pipe(
+      Effect.mapError((e) => (e._tag === "StoreFailed" ? e : storeFailed("adoptJob")(e)))
+    )
+    return ok(`Job ${jobId} was not stored yet; stored it and ${moved === "running" ? "marked it running" : "completed it"}.`)
   }).pipe(withAccessLog(delivery.startedAt))
 })

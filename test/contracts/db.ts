@@ -571,6 +571,146 @@ export const dbContract = (name: string, declare: DbCase) =>
       expect([...ids]).toEqual(["41", "42"])
     }))
 
+    const queuedDelivery = (jobId: number, deliveryId: string, over: Parameters<typeof newEvent>[0] = {}) => ({
+      event: newEvent({ event: "workflow_job.queued", outcome: "job_stored", delivery_id: deliveryId, payload: { workflow_job: { id: jobId } }, ...over }),
+      job: { row: newJob(jobId), outcomeIfExists: "job_already_exists" as const }
+    })
+
+    test("storeDelivery stores a queued job with its audit row; a re-delivery adds only its row, with the other outcome", Effect.gen(function*() {
+      const db = yield* Db
+      yield* at(20)
+      const first = yield* db.storeDelivery(queuedDelivery(7, "d-1"))
+      const again = yield* db.storeDelivery(queuedDelivery(7, "d-2"))
+      const logOnly = yield* db.storeDelivery({ event: newEvent({ delivery_id: "d-3" }) })
+      expect(first.jobCreated).toBe(true)
+      expect(again.jobCreated).toBe(false)
+      expect(logOnly.jobCreated).toBe(false)
+      expect(Option.getOrThrow(yield* db.getJob(7))).toMatchObject({ status: "pending", entity_id: 1001, job_labels: ["ubuntu-24.04-riscv"] })
+      expect(Option.getOrThrow(yield* db.getJob(7)).created_at.getTime()).toBe(20_000)
+      const timeline = yield* db.getEventsByEntity(1001)
+      expect(timeline.map((e) => [e.id, e.delivery_id, e.outcome])).toEqual([
+        [first.eventId, "d-1", "job_stored"],
+        [again.eventId, "d-2", "job_already_exists"],
+        [logOnly.eventId, "d-3", "ok"]
+      ])
+      expect(timeline[0]!.received_at.getTime()).toBe(20_000)
+      expect(yield* db.getEventPayload(first.eventId)).toEqual(Option.some({ workflow_job: { id: 7 } }))
+    }))
+
+    liveTest("storeDelivery, concurrent deliveries: each job once, every audit row, the duplicates told so", Effect.gen(function*() {
+      const db = yield* Db
+      // 60 deliveries of 20 jobs, each job delivered three times, all at once
+      const writes = Array.from({ length: 60 }, (_, i) => queuedDelivery(100 + (i % 20), `c-${i}`))
+      const stored = yield* Effect.forEach(writes, (w) => db.storeDelivery(w), { concurrency: "unbounded" })
+      expect(new Set(stored.map((s) => s.eventId)).size).toBe(60)
+      const timeline = yield* db.getEventsByEntity(1001)
+      expect(timeline).toHaveLength(60)
+      for (let job = 100; job < 120; job++) {
+        const rows = timeline.filter((e) => e.job_id === String(job))
+        expect(rows.map((e) => e.outcome).sort(), `job ${job}`).toEqual(["job_already_exists", "job_already_exists", "job_stored"])
+        // the delivery told it created the job is the one whose row says so
+        const creator = stored.findIndex((s, i) => s.jobCreated && writes[i]!.job.row.job_id === job)
+        expect(rows.find((e) => e.outcome === "job_stored")!.id).toBe(stored[creator]!.eventId)
+      }
+      expect((yield* db.getPendingJobs).map((j) => j.job_id).sort((a, b) => a - b)).toEqual(Array.from({ length: 20 }, (_, i) => 100 + i))
+    }))
+
+    liveTest("storeDelivery is both or neither: an audit row the store refuses leaves no job, and fails only its delivery", Effect.gen(function*() {
+      const db = yield* Db
+      const writes = Array.from({ length: 12 }, (_, i) =>
+        i === 5
+          ? queuedDelivery(205, "bad", { entity_type: "Enterprise" as never })
+          : queuedDelivery(200 + i, `ok-${i}`))
+      const outcomes = yield* Effect.forEach(writes, (w) => Effect.either(db.storeDelivery(w)), { concurrency: "unbounded" })
+      expect(outcomes.map(Either.isLeft)).toEqual(writes.map((_, i) => i === 5))
+      expect(Option.isNone(yield* db.getJob(205))).toBe(true)
+      expect((yield* db.getPendingJobs).map((j) => j.job_id).sort((a, b) => a - b)).toEqual([200, 201, 202, 203, 204, 206, 207, 208, 209, 210, 211])
+      expect((yield* db.getEventsByEntity(1001)).map((e) => e.delivery_id)).not.toContain("bad")
+    }))
+
+    test("storeDelivery inside a step is part of it: a failed step undoes both rows", Effect.gen(function*() {
+      const db = yield* Db
+      const failed = yield* Effect.either(db.step(Effect.zipRight(db.storeDelivery(queuedDelivery(300, "s-1")), Effect.fail("later" as const))))
+      expect(failed).toEqual(Either.left("later"))
+      expect(Option.isNone(yield* db.getJob(300))).toBe(true)
+      expect(yield* db.getEventsByEntity(1001)).toEqual([])
+      expect((yield* db.step(db.storeDelivery(queuedDelivery(300, "s-2")))).jobCreated).toBe(true)
+      expect(Option.isSome(yield* db.getJob(300))).toBe(true)
+    }))
+
+    liveTest("storeDelivery wakes the schedulers once per new job, whatever the batching", Effect.gen(function*() {
+      const db = yield* Db
+      // until every new job has been announced; a duplicate announced meanwhile would show in the list
+      const seen = new Set<string>()
+      const woken = yield* Effect.fork(Stream.runCollect(Stream.takeUntil(db.wakeups, (id) => {
+        seen.add(id)
+        return ["51", "52", "53"].every((x) => seen.has(x))
+      })))
+      yield* Effect.sleep("300 millis") // let LISTEN reach the server
+      yield* Effect.forEach([51, 51, 52, 53, 52], (id, i) => db.storeDelivery(queuedDelivery(id, `w-${i}`)), { concurrency: "unbounded" })
+      const ids = yield* Fiber.join(woken).pipe(Effect.timeout("5 seconds"))
+      expect([...ids].sort()).toEqual(["51", "52", "53"])
+    }))
+
+    test("storeTransition moves a job and appends its audit row together; an unknown job writes nothing", Effect.gen(function*() {
+      const db = yield* Db
+      yield* db.addJob(newJob(8))
+      const event = (deliveryId: string, outcome: "job_marked_running" | "job_marked_completed") =>
+        newEvent({ event: "workflow_job.in_progress", outcome, delivery_id: deliveryId, payload: { workflow_job: { id: 8 } } })
+      expect(yield* db.storeTransition({ jobId: 8, to: "running", runnerName: "r-8", event: event("t-1", "job_marked_running") }))
+        .toEqual({ found: true, previous: "pending", changed: true })
+      expect(yield* db.storeTransition({ jobId: 8, to: "completed", runnerName: null, event: event("t-2", "job_marked_completed") }))
+        .toEqual({ found: true, previous: "running", changed: true })
+      // a late in_progress for a completed job: logged, not moved
+      expect(yield* db.storeTransition({ jobId: 8, to: "running", runnerName: "other", event: event("t-3", "job_marked_running") }))
+        .toEqual({ found: true, previous: "completed", changed: false })
+      expect(Option.getOrThrow(yield* db.getJob(8))).toMatchObject({ status: "completed", k8s_pod: "r-8" })
+      expect(yield* db.storeTransition({ jobId: 99, to: "running", runnerName: null, event: event("t-4", "job_marked_running") })).toEqual({ found: false })
+      expect((yield* db.getEventsByEntity(1001)).map((e) => e.delivery_id)).toEqual(["t-1", "t-2", "t-3"])
+      // both or neither: an audit row the store refuses leaves the job where it was
+      const refused = yield* Effect.either(db.storeTransition({ jobId: 8, to: "completed", runnerName: null, event: { ...event("t-5", "job_marked_completed"), entity_type: "Enterprise" as never } }))
+      expect(Either.isLeft(refused)).toBe(true)
+      yield* db.addJob(newJob(9))
+      const refusedMove = yield* Effect.either(db.storeTransition({ jobId: 9, to: "running", runnerName: "r-9", event: { ...event("t-6", "job_marked_running"), entity_type: "Enterprise" as never } }))
+      expect(Either.isLeft(refusedMove)).toBe(true)
+      expect(Option.getOrThrow(yield* db.getJob(9))).toMatchObject({ status: "pending", k8s_pod: null })
+      expect((yield* db.getEventsByEntity(1001)).map((e) => e.delivery_id)).toEqual(["t-1", "t-2", "t-3"])
+    }))
+
+    test("addWorkers reserves a burst of names in one call; taken names are reported and the rest reserved", Effect.gen(function*() {
+      const db = yield* Db
+      yield* at(30)
+      yield* db.addWorker(newWorker("w-old"))
+      const taken = yield* db.addWorkers([
+        newWorker("w-a"),
+        newWorker("w-old", { entity_id: 9 }),
+        newWorker("w-b", { entity_id: 2002, entity_type: "User", repo_full_name: "bob/x", job_labels: ["z", "a"] }),
+        newWorker("w-a", { entity_id: 9 })
+      ])
+      expect(taken).toEqual(["w-old", "w-a"])
+      expect(Option.getOrThrow(yield* db.getWorker("w-old")).entity_id).toBe(1001)
+      expect(Option.getOrThrow(yield* db.getWorker("w-a")).entity_id).toBe(1001)
+      expect(Option.getOrThrow(yield* db.getWorker("w-b"))).toMatchObject({
+        status: "pending", entity_type: "User", repo_full_name: "bob/x", job_labels: ["a", "z"], k8s_node: null
+      })
+      expect(Option.getOrThrow(yield* db.getWorker("w-b")).created_at.getTime()).toBe(30_000)
+      expect(yield* db.addWorkers([])).toEqual([])
+    }))
+
+    test("releaseWorkers gives back unused reservations only: a worker that moved on stays", Effect.gen(function*() {
+      const db = yield* Db
+      yield* db.addWorkers([newWorker("r-1"), newWorker("r-2"), newWorker("r-3")])
+      yield* db.markWorkerRunning("r-2", "node-1", null)
+      expect(yield* db.releaseWorkers(["r-1", "r-2", "r-unknown"])).toBe(1)
+      expect(Option.isNone(yield* db.getWorker("r-1"))).toBe(true)
+      expect(Option.getOrThrow(yield* db.getWorker("r-2")).status).toBe("running")
+      expect(Option.getOrThrow(yield* db.getWorker("r-3")).status).toBe("pending")
+      // inside a failed step the release is undone
+      yield* Effect.either(db.step(Effect.zipRight(db.releaseWorkers(["r-3"]), Effect.fail("no"))))
+      expect(Option.isSome(yield* db.getWorker("r-3"))).toBe(true)
+      expect(yield* db.releaseWorkers([])).toBe(0)
+    }))
+
     test("deleteCompletedJobsBefore removes old completed jobs only, and never a worker", Effect.gen(function*() {
       const db = yield* Db
       yield* at(1000)

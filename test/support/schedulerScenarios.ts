@@ -276,6 +276,25 @@ export const schedulerScenarios = (label: string, run: WorldRunner) =>
       expect(yield* podNames).toHaveLength(3)
     }))
 
+    scenario("a burst reserves every planned name at once; a failed provisioning fails only its worker, and its group's unused names are given back", Effect.gen(function*() {
+      yield* installBoth
+      const gh = yield* GithubMemoryControl
+      const cycle = yield* makeCycle
+      // the organisation's first JIT config fails; the personal account's group is untouched
+      yield* gh.injectFault("createJitConfigOrg", { _tag: "Status", status: 422, message: "Invalid runner labels" }, { times: 1 })
+      for (let i = 1; i <= 3; i++) yield* queueJob(newJob(i))
+      for (let i = 4; i <= 5; i++) yield* queueJob(userJob(i))
+      yield* cycle
+      const rows = yield* workerRows
+      // the organisation's group stopped at its failure: one failed worker, its two other reservations released
+      expect(rows.filter((w) => w.entity_type === "Organization").map((w) => [w.status, reason(w.failure_info)])).toEqual([["failed", "pod_allocation_failure"]])
+      // the other group's runners were provisioned and their reservations stand, pending, each with its pod
+      const users = rows.filter((w) => w.entity_type === "User")
+      expect(users.map((w) => w.status)).toEqual(["pending", "pending"])
+      expect([...(yield* podNames)].sort()).toEqual(users.map((w) => w.pod_name).sort())
+      for (let i = 1; i <= 5; i++) expect((yield* job(i)).status).toBe("pending")
+    }))
+
     scenario("the back-off is per (entity, label set): another label set goes ahead", Effect.gen(function*() {
       yield* installBoth
       const gh = yield* GithubMemoryControl

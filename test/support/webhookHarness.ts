@@ -78,6 +78,27 @@ const observedDb = (inner: DbShape, written: Ref.Ref<ReadonlyArray<WrittenRow>>,
       failing(faults.failEventWrites, "addInstallationEvent", inner.addInstallationEvent(event)).pipe(
         Effect.tap((id) => Ref.update(written, (rows) => [...rows, { ...event, id }]))
       ),
+    // One statement for both rows: either fault fails the whole delivery, and nothing is stored.
+    storeDelivery: (w) =>
+      Effect.gen(function*() {
+        const eventFault = yield* Ref.get(faults.failEventWrites)
+        const jobFault = w.job !== undefined && (yield* Ref.get(faults.failJobWrites))
+        if (eventFault || jobFault) return yield* new DbError({ message: "storeDelivery: injected failure" })
+        const stored = yield* inner.storeDelivery(w)
+        const outcome = w.job !== undefined && !stored.jobCreated ? w.job.outcomeIfExists : w.event.outcome
+        yield* Ref.update(written, (rows) => [...rows, { ...w.event, outcome, id: stored.eventId }])
+        return stored
+      }),
+    storeTransition: (w) =>
+      Effect.gen(function*() {
+        if ((yield* Ref.get(faults.failEventWrites)) || (yield* Ref.get(faults.failJobWrites))) {
+          return yield* new DbError({ message: "storeTransition: injected failure" })
+        }
+        const moved = yield* inner.storeTransition(w)
+        // the store does not say the row's id; the tests read outcomes, not these ids
+        if (moved.found) yield* Ref.update(written, (rows) => [...rows, { ...w.event, id: -1 }])
+        return moved
+      }),
     addJob: (job) => failing(faults.failJobWrites, "addJob", inner.addJob(job)),
     markJobRunning: (id, runner) => failing(faults.failJobWrites, "markJobRunning", inner.markJobRunning(id, runner)),
     markJobCompleted: (id, runner) => failing(faults.failJobWrites, "markJobCompleted", inner.markJobCompleted(id, runner))

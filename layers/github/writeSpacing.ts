@@ -1,0 +1,88 @@
+import { Clock, Effect } from "effect"
+
+/*
+ * GitHub's secondary rate limits, applied per identity. Each installation token is an identity of its own (and so
+ * is each app's JWT), so one organisation's requests never wait for another's. Per identity:
+ *
+ * - mutating requests go one at a time ("make requests for a single user or client ID serially") and their
+ *   starts are at least `writeGapMs` apart;
+ * - every request spends points within a rolling minute, at most `pointsPerMinute` (GitHub documents 900 for
+ *   REST): a GET costs 1, a POST, PATCH, PUT or DELETE costs 5. With the default 334 ms gap, writes alone reach
+ *   at most 180 a minute (900 points), and the budget makes reads share that minute instead of exceeding it.
+ *
+ * The process-wide ceiling on concurrent requests (GitHub's 100) is far above the throttling plugin's own
+ * limit of 10 requests in flight, which stays in place.
+ */
+
+export interface WriteSpacingOptions {
+  /** least time between the starts of two mutating requests of one identity */
+  readonly writeGapMs: number
+  /** the points one identity may spend in a rolling minute */
+  readonly pointsPerMinute: number
+}
+
+/** GitHub's documented points per minute for REST, and the gap that keeps writes alone within them. */
+export const defaultWriteSpacing: WriteSpacingOptions = { writeGapMs: 334, pointsPerMinute: 900 }
+
+export const READ_POINTS = 1
+export const WRITE_POINTS = 5
+
+export interface WriteSpacing {
+  /**
+   * Runs one request of `identity` once GitHub's limits for it allow: a write (`write` true) after the identity's
+   * previous write has been answered and the gap since its start has passed, any request once the minute's points
+   * allow it.
+   */
+  readonly run: <A, E, R>(identity: string, write: boolean, request: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+}
+
+interface Identity {
+  readonly writes: Effect.Semaphore
+  nextWriteAt: number
+  /** the spends of the last minute, oldest first: [time ms, points] */
+  readonly spent: Array<readonly [number, number]>
+}
+
+const MINUTE_MS = 60_000
+
+export const makeWriteSpacing = (options: WriteSpacingOptions = defaultWriteSpacing): WriteSpacing => {
+  const identities = new Map<string, Identity>()
+  const identityOf = (key: string): Identity => {
+    let found = identities.get(key)
+    if (found === undefined) {
+      found = { writes: Effect.unsafeMakeSemaphore(1), nextWriteAt: 0, spent: [] }
+      identities.set(key, found)
+    }
+    return found
+  }
+
+  /** Waits until `points` fit in the identity's rolling minute, then spends them. */
+  const spend = (who: Identity, points: number): Effect.Effect<void> =>
+    Effect.flatMap(Clock.currentTimeMillis, (now) => {
+      while (who.spent.length > 0 && who.spent[0]![0] <= now - MINUTE_MS) who.spent.shift()
+      let total = 0
+      for (const [, p] of who.spent) total += p
+      if (total + points <= options.pointsPerMinute || who.spent.length === 0) {
+        who.spent.push([now, points])
+        return Effect.void
+      }
+      // the oldest spend leaves the window first; look again then
+      return Effect.zipRight(Effect.sleep(who.spent[0]![0] + MINUTE_MS - now), spend(who, points))
+    })
+
+  const afterGap = (who: Identity): Effect.Effect<void> =>
+    Effect.flatMap(Clock.currentTimeMillis, (now) => {
+      const wait = who.nextWriteAt - now
+      return wait > 0 ? Effect.zipRight(Effect.sleep(wait), afterGap(who)) : Effect.sync(() => {
+        who.nextWriteAt = now + options.writeGapMs
+      })
+    })
+
+  return {
+    run: (key, write, request) => {
+      const who = identityOf(key)
+      if (!write) return Effect.zipRight(spend(who, READ_POINTS), request)
+      return who.writes.withPermits(1)(Effect.zipRight(Effect.zipRight(afterGap(who), spend(who, WRITE_POINTS)), request))
+    }
+  }
+}

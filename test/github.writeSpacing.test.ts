@@ -1,0 +1,79 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Deferred, Effect, Fiber, Option, TestClock } from "effect"
+import { makeWriteSpacing } from "../layers/github/writeSpacing.ts"
+
+/*
+ * GitHub's secondary limits per identity (`layers/github/writeSpacing.ts`), on Effect's TestClock: nothing here
+ * waits for real time, and no assertion is about how long anything took, only about what may run before what.
+ */
+
+const spacing = () => makeWriteSpacing({ writeGapMs: 334, pointsPerMinute: 900 })
+
+describe("write spacing per identity", () => {
+  it.effect("a lone write of one installation does not wait behind another installation's write in flight", () =>
+    Effect.gen(function*() {
+      const s = spacing()
+      const answerA = yield* Deferred.make<void>()
+      const a = yield* Effect.fork(s.run("installation:1", true, Deferred.await(answerA)))
+      yield* Effect.yieldNow()
+      // installation 2's write runs (and finishes) while installation 1's is still unanswered; the clock never moved
+      expect(yield* s.run("installation:2", true, Effect.succeed("done"))).toBe("done")
+      expect(Option.isNone(yield* Fiber.poll(a))).toBe(true)
+      yield* Deferred.succeed(answerA, undefined)
+      yield* Fiber.join(a)
+    }))
+
+  it.effect("one installation's writes go one at a time, each at least the gap after the previous one started", () =>
+    Effect.gen(function*() {
+      const s = spacing()
+      const started: Array<string> = []
+      const answerFirst = yield* Deferred.make<void>()
+      const first = yield* Effect.fork(s.run("installation:1", true, Effect.zipRight(Effect.sync(() => started.push("first")), Deferred.await(answerFirst))))
+      yield* Effect.yieldNow()
+      const second = yield* Effect.fork(s.run("installation:1", true, Effect.sync(() => started.push("second"))))
+      yield* TestClock.adjust("1 second")
+      // past the gap, but the first write has no answer yet: the second does not start
+      expect(started).toEqual(["first"])
+      yield* Deferred.succeed(answerFirst, undefined)
+      yield* Fiber.join(first)
+      yield* Fiber.join(second)
+      expect(started).toEqual(["first", "second"])
+      // the next one comes the gap after the second started, and not before
+      const third = yield* Effect.fork(s.run("installation:1", true, Effect.sync(() => started.push("third"))))
+      yield* TestClock.adjust("333 millis")
+      expect(started).toHaveLength(2)
+      yield* TestClock.adjust("1 millis")
+      yield* Fiber.join(third)
+      expect(started).toEqual(["first", "second", "third"])
+    }))
+
+  it.effect("reads are not spaced, but every request spends the identity's points per minute", () =>
+    Effect.gen(function*() {
+      const s = spacing()
+      // 900 reads in the same instant: all go at once
+      for (let i = 0; i < 900; i++) yield* s.run("installation:1", false, Effect.void)
+      // the minute is spent: the next read waits for the oldest spend to leave the window
+      const next = yield* Effect.fork(s.run("installation:1", false, Effect.succeed("late")))
+      yield* TestClock.adjust("59 seconds")
+      expect(Option.isNone(yield* Fiber.poll(next))).toBe(true)
+      // another installation's budget is its own
+      expect(yield* s.run("installation:2", false, Effect.succeed("own budget"))).toBe("own budget")
+      yield* TestClock.adjust("1 second")
+      expect(yield* Fiber.join(next)).toBe("late")
+    }))
+
+  it.effect("a burst of one installation's writes reaches 180 a minute, GitHub's 900 points at 5 a write", () =>
+    Effect.gen(function*() {
+      const s = spacing()
+      let done = 0
+      const burst = yield* Effect.fork(Effect.forEach(Array.from({ length: 200 }), () => s.run("installation:1", true, Effect.sync(() => done++)), {
+        concurrency: "unbounded",
+        discard: true
+      }))
+      yield* TestClock.adjust("59999 millis")
+      expect(done).toBe(180)
+      yield* TestClock.adjust("1 minute")
+      yield* Fiber.join(burst)
+      expect(done).toBe(200)
+    }))
+})
