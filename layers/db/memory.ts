@@ -15,6 +15,7 @@ import {
   type PageRequest,
   type Transition
 } from "../../src/services/Db.ts"
+import { weeklyUsageInMemory } from "./memoryWeeklyUsage.ts"
 
 /**
  * Undo entries of the writes made by the current step, if any. A step that fails (or is interrupted) replays its
@@ -272,6 +273,8 @@ export const makeDbMemory = Effect.gen(function*() {
           .sort((a, b) => a.entityId - b.entityId || (encodeLabelSet(a.labels) < encodeLabelSet(b.labels) ? -1 : 1))
           .map((s): AllocationFailureStreak => ({ entityId: s.entityId, labels: s.labels, failures: s.failures, lastFailureAt: new Date(s.last) }))
       }),
+
+    getWeeklyUsage: (req) => Effect.sync(() => weeklyUsageInMemory(jobs.values(), workers.values(), (pod) => workers.get(pod), req)),
 
     addInstallationEvent: (e) =>
       Effect.gen(function*() {
