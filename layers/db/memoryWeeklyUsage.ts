@@ -54,8 +54,8 @@ export const weeklyUsageInMemory = (
     if (n === undefined || x.created_at.getTime() > n.at) names.set(x.entity_id, { name: x.entity_name, type: x.entity_type, at: x.created_at.getTime() })
   }
 
-  // events of the sweep: [time, entity, Δworkers, Δwaiting]
-  const events: Array<readonly [number, number, number, number]> = []
+  // events of the sweep: [time, entity, Δworkers, Δstarting workers, Δwaiting jobs]
+  const events: Array<readonly [number, number, number, number, number]> = []
   for (const j of jobs) {
     seen(j)
     const runner = j.k8s_pod === null ? undefined : workerByPod(j.k8s_pod)
@@ -66,7 +66,7 @@ export const weeklyUsageInMemory = (
       ranAt !== null ? secs(new Date(Math.max(j.created_at.getTime(), ranAt.getTime()))) : j.status === "pending" ? span : secs(j.updated_at)
     )
     if (waitedUntil > 0 && waitedUntil > queued) {
-      events.push([Math.max(queued, 0), j.entity_id, 0, 1], [waitedUntil, j.entity_id, 0, -1])
+      events.push([Math.max(queued, 0), j.entity_id, 0, 0, 1], [waitedUntil, j.entity_id, 0, 0, -1])
     }
     if (queued < 0) continue
     const c = cell(j.entity_id, Math.floor(queued / (WEEK_MS / 1000)))
@@ -81,9 +81,13 @@ export const weeklyUsageInMemory = (
   for (const w of workers) {
     seen(w)
     const ended = Math.min(span, w.completed_at === null ? span : secs(w.completed_at))
-    events.push([Math.max(secs(w.created_at), 0), w.entity_id, 1, 0], [Math.max(ended, 0), w.entity_id, -1, 0])
-    if (w.running_at === null) continue
-    const running = secs(w.running_at)
+    const running = w.running_at === null ? null : secs(w.running_at)
+    events.push(
+      [Math.max(secs(w.created_at), 0), w.entity_id, 1, 1, 0],
+      [Math.max(ended, 0), w.entity_id, -1, 0, 0],
+      [Math.max(Math.min(running ?? ended, ended), 0), w.entity_id, 0, -1, 0]
+    )
+    if (running === null) continue
     for (const week of weeks) {
       if (running < week.we && ended > week.ws) cell(w.entity_id, week.k).boardSeconds += Math.min(ended, week.we) - Math.max(running, week.ws)
     }
@@ -91,24 +95,27 @@ export const weeklyUsageInMemory = (
 
   // the sweep, per entity: the state after every event at an instant holds until the next instant
   const capOf = new Map(req.caps.entities.map((c) => [c.entityId, c.cap] as const))
-  const byEntity = new Map<number, Array<readonly [number, number, number]>>()
-  for (const [t, e, dw, dq] of events) {
+  const byEntity = new Map<number, Array<readonly [number, number, number, number]>>()
+  for (const [t, e, dw, db, dq] of events) {
     const list = byEntity.get(e) ?? []
     byEntity.set(e, list)
-    list.push([t, dw, dq])
+    list.push([t, dw, db, dq])
   }
   for (const [entityId, list] of byEntity) {
     const cap = capOf.has(entityId) ? capOf.get(entityId)! : req.caps.defaultCap
     if (cap === null) continue
     list.sort((a, b) => a[0] - b[0])
     let active = 0
+    let starting = 0
     let waiting = 0
     for (let i = 0; i < list.length; i++) {
-      const [t, dw, dq] = list[i]!
+      const [t, dw, db, dq] = list[i]!
       active += dw
+      starting += db
       waiting += dq
       const next = list[i + 1]?.[0]
-      if (next === undefined || next <= t || waiting <= 0 || active < cap) continue
+      // jobs beyond the runners still starting for them are held back by the cap
+      if (next === undefined || next <= t || waiting <= starting || active < cap) continue
       for (const week of weeks) {
         if (t < week.we && next > week.ws) cell(entityId, week.k).atCapSeconds += Math.min(next, week.we) - Math.max(t, week.ws)
       }

@@ -1,7 +1,7 @@
 /** The operators' reports: the weekly usage per (entity, ISO week), in one statement over jobs and workers. */
 import type { SqlClient } from "@effect/sql"
 import { Effect, Schema } from "effect"
-import { MAX_QUEUED_MS, type WeeklyUsageRow } from "../../src/domain/WeeklyUsage.ts"
+import { MAX_QUEUED_MS, type WeeklyUsageRequest, type WeeklyUsageRow } from "../../src/domain/WeeklyUsage.ts"
 import type { DbShape } from "../../src/services/Db.ts"
 import { toDbError } from "./postgresRows.ts"
 
@@ -26,110 +26,120 @@ const decodeUsageRows = Schema.decodeUnknown(Schema.Array(UsageRow))
 /** A PostgreSQL array literal of integers, where null is `NULL`: one parameter whatever the number of entities. */
 const intArray = (values: ReadonlyArray<number | null>) => `{${values.map((v) => (v === null ? "NULL" : String(Math.trunc(v)))).join(",")}}`
 
+/**
+ * The statement of `getWeeklyUsage`, on its own so the benchmark can EXPLAIN it.
+ * Jobs are read from the window's start less a day (GitHub ends a wait at 24 hours) plus every pending one, and
+ * workers that were active at some point of the window; so the statement reads the window, not the history.
+ * Times are seconds since the window's start (float8), so every figure is plain arithmetic on one scale.
+ * The time at the cap is a sweep per entity: every worker start/end and job wait start/end is an event, running
+ * sums give the active workers, those still starting and the waiting jobs after each instant, and each interval
+ * to the next event counts when the workers are at the cap and more jobs wait than runners are starting.
+ */
+export const weeklyUsageStatement = (sql: SqlClient.SqlClient, req: WeeklyUsageRequest) => {
+  const from = req.from
+  const span = (req.now.getTime() - from.getTime()) / 1000
+  const earliest = new Date(from.getTime() - MAX_QUEUED_MS)
+  const capIds = `{${req.caps.entities.map((c) => String(Math.trunc(c.entityId))).join(",")}}`
+  const capValues = intArray(req.caps.entities.map((c) => c.cap))
+  return sql<Record<string, unknown>>`
+    WITH weeks AS (
+      SELECT k, (k * 604800)::float8 AS ws, LEAST((k + 1) * 604800, ${span}::float8) AS we
+      FROM generate_series(0, ${req.weeks}::int - 1) AS k
+      WHERE k * 604800 < ${span}::float8
+    ), js AS (
+      SELECT j.entity_id, j.entity_name, j.entity_type, j.status, j.k8s_pod IS NOT NULL AS ran,
+             extract(epoch FROM j.created_at - ${from}::timestamptz)::float8 AS t_queued,
+             CASE WHEN w.running_at IS NOT NULL THEN GREATEST(0, extract(epoch FROM w.running_at - j.created_at)::float8) END AS wait_s,
+             LEAST(${span}::float8, extract(epoch FROM CASE
+               WHEN w.running_at IS NOT NULL THEN GREATEST(j.created_at, w.running_at)
+               WHEN j.status = 'pending' THEN ${req.now}::timestamptz
+               ELSE j.updated_at END - ${from}::timestamptz)::float8) AS t_waited,
+             CASE
+               WHEN j.status <> 'failed' THEN NULL
+               WHEN j.failure_info IS NULL THEN 'unknown'
+               WHEN j.failure_info->>'version' = '2' THEN j.failure_info->>'reason'
+               WHEN COALESCE(j.failure_info->>'message', j.failure_info->>'reason', '') LIKE 'installation not found%' THEN 'installation_not_found'
+               WHEN COALESCE(j.failure_info->>'message', j.failure_info->>'reason', '') LIKE 'job not found%' THEN 'job_not_found'
+               WHEN COALESCE(j.failure_info->>'message', j.failure_info->>'reason', '') ~ '^workflow run .* completed .*stayed queued$' THEN 'run_completed_while_queued'
+               ELSE 'other' END AS failure_class,
+             j.created_at
+      FROM jobs j LEFT JOIN workers w ON w.pod_name = j.k8s_pod
+      WHERE (j.created_at >= ${earliest}::timestamptz OR j.status = 'pending') AND j.created_at < ${req.now}::timestamptz
+    ), ws_ AS (
+      SELECT entity_id, entity_name, entity_type, created_at,
+             extract(epoch FROM created_at - ${from}::timestamptz)::float8 AS t_created,
+             extract(epoch FROM running_at - ${from}::timestamptz)::float8 AS t_running,
+             LEAST(${span}::float8, COALESCE(extract(epoch FROM completed_at - ${from}::timestamptz)::float8, ${span}::float8)) AS t_ended
+      FROM workers
+      WHERE (completed_at >= ${from}::timestamptz OR status IN ('pending', 'running')) AND created_at < ${req.now}::timestamptz
+    ), job_weeks AS (
+      SELECT entity_id, floor(t_queued / 604800)::int AS k, count(*) AS jobs, count(*) FILTER (WHERE ran) AS jobs_run,
+             percentile_disc(0.5) WITHIN GROUP (ORDER BY wait_s) AS wait_p50,
+             percentile_disc(0.95) WITHIN GROUP (ORDER BY wait_s) AS wait_p95,
+             max(wait_s) AS wait_max
+      FROM js WHERE t_queued >= 0 GROUP BY 1, 2
+    ), failed_weeks AS (
+      SELECT entity_id, k, jsonb_object_agg(failure_class, n) AS jobs_failed FROM (
+        SELECT entity_id, floor(t_queued / 604800)::int AS k, failure_class, count(*) AS n
+        FROM js WHERE t_queued >= 0 AND failure_class IS NOT NULL GROUP BY 1, 2, 3
+      ) f GROUP BY 1, 2
+    ), board_weeks AS (
+      SELECT w.entity_id, k, sum(LEAST(w.t_ended, we) - GREATEST(w.t_running, ws)) AS board_seconds
+      FROM ws_ w JOIN weeks ON w.t_running < we AND w.t_ended > ws
+      GROUP BY 1, 2
+    ), events AS (
+      SELECT entity_id, GREATEST(t_created, 0) AS t, 1 AS dw, 1 AS db, 0 AS dq FROM ws_
+      UNION ALL SELECT entity_id, GREATEST(t_ended, 0), -1, 0, 0 FROM ws_
+      UNION ALL SELECT entity_id, GREATEST(LEAST(COALESCE(t_running, t_ended), t_ended), 0), 0, -1, 0 FROM ws_
+      UNION ALL SELECT entity_id, GREATEST(t_queued, 0), 0, 0, 1 FROM js WHERE t_waited > 0 AND t_waited > t_queued
+      UNION ALL SELECT entity_id, t_waited, 0, 0, -1 FROM js WHERE t_waited > 0 AND t_waited > t_queued
+    ), caps AS (
+      SELECT * FROM unnest(${capIds}::bigint[], ${capValues}::int[]) AS c(entity_id, cap)
+    ), swept AS (
+      SELECT e.entity_id, e.t, lead(e.t) OVER (PARTITION BY e.entity_id ORDER BY e.t) AS t_next,
+             sum(e.dw) OVER (PARTITION BY e.entity_id ORDER BY e.t) AS active,
+             sum(e.db) OVER (PARTITION BY e.entity_id ORDER BY e.t) AS booting,
+             sum(e.dq) OVER (PARTITION BY e.entity_id ORDER BY e.t) AS waiting
+      FROM events e
+    ), at_cap AS (
+      SELECT s.entity_id, s.t, s.t_next FROM swept s LEFT JOIN caps c ON c.entity_id = s.entity_id
+      WHERE s.t_next > s.t AND s.waiting > s.booting
+        AND CASE WHEN c.entity_id IS NOT NULL THEN c.cap ELSE ${req.caps.defaultCap}::int END IS NOT NULL
+        AND s.active >= CASE WHEN c.entity_id IS NOT NULL THEN c.cap ELSE ${req.caps.defaultCap}::int END
+    ), cap_weeks AS (
+      SELECT a.entity_id, k, sum(LEAST(a.t_next, we) - GREATEST(a.t, ws)) AS at_cap_seconds
+      FROM at_cap a JOIN weeks ON a.t < we AND a.t_next > ws
+      GROUP BY 1, 2
+    ), keys AS (
+      SELECT entity_id, k FROM job_weeks
+      UNION SELECT entity_id, k FROM board_weeks
+      UNION SELECT entity_id, k FROM cap_weeks
+    ), names AS (
+      SELECT DISTINCT ON (entity_id) entity_id, entity_name, entity_type FROM (
+        SELECT entity_id, entity_name, entity_type, created_at FROM js
+        UNION ALL SELECT entity_id, entity_name, entity_type, created_at FROM ws_
+      ) n ORDER BY entity_id, created_at DESC
+    )
+    SELECT keys.k AS week, keys.entity_id, names.entity_name, names.entity_type,
+           COALESCE(j.jobs, 0)::int AS jobs, COALESCE(j.jobs_run, 0)::int AS jobs_run,
+           COALESCE(f.jobs_failed, '{}'::jsonb) AS jobs_failed,
+           COALESCE(b.board_seconds, 0)::float8 AS board_seconds,
+           j.wait_p50, j.wait_p95, j.wait_max,
+           COALESCE(c.at_cap_seconds, 0)::float8 AS at_cap_seconds
+    FROM keys
+    JOIN names ON names.entity_id = keys.entity_id
+    LEFT JOIN job_weeks j ON j.entity_id = keys.entity_id AND j.k = keys.k
+    LEFT JOIN failed_weeks f ON f.entity_id = keys.entity_id AND f.k = keys.k
+    LEFT JOIN board_weeks b ON b.entity_id = keys.entity_id AND b.k = keys.k
+    LEFT JOIN cap_weeks c ON c.entity_id = keys.entity_id AND c.k = keys.k
+    WHERE keys.k >= 0 AND keys.k < ${req.weeks}::int`
+}
+
 export const makeReportStatements = (sql: SqlClient.SqlClient): ReportStatements => ({
-  // Jobs are read from the window's start less a day (GitHub ends a wait at 24 hours) plus every pending one, and
-  // workers that were active at some point of the window; so the statement reads the window, not the history.
-  // Times are seconds since the window's start (float8), so every figure is plain arithmetic on one scale.
-  // The time at the cap is a sweep per entity: every worker start/end and job wait start/end is an event, running
-  // sums give the active workers and waiting jobs after each instant, and each interval to the next event counts
-  // when the workers are at the cap and a job waits.
   getWeeklyUsage: (req) =>
     Effect.gen(function*() {
       const from = req.from
-      const span = (req.now.getTime() - from.getTime()) / 1000
-      const earliest = new Date(from.getTime() - MAX_QUEUED_MS)
-      const capIds = `{${req.caps.entities.map((c) => String(Math.trunc(c.entityId))).join(",")}}`
-      const capValues = intArray(req.caps.entities.map((c) => c.cap))
-      const rows = yield* sql<Record<string, unknown>>`
-        WITH weeks AS (
-          SELECT k, (k * 604800)::float8 AS ws, LEAST((k + 1) * 604800, ${span}::float8) AS we
-          FROM generate_series(0, ${req.weeks}::int - 1) AS k
-          WHERE k * 604800 < ${span}::float8
-        ), js AS (
-          SELECT j.entity_id, j.entity_name, j.entity_type, j.status, j.k8s_pod IS NOT NULL AS ran,
-                 extract(epoch FROM j.created_at - ${from}::timestamptz)::float8 AS t_queued,
-                 CASE WHEN w.running_at IS NOT NULL THEN GREATEST(0, extract(epoch FROM w.running_at - j.created_at)::float8) END AS wait_s,
-                 LEAST(${span}::float8, extract(epoch FROM CASE
-                   WHEN w.running_at IS NOT NULL THEN GREATEST(j.created_at, w.running_at)
-                   WHEN j.status = 'pending' THEN ${req.now}::timestamptz
-                   ELSE j.updated_at END - ${from}::timestamptz)::float8) AS t_waited,
-                 CASE
-                   WHEN j.status <> 'failed' THEN NULL
-                   WHEN j.failure_info IS NULL THEN 'unknown'
-                   WHEN j.failure_info->>'version' = '2' THEN j.failure_info->>'reason'
-                   WHEN COALESCE(j.failure_info->>'message', j.failure_info->>'reason', '') LIKE 'installation not found%' THEN 'installation_not_found'
-                   WHEN COALESCE(j.failure_info->>'message', j.failure_info->>'reason', '') LIKE 'job not found%' THEN 'job_not_found'
-                   WHEN COALESCE(j.failure_info->>'message', j.failure_info->>'reason', '') ~ '^workflow run .* completed .*stayed queued$' THEN 'run_completed_while_queued'
-                   ELSE 'other' END AS failure_class,
-                 j.created_at
-          FROM jobs j LEFT JOIN workers w ON w.pod_name = j.k8s_pod
-          WHERE (j.created_at >= ${earliest}::timestamptz OR j.status = 'pending') AND j.created_at < ${req.now}::timestamptz
-        ), ws_ AS (
-          SELECT entity_id, entity_name, entity_type, created_at,
-                 extract(epoch FROM created_at - ${from}::timestamptz)::float8 AS t_created,
-                 extract(epoch FROM running_at - ${from}::timestamptz)::float8 AS t_running,
-                 LEAST(${span}::float8, COALESCE(extract(epoch FROM completed_at - ${from}::timestamptz)::float8, ${span}::float8)) AS t_ended
-          FROM workers
-          WHERE (completed_at >= ${from}::timestamptz OR status IN ('pending', 'running')) AND created_at < ${req.now}::timestamptz
-        ), job_weeks AS (
-          SELECT entity_id, floor(t_queued / 604800)::int AS k, count(*) AS jobs, count(*) FILTER (WHERE ran) AS jobs_run,
-                 percentile_disc(0.5) WITHIN GROUP (ORDER BY wait_s) AS wait_p50,
-                 percentile_disc(0.95) WITHIN GROUP (ORDER BY wait_s) AS wait_p95,
-                 max(wait_s) AS wait_max
-          FROM js WHERE t_queued >= 0 GROUP BY 1, 2
-        ), failed_weeks AS (
-          SELECT entity_id, k, jsonb_object_agg(failure_class, n) AS jobs_failed FROM (
-            SELECT entity_id, floor(t_queued / 604800)::int AS k, failure_class, count(*) AS n
-            FROM js WHERE t_queued >= 0 AND failure_class IS NOT NULL GROUP BY 1, 2, 3
-          ) f GROUP BY 1, 2
-        ), board_weeks AS (
-          SELECT w.entity_id, k, sum(LEAST(w.t_ended, we) - GREATEST(w.t_running, ws)) AS board_seconds
-          FROM ws_ w JOIN weeks ON w.t_running < we AND w.t_ended > ws
-          GROUP BY 1, 2
-        ), events AS (
-          SELECT entity_id, GREATEST(t_created, 0) AS t, 1 AS dw, 0 AS dq FROM ws_
-          UNION ALL SELECT entity_id, GREATEST(t_ended, 0), -1, 0 FROM ws_
-          UNION ALL SELECT entity_id, GREATEST(t_queued, 0), 0, 1 FROM js WHERE t_waited > 0 AND t_waited > t_queued
-          UNION ALL SELECT entity_id, t_waited, 0, -1 FROM js WHERE t_waited > 0 AND t_waited > t_queued
-        ), caps AS (
-          SELECT * FROM unnest(${capIds}::bigint[], ${capValues}::int[]) AS c(entity_id, cap)
-        ), swept AS (
-          SELECT e.entity_id, e.t, lead(e.t) OVER (PARTITION BY e.entity_id ORDER BY e.t) AS t_next,
-                 sum(e.dw) OVER (PARTITION BY e.entity_id ORDER BY e.t) AS active,
-                 sum(e.dq) OVER (PARTITION BY e.entity_id ORDER BY e.t) AS waiting
-          FROM events e
-        ), at_cap AS (
-          SELECT s.entity_id, s.t, s.t_next FROM swept s LEFT JOIN caps c ON c.entity_id = s.entity_id
-          WHERE s.t_next > s.t AND s.waiting > 0
-            AND CASE WHEN c.entity_id IS NOT NULL THEN c.cap ELSE ${req.caps.defaultCap}::int END IS NOT NULL
-            AND s.active >= CASE WHEN c.entity_id IS NOT NULL THEN c.cap ELSE ${req.caps.defaultCap}::int END
-        ), cap_weeks AS (
-          SELECT a.entity_id, k, sum(LEAST(a.t_next, we) - GREATEST(a.t, ws)) AS at_cap_seconds
-          FROM at_cap a JOIN weeks ON a.t < we AND a.t_next > ws
-          GROUP BY 1, 2
-        ), keys AS (
-          SELECT entity_id, k FROM job_weeks
-          UNION SELECT entity_id, k FROM board_weeks
-          UNION SELECT entity_id, k FROM cap_weeks
-        ), names AS (
-          SELECT DISTINCT ON (entity_id) entity_id, entity_name, entity_type FROM (
-            SELECT entity_id, entity_name, entity_type, created_at FROM js
-            UNION ALL SELECT entity_id, entity_name, entity_type, created_at FROM ws_
-          ) n ORDER BY entity_id, created_at DESC
-        )
-        SELECT keys.k AS week, keys.entity_id, names.entity_name, names.entity_type,
-               COALESCE(j.jobs, 0)::int AS jobs, COALESCE(j.jobs_run, 0)::int AS jobs_run,
-               COALESCE(f.jobs_failed, '{}'::jsonb) AS jobs_failed,
-               COALESCE(b.board_seconds, 0)::float8 AS board_seconds,
-               j.wait_p50, j.wait_p95, j.wait_max,
-               COALESCE(c.at_cap_seconds, 0)::float8 AS at_cap_seconds
-        FROM keys
-        JOIN names ON names.entity_id = keys.entity_id
-        LEFT JOIN job_weeks j ON j.entity_id = keys.entity_id AND j.k = keys.k
-        LEFT JOIN failed_weeks f ON f.entity_id = keys.entity_id AND f.k = keys.k
-        LEFT JOIN board_weeks b ON b.entity_id = keys.entity_id AND b.k = keys.k
-        LEFT JOIN cap_weeks c ON c.entity_id = keys.entity_id AND c.k = keys.k
-        WHERE keys.k >= 0 AND keys.k < ${req.weeks}::int`.pipe(Effect.mapError(toDbError("getWeeklyUsage")))
+      const rows = yield* weeklyUsageStatement(sql, req).pipe(Effect.mapError(toDbError("getWeeklyUsage")))
       const decoded = yield* decodeUsageRows(rows).pipe(Effect.mapError(toDbError("getWeeklyUsage: unexpected row")))
       return decoded.map((r): WeeklyUsageRow => ({
         weekStart: new Date(from.getTime() + r.week * 604_800_000),

@@ -12,7 +12,8 @@ import type { FailureInfo } from "./FailureInfo.ts"
  * - a job waits from `created_at` until its runner pod runs (the worker named by `k8s_pod`), else until its last
  *   change (cancelled, failed) or now (still pending); its wait figure exists only when its runner's pod ran;
  * - at the cap: the time in which the entity's active workers (`created_at` → `completed_at`) were at or above
- *   its current cap while at least one of its jobs waited, cut at week boundaries.
+ *   its current cap while more of its jobs waited than it had runners starting (`created_at` → `running_at`): a
+ *   job whose own runner is booting waits for the boot, not for the cap. Cut at week boundaries.
  */
 
 export const WEEK_MS = 7 * 86_400_000

@@ -601,8 +601,9 @@ export const dbContract = (name: string, declare: DbCase) =>
           weekStart: date(0), entityId: 1001, entityName: "acme-renamed", entityType: "Organization",
           jobs: 3, jobsRun: 2, jobsFailed: { job_not_found: 1 },
           boardSeconds: 600 + 850 + 700, waitP50Seconds: 50, waitP95Seconds: 1100, waitMaxSeconds: 1100,
-          // job 2 waits [100, 150) and job 3 [200, 1300) while w0, w1 or w2 holds acme's one slot
-          atCapSeconds: 50 + 1100
+          // job 3 waits [200, 1300) while w0, w1 or w2 holds acme's one slot, but from 1000 its own runner w2 is
+          // starting; job 2's wait [100, 150) is its own runner's start
+          atCapSeconds: 800
         },
         {
           weekStart: date(0), entityId: 2002, entityName: "beta", entityType: "Organization",
@@ -613,7 +614,8 @@ export const dbContract = (name: string, declare: DbCase) =>
           weekStart: date(7 * DAY), entityId: 1001, entityName: "acme-renamed", entityType: "Organization",
           jobs: 2, jobsRun: 1, jobsFailed: {},
           boardSeconds: 3 * DAY - 20, waitP50Seconds: 10, waitP95Seconds: 10, waitMaxSeconds: 10,
-          atCapSeconds: 10 + (3 * DAY - 30)
+          // job 5 waits for w3 to start; job 6 waits behind the cap from its queueing to the end of the window
+          atCapSeconds: 3 * DAY - 30
         }
       ])
 
@@ -622,7 +624,7 @@ export const dbContract = (name: string, declare: DbCase) =>
       expect(lastWeek.map((r) => [r.entityId, r.jobs, r.boardSeconds, r.atCapSeconds])).toEqual([[1001, 2, 3 * DAY - 20, 0]])
       // with a cap of 0 every waiting second is at the cap; with no cap at all, none is
       const zero = yield* db.getWeeklyUsage({ from: date(7 * DAY), weeks: 1, now: date(10 * DAY), caps: { entities: [], defaultCap: 0 } })
-      expect(zero[0]?.atCapSeconds).toBe(10 + (3 * DAY - 30))
+      expect(zero[0]?.atCapSeconds).toBe(3 * DAY - 30)
       const none = yield* db.getWeeklyUsage({ from: date(0), weeks: 2, now: date(10 * DAY), caps: { entities: [], defaultCap: null } })
       expect(none.map((r) => r.atCapSeconds)).toEqual([0, 0, 0])
       // a window before anything happened is empty
