@@ -38,7 +38,8 @@ export const weeklyUsageInMemory = (
     (j.created_at.getTime() >= from - MAX_QUEUED_MS || j.status === "pending") && j.created_at.getTime() < now
   )
   const workers = [...allWorkers].filter((w) =>
-    ((w.completed_at !== null && w.completed_at.getTime() >= from) || w.status === "pending" || w.status === "running") &&
+    // from a day earlier, as jobs are: a job's runner completed after the job was queued
+    (w.completed_at === null || w.completed_at.getTime() >= from - MAX_QUEUED_MS) &&
     w.created_at.getTime() < now
   )
   const cells = new Map<string, Cell & { entityId: number; k: number }>()
@@ -51,7 +52,9 @@ export const weeklyUsageInMemory = (
   const names = new Map<number, { name: string; type: string; at: number }>()
   const seen = (x: { entity_id: number; entity_name: string; entity_type: string; created_at: Date }) => {
     const n = names.get(x.entity_id)
-    if (n === undefined || x.created_at.getTime() > n.at) names.set(x.entity_id, { name: x.entity_name, type: x.entity_type, at: x.created_at.getTime() })
+    const at = x.created_at.getTime()
+    // the newest row's name; of rows made at the same instant, the greatest name (as the statement's ORDER BY)
+    if (n === undefined || at > n.at || (at === n.at && x.entity_name > n.name)) names.set(x.entity_id, { name: x.entity_name, type: x.entity_type, at: x.created_at.getTime() })
   }
 
   // events of the sweep: [time, entity, Δworkers, Δstarting workers, Δwaiting jobs]

@@ -5,6 +5,9 @@ import { MAX_QUEUED_MS, type WeeklyUsageRequest, type WeeklyUsageRow } from "../
 import type { DbShape } from "../../src/services/Db.ts"
 import { toDbError } from "./postgresRows.ts"
 
+/** The sort memory of the report's statement: a year of 1 million jobs sorts about 700,000 events of the sweep. */
+export const REPORT_WORK_MEM = "64MB"
+
 export type ReportStatements = Pick<DbShape, "getWeeklyUsage">
 
 const UsageRow = Schema.Struct({
@@ -46,6 +49,13 @@ export const weeklyUsageStatement = (sql: SqlClient.SqlClient, req: WeeklyUsageR
       SELECT k, (k * 604800)::float8 AS ws, LEAST((k + 1) * 604800, ${span}::float8) AS we
       FROM generate_series(0, ${req.weeks}::int - 1) AS k
       WHERE k * 604800 < ${span}::float8
+    ), ws_ AS (
+      SELECT pod_name, entity_id, entity_name, entity_type, created_at, running_at,
+             extract(epoch FROM created_at - ${from}::timestamptz)::float8 AS t_created,
+             extract(epoch FROM running_at - ${from}::timestamptz)::float8 AS t_running,
+             LEAST(${span}::float8, COALESCE(extract(epoch FROM completed_at - ${from}::timestamptz)::float8, ${span}::float8)) AS t_ended
+      FROM workers
+      WHERE (completed_at >= ${earliest}::timestamptz OR completed_at IS NULL) AND created_at < ${req.now}::timestamptz
     ), js AS (
       SELECT j.entity_id, j.entity_name, j.entity_type, j.status, j.k8s_pod IS NOT NULL AS ran,
              extract(epoch FROM j.created_at - ${from}::timestamptz)::float8 AS t_queued,
@@ -63,15 +73,8 @@ export const weeklyUsageStatement = (sql: SqlClient.SqlClient, req: WeeklyUsageR
                WHEN COALESCE(j.failure_info->>'message', j.failure_info->>'reason', '') ~ '^workflow run .* completed .*stayed queued$' THEN 'run_completed_while_queued'
                ELSE 'other' END AS failure_class,
              j.created_at
-      FROM jobs j LEFT JOIN workers w ON w.pod_name = j.k8s_pod
+      FROM jobs j LEFT JOIN ws_ w ON w.pod_name = j.k8s_pod
       WHERE (j.created_at >= ${earliest}::timestamptz OR j.status = 'pending') AND j.created_at < ${req.now}::timestamptz
-    ), ws_ AS (
-      SELECT entity_id, entity_name, entity_type, created_at,
-             extract(epoch FROM created_at - ${from}::timestamptz)::float8 AS t_created,
-             extract(epoch FROM running_at - ${from}::timestamptz)::float8 AS t_running,
-             LEAST(${span}::float8, COALESCE(extract(epoch FROM completed_at - ${from}::timestamptz)::float8, ${span}::float8)) AS t_ended
-      FROM workers
-      WHERE (completed_at >= ${from}::timestamptz OR status IN ('pending', 'running')) AND created_at < ${req.now}::timestamptz
     ), job_weeks AS (
       SELECT entity_id, floor(t_queued / 604800)::int AS k, count(*) AS jobs, count(*) FILTER (WHERE ran) AS jobs_run,
              percentile_disc(0.5) WITHIN GROUP (ORDER BY wait_s) AS wait_p50,
@@ -84,28 +87,42 @@ export const weeklyUsageStatement = (sql: SqlClient.SqlClient, req: WeeklyUsageR
         FROM js WHERE t_queued >= 0 AND failure_class IS NOT NULL GROUP BY 1, 2, 3
       ) f GROUP BY 1, 2
     ), board_weeks AS (
-      SELECT w.entity_id, k, sum(LEAST(w.t_ended, we) - GREATEST(w.t_running, ws)) AS board_seconds
-      FROM ws_ w JOIN weeks ON w.t_running < we AND w.t_ended > ws
+      SELECT w.entity_id, k, sum(LEAST(w.t_ended, (k + 1) * 604800) - GREATEST(w.t_running, k * 604800)) AS board_seconds
+      FROM ws_ w CROSS JOIN LATERAL generate_series(GREATEST(floor(w.t_running / 604800), 0)::int, floor(w.t_ended / 604800)::int) AS k
+      WHERE w.t_running < w.t_ended AND w.t_ended > 0
       GROUP BY 1, 2
+    ), capped AS (
+      SELECT e.entity_id, e.n::int8 << 40 AS base,
+             CASE WHEN c.entity_id IS NOT NULL THEN c.cap ELSE ${req.caps.defaultCap}::int END AS cap
+      FROM (SELECT entity_id, row_number() OVER (ORDER BY entity_id) AS n FROM (SELECT DISTINCT entity_id FROM js) d) e
+      LEFT JOIN unnest(${capIds}::bigint[], ${capValues}::int[]) AS c(entity_id, cap) ON c.entity_id = e.entity_id
     ), events AS (
-      SELECT entity_id, GREATEST(t_created, 0) AS t, 1 AS dw, 1 AS db, 0 AS dq FROM ws_
-      UNION ALL SELECT entity_id, GREATEST(t_ended, 0), -1, 0, 0 FROM ws_
-      UNION ALL SELECT entity_id, GREATEST(LEAST(COALESCE(t_running, t_ended), t_ended), 0), 0, -1, 0 FROM ws_
-      UNION ALL SELECT entity_id, GREATEST(t_queued, 0), 0, 0, 1 FROM js WHERE t_waited > 0 AND t_waited > t_queued
-      UNION ALL SELECT entity_id, t_waited, 0, 0, -1 FROM js WHERE t_waited > 0 AND t_waited > t_queued
-    ), caps AS (
-      SELECT * FROM unnest(${capIds}::bigint[], ${capValues}::int[]) AS c(entity_id, cap)
+      -- dw: active workers; dx: waiting jobs less runners starting (created, not yet running). Each event's key is
+      -- its entity's number above its time in ms, so one int8 orders the sweep of every entity.
+      SELECT c.base + round(GREATEST(w.t_created, 0) * 1000)::int8 AS key, 1 AS dw, -1 AS dx
+      FROM ws_ w JOIN capped c USING (entity_id) WHERE c.cap IS NOT NULL
+      UNION ALL
+      SELECT c.base + round(GREATEST(w.t_ended, 0) * 1000)::int8, -1, 0
+      FROM ws_ w JOIN capped c USING (entity_id) WHERE c.cap IS NOT NULL
+      UNION ALL
+      SELECT c.base + round(GREATEST(LEAST(COALESCE(w.t_running, w.t_ended), w.t_ended), 0) * 1000)::int8, 0, 1
+      FROM ws_ w JOIN capped c USING (entity_id) WHERE c.cap IS NOT NULL
+      UNION ALL
+      SELECT c.base + round(GREATEST(j.t_queued, 0) * 1000)::int8, 0, 1 FROM js j JOIN capped c USING (entity_id)
+      WHERE c.cap IS NOT NULL AND j.t_waited > 0 AND j.t_waited > j.t_queued
+      UNION ALL
+      SELECT c.base + round(j.t_waited * 1000)::int8, 0, -1 FROM js j JOIN capped c USING (entity_id)
+      WHERE c.cap IS NOT NULL AND j.t_waited > 0 AND j.t_waited > j.t_queued
     ), swept AS (
-      SELECT e.entity_id, e.t, lead(e.t) OVER (PARTITION BY e.entity_id ORDER BY e.t) AS t_next,
-             sum(e.dw) OVER (PARTITION BY e.entity_id ORDER BY e.t) AS active,
-             sum(e.db) OVER (PARTITION BY e.entity_id ORDER BY e.t) AS booting,
-             sum(e.dq) OVER (PARTITION BY e.entity_id ORDER BY e.t) AS waiting
-      FROM events e
+      -- Every entity's events sum to zero (each +1 has its -1), so running sums over all entities in key order are
+      -- each entity's own; the interval from an entity's last event to the next entity's first has nothing held.
+      SELECT key, lead(key) OVER (ORDER BY key) AS key_next,
+             sum(dw) OVER (ORDER BY key) AS active, sum(dx) OVER (ORDER BY key) AS held
+      FROM events
     ), at_cap AS (
-      SELECT s.entity_id, s.t, s.t_next FROM swept s LEFT JOIN caps c ON c.entity_id = s.entity_id
-      WHERE s.t_next > s.t AND s.waiting > s.booting
-        AND CASE WHEN c.entity_id IS NOT NULL THEN c.cap ELSE ${req.caps.defaultCap}::int END IS NOT NULL
-        AND s.active >= CASE WHEN c.entity_id IS NOT NULL THEN c.cap ELSE ${req.caps.defaultCap}::int END
+      SELECT c.entity_id, (s.key - c.base) / 1000.0::float8 AS t, (s.key_next - c.base) / 1000.0::float8 AS t_next
+      FROM swept s JOIN capped c ON s.key >> 40 = c.base >> 40
+      WHERE s.key_next > s.key AND s.held > 0 AND s.active >= c.cap
     ), cap_weeks AS (
       SELECT a.entity_id, k, sum(LEAST(a.t_next, we) - GREATEST(a.t, ws)) AS at_cap_seconds
       FROM at_cap a JOIN weeks ON a.t < we AND a.t_next > ws
@@ -114,11 +131,15 @@ export const weeklyUsageStatement = (sql: SqlClient.SqlClient, req: WeeklyUsageR
       SELECT entity_id, k FROM job_weeks
       UNION SELECT entity_id, k FROM board_weeks
       UNION SELECT entity_id, k FROM cap_weeks
+    ), named AS (
+      SELECT entity_id, entity_name, entity_type, created_at FROM js
+      UNION ALL SELECT entity_id, entity_name, entity_type, created_at FROM ws_
+    ), newest AS (
+      SELECT entity_id, max(created_at) AS at FROM named GROUP BY entity_id
     ), names AS (
-      SELECT DISTINCT ON (entity_id) entity_id, entity_name, entity_type FROM (
-        SELECT entity_id, entity_name, entity_type, created_at FROM js
-        UNION ALL SELECT entity_id, entity_name, entity_type, created_at FROM ws_
-      ) n ORDER BY entity_id, created_at DESC
+      SELECT DISTINCT ON (n.entity_id) n.entity_id, n.entity_name, n.entity_type
+      FROM named n JOIN newest ON newest.entity_id = n.entity_id AND newest.at = n.created_at
+      ORDER BY n.entity_id, n.entity_name DESC
     )
     SELECT keys.k AS week, keys.entity_id, names.entity_name, names.entity_type,
            COALESCE(j.jobs, 0)::int AS jobs, COALESCE(j.jobs_run, 0)::int AS jobs_run,
@@ -139,7 +160,11 @@ export const makeReportStatements = (sql: SqlClient.SqlClient): ReportStatements
   getWeeklyUsage: (req) =>
     Effect.gen(function*() {
       const from = req.from
-      const rows = yield* weeklyUsageStatement(sql, req).pipe(Effect.mapError(toDbError("getWeeklyUsage")))
+      // One read in a transaction of its own, so that its sorts (the sweep's events, the waits) get the memory
+      // they need to stay off disk for this statement only.
+      const rows = yield* sql.withTransaction(
+        Effect.zipRight(sql`SET LOCAL work_mem = ${sql.unsafe(`'${REPORT_WORK_MEM}'`)}`, weeklyUsageStatement(sql, req))
+      ).pipe(Effect.mapError(toDbError("getWeeklyUsage")))
       const decoded = yield* decodeUsageRows(rows).pipe(Effect.mapError(toDbError("getWeeklyUsage: unexpected row")))
       return decoded.map((r): WeeklyUsageRow => ({
         weekStart: new Date(from.getTime() + r.week * 604_800_000),
