@@ -22,6 +22,8 @@ import { SchedulerSettings } from "./settings.ts"
 export interface MatchResult {
   readonly provisioned: number
   readonly failed: number
+  /** the jobs a runner was provisioned for */
+  readonly jobIds: ReadonlyArray<number>
 }
 
 const MAX_NAME_ATTEMPTS = 5
@@ -30,7 +32,7 @@ export const matchDemand = Effect.fn("Scheduler.matchDemand")(function*(authenti
   const db = yield* Db
   const kube = yield* Kube
   const settings = yield* SchedulerSettings
-  const none: MatchResult = { provisioned: 0, failed: 0 }
+  const none: MatchResult = { provisioned: 0, failed: 0, jobIds: [] }
 
   // Capacity first: with every board taken (the usual state under a backlog) the backlog need not be read at all.
   const capacity = yield* Effect.either(kube.capacity)
@@ -73,13 +75,17 @@ export const matchDemand = Effect.fn("Scheduler.matchDemand")(function*(authenti
   }
   let provisioned = 0
   let failed = 0
+  const jobIds: Array<number> = []
   yield* Effect.forEach(
     groups.values(),
     (jobs) =>
       Effect.gen(function*() {
         for (const job of jobs) {
           const outcome = yield* provision(job, authenticate, serially)
-          if (outcome === "provisioned") provisioned++
+          if (outcome === "provisioned") {
+            provisioned++
+            jobIds.push(job.job_id)
+          }
           if (outcome === "failed") {
             failed++
             return
@@ -91,7 +97,7 @@ export const matchDemand = Effect.fn("Scheduler.matchDemand")(function*(authenti
   yield* Effect.logDebug("demand matched").pipe(
     Effect.annotateLogs({ demand: demand.length, planned: plan.provisions.length, provisioned, failed })
   )
-  return { provisioned, failed } satisfies MatchResult
+  return { provisioned, failed, jobIds } satisfies MatchResult
 })
 
 type Outcome = "provisioned" | "failed" | "not_reserved"
@@ -107,6 +113,8 @@ export const provision = Effect.fn("Scheduler.provision")(function*(job: Job, au
   const github = yield* Github
   const kube = yield* Kube
   const settings = yield* SchedulerSettings
+  // so a trace backend finds the provisioning of a job from the job's id (and the delivery's trace from it)
+  yield* Effect.annotateCurrentSpan({ "job.id": job.job_id, "entity.id": job.entity_id, "k8s.pool": job.k8s_pool })
 
   const worker = (podName: string): NewWorker => ({
     pod_name: podName,
