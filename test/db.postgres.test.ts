@@ -122,7 +122,7 @@ layer(suiteDbPostgres("postgres_only"), { excludeTestServices: true })("Db on Po
       const db = yield* freshDatabase("migrate")
       const layer = pgClientLayer({ url: Redacted.make(db.url), schema: "staging" })
       const [first, second] = yield* Effect.all([migrate("staging"), migrate("staging")], { concurrency: 2 }).pipe(Effect.provide(layer))
-      expect([...first!, ...second!].sort()).toEqual(["0001_seed_schema", "0002_event_delivery_id"])
+      expect([...first!, ...second!].sort()).toEqual(["0001_seed_schema", "0002_event_delivery_id", "0003_workers_completed_index"])
       expect(yield* Effect.provide(migrate("staging"), layer)).toEqual([])
       const tables = yield* Effect.promise(() =>
         query<{ t: string }>(db.url, "SELECT table_name AS t FROM information_schema.tables WHERE table_schema = 'staging' ORDER BY 1"))
