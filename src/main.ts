@@ -13,13 +13,14 @@ import { migrate } from "../layers/db/migrate.ts"
 import { pgClientLayer } from "../layers/db/pgClient.ts"
 import { withDevSecrets } from "../layers/sim/devSecrets.ts"
 import { traceMain } from "./cli/trace.ts"
-import { type AppEnv, loadAppEnv } from "./config/env.ts"
+import { type AppEnv, describeConfigError, loadAppEnv } from "./config/env.ts"
 import { loadRunnerConfig, withImageRegistry } from "./config/runnerConfig.ts"
 import { StartupError } from "./config/StartupError.ts"
 import { appLayer } from "./main/appLayer.ts"
 import type { ArgumentError } from "./main/mainArgs.ts"
 import { parseMainArgs } from "./main/mainArgs.ts"
 import { operatorLine } from "./observability/operatorLine.ts"
+import { tracingLayer } from "./observability/tracing.ts"
 
 /**
  * The log: `Logger.json` prints one JSON object per line on stdout (`Logger.jsonLogger` alone only formats, and
@@ -68,7 +69,12 @@ const program = Effect.gen(function*() {
 
   // A launched app fails only while it is being built: a failure an operator can fix is one line and status 2,
   // anything else is still reported with its cause.
+  // Spans go to OTEL_EXPORTER_OTLP_ENDPOINT when it is set; unset, the exporter is not even imported.
+  const tracing = tracingLayer(args.role, { prod: env.prod, simulate: args.simulate }).pipe(
+    Layer.mapError((e) => new StartupError({ message: `invalid environment: ${describeConfigError(e).join("; ")}` }))
+  )
   yield* Layer.launch(appLayer({ ...args, role: args.role }, env, runnerConfig)).pipe(
+    Effect.provide(tracing),
     reportUnexpected("could not start"),
     Effect.provide(logLayer(env))
   )

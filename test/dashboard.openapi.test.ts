@@ -8,7 +8,7 @@ import { WebhookServer } from "../src/webhook/server.ts"
 import { webhookSettingsLayer } from "../src/webhook/WebhookSettings.ts"
 import { DbMemory } from "../layers/db/memory.ts"
 import { KubeMemory } from "../layers/kube/memory.ts"
-import { DashboardJson, JobJson, QueuePageJson, WorkerJson } from "../src/operator/Api.ts"
+import { DashboardJson, JobJson, QueuePageJson, WeeklyUsageJson, WorkerJson } from "../src/operator/Api.ts"
 import { schedulerApp } from "../src/operator/server.ts"
 import { SchedulerSettingsLive } from "../src/scheduler/settings.ts"
 import { Db } from "../src/services/Db.ts"
@@ -41,6 +41,7 @@ describe("OpenAPI", () => {
         "/history.json",
         "/jobs.json",
         "/queue.json",
+        "/stats/weekly-usage.json",
         "/trace/entity/{entity_id}",
         "/trace/entity/{entity_id}/state",
         "/trace/installation/{installation_id}",
@@ -58,6 +59,7 @@ describe("OpenAPI", () => {
       decode(Schema.Array(WorkerJson), (yield* get("/workers.json")).body)
       expect(decode(QueuePageJson, (yield* get("/queue.json")).body).jobs).toHaveLength(1)
       decode(DashboardJson, (yield* get("/dashboard.json")).body)
+      decode(WeeklyUsageJson, (yield* get("/stats/weekly-usage.json")).body)
     }).pipe(Effect.provide(world)))
 
   it.effect("/docs: Scalar's page for the whole document, self-contained (its script inlined, no fonts from elsewhere)", () =>

@@ -17,6 +17,7 @@ import {
   type PageRequest,
   type Transition
 } from "../../src/services/Db.ts"
+import { weeklyUsageInMemory } from "./memoryWeeklyUsage.ts"
 
 /**
  * Undo entries of the writes made by the current step, if any. A step that fails (or is interrupted) replays its
@@ -312,6 +313,8 @@ export const makeDbMemory = Effect.gen(function*() {
             lastFailureAt: new Date(s.last)
           }))
       }),
+
+    getWeeklyUsage: (req) => Effect.sync(() => weeklyUsageInMemory(jobs.values(), workers.values(), (pod) => workers.get(pod), req)),
 
     addInstallationEvent: (e) =>
       Effect.gen(function*() {

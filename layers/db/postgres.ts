@@ -13,6 +13,7 @@ import { makeDeliveryStatements } from "./postgresDeliveryStatements.ts"
 import { makeEventStatements } from "./postgresEventStatements.ts"
 import { makeJobStatements } from "./postgresJobStatements.ts"
 import { makeQueueStatements } from "./postgresQueueStatements.ts"
+import { makeReportStatements } from "./postgresReportStatements.ts"
 import { isSqlError, toDbError } from "./postgresRows.ts"
 import { makeWorkerStatements } from "./postgresWorkerStatements.ts"
 import { makeSchedulerLock, schedulerLockKey } from "./schedulerLock.ts"
@@ -80,6 +81,7 @@ export const makeDbPostgres = (schema: DbSchema, timeouts: DbTimeouts = defaultD
       ...makeWorkerStatements(sql),
       ...makeEventStatements(sql),
       ...(yield* makeDeliveryStatements(sql, channel)),
+      ...makeReportStatements(sql),
 
       ping: sql`SELECT 1`.pipe(Effect.asVoid, Effect.mapError(toDbError("ping"))),
 

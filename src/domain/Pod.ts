@@ -72,12 +72,16 @@ export const finishedAt = (pod: Pod): Date | null => {
 }
 
 /**
- * When the runner started: the start of the running `runner` container, else the moment the pod became Ready.
+ * When the runner started: the start of the `runner` container (running or ended), else the moment the pod became Ready.
  * The second case covers statuses that report a running container without a start time.
  */
 export const runnerStartedAt = (pod: Pod): Date | null => {
   const runner = pod.containers.find((c) => c.name === RUNNER_CONTAINER)
   if (runner !== undefined && runner.state._tag === "Running" && runner.state.startedAt !== null) {
+    return runner.state.startedAt
+  }
+  // an ended runner still says when it started (a finished pod's Ready transition is its end, not its start)
+  if (runner !== undefined && runner.state._tag === "Terminated" && runner.state.startedAt !== null) {
     return runner.state.startedAt
   }
   return pod.readyTransition

@@ -1,5 +1,6 @@
-import { type HttpApi, HttpApiBuilder, HttpRouter } from "@effect/platform"
-import { Effect, Layer } from "effect"
+import { type HttpApi, HttpApiBuilder, type HttpApp, HttpRouter } from "@effect/platform"
+import { Cause, Effect, Exit, Layer } from "effect"
+import { recordHttpResponse } from "./collect.ts"
 import { DocsLive } from "./openApiRoutes.ts"
 
 /*
@@ -25,7 +26,19 @@ export const portLayer = <RA, E, RR>(api: Layer.Layer<HttpApi.Api, never, RA>, r
  * layers built together share it: `Layer.fresh` gives each port its own, so `all` can serve both ports (each with
  * its `/health`) from one build.
  */
-export const servePort = <R>(port: Layer.Layer<HttpApi.Api, never, R>) => Layer.fresh(HttpApiBuilder.serve().pipe(Layer.provide(port)))
+export const servePort = <R>(port: Layer.Layer<HttpApi.Api, never, R>, server?: string) =>
+  Layer.fresh(HttpApiBuilder.serve(server === undefined ? undefined : countResponses(server)).pipe(Layer.provide(port)))
+
+/**
+ * Counts every answer of the port by status class (`riscv_runner_http_responses_total`), for the 5xx alert: the
+ * app's errors are answers already, so only a defect is left, and it is answered 500.
+ */
+const countResponses = (server: string) => (app: HttpApp.Default): HttpApp.Default =>
+  Effect.onExit(app, (exit) =>
+    Exit.isSuccess(exit)
+      ? recordHttpResponse(server, exit.value.status)
+      // a client that went away is no answer of ours
+      : Cause.isInterruptedOnly(exit.cause) ? Effect.void : recordHttpResponse(server, 500))
 
 /** A port's layer as one HttpApp, for calling it in process (tests, the simulation). */
 export const portApp = <R>(port: Layer.Layer<HttpApi.Api, never, R>) =>

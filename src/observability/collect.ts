@@ -68,11 +68,41 @@ export const recordCapacity = (capacity: ReadonlyMap<string, PoolCapacity>) =>
     setGaugeFamily("slots_total", M.poolSlotsTotal, [...capacity.values()].map((c) => [{ pool: c.pool }, c.total] as const))
   )
 
-export const recordRateLimit = (installationId: number, remaining: Option.Option<number>) =>
-  Option.match(remaining, {
-    onNone: () => Effect.void,
-    onSome: (n) => Metric.set(M.tagged(M.githubRateLimitRemaining, { installation_id: String(installationId) }), n)
+export const recordRateLimit = (installationId: number, remaining: Option.Option<number>, limit: Option.Option<number> = Option.none()) =>
+  Effect.zipRight(
+    Option.match(remaining, {
+      onNone: () => Effect.void,
+      onSome: (n) => Metric.set(M.tagged(M.githubRateLimitRemaining, { installation_id: String(installationId) }), n)
+    }),
+    Option.match(limit, {
+      onNone: () => Effect.void,
+      onSome: (n) => Metric.set(M.tagged(M.githubRateLimit, { installation_id: String(installationId) }), n)
+    })
+  )
+
+/** Per pool, the pending jobs and how long the oldest has waited, at `nowMs` (scrape time). */
+export const recordQueue = (jobs: ReadonlyArray<{ readonly status: Status; readonly k8s_pool: string; readonly created_at: Date }>, nowMs: number) =>
+  Effect.suspend(() => {
+    const pending = new Map<string, number>()
+    const oldest = new Map<string, number>()
+    for (const j of jobs) {
+      if (j.status !== "pending") continue
+      pending.set(j.k8s_pool, (pending.get(j.k8s_pool) ?? 0) + 1)
+      oldest.set(j.k8s_pool, Math.min(oldest.get(j.k8s_pool) ?? Number.POSITIVE_INFINITY, j.created_at.getTime()))
+    }
+    return Effect.zipRight(
+      setGaugeFamily("queue_pending", M.queuePending, [...pending].map(([pool, n]) => [{ pool }, n] as const)),
+      setGaugeFamily("queue_oldest", M.queueOldestWait, [...oldest].map(([pool, at]) => [{ pool }, Math.max(0, (nowMs - at) / 1000)] as const))
+    )
   })
+
+/** A worker failed on `node` (null: its pod was never scheduled). */
+export const recordNodeFailure = (node: string | null) =>
+  Metric.increment(M.tagged(M.nodeWorkerFailures, { node: node === null || node === "" ? "unknown" : node }))
+
+/** One HTTP answer of `server`, by status class. */
+export const recordHttpResponse = (server: string, status: number) =>
+  Metric.increment(M.tagged(M.httpResponses, { server, code: `${Math.min(5, Math.max(1, Math.floor(status / 100)))}xx` }))
 
 /** A runner was provisioned for `job`: its wait so far goes to the queue-wait histogram. */
 export const recordQueueWait = (job: Job) =>

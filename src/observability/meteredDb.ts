@@ -1,6 +1,6 @@
 import { Effect, Layer } from "effect"
 import { Db } from "../services/Db.ts"
-import { recordJobTransition, recordWorkerFailure } from "./collect.ts"
+import { recordJobTransition, recordNodeFailure, recordWorkerFailure } from "./collect.ts"
 
 /**
  * Wraps whatever Db is provided so that the status changes this process makes are counted: jobs moved to
@@ -18,6 +18,7 @@ export const MeteredDb = Layer.effect(
     markJobFailed: (jobId, info) =>
       Effect.tap(db.markJobFailed(jobId, info), (t) => (t.found && t.changed ? recordJobTransition("failed") : Effect.void)),
     markWorkerFailed: (pod, node, info, at) =>
-      Effect.tap(db.markWorkerFailed(pod, node, info, at), (changed) => (changed ? recordWorkerFailure(info) : Effect.void))
+      Effect.tap(db.markWorkerFailed(pod, node, info, at), (changed) =>
+        changed ? Effect.zipRight(recordWorkerFailure(info), recordNodeFailure(node)) : Effect.void)
   }))
 )

@@ -63,3 +63,20 @@ export const tagged = <Type, In, Out>(
   tags: Readonly<Record<string, string | number>>
 ): Metric.Metric<Type, In, Out> =>
   Object.entries(tags).reduce((m, [k, v]) => Metric.tagged(m, k, String(v)), metric)
+
+// --- added for the dashboards and alerts of deploy/monitoring (issue 15) ---------------------------------------
+export const githubRateLimit = Metric.gauge("riscv_runner_github_rate_limit", {
+  description: "The size of an installation's primary GitHub rate-limit budget per hour, as GitHub last reported it."
+})
+export const queuePending = Metric.gauge("riscv_runner_queue_pending_jobs", {
+  description: "Pending jobs per pool, read from the database at scrape time."
+})
+export const queueOldestWait = Metric.gauge("riscv_runner_queue_oldest_wait_seconds", {
+  description: "Seconds the oldest pending job of each pool has waited, at scrape time (0 when none waits)."
+})
+export const nodeWorkerFailures = Metric.counter("riscv_runner_node_worker_failures_total", {
+  description: "Workers this process marked failed, by the node (board) their pod was on; \"unknown\" before scheduling."
+})
+export const httpResponses = Metric.counter("riscv_runner_http_responses_total", {
+  description: "HTTP answers by server (webhook, scheduler) and status class (2xx, 3xx, 4xx, 5xx)."
+})

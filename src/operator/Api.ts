@@ -5,6 +5,7 @@ import type { Job } from "../domain/Job.ts"
 import type { Worker } from "../domain/Worker.ts"
 import { BadRequestText, InternalErrorText } from "../observability/apiErrors.ts"
 import { PagingParams, QueueParams } from "./paging.ts"
+import { WeeklyUsageParams } from "./weeklyUsageRoute.ts"
 
 /*
  * The scheduler port's JSON routes as an HttpApi: usage, jobs, history, workers, queue and dashboard data. The
@@ -132,6 +133,29 @@ export const DashboardJson = Schema.Struct({
   history: Schema.Array(Schema.Struct({ at: IsoString, depth: Schema.Number, oldest_wait_seconds: Schema.Number }))
 }).annotations({ identifier: "Dashboard" })
 
+const nullableSeconds = (description: string) => Schema.NullOr(Schema.Number).annotations({ description })
+export const WeeklyUsageJson = Schema.Struct({
+  generated_at: IsoString,
+  from: IsoString.annotations({ description: "the Monday 00:00 UTC that starts the first week" }),
+  weeks: Schema.Number,
+  rows: Schema.Array(Schema.Struct({
+    week: Schema.String.annotations({ description: "ISO week, e.g. 2026-W49" }),
+    week_start: Schema.String.annotations({ description: "its Monday, YYYY-MM-DD" }),
+    entity_id: Schema.Number,
+    entity_name: Schema.String,
+    entity_type: Schema.String,
+    jobs: count("jobs queued in the week"),
+    jobs_run: count("of them, jobs a runner took"),
+    jobs_failed: Schema.Record({ key: Schema.String, value: Schema.Number }).annotations({ description: "of them, failed jobs by reason" }),
+    board_minutes: count("minutes the entity's runner pods ran in the week"),
+    share: count("board_minutes over all entities' board minutes of the week, 0 to 1"),
+    wait_p50_seconds: nullableSeconds("median wait from queued until the job's runner pod ran; null when no wait is known"),
+    wait_p95_seconds: nullableSeconds("95th percentile (nearest rank) of the same"),
+    wait_max_seconds: nullableSeconds("longest of the same"),
+    at_cap_minutes: count("minutes in which the entity was at its cap while one of its jobs waited")
+  })).annotations({ description: "one per (ISO week, entity) with any figure, newest week first, then most board minutes" })
+}).annotations({ identifier: "WeeklyUsage" })
+
 export const UsageJson = Schema.Struct({ jobs: Schema.Array(JobJson), workers: Schema.Array(WorkerJson) })
 
 const listed = <Name extends string, S extends Schema.Schema.Any>(name: Name, path: `/${string}`, success: S, description: string) =>
@@ -148,6 +172,8 @@ export const OperatorGroup = HttpApiGroup.make("scheduler")
     .annotate(OpenApi.Description, "One page of the pending jobs, by pool then position, with why each waits and an estimated start, and every pool's totals."))
   .add(HttpApiEndpoint.get("dashboard", "/dashboard.json").addSuccess(DashboardJson)
     .annotate(OpenApi.Description, "What the dashboard at / shows besides the queue."))
+  .add(HttpApiEndpoint.get("weeklyUsage", "/stats/weekly-usage.json").setUrlParams(WeeklyUsageParams).addSuccess(WeeklyUsageJson)
+    .annotate(OpenApi.Description, "Usage per entity and ISO week (UTC): jobs, board minutes and share, waits, failures by reason, time at the cap."))
   .annotate(OpenApi.Description, "Scheduler port (SCHEDULER_PORT; 8081 in `all`).")
 
 /** What the scheduler port serves through `HttpApiBuilder`. */

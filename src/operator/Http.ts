@@ -6,6 +6,8 @@ import { SchedulerApi } from "./Api.ts"
 import { dashboardData } from "./dashboardRoute.ts"
 import { linkHeader, type PagingParams, pagingQuery } from "./paging.ts"
 import { queuePageRequest, readQueue } from "./queueRoute.ts"
+import { readWeeklyUsage, weeklyUsageJson } from "./weeklyUsageRoute.ts"
+import { DEFAULT_WEEKS } from "../domain/WeeklyUsage.ts"
 
 /*
  * The handlers of the scheduler port's JSON routes. They receive decoded parameters and return what the program
@@ -49,4 +51,6 @@ export const OperatorHttp = HttpApiBuilder.group(SchedulerApi, "scheduler", (han
     .handle("history", ({ urlParams }) => listJobs("/history.json", urlParams))
     .handle("workers", ({ urlParams }) => listWorkers("/workers.json", urlParams))
     .handle("queue", ({ urlParams }) => orInternalError(readQueue(queuePageRequest(urlParams))))
-    .handle("dashboard", () => orInternalError(dashboardData)))
+    .handle("dashboard", () => orInternalError(dashboardData))
+    .handle("weeklyUsage", ({ urlParams }) =>
+      orInternalError(Effect.map(readWeeklyUsage(urlParams.weeks ?? DEFAULT_WEEKS), weeklyUsageJson))))

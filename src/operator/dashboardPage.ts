@@ -33,7 +33,7 @@ export const dashboardHtml = `<!doctype html>
 </head>
 <body>
 <h1>riscv-runner scheduler <span id="deployment" class="muted"></span></h1>
-<nav><a href="/usage">usage</a><a href="/jobs">jobs</a><a href="/workers">workers</a><a href="/queue.json">queue.json</a><a href="/dashboard.json">dashboard.json</a><a href="/metrics">metrics</a><a href="/docs">API docs</a></nav>
+<nav><a href="/usage">usage</a><a href="/jobs">jobs</a><a href="/workers">workers</a><a href="/stats/weekly-usage">weekly usage</a><a href="/queue.json">queue.json</a><a href="/dashboard.json">dashboard.json</a><a href="/metrics">metrics</a><a href="/docs">API docs</a></nav>
 <p class="muted">Updated <span id="updated">never</span>, every 5 s. <span id="error"></span></p>
 
 <h2>Boards per pool</h2>

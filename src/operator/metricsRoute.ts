@@ -1,6 +1,6 @@
 import { HttpServerResponse } from "@effect/platform"
-import { Effect, Option } from "effect"
-import { recordActive, recordGithubCalls, recordKubeCalls, recordRateLimit } from "../observability/collect.ts"
+import { Clock, Effect, Option } from "effect"
+import { recordActive, recordGithubCalls, recordKubeCalls, recordQueue, recordRateLimit } from "../observability/collect.ts"
 import { CONTENT_TYPE, renderRegistry } from "../observability/exposition.ts"
 import { Db } from "../services/Db.ts"
 import { Github } from "../services/Github.ts"
@@ -20,10 +20,11 @@ export const schedulerMetrics = Effect.gen(function*() {
   yield* Effect.gen(function*() {
     const [jobs, workers] = yield* Effect.all([db.getActiveJobs, db.getActiveWorkers])
     yield* recordActive(jobs, workers)
+    yield* recordQueue(jobs, yield* Clock.currentTimeMillis)
     const installations = new Set([...jobs.map((j) => j.installation_id), ...workers.map((w) => w.installation_id)])
     if (Option.isSome(github)) {
       yield* Effect.forEach(installations, (id) =>
-        Effect.flatMap(github.value.rateLimit(id), (limit) => recordRateLimit(id, Option.map(limit, (l) => l.remaining))), { discard: true })
+        Effect.flatMap(github.value.rateLimit(id), (limit) => recordRateLimit(id, Option.map(limit, (l) => l.remaining), Option.map(limit, (l) => l.limit))), { discard: true })
     }
   }).pipe(Effect.catchAll((e) => Effect.logWarning("metrics: cannot read the active jobs and workers").pipe(Effect.annotateLogs({ error: e.message }))))
   if (Option.isSome(github)) yield* recordGithubCalls(yield* github.value.callCounts)

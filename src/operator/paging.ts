@@ -35,7 +35,7 @@ export const parseDay = (value: string, nowMs: number): Date | undefined => {
 const checked = (test: (text: string) => boolean, message: string) => Schema.String.pipe(Schema.filter(test, { message: () => message }))
 
 /** An integer parameter; `""` is its default, as the original read an empty value as absent. */
-const integer = (name: string, fallback: number, valid: (n: number) => boolean, message: string) =>
+export const integer = (name: string, fallback: number, valid: (n: number) => boolean, message: string) =>
   Schema.transformOrFail(Schema.String, Schema.Number, {
     strict: true,
     decode: (text, _, ast) => {

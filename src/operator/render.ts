@@ -160,9 +160,12 @@ export interface PageNav {
   readonly summary: string
 }
 
-/** The page around the text: a title, links between the pages, and the text in a `<pre>`. */
-export const htmlPage = (title: string, deployment: "Prod" | "Staging", body: string, nav?: PageNav): string => {
-  const links = [["/usage", "Usage"], ["/jobs", "Jobs"], ["/workers", "Workers"]]
+/**
+ * The page around the text: a title, links between the pages, and the text in a `<pre>`. `note` is markup of the
+ * caller's own (no data in it), shown above the text.
+ */
+export const htmlPage = (title: string, deployment: "Prod" | "Staging", body: string, nav?: PageNav, note?: string): string => {
+  const links = [["/", "Dashboard"], ["/usage", "Usage"], ["/jobs", "Jobs"], ["/workers", "Workers"], ["/stats/weekly-usage", "Weekly usage"]]
     .map(([href, text]) => `<a href="${href}">${text}</a>`)
     .join(" · ")
   const paging = nav === undefined
@@ -175,7 +178,7 @@ export const htmlPage = (title: string, deployment: "Prod" | "Staging", body: st
     "</head><body>",
     `<nav>${links}</nav>`,
     `<h1>${escapeHtml(title)} <small>(${deployment})</small></h1>`,
-    `${paging}<pre>${body}</pre>`,
+    `${note === undefined ? "" : `<p>${note}</p>\n`}${paging}<pre>${body}</pre>`,
     "</body></html>"
   ].join("\n")
 }

@@ -11,10 +11,12 @@ import { readyRoute } from "../observability/readyRoute.ts"
 import { pageLinks, pageSummary, parsePaging } from "./paging.ts"
 import { htmlPage, jobsText, type LiveEvents, usageText, workersText } from "./render.ts"
 import { SchedulerSettings } from "../scheduler/settings.ts"
+import { weeklyUsageCsvRoute, weeklyUsagePage } from "./weeklyUsageRoute.ts"
 
 /**
  * The scheduler port's plain routes (reference §6): `/health`, `/ready`, `/metrics`, the dashboard page, and the
- * HTML pages `/usage`, `/jobs` and `/history`, `/workers`. Their `.json` twins are the HttpApi's (`Http.ts`).
+ * HTML pages `/usage`, `/jobs` and `/history`, `/workers`, `/stats/weekly-usage` (and its `.csv`). Their `.json`
+ * twins are the HttpApi's (`Http.ts`).
  */
 
 const html = (body: string) => HttpServerResponse.text(body, { contentType: "text/html; charset=utf-8" })
@@ -93,5 +95,7 @@ export const operatorPages = HttpRouter.empty.pipe(
   HttpRouter.get("/usage", orInternalError(usage)),
   HttpRouter.get("/jobs", orInternalError(paged("jobs", "History"))),
   HttpRouter.get("/history", orInternalError(paged("jobs", "History"))),
-  HttpRouter.get("/workers", orInternalError(paged("workers", "Workers")))
+  HttpRouter.get("/workers", orInternalError(paged("workers", "Workers"))),
+  HttpRouter.get("/stats/weekly-usage", orInternalError(weeklyUsagePage)),
+  HttpRouter.get("/stats/weekly-usage.csv", orInternalError(weeklyUsageCsvRoute))
 )

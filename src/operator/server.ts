@@ -11,7 +11,7 @@ export const SchedulerApiLive = Layer.mergeAll(HttpApiBuilder.api(SchedulerApi).
 export const SchedulerPort = portLayer(SchedulerApiLive, operatorPages)
 
 /** Serves the scheduler's operator routes on the HttpServer the caller provides. */
-export const SchedulerServer = servePort(SchedulerPort)
+export const SchedulerServer = servePort(SchedulerPort, "scheduler")
 
 /** The scheduler port as one HttpApp, to call in process (the route tests). */
 export const schedulerApp = portApp(SchedulerPort)

@@ -1,10 +1,10 @@
-import { Effect } from "effect"
+import { Effect, Option } from "effect"
 import { Db } from "../services/Db.ts"
 import { makeCycleAuthenticator, type Serially } from "./auth.ts"
 import { matchDemand } from "./demandMatch.ts"
 import { syncJobs } from "./jobSync.ts"
 import { pruneCompletedJobs } from "./retention.ts"
-import { guarded, type SchedulerState } from "./state.ts"
+import { guarded, guardedOr, type SchedulerState } from "./state.ts"
 import { syncWorkers } from "./workerSync.ts"
 
 /**
@@ -17,13 +17,19 @@ import { syncWorkers } from "./workerSync.ts"
  */
 export const runCycle = Effect.fn("Scheduler.cycle")(function*(state: SchedulerState) {
   const db = yield* Db
+  // the cycle's own span, which names the jobs it provisioned runners for (see docs/operating.md, traces)
+  const cycleSpan = yield* Effect.option(Effect.currentSpan)
   yield* db.withWorkerLock(Effect.gen(function*() {
     const mutex = yield* Effect.makeSemaphore(1)
     const serially: Serially = (effect) => mutex.withPermits(1)(effect)
     const authenticate = yield* makeCycleAuthenticator(serially)
     yield* guarded("job sync", syncJobs(state, authenticate))
     yield* guarded("worker sync", syncWorkers(state, authenticate))
-    yield* guarded("demand matching", matchDemand(authenticate, serially))
+    const matched = yield* guardedOr("demand matching", matchDemand(authenticate, serially), { provisioned: 0, failed: 0, jobIds: [] })
+    if (Option.isSome(cycleSpan) && matched.jobIds.length > 0) {
+      cycleSpan.value.attribute("job.ids", matched.jobIds)
+      cycleSpan.value.attribute("runners.provisioned", matched.provisioned)
+    }
     yield* guarded("job retention", pruneCompletedJobs(state))
   }))
 })

@@ -22,6 +22,8 @@ import { SchedulerSettings } from "./settings.ts"
 export interface MatchResult {
   readonly provisioned: number
   readonly failed: number
+  /** the jobs a runner was provisioned for */
+  readonly jobIds: ReadonlyArray<number>
 }
 
 const MAX_NAME_ATTEMPTS = 5
@@ -30,7 +32,7 @@ export const matchDemand = Effect.fn("Scheduler.matchDemand")(function*(authenti
   const db = yield* Db
   const kube = yield* Kube
   const settings = yield* SchedulerSettings
-  const none: MatchResult = { provisioned: 0, failed: 0 }
+  const none: MatchResult = { provisioned: 0, failed: 0, jobIds: [] }
 
   // Capacity first: with every board taken (the usual state under a backlog) the backlog need not be read at all.
   const capacity = yield* Effect.either(kube.capacity)
@@ -84,6 +86,7 @@ export const matchDemand = Effect.fn("Scheduler.matchDemand")(function*(authenti
   let provisioned = 0
   let failed = 0
   const createdIn = new Map<string, number>()
+  const jobIds: Array<number> = []
   yield* Effect.forEach(
     groups.values(),
     (members) =>
@@ -93,6 +96,7 @@ export const matchDemand = Effect.fn("Scheduler.matchDemand")(function*(authenti
           if (outcome._tag === "provisioned") {
             provisioned++
             createdIn.set(job.k8s_pool, (createdIn.get(job.k8s_pool) ?? 0) + 1)
+            jobIds.push(job.job_id)
             continue
           }
           failed++
@@ -107,7 +111,7 @@ export const matchDemand = Effect.fn("Scheduler.matchDemand")(function*(authenti
   yield* Effect.logDebug("demand matched").pipe(
     Effect.annotateLogs({ demand: demand.length, planned: plan.provisions.length, provisioned, failed })
   )
-  return { provisioned, failed } satisfies MatchResult
+  return { provisioned, failed, jobIds } satisfies MatchResult
 })
 
 /** A capacity reading with the pods created since counted as holding their slots. */
@@ -220,6 +224,8 @@ export const provision = Effect.fnUntraced(function*(job: Job, name: string, aut
   const github = yield* Github
   const kube = yield* Kube
   const settings = yield* SchedulerSettings
+  // so a trace backend finds the provisioning of a job from the job's id (and the delivery's trace from it)
+  yield* Effect.annotateCurrentSpan({ "job.id": job.job_id, "entity.id": job.entity_id, "k8s.pool": job.k8s_pool })
 
   const subject = {
     installationId: job.installation_id,

@@ -4,6 +4,7 @@ import type { EventSummary, NewInstallationEvent } from "../domain/InstallationE
 import type { Job, NewJob } from "../domain/Job.ts"
 import type { Status } from "../domain/Status.ts"
 import type { WebhookOutcome } from "../domain/WebhookOutcome.ts"
+import type { WeeklyUsageRequest, WeeklyUsageRow } from "../domain/WeeklyUsage.ts"
 import type { NewWorker, Worker } from "../domain/Worker.ts"
 
 /**
@@ -247,6 +248,13 @@ export interface DbShape {
   readonly listWorkers: (page: PageRequest) => Effect.Effect<Page<Worker>, DbError>
   /** Every (entity, label set) whose latest workers created within the lookback failed allocation. */
   readonly getAllocationFailures: (lookbackSeconds: number) => Effect.Effect<ReadonlyArray<AllocationFailureStreak>, DbError>
+
+  // --- reports ----------------------------------------------------------------------------------------------
+  /**
+   * The weekly usage figures per (entity, ISO week) of the window, from one set-based statement over jobs and
+   * workers; what each figure counts is said in `src/domain/WeeklyUsage.ts`. Rows in no particular order.
+   */
+  readonly getWeeklyUsage: (request: WeeklyUsageRequest) => Effect.Effect<ReadonlyArray<WeeklyUsageRow>, DbError>
 
   // --- installation events (append-only audit log) -----------------------------------------------------------
   /** Appends a row and returns its id. */

@@ -17,7 +17,7 @@ export const WebhookPort = portLayer(
  * `WebhookSettings` and an `HttpClient` (for the staging proxy); `Github`, when provided, serves the setup pages'
  * installation lookups.
  */
-export const WebhookServer = servePort(WebhookPort)
+export const WebhookServer = servePort(WebhookPort, "webhook")
 
 /** The webhook port as one HttpApp, to call in process. */
 export const webhookApp = portApp(WebhookPort)

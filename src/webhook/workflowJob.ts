@@ -140,6 +140,13 @@ export const handleWorkflowJob = Effect.fnUntraced(function*(delivery: Delivery)
 
   const jobId = idOrZero(ids["workflow_job.id"])
   if (jobId === 0) return yield* new BadDelivery({ message: "Job ID is missing in payload" })
+  // so a trace backend finds this delivery from the job's id, as it finds the cycle that provisioned its runner
+  yield* Effect.annotateCurrentSpan({
+    "job.id": jobId,
+    "job.action": action,
+    "entity.id": entityId,
+    ...(delivery.deliveryId === null ? {} : { "github.delivery_id": delivery.deliveryId })
+  })
   if (repoFullName === "") return yield* new BadDelivery({ message: "Repository full name is missing in payload" })
   if (ids["repository.id"] === "missing") return yield* new BadDelivery({ message: "Repository ID is missing in payload" })
 

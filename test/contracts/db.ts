@@ -733,6 +733,140 @@ export const dbContract = (name: string, declare: DbCase) =>
       expect((yield* db.listJobs({ page: 0, perPage: 10 })).rows.map((j) => j.job_id).sort()).toEqual([2, 3, 4])
     }))
 
+
+    test("getWeeklyUsage: jobs, board time, waits, failures by class and time at the cap, per entity and week", Effect.gen(function*() {
+      const db = yield* Db
+      const base = Date.UTC(2026, 10, 23) / 1000 // a Monday
+      const DAY = 86_400
+      const t = (s: number) => TestClock.setTime((base + s) * 1000)
+      const date = (s: number) => new Date((base + s) * 1000)
+      const beta = { entity_id: 2002, entity_name: "beta" }
+      // before the window: its job and worker count only where they reach into it (w0 runs on until +600)
+      yield* t(-4000)
+      yield* db.addJob(newJob(1))
+      yield* t(-3600)
+      yield* db.addWorker(newWorker("w0"))
+      yield* t(-3000)
+      yield* db.markWorkerRunning("w0", "node-a", null)
+      yield* db.markJobRunning(1, "w0")
+      // week 0, acme (cap 1): job 2 waits 50 s, job 3 waits 1100 s behind the cap, job 4 fails while queued
+      yield* t(100)
+      yield* db.addJob(newJob(2))
+      yield* db.addWorker(newWorker("w1"))
+      yield* t(150)
+      yield* db.markWorkerRunning("w1", "node-a", null)
+      yield* db.markJobRunning(2, "w1")
+      yield* t(200)
+      yield* db.addJob(newJob(3))
+      yield* t(300)
+      yield* db.addJob(newJob(4))
+      yield* t(400)
+      yield* db.markJobFailed(4, failureV1("job not found for job_id=4 entity=acme entity_id=1001 entity_type=Organization"))
+      // week 0, beta (no cap): job 7 runs on wb after 60 s, then fails; job 8 is cancelled while queued
+      yield* t(500)
+      yield* db.addJob(newJob(7, beta))
+      yield* db.addWorker(newWorker("wb", beta))
+      yield* t(560)
+      yield* db.markWorkerRunning("wb", "node-b", null)
+      yield* db.markJobRunning(7, "wb")
+      yield* t(600)
+      yield* db.markWorkerCompleted("w0", null, null)
+      yield* db.markJobCompleted(1, "w0")
+      yield* db.addJob(newJob(8, beta))
+      yield* t(700)
+      yield* db.markJobCompleted(8, "")
+      yield* t(860)
+      yield* db.markWorkerFailed("wb", "node-b", failureV2("pod_failed"), null)
+      yield* db.markJobFailed(7, failureV1("installation not found for installation_id=5001 entity_type=Organization"))
+      yield* t(1000)
+      yield* db.markJobCompleted(2, "w1")
+      yield* db.markWorkerCompleted("w1", null, null)
+      yield* db.addWorker(newWorker("w2"))
+      yield* t(1300)
+      yield* db.markWorkerRunning("w2", "node-a", null)
+      yield* db.markJobRunning(3, "w2")
+      yield* t(2000)
+      yield* db.markJobCompleted(3, "w2")
+      yield* db.markWorkerCompleted("w2", null, null)
+      // week 1, acme (renamed): w3 runs to the end of the window; job 5 waits 10 s, job 6 is still waiting at the cap
+      yield* t(7 * DAY + 5)
+      yield* db.addWorker(newWorker("w3"))
+      yield* t(7 * DAY + 10)
+      yield* db.addJob(newJob(5))
+      yield* t(7 * DAY + 20)
+      yield* db.markWorkerRunning("w3", "node-a", null)
+      yield* db.markJobRunning(5, "w3")
+      yield* t(7 * DAY + 30)
+      yield* db.addJob(newJob(6, { entity_name: "acme-renamed" }))
+
+      const caps = { entities: [{ entityId: 1001, cap: 1 }, { entityId: 2002, cap: null }], defaultCap: 5 }
+      const rows = yield* db.getWeeklyUsage({ from: date(0), weeks: 2, now: date(10 * DAY), caps })
+      const sorted = [...rows].sort((a, b) => a.weekStart.getTime() - b.weekStart.getTime() || a.entityId - b.entityId)
+      expect(sorted).toEqual([
+        {
+          weekStart: date(0), entityId: 1001, entityName: "acme-renamed", entityType: "Organization",
+          jobs: 3, jobsRun: 2, jobsFailed: { job_not_found: 1 },
+          boardSeconds: 600 + 850 + 700, waitP50Seconds: 50, waitP95Seconds: 1100, waitMaxSeconds: 1100,
+          // job 3 waits [200, 1300) while w0, w1 or w2 holds acme's one slot, but from 1000 its own runner w2 is
+          // starting; job 2's wait [100, 150) is its own runner's start
+          atCapSeconds: 800
+        },
+        {
+          weekStart: date(0), entityId: 2002, entityName: "beta", entityType: "Organization",
+          jobs: 2, jobsRun: 1, jobsFailed: { installation_not_found: 1 },
+          boardSeconds: 300, waitP50Seconds: 60, waitP95Seconds: 60, waitMaxSeconds: 60, atCapSeconds: 0
+        },
+        {
+          weekStart: date(7 * DAY), entityId: 1001, entityName: "acme-renamed", entityType: "Organization",
+          jobs: 2, jobsRun: 1, jobsFailed: {},
+          boardSeconds: 3 * DAY - 20, waitP50Seconds: 10, waitP95Seconds: 10, waitMaxSeconds: 10,
+          // job 5 waits for w3 to start; job 6 waits behind the cap from its queueing to the end of the window
+          atCapSeconds: 3 * DAY - 30
+        }
+      ])
+
+      // a window of one week holds only the last week; the default cap applies to unlisted entities
+      const lastWeek = yield* db.getWeeklyUsage({ from: date(7 * DAY), weeks: 1, now: date(10 * DAY), caps: { entities: [], defaultCap: 5 } })
+      expect(lastWeek.map((r) => [r.entityId, r.jobs, r.boardSeconds, r.atCapSeconds])).toEqual([[1001, 2, 3 * DAY - 20, 0]])
+      // with a cap of 0 every waiting second is at the cap; with no cap at all, none is
+      const zero = yield* db.getWeeklyUsage({ from: date(7 * DAY), weeks: 1, now: date(10 * DAY), caps: { entities: [], defaultCap: 0 } })
+      expect(zero[0]?.atCapSeconds).toBe(3 * DAY - 30)
+      const none = yield* db.getWeeklyUsage({ from: date(0), weeks: 2, now: date(10 * DAY), caps: { entities: [], defaultCap: null } })
+      expect(none.map((r) => r.atCapSeconds)).toEqual([0, 0, 0])
+      // a window before anything happened is empty
+      expect(yield* db.getWeeklyUsage({ from: date(-30 * DAY), weeks: 2, now: date(-16 * DAY), caps })).toEqual([])
+    }))
+
+    test("getWeeklyUsage classes failures as the domain does, and a pending job waits until now", Effect.gen(function*() {
+      const db = yield* Db
+      const base = Date.UTC(2026, 10, 23) / 1000
+      const t = (s: number) => TestClock.setTime((base + s) * 1000)
+      const failures = [
+        failureV1("workflow run 7 completed (conclusion=cancelled) while job 11 stayed queued"),
+        failureV2("runner_idle"),
+        failureV1("something else"),
+        { version: 1 as const, reason: "installation not found for installation_id=1 entity_type=User" }
+      ]
+      for (const [i, info] of failures.entries()) {
+        yield* t(10 + i)
+        yield* db.addJob(newJob(10 + i))
+        yield* db.markJobFailed(10 + i, info)
+      }
+      // still pending, queued two days before the window: it waits through the window, at a cap of 0
+      yield* t(-2 * 86_400)
+      yield* db.addJob(newJob(99, { entity_id: 3003, entity_name: "old" }))
+      const rows = yield* db.getWeeklyUsage({
+        from: new Date(base * 1000), weeks: 1, now: new Date((base + 3600) * 1000),
+        caps: { entities: [{ entityId: 3003, cap: 0 }], defaultCap: 20 }
+      })
+      const acme = rows.find((r) => r.entityId === 1001)
+      expect(acme?.jobsFailed).toEqual({ run_completed_while_queued: 1, runner_idle: 1, other: 1, installation_not_found: 1 })
+      expect(acme?.jobsRun).toBe(0)
+      expect(acme?.waitP50Seconds).toBeNull()
+      const old = rows.find((r) => r.entityId === 3003)
+      expect(old).toMatchObject({ jobs: 0, boardSeconds: 0, atCapSeconds: 3600, entityName: "old" })
+    }))
+
     it("counts its cases", () => {
       dbContractCaseCount = cases
       console.log(`Db contract (${name}): ${cases} cases`)

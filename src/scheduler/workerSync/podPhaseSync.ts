@@ -23,6 +23,11 @@ export const podPhaseSync = Effect.fn("Scheduler.podPhaseSync")(function*(
   for (const w of workers) {
     const pod = pods.get(w.pod_name)
     if (pod === undefined || !isActive(w.status)) continue
+    // A pod that ran and ended between two cycles was never seen Running: its start is still recorded (in the
+    // same step as its end), so board time and waits (the weekly usage report) know when its runner ran.
+    const started = runnerRanFrom(pod)
+    const withStart = <A, E>(end: Effect.Effect<A, E>) =>
+      w.status === "pending" && started !== null ? Effect.zipRight(db.markWorkerRunning(w.pod_name, pod.nodeName, started), end) : end
     const write = (() => {
       switch (pod.phase) {
         case "Running":
@@ -33,7 +38,7 @@ export const podPhaseSync = Effect.fn("Scheduler.podPhaseSync")(function*(
           // the diagnostics are collected first: no transaction stays open across a Kubernetes call
           return Effect.flatMap(
             kube.collectFailureInfo(pod, "pod_failed"),
-            (info) => db.step(db.markWorkerFailed(w.pod_name, pod.nodeName, info, finishedAt(pod)))
+            (info) => db.step(withStart(db.markWorkerFailed(w.pod_name, pod.nodeName, info, finishedAt(pod))))
           )
         case "Pending":
         case "Unknown":
