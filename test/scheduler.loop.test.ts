@@ -164,7 +164,7 @@ describe("the wake-up loop's two paths", () => {
       yield* Scope.close(h.scope, Exit.void)
     }))
 
-  it.effect("a burst during a cycle leaves one cycle behind, full if any of it asked for one", () =>
+  it.effect("a burst during a cycle leaves at most one cycle of each kind behind, new demand first", () =>
     Effect.gen(function*() {
       const h = yield* twoPaths(1_000)
       yield* TestClock.adjust("1 second") // the first (full) cycle is done
@@ -178,7 +178,27 @@ describe("the wake-up loop's two paths", () => {
       for (let i = 0; i < 10; i++) yield* PubSub.publish(h.jobs, String(i))
       yield* PubSub.publish(h.pods, "ended")
       yield* TestClock.adjust("5 seconds")
-      expect(yield* h.ran).toEqual(["full", "demand", "demand", "demand", "full"])
+      expect(yield* h.ran).toEqual(["full", "demand", "demand", "demand", "demand", "full"])
+      // a full cycle asked for alone (a pod; the tick is at 15 s) runs alone
+      yield* PubSub.publish(h.pods, "ended")
+      yield* TestClock.adjust("3 seconds")
+      expect((yield* h.ran).slice(6)).toEqual(["full"])
+      yield* Scope.close(h.scope, Exit.void)
+    }))
+
+  it.effect("new demand does not wait behind a full cycle asked for at the same time", () =>
+    Effect.gen(function*() {
+      const h = yield* twoPaths(1_000)
+      yield* TestClock.adjust("1 second") // the first (full) cycle is done
+      yield* PubSub.publish(h.jobs, "a")
+      yield* TestClock.adjust(0) // a demand cycle runs for 1 s
+      yield* PubSub.publish(h.pods, "ended")
+      yield* PubSub.publish(h.jobs, "b")
+      yield* TestClock.adjust("1 second") // both asked while it ran: the demand cycle goes first
+      expect(yield* h.ran).toEqual(["full", "demand", "demand"])
+      yield* TestClock.adjust("1 second")
+      expect(yield* h.ran).toEqual(["full", "demand", "demand", "full"])
+      yield* TestClock.adjust("1 second") // let the full cycle finish before closing
       yield* Scope.close(h.scope, Exit.void)
     }))
 

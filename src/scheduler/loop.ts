@@ -40,10 +40,11 @@ const resilient = <E>(stream: Stream.Stream<unknown, E>, what: string, reason: W
 /**
  * The wake-up loop: a Stream merge of the job notifications, the pod changes and a tick (the tick's first element
  * starts a cycle at once). What arrives is folded into one pending request (a full cycle, or demand matching
- * only) and a one-slot signal; whatever arrives while a cycle runs leaves exactly one cycle behind, so a flood of
- * notifications never queues more than one extra cycle, and a steady flood never starves the loop (unlike a pure
- * debounce). A request for a full cycle (the tick, a pod change) wins over demand matching, which a full cycle
- * includes. A lost stream is subscribed again; the tick keeps the loop going meanwhile.
+ * only) and a one-slot signal; whatever arrives while a cycle runs leaves at most one cycle of each kind behind,
+ * so a flood of notifications never queues more than one extra cycle, and a steady flood never starves the loop
+ * (unlike a pure debounce). New demand goes first, its fast path being short; a full cycle asked for meanwhile
+ * (the tick, a pod change) follows in the same round. A lost stream is subscribed again; the tick keeps the loop
+ * going meanwhile.
  *
  * Each cycle is uninterruptible from outside: closing the scope (SIGTERM) lets the current cycle finish, bounded
  * by the API clients' timeouts, and then stops the loop between cycles, so a rolling restart does not leave work
@@ -74,23 +75,37 @@ export const wakeLoop = <E, E2 = never>(options: WakeLoopOptions<E, E2>): Effect
       ),
       Effect.forkScoped
     )
+    const run = (kind: "full" | "demand") =>
+      Effect.gen(function*() {
+        const reasons = pending.reasons.splice(0)
+        const started = yield* Clock.currentTimeMillis
+        yield* Effect.uninterruptible(kind === "full" ? options.cycle : demandCycle)
+        const took = (yield* Clock.currentTimeMillis) - started
+        // The cycle histogram describes full cycles; the fast path is its demand-matching part alone.
+        if (kind === "full") yield* recordCycle(took)
+        yield* Effect.logDebug("scheduler cycle done").pipe(
+          Effect.annotateLogs({ cycle: kind, woken_by: describeReasons(reasons), took_ms: took })
+        )
+      })
     const once = Effect.gen(function*() {
       yield* Queue.take(signal)
       if (Duration.toMillis(debounce) > 0) yield* Effect.sleep(debounce)
-      // Taken together, so a wake-up that arrives from here on is left for the next cycle.
+      // Taken together, so a wake-up that arrives from here on is left for the next round.
       yield* Queue.takeAll(signal)
-      const full = pending.full
-      const reasons = pending.reasons.splice(0)
-      pending.full = false
-      pending.demand = false
-      const started = yield* Clock.currentTimeMillis
-      yield* Effect.uninterruptible(full ? options.cycle : demandCycle)
-      const took = (yield* Clock.currentTimeMillis) - started
-      // The cycle histogram describes full cycles; the fast path is its demand-matching part alone.
-      if (full) yield* recordCycle(took)
-      yield* Effect.logDebug("scheduler cycle done").pipe(
-        Effect.annotateLogs({ cycle: full ? "full" : "demand", woken_by: describeReasons(reasons), took_ms: took })
-      )
+      // New demand first: its fast path is short, while a full cycle (job sync, the five phases) would keep the
+      // job waiting. What asked for a full cycle meanwhile gets it right after, in the same round.
+      const demand = Effect.suspend(() => {
+        pending.demand = false
+        return run("demand")
+      })
+      if (pending.demand) yield* demand
+      if (pending.full) {
+        // Demand that arrived during the fast path must not wait behind the full cycle either; the full cycle
+        // still waits for two short ones at most, so a steady flood of jobs cannot starve it.
+        if (pending.demand) yield* demand
+        pending.full = false
+        yield* run("full")
+      }
     })
     yield* Effect.forkScoped(Effect.forever(once))
   })
