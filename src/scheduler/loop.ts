@@ -56,7 +56,8 @@ const resilient = <E>(stream: Stream.Stream<unknown, E>, what: string, reason: W
 export const wakeLoop = <E, E2 = never>(options: WakeLoopOptions<E, E2>): Effect.Effect<void, never, Scope.Scope> =>
   Effect.gen(function*() {
     const signal = yield* Queue.sliding<void>(1)
-    const pending = { full: false, demand: false, reasons: [] as Array<WakeReason> }
+    // what asked for each kind of cycle since it last ran, for the log line (bounded: a flood is counted, not kept)
+    const pending = { full: false, demand: false, reasons: { full: [] as Array<WakeReason>, demand: [] as Array<WakeReason> } }
     const debounce = Duration.decode(options.debounce)
     const demandCycle = options.demandCycle ?? options.cycle
     const sources: Array<Stream.Stream<WakeReason, unknown>> = [
@@ -67,9 +68,9 @@ export const wakeLoop = <E, E2 = never>(options: WakeLoopOptions<E, E2>): Effect
     yield* Stream.mergeAll(sources, { concurrency: "unbounded" }).pipe(
       Stream.runForEach((reason) =>
         Effect.suspend(() => {
-          if (reason === "notification") pending.demand = true
-          else pending.full = true
-          if (pending.reasons.length < 100) pending.reasons.push(reason)
+          const kind = reason === "notification" ? "demand" : "full"
+          pending[kind] = true
+          if (pending.reasons[kind].length < 1000) pending.reasons[kind].push(reason)
           return Queue.offer(signal, undefined)
         })
       ),
@@ -77,7 +78,7 @@ export const wakeLoop = <E, E2 = never>(options: WakeLoopOptions<E, E2>): Effect
     )
     const run = (kind: "full" | "demand") =>
       Effect.gen(function*() {
-        const reasons = pending.reasons.splice(0)
+        const reasons = pending.reasons[kind].splice(0)
         const started = yield* Clock.currentTimeMillis
         yield* Effect.uninterruptible(kind === "full" ? options.cycle : demandCycle)
         const took = (yield* Clock.currentTimeMillis) - started
