@@ -1,28 +1,34 @@
 /**
- * `npm run bench:latency`: how long a job waits between the `queued` webhook's 200 and the scheduler's pod-create
- * call, on a real PostgreSQL with the NOTIFY wake-up.
+ * `npm run bench:latency`: the two figures of a freed board and a new job, on a real PostgreSQL with the NOTIFY
+ * wake-up and the pod watch.
  *
  * The whole service runs in this process on the real clock: the webhook program on an HTTP port, the scheduler
- * loop (LISTEN on `staging_queue_event`), the in-memory GitHub and cluster, and the simulated world closing the
- * loop (runners register, take their job, report it, exit), so the database holds a steady working set rather
- * than a growing backlog. Jobs arrive at a steady rate (default 20/s, 1,000 jobs, 10 organisations, 2 s each) as
- * signed deliveries over HTTP. Per organisation, the k-th `queued` delivery answered 200 (t0, as the sender sees
- * it) is paired with the k-th `createRunnerPod` call for that organisation (t1): demand is matched per (entity,
- * label set), first come first served, whichever job the runner then takes. A pod created before the sender saw
- * the 200 counts as 0 ms.
+ * loop (LISTEN on `staging_queue_event`, the runner pod watch), the in-memory GitHub and cluster, and the simulated
+ * world closing the loop (runners register, take their job, report it, exit). Two runs:
  *
- * It runs twice: with the scheduler's settings as configured (`SCHEDULER_WAKE_DEBOUNCE`, default 100 ms, which
- * gathers a burst of notifications into one cycle) and with no debounce. It prints p50, p99 and max for each;
- * it never fails on a number. `POSTGRES_URL` uses an existing server; `BENCH_JOBS`, `BENCH_RATE` change the load.
+ * - `queued` → pod: jobs arrive at a steady rate (default 20/s, 1,000 jobs, 10 organisations, 2 s each) as signed
+ *   deliveries over HTTP, with boards to spare. Per organisation, the k-th `queued` delivery answered 200 (t0, as
+ *   the sender sees it) is paired with the k-th `createRunnerPod` call for that organisation (t1): demand is
+ *   matched per (entity, label set), first come first served, whichever job the runner then takes. A pod created
+ *   before the sender saw the 200 counts as 0 ms.
+ * - board idle: a backlog far larger than the boards (default 200 jobs of 1 s on 4 boards), all queued at once. Each
+ *   time a runner pod ends (or is deleted) on a pool (t0, when the cluster reports it), the next pod-create call
+ *   for that pool (t1) is paired with it, first ended first filled, while jobs still wait; the last wave's ends,
+ *   with nothing left to wait, pair with nothing.
+ *
+ * Each figure is printed with p50, p99 and max beside its target, with the load average. It never fails on a
+ * number. `POSTGRES_URL` uses an existing server; `BENCH_JOBS`, `BENCH_RATE` change the first run's load,
+ * `BENCH_IDLE_JOBS`, `BENCH_BOARDS` the second's; `BENCH_SPANS=1` adds where the time goes.
  */
 import { FetchHttpClient, HttpServer } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
-import { Config, Context, Duration, Effect, HashMap, Layer, Logger, LogLevel, Option, Redacted, Schema, Tracer } from "effect"
+import { Config, Context, Duration, Effect, HashMap, Layer, Logger, LogLevel, Option, Queue, Redacted, Schema, Tracer } from "effect"
 import { createServer } from "node:http"
+import { loadavg } from "node:os"
 import Pg from "pg"
 import { DbPostgres } from "../layers/db/postgres.ts"
 import { GithubMemory } from "../layers/github/memory.ts"
-import { KubeMemory } from "../layers/kube/memory.ts"
+import { KubeMemory, KubeMemoryControl } from "../layers/kube/memory.ts"
 import { HttpWebhookTransport, WebhookTransport } from "../layers/sim/webhookTransport.ts"
 import { SimWorldLive } from "../layers/sim/world.ts"
 import { SimWorld } from "../layers/sim/worldApi.ts"
@@ -37,15 +43,28 @@ import { percentile } from "./support/percentile.ts"
 
 const JOBS = Number(process.env.BENCH_JOBS ?? 1000)
 const RATE = Number(process.env.BENCH_RATE ?? 20)
+const IDLE_JOBS = Number(process.env.BENCH_IDLE_JOBS ?? 200)
+const BOARDS = Number(process.env.BENCH_BOARDS ?? 4)
 const ORGS = 10
-const JOB_SECONDS = 2
 const SECRET = Redacted.make("bench-latency-secret")
 // No cap gets in the way: the benchmark measures the wake-up path, not the entity caps.
 const config = Schema.decodeUnknownSync(RunnerConfig)({ ...defaultRunnerConfigInput, defaultMaxWorkers: null })
 
+/** One run's load: how many jobs, how fast (Infinity: all at once), how long each runs, on how many boards. */
+interface Load {
+  readonly jobs: number
+  readonly rate: number
+  readonly jobSeconds: number
+  readonly boards: number
+}
+
 interface Run {
   readonly label: string
   readonly latencies: ReadonlyArray<number>
+  /** pod end -> the next pod create on its pool, while jobs waited */
+  readonly idleGaps: ReadonlyArray<number>
+  /** ends no pod create followed (the last wave, when nothing waits any more) */
+  readonly unpairedEnds: number
   readonly missing: number
   /** jobs whose queued delivery never got a 200 (in the time allowed), and jobs no runner was provisioned for */
   readonly noAnswer: number
@@ -102,9 +121,13 @@ const emptyTables = (url: string) =>
     }
   })
 
-const runOnce = (url: string, label: string, wakeDebounce: Duration.Duration) =>
+const runOnce = (url: string, label: string, load: Load) =>
   Effect.scoped(Effect.gen(function*() {
     yield* emptyTables(url)
+    // per pool: when its runner pods ended, oldest first, not yet paired with a pod create
+    const ended = new Map<string, Array<number>>()
+    const idleGaps: Array<number> = []
+    let counting = false
     // per organisation (account id), in order: when its queued deliveries got their 200, when its pods were created
     const answered = new Map<number, Array<number>>()
     const created = new Map<number, Array<number>>()
@@ -127,18 +150,31 @@ const runOnce = (url: string, label: string, wakeDebounce: Duration.Duration) =>
     const base = yield* Layer.build(Layer.mergeAll(
       DbPostgres({ url: Redacted.make(url), schema: "staging", migrate: true }),
       GithubMemory,
-      KubeMemory({ tick: "100 millis", nodes: [{ name: "big-board", pool: "scw-em-rv1", slots: 1000 }] }),
-      SchedulerSettingsLive({ runnerConfig: config, prod: false, ...tuning, timeouts: { ...tuning.timeouts, wakeDebounce } })
+      KubeMemory({ tick: "100 millis", nodes: [{ name: "board", pool: "scw-em-rv1", slots: load.boards }] }),
+      SchedulerSettingsLive({ runnerConfig: config, prod: false, ...tuning })
     ).pipe(Layer.provide(quiet)))
     const kube = Context.get(base, Kube)
     const timedKube = Context.add(base, Kube, {
       ...kube,
       createRunnerPod: (request) =>
         Effect.suspend(() => {
-          note(created, request.entity.id, performance.now())
+          const now = performance.now()
+          note(created, request.entity.id, now)
+          const waiting = ended.get(request.pool)
+          if (counting && waiting !== undefined && waiting.length > 0) idleGaps.push(now - waiting.shift()!)
           return kube.createRunnerPod(request)
         })
     })
+    // A pod that held a slot and no longer does freed its board, at the moment the cluster says so.
+    const changes = yield* Context.get(base, KubeMemoryControl).subscribe
+    yield* Effect.forkScoped(Effect.forever(Effect.flatMap(Queue.take(changes), (change) =>
+      Effect.sync(() => {
+        const held = change.from === "Pending" || change.from === "Running"
+        const holds = change.to === "Pending" || change.to === "Running"
+        if (!counting || !held || holds) return
+        const pool = change.pod.request.pool
+        ended.set(pool, [...(ended.get(pool) ?? []), performance.now()])
+      }))))
     const provideBase = Layer.provide(Layer.succeedContext(timedKube))
 
     const webhook = yield* Layer.build(
@@ -180,23 +216,27 @@ const runOnce = (url: string, label: string, wakeDebounce: Duration.Duration) =>
     yield* Effect.sleep(Duration.seconds(3))
     answered.clear()
     created.clear()
+    counting = true
     cycles = 0
     cycleMs.length = 0
     spanTotals.clear()
 
     const started = performance.now()
     const ids: Array<number> = []
-    const gap = 1000 / RATE
-    for (let i = 0; i < JOBS; i++) {
+    const gap = 1000 / load.rate
+    for (let i = 0; i < load.jobs; i++) {
       const due = started + i * gap
       const wait = due - performance.now()
       if (wait > 0) yield* Effect.sleep(Duration.millis(wait))
-      ids.push(...(yield* sim.submitJobs({ owner: `org-${i % ORGS}`, repo: "app", durationSeconds: JOB_SECONDS }).pipe(Effect.orDie)))
+      ids.push(...(yield* sim.submitJobs({ owner: `org-${i % ORGS}`, repo: "app", durationSeconds: load.jobSeconds }).pipe(Effect.orDie)))
     }
     const sent = performance.now()
-    // let the last ones through
+    // let the last ones through (a backlog on few boards takes its waves' time)
     const count = (m: Map<number, Array<number>>) => [...m.values()].reduce((n, ts) => n + ts.length, 0)
-    for (let i = 0; i < 600 && count(created) < ids.length; i++) yield* Effect.sleep(Duration.millis(100))
+    const allowMs = 60_000 + (load.jobs / Math.max(1, load.boards)) * (load.jobSeconds + 1) * 1000
+    for (let waited = 0; waited < allowMs && count(created) < ids.length; waited += 100) yield* Effect.sleep(Duration.millis(100))
+    // the last pods' ends (nothing waits for them) arrive after their jobs' time
+    yield* Effect.sleep(Duration.seconds(load.jobSeconds + 1))
 
     const latencies: Array<number> = []
     let noAnswer = 0
@@ -208,7 +248,19 @@ const runOnce = (url: string, label: string, wakeDebounce: Duration.Duration) =>
     noAnswer = ids.length - count(answered)
     const missing = noAnswer + noPod
     const sortedCycles = [...cycleMs].sort((a, b) => a - b)
-    return { label, latencies, missing, noAnswer, noPod, cycles, cycleP50: percentile(sortedCycles, 0.5), seconds: (sent - started) / 1000 } satisfies Run
+    const unpairedEnds = [...ended.values()].reduce((n, ts) => n + ts.length, 0)
+    return {
+      label,
+      latencies,
+      idleGaps,
+      unpairedEnds,
+      missing,
+      noAnswer,
+      noPod,
+      cycles,
+      cycleP50: percentile(sortedCycles, 0.5),
+      seconds: (sent - started) / 1000
+    } satisfies Run
   }))
 
 const reportSpans = (cycles: number) => {
@@ -219,16 +271,34 @@ const reportSpans = (cycles: number) => {
   }
 }
 
-const report = (run: Run) => {
-  const sorted = [...run.latencies].sort((a, b) => a - b)
-  const ms = (x: number) => `${x.toFixed(1)} ms`
+const ms = (x: number) => (x >= 1000 ? `${(x / 1000).toFixed(2)} s` : `${x.toFixed(1)} ms`)
+const load = () => loadavg().map((l) => l.toFixed(2)).join(" ")
+
+/** One figure: p50, p99 and max beside its targets. */
+const figure = (name: string, values: ReadonlyArray<number>, target: { readonly p50?: number; readonly p99: number }) => {
+  const sorted = [...values].sort((a, b) => a - b)
+  const p50 = percentile(sorted, 0.5)
+  const p99 = percentile(sorted, 0.99)
+  const verdict = (value: number, limit: number | undefined) =>
+    limit === undefined ? "" : value <= limit ? " (met)" : ` (${(value / limit).toFixed(1)}× the target)`
   console.log(
-    `${run.label.padEnd(34)} jobs ${String(sorted.length).padStart(5)}  p50 ${ms(percentile(sorted, 0.5)).padStart(9)}  p99 ${
-      ms(percentile(sorted, 0.99)).padStart(9)
-    }  max ${ms(sorted.at(-1) ?? Number.NaN).padStart(9)}  (${(sorted.length / run.seconds).toFixed(1)} jobs/s, ${run.cycles} cycles of ${run.cycleP50.toFixed(0)} ms median${
-      run.missing > 0 ? `; unmatched: ${run.noAnswer} without a 200, ${run.noPod} without a pod` : ""
-    })`
+    `  ${name.padEnd(30)} n ${String(sorted.length).padStart(5)}  p50 ${ms(p50).padStart(9)}${
+      target.p50 === undefined ? "" : ` [target ≤ ${ms(target.p50)}${verdict(p50, target.p50)}]`
+    }  p99 ${ms(p99).padStart(9)} [target ≤ ${ms(target.p99)}${verdict(p99, target.p99)}]  max ${ms(sorted.at(-1) ?? Number.NaN).padStart(9)}`
   )
+}
+
+const report = (run: Run, which: "latency" | "idle") => {
+  console.log(
+    `${run.label}: ${run.cycles} cycles of ${run.cycleP50.toFixed(0)} ms median, ${
+      (run.latencies.length / run.seconds).toFixed(1)
+    } jobs/s sent; load average ${load()}${run.missing > 0 ? `; unmatched: ${run.noAnswer} without a 200, ${run.noPod} without a pod` : ""}`
+  )
+  if (which === "latency") figure("queued 200 -> pod create", run.latencies, { p50: 10, p99: 50 })
+  else {
+    figure("board idle (end -> next pod)", run.idleGaps, { p99: 1000 })
+    console.log(`  ${run.unpairedEnds} ends with no job left waiting (the last wave)`)
+  }
 }
 
 const program = Effect.gen(function*() {
@@ -237,13 +307,27 @@ const program = Effect.gen(function*() {
     ? Redacted.value(given.value)
     : (yield* startEmbeddedPostgres({ dataDir: yield* Effect.promise(() => tempDataDir("riscv-runner-bench-latency-")), persistent: false })).url
   const tuning = yield* schedulerTuningConfig
-  console.log(`${JOBS} jobs at ${RATE} jobs/s over ${ORGS} organisations, each running ${JOB_SECONDS} s; PostgreSQL with LISTEN/NOTIFY`)
-  const configured = yield* runOnce(url, `debounce ${Duration.format(tuning.timeouts.wakeDebounce)} (as configured)`, tuning.timeouts.wakeDebounce)
-  report(configured)
-  reportSpans(configured.cycles)
-  const none = yield* runOnce(url, "debounce 0 (SCHEDULER_WAKE_DEBOUNCE=0)", Duration.zero)
-  report(none)
-  reportSpans(none.cycles)
+  console.log(
+    `in-memory GitHub and cluster, PostgreSQL with LISTEN/NOTIFY and the pod watch; wake debounce ${
+      Duration.format(tuning.timeouts.wakeDebounce)
+    }, poll interval ${Duration.format(tuning.timeouts.pollInterval)}; load average at start ${load()}`
+  )
+  const fast = yield* runOnce(url, `${JOBS} jobs at ${RATE}/s over ${ORGS} organisations, 2 s each, boards to spare`, {
+    jobs: JOBS,
+    rate: RATE,
+    jobSeconds: 2,
+    boards: Math.max(1000, JOBS)
+  })
+  report(fast, "latency")
+  reportSpans(fast.cycles)
+  const idle = yield* runOnce(url, `${IDLE_JOBS} jobs queued at once, 1 s each, on ${BOARDS} boards`, {
+    jobs: IDLE_JOBS,
+    rate: Infinity,
+    jobSeconds: 1,
+    boards: BOARDS
+  })
+  report(idle, "idle")
+  reportSpans(idle.cycles)
 })
 
 Effect.runPromise(Effect.scoped(program)).catch((e: unknown) => {

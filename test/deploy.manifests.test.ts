@@ -229,7 +229,16 @@ describe("deploy/kubernetes", () => {
   describe("RBAC", () => {
     const client = fs.readFileSync(path.join(root, "layers/kube/client.ts"), "utf8")
     /** `call("op", () => core.method(...))`: the operation name and the CoreV1Api method behind it */
-    const calls = [...client.matchAll(/call\(\s*"(\w+)",\s*\(\)\s*=>\s*core\.(\w+)\(/g)].map((m) => ({ operation: m[1]!, method: m[2]! }))
+    const requests = [...client.matchAll(/call\(\s*"(\w+)",\s*\(\)\s*=>\s*core\.(\w+)\(/g)].map((m) => ({ operation: m[1]!, method: m[2]! }))
+    /**
+     * `watcher.watch(\`/api/v1/namespaces/${namespace}/pods\`, ...)`: a watch, named like the other operations
+     * (`watchPods`), and the CoreV1Api method it stands for (`watchNamespacedPod`).
+     */
+    const watches = [...client.matchAll(/watcher\.watch\(\s*`\/api\/v1\/(namespaces\/\$\{[^}]+\}\/)?(\w+)s`/g)].map((m) => {
+      const kind = m[2]!.charAt(0).toUpperCase() + m[2]!.slice(1)
+      return { operation: `watch${kind}s`, method: `watch${m[1] === undefined ? "" : "Namespaced"}${kind}` }
+    })
+    const calls = [...requests, ...watches]
     const runnerNamespace = /options\.namespace \?\? "([^"]+)"/.exec(client)?.[1]
 
     /** A CoreV1Api method name says its verb and resource: `listNamespacedPod` is `list pods` in a namespace. */
@@ -252,6 +261,7 @@ describe("deploy/kubernetes", () => {
       )
 
     it("the Kube layer's call sites name every KubeOperation", () => {
+      expect(watches).toEqual([{ operation: "watchPods", method: "watchNamespacedPod" }])
       expect(calls.length).toBeGreaterThanOrEqual(kubeOperations.length)
       expect(new Set(calls.map((c) => c.operation))).toEqual(new Set<string>(kubeOperations))
       // one operation is one kind of request
@@ -276,7 +286,8 @@ describe("deploy/kubernetes", () => {
         patchPod: "namespace pods patch",
         deletePod: "namespace pods delete",
         listEvents: "namespace events list",
-        readLog: "namespace pods/log get"
+        readLog: "namespace pods/log get",
+        watchPods: "namespace pods watch"
       }
       for (const c of calls) expect(key(permissionOf(c.method)), c.operation).toBe(expected[c.operation as KubeOperation])
     })

@@ -2,12 +2,21 @@ import { mkdtempSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Either, Exit, Layer, Redacted } from "effect"
+import { Effect, Either, Exit, Layer, Queue, Redacted, TestClock } from "effect"
 import { Kube, type RunnerPodRequest } from "../src/services/Kube.ts"
 import { KubeLive, toPod, toPodEvent, type KubeLiveOptions } from "../layers/kube/client.ts"
 import { runnerPodManifest } from "../layers/kube/podSpec.ts"
-import { kubeContract } from "./contracts/kube.ts"
-import { addStubNode, KubeStub, KubeStubLive, kubeLiveOnStub, STUB_TOKEN, stubContractLayer } from "./support/kubeStub.ts"
+import { kubeContract, takeUntil, watchInto } from "./contracts/kube.ts"
+import {
+  addStubNode,
+  endWatches,
+  expireWatches,
+  KubeStub,
+  KubeStubLive,
+  kubeLiveOnStub,
+  STUB_TOKEN,
+  stubContractLayer
+} from "./support/kubeStub.ts"
 
 const JIT = "c2VjcmV0LWppdC1jb25maWc="
 
@@ -100,6 +109,88 @@ describe("KubeLive requests", () => {
       ])
       expect(JSON.parse(stub.requests[0]!.body).metadata.namespace).toBe("runners")
     }).pipe(Effect.provide(onStub({ namespace: "runners" }))))
+})
+
+describe("KubeLive pod watch", () => {
+  const watchRequests = (stub: { requests: ReadonlyArray<{ operation: string; query: URLSearchParams }> }) =>
+    stub.requests.filter((r) => r.operation === "watchPods")
+
+  it.effect("watches runner pods from the listing's resourceVersion, with bookmarks and a server-side timeout", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const kube = yield* Kube
+      const stub = yield* KubeStub
+      yield* kube.createRunnerPod(request("p1"))
+      const { queue } = yield* watchInto
+      yield* takeUntil(queue, (c) => c._tag === "Listed")
+      yield* kube.createRunnerPod(request("p2"))
+      yield* takeUntil(queue, (c) => c._tag === "Added" && c.pod.name === "p2")
+      const [list] = stub.requests.filter((r) => r.operation === "listPods")
+      expect(list!.query.get("labelSelector")).toBe("app=rise-riscv-runner")
+      const [watch] = watchRequests(stub)
+      expect(watch!.query.get("watch")).toBe("true")
+      expect(watch!.query.get("labelSelector")).toBe("app=rise-riscv-runner")
+      expect(watch!.query.get("allowWatchBookmarks")).toBe("true")
+      expect(watch!.query.get("timeoutSeconds")).toBe("90")
+      // the listing happened after p1 was created (version 2): the watch starts there, so p1 is no change
+      expect(watch!.query.get("resourceVersion")).toBe("2")
+    }).pipe(Effect.provide(onStub({ watchTimeout: "90 seconds" })))))
+
+  it.effect("a watch the server ends is opened again from the last version seen, and misses nothing", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const kube = yield* Kube
+      const stub = yield* KubeStub
+      const { queue } = yield* watchInto
+      yield* takeUntil(queue, (c) => c._tag === "Listed")
+      yield* kube.createRunnerPod(request("a"))
+      const a = yield* takeUntil(queue, (c) => c._tag === "Added" && c.pod.name === "a")
+      expect(a._tag).toBe("Added")
+      const seen = stub.watch.version
+      endWatches(stub)
+      // changed while no watch may be open: the next watch replays it from the version it asks for
+      yield* kube.deletePod("a")
+      yield* kube.createRunnerPod(request("b"))
+      yield* takeUntil(queue, (c) => c._tag === "Deleted" && c.pod.name === "a")
+      yield* takeUntil(queue, (c) => c._tag === "Added" && c.pod.name === "b")
+      const watches = watchRequests(stub)
+      expect(watches).toHaveLength(2)
+      expect(watches[1]!.query.get("resourceVersion")).toBe(String(seen))
+      // no second listing, and so no second `Listed`
+      expect(stub.requests.filter((r) => r.operation === "listPods")).toHaveLength(1)
+      expect((yield* Queue.takeAll(queue)).length).toBe(0)
+    }).pipe(Effect.provide(onStub()))))
+
+  it.effect("a watch whose version expired (410) lists again and says so with Listed", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const kube = yield* Kube
+      const stub = yield* KubeStub
+      const { queue } = yield* watchInto
+      yield* takeUntil(queue, (c) => c._tag === "Listed")
+      yield* kube.createRunnerPod(request("a"))
+      yield* takeUntil(queue, (c) => c._tag === "Added" && c.pod.name === "a")
+      expireWatches(stub)
+      expect(yield* Queue.take(queue)).toEqual({ _tag: "Listed" })
+      expect(stub.requests.filter((r) => r.operation === "listPods")).toHaveLength(2)
+      yield* kube.createRunnerPod(request("b"))
+      yield* takeUntil(queue, (c) => c._tag === "Added" && c.pod.name === "b")
+      expect(watchRequests(stub).at(-1)!.query.get("resourceVersion")).toBe(String(stub.watch.version - 1))
+    }).pipe(Effect.provide(onStub()))))
+
+  it.effect("a refused watch is tried again after a pause, from the same version", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const kube = yield* Kube
+      const stub = yield* KubeStub
+      stub.faults.push({ operation: "watchPods", status: 500 })
+      const { queue } = yield* watchInto
+      yield* takeUntil(queue, (c) => c._tag === "Listed")
+      // the first watch request is refused; the next one waits for the back-off (TestClock)
+      while (watchRequests(stub).length < 1) yield* Effect.yieldNow()
+      yield* TestClock.adjust("1 second")
+      while (watchRequests(stub).length < 2) yield* Effect.sleep(0).pipe(Effect.zipRight(TestClock.adjust("100 millis")))
+      yield* kube.createRunnerPod(request("late"))
+      yield* takeUntil(queue, (c) => c._tag === "Added" && c.pod.name === "late")
+      const [first, second] = watchRequests(stub)
+      expect(second!.query.get("resourceVersion")).toBe(first!.query.get("resourceVersion"))
+    }).pipe(Effect.provide(onStub()))))
 })
 
 describe("KubeLive errors", () => {

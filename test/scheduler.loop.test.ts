@@ -105,3 +105,131 @@ describe("the scheduler's wake-up loop", () => {
       yield* Scope.close(scope, Exit.void)
     }))
 })
+
+/** A loop with both kinds of cycle and no debounce (the default), on TestClock; each cycle logs its kind. */
+const twoPaths = (cycleTime = 0) =>
+  Effect.gen(function*() {
+    const jobs = yield* PubSub.unbounded<string>()
+    const pods = yield* PubSub.unbounded<string>()
+    const ran = yield* Ref.make<ReadonlyArray<"full" | "demand">>([])
+    const scope = yield* Scope.make()
+    const cycle = (kind: "full" | "demand") =>
+      Effect.gen(function*() {
+        yield* Ref.update(ran, (r) => [...r, kind])
+        if (cycleTime > 0) yield* Effect.sleep(cycleTime)
+      })
+    yield* wakeLoop({
+      wakeups: Stream.fromPubSub(jobs),
+      podChanges: Stream.fromPubSub(pods),
+      pollInterval: "15 seconds",
+      debounce: 0,
+      cycle: cycle("full"),
+      demandCycle: cycle("demand")
+    }).pipe(Scope.extend(scope))
+    yield* TestClock.adjust(0)
+    return { jobs, pods, ran: Ref.get(ran), scope }
+  })
+
+describe("the wake-up loop's two paths", () => {
+  it.effect("a job notification runs demand matching only, at once: no fixed delay for a lone job", () =>
+    Effect.gen(function*() {
+      const h = yield* twoPaths()
+      expect(yield* h.ran).toEqual(["full"]) // the first tick
+      yield* PubSub.publish(h.jobs, "1")
+      yield* TestClock.adjust(0) // no time passes
+      expect(yield* h.ran).toEqual(["full", "demand"])
+      yield* Scope.close(h.scope, Exit.void)
+    }))
+
+  it.effect("a pod change runs the full cycle, at once", () =>
+    Effect.gen(function*() {
+      const h = yield* twoPaths()
+      yield* PubSub.publish(h.pods, "ended")
+      yield* TestClock.adjust(0)
+      expect(yield* h.ran).toEqual(["full", "full"])
+      yield* Scope.close(h.scope, Exit.void)
+    }))
+
+  it.effect("the tick runs the full cycle even under a steady stream of notifications", () =>
+    Effect.gen(function*() {
+      const h = yield* twoPaths(50)
+      for (let i = 0; i < 40; i++) {
+        yield* PubSub.publish(h.jobs, String(i))
+        yield* TestClock.adjust("400 millis")
+      }
+      const ran = yield* h.ran
+      // 16 s of notifications: the start and the tick at 15 s were full cycles, the rest demand matching
+      expect(ran.filter((k) => k === "full")).toHaveLength(2)
+      expect(ran.filter((k) => k === "demand")).toHaveLength(40)
+      yield* Scope.close(h.scope, Exit.void)
+    }))
+
+  it.effect("a burst during a cycle leaves at most one cycle of each kind behind, new demand first", () =>
+    Effect.gen(function*() {
+      const h = yield* twoPaths(1_000)
+      yield* TestClock.adjust("1 second") // the first (full) cycle is done
+      yield* PubSub.publish(h.jobs, "a")
+      yield* TestClock.adjust(0) // a demand cycle runs for 1 s
+      for (let i = 0; i < 30; i++) yield* PubSub.publish(h.jobs, String(i))
+      yield* TestClock.adjust("5 seconds")
+      expect(yield* h.ran).toEqual(["full", "demand", "demand"])
+      yield* PubSub.publish(h.jobs, "b")
+      yield* TestClock.adjust(0)
+      for (let i = 0; i < 10; i++) yield* PubSub.publish(h.jobs, String(i))
+      yield* PubSub.publish(h.pods, "ended")
+      yield* TestClock.adjust("5 seconds")
+      expect(yield* h.ran).toEqual(["full", "demand", "demand", "demand", "demand", "full"])
+      // a full cycle asked for alone (a pod; the tick is at 15 s) runs alone
+      yield* PubSub.publish(h.pods, "ended")
+      yield* TestClock.adjust("3 seconds")
+      expect((yield* h.ran).slice(6)).toEqual(["full"])
+      yield* Scope.close(h.scope, Exit.void)
+    }))
+
+  it.effect("new demand does not wait behind a full cycle asked for at the same time", () =>
+    Effect.gen(function*() {
+      const h = yield* twoPaths(1_000)
+      yield* TestClock.adjust("1 second") // the first (full) cycle is done
+      yield* PubSub.publish(h.jobs, "a")
+      yield* TestClock.adjust(0) // a demand cycle runs for 1 s
+      yield* PubSub.publish(h.pods, "ended")
+      yield* PubSub.publish(h.jobs, "b")
+      yield* TestClock.adjust("1 second") // both asked while it ran: the demand cycle goes first
+      expect(yield* h.ran).toEqual(["full", "demand", "demand"])
+      yield* TestClock.adjust("1 second")
+      expect(yield* h.ran).toEqual(["full", "demand", "demand", "full"])
+      yield* TestClock.adjust("1 second") // let the full cycle finish before closing
+      yield* Scope.close(h.scope, Exit.void)
+    }))
+
+  it.effect("a lost pod watch is subscribed again; notifications and the tick go on meanwhile", () =>
+    Effect.gen(function*() {
+      const subscriptions = yield* Ref.make(0)
+      const ran = yield* Ref.make<ReadonlyArray<string>>([])
+      const pods = yield* PubSub.unbounded<string>()
+      const jobs = yield* PubSub.unbounded<string>()
+      const podChanges = Stream.unwrap(Effect.gen(function*() {
+        const n = yield* Ref.updateAndGet(subscriptions, (x) => x + 1)
+        return n === 1 ? Stream.fail("watch failed" as const) : Stream.fromPubSub(pods)
+      }))
+      const scope = yield* Scope.make()
+      yield* wakeLoop({
+        wakeups: Stream.fromPubSub(jobs),
+        podChanges,
+        pollInterval: "15 seconds",
+        debounce: 0,
+        cycle: Ref.update(ran, (r) => [...r, "full"]),
+        demandCycle: Ref.update(ran, (r) => [...r, "demand"])
+      }).pipe(Scope.extend(scope))
+      yield* TestClock.adjust(0)
+      yield* PubSub.publish(jobs, "1")
+      yield* TestClock.adjust(0)
+      expect(yield* Ref.get(ran)).toEqual(["full", "demand"])
+      yield* TestClock.adjust("2 seconds")
+      expect(yield* Ref.get(subscriptions)).toBe(2)
+      yield* PubSub.publish(pods, "ended")
+      yield* TestClock.adjust(0)
+      expect(yield* Ref.get(ran)).toEqual(["full", "demand", "full"])
+      yield* Scope.close(scope, Exit.void)
+    }))
+})

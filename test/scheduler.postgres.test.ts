@@ -11,6 +11,7 @@ import type { Github } from "../src/services/Github.ts"
 import type { Kube } from "../src/services/Kube.ts"
 import { newJob } from "./support/dbFixtures.ts"
 import { freshDatabase, query } from "./support/postgres.ts"
+import { loopScenarios } from "./support/schedulerLoopScenarios.ts"
 import { schedulerScenarios } from "./support/schedulerScenarios.ts"
 import { ORG, testRunnerConfig, worldLayer } from "./support/schedulerWorld.ts"
 
@@ -35,6 +36,9 @@ schedulerScenarios("on PostgreSQL", (body, options) =>
 
 /** Another process on the same database: its own connection pool (and LISTEN connection). */
 const process = () => DbPostgres({ url: Redacted.make(url), schema: "staging" })
+
+// The loop's wake-ups (NOTIFY's fast path, the pod watch) on its own pool, from empty tables.
+loopScenarios("on PostgreSQL", Effect.zipRight(truncate, Effect.sync(() => process())))
 
 /** A scheduler process: its own pool, the shared (in-memory) GitHub and cluster, its own loop. */
 const schedulerProcess = (shared: Context.Context<Github | GithubMemoryControl | Kube | KubeMemoryControl>, timeouts: Partial<SchedulerTimeouts>, suffixLetter: string) =>

@@ -128,7 +128,7 @@ describe("the closed loop", () => {
       Effect.gen(function*() {
         // the crash comes right after the next pod creation: the pod exists, and so does its worker row, committed
         // before the pod was asked for
-        yield* h.armCrash(3)
+        yield* h.armCrash(1, "createRunnerPod")
         yield* h.world.submitJobs({ owner: "acme", durationSeconds: 60, count: 3 })
         expect(yield* stepUntil(h, h.settled, Duration.hours(1))).toBe(true)
         yield* h.finalChecks

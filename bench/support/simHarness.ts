@@ -88,8 +88,11 @@ export interface Harness {
   readonly check: Effect.Effect<void>
   /** Stops the scheduler process and starts a fresh one (its memory is lost; the database stays). */
   readonly restartScheduler: Effect.Effect<void>
-  /** The scheduler crashes right after its `calls`-th cluster call from now: its committed steps stay. */
-  readonly armCrash: (calls: number) => Effect.Effect<void>
+  /**
+   * The scheduler crashes right after its `calls`-th cluster call from now (of `operation` only, when given): its
+   * committed steps stay.
+   */
+  readonly armCrash: (calls: number, operation?: CrashOperation) => Effect.Effect<void>
   /** Is everything settled: no active jobs, workers or pods, every GitHub job done, no runner left, world idle? */
   readonly settled: Effect.Effect<boolean>
   readonly finalChecks: Effect.Effect<void>
@@ -98,6 +101,9 @@ export interface Harness {
 }
 
 const allRows = { page: 0, perPage: 1_000_000 }
+
+/** The cluster calls a crash can be armed on. */
+export type CrashOperation = "capacity" | "createRunnerPod" | "listRunnerPods" | "killPod" | "deletePod"
 /** how soon the simulated kubelet places and starts a new pod */
 const KUBELET_REACTION = Duration.seconds(2)
 
@@ -202,10 +208,11 @@ export const makeHarness = (spec: HarnessSpec, logs: ReadonlyArray<string>) =>
     // --- a cluster client that can crash the scheduler mid-cycle -----------------------------------------------
     const kubeClient = Context.get(kubeContext, Kube)
     let crashAfter: number | undefined
+    let crashOn: CrashOperation | undefined
     let crashed = false
-    const crashPoint = <A, E>(call: Effect.Effect<A, E>): Effect.Effect<A, E> =>
+    const crashPoint = <A, E>(operation: CrashOperation, call: Effect.Effect<A, E>): Effect.Effect<A, E> =>
       Effect.flatMap(call, (a) => {
-        if (crashAfter === undefined) return Effect.succeed(a)
+        if (crashAfter === undefined || (crashOn !== undefined && crashOn !== operation)) return Effect.succeed(a)
         crashAfter -= 1
         if (crashAfter > 0) return Effect.succeed(a)
         crashAfter = undefined
@@ -216,11 +223,11 @@ export const makeHarness = (spec: HarnessSpec, logs: ReadonlyArray<string>) =>
       })
     const crashingKube: KubeShape = {
       ...kubeClient,
-      capacity: crashPoint(kubeClient.capacity),
-      createRunnerPod: (request) => crashPoint(kubeClient.createRunnerPod(request)),
-      listRunnerPods: crashPoint(kubeClient.listRunnerPods),
-      killPod: (name) => crashPoint(kubeClient.killPod(name)),
-      deletePod: (name) => crashPoint(kubeClient.deletePod(name))
+      capacity: crashPoint("capacity", kubeClient.capacity),
+      createRunnerPod: (request) => crashPoint("createRunnerPod", kubeClient.createRunnerPod(request)),
+      listRunnerPods: crashPoint("listRunnerPods", kubeClient.listRunnerPods),
+      killPod: (name) => crashPoint("killPod", kubeClient.killPod(name)),
+      deletePod: (name) => crashPoint("deletePod", kubeClient.deletePod(name))
     }
 
     const services = Context.make(Db, db).pipe(
@@ -433,7 +440,11 @@ export const makeHarness = (spec: HarnessSpec, logs: ReadonlyArray<string>) =>
       step,
       check: checkInvariants,
       restartScheduler: Effect.zipRight(Effect.sync(() => void (restarts.clean += 1)), restartScheduler),
-      armCrash: (calls) => Effect.sync(() => void (crashAfter = Math.max(1, calls))),
+      armCrash: (calls, operation) =>
+        Effect.sync(() => {
+          crashAfter = Math.max(1, calls)
+          crashOn = operation
+        }),
       settled,
       finalChecks,
       fingerprint

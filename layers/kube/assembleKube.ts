@@ -18,6 +18,7 @@ export const assembleKube = (operations: KubeOperations, counts: Readonly<Record
     deletePod: operations.deletePod,
     podEvents: operations.podEvents,
     containerLogs: operations.containerLogs,
+    watchRunnerPods: operations.watchRunnerPods,
     collectFailureInfo: collectFailureInfoWith({
       podEvents: operations.podEvents,
       containerLogs: operations.containerLogs

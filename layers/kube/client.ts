@@ -4,12 +4,13 @@ import {
   KubeConfig,
   PatchStrategy,
   setHeaderOptions,
+  Watch,
   type CoreV1Event,
   type V1ContainerStatus,
   type V1Node,
   type V1Pod
 } from "@kubernetes/client-node"
-import { Duration, Effect, Layer, Redacted } from "effect"
+import { Duration, Effect, Layer, Redacted, Stream } from "effect"
 import type { ContainerStatus, Pod, PodEvent, PodPhase } from "../../src/domain/Pod.ts"
 import {
   Kube,
@@ -17,6 +18,7 @@ import {
   kubeOperations,
   PodAlreadyExists,
   type KubeOperation,
+  type RunnerPodChange,
   type RunnerPodRequest
 } from "../../src/services/Kube.ts"
 import { assembleKube } from "./assembleKube.ts"
@@ -34,7 +36,16 @@ export interface KubeLiveOptions {
   readonly requestTimeout?: Duration.DurationInput | undefined
   /** Read only the last lines of container logs for failure_info; unset reads the full log, as the original. */
   readonly logTailLines?: number | undefined
+  /**
+   * How long the API server keeps one pod watch open before ending it (its `timeoutSeconds`); the watch is then
+   * opened again from where it was. Default 5 minutes. A watch silent for this long plus the request timeout is
+   * taken for a dead connection and opened again as well.
+   */
+  readonly watchTimeout?: Duration.DurationInput | undefined
 }
+
+/** How one watch request ended: by the server (or a silent connection), with 410 Gone, or with an error. */
+type WatchEnd = { readonly _tag: "Ended" } | { readonly _tag: "Gone" } | { readonly _tag: "Failed"; readonly error: KubeError }
 
 const PHASES: ReadonlySet<string> = new Set(["Pending", "Running", "Succeeded", "Failed", "Unknown"])
 
@@ -273,6 +284,125 @@ export const KubeLive = (options: KubeLiveOptions = {}): Layer.Layer<Kube, KubeE
         return typeof text === "string" ? text : String(text)
       })
 
+      const watcher = new Watch(kc)
+      const watchSeconds = Math.max(1, Math.round(Duration.toSeconds(Duration.decode(options.watchTimeout ?? "5 minutes"))))
+      const toChange = (type: string, object: V1Pod, now: Date): RunnerPodChange | undefined =>
+        type === "ADDED"
+          ? { _tag: "Added", pod: toPod(object, now) }
+          : type === "MODIFIED"
+          ? { _tag: "Modified", pod: toPod(object, now) }
+          : type === "DELETED"
+          ? { _tag: "Deleted", pod: toPod(object, now) }
+          : undefined
+
+      /**
+       * One watch request from `resourceVersion`, until the API server ends it, it fails, or the scope closes.
+       * Every event moves `at.version` on (bookmarks included), so the next request starts where this one stopped.
+       */
+      const watchSession = (at: { version: string; seen: number }, emit: (change: RunnerPodChange) => void) =>
+        Effect.async<WatchEnd>((resume) => {
+          counts.watchPods += 1 // watchPods: a pods watch, `GET /api/v1/namespaces/<ns>/pods?watch=true`
+          let controller: AbortController | undefined
+          let stopped = false
+          let gone = false
+          let refused: KubeError | undefined
+          watcher.watch(
+            `/api/v1/namespaces/${encodeURIComponent(namespace)}/pods`,
+            { labelSelector: RUNNER_SELECTOR, resourceVersion: at.version, allowWatchBookmarks: true, timeoutSeconds: watchSeconds },
+            (type: string, object: any) => {
+              if (type === "ERROR") {
+                // The API server ends a watch whose version it no longer holds with a Status of code 410 (Expired).
+                if (object?.code === 410) gone = true
+                else refused = toKubeError("watchPods", new Error(`the watch was ended with ${object?.code ?? "an error"}: ${object?.reason ?? ""}`))
+                return
+              }
+              const version = object?.metadata?.resourceVersion
+              if (typeof version === "string" && version !== "") at.version = version
+              at.seen += 1
+              const change = toChange(type, object as V1Pod, new Date())
+              if (change !== undefined) emit(change)
+            },
+            (err: any) => {
+              if (stopped) return
+              stopped = true
+              if (gone || err?.statusCode === 410) resume(Effect.succeed({ _tag: "Gone" }))
+              else if (refused !== undefined) resume(Effect.succeed({ _tag: "Failed", error: refused }))
+              else if (err === null || err === undefined) resume(Effect.succeed({ _tag: "Ended" }))
+              else {
+                const status = typeof err.statusCode === "number" ? err.statusCode : null
+                resume(Effect.succeed({
+                  _tag: "Failed",
+                  error: new KubeError({
+                    operation: "watchPods",
+                    status,
+                    message: status === null ? `watchPods failed: ${err instanceof Error ? err.message : String(err)}` : `watchPods failed with HTTP ${status}`
+                  })
+                }))
+              }
+            }
+          ).then(
+            (c) => {
+              controller = c
+              if (stopped) c.abort()
+            },
+            (e) => {
+              if (stopped) return
+              stopped = true
+              resume(Effect.succeed({ _tag: "Failed", error: toKubeError("watchPods", e) }))
+            }
+          )
+          return Effect.sync(() => {
+            stopped = true
+            controller?.abort()
+          })
+        }).pipe(
+          // The server ends the watch after `timeoutSeconds`; one still open well after that is a dead connection.
+          Effect.timeoutTo({
+            duration: Duration.sum(Duration.seconds(watchSeconds), timeout),
+            onSuccess: (end): WatchEnd => end,
+            onTimeout: (): WatchEnd => ({ _tag: "Ended" })
+          })
+        )
+
+      const watchRunnerPods = Stream.asyncPush<RunnerPodChange, KubeError>((emit) =>
+        Effect.gen(function*() {
+          const at = { version: "", seen: 0 }
+          let listed = false
+          let failures = 0
+          const follow = Effect.gen(function*() {
+            while (true) {
+              if (!listed) {
+                const list = yield* call("listPods", () => core.listNamespacedPod({ namespace, labelSelector: RUNNER_SELECTOR }))
+                at.version = list.metadata?.resourceVersion ?? ""
+                listed = true
+                emit.single({ _tag: "Listed" })
+              }
+              const seenBefore = at.seen
+              const end = yield* watchSession(at, (change) => emit.single(change))
+              if (at.seen > seenBefore) failures = 0
+              if (end._tag === "Gone") {
+                yield* Effect.logInfo("the pod watch's resourceVersion expired; listing the pods again")
+                listed = false
+              } else if (end._tag === "Failed") {
+                failures += 1
+                yield* Effect.logWarning("the pod watch failed; opening it again").pipe(
+                  Effect.annotateLogs({ error: end.error.message, attempt: failures })
+                )
+                // Persistent failures start again from a listing, and a listing that fails ends the stream.
+                if (failures >= 5) listed = false
+                yield* Effect.sleep(Duration.millis(Math.min(5_000, 200 * 2 ** (failures - 1))))
+              } else if (at.seen === seenBefore) {
+                // An end without a single event: do not hammer a server that closes every watch at once.
+                yield* Effect.sleep("1 second")
+              }
+            }
+          })
+          yield* follow.pipe(
+            Effect.catchAll((error) => Effect.sync(() => emit.fail(error))),
+            Effect.forkScoped
+          )
+        }), { bufferSize: "unbounded" })
+
       return assembleKube({
         capacity,
         createRunnerPod,
@@ -280,7 +410,8 @@ export const KubeLive = (options: KubeLiveOptions = {}): Layer.Layer<Kube, KubeE
         killPod,
         deletePod,
         podEvents,
-        containerLogs
+        containerLogs,
+        watchRunnerPods
       }, counts)
     })
   )

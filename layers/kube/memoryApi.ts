@@ -1,9 +1,16 @@
-import { Effect } from "effect"
+import { Effect, PubSub, Stream } from "effect"
 import { RUNNER_CONTAINER, type Pod, type PodEvent } from "../../src/domain/Pod.ts"
-import { KubeError, PodAlreadyExists, type KubeOperation, type RunnerPodRequest } from "../../src/services/Kube.ts"
+import {
+  KubeError,
+  PodAlreadyExists,
+  type KubeOperation,
+  type RunnerPodChange,
+  type RunnerPodRequest
+} from "../../src/services/Kube.ts"
 import type { KubeOperations } from "./assembleKube.ts"
 import { poolCapacities } from "./capacity.ts"
 import { FIRST_PULL_BACKOFF_MS } from "./memoryKubelet.ts"
+import type { MemoryPod, PodChange } from "./memoryModel.ts"
 import { type ClusterState, mutate, type PodRecord, sortedPods, toPod } from "./memoryState.ts"
 import { BOARD_LABEL, isValidLabelValue, runnerPodManifest } from "./podSpec.ts"
 
@@ -137,5 +144,27 @@ export const memoryOperations = (s: ClusterState): KubeOperations => {
     return r.logs.get(container) ?? ""
   })
 
-  return { capacity, createRunnerPod, listRunnerPods, killPod, deletePod, podEvents, containerLogs }
+  // What the API shows of a pod: the memory cluster's extra fields (the request, and with it the JIT config) stay here.
+  const apiPod = ({ activeDeadlineSeconds: _deadline, request: _request, ...pod }: MemoryPod): Pod => pod
+
+  const toChange = (change: PodChange): RunnerPodChange => ({
+    _tag: change.from === null ? "Added" : change.to === null ? "Deleted" : "Modified",
+    pod: apiPod(change.pod)
+  })
+
+  // Like the live watch: a listing first (counted, and failing as a listing fails), then every phase move from the
+  // subscription on; a memory cluster never drops its watchers, so it lists only once.
+  const watchRunnerPods: Stream.Stream<RunnerPodChange, KubeError> = Stream.unwrapScoped(
+    Effect.gen(function*() {
+      yield* guard("listPods")
+      yield* guard("watchPods")
+      const changes = yield* PubSub.subscribe(s.pubsub)
+      return Stream.concat(
+        Stream.succeed<RunnerPodChange>({ _tag: "Listed" }),
+        Stream.fromQueue(changes).pipe(Stream.map(toChange))
+      )
+    })
+  )
+
+  return { capacity, createRunnerPod, listRunnerPods, killPod, deletePod, podEvents, containerLogs, watchRunnerPods }
 }

@@ -33,3 +33,18 @@ export const runCycle = Effect.fn("Scheduler.cycle")(function*(state: SchedulerS
     yield* guarded("job retention", pruneCompletedJobs(state))
   }))
 })
+
+/**
+ * The fast path for new demand, run when a job was stored: demand matching alone (capacity, demand, provisioning)
+ * under the same lock, without job sync and the five phases, so a queued job gets its pod without waiting for
+ * GitHub reads it does not need. What the fast path skips still runs on the tick and after every pod change.
+ */
+export const runDemandCycle = Effect.fn("Scheduler.demandCycle")(function*() {
+  const db = yield* Db
+  yield* db.withWorkerLock(Effect.gen(function*() {
+    const mutex = yield* Effect.makeSemaphore(1)
+    const serially: Serially = (effect) => mutex.withPermits(1)(effect)
+    const authenticate = yield* makeCycleAuthenticator(serially)
+    yield* guarded("demand matching", matchDemand(authenticate, serially))
+  }))
+})

@@ -2,29 +2,49 @@ import { Clock, Duration, Effect, Layer, Queue, Schedule, type Scope, Stream } f
 import { recordCycle } from "../observability/collect.ts"
 import { Db } from "../services/Db.ts"
 import type { Github } from "../services/Github.ts"
-import type { Kube } from "../services/Kube.ts"
-import { runCycle } from "./cycle.ts"
+import { Kube, mayFreeSlot } from "../services/Kube.ts"
+import { runCycle, runDemandCycle } from "./cycle.ts"
 import { SchedulerSettings } from "./settings.ts"
 import { guarded, makeSchedulerState } from "./state.ts"
 
-export type WakeReason = "notification" | "tick"
+export type WakeReason = "notification" | "pods" | "tick"
 
-export interface WakeLoopOptions<E> {
-  /** one element per event worth a cycle (a stored job) */
+export interface WakeLoopOptions<E, E2 = never> {
+  /** one element per event that needs only demand matching (a stored job) */
   readonly wakeups: Stream.Stream<unknown, E>
-  /** a cycle runs at least this often */
+  /** one element per event that needs a full cycle (a runner pod that ended or is gone); none when absent */
+  readonly podChanges?: Stream.Stream<unknown, E2> | undefined
+  /** a full cycle runs at least this often */
   readonly pollInterval: Duration.DurationInput
-  /** after a wake-up, wait this long and take every wake-up that arrived meanwhile: a burst is one cycle */
+  /**
+   * An optional pause after a wake-up, taking every wake-up that arrives meanwhile into the same cycle. Zero by
+   * default: a burst is coalesced because a cycle is already running, so a lone job is not made to wait.
+   */
   readonly debounce: Duration.DurationInput
+  /** the full cycle: job sync, the five phases, demand matching */
   readonly cycle: Effect.Effect<void>
+  /** the fast path for new demand; the full cycle when absent */
+  readonly demandCycle?: Effect.Effect<void> | undefined
 }
 
+const relisten = Schedule.exponential("1 second").pipe(Schedule.union(Schedule.spaced("30 seconds")))
+
+/** A wake-up stream that never ends the loop: a failure is logged and the stream is run again, backing off. */
+const resilient = <E>(stream: Stream.Stream<unknown, E>, what: string, reason: WakeReason) =>
+  stream.pipe(
+    Stream.as(reason),
+    Stream.tapErrorCause((cause) => Effect.logWarning(`lost the ${what}; listening again`, cause)),
+    Stream.retry(relisten)
+  )
+
 /**
- * The wake-up loop: a Stream merge of the notifications and a tick (the tick's first element starts a cycle at
- * once), coalesced through a one-slot sliding queue. Whatever arrives while a cycle runs leaves exactly one
- * wake-up behind, so a flood of notifications never queues more than one extra cycle, and a steady flood never
- * starves the loop (unlike a pure debounce). A lost notification stream is re-subscribed; the tick keeps the
- * loop going meanwhile.
+ * The wake-up loop: a Stream merge of the job notifications, the pod changes and a tick (the tick's first element
+ * starts a cycle at once). What arrives is folded into one pending request (a full cycle, or demand matching
+ * only) and a one-slot signal; whatever arrives while a cycle runs leaves at most one cycle of each kind behind,
+ * so a flood of notifications never queues more than one extra cycle, and a steady flood never starves the loop
+ * (unlike a pure debounce). New demand goes first, its fast path being short; a full cycle asked for meanwhile
+ * (the tick, a pod change) follows in the same round. A lost stream is subscribed again; the tick keeps the loop
+ * going meanwhile.
  *
  * Each cycle is uninterruptible from outside: closing the scope (SIGTERM) lets the current cycle finish, bounded
  * by the API clients' timeouts, and then stops the loop between cycles, so a rolling restart does not leave work
@@ -33,33 +53,69 @@ export interface WakeLoopOptions<E> {
  * cycle repairs. A standby still waiting for the scheduler lock stops at once. A lost scheduler lock interrupts
  * the cycle from inside (`Db.withWorkerLock`).
  */
-export const wakeLoop = <E>(options: WakeLoopOptions<E>): Effect.Effect<void, never, Scope.Scope> =>
+export const wakeLoop = <E, E2 = never>(options: WakeLoopOptions<E, E2>): Effect.Effect<void, never, Scope.Scope> =>
   Effect.gen(function*() {
-    const wake = yield* Queue.sliding<WakeReason>(1)
-    const notifications = options.wakeups.pipe(
-      Stream.as("notification" as const),
-      Stream.tapErrorCause((cause) => Effect.logWarning("lost the job notifications; listening again", cause)),
-      Stream.retry(Schedule.exponential("1 second").pipe(Schedule.union(Schedule.spaced("30 seconds"))))
-    )
-    const ticks = Stream.tick(options.pollInterval).pipe(Stream.as("tick" as const))
-    yield* Stream.merge(notifications, ticks).pipe(
-      Stream.runForEach((reason) => Queue.offer(wake, reason)),
+    const signal = yield* Queue.sliding<void>(1)
+    // what asked for each kind of cycle since it last ran, for the log line (bounded: a flood is counted, not kept)
+    const pending = { full: false, demand: false, reasons: { full: [] as Array<WakeReason>, demand: [] as Array<WakeReason> } }
+    const debounce = Duration.decode(options.debounce)
+    const demandCycle = options.demandCycle ?? options.cycle
+    const sources: Array<Stream.Stream<WakeReason, unknown>> = [
+      resilient(options.wakeups, "job notifications", "notification"),
+      Stream.tick(options.pollInterval).pipe(Stream.as("tick" as const))
+    ]
+    if (options.podChanges !== undefined) sources.push(resilient(options.podChanges, "pod watch", "pods"))
+    yield* Stream.mergeAll(sources, { concurrency: "unbounded" }).pipe(
+      Stream.runForEach((reason) =>
+        Effect.suspend(() => {
+          const kind = reason === "notification" ? "demand" : "full"
+          pending[kind] = true
+          if (pending.reasons[kind].length < 1000) pending.reasons[kind].push(reason)
+          return Queue.offer(signal, undefined)
+        })
+      ),
       Effect.forkScoped
     )
+    const run = (kind: "full" | "demand") =>
+      Effect.gen(function*() {
+        const reasons = pending.reasons[kind].splice(0)
+        const started = yield* Clock.currentTimeMillis
+        yield* Effect.uninterruptible(kind === "full" ? options.cycle : demandCycle)
+        const took = (yield* Clock.currentTimeMillis) - started
+        // The cycle histogram describes full cycles; the fast path is its demand-matching part alone.
+        if (kind === "full") yield* recordCycle(took)
+        yield* Effect.logDebug("scheduler cycle done").pipe(
+          Effect.annotateLogs({ cycle: kind, woken_by: describeReasons(reasons), took_ms: took })
+        )
+      })
     const once = Effect.gen(function*() {
-      const first = yield* Queue.take(wake)
-      yield* Effect.sleep(options.debounce)
-      const more = yield* Queue.takeAll(wake)
-      const started = yield* Clock.currentTimeMillis
-      yield* Effect.uninterruptible(options.cycle)
-      const took = (yield* Clock.currentTimeMillis) - started
-      yield* recordCycle(took)
-      yield* Effect.logDebug("scheduler cycle done").pipe(
-        Effect.annotateLogs({ woken_by: more.length > 0 ? `${first}+${more.length}` : first, took_ms: took })
-      )
+      yield* Queue.take(signal)
+      if (Duration.toMillis(debounce) > 0) yield* Effect.sleep(debounce)
+      // Taken together, so a wake-up that arrives from here on is left for the next round.
+      yield* Queue.takeAll(signal)
+      // New demand first: its fast path is short, while a full cycle (job sync, the five phases) would keep the
+      // job waiting. What asked for a full cycle meanwhile gets it right after, in the same round.
+      const demand = Effect.suspend(() => {
+        pending.demand = false
+        return run("demand")
+      })
+      if (pending.demand) yield* demand
+      if (pending.full) {
+        // Demand that arrived during the fast path must not wait behind the full cycle either; the full cycle
+        // still waits for two short ones at most, so a steady flood of jobs cannot starve it.
+        if (pending.demand) yield* demand
+        pending.full = false
+        yield* run("full")
+      }
     })
     yield* Effect.forkScoped(Effect.forever(once))
   })
+
+const describeReasons = (reasons: ReadonlyArray<WakeReason>): string => {
+  const counts = new Map<WakeReason, number>()
+  for (const r of reasons) counts.set(r, (counts.get(r) ?? 0) + 1)
+  return [...counts].map(([r, n]) => (n === 1 ? r : `${r}×${n}`)).join("+")
+}
 
 /**
  * The scheduler program as a feature: requires Db, Github, Kube and SchedulerSettings; runs until its scope
@@ -67,14 +123,18 @@ export const wakeLoop = <E>(options: WakeLoopOptions<E>): Effect.Effect<void, ne
  */
 export const schedulerLoop = Effect.gen(function*() {
   const db = yield* Db
+  const kube = yield* Kube
   const settings = yield* SchedulerSettings
   const state = yield* makeSchedulerState
   const context = yield* Effect.context<Db | Github | Kube | SchedulerSettings>()
   yield* wakeLoop({
     wakeups: db.wakeups,
+    // A pod that ended or is gone may have freed a board: a full cycle records the end and fills the board.
+    podChanges: kube.watchRunnerPods.pipe(Stream.filter(mayFreeSlot)),
     pollInterval: settings.timeouts.pollInterval,
     debounce: settings.timeouts.wakeDebounce,
-    cycle: guarded("scheduler cycle", runCycle(state)).pipe(Effect.provide(context))
+    cycle: guarded("scheduler cycle", runCycle(state)).pipe(Effect.provide(context)),
+    demandCycle: guarded("demand matching cycle", runDemandCycle()).pipe(Effect.provide(context))
   })
   yield* Effect.logInfo("scheduler loop started").pipe(
     Effect.annotateLogs({ pollInterval: Duration.format(settings.timeouts.pollInterval), prefix: settings.runnerPrefix })

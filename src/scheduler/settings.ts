@@ -24,7 +24,10 @@ export interface SchedulerTimeouts {
   readonly reconcileLookback: Duration.Duration
   /** a job is polled only when its last news (webhook or poll) is older than this */
   readonly jobPollStaleness: Duration.Duration
-  /** after a wake-up, wait this long so a burst of notifications gives one cycle */
+  /**
+   * After a wake-up, wait this long and take what arrives meanwhile into the same cycle. Zero by default: a burst
+   * is coalesced because a cycle is already running, and a lone job is not made to wait.
+   */
   readonly wakeDebounce: Duration.Duration
   /** the first pause after a failed provisioning of an (entity, label set); doubles per consecutive failure */
   readonly allocationBackoffBase: Duration.Duration
@@ -76,7 +79,7 @@ export const defaultTimeouts: SchedulerTimeouts = {
   pollInterval: Duration.seconds(15),
   reconcileLookback: Duration.hours(1),
   jobPollStaleness: Duration.seconds(60),
-  wakeDebounce: Duration.millis(100),
+  wakeDebounce: Duration.zero,
   allocationBackoffBase: Duration.seconds(15),
   allocationBackoffMax: Duration.minutes(10),
   runnerListRefresh: Duration.minutes(5),

@@ -1,7 +1,7 @@
-import { Context, Data, type Effect, type Redacted } from "effect"
+import { Context, Data, type Effect, type Redacted, type Stream } from "effect"
 import type { EntityType } from "../domain/Entity.ts"
 import type { FailureInfoV2, FailureReason } from "../domain/FailureInfo.ts"
-import type { Pod, PodEvent } from "../domain/Pod.ts"
+import { holdsSlot, type Pod, type PodEvent } from "../domain/Pod.ts"
 
 export type { ContainerState, ContainerStatus, Pod, PodEvent, PodPhase } from "../domain/Pod.ts"
 
@@ -9,7 +9,15 @@ export type { ContainerState, ContainerStatus, Pod, PodEvent, PodPhase } from ".
  * The Kubernetes API calls the service makes, one name per request kind. Both layers count calls under these
  * names, so the cost of a scheduler cycle can be measured and exported as metrics.
  */
-export type KubeOperation = "listNodes" | "listPods" | "createPod" | "patchPod" | "deletePod" | "listEvents" | "readLog"
+export type KubeOperation =
+  | "listNodes"
+  | "listPods"
+  | "createPod"
+  | "patchPod"
+  | "deletePod"
+  | "listEvents"
+  | "readLog"
+  | "watchPods"
 
 export const kubeOperations: ReadonlyArray<KubeOperation> = [
   "listNodes",
@@ -18,7 +26,8 @@ export const kubeOperations: ReadonlyArray<KubeOperation> = [
   "patchPod",
   "deletePod",
   "listEvents",
-  "readLog"
+  "readLog",
+  "watchPods"
 ]
 
 /** A Kubernetes call failed: an HTTP error (`status`), or no answer at all (`status` null). */
@@ -54,6 +63,20 @@ export interface RunnerPodRequest {
   readonly entity: { readonly type: EntityType; readonly id: number; readonly name: string }
 }
 
+/**
+ * What the runner pod watch reports. `Listed` comes after every listing the watch starts from (its first, and
+ * again when the API server no longer holds the changes since the last one seen): changes may have been missed
+ * then, so whoever keeps state from the watch should read the cluster again.
+ */
+export type RunnerPodChange =
+  | { readonly _tag: "Added" | "Modified" | "Deleted"; readonly pod: Pod }
+  | { readonly _tag: "Listed" }
+
+/** A change after which a board slot may be free: a pod that ended or is gone, or a fresh listing. */
+export const mayFreeSlot = (change: RunnerPodChange): boolean =>
+  change._tag === "Listed" || change._tag === "Deleted" ||
+  (change._tag === "Modified" && !holdsSlot(change.pod.phase))
+
 export interface KubeShape {
   /** Free slots of every pool that has a node or a runner pod, from one node listing and one pod listing. */
   readonly capacity: Effect.Effect<ReadonlyMap<string, PoolCapacity>, KubeError>
@@ -77,6 +100,13 @@ export interface KubeShape {
    * never fails, and what could not be collected is described in `collect_error`. It never holds the pod's env.
    */
   readonly collectFailureInfo: (pod: Pod, reason: FailureReason) => Effect.Effect<FailureInfoV2>
+  /**
+   * Changes of runner pods (label `app=rise-riscv-runner`) from the moment the stream runs: a listing (then
+   * `Listed`), and from its resourceVersion on, every pod added, modified or deleted. A watch the API server ends
+   * or drops is opened again from the last resourceVersion seen, so nothing is lost; when that version is too old
+   * (410 Gone) the pods are listed again. It fails only when the pods cannot be listed.
+   */
+  readonly watchRunnerPods: Stream.Stream<RunnerPodChange, KubeError>
   /** API calls made so far, by operation (for metrics and for tests that count the cost of a cycle). */
   readonly callCounts: Effect.Effect<Readonly<Record<KubeOperation, number>>>
 }

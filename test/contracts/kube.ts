@@ -1,8 +1,8 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Either, Exit, Redacted, Schema, type Layer } from "effect"
+import { Effect, Either, Exit, Fiber, Queue, Redacted, Schema, Stream, type Layer } from "effect"
 import { FailureInfoV2 } from "../../src/domain/FailureInfo.ts"
 import { finishedAt, runnerStartedAt } from "../../src/domain/Pod.ts"
-import { Kube, type RunnerPodRequest } from "../../src/services/Kube.ts"
+import { Kube, mayFreeSlot, type RunnerPodChange, type RunnerPodRequest } from "../../src/services/Kube.ts"
 import { KubeHarness } from "../support/kubeHarness.ts"
 
 const JIT = "eyJqaXQiOiJTRUNSRVQtSklULUNPTkZJRy1kby1ub3QtbGVhayJ9"
@@ -14,6 +14,26 @@ const request = (name: string, pool = "scw-em-rv1", entityName = "octo-org"): Ru
   pool,
   entity: { type: "Organization", id: 4242, name: entityName }
 })
+
+/** Runs the pod watch into a queue for the rest of the scope. */
+export const watchInto = Effect.gen(function*() {
+  const kube = yield* Kube
+  const queue = yield* Queue.unbounded<RunnerPodChange>()
+  const fiber = yield* kube.watchRunnerPods.pipe(Stream.runForEach((c) => Queue.offer(queue, c)), Effect.forkScoped)
+  return { queue, fiber }
+})
+
+/** Takes changes until one matches, and returns it; a change that never comes fails the case by its timeout. */
+export const takeUntil = (queue: Queue.Queue<RunnerPodChange>, matches: (c: RunnerPodChange) => boolean) =>
+  Effect.gen(function*() {
+    while (true) {
+      const change = yield* Queue.take(queue)
+      if (matches(change)) return change
+    }
+  })
+
+const about = (name: string, tag: RunnerPodChange["_tag"]) => (c: RunnerPodChange) =>
+  c._tag === tag && c._tag !== "Listed" && c.pod.name === name
 
 /**
  * The behaviour every Kube layer must share. The scheduler is written against this, and the memory cluster is
@@ -242,6 +262,72 @@ export const kubeContract = (name: string, makeLayer: () => Layer.Layer<Kube | K
         expect(JSON.stringify(yield* kube.listRunnerPods)).not.toContain(JIT)
       })))
 
+    it.effect("the pod watch lists first, then reports pods added, ended and deleted", () =>
+      run(Effect.scoped(Effect.gen(function*() {
+        const kube = yield* Kube
+        const h = yield* KubeHarness
+        yield* h.addNode("n1", "scw-em-rv1", 1)
+        yield* kube.createRunnerPod(request("before")) // there before the watch: part of its listing, not a change
+        const { queue } = yield* watchInto
+        expect(yield* Queue.take(queue)).toEqual({ _tag: "Listed" })
+
+        yield* kube.createRunnerPod(request("w1"))
+        const added = yield* Queue.take(queue)
+        expect(added._tag === "Added" && added.pod.name).toBe("w1")
+        expect(added._tag === "Added" && added.pod.phase).toBe("Pending")
+        expect(added._tag === "Added" && added.pod.labels["riseproject.dev/board"]).toBe("scw-em-rv1")
+        expect(mayFreeSlot(added)).toBe(false)
+
+        yield* kube.deletePod("before")
+        const gone = yield* takeUntil(queue, about("before", "Deleted"))
+        expect(mayFreeSlot(gone)).toBe(true)
+
+        yield* h.startPod("w1")
+        const running = yield* takeUntil(queue, (c) => c._tag === "Modified" && c.pod.name === "w1" && c.pod.phase === "Running")
+        expect(mayFreeSlot(running)).toBe(false)
+        yield* h.finishPod("w1", 0)
+        const ended = yield* takeUntil(queue, (c) => c._tag === "Modified" && c.pod.name === "w1" && c.pod.phase !== "Running")
+        expect(ended._tag === "Modified" && ended.pod.phase).toBe("Succeeded")
+        expect(ended._tag === "Modified" && finishedAt(ended.pod)).toBeInstanceOf(Date)
+        expect(mayFreeSlot(ended)).toBe(true)
+
+        yield* kube.deletePod("w1")
+        const deleted = yield* takeUntil(queue, about("w1", "Deleted"))
+        expect(deleted._tag === "Deleted" && deleted.pod.phase).toBe("Succeeded")
+        // The watch shows what a listing shows of a pod, and so never its env (the JIT config).
+        expect(JSON.stringify([added, gone, running, ended, deleted])).not.toContain(JIT)
+        const counts = yield* kube.callCounts
+        expect(counts.watchPods).toBeGreaterThanOrEqual(1)
+      }))))
+
+    it.effect("a killed pod's end reaches the watch", () =>
+      run(Effect.scoped(Effect.gen(function*() {
+        const kube = yield* Kube
+        const h = yield* KubeHarness
+        yield* h.addNode("n1", "scw-em-rv1", 1)
+        yield* kube.createRunnerPod(request("victim"))
+        yield* h.startPod("victim")
+        const { queue } = yield* watchInto
+        yield* takeUntil(queue, (c) => c._tag === "Listed")
+        yield* kube.killPod("victim")
+        yield* h.settle
+        const ended = yield* takeUntil(queue, (c) => c._tag === "Modified" && c.pod.name === "victim" && c.pod.phase === "Failed")
+        expect(ended._tag === "Modified" && ended.pod.reason).toBe("DeadlineExceeded")
+        expect(mayFreeSlot(ended)).toBe(true)
+      }))))
+
+    it.effect("a pod watch that cannot list its pods fails with the listing's error", () =>
+      run(Effect.scoped(Effect.gen(function*() {
+        const h = yield* KubeHarness
+        yield* h.failNext("listPods", 503)
+        const { fiber } = yield* watchInto
+        const exit = yield* Fiber.await(fiber)
+        expect(Exit.isFailure(exit)).toBe(true)
+        const error = Exit.isFailure(exit) ? JSON.stringify(exit.cause) : ""
+        expect(error).toContain("503")
+        expect(error).toContain("listPods")
+      }))))
+
     it.effect("API calls are counted by operation", () =>
       run(Effect.gen(function*() {
         const kube = yield* Kube
@@ -259,7 +345,8 @@ export const kubeContract = (name: string, makeLayer: () => Layer.Layer<Kube | K
           patchPod: 0,
           deletePod: 0,
           listEvents: 1,
-          readLog: 1
+          readLog: 1,
+          watchPods: 0
         })
       })))
   })

@@ -9,8 +9,8 @@ import { KubeHarness } from "./kubeHarness.ts"
 
 /**
  * A small stand-in for the Kubernetes API server on localhost, for testing KubeLive through the real client
- * library. It keeps nodes, pods, events and logs as JSON, answers the seven requests the layer makes with the
- * API server's shapes and Status errors, validates created pods against the Kubernetes schema, records every
+ * library. It keeps nodes, pods, events and logs as JSON, answers the eight requests the layer makes with the
+ * API server's shapes and Status errors (the pods watch too: resourceVersions, replay from one, 410 Expired), validates created pods against the Kubernetes schema, records every
  * request, and plays a minimal kubelet when the harness asks (bind and start, finish, honour a kill).
  */
 
@@ -36,6 +36,24 @@ export interface StubFault {
   readonly hang?: boolean
 }
 
+/** A pods watch the stub serves: its response stays open and gets one JSON line per matching change. */
+interface StubWatcher {
+  readonly namespace: string
+  readonly labelSelector: string | null
+  readonly res: ServerResponse
+}
+
+/**
+ * What the stub's pod watches need: the current resourceVersion (one counter for every change, as etcd's), the
+ * changes since `oldest` (a watch from an older version gets 410 Expired, as after a compaction), the open watches.
+ */
+export interface StubWatchState {
+  version: number
+  oldest: number
+  readonly history: Array<{ readonly version: number; readonly type: string; readonly object: string; readonly namespace: string; readonly labels: Record<string, string> }>
+  readonly watchers: Set<StubWatcher>
+}
+
 export interface KubeStubShape {
   readonly url: string
   readonly kubeconfig: string
@@ -46,6 +64,7 @@ export interface KubeStubShape {
   readonly logs: Map<string, string>
   readonly requests: Array<RecordedRequest>
   readonly faults: Array<StubFault>
+  readonly watch: StubWatchState
 }
 
 export class KubeStub extends Context.Tag("test/KubeStub")<KubeStub, KubeStubShape>() {}
@@ -105,19 +124,93 @@ const matchesFields = (obj: Json, selector: string | null): boolean => {
   })
 }
 
-const list = (kind: string, items: Array<Json>) => ({ kind, apiVersion: "v1", metadata: { resourceVersion: "1" }, items })
+const listAt = (resourceVersion: string, kind: string, items: Array<Json>) => ({ kind, apiVersion: "v1", metadata: { resourceVersion }, items })
+const list = (kind: string, items: Array<Json>) => listAt("1", kind, items)
 
-const operationOf = (method: string, parts: ReadonlyArray<string>): KubeOperation | "unknown" => {
+const operationOf = (method: string, parts: ReadonlyArray<string>, query: URLSearchParams): KubeOperation | "unknown" => {
   // parts: ["api","v1","nodes"] or ["api","v1","namespaces",ns,"pods"|"events",name?,"log"?]
   if (method === "GET" && parts.length === 3 && parts[2] === "nodes") return "listNodes"
   if (parts[2] !== "namespaces") return "unknown"
   const [, , , , kind, name, sub] = parts
   if (kind === "events" && method === "GET" && name === undefined) return "listEvents"
   if (kind !== "pods") return "unknown"
-  if (name === undefined) return method === "GET" ? "listPods" : method === "POST" ? "createPod" : "unknown"
+  if (name === undefined) {
+    if (method === "GET") return query.get("watch") === "true" ? "watchPods" : "listPods"
+    return method === "POST" ? "createPod" : "unknown"
+  }
   if (sub === "log" && method === "GET") return "readLog"
   if (sub !== undefined) return "unknown"
   return method === "PATCH" ? "patchPod" : method === "DELETE" ? "deletePod" : "unknown"
+}
+
+const watchLine = (type: string, object: string) => `{"type":${JSON.stringify(type)},"object":${object}}\n`
+
+/**
+ * Records a change of a pod, the way the API server does for every write: a new resourceVersion on the object,
+ * and the change sent to every open watch it matches. Everything that edits a stored pod calls this after.
+ */
+export const podChanged = (stub: KubeStubShape, type: "ADDED" | "MODIFIED" | "DELETED", pod: Json) => {
+  const w = stub.watch
+  w.version += 1
+  pod.metadata.resourceVersion = String(w.version)
+  const object = JSON.stringify(pod)
+  const labels = pod.metadata.labels ?? {}
+  w.history.push({ version: w.version, type, object, namespace: pod.metadata.namespace, labels })
+  for (const watcher of w.watchers) {
+    if (watcher.namespace === pod.metadata.namespace && matchesLabels(labels, watcher.labelSelector)) {
+      watcher.res.write(watchLine(type, object))
+    }
+  }
+}
+
+/** Ends every open watch, as the API server does at a watch's timeout or when it restarts. */
+export const endWatches = (stub: KubeStubShape) => {
+  for (const watcher of stub.watch.watchers) watcher.res.end()
+  stub.watch.watchers.clear()
+}
+
+/**
+ * Compacts the history and ends every open watch with 410 Expired, as an API server does to a watch that fell
+ * behind a compaction: the watcher must list again.
+ */
+export const expireWatches = (stub: KubeStubShape) => {
+  compactWatchHistory(stub)
+  const expired = JSON.stringify(statusBody(410, "Expired", "The resourceVersion for the provided watch is too old."))
+  for (const watcher of stub.watch.watchers) watcher.res.end(watchLine("ERROR", expired))
+  stub.watch.watchers.clear()
+}
+
+/** Forgets the changes so far (a compaction): a watch from any version seen until now gets 410 Expired. */
+export const compactWatchHistory = (stub: KubeStubShape) => {
+  stub.watch.history.length = 0
+  stub.watch.oldest = stub.watch.version + 1
+}
+
+/** Serves a pods watch from `resourceVersion`: the stored changes after it, then each new one, until closed. */
+const serveWatch = (stub: KubeStubShape, namespace: string, url: URL, req: IncomingMessage, res: ServerResponse) => {
+  const labelSelector = url.searchParams.get("labelSelector")
+  const from = url.searchParams.get("resourceVersion")
+  const since = from === null || from === "" ? stub.watch.version : Number(from)
+  res.writeHead(200, { "content-type": "application/json" })
+  if (!Number.isFinite(since) || since + 1 < stub.watch.oldest) {
+    const status = statusBody(410, "Expired", `too old resource version: ${from} (${stub.watch.oldest - 1})`)
+    res.end(watchLine("ERROR", JSON.stringify(status)))
+    return
+  }
+  for (const change of stub.watch.history) {
+    if (change.version > since && change.namespace === namespace && matchesLabels(change.labels, labelSelector)) {
+      res.write(watchLine(change.type, change.object))
+    }
+  }
+  const watcher: StubWatcher = { namespace, labelSelector, res }
+  stub.watch.watchers.add(watcher)
+  const seconds = Number(url.searchParams.get("timeoutSeconds") ?? "0")
+  const timer = seconds > 0 ? setTimeout(() => res.end(), seconds * 1000) : undefined
+  timer?.unref()
+  req.on("close", () => {
+    if (timer !== undefined) clearTimeout(timer)
+    stub.watch.watchers.delete(watcher)
+  })
 }
 
 /** Adds or bumps an event the way the kubelet's recorder aggregates repeats. */
@@ -205,7 +298,7 @@ const handle = async (stub: KubeStubShape, req: IncomingMessage, res: ServerResp
   const method = req.method ?? "GET"
   const parts = url.pathname.split("/").filter((p) => p !== "")
   const body = await readBody(req)
-  const operation = operationOf(method, parts)
+  const operation = operationOf(method, parts, url.searchParams)
   stub.requests.push({
     operation,
     method,
@@ -237,10 +330,12 @@ const handle = async (stub: KubeStubShape, req: IncomingMessage, res: ServerResp
         200,
         list("NodeList", [...stub.nodes.values()].filter((n) => matchesLabels(n.metadata.labels ?? {}, url.searchParams.get("labelSelector"))))
       )
+    case "watchPods":
+      return serveWatch(stub, namespace, url, req, res)
     case "listPods":
       return json(
         200,
-        list(
+        listAt(String(stub.watch.version),
           "PodList",
           [...stub.pods.values()].filter((p) =>
             p.metadata.namespace === namespace &&
@@ -263,6 +358,7 @@ const handle = async (stub: KubeStubShape, req: IncomingMessage, res: ServerResp
       pod.metadata = { ...pod.metadata, namespace, uid: `uid-${stub.pods.size}`, creationTimestamp: isoSeconds() }
       pod.status = { phase: "Pending", qosClass: "BestEffort" }
       stub.pods.set(key, pod)
+      podChanged(stub, "ADDED", pod)
       return json(201, pod)
     }
     case "patchPod": {
@@ -282,12 +378,14 @@ const handle = async (stub: KubeStubShape, req: IncomingMessage, res: ServerResp
         pod.spec.activeDeadlineSeconds = deadline
         enforceDeadline(stub, pod)
       }
+      podChanged(stub, "MODIFIED", pod)
       return json(200, pod)
     }
     case "deletePod": {
       const pod = stub.pods.get(podKey)
       if (pod === undefined) return fail(404, `pods "${name}" not found`)
       stub.pods.delete(podKey)
+      podChanged(stub, "DELETED", pod)
       return json(200, pod)
     }
     case "listEvents":
@@ -338,7 +436,15 @@ const kubeconfigFor = (url: string) =>
 export const KubeStubLive: Layer.Layer<KubeStub> = Layer.scoped(
   KubeStub,
   Effect.gen(function*() {
-    const state = { nodes: new Map(), pods: new Map(), events: [], logs: new Map(), requests: [], faults: [] }
+    const state = {
+      nodes: new Map(),
+      pods: new Map(),
+      events: [],
+      logs: new Map(),
+      requests: [],
+      faults: [],
+      watch: { version: 1, oldest: 1, history: [], watchers: new Set<StubWatcher>() }
+    }
     let stub: KubeStubShape | undefined
     const server = createServer((req, res) => {
       handle(stub!, req, res).catch((e) => {
@@ -412,12 +518,14 @@ export const stubHarness = Layer.effect(
             conditions: [{ type: "Ready", status: "True", lastTransitionTime: now }],
             containerStatuses: [{ name: "runner", ready: true, restartCount: 0, image: pod.spec.containers[0].image, imageID: "", state: { running: { startedAt: now } } }]
           }
+          podChanged(stub, "MODIFIED", pod)
         }),
       finishPod: (name, exitCode) =>
         Effect.gen(function*() {
           const pod = yield* findPod(stub, name)
           terminateRunner(pod, exitCode, exitCode === 0 ? "Completed" : "Error")
           pod.status.phase = exitCode === 0 ? "Succeeded" : "Failed"
+          podChanged(stub, "MODIFIED", pod)
         }),
       writeLog: (pod, container, text) =>
         Effect.sync(() => void stub.logs.set(`${pod}/${container}`, (stub.logs.get(`${pod}/${container}`) ?? "") + text)),

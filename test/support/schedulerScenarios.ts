@@ -5,6 +5,7 @@ import { KubeMemoryControl } from "../../layers/kube/memory.ts"
 import type { FailureInfo } from "../../src/domain/FailureInfo.ts"
 import * as M from "../../src/observability/metrics.ts"
 import { DEFAULT_IMAGE_REGISTRY } from "../../src/domain/RunnerConfig.ts"
+import { runDemandCycle } from "../../src/scheduler/cycle.ts"
 import { STAGING_GROUP, STAGING_PREFIX } from "../../src/scheduler/settings.ts"
 import { Db } from "../../src/services/Db.ts"
 import { Kube } from "../../src/services/Kube.ts"
@@ -188,6 +189,61 @@ export const schedulerScenarios = (label: string, run: WorldRunner) =>
       expect(yield* podNames).toHaveLength(2)
       expect(yield* free).toBe(total - 2)
     }))
+    scenario("the fast path for a new job: demand matching alone, without job sync or the five phases", Effect.gen(function*() {
+      yield* installBoth
+      const kube = yield* Kube
+      const cluster = yield* KubeMemoryControl
+      const cycle = yield* makeCycle
+      yield* queueJob(newJob(1))
+      yield* cycle
+      yield* at(5)
+      yield* startRunners() // runner 1 takes job 1; no webhook tells the store
+      yield* at(90) // job 1's news is stale, so a full cycle would poll it...
+      yield* cluster.finishPod(name(1), 0) // ...and would record that pod 1 ended
+      const polls = yield* calls("getJob")
+      const listings = (yield* kube.callCounts).listPods
+      yield* queueJob(newJob(2))
+      yield* runDemandCycle()
+      // the board pod 1 freed went to the new demand at once
+      expect(yield* podNames).toEqual([name(1), name(2)])
+      expect((yield* worker(name(2))).status).toBe("pending")
+      // no job sync, no worker sync: job 1 unpolled, worker 1 not yet told its pod ended; one pod listing (capacity)
+      expect(yield* calls("getJob")).toBe(polls)
+      expect((yield* worker(name(1))).status).toBe("pending")
+      expect((yield* job(1)).status).toBe("pending")
+      expect((yield* kube.callCounts).listPods - listings).toBe(1)
+      // another fast path with the demand met adds nothing
+      yield* runDemandCycle()
+      expect(yield* podNames).toHaveLength(2)
+      // the full cycle does the rest
+      yield* at(91)
+      yield* cycle
+      expect(yield* calls("getJob")).toBeGreaterThan(polls)
+      expect((yield* worker(name(1))).status).toBe("completed")
+      expect((yield* job(1)).status).toBe("running")
+      expect(yield* podNames).toHaveLength(2)
+    }), { nodes: [{ name: "n", pool: "scw-em-rv1", slots: 1 }] })
+
+    scenario("the fast path respects the lock, the caps and the back-off like the full cycle", Effect.gen(function*() {
+      yield* installBoth
+      for (let i = 1; i <= 3; i++) yield* queueJob(newJob(i))
+      yield* runDemandCycle()
+      // cap 2 for acme in this config
+      expect(yield* podNames).toEqual([name(1), name(2)])
+      const db = yield* Db
+      // the lock is the scheduler's: a fast path waits for a running cycle rather than run beside it
+      const order: Array<string> = []
+      const holder = yield* Effect.fork(db.withWorkerLock(Effect.gen(function*() {
+        order.push("held")
+        yield* Effect.sleep("1 second")
+        order.push("released")
+      })))
+      yield* TestClock.adjust(0)
+      const fast = yield* Effect.fork(Effect.zipRight(runDemandCycle(), Effect.sync(() => order.push("fast path"))))
+      yield* TestClock.adjust("2 seconds")
+      yield* Effect.zip(holder.await, fast.await)
+      expect(order).toEqual(["held", "released", "fast path"])
+    }), { config: { defaultMaxWorkers: 2 } })
 
     scenario("capacity exhausted: pods of other pools and a node that left do not count as free slots", Effect.gen(function*() {
       yield* installBoth
