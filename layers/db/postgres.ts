@@ -11,6 +11,7 @@ import { migrate } from "./migrate.ts"
 import { makeEventStatements } from "./postgresEventStatements.ts"
 import { makeJobStatements } from "./postgresJobStatements.ts"
 import { makeQueueStatements } from "./postgresQueueStatements.ts"
+import { makeRecoveryStatements } from "./postgresRecoveryStatements.ts"
 import { isSqlError, toDbError } from "./postgresRows.ts"
 import { makeWorkerStatements } from "./postgresWorkerStatements.ts"
 import { makeSchedulerLock, schedulerLockKey } from "./schedulerLock.ts"
@@ -75,6 +76,7 @@ export const makeDbPostgres = (schema: DbSchema, timeouts: DbTimeouts = defaultD
       ...makeQueueStatements(sql),
       ...makeWorkerStatements(sql),
       ...makeEventStatements(sql),
+      ...makeRecoveryStatements(sql),
 
       ping: sql`SELECT 1`.pipe(Effect.asVoid, Effect.mapError(toDbError("ping"))),
 
