@@ -360,7 +360,8 @@ export const makeDbMemory = Effect.gen(function*() {
           repo_full_name: j.repo_full_name,
           installation_id: j.installation_id,
           entity_type: j.entity_type,
-          entity_id: j.entity_id
+          entity_id: j.entity_id,
+          entity_name: j.entity_name
         }))
       }),
 

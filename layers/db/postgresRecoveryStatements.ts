@@ -40,7 +40,7 @@ export const makeRecoveryStatements = (sql: SqlClient.SqlClient): RecoveryStatem
 
   getRecentRepositories: (since) =>
     sql<RecentRepository>`
-      SELECT DISTINCT ON (lower(repo_full_name)) repo_full_name, installation_id, entity_type::text AS entity_type, entity_id
+      SELECT DISTINCT ON (lower(repo_full_name)) repo_full_name, installation_id, entity_type::text AS entity_type, entity_id, entity_name
       FROM jobs WHERE created_at >= ${since}
       ORDER BY lower(repo_full_name), created_at DESC, job_id DESC`.pipe(
       Effect.mapError(toDbError("getRecentRepositories")),

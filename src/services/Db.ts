@@ -117,6 +117,7 @@ export interface RecentRepository {
   readonly installation_id: number
   readonly entity_type: Job["entity_type"]
   readonly entity_id: number
+  readonly entity_name: string
 }
 
 export interface DbShape {

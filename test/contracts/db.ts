@@ -565,11 +565,11 @@ export const dbContract = (name: string, declare: DbCase) =>
       yield* db.addJob(newJob(2, { repo_full_name: "acme/app", installation_id: 5001 }))
       yield* at(6000)
       yield* db.addJob(newJob(3, { repo_full_name: "ACME/app", installation_id: 5002 }))
-      yield* db.addJob(newJob(4, { repo_full_name: "bob/tool", entity_type: "User", entity_id: 7, installation_id: 9 }))
+      yield* db.addJob(newJob(4, { repo_full_name: "bob/tool", entity_type: "User", entity_id: 7, entity_name: "bob", installation_id: 9 }))
       const recent = yield* db.getRecentRepositories(new Date(5000 * 1000))
       expect([...recent].sort((a, b) => a.repo_full_name.localeCompare(b.repo_full_name))).toEqual([
-        { repo_full_name: "ACME/app", installation_id: 5002, entity_type: "Organization", entity_id: 1001 },
-        { repo_full_name: "bob/tool", installation_id: 9, entity_type: "User", entity_id: 7 }
+        { repo_full_name: "ACME/app", installation_id: 5002, entity_type: "Organization", entity_id: 1001, entity_name: "acme" },
+        { repo_full_name: "bob/tool", installation_id: 9, entity_type: "User", entity_id: 7, entity_name: "bob" }
       ])
     }))
 
