@@ -133,7 +133,11 @@ export const makeDeliveries = (core: WorldCore): Deliveries => {
       const e = events.get(request.guid)
       if (e === undefined) return Effect.void
       redeliveries += 1
-      return Effect.asVoid(spawn(attempt(e, request.guid, true, false)))
+      // A redelivery crosses the same network: it can be lost on the way too.
+      return Effect.flatMap(chance(core.faults.dropWebhooks), (lost) => {
+        if (lost) core.count("dropped")
+        return Effect.asVoid(spawn(attempt(e, request.guid, true, lost)))
+      })
     })
 
   const startOutage = (duration: Duration.DurationInput) =>
