@@ -36,7 +36,12 @@ const endpoints: Record<string, { readonly permission: readonly [string, Level] 
   "GET /repos/{owner}/{repo}/actions/runners": { permission: ["administration", "read"], apps: ["personal"] },
   "DELETE /repos/{owner}/{repo}/actions/runners/{runner_id}": { permission: ["administration", "write"], apps: ["personal"] },
   "GET /repos/{owner}/{repo}/actions/jobs/{job_id}": { permission: ["actions", "read"], apps: ["org", "personal"] },
-  "GET /repos/{owner}/{repo}/actions/runs/{run_id}": { permission: ["actions", "read"], apps: ["org", "personal"] }
+  "GET /repos/{owner}/{repo}/actions/runs/{run_id}": { permission: ["actions", "read"], apps: ["org", "personal"] },
+  // The app's own delivery log is read and redelivered with its JWT: no installation permission.
+  "GET /app/hook/deliveries": { permission: null, apps: ["org", "personal"] },
+  "POST /app/hook/deliveries/{delivery_id}/attempts": { permission: null, apps: ["org", "personal"] },
+  "GET /repos/{owner}/{repo}/actions/runs": { permission: ["actions", "read"], apps: ["org", "personal"] },
+  "GET /repos/{owner}/{repo}/actions/runs/{run_id}/jobs": { permission: ["actions", "read"], apps: ["org", "personal"] }
 }
 
 /** Every `method: "X", url: "/..."` pair in the GitHub client's endpoint table (both layers call these). */

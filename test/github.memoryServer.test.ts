@@ -2,6 +2,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Effect, Redacted, Ref } from "effect"
 import { makeCallCounter } from "../layers/github/callCounter.ts"
 import { endpoint } from "../layers/github/endpoints.ts"
+import type { RedeliveryRequest } from "../layers/github/memoryControl.ts"
 import { makeControlHandle } from "../layers/github/memoryControlHandle.ts"
 import { makeMemoryServer } from "../layers/github/memoryServer.ts"
 import { emptyState } from "../layers/github/memoryState.ts"
@@ -19,8 +20,9 @@ const org = { id: 11, account: { login: "rise-org", type: "Organization", id: 50
 const world = Effect.gen(function*() {
   const state = yield* Ref.make(emptyState)
   const counter = yield* makeCallCounter
-  const server = makeMemoryServer(state, counter, 5000)
-  const control = makeControlHandle(state, counter, 5000)
+  const listeners = yield* Ref.make<ReadonlyArray<(r: RedeliveryRequest) => Effect.Effect<void>>>([])
+  const server = makeMemoryServer(state, counter, 5000, listeners)
+  const control = makeControlHandle(state, counter, 5000, listeners)
   yield* control.addInstallation(org)
   const send = (request: Omit<GithubRequest, "auth">, auth: TransportAuth) => server.request({ ...request, auth })
   const tokenAnswer = yield* send(

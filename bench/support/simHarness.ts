@@ -29,9 +29,11 @@ import { type SimOptions, SimWorld, type SimWorldShape } from "../../layers/sim/
 import { runnerRepoOf } from "../../src/domain/Job.ts"
 import { encodeLabelSet } from "../../src/domain/Labels.ts"
 import { finishedAt } from "../../src/domain/Pod.ts"
-import { maxWorkersFor, type RunnerConfig } from "../../src/domain/RunnerConfig.ts"
+import { maxWorkersFor, resolvePool, type RunnerConfig } from "../../src/domain/RunnerConfig.ts"
 import { canTransition, isActive, isTerminal, type Status } from "../../src/domain/Status.ts"
 import { SchedulerLoop } from "../../src/scheduler/loop.ts"
+import { RecoveryPasses } from "../../src/scheduler/recovery.ts"
+import { RecoverySettingsLive, type RecoverySettingsShape } from "../../src/scheduler/recoverySettings.ts"
 import { SchedulerSettings, SchedulerSettingsLive, type SchedulerTimeouts, STAGING_PREFIX } from "../../src/scheduler/settings.ts"
 import { Db, type DbShape } from "../../src/services/Db.ts"
 import { Github, type GithubCallCounts } from "../../src/services/Github.ts"
@@ -59,6 +61,8 @@ export interface HarnessSpec {
   readonly nodes: ReadonlyArray<MemoryNode>
   readonly runnerConfig: RunnerConfig
   readonly timeouts?: Partial<SchedulerTimeouts>
+  /** the recovery passes' settings (redelivery, sweep); their defaults when absent */
+  readonly recovery?: Partial<RecoverySettingsShape>
   readonly world?: Partial<Omit<SimOptions, "runnerConfig" | "apps" | "speed">>
   /** how far the clock moves per step; the invariants are checked after each */
   readonly step?: Duration.DurationInput
@@ -284,7 +288,15 @@ export const makeHarness = (spec: HarnessSpec, logs: ReadonlyArray<string>) =>
 
     // --- the scheduler process ----------------------------------------------------------------------------------
     const startScheduler = Effect.flatMap(Scope.fork(scope, ExecutionStrategy.sequential), (s) =>
-      Effect.as(Layer.buildWithScope(SchedulerLoop.pipe(Layer.provide(Layer.succeedContext(services))), s), s))
+      Effect.as(
+        Layer.buildWithScope(
+          Layer.mergeAll(SchedulerLoop, RecoveryPasses).pipe(
+            Layer.provide(Layer.merge(Layer.succeedContext(services), RecoverySettingsLive(spec.recovery)))
+          ),
+          s
+        ),
+        s
+      ))
     let schedulerScope = yield* startScheduler
     const restarts = { clean: 0, crashes: 0 }
     const restartScheduler = Effect.gen(function*() {
@@ -390,6 +402,17 @@ export const makeHarness = (spec: HarnessSpec, logs: ReadonlyArray<string>) =>
       }
       const gh = yield* github.snapshot
       for (const j of gh.jobs) if (j.status !== "completed") yield* violation(`GitHub job ${j.id} never ended: still ${j.status}`)
+      // No job is lost: every GitHub job for one of our pools was stored before GitHub finished it (a lost
+      // delivery was redelivered in time), not only when its `completed` news came, or never.
+      const rowsById = new Map((yield* inner.listJobs(allRows)).rows.map((j) => [j.job_id, j]))
+      for (const j of yield* world.jobs) {
+        if (resolvePool(spec.runnerConfig, { entityId: j.entityId, repoFullName: j.repo, labels: j.labels }, false) === undefined) continue
+        const row = rowsById.get(j.id)
+        if (row === undefined) yield* violation(`job ${j.id} was never stored`)
+        else if (j.completedAt !== null && row.created_at.getTime() >= j.completedAt && j.startedAt === null) {
+          yield* violation(`job ${j.id} was stored only when GitHub gave up on it (${j.conclusion}): its queued delivery was lost for good`)
+        }
+      }
       for (const r of gh.runners) if (isOurs(r.name)) yield* violation(`GitHub runner ${r.name} leaked (${r.status}${r.busy ? ", busy" : ""})`)
       const grace = Duration.toMillis(t.deleteGrace) + 2 * Duration.toMillis(t.pollInterval)
       const known = yield* inner.knownPodNames((yield* kube.pods).map((p) => p.name))

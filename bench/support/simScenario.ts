@@ -68,6 +68,8 @@ interface Plan {
   readonly releaseStuckPending: boolean
   /** ms after the start: restart the scheduler cleanly, or crash it after `crashAfter` cluster calls */
   readonly restarts: ReadonlyArray<{ readonly at: number; readonly crashAfter: number | null }>
+  /** ms after the start: our webhook endpoint answers 503 for 10 simulated minutes */
+  readonly outageAt: number | null
 }
 
 const LARGE = ["large", "ubuntu-24.04-riscv"]
@@ -131,7 +133,9 @@ const makePlan = (options: DstOptions) =>
       ? {
         githubErrors: yield* between(0, 0.12),
         githubRateLimits: yield* between(0, 0.04),
-        dropWebhooks: yield* between(0, 0.1),
+        dropWebhooks: yield* between(0, 0.3),
+        // never made at all: only the sweep could find those jobs, and only in a repository it already knows
+        unsentWebhooks: 0,
         duplicateWebhooks: yield* between(0, 0.15),
         reorderWebhooks: yield* between(0, 0.2),
         stuckPending: yield* between(0, 0.1),
@@ -149,7 +153,9 @@ const makePlan = (options: DstOptions) =>
       }
       restarts.sort((a, b) => a.at - b.at)
     }
-    return { nodes, config, arrivals, faults, releaseStuckPending: yield* chance(0.5), restarts } satisfies Plan
+    // Drawn after everything else, so the rest of a seed's plan stays what it was.
+    const outageAt = withFaults && (yield* chance(0.3)) ? Math.round(yield* between(0, at)) : null
+    return { nodes, config, arrivals, faults, releaseStuckPending: yield* chance(0.5), restarts, outageAt } satisfies Plan
   }).pipe(Effect.withRandom(Random.make(`plan/${options.seed}`)))
 
 const STEP = Duration.seconds(30)
@@ -158,6 +164,8 @@ const QUEUED_JOB_TIMEOUT = Duration.minutes(30)
 /** Terminal pods are kept this long (the production default is 6 h), so quiescence comes sooner. */
 const DELETE_GRACE = Duration.minutes(30)
 const SETTLE_CAP = Duration.hours(2)
+/** how long an outage of our webhook endpoint lasts, in the seeds that have one */
+const OUTAGE_SECONDS = 600
 
 /** Submits every arrival at its time (one fiber, one sleep per arrival). */
 const submitArrivals = (h: Harness, arrivals: ReadonlyArray<Arrival>) =>
@@ -185,6 +193,10 @@ const countFaults = (h: Harness) =>
       github5xx,
       github429,
       webhooksDropped: stats.faults.dropped,
+      webhooksUnsent: stats.faults.unsent,
+      webhookOutages: stats.faults.webhookOutages,
+      webhooksRefusedInOutage: stats.faults.outageRefused,
+      redeliveries: stats.redeliveries,
       webhooksDuplicated: stats.faults.duplicated,
       webhooksReordered: stats.faults.reordered,
       podsStuckPending: stats.faults.stuckPending,
@@ -222,9 +234,14 @@ export const runDst = (options: DstOptions): Effect.Effect<DstResult> => {
     const elapsed = Effect.map(TestClock.currentTimeMillis, (t) => t - start)
     const loadEnds = (plan.arrivals.at(-1)?.at ?? 0) + Duration.toMillis(STEP)
     let nextRestart = 0
+    let outagePending = plan.outageAt !== null
     while ((yield* elapsed) < loadEnds) {
       yield* h.step
       const t = yield* elapsed
+      if (outagePending && t >= plan.outageAt!) {
+        outagePending = false
+        yield* h.world.setFaults({ webhookOutage: OUTAGE_SECONDS })
+      }
       while (nextRestart < plan.restarts.length && plan.restarts[nextRestart]!.at <= t) {
         const r = plan.restarts[nextRestart++]!
         if (r.crashAfter === null) yield* h.restartScheduler

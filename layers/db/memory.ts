@@ -15,6 +15,7 @@ import {
   type QueueRow,
   DuplicatePodName,
   type PageRequest,
+  type PassClaim,
   type Transition
 } from "../../src/services/Db.ts"
 import { weeklyUsageInMemory } from "./memoryWeeklyUsage.ts"
@@ -41,6 +42,7 @@ export const makeDbMemory = Effect.gen(function*() {
   const workers = new Map<string, Worker>()
   const events: Array<InstallationEvent> = []
   let nextEventId = 1
+  const passes = new Map<string, { cursor: string | null; holder: string | null; leaseUntil: number }>()
   const wake = yield* PubSub.unbounded<string>()
   const lock = yield* Effect.makeSemaphore(1)
   const now = Effect.map(Clock.currentTimeMillis, (ms) => new Date(ms))
@@ -388,6 +390,41 @@ export const makeDbMemory = Effect.gen(function*() {
         return old.length
       }),
     getEntityIdForJob: (jobId) => Effect.sync(() => Option.fromNullable(jobs.get(jobId)?.entity_id)),
+
+    knownDeliveryIds: (ids) =>
+      Effect.sync(() => {
+        const wanted = new Set(ids)
+        return new Set(events.flatMap((e) => (e.delivery_id !== null && wanted.has(e.delivery_id) ? [e.delivery_id] : [])))
+      }),
+    claimPass: (pass, holder, leaseMillis) =>
+      Effect.map(Clock.currentTimeMillis, (at): PassClaim => {
+        const row = passes.get(pass)
+        if (row !== undefined && row.leaseUntil > at && row.holder !== holder) return { claimed: false }
+        passes.set(pass, { cursor: row?.cursor ?? null, holder, leaseUntil: at + leaseMillis })
+        return { claimed: true, cursor: row?.cursor ?? null }
+      }),
+    finishPass: (pass, holder, cursor) =>
+      Effect.map(Clock.currentTimeMillis, (at) => {
+        const row = passes.get(pass)
+        if (row !== undefined && row.holder === holder) passes.set(pass, { cursor, holder, leaseUntil: at })
+      }),
+    getRecentRepositories: (since) =>
+      Effect.sync(() => {
+        const newest = new Map<string, Job>()
+        for (const j of jobs.values()) {
+          if (j.created_at.getTime() < since.getTime()) continue
+          const key = j.repo_full_name.toLowerCase()
+          const kept = newest.get(key)
+          if (kept === undefined || byCreated<Job>((x) => x.job_id)(kept, j) < 0) newest.set(key, j)
+        }
+        return [...newest.values()].sort((a, b) => (a.repo_full_name.toLowerCase() < b.repo_full_name.toLowerCase() ? -1 : 1)).map((j) => ({
+          repo_full_name: j.repo_full_name,
+          installation_id: j.installation_id,
+          entity_type: j.entity_type,
+          entity_id: j.entity_id,
+          entity_name: j.entity_name
+        }))
+      }),
 
     ping: Effect.void,
     wakeups: Stream.fromPubSub(wake),

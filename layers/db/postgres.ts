@@ -14,6 +14,7 @@ import { makeEventStatements } from "./postgresEventStatements.ts"
 import { makeJobStatements } from "./postgresJobStatements.ts"
 import { makeQueueStatements } from "./postgresQueueStatements.ts"
 import { makeReportStatements } from "./postgresReportStatements.ts"
+import { makeRecoveryStatements } from "./postgresRecoveryStatements.ts"
 import { isSqlError, toDbError } from "./postgresRows.ts"
 import { makeWorkerStatements } from "./postgresWorkerStatements.ts"
 import { makeSchedulerLock, schedulerLockKey } from "./schedulerLock.ts"
@@ -82,6 +83,7 @@ export const makeDbPostgres = (schema: DbSchema, timeouts: DbTimeouts = defaultD
       ...makeEventStatements(sql),
       ...(yield* makeDeliveryStatements(sql, channel)),
       ...makeReportStatements(sql),
+      ...makeRecoveryStatements(sql),
 
       ping: sql`SELECT 1`.pipe(Effect.asVoid, Effect.mapError(toDbError("ping"))),
 

@@ -7,7 +7,10 @@ import {
   GithubJob,
   type GithubOperation,
   GithubRun,
+  GithubRunJob,
   GithubRunner,
+  GithubRunSummary,
+  HookDelivery,
   type GithubShape,
   type InstallationRef,
   type JitConfigRequest,
@@ -15,7 +18,7 @@ import {
   type ListRunnersOptions
 } from "../../src/services/Github.ts"
 import type { CallCounter } from "./callCounter.ts"
-import { type ClientCalls, makeClientCalls, readable, splitRepo } from "./clientCalls.ts"
+import { type ClientCalls, type Endpoint, makeClientCalls, nextLink, readable, splitRepo } from "./clientCalls.ts"
 import { endpoint } from "./endpoints.ts"
 import { makeRunnerGroupCache } from "./runnerGroupCache.ts"
 import type { GithubAnswer, GithubTransport } from "./transport.ts"
@@ -39,6 +42,10 @@ const RunnerGroups = Schema.Struct({
 })
 const Runners = Schema.Struct({ runners: Schema.Array(GithubRunner) })
 const JitAnswer = Schema.Struct({ runner: Schema.Struct({ id: Schema.Number }), encoded_jit_config: Schema.String })
+
+const Deliveries = Schema.Array(HookDelivery)
+const QueuedRuns = Schema.Struct({ workflow_runs: Schema.Array(GithubRunSummary) })
+const RunJobs = Schema.Struct({ jobs: Schema.Array(GithubRunJob) })
 
 const jitOf = (operation: GithubOperation) => (answer: GithubAnswer) =>
   readable(operation, JitAnswer)(answer.data).pipe(
@@ -208,6 +215,58 @@ const service = (calls: ClientCalls, counter: CallCounter) =>
       }
     )
 
+    // The delivery log is the app's own, read with its JWT: it spends no installation's budget. GitHub pages it
+    // with an opaque cursor in the Link header; a listing longer than 1000 pages is a loop, not a real log.
+    const listHookDeliveries = Effect.fn("Github.listHookDeliveries")(
+      function*(app: EntityType, stopAt: (delivery: HookDelivery) => boolean) {
+        const all: Array<HookDelivery> = []
+        let request: Endpoint = { ...endpoint("listHookDeliveries", {}), query: { per_page: 100 } }
+        for (let page = 1;; page++) {
+          const answer = yield* calls.asApp("listHookDeliveries", app, request, [200])
+          const items = yield* readable("listHookDeliveries", Deliveries)(answer.data)
+          all.push(...items)
+          const next = nextLink(answer.headers)
+          if (next === undefined || items.length === 0 || items.some(stopAt) || page >= 1000) return all as ReadonlyArray<HookDelivery>
+          request = { method: "GET", path: next }
+        }
+      }
+    )
+
+    const redeliverHookDelivery = Effect.fn("Github.redeliverHookDelivery")(
+      function*(app: EntityType, deliveryId: number) {
+        yield* calls.asApp(
+          "redeliverHookDelivery",
+          app,
+          endpoint("redeliverHookDelivery", { delivery_id: deliveryId }),
+          [202]
+        )
+      }
+    )
+
+    const listQueuedRuns = Effect.fn("Github.listQueuedRuns")(function*(ref: InstallationRef, repoFullName: string) {
+      const { owner, repo } = yield* splitRepo("listQueuedRuns", repoFullName)
+      return yield* calls.conditionalGet(
+        "listQueuedRuns",
+        ref,
+        { ...endpoint("listQueuedRuns", { owner, repo }), query: { status: "queued", per_page: 100 } },
+        `queued runs ${ref.installationId} ${repoFullName.toLowerCase()}`,
+        (data) => readable("listQueuedRuns", QueuedRuns)(data).pipe(Effect.map((d) => d.workflow_runs))
+      )
+    })
+
+    const listRunJobs = Effect.fn("Github.listRunJobs")(
+      function*(ref: InstallationRef, repoFullName: string, runId: number) {
+        const { owner, repo } = yield* splitRepo("listRunJobs", repoFullName)
+        return yield* calls.conditionalGet(
+          "listRunJobs",
+          ref,
+          { ...endpoint("listRunJobs", { owner, repo, run_id: runId }), query: { filter: "latest", per_page: 100 } },
+          `run jobs ${ref.installationId} ${repoFullName.toLowerCase()} ${runId}`,
+          (data) => readable("listRunJobs", RunJobs)(data).pipe(Effect.map((d) => d.jobs))
+        )
+      }
+    )
+
     return {
       installationToken: calls.installationToken,
       getInstallation,
@@ -220,6 +279,10 @@ const service = (calls: ClientCalls, counter: CallCounter) =>
       deleteRunnerRepo,
       getJob: poll("getJob", "job_id", GithubJob),
       getRun: poll("getRun", "run_id", GithubRun),
+      listHookDeliveries,
+      redeliverHookDelivery,
+      listQueuedRuns,
+      listRunJobs,
       rateLimit: calls.rateLimit,
       callCounts: counter.snapshot
     } satisfies GithubShape

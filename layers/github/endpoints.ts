@@ -18,7 +18,11 @@ export const endpoints = {
   deleteRunnerOrg: { method: "DELETE", url: "/orgs/{org}/actions/runners/{runner_id}" },
   deleteRunnerRepo: { method: "DELETE", url: "/repos/{owner}/{repo}/actions/runners/{runner_id}" },
   getJob: { method: "GET", url: "/repos/{owner}/{repo}/actions/jobs/{job_id}" },
-  getRun: { method: "GET", url: "/repos/{owner}/{repo}/actions/runs/{run_id}" }
+  getRun: { method: "GET", url: "/repos/{owner}/{repo}/actions/runs/{run_id}" },
+  listHookDeliveries: { method: "GET", url: "/app/hook/deliveries" },
+  redeliverHookDelivery: { method: "POST", url: "/app/hook/deliveries/{delivery_id}/attempts" },
+  listQueuedRuns: { method: "GET", url: "/repos/{owner}/{repo}/actions/runs" },
+  listRunJobs: { method: "GET", url: "/repos/{owner}/{repo}/actions/runs/{run_id}/jobs" }
 } as const satisfies Record<GithubOperation, { readonly method: GithubRequest["method"]; readonly url: string }>
 
 export type PathParams = Readonly<Record<string, string | number>>

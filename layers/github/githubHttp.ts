@@ -63,3 +63,74 @@ export const runnerJson = (r: {
   busy: r.busy,
   labels: r.labels.map((name, i) => ({ id: i + 1, name, type: "custom" }))
 })
+
+/** One attempt of a webhook delivery, as GitHub's delivery log lists it (`hook-delivery-item`). */
+export interface DeliveryAttempt {
+  readonly id: number
+  readonly guid: string
+  /** epoch ms */
+  readonly deliveredAt: number
+  readonly redelivery: boolean
+  /** our endpoint's answer; 0 when nothing answered */
+  readonly statusCode: number
+  readonly event: string
+  readonly action: string | null
+  readonly installationId: number | null
+  readonly repositoryId: number | null
+}
+
+export const deliveryJson = (d: DeliveryAttempt) => ({
+  id: d.id,
+  guid: d.guid,
+  delivered_at: new Date(d.deliveredAt).toISOString().replace(/\.\d{3}Z$/, "Z"),
+  redelivery: d.redelivery,
+  duration: 0.05,
+  status: d.statusCode === 0 ? "failed to connect" : d.statusCode >= 200 && d.statusCode < 300 ? "OK" : `Invalid HTTP Response: ${d.statusCode}`,
+  status_code: d.statusCode,
+  event: d.event,
+  action: d.action,
+  installation_id: d.installationId,
+  repository_id: d.repositoryId,
+  throttled_at: null
+})
+
+/**
+ * One page of the delivery log, newest first, with GitHub's cursor paging: `cursor` is the id below which the page
+ * starts, and the Link header's `rel="next"` carries the cursor of the following page.
+ */
+export const cursorPaged = <A extends { readonly id: number }>(items: ReadonlyArray<A>, url: URL) => {
+  const perPage = Math.min(Number(url.searchParams.get("per_page") ?? 30) || 30, 100)
+  const cursor = url.searchParams.get("cursor")
+  const below = cursor === null || cursor === "" ? Number.POSITIVE_INFINITY : Number(cursor)
+  const newestFirst = items.filter((d) => d.id < below).sort((a, b) => b.id - a.id)
+  const slice = newestFirst.slice(0, perPage)
+  const headers: Record<string, string> = {}
+  if (newestFirst.length > perPage && slice.length > 0) {
+    const next = new URL(url.toString())
+    next.searchParams.set("per_page", String(perPage))
+    next.searchParams.set("cursor", String(slice[slice.length - 1]!.id))
+    headers["link"] = `<${next.toString()}>; rel="next"`
+  }
+  return { slice, headers }
+}
+
+/** A workflow job as the run's job listing shows it. */
+export const runJobJson = (j: {
+  readonly id: number
+  readonly repo: string
+  readonly runId: number
+  readonly status: string
+  readonly conclusion: string | null
+  readonly runnerName: string | null
+  readonly labels: ReadonlyArray<string>
+}) => ({
+  id: j.id,
+  run_id: j.runId,
+  status: j.status,
+  conclusion: j.conclusion,
+  runner_name: j.runnerName,
+  name: "build",
+  head_sha: "0000000000000000000000000000000000000000",
+  labels: [...j.labels],
+  html_url: `https://github.com/${j.repo}/actions/runs/${j.runId}/job/${j.id}`
+})

@@ -3,7 +3,7 @@ import type { EntityType } from "../../src/domain/Entity.ts"
 import { Github } from "../../src/services/Github.ts"
 import { makeCallCounter } from "./callCounter.ts"
 import { makeGithubClient } from "./client.ts"
-import { GithubMemoryControl, type GithubMemoryOptions } from "./memoryControl.ts"
+import { GithubMemoryControl, type GithubMemoryOptions, type RedeliveryRequest } from "./memoryControl.ts"
 import { makeControlHandle } from "./memoryControlHandle.ts"
 import { makeMemoryServer } from "./memoryServer.ts"
 import { emptyState } from "./memoryState.ts"
@@ -22,7 +22,10 @@ export type {
   GithubMemoryOptions,
   GithubMemorySnapshot,
   MemoryJob,
+  DeliveryAttemptInput,
+  MemoryDelivery,
   MemoryRun,
+  RedeliveryRequest,
   MemoryRunner,
   MemoryRunnerGroup,
   MemoryRunnerScope
@@ -38,13 +41,14 @@ const make = (options: GithubMemoryOptions) =>
     const defaultLimit = options.rateLimit ?? 5000
     const state = yield* Ref.make(emptyState)
     const counter = yield* makeCallCounter
+    const listeners = yield* Ref.make<ReadonlyArray<(request: RedeliveryRequest) => Effect.Effect<void>>>([])
     const service = yield* makeGithubClient({
-      transport: makeMemoryServer(state, counter, defaultLimit),
+      transport: makeMemoryServer(state, counter, defaultLimit, listeners),
       counter,
       appIds
     })
     return Context.make(Github, service).pipe(
-      Context.add(GithubMemoryControl, makeControlHandle(state, counter, defaultLimit))
+      Context.add(GithubMemoryControl, makeControlHandle(state, counter, defaultLimit, listeners))
     )
   })
 

@@ -65,6 +65,35 @@ export type GithubFault =
   | { readonly _tag: "Transport"; readonly message?: string }
   | { readonly _tag: "Latency"; readonly duration: Duration.DurationInput }
 
+/** An attempt to deliver a webhook, as the sender records it in the app's delivery log. */
+export interface DeliveryAttemptInput {
+  /** the app the hook belongs to */
+  readonly app: EntityType
+  /** `X-GitHub-Delivery`: the same for every attempt of one event */
+  readonly guid: string
+  readonly event: string
+  readonly action: string | null
+  readonly installationId: number | null
+  readonly repositoryId: number | null
+  /** our endpoint's answer; 0 when nothing answered */
+  readonly statusCode: number
+  readonly redelivery: boolean
+}
+
+/** One attempt in an app's delivery log. */
+export interface MemoryDelivery extends DeliveryAttemptInput {
+  readonly id: number
+  /** epoch ms on Effect's Clock */
+  readonly deliveredAt: number
+}
+
+/** Someone asked GitHub (`POST /app/hook/deliveries/{id}/attempts`) to deliver this attempt's event again. */
+export interface RedeliveryRequest {
+  readonly app: EntityType
+  readonly attemptId: number
+  readonly guid: string
+}
+
 export interface FaultOptions {
   /** how many calls the fault hits; unlimited when absent */
   readonly times?: number
@@ -148,6 +177,17 @@ export interface GithubMemoryControlShape {
   ) => Effect.Effect<void>
   readonly injectFault: (operation: GithubOperation, fault: GithubFault, options?: FaultOptions) => Effect.Effect<void>
   readonly clearFaults: Effect.Effect<void>
+  // webhook deliveries (the app's delivery log)
+  /** Records an attempt in the app's delivery log (what the sender of deliveries does); returns its id. */
+  readonly recordDelivery: (attempt: DeliveryAttemptInput) => Effect.Effect<number>
+  /** Every attempt recorded, oldest first. */
+  readonly deliveries: Effect.Effect<ReadonlyArray<MemoryDelivery>>
+  /**
+   * Who makes the attempt when a redelivery is asked for: GitHub answers the request with 202, and then the
+   * listener (the simulated world) sends the event again and records that attempt. With no listener the request
+   * is accepted and nothing is sent.
+   */
+  readonly onRedelivery: (listener: (request: RedeliveryRequest) => Effect.Effect<void>) => Effect.Effect<void>
   // observation
   readonly callCounts: Effect.Effect<GithubCallCounts>
   readonly snapshot: Effect.Effect<GithubMemorySnapshot>

@@ -1,6 +1,6 @@
-import { Effect, HashMap, HashSet, Option, Redacted, Ref } from "effect"
+import { Clock, Effect, HashMap, HashSet, Option, Redacted, Ref } from "effect"
 import type { CallCounter } from "./callCounter.ts"
-import type { GithubMemoryControlShape, MemoryJob, MemoryRunner } from "./memoryControl.ts"
+import type { GithubMemoryControlShape, MemoryJob, MemoryRunner, RedeliveryRequest } from "./memoryControl.ts"
 import {
   addGroup,
   addRunnerTo,
@@ -20,6 +20,8 @@ import {
   updateRunner
 } from "./memoryState.ts"
 
+const maxDeliveries = 50_000
+
 /**
  * The control handle over the in-memory GitHub's state: the world's side of GitHub (what people, runner
  * processes and GitHub itself do), never through the API, so it costs no calls and no budget.
@@ -27,7 +29,8 @@ import {
 export const makeControlHandle = (
   state: Ref.Ref<State>,
   counter: CallCounter,
-  defaultLimit: number
+  defaultLimit: number,
+  redeliveryListeners: Ref.Ref<ReadonlyArray<(request: RedeliveryRequest) => Effect.Effect<void>>>
 ): GithubMemoryControlShape => {
   const update = (f: (s: State) => State) => Ref.update(state, f)
   return {
@@ -172,6 +175,16 @@ export const makeControlHandle = (
         }]
       })),
     clearFaults: update((s) => ({ ...s, faults: [] })),
+    recordDelivery: (attempt) =>
+      Effect.flatMap(Clock.currentTimeMillis, (now) =>
+        Ref.modify(state, (s): readonly [number, State] => {
+          const id = s.nextId
+          // The log keeps the newest attempts; GitHub redelivers only the last three days anyway.
+          const kept = s.deliveries.length >= maxDeliveries ? s.deliveries.slice(-maxDeliveries + 1) : s.deliveries
+          return [id, { ...s, nextId: id + 1, deliveries: [...kept, { ...attempt, id, deliveredAt: now }] }]
+        })),
+    deliveries: Ref.get(state).pipe(Effect.map((s) => s.deliveries)),
+    onRedelivery: (listener) => Ref.update(redeliveryListeners, (ls) => [...ls, listener]),
     callCounts: counter.snapshot,
     snapshot: Ref.get(state).pipe(Effect.map(snapshotOf)),
     issuedSecrets: Ref.get(state).pipe(Effect.map((s) => [...HashMap.keys(s.tokens), ...HashMap.keys(s.jits)]))

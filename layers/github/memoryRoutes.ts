@@ -1,6 +1,6 @@
 import { HashMap, Option } from "effect"
 import type { GithubOperation } from "../../src/services/Github.ts"
-import { errorAnswer, notFoundAnswer, paged, runnerJson } from "./githubHttp.ts"
+import { cursorPaged, deliveryJson, errorAnswer, notFoundAnswer, paged, runJobJson, runnerJson } from "./githubHttp.ts"
 import type { MemoryRunnerScope } from "./memoryControl.ts"
 import {
   addGroup,
@@ -79,6 +79,18 @@ const conditional = (r: RouteRequest, version: number, body: unknown): GithubAns
   const etag = `W/"${version}"`
   return r.ifNoneMatch === etag ? answer(304, undefined, { etag }) : answer(200, body, { etag })
 }
+
+/** A listing's ETag: it changes whenever a listed item changes (each item's version is fresh on every change). */
+const listingTag = (items: ReadonlyArray<{ readonly id: number; readonly version: number }>) => {
+  let h = 17
+  for (const i of items) h = (Math.imul(h, 31) + i.id * 7 + i.version) | 0
+  return `W/"l${items.length}-${(h >>> 0).toString(36)}"`
+}
+const conditionalList = (r: RouteRequest, etag: string, body: unknown): GithubAnswer =>
+  r.ifNoneMatch === etag ? answer(304, undefined, { etag }) : answer(200, body, { etag })
+
+/** GitHub redelivers only deliveries of the last three days. */
+const redeliveryWindow = 3 * 24 * 3600 * 1000
 
 const installationOf = (s: State, r: RouteRequest) => {
   const found = Option.getOrUndefined(HashMap.get(s.installations, Number(r.params["installation_id"])))
@@ -187,5 +199,57 @@ export const routes: Record<GithubOperation, Route> = {
     const run = Option.getOrUndefined(HashMap.get(s.runs, id))
     if (run === undefined || !same(run.repo, repo) || !repoAccess(r.installation, repo)) return [notFoundAnswer, s]
     return [conditional(r, run.version, { id, ...run.run }), s]
+  },
+  listHookDeliveries: (s, r) => {
+    if (r.app === undefined) return [errorAnswer(401, "A JSON web token could not be decoded"), s]
+    const { headers, slice } = cursorPaged(s.deliveries.filter((d) => d.app === r.app), r.url)
+    return [answer(200, slice.map(deliveryJson), headers), s]
+  },
+  redeliverHookDelivery: (s, r) => {
+    if (r.app === undefined) return [errorAnswer(401, "A JSON web token could not be decoded"), s]
+    const id = Number(r.params["delivery_id"])
+    const found = s.deliveries.find((d) => d.id === id && d.app === r.app)
+    if (found === undefined) return [notFoundAnswer, s]
+    if (r.now - found.deliveredAt > redeliveryWindow) {
+      return [errorAnswer(422, "Validation Failed: deliveries older than 3 days cannot be redelivered"), s]
+    }
+    // The attempt itself is made by whoever sends deliveries (the simulated world), told by the server.
+    return [answer(202, {}), s]
+  },
+  listQueuedRuns: (s, r) => {
+    const repo = repoOf(r)
+    if (!repoAccess(r.installation, repo)) return [notFoundAnswer, s]
+    const wanted = r.url.searchParams.get("status")
+    const runs = Array.from(HashMap.values(s.runs))
+      .filter((x) => same(x.repo, repo) && (wanted === null || x.run.status === wanted))
+      .sort((a, b) => b.id - a.id)
+    const { headers, slice } = paged(runs, r.url)
+    const body = { total_count: runs.length, workflow_runs: slice.map((x) => ({ id: x.id, ...x.run })) }
+    const listed = conditionalList(r, listingTag(slice), body)
+    return [{ ...listed, headers: { ...headers, ...listed.headers } }, s]
+  },
+  listRunJobs: (s, r) => {
+    const repo = repoOf(r)
+    const runId = Number(r.params["run_id"])
+    const run = Option.getOrUndefined(HashMap.get(s.runs, runId))
+    if (run === undefined || !same(run.repo, repo) || !repoAccess(r.installation, repo)) return [notFoundAnswer, s]
+    const jobs = Array.from(HashMap.values(s.jobs)).filter((j) => j.job.run_id === runId).sort((a, b) => a.id - b.id)
+    const { headers, slice } = paged(jobs, r.url)
+    const body = {
+      total_count: jobs.length,
+      jobs: slice.map((j) =>
+        runJobJson({
+          id: j.id,
+          repo: j.repo,
+          runId,
+          status: j.job.status,
+          conclusion: j.job.conclusion,
+          runnerName: j.job.runner_name,
+          labels: j.labels
+        })
+      )
+    }
+    const listed = conditionalList(r, listingTag(slice), body)
+    return [{ ...listed, headers: { ...headers, ...listed.headers } }, s]
   }
 }

@@ -1,5 +1,6 @@
 import { Clock, Effect, HashMap, Option, Redacted, Ref } from "effect"
 import type { CallCounter } from "./callCounter.ts"
+import type { RedeliveryRequest } from "./memoryControl.ts"
 import { matchEndpoint } from "./endpoints.ts"
 import { budgetHeaders, errorAnswer, notFoundAnswer } from "./githubHttp.ts"
 import { faultAnswer, faultFor } from "./memoryFaults.ts"
@@ -70,11 +71,27 @@ const answerFor = (
   ]
 }
 
+/** A redelivery GitHub accepted: whoever sends deliveries (the simulated world) makes the new attempt. */
+const tellRedelivery = (
+  state: Ref.Ref<State>,
+  request: GithubRequest,
+  listeners: Ref.Ref<ReadonlyArray<(request: RedeliveryRequest) => Effect.Effect<void>>>
+) =>
+  Effect.gen(function*() {
+    const attemptId = Number(matchEndpoint(request.method, urlOf(request).pathname)?.params["delivery_id"])
+    const attempt = (yield* Ref.get(state)).deliveries.find((d) => d.id === attemptId)
+    if (attempt === undefined) return
+    for (const listener of yield* Ref.get(listeners)) {
+      yield* listener({ app: attempt.app, attemptId, guid: attempt.guid })
+    }
+  })
+
 /** The in-memory GitHub as a transport for the client. */
 export const makeMemoryServer = (
   state: Ref.Ref<State>,
   counter: CallCounter,
-  defaultLimit: number
+  defaultLimit: number,
+  redeliveryListeners?: Ref.Ref<ReadonlyArray<(request: RedeliveryRequest) => Effect.Effect<void>>>
 ): GithubTransport => ({
   request: (request) =>
     Effect.gen(function*() {
@@ -91,6 +108,9 @@ export const makeMemoryServer = (
       const now = yield* Clock.currentTimeMillis
       const answer = yield* Ref.modify(state, (s) => answerFor(s, request, now, defaultLimit))
       yield* counter.record(request.operation, answer.status)
+      if (request.operation === "redeliverHookDelivery" && answer.status === 202 && redeliveryListeners !== undefined) {
+        yield* tellRedelivery(state, request, redeliveryListeners)
+      }
       return answer
     })
 })

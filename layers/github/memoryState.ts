@@ -10,6 +10,7 @@ import type {
   MemoryRunnerScope
 } from "./memoryControl.ts"
 import type { GithubOperation } from "../../src/services/Github.ts"
+import type { DeliveryAttempt } from "./githubHttp.ts"
 
 /*
  * What the in-memory GitHub knows, as one immutable value in one Ref: installations, runner groups, runners, JIT
@@ -74,6 +75,13 @@ export interface State {
   readonly tokens: HashMap.HashMap<string, { readonly installationId: number; readonly expiresAt: number }>
   readonly budgets: HashMap.HashMap<number, Budget>
   readonly faults: ReadonlyArray<FaultRecord>
+  /** every attempt to deliver a webhook, oldest first, per app it was sent as */
+  readonly deliveries: ReadonlyArray<DeliveryRecord>
+}
+
+/** One webhook delivery attempt in an app's delivery log. */
+export interface DeliveryRecord extends DeliveryAttempt {
+  readonly app: EntityType
 }
 
 export const emptyState: State = {
@@ -87,7 +95,8 @@ export const emptyState: State = {
   runs: HashMap.empty(),
   tokens: HashMap.empty(),
   budgets: HashMap.empty(),
-  faults: []
+  faults: [],
+  deliveries: []
 }
 
 export const tokenLifetime = Duration.toMillis(Duration.hours(1))

@@ -1,4 +1,5 @@
-import { Effect, Option, Random } from "effect"
+import { Duration, Effect, Option, Random } from "effect"
+import type { Deliveries } from "./deliveries.ts"
 import { githubOperations } from "../../src/services/Github.ts"
 import { type FaultPatch, noFaults } from "./faults.ts"
 import type { WorldCore } from "./worldCore.ts"
@@ -9,7 +10,7 @@ import type { WorldCore } from "./worldCore.ts"
  * where they strike (`deliveries.ts`, `runnerLifecycle.ts`).
  */
 
-export const makeFaultInjection = (core: WorldCore) => {
+export const makeFaultInjection = (core: WorldCore, deliveries: Pick<Deliveries, "startOutage">) => {
   const { github, kube, downNodes, timings, locked, publish, spawn, simSleep, now } = core
 
   /** Takes a node away now (the named one, or one drawn at random); it returns after the downtime. */
@@ -54,10 +55,11 @@ export const makeFaultInjection = (core: WorldCore) => {
   /** Applies the patch (`off` first clears every fault; `loseNodes` takes that many nodes away at once). */
   const setFaults = (patch: FaultPatch) =>
     locked(Effect.gen(function*() {
-      const { off, loseNodes, ...rest } = patch
+      const { off, loseNodes, webhookOutage, ...rest } = patch
       const defined = Object.fromEntries(Object.entries(rest).filter(([, v]) => v !== undefined))
       core.faults = { ...(off === true ? noFaults : core.faults), ...defined }
       yield* applyGithubFaults
+      if (webhookOutage !== undefined) yield* deliveries.startOutage(Duration.seconds(webhookOutage))
       return core.faults
     })).pipe(Effect.tap(() => Effect.forEach(Array.from({ length: patch.loseNodes ?? 0 }, (_, i) => i), () => loseNode(), { discard: true })))
 

@@ -13,8 +13,10 @@ const faultFields = {
   githubErrors: Share,
   /** GitHub API calls answered 429 with Retry-After (a secondary rate limit) */
   githubRateLimits: Share,
-  /** webhook deliveries GitHub never sends */
+  /** webhook deliveries lost on the way: GitHub's delivery log shows them failed (no answer), and never retries */
   dropWebhooks: Share,
+  /** webhook deliveries GitHub never makes at all: nothing in its log (only the scheduler's sweep finds the job) */
+  unsentWebhooks: Share,
   /** deliveries sent twice (GitHub's at-least-once delivery) */
   duplicateWebhooks: Share,
   /** deliveries held back for up to a minute, so they arrive after later ones */
@@ -38,6 +40,7 @@ export const noFaults: FaultSettings = {
   githubErrors: 0,
   githubRateLimits: 0,
   dropWebhooks: 0,
+  unsentWebhooks: 0,
   duplicateWebhooks: 0,
   reorderWebhooks: 0,
   stuckPending: 0,
@@ -47,11 +50,15 @@ export const noFaults: FaultSettings = {
   nodeLossPerHour: 0
 }
 
-/** `POST /sim/faults`: any subset of the settings; `off: true` first turns every fault off; `loseNodes` drops nodes now. */
+/**
+ * `POST /sim/faults`: any subset of the settings; `off: true` first turns every fault off; `loseNodes` drops nodes
+ * now; `webhookOutage` makes our endpoint answer 503 for that many simulated seconds (an outage `off` does not end).
+ */
 export const FaultPatch = Schema.Struct({
   githubErrors: Schema.optional(faultFields.githubErrors),
   githubRateLimits: Schema.optional(faultFields.githubRateLimits),
   dropWebhooks: Schema.optional(faultFields.dropWebhooks),
+  unsentWebhooks: Schema.optional(faultFields.unsentWebhooks),
   duplicateWebhooks: Schema.optional(faultFields.duplicateWebhooks),
   reorderWebhooks: Schema.optional(faultFields.reorderWebhooks),
   stuckPending: Schema.optional(faultFields.stuckPending),
@@ -60,6 +67,8 @@ export const FaultPatch = Schema.Struct({
   stuckBusy: Schema.optional(faultFields.stuckBusy),
   nodeLossPerHour: Schema.optional(faultFields.nodeLossPerHour),
   off: Schema.optional(Schema.Boolean),
+  /** our webhook endpoint answers 503 for this many simulated seconds, from now */
+  webhookOutage: Schema.optional(Schema.Number.pipe(Schema.positive())),
   loseNodes: Schema.optional(Schema.Int.pipe(Schema.nonNegative()))
 })
 export type FaultPatch = typeof FaultPatch.Type
@@ -67,6 +76,12 @@ export type FaultPatch = typeof FaultPatch.Type
 /** Counts of the faults injected so far, by kind. */
 export interface FaultCounts {
   readonly dropped: number
+  /** deliveries never made (nothing in GitHub's log) */
+  readonly unsent: number
+  /** outages of our endpoint started */
+  readonly webhookOutages: number
+  /** deliveries our endpoint answered 503 during an outage */
+  readonly outageRefused: number
   readonly duplicated: number
   readonly reordered: number
   readonly stuckPending: number
@@ -78,6 +93,9 @@ export interface FaultCounts {
 
 export const zeroFaultCounts: FaultCounts = {
   dropped: 0,
+  unsent: 0,
+  webhookOutages: 0,
+  outageRefused: 0,
   duplicated: 0,
   reordered: 0,
   stuckPending: 0,

@@ -34,10 +34,12 @@ const makeWorld = (options: SimOptions) =>
     const deliveries = makeDeliveries(core)
     const lifecycle = makeRunnerLifecycle(core, deliveries)
     const submitJobs = makeJobSubmission(core, deliveries, lifecycle.dispatch)
-    const { loseNode, setFaults } = makeFaultInjection(core)
+    const { loseNode, setFaults } = makeFaultInjection(core, deliveries)
     const housekeep = makeHousekeeping(core, deliveries, lifecycle.dispatch, loseNode)
 
     yield* core.kube.onPhaseChange(lifecycle.onPhaseChange)
+    // GitHub makes a redelivery's attempt when it accepts the request; the world sends it.
+    yield* core.github.onRedelivery(deliveries.redeliver)
     const period = core.timings.housekeeping
     if (period !== null) yield* Effect.forkScoped(Effect.forever(Effect.zipRight(core.simSleep(period), housekeep)))
 

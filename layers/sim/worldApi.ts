@@ -69,6 +69,8 @@ export interface SimJob {
 export interface SimStats {
   readonly deliveries: number
   readonly deliveryFailures: number
+  /** attempts made because someone asked GitHub to redeliver */
+  readonly redeliveries: number
   readonly faults: FaultCounts
 }
 

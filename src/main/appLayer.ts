@@ -22,6 +22,8 @@ import { EmbeddedPostgresError, EmbeddedPostgresInUse, startEmbeddedPostgres } f
 import { MeteredDb } from "../observability/meteredDb.ts"
 import { operatorLine } from "../observability/operatorLine.ts"
 import { SchedulerLoop } from "../scheduler/loop.ts"
+import { RecoveryPasses } from "../scheduler/recovery.ts"
+import { recoverySettingsFromEnv } from "../scheduler/recoverySettings.ts"
 import { SchedulerServer } from "../operator/server.ts"
 import { schedulerSettingsFromEnv } from "../scheduler/settings.ts"
 import type { Db } from "../services/Db.ts"
@@ -180,7 +182,7 @@ const schedulerLayers = (env: AppEnv, runnerConfig: RunnerConfig, simulate: bool
   const kube = simulate
     ? SimCluster
     : KubeLive({ kubeconfigYaml: Option.getOrUndefined(env.kubeconfigYaml), kubeconfigPath: Option.getOrUndefined(env.kubeconfigPath) })
-  return Layer.mergeAll(settings, github, kube).pipe(
+  return Layer.mergeAll(settings, recoverySettingsFromEnv, github, kube).pipe(
     Layer.mapError((e) =>
       e instanceof StartupError
         ? e
@@ -221,7 +223,7 @@ const planLayer = (plan: AppPlan, args: ServeArgs, env: ServeEnv, runnerConfig: 
   const scheduler = Option.match(plan.scheduler, {
     onNone: (): Layer.Layer<never, unknown, Db> => Layer.empty,
     onSome: ({ port }) =>
-      Layer.mergeAll(SchedulerServer.pipe(Layer.provide(httpOn(port))), SchedulerLoop).pipe(
+      Layer.mergeAll(SchedulerServer.pipe(Layer.provide(httpOn(port))), SchedulerLoop, RecoveryPasses).pipe(
         Layer.provide(schedulerLayers(env, runnerConfig, args.simulate, github))
       )
   })

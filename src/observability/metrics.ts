@@ -56,6 +56,12 @@ export const githubRateLimitRemaining = Metric.gauge("riscv_runner_github_rate_l
 export const kubeCalls = Metric.counter("riscv_runner_kube_api_calls_total", {
   description: "Kubernetes API calls by operation."
 })
+export const redeliveries = Metric.counter("riscv_runner_redeliveries_total", {
+  description: "Webhook deliveries the scheduler asked GitHub to send again, by app (org, personal) and result (requested, failed)."
+})
+export const jobsDiscovered = Metric.counter("riscv_runner_jobs_discovered_total", {
+  description: "Queued jobs the sweep found on GitHub that no delivery had announced, and stored as pending."
+})
 
 /** A tagged instrument: `tagged(counter, { event: "ping" })`. */
 export const tagged = <Type, In, Out>(

@@ -147,6 +147,20 @@ export interface TransitionWrite {
   readonly event: NewInstallationEvent
 }
 
+/** `claimPass`: the lease is ours (with where the pass got to last time), or another replica holds it. */
+export type PassClaim =
+  | { readonly claimed: false }
+  | { readonly claimed: true; readonly cursor: string | null }
+
+/** A repository that had a job lately, with whom to ask GitHub about it (from its newest job). */
+export interface RecentRepository {
+  readonly repo_full_name: string
+  readonly installation_id: number
+  readonly entity_type: Job["entity_type"]
+  readonly entity_id: number
+  readonly entity_name: string
+}
+
 export interface DbShape {
   // --- jobs -------------------------------------------------------------------------------------------------
   /** Inserts a pending job unless its id exists, and wakes the schedulers. True when a row was created. */
@@ -265,6 +279,19 @@ export interface DbShape {
   /** The entity of the newest event with this installation id, else of the newest job with it. */
   readonly getEntityIdForInstallation: (installationId: number) => Effect.Effect<Option.Option<number>, DbError>
   readonly getEntityIdForJob: (jobId: number) => Effect.Effect<Option.Option<number>, DbError>
+
+  // --- recovery passes (redelivery of lost webhooks, the sweep for unannounced jobs) ------------------------------
+  /** Which of these GitHub delivery ids (`X-GitHub-Delivery`) have an `installation_events` row. */
+  readonly knownDeliveryIds: (deliveryIds: ReadonlyArray<string>) => Effect.Effect<ReadonlySet<string>, DbError>
+  /**
+   * Takes the pass's lease for `leaseMillis` when it is free, expired or already `holder`'s, in one statement, so
+   * one replica at a time runs the pass; returns where the pass got to (`finishPass`'s cursor).
+   */
+  readonly claimPass: (pass: string, holder: string, leaseMillis: number) => Effect.Effect<PassClaim, DbError>
+  /** Stores where the pass got to and frees its lease, if `holder` still holds it. */
+  readonly finishPass: (pass: string, holder: string, cursor: string | null) => Effect.Effect<void, DbError>
+  /** Every repository with a job created at or after `since`, each once (case-insensitively), from its newest job. */
+  readonly getRecentRepositories: (since: Date) => Effect.Effect<ReadonlyArray<RecentRepository>, DbError>
 
   // --- coordination ------------------------------------------------------------------------------------------
   /**

@@ -19,6 +19,10 @@ export type GithubOperation =
   | "deleteRunnerRepo"
   | "getJob"
   | "getRun"
+  | "listHookDeliveries"
+  | "redeliverHookDelivery"
+  | "listQueuedRuns"
+  | "listRunJobs"
 
 export const githubOperations: ReadonlyArray<GithubOperation> = [
   "installationToken",
@@ -32,7 +36,11 @@ export const githubOperations: ReadonlyArray<GithubOperation> = [
   "deleteRunnerOrg",
   "deleteRunnerRepo",
   "getJob",
-  "getRun"
+  "getRun",
+  "listHookDeliveries",
+  "redeliverHookDelivery",
+  "listQueuedRuns",
+  "listRunJobs"
 ]
 
 // --- GitHub's shapes (the fields we read; GitHub sends more, and decoding ignores the rest) ----------------------
@@ -60,6 +68,43 @@ export const GithubRun = Schema.Struct({
   conclusion: Schema.NullOr(Schema.String)
 })
 export type GithubRun = typeof GithubRun.Type
+
+/**
+ * One attempt to deliver a webhook of the app, from the app's delivery log (`GET /app/hook/deliveries`). Every
+ * attempt has its own `id`; the attempts of one event (the first and each redelivery) share its `guid`, which is
+ * the `X-GitHub-Delivery` header our endpoint received. `status_code` is our endpoint's answer (0: none).
+ */
+export const HookDelivery = Schema.Struct({
+  id: Schema.Number,
+  guid: Schema.String,
+  delivered_at: Schema.String,
+  redelivery: Schema.Boolean,
+  status_code: Schema.Number,
+  event: Schema.String,
+  action: Schema.NullOr(Schema.String),
+  installation_id: Schema.NullOr(Schema.Number),
+  repository_id: Schema.NullOr(Schema.Number)
+})
+export type HookDelivery = typeof HookDelivery.Type
+
+/** A workflow run as the queued-runs listing shows it (the fields the sweep reads). */
+export const GithubRunSummary = Schema.Struct({
+  id: Schema.Number,
+  status: Schema.NullOr(Schema.String)
+})
+export type GithubRunSummary = typeof GithubRunSummary.Type
+
+/** A job of a workflow run, with what storing it as a pending job needs. */
+export const GithubRunJob = Schema.Struct({
+  id: Schema.Number,
+  run_id: Schema.Number,
+  status: Schema.String,
+  conclusion: Schema.NullOr(Schema.String),
+  labels: Schema.Array(Schema.String),
+  html_url: Schema.NullOr(Schema.String),
+  runner_name: Schema.NullOr(Schema.String)
+})
+export type GithubRunJob = typeof GithubRunJob.Type
 
 /** An installation of one of our two apps. `account.type` is `Organization` or `User` (or `Enterprise`). */
 export const GithubInstallation = Schema.Struct({
@@ -238,6 +283,28 @@ export interface GithubShape {
   readonly getJob: (ref: InstallationRef, repoFullName: string, jobId: number) => Effect.Effect<GithubJob, GithubError>
   /** A workflow run, polled conditionally like `getJob`. */
   readonly getRun: (ref: InstallationRef, repoFullName: string, runId: number) => Effect.Effect<GithubRun, GithubError>
+  /**
+   * The app's webhook delivery log, newest first, with the app's JWT (no installation budget): page after page
+   * (`per_page=100`, following GitHub's cursor) until a page holds an attempt for which `stopAt` is true, or there
+   * are no more. Every attempt read is returned, the one that stopped the listing included.
+   */
+  readonly listHookDeliveries: (
+    app: EntityType,
+    stopAt: (delivery: HookDelivery) => boolean
+  ) => Effect.Effect<ReadonlyArray<HookDelivery>, GithubError>
+  /** Asks GitHub to deliver that attempt's event again (`202`); the new attempt shows up in the log with its guid. */
+  readonly redeliverHookDelivery: (app: EntityType, deliveryId: number) => Effect.Effect<void, GithubError>
+  /** The repository's queued workflow runs (first 100), polled conditionally: an unchanged listing is free. */
+  readonly listQueuedRuns: (
+    ref: InstallationRef,
+    repoFullName: string
+  ) => Effect.Effect<ReadonlyArray<GithubRunSummary>, GithubError>
+  /** The jobs of a run's latest attempt (first 100), polled conditionally. */
+  readonly listRunJobs: (
+    ref: InstallationRef,
+    repoFullName: string,
+    runId: number
+  ) => Effect.Effect<ReadonlyArray<GithubRunJob>, GithubError>
   /** The installation's budget as last reported by GitHub; none before the first call for that installation. */
   readonly rateLimit: (installationId: number) => Effect.Effect<Option.Option<RateLimit>>
   /** API calls made so far, by operation and status (for metrics, tests and benchmarks). */

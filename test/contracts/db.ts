@@ -867,6 +867,52 @@ export const dbContract = (name: string, declare: DbCase) =>
       expect(old).toMatchObject({ jobs: 0, boardSeconds: 0, atCapSeconds: 3600, entityName: "old" })
     }))
 
+    test("knownDeliveryIds says which deliveries have an installation_events row", Effect.gen(function*() {
+      const db = yield* Db
+      expect(yield* db.knownDeliveryIds([])).toEqual(new Set())
+      yield* db.addInstallationEvent(newEvent({ delivery_id: "guid-a" }))
+      yield* db.addInstallationEvent(newEvent({ delivery_id: "guid-a" }))
+      yield* db.addInstallationEvent(newEvent({ delivery_id: null }))
+      yield* db.addInstallationEvent(newEvent({ delivery_id: "guid-b" }))
+      expect(yield* db.knownDeliveryIds(["guid-a", "guid-c", "guid-b", "guid-a"])).toEqual(new Set(["guid-a", "guid-b"]))
+    }))
+
+    test("claimPass lets one holder at a time run a pass, until it finishes or its lease runs out", Effect.gen(function*() {
+      const db = yield* Db
+      yield* at(1000)
+      expect(yield* db.claimPass("redelivery:Organization", "a", 60_000)).toEqual({ claimed: true, cursor: null })
+      expect(yield* db.claimPass("redelivery:Organization", "b", 60_000)).toEqual({ claimed: false })
+      // another pass has its own lease; the holder may renew its own
+      expect(yield* db.claimPass("redelivery:User", "b", 60_000)).toEqual({ claimed: true, cursor: null })
+      expect(yield* db.claimPass("redelivery:Organization", "a", 60_000)).toEqual({ claimed: true, cursor: null })
+      // someone else's finish changes nothing
+      yield* db.finishPass("redelivery:Organization", "b", "999")
+      expect(yield* db.claimPass("redelivery:Organization", "b", 60_000)).toEqual({ claimed: false })
+      yield* db.finishPass("redelivery:Organization", "a", "41")
+      expect(yield* db.claimPass("redelivery:Organization", "b", 60_000)).toEqual({ claimed: true, cursor: "41" })
+      // b dies without finishing: its lease runs out and a takes over from the last stored cursor
+      yield* at(1030)
+      expect(yield* db.claimPass("redelivery:Organization", "a", 60_000)).toEqual({ claimed: false })
+      yield* at(1061)
+      expect(yield* db.claimPass("redelivery:Organization", "a", 60_000)).toEqual({ claimed: true, cursor: "41" })
+    }))
+
+    test("getRecentRepositories names each repository with a recent job once, from its newest job", Effect.gen(function*() {
+      const db = yield* Db
+      yield* at(1000)
+      yield* db.addJob(newJob(1, { repo_full_name: "acme/old" }))
+      yield* at(5000)
+      yield* db.addJob(newJob(2, { repo_full_name: "acme/app", installation_id: 5001 }))
+      yield* at(6000)
+      yield* db.addJob(newJob(3, { repo_full_name: "ACME/app", installation_id: 5002 }))
+      yield* db.addJob(newJob(4, { repo_full_name: "bob/tool", entity_type: "User", entity_id: 7, entity_name: "bob", installation_id: 9 }))
+      const recent = yield* db.getRecentRepositories(new Date(5000 * 1000))
+      expect([...recent].sort((a, b) => a.repo_full_name.localeCompare(b.repo_full_name))).toEqual([
+        { repo_full_name: "ACME/app", installation_id: 5002, entity_type: "Organization", entity_id: 1001, entity_name: "acme" },
+        { repo_full_name: "bob/tool", installation_id: 9, entity_type: "User", entity_id: 7, entity_name: "bob" }
+      ])
+    }))
+
     it("counts its cases", () => {
       dbContractCaseCount = cases
       console.log(`Db contract (${name}): ${cases} cases`)

@@ -460,4 +460,111 @@ export const githubContract = (name: string, layer: Layer.Layer<Github | GithubW
         }
       })
     )
+
+    // --- recovering lost deliveries (issue 12) -------------------------------------------------------------------
+
+    const attempt = (guid: string, statusCode: number, app: "Organization" | "User" = "Organization") => ({
+      app,
+      guid,
+      event: "workflow_job",
+      action: "queued",
+      installationId: app === "Organization" ? 11 : 22,
+      repositoryId: 77,
+      statusCode,
+      redelivery: false
+    })
+
+    scenario(
+      "lists an app's delivery log newest first, page by page, with the app's JWT, until told to stop",
+      Effect.gen(function* () {
+        const gh = yield* Github
+        const world = yield* GithubWorld
+        yield* seedInstallations
+        const ids: Array<number> = []
+        for (let i = 0; i < 130; i++) ids.push(yield* world.recordDelivery(attempt(`guid-${i}`, i % 10 === 0 ? 503 : 200)))
+        yield* world.recordDelivery(attempt("mine-not-yours", 200, "User"))
+
+        const all = yield* gh.listHookDeliveries("Organization", () => false)
+        expect(all.map((d) => d.id)).toEqual([...ids].reverse())
+        expect(all[0]).toMatchObject({
+          guid: "guid-129",
+          redelivery: false,
+          status_code: 200,
+          event: "workflow_job",
+          action: "queued",
+          installation_id: 11,
+          repository_id: 77
+        })
+        expect(all.find((d) => d.guid === "guid-120")?.status_code).toBe(503)
+        expect(Number.isNaN(Date.parse(all[0]!.delivered_at))).toBe(false)
+        expect(yield* calls("listHookDeliveries", 200)).toBe(2)
+        // Signed with the app's JWT: no installation token, no installation budget.
+        expect(yield* world.tokenRequests).toBe(0)
+
+        // Stopping at an attempt already examined reads only the pages down to it.
+        const newest = yield* gh.listHookDeliveries("Organization", (d) => d.id <= ids[120]!)
+        expect(newest).toHaveLength(100)
+        expect(yield* calls("listHookDeliveries", 200)).toBe(3)
+        // Each app sees its own log only.
+        expect((yield* gh.listHookDeliveries("User", () => false)).map((d) => d.guid)).toEqual(["mine-not-yours"])
+      })
+    )
+
+    scenario(
+      "asks GitHub to redeliver an attempt of the app's own log, and nothing else",
+      Effect.gen(function* () {
+        const gh = yield* Github
+        const world = yield* GithubWorld
+        const failed = yield* world.recordDelivery(attempt("lost", 502))
+        const personal = yield* world.recordDelivery(attempt("other", 0, "User"))
+        yield* gh.redeliverHookDelivery("Organization", failed)
+        expect(yield* world.redeliveryRequests).toEqual([{ app: "Organization", attemptId: failed }])
+        expect(yield* calls("redeliverHookDelivery", 202)).toBe(1)
+        const unknown = yield* Effect.flip(gh.redeliverHookDelivery("Organization", 999_999))
+        expect(unknown).toMatchObject({ _tag: "GithubNotFound", operation: "redeliverHookDelivery" })
+        const otherApp = yield* Effect.flip(gh.redeliverHookDelivery("Organization", personal))
+        expect(otherApp._tag).toBe("GithubNotFound")
+        expect(yield* world.redeliveryRequests).toHaveLength(1)
+      })
+    )
+
+    scenario(
+      "lists a repository's queued runs and a run's jobs, conditionally",
+      Effect.gen(function* () {
+        const gh = yield* Github
+        const world = yield* GithubWorld
+        yield* seedInstallations
+        yield* world.createRun({ id: 900, repo: "alice/project", status: "queued" })
+        yield* world.createRun({ id: 901, repo: "alice/project", status: "completed", conclusion: "success" })
+        yield* world.createRun({ id: 902, repo: "alice/elsewhere", status: "queued" })
+        yield* world.createJob({ id: 9, repo: "alice/project", runId: 900, labels })
+        yield* world.createJob({ id: 10, repo: "alice/project", runId: 900, labels: ["ubuntu-latest"], status: "in_progress" })
+        yield* world.createJob({ id: 11, repo: "alice/project", runId: 901, labels })
+
+        const runs = yield* gh.listQueuedRuns(userRef, "alice/project")
+        expect(runs.map((r) => r.id)).toEqual([900])
+        expect(runs[0]?.status).toBe("queued")
+        const jobs = yield* gh.listRunJobs(userRef, "alice/project", 900)
+        expect(jobs.map((j) => [j.id, j.run_id, j.status, j.labels])).toEqual([
+          [9, 900, "queued", labels],
+          [10, 900, "in_progress", ["ubuntu-latest"]]
+        ])
+        expect(jobs[0]?.html_url).toMatch(/alice\/project\/actions\/runs\/900\/job\/9$/)
+
+        // Unchanged listings are answered 304 and cost no budget; a change is seen at once.
+        const before = Option.getOrThrow(yield* gh.rateLimit(22)).remaining
+        expect((yield* gh.listQueuedRuns(userRef, "alice/project")).map((r) => r.id)).toEqual([900])
+        expect((yield* gh.listRunJobs(userRef, "alice/project", 900)).map((j) => j.id)).toEqual([9, 10])
+        expect(yield* calls("listQueuedRuns", 304)).toBe(1)
+        expect(yield* calls("listRunJobs", 304)).toBe(1)
+        expect(Option.getOrThrow(yield* gh.rateLimit(22)).remaining).toBe(before)
+        yield* world.setJobStatus(9, { status: "in_progress", runnerName: "r9" })
+        expect((yield* gh.listRunJobs(userRef, "alice/project", 900))[0]?.status).toBe("in_progress")
+        yield* world.setRunStatus(900, { status: "in_progress" })
+        expect(yield* gh.listQueuedRuns(userRef, "alice/project")).toEqual([])
+
+        expect((yield* Effect.flip(gh.listRunJobs(userRef, "alice/project", 902)))._tag).toBe("GithubNotFound")
+        expect((yield* Effect.flip(gh.listQueuedRuns(orgRef, "alice/project")))._tag).toBe("GithubNotFound")
+      })
+    )
   })

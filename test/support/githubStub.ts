@@ -5,7 +5,15 @@ import { Effect, Redacted, type Scope } from "effect"
 import type { EntityType } from "../../src/domain/Entity.ts"
 import type { GithubInstallation } from "../../src/services/Github.ts"
 import type { MemoryRunner, MemoryRunnerGroup, MemoryRunnerScope } from "../../layers/github/memory.ts"
-import { budgetHeaders, paged, runnerJson } from "../../layers/github/githubHttp.ts"
+import {
+  budgetHeaders,
+  cursorPaged,
+  type DeliveryAttempt,
+  deliveryJson,
+  paged,
+  runJobJson,
+  runnerJson
+} from "../../layers/github/githubHttp.ts"
 import { checkBody, checkParameters, matchOperation } from "./githubOpenapi.ts"
 import type { GithubWorldShape } from "./githubWorld.ts"
 
@@ -57,11 +65,22 @@ export class GithubStubState {
   readonly jits = new Map<string, number>()
   readonly jobs = new Map<
     number,
-    { repo: string; status: string; conclusion: string | null; runner_name: string | null; run_id: number }
+    {
+      repo: string
+      status: string
+      conclusion: string | null
+      runner_name: string | null
+      run_id: number
+      labels: ReadonlyArray<string>
+    }
   >()
   readonly runs = new Map<number, { repo: string; status: string | null; conclusion: string | null }>()
   readonly tokens = new Map<string, { installationId: number; expiresAt: number }>()
   readonly budgets = new Map<number, Budget>()
+  /** the apps' delivery logs, oldest first */
+  readonly deliveries: Array<DeliveryAttempt & { readonly appId: number }> = []
+  /** redeliveries asked for (attempt ids) */
+  readonly redeliveries: Array<{ readonly appId: number; readonly attemptId: number }> = []
   readonly scripted: Array<Scripted> = []
   readonly violations: Array<string> = []
   readonly requests: Array<{ readonly method: string; readonly path: string; readonly status: number }> = []
@@ -234,6 +253,18 @@ const handle = async (state: GithubStubState, prefix: string, origin: string, re
   if (match.template.startsWith("/app/")) {
     const app = scheme?.toLowerCase() === "bearer" && credential ? appOfJwt(state, credential) : undefined
     if (app === undefined) return json(401, { message: "A JSON web token could not be decoded" })
+    if (match.operationId === "apps/list-webhook-deliveries") {
+      const { slice, headers } = cursorPaged(state.deliveries.filter((d) => d.appId === app.appId), url)
+      return json(200, slice.map(deliveryJson), headers)
+    }
+    if (match.operationId === "apps/redeliver-webhook-delivery") {
+      const attemptId = Number(p["delivery_id"])
+      const found = state.deliveries.find((d) => d.id === attemptId && d.appId === app.appId)
+      if (found === undefined) return notFound
+      if (Date.now() - found.deliveredAt > 3 * 24 * 3600 * 1000) return json(422, { message: "Validation Failed" })
+      state.redeliveries.push({ appId: app.appId, attemptId })
+      return json(202, {})
+    }
     if (match.operationId === "apps/create-installation-access-token") state.tokenRequests++
     const installation = state.installations.get(Number(p["installation_id"]))
     // GitHub answers 404 when the installation belongs to the other app.
@@ -416,6 +447,42 @@ const route = (
         event: "push"
       })
     }
+    case "actions/list-workflow-runs-for-repo": {
+      if (!repoOk) return notFound
+      const wanted = url.searchParams.get("status")
+      const runs = [...state.runs.entries()]
+        .filter(([, r]) => same(r.repo, repo) && (wanted === null || r.status === wanted))
+        .sort(([a], [b]) => b - a)
+      const { slice, headers } = paged(runs, url)
+      const body = {
+        total_count: runs.length,
+        workflow_runs: slice.map(([id, r]) => ({ id, status: r.status, conclusion: r.conclusion, name: "CI", event: "push" }))
+      }
+      const reply = conditional(body)
+      return { ...reply, headers: { ...headers, ...reply.headers } }
+    }
+    case "actions/list-jobs-for-workflow-run": {
+      const runId = Number(p["run_id"])
+      const run = state.runs.get(runId)
+      if (run === undefined || !repoOk || !same(run.repo, repo)) return notFound
+      const jobs = [...state.jobs.entries()].filter(([, j]) => j.run_id === runId).sort(([a], [b]) => a - b)
+      const { slice, headers } = paged(jobs, url)
+      const reply = conditional({
+        total_count: jobs.length,
+        jobs: slice.map(([id, j]) =>
+          runJobJson({
+            id,
+            repo: j.repo,
+            runId,
+            status: j.status,
+            conclusion: j.conclusion,
+            runnerName: j.runner_name,
+            labels: j.labels
+          })
+        )
+      })
+      return { ...reply, headers: { ...headers, ...reply.headers } }
+    }
     default:
       state.violations.push(`${operationId}: the stub does not serve it`)
       return json(501, { message: "not served by the stub" })
@@ -507,7 +574,8 @@ export const githubWorldFromStub = (state: GithubStubState, privateKeys: Readonl
         status: job.status ?? "queued",
         conclusion: job.conclusion ?? null,
         runner_name: job.runnerName ?? null,
-        run_id: job.runId
+        run_id: job.runId,
+        labels: job.labels ?? ["ubuntu-24.04-riscv"]
       })
     }),
   setJobStatus: (jobId, u) =>
@@ -526,6 +594,25 @@ export const githubWorldFromStub = (state: GithubStubState, privateKeys: Readonl
     Effect.sync(() => {
       const limit = b.limit ?? state.budgets.get(installationId)?.limit ?? 5000
       state.budgets.set(installationId, { limit, remaining: b.remaining, resetAt: b.resetAt.getTime() })
+    }),
+  recordDelivery: (attempt) =>
+    Effect.sync(() => {
+      const id = state.id()
+      state.deliveries.push({ ...attempt, id, deliveredAt: Date.now(), appId: state.appFor(attempt.app).appId })
+      return id
+    }),
+  redeliveryRequests: Effect.sync(() =>
+    state.redeliveries.map((r) => ({
+      app: state.apps.find((a) => a.appId === r.appId)!.serves,
+      attemptId: r.attemptId
+    }))
+  ),
+  setRunStatus: (runId, u) =>
+    Effect.sync(() => {
+      const run = state.runs.get(runId)
+      if (run === undefined) return
+      run.status = u.status
+      if (u.conclusion !== undefined) run.conclusion = u.conclusion
     }),
   tokenRequests: Effect.sync(() => state.tokenRequests),
   runnerGroups: (org) => Effect.sync(() => [...state.groupsOf(org)]),

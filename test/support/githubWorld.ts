@@ -1,4 +1,5 @@
-import { Context, Effect, Layer, Option, type Redacted } from "effect"
+import { Context, Effect, Layer, Option, type Redacted, Ref } from "effect"
+import type { EntityType } from "../../src/domain/Entity.ts"
 import { totalCalls } from "../../src/services/Github.ts"
 import {
   GithubMemoryControl,
@@ -22,12 +23,16 @@ export interface GithubWorldShape extends
     | "createJob"
     | "setJobStatus"
     | "createRun"
+    | "setRunStatus"
     | "setRateLimit"
+    | "recordDelivery"
   >
 {
   readonly name: "memory" | "stub"
   /** the runner in a pod started with this JIT config connects; false if GitHub does not know the config */
   readonly registerRunnerFromJit: (jitConfig: Redacted.Redacted<string>) => Effect.Effect<boolean>
+  /** the redeliveries GitHub accepted, in order */
+  readonly redeliveryRequests: Effect.Effect<ReadonlyArray<{ readonly app: EntityType; readonly attemptId: number }>>
   /** access-token requests GitHub has received */
   readonly tokenRequests: Effect.Effect<number>
   readonly runnerGroups: (org: string) => Effect.Effect<ReadonlyArray<MemoryRunnerGroup>>
@@ -45,6 +50,8 @@ export const GithubWorldFromMemory: Layer.Layer<GithubWorld, never, GithubMemory
   GithubWorld,
   Effect.gen(function* () {
     const control = yield* GithubMemoryControl
+    const asked = yield* Ref.make<ReadonlyArray<{ readonly app: EntityType; readonly attemptId: number }>>([])
+    yield* control.onRedelivery((r) => Ref.update(asked, (all) => [...all, { app: r.app, attemptId: r.attemptId }]))
     return {
       name: "memory",
       addInstallation: control.addInstallation,
@@ -56,6 +63,9 @@ export const GithubWorldFromMemory: Layer.Layer<GithubWorld, never, GithubMemory
       createJob: control.createJob,
       setJobStatus: control.setJobStatus,
       createRun: control.createRun,
+      setRunStatus: control.setRunStatus,
+      recordDelivery: control.recordDelivery,
+      redeliveryRequests: Ref.get(asked),
       setRateLimit: control.setRateLimit,
       tokenRequests: control.callCounts.pipe(Effect.map((c) => totalCalls(c, ["installationToken"]))),
       runnerGroups: (org) =>
