@@ -218,7 +218,7 @@ export const makeHarness = (spec: HarnessSpec, logs: ReadonlyArray<string>) =>
       createRunnerPod: (request) => crashPoint(kubeClient.createRunnerPod(request)),
       listRunnerPods: crashPoint(kubeClient.listRunnerPods),
       killPod: (name) => crashPoint(kubeClient.killPod(name)),
-      deletePod: (name) => crashPoint(kubeClient.deletePod(name))
+      deletePod: (name, options) => crashPoint(kubeClient.deletePod(name, options))
     }
 
     const services = Context.make(Db, db).pipe(
