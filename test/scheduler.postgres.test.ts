@@ -11,6 +11,7 @@ import type { Github } from "../src/services/Github.ts"
 import type { Kube } from "../src/services/Kube.ts"
 import { newJob } from "./support/dbFixtures.ts"
 import { freshDatabase, query } from "./support/postgres.ts"
+import { boardScenarios } from "./support/boardScenarios.ts"
 import { schedulerScenarios } from "./support/schedulerScenarios.ts"
 import { ORG, testRunnerConfig, worldLayer } from "./support/schedulerWorld.ts"
 
@@ -31,6 +32,8 @@ afterAll(() => Effect.runPromise(Scope.close(suiteScope, Exit.void)))
 const truncate = Effect.promise(() => query(url, "TRUNCATE staging.jobs, staging.workers, staging.installation_events RESTART IDENTITY"))
 
 schedulerScenarios("on PostgreSQL", (body, options) =>
+  Effect.zipRight(truncate, Effect.provide(body, worldLayer(Layer.succeedContext(context), options))))
+boardScenarios("on PostgreSQL", (body, options) =>
   Effect.zipRight(truncate, Effect.provide(body, worldLayer(Layer.succeedContext(context), options))))
 
 /** Another process on the same database: its own connection pool (and LISTEN connection). */

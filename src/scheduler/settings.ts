@@ -36,6 +36,11 @@ export interface SchedulerTimeouts {
   readonly runnerListRefresh: Duration.Duration
   /** a runner pod with our prefix and no worker row is deleted once it is this old (the sweep of unknown pods) */
   readonly orphanPodGrace: Duration.Duration
+  /**
+   * a worker whose pod is on a node that has been NotReady or Unknown this long is failed (`node_unreachable`)
+   * and its pod deleted with grace 0
+   */
+  readonly nodeUnreachable: Duration.Duration
 }
 
 export interface SchedulerSettingsShape {
@@ -80,7 +85,8 @@ export const defaultTimeouts: SchedulerTimeouts = {
   allocationBackoffBase: Duration.seconds(15),
   allocationBackoffMax: Duration.minutes(10),
   runnerListRefresh: Duration.minutes(5),
-  orphanPodGrace: Duration.minutes(2)
+  orphanPodGrace: Duration.minutes(2),
+  nodeUnreachable: Duration.minutes(5)
 }
 
 export interface SchedulerSettingsInput {
@@ -135,7 +141,8 @@ export const schedulerTuningConfig = Config.all({
     allocationBackoffBase: durationOr("SCHEDULER_ALLOCATION_BACKOFF_BASE", defaultTimeouts.allocationBackoffBase),
     allocationBackoffMax: durationOr("SCHEDULER_ALLOCATION_BACKOFF_MAX", defaultTimeouts.allocationBackoffMax),
     runnerListRefresh: durationOr("SCHEDULER_RUNNER_LIST_REFRESH", defaultTimeouts.runnerListRefresh),
-    orphanPodGrace: durationOr("SCHEDULER_ORPHAN_POD_GRACE", defaultTimeouts.orphanPodGrace)
+    orphanPodGrace: durationOr("SCHEDULER_ORPHAN_POD_GRACE", defaultTimeouts.orphanPodGrace),
+    nodeUnreachable: durationOr("SCHEDULER_NODE_UNREACHABLE_TIMEOUT", defaultTimeouts.nodeUnreachable)
   }),
   budgetReserveShare: Config.number("SCHEDULER_BUDGET_RESERVE_SHARE").pipe(
     Config.validate({ message: "must be between 0 and 1", validation: (n) => n >= 0 && n < 1 }),
