@@ -13,7 +13,7 @@ import { freshDatabase, query, SuiteDatabase, suiteDbPostgres } from "./support/
 const testServices = TestContext.TestContext.pipe(Layer.provide(Logger.remove(Logger.defaultLogger)))
 
 const truncate = Effect.flatMap(SuiteDatabase, ({ url }) =>
-  Effect.promise(() => query(url, "TRUNCATE staging.jobs, staging.workers, staging.installation_events RESTART IDENTITY")))
+  Effect.promise(() => query(url, "TRUNCATE staging.jobs, staging.workers, staging.installation_events, staging.board_states, staging.board_events RESTART IDENTITY")))
 
 /** A second scheduler process: its own pool on the same database. */
 const otherProcess = (url: string) => DbPostgres({ url: Redacted.make(url), schema: "staging" })
@@ -122,11 +122,11 @@ layer(suiteDbPostgres("postgres_only"), { excludeTestServices: true })("Db on Po
       const db = yield* freshDatabase("migrate")
       const layer = pgClientLayer({ url: Redacted.make(db.url), schema: "staging" })
       const [first, second] = yield* Effect.all([migrate("staging"), migrate("staging")], { concurrency: 2 }).pipe(Effect.provide(layer))
-      expect([...first!, ...second!].sort()).toEqual(["0001_seed_schema", "0002_event_delivery_id"])
+      expect([...first!, ...second!].sort()).toEqual(["0001_seed_schema", "0002_event_delivery_id", "0003_board_quarantine"])
       expect(yield* Effect.provide(migrate("staging"), layer)).toEqual([])
       const tables = yield* Effect.promise(() =>
         query<{ t: string }>(db.url, "SELECT table_name AS t FROM information_schema.tables WHERE table_schema = 'staging' ORDER BY 1"))
-      expect(tables.map((r) => r.t)).toEqual(["installation_events", "jobs", "schema_migrations", "workers"])
+      expect(tables.map((r) => r.t)).toEqual(["board_events", "board_states", "installation_events", "jobs", "schema_migrations", "workers"])
       const enums = yield* Effect.promise(() =>
         query<{ t: string }>(db.url, `SELECT t.typname AS t FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
                                       WHERE n.nspname = 'staging' AND t.typtype = 'e' ORDER BY 1`))

@@ -56,7 +56,7 @@ describe("main.ts", () => {
       const db = yield* freshDatabase("main_migrate")
       const first = yield* Effect.promise(() => runMain(["migrate"], { POSTGRES_URL: db.url }))
       expect(first.stderr).toBe("")
-      expect(first.stdout.trim()).toBe("schema staging: applied 0001_seed_schema, 0002_event_delivery_id")
+      expect(first.stdout.trim()).toBe("schema staging: applied 0001_seed_schema, 0002_event_delivery_id, 0003_board_quarantine")
       const second = yield* Effect.promise(() => runMain(["migrate"], { POSTGRES_URL: db.url }))
       expect(second.stdout.trim()).toBe("schema staging: up to date")
       const tables = yield* Effect.promise(() => query<{ t: string }>(db.url, "SELECT table_name AS t FROM information_schema.tables WHERE table_schema = 'staging' ORDER BY 1"))

@@ -81,7 +81,7 @@ describe("the entrypoint under LOG_FORMAT=json", () => {
     const child = start(["migrate"], { POSTGRES_URL: db.url })
     expect(await child.exited).toBe(0)
     const lines = parsedLines(child.stdout)
-    expect(lines.map((l) => l.message)).toEqual(["schema staging: applied 0001_seed_schema, 0002_event_delivery_id"])
+    expect(lines.map((l) => l.message)).toEqual(["schema staging: applied 0001_seed_schema, 0002_event_delivery_id, 0003_board_quarantine"])
     expect(child.stderr.filter((l) => l !== "")).toEqual([])
   }, 60_000)
 

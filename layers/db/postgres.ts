@@ -8,6 +8,7 @@ import { Db, type DbShape } from "../../src/services/Db.ts"
 import { deadlineClient } from "./deadlineClient.ts"
 import { listenResilient } from "./listener.ts"
 import { migrate } from "./migrate.ts"
+import { makeBoardStatements } from "./postgresBoardStatements.ts"
 import { makeEventStatements } from "./postgresEventStatements.ts"
 import { makeJobStatements } from "./postgresJobStatements.ts"
 import { makeQueueStatements } from "./postgresQueueStatements.ts"
@@ -75,6 +76,7 @@ export const makeDbPostgres = (schema: DbSchema, timeouts: DbTimeouts = defaultD
       ...makeQueueStatements(sql),
       ...makeWorkerStatements(sql),
       ...makeEventStatements(sql),
+      ...makeBoardStatements(sql),
 
       ping: sql`SELECT 1`.pipe(Effect.asVoid, Effect.mapError(toDbError("ping"))),
 

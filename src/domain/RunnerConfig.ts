@@ -34,6 +34,18 @@ export const EntityConfig = Schema.Struct({
 })
 export type EntityConfig = typeof EntityConfig.Type
 
+/**
+ * Board quarantine: `after` failures that point at a board (not at a job) within `withinMinutes` quarantine it for
+ * `probationMinutes`; then it gets one runner as a trial, and a failed trial doubles the probation. `null` turns
+ * quarantine off.
+ */
+export const QuarantineConfig = Schema.Struct({
+  after: Schema.optionalWith(Schema.Int.pipe(Schema.positive()), { default: () => 3 }),
+  withinMinutes: Schema.optionalWith(Schema.Number.pipe(Schema.positive()), { default: () => 60 }),
+  probationMinutes: Schema.optionalWith(Schema.Number.pipe(Schema.positive()), { default: () => 60 })
+})
+export type QuarantineConfig = typeof QuarantineConfig.Type
+
 const EntityIdKey = Schema.String.pipe(Schema.pattern(/^[1-9][0-9]*$/, { message: () => "entity keys must be numeric account ids" }))
 
 export const RunnerConfig = Schema.Struct({
@@ -44,7 +56,10 @@ export const RunnerConfig = Schema.Struct({
   rules: Schema.Array(LabelRule),
   entities: Schema.optionalWith(Schema.Record({ key: EntityIdKey, value: EntityConfig }), { default: () => ({}) }),
   defaultMaxWorkers: Schema.optionalWith(Schema.NullOr(Schema.Int.pipe(Schema.nonNegative())), { default: () => 20 }),
-  policy: Schema.optionalWith(Schema.Literal("fair", "fifo"), { default: () => "fair" as const })
+  policy: Schema.optionalWith(Schema.Literal("fair", "fifo"), { default: () => "fair" as const }),
+  quarantine: Schema.optionalWith(Schema.NullOr(QuarantineConfig), {
+    default: () => ({ after: 3, withinMinutes: 60, probationMinutes: 60 })
+  })
 })
 export type RunnerConfig = typeof RunnerConfig.Type
 export type RunnerConfigInput = typeof RunnerConfig.Encoded

@@ -1,4 +1,5 @@
 import { Context, Data, type Effect, type Option, type Stream } from "effect"
+import type { BoardEvent, BoardState, NewBoardEvent, NodeOutcome } from "../domain/BoardQuarantine.ts"
 import type { FailureInfo } from "../domain/FailureInfo.ts"
 import type { EventSummary, NewInstallationEvent } from "../domain/InstallationEvent.ts"
 import type { Job, NewJob } from "../domain/Job.ts"
@@ -184,6 +185,19 @@ export interface DbShape {
   /** The entity of the newest event with this installation id, else of the newest job with it. */
   readonly getEntityIdForInstallation: (installationId: number) => Effect.Effect<Option.Option<number>, DbError>
   readonly getEntityIdForJob: (jobId: number) => Effect.Effect<Option.Option<number>, DbError>
+
+  // --- boards (quarantine) -----------------------------------------------------------------------------------
+  /** Every board with a standing (quarantined, on trial, or trusted again after either), by node name. */
+  readonly getBoardStates: Effect.Effect<ReadonlyArray<BoardState>, DbError>
+  /**
+   * How the workers that ran on a node ended since `since` (completed or failed, with a node recorded), oldest
+   * first: the input of the quarantine rule.
+   */
+  readonly getNodeOutcomes: (since: Date) => Effect.Effect<ReadonlyArray<NodeOutcome>, DbError>
+  /** Sets the board's standing and appends its event, both or neither. Returns the event's id. */
+  readonly recordBoardTransition: (state: BoardState, event: NewBoardEvent) => Effect.Effect<number, DbError>
+  /** The latest board events, newest first, at most `limit`; of one node when given. */
+  readonly listBoardEvents: (limit: number, node?: string) => Effect.Effect<ReadonlyArray<BoardEvent>, DbError>
 
   // --- coordination ------------------------------------------------------------------------------------------
   /**
