@@ -1,5 +1,6 @@
 import { Clock, Duration, Effect, Either } from "effect"
 import { failureV2 } from "../domain/FailureInfo.ts"
+import type { BoardState } from "../domain/BoardQuarantine.ts"
 import type { Job } from "../domain/Job.ts"
 import { maxWorkersFor, weightFor } from "../domain/RunnerConfig.ts"
 import type { NewWorker } from "../domain/Worker.ts"
@@ -11,6 +12,7 @@ import { Kube } from "../services/Kube.ts"
 import { blockedGroups, streakLookbackMs } from "./allocationBackoff.ts"
 import type { Authenticate, Serially } from "./auth.ts"
 import { groupKey, planProvisioning } from "./demandPlan.ts"
+import { quarantinedNodes, trustedCapacity } from "./quarantine.ts"
 import { SchedulerSettings } from "./settings.ts"
 
 /**
@@ -26,20 +28,26 @@ export interface MatchResult {
 
 const MAX_NAME_ATTEMPTS = 5
 
-export const matchDemand = Effect.fn("Scheduler.matchDemand")(function*(authenticate: Authenticate, serially: Serially) {
+export const matchDemand = Effect.fn("Scheduler.matchDemand")(function*(
+  authenticate: Authenticate,
+  serially: Serially,
+  boards: ReadonlyArray<BoardState> = []
+) {
   const db = yield* Db
   const kube = yield* Kube
   const settings = yield* SchedulerSettings
   const none: MatchResult = { provisioned: 0, failed: 0 }
 
   // Capacity first: with every board taken (the usual state under a backlog) the backlog need not be read at all.
-  const capacity = yield* Effect.either(kube.capacity)
-  if (Either.isLeft(capacity)) {
-    yield* Effect.logError("cannot read board capacity; no provisioning this cycle").pipe(Effect.annotateLogs({ error: capacity.left.message }))
+  const reading = yield* Effect.either(kube.capacity)
+  if (Either.isLeft(reading)) {
+    yield* Effect.logError("cannot read board capacity; no provisioning this cycle").pipe(Effect.annotateLogs({ error: reading.left.message }))
     return none
   }
-  yield* recordCapacity(capacity.right)
-  if (![...capacity.right.values()].some((c) => c.available > 0)) return none
+  // Quarantined boards are no capacity, and a board on trial offers one slot.
+  const capacity = trustedCapacity(reading.right, boards)
+  yield* recordCapacity(capacity)
+  if (![...capacity.values()].some((c) => c.available > 0)) return none
   const demand = yield* db.getDemand
   if (demand.length === 0) return none
 
@@ -52,7 +60,7 @@ export const matchDemand = Effect.fn("Scheduler.matchDemand")(function*(authenti
   const config = settings.runnerConfig
   const plan = planProvisioning({
     demand,
-    available: new Map([...capacity.right.values()].map((c) => [c.pool, c.available])),
+    available: new Map([...capacity.values()].map((c) => [c.pool, c.available])),
     capFor: (id) => maxWorkersFor(config, id),
     weightFor: (id) => weightFor(config, id),
     policy: config.policy,
@@ -78,7 +86,7 @@ export const matchDemand = Effect.fn("Scheduler.matchDemand")(function*(authenti
     (jobs) =>
       Effect.gen(function*() {
         for (const job of jobs) {
-          const outcome = yield* provision(job, authenticate, serially)
+          const outcome = yield* provision(job, authenticate, serially, quarantinedNodes(boards, job.k8s_pool))
           if (outcome === "provisioned") provisioned++
           if (outcome === "failed") {
             failed++
@@ -102,7 +110,12 @@ type Outcome = "provisioned" | "failed" | "not_reserved"
  * failed with `pod_allocation_failure`, which is what the back-off counts; the job stays pending and is served by
  * a later attempt.
  */
-export const provision = Effect.fn("Scheduler.provision")(function*(job: Job, authenticate: Authenticate, serially: Serially) {
+export const provision = Effect.fn("Scheduler.provision")(function*(
+  job: Job,
+  authenticate: Authenticate,
+  serially: Serially,
+  avoidNodes: ReadonlyArray<string> = []
+) {
   const db = yield* Db
   const github = yield* Github
   const kube = yield* Kube
@@ -160,7 +173,8 @@ export const provision = Effect.fn("Scheduler.provision")(function*(job: Job, au
       jitConfig: jit.jitConfig,
       image: job.k8s_image,
       pool: job.k8s_pool,
-      entity: { type: job.entity_type, id: job.entity_id, name: job.entity_name }
+      entity: { type: job.entity_type, id: job.entity_id, name: job.entity_name },
+      ...(avoidNodes.length === 0 ? {} : { avoidNodes })
     })
   })
   const result = yield* Effect.either(steps)
