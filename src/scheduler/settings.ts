@@ -1,4 +1,4 @@
-import { Config, Context, Duration, Effect, Layer } from "effect"
+import { Config, Context, Duration, Effect, Layer, Option, type Redacted } from "effect"
 import type { RunnerConfig } from "../domain/RunnerConfig.ts"
 import { cryptoRunnerSuffix } from "./runnerName.ts"
 
@@ -62,6 +62,11 @@ export interface SchedulerSettingsShape {
   readonly githubConcurrency: number
   /** 9 random characters of `[a-z0-9]` for a runner name; replaceable so tests can force a name clash */
   readonly runnerSuffix: Effect.Effect<string>
+  /**
+   * `TRACE_API_SECRET`, the bearer token of the operator's writes on this port (releasing a quarantined board);
+   * none closes them (503), as it closes the trace API.
+   */
+  readonly operatorSecret: Option.Option<Redacted.Redacted<string>>
 }
 
 export class SchedulerSettings extends Context.Tag("riscv-runner/SchedulerSettings")<SchedulerSettings, SchedulerSettingsShape>() {}
@@ -97,6 +102,7 @@ export interface SchedulerSettingsInput {
   readonly maxJobPollsPerCycle?: number | undefined
   readonly githubConcurrency?: number | undefined
   readonly runnerSuffix?: Effect.Effect<string> | undefined
+  readonly operatorSecret?: Option.Option<Redacted.Redacted<string>> | undefined
 }
 
 export const makeSchedulerSettings = (input: SchedulerSettingsInput): SchedulerSettingsShape => ({
@@ -108,7 +114,8 @@ export const makeSchedulerSettings = (input: SchedulerSettingsInput): SchedulerS
   budgetReserveShare: input.budgetReserveShare ?? 0.2,
   maxJobPollsPerCycle: input.maxJobPollsPerCycle ?? 50,
   githubConcurrency: input.githubConcurrency ?? 8,
-  runnerSuffix: input.runnerSuffix ?? cryptoRunnerSuffix
+  runnerSuffix: input.runnerSuffix ?? cryptoRunnerSuffix,
+  operatorSecret: input.operatorSecret ?? Option.none()
 })
 
 export const SchedulerSettingsLive = (input: SchedulerSettingsInput) => Layer.succeed(SchedulerSettings, makeSchedulerSettings(input))
@@ -151,7 +158,8 @@ export const schedulerTuningConfig = Config.all({
   maxJobPollsPerCycle: Config.integer("SCHEDULER_MAX_JOB_POLLS_PER_CYCLE").pipe(
     Config.validate({ message: "must be positive", validation: (n) => n > 0 }),
     Config.withDefault(50)
-  )
+  ),
+  operatorSecret: Config.option(Config.redacted("TRACE_API_SECRET"))
 })
 
 /** The settings layer for a deployment: the runner config and prod flag given, the rest from the environment. */

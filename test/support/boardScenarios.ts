@@ -58,8 +58,9 @@ const quarantineWorld: WorldOptions = {
 
 export const boardScenarios = (label: string, run: WorldRunner) =>
   describe(`board scenarios: ${label}`, () => {
-    const scenario = <A, E>(title: string, body: Effect.Effect<A, E, World>, options?: WorldOptions) =>
-      it.effect(title, () => run(Effect.asVoid(body), options))
+    // The quarantine scenarios run a few hundred cycles; on PostgreSQL that takes longer than the default 5 s.
+    const scenario = <A, E>(title: string, body: Effect.Effect<A, E, World>, options?: WorldOptions, timeoutMs?: number) =>
+      it.effect(title, () => run(Effect.asVoid(body), options), timeoutMs)
 
     scenario("an unusable board is no capacity: no pod is created for it", Effect.gen(function*() {
       yield* installBoth
@@ -136,9 +137,9 @@ export const boardScenarios = (label: string, run: WorldRunner) =>
       let t = 0
       const runUntil = (until: number, stop: Effect.Effect<boolean, unknown, World> = Effect.succeed(false)) =>
         Effect.gen(function*() {
-          for (; t <= until; t += 10) {
+          for (; t <= until; t += 30) {
             yield* at(t)
-            if (t % 100 === 0) yield* queueJob(newJob(100 + t / 100))
+            if (t % 150 === 0) yield* queueJob(newJob(100 + t / 150))
             yield* cycle
             yield* startRunnersExceptOn(bad)
             if (yield* stop) return
@@ -158,7 +159,7 @@ export const boardScenarios = (label: string, run: WorldRunner) =>
 
       // While quarantined no pod goes to n1, and every new pod's affinity keeps it off.
       const quarantinedAt = q.since.getTime()
-      yield* runUntil(quarantinedAt / 1000 + 590)
+      yield* runUntil(quarantinedAt / 1000 + 570)
       const since = (yield* pods).filter((p) => p.creationTime.getTime() >= quarantinedAt)
       expect(since.length).toBeGreaterThan(0)
       for (const p of since) {
@@ -182,21 +183,21 @@ export const boardScenarios = (label: string, run: WorldRunner) =>
       yield* runUntil(8000, finishOnN1)
       expect((yield* boardEvents).map((e) => e.kind)).toEqual(["quarantined", "released", "quarantined", "released", "trial_passed"])
       expect(yield* standing("n1")).toMatchObject({ state: "healthy" })
-    }), quarantineWorld)
+    }), quarantineWorld, 120_000)
 
     scenario("with quarantine off in the runner config a failing board keeps getting runners", Effect.gen(function*() {
       yield* installBoth
       const cycle = yield* makeCycle
       const bad = new Set(["n1"])
       for (const id of [1, 2, 3]) yield* queueJob(newJob(id))
-      for (let t = 0; t <= 1500; t += 10) {
+      for (let t = 0; t <= 900; t += 30) {
         yield* at(t)
-        if (t % 100 === 0) yield* queueJob(newJob(100 + t / 100))
+        if (t % 150 === 0) yield* queueJob(newJob(100 + t / 150))
         yield* cycle
         yield* startRunnersExceptOn(bad)
       }
       expect(yield* boardEvents).toEqual([])
       const failedOnN1 = (yield* Effect.flatMap(Db, (db) => db.getNodeOutcomes(new Date(0)))).filter((o) => o.node === "n1" && o.status === "failed")
       expect(failedOnN1.length).toBeGreaterThan(3)
-    }), { ...quarantineWorld, config: { quarantine: null } })
+    }), { ...quarantineWorld, config: { quarantine: null } }, 120_000)
   })
