@@ -8,6 +8,7 @@ import { WebhookServer } from "../src/webhook/server.ts"
 import { webhookSettingsLayer } from "../src/webhook/WebhookSettings.ts"
 import { DbMemory } from "../layers/db/memory.ts"
 import { KubeMemory } from "../layers/kube/memory.ts"
+import { BoardsJson } from "../src/operator/BoardsApi.ts"
 import { DashboardJson, JobJson, QueuePageJson, WeeklyUsageJson, WorkerJson } from "../src/operator/Api.ts"
 import { schedulerApp } from "../src/operator/server.ts"
 import { SchedulerSettingsLive } from "../src/scheduler/settings.ts"
@@ -37,6 +38,8 @@ describe("OpenAPI", () => {
       const spec = JSON.parse(res.body)
       expect(spec.openapi).toMatch(/^3\./)
       expect(Object.keys(spec.paths).sort()).toEqual([
+        "/boards.json",
+        "/boards/{node}/release",
         "/dashboard.json",
         "/history.json",
         "/jobs.json",
@@ -51,7 +54,7 @@ describe("OpenAPI", () => {
         "/workers.json"
       ])
       const decode = <A, I>(schema: Schema.Schema<A, I>, body: string) => Schema.decodeUnknownSync(schema, { onExcessProperty: "error" })(JSON.parse(body))
-      for (const path of Object.keys(spec.paths).filter((p) => !p.startsWith("/trace/"))) {
+      for (const path of Object.keys(spec.paths).filter((p) => !p.startsWith("/trace/") && !p.endsWith("/release"))) {
         expect((yield* get(path)).status, path).toBe(200)
       }
       decode(Schema.Struct({ jobs: Schema.Array(JobJson), workers: Schema.Array(WorkerJson) }), (yield* get("/usage.json")).body)
@@ -60,6 +63,7 @@ describe("OpenAPI", () => {
       expect(decode(QueuePageJson, (yield* get("/queue.json")).body).jobs).toHaveLength(1)
       decode(DashboardJson, (yield* get("/dashboard.json")).body)
       decode(WeeklyUsageJson, (yield* get("/stats/weekly-usage.json")).body)
+      decode(BoardsJson, (yield* get("/boards.json")).body)
     }).pipe(Effect.provide(world)))
 
   it.effect("/docs: Scalar's page for the whole document, self-contained (its script inlined, no fonts from elsewhere)", () =>

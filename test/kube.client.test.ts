@@ -59,6 +59,34 @@ describe("KubeLive requests", () => {
       expect([...stub.pods.values()][0]?.spec.activeDeadlineSeconds).toBe(1)
     }).pipe(Effect.provide(onStub())))
 
+  it.effect("a delete with grace 0 says so; a plain delete leaves the grace to the pod", () =>
+    Effect.gen(function*() {
+      const kube = yield* Kube
+      const stub = yield* KubeStub
+      yield* kube.deletePod("p1")
+      yield* kube.deletePod("p2", { gracePeriodSeconds: 0 })
+      const [plain, now] = stub.requests.filter((r) => r.operation === "deletePod")
+      expect(plain!.query.get("gracePeriodSeconds")).toBeNull()
+      expect(now!.path).toBe("/api/v1/namespaces/default/pods/p2")
+      expect(now!.query.get("gracePeriodSeconds")).toBe("0")
+    }).pipe(Effect.provide(onStub())))
+
+  it.effect("a pod that avoids quarantined boards passes the schema with its node affinity", () =>
+    Effect.gen(function*() {
+      const kube = yield* Kube
+      const stub = yield* KubeStub
+      const avoiding = { ...request("rise-riscv-runner-avoid0001"), avoidNodes: ["board-7", "board-2"] }
+      yield* kube.createRunnerPod(avoiding)
+      const created = [...stub.pods.values()][0]!
+      expect(created.spec.affinity).toEqual({
+        nodeAffinity: {
+          requiredDuringSchedulingIgnoredDuringExecution: {
+            nodeSelectorTerms: [{ matchFields: [{ key: "metadata.name", operator: "NotIn", values: ["board-2", "board-7"] }] }]
+          }
+        }
+      })
+    }).pipe(Effect.provide(onStub())))
+
   it.effect("capacity asks for board nodes and unfinished runner pods only", () =>
     Effect.gen(function*() {
       const kube = yield* Kube

@@ -242,7 +242,7 @@ describe("KubeMemory: scheduler and kubelet", () => {
       expect(yield* find(byNode.get("n2")!)).toMatchObject({ phase: "Unknown", reason: "NodeLost" })
       expect((yield* ctl.pods).map((p) => p.name)).not.toContain(byNode.get("n3"))
       expect(yield* eventReasons(byNode.get("n1")!)).toContain("NodeNotReady")
-      expect((yield* kube.capacity).get("scw-em-rv1")).toEqual({ pool: "scw-em-rv1", total: 0, active: 1, available: -1 })
+      expect((yield* kube.capacity).get("scw-em-rv1")).toEqual({ pool: "scw-em-rv1", total: 0, usable: 0, active: 1, available: -1, boards: [] })
       expect((yield* ctl.nodes).length).toBe(0)
     })))
 

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { buildFailureInfo, finishedAt, runnerStartedAt, sortEvents, type Pod, type PodEvent } from "../src/domain/Pod.ts"
-import { parseQuantity, poolCapacities } from "../layers/kube/capacity.ts"
+import { nodeUnusable, parseQuantity, poolCapacities } from "../layers/kube/capacity.ts"
+import type { BoardNode } from "../src/domain/Board.ts"
 
 const t = (s: number) => new Date(Date.UTC(2026, 3, 20, 12, 0, s))
 
@@ -88,25 +89,76 @@ describe("pod helpers", () => {
 })
 
 describe("pool capacity", () => {
+  const board = (name: string, pool: string, slots: number, unusable: string | null = null): BoardNode => ({
+    name,
+    pool,
+    slots,
+    ready: unusable === null ? "True" : "False",
+    readySince: null,
+    unusable,
+    conditions: []
+  })
+
   it("sums nodes per pool and subtracts only Pending and Running pods", () => {
     const cap = poolCapacities(
-      [{ pool: "a", slots: 2 }, { pool: "a", slots: 3 }, { pool: "b", slots: 1 }],
+      [board("a1", "a", 2), board("a2", "a", 3), board("b1", "b", 1)],
       [
-        { pool: "a", phase: "Running" },
-        { pool: "a", phase: "Pending" },
-        { pool: "a", phase: "Succeeded" },
-        { pool: "a", phase: "Failed" },
-        { pool: "a", phase: "Unknown" },
-        { pool: "b", phase: "Running" },
-        { pool: "b", phase: "Pending" },
-        { pool: "z", phase: "Pending" }
+        { pool: "a", phase: "Running", nodeName: "a1" },
+        { pool: "a", phase: "Pending", nodeName: null },
+        { pool: "a", phase: "Succeeded", nodeName: "a1" },
+        { pool: "a", phase: "Failed", nodeName: "a2" },
+        { pool: "a", phase: "Unknown", nodeName: "a2" },
+        { pool: "b", phase: "Running", nodeName: "b1" },
+        { pool: "b", phase: "Pending", nodeName: null },
+        { pool: "z", phase: "Pending", nodeName: null }
       ]
     )
-    expect([...cap.values()]).toEqual([
-      { pool: "a", total: 5, active: 2, available: 3 },
-      { pool: "b", total: 1, active: 2, available: -1 },
-      { pool: "z", total: 0, active: 1, available: -1 }
+    expect([...cap.values()].map(({ boards: _, ...p }) => p)).toEqual([
+      { pool: "a", total: 5, usable: 5, active: 2, available: 3 },
+      { pool: "b", total: 1, usable: 1, active: 2, available: -1 },
+      { pool: "z", total: 0, usable: 0, active: 1, available: -1 }
     ])
+    expect(cap.get("a")!.boards.map((b) => [b.name, b.busy])).toEqual([["a1", 1], ["a2", 0]])
+  })
+
+  it("counts only usable boards; a pod on an unusable board takes no usable slot", () => {
+    const cap = poolCapacities(
+      [board("a1", "a", 2), board("a2", "a", 3, "cordoned"), board("a3", "a", 1, "not ready (Unknown)")],
+      [
+        { pool: "a", phase: "Running", nodeName: "a2" },
+        { pool: "a", phase: "Running", nodeName: "a3" },
+        { pool: "a", phase: "Running", nodeName: "a1" },
+        { pool: "a", phase: "Pending", nodeName: null }
+      ]
+    )
+    const a = cap.get("a")!
+    expect({ total: a.total, usable: a.usable, active: a.active, available: a.available }).toEqual({
+      total: 6,
+      usable: 2,
+      active: 4,
+      available: 0
+    })
+    expect(a.boards.map((b) => [b.name, b.busy, b.unusable])).toEqual([
+      ["a1", 1, null],
+      ["a2", 1, "cordoned"],
+      ["a3", 1, "not ready (Unknown)"]
+    ])
+  })
+
+  it.each([
+    [{ ready: "True", unschedulable: false, taints: [] }, [], null],
+    [{ ready: "False", unschedulable: false, taints: [] }, [], "not ready (False)"],
+    [{ ready: "Unknown", unschedulable: false, taints: [] }, [], "not ready (Unknown)"],
+    [{ ready: "True", unschedulable: true, taints: [] }, [], "cordoned"],
+    [{ ready: "True", unschedulable: false, taints: [{ key: "gpu", value: "broken", effect: "NoSchedule" }] }, [], "taint gpu=broken:NoSchedule"],
+    [{ ready: "True", unschedulable: false, taints: [{ key: "maint", effect: "NoExecute" }] }, [], "taint maint:NoExecute"],
+    [{ ready: "True", unschedulable: false, taints: [{ key: "soft", effect: "PreferNoSchedule" }] }, [], null],
+    [{ ready: "True", unschedulable: false, taints: [{ key: "gpu", value: "x", effect: "NoSchedule" }] }, [{ key: "gpu", operator: "Exists" }], null],
+    [{ ready: "True", unschedulable: false, taints: [{ key: "gpu", value: "x", effect: "NoSchedule" }] }, [{ key: "gpu", value: "y" }], "taint gpu=x:NoSchedule"],
+    [{ ready: "True", unschedulable: false, taints: [{ key: "gpu", value: "x", effect: "NoSchedule" }] }, [{ key: "gpu", value: "x", effect: "NoExecute" }], "taint gpu=x:NoSchedule"],
+    [{ ready: "True", unschedulable: false, taints: [{ key: "any", effect: "NoExecute" }] }, [{ operator: "Exists" }], null]
+  ] as const)("node %j with tolerations %j is unusable because %s", (node, tolerations, why) => {
+    expect(nodeUnusable(node, tolerations)).toBe(why)
   })
 
   it.each([

@@ -2,7 +2,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Redacted } from "effect"
 import { Pod as PodModel } from "kubernetes-models/v1/Pod"
 import type { RunnerPodRequest } from "../src/services/Kube.ts"
-import { isValidLabelValue, runnerPodManifest, sanitizeLabelValue } from "../layers/kube/podSpec.ts"
+import { avoidedNodes, isValidLabelValue, runnerPodManifest, sanitizeLabelValue } from "../layers/kube/podSpec.ts"
 
 const JIT = "base64-jit-config-secret"
 
@@ -75,6 +75,14 @@ describe("runner pod manifest", () => {
     for (const pool of ["scw-em-rv1", "cloudv10x-jupiter"]) {
       expect(() => new PodModel(runnerPodManifest(request({ pool }), "default") as never).validate()).not.toThrow()
     }
+  })
+
+  it("keeps off quarantined boards by node name, and has no affinity without any", () => {
+    expect(runnerPodManifest(request(), "default").spec?.affinity).toBeUndefined()
+    expect(runnerPodManifest(request({ avoidNodes: [] }), "default").spec?.affinity).toBeUndefined()
+    const manifest = runnerPodManifest(request({ avoidNodes: ["n9", "n1"] }), "default")
+    expect(avoidedNodes(manifest)).toEqual(["n1", "n9"])
+    expect(() => new PodModel(manifest as never).validate()).not.toThrow()
   })
 
   it("carries the JIT config only in the runner's env", () => {

@@ -117,7 +117,7 @@ describe("scheduler /metrics", () => {
       // a second write that changes nothing is not counted again
       yield* db.markWorkerFailed("rise-riscv-runner-staging-m2", null, failureV2("pod_stuck_pending"), null)
       yield* kube.capacity
-      yield* recordCapacity(new Map([["scw-em-rv1", { pool: "scw-em-rv1", total: 4, active: 1, available: 3 }]]))
+      yield* recordCapacity(new Map([["scw-em-rv1", { pool: "scw-em-rv1", total: 4, usable: 4, active: 1, available: 3, boards: [] }]]))
       const res = yield* get("/metrics")
       expect(res.status).toBe(200)
       expect(res.type).toContain("text/plain; version=0.0.4")

@@ -13,7 +13,7 @@ import type { DemandRow } from "../src/services/Db.ts"
 import { GithubHttpError, GithubNotFound, GithubTransportError } from "../src/services/Github.ts"
 import { testRunnerConfig } from "./support/schedulerWorld.ts"
 
-const limits: HealthLimits = { registrationMs: 120_000, idleMs: 600_000, podPendingMs: 600_000 }
+const limits: HealthLimits = { registrationMs: 120_000, idleMs: 600_000, podPendingMs: 600_000, nodeUnreachableMs: 300_000 }
 const s = (n: number) => n * 1000
 
 const input = (over: Partial<HealthInput>): HealthInput => ({
@@ -23,6 +23,7 @@ const input = (over: Partial<HealthInput>): HealthInput => ({
   runner: undefined,
   jobRanOnPod: false,
   jobActiveOnPod: false,
+  nodeUnreachableMs: 0,
   ...over
 })
 
@@ -47,6 +48,13 @@ describe("health checks: the reference's decision table, row by row", () => {
     ["running, unknown status, >= 120 s: not registered", { runningAgeMs: s(121), runner: { status: "deploying", busy: true } }, "Fail:runner_never_registered"],
     ["running, a runner present means jobRanOnPod is not consulted", { runningAgeMs: s(200), runner: offline, jobRanOnPod: true }, "Fail:runner_never_registered"],
     ["ours: running with a job recorded running on it: healthy without GitHub", { runningAgeMs: s(99_999), jobActiveOnPod: true }, "Healthy"],
+    ["node unreachable < 300 s: the other rules apply", { runningAgeMs: s(30), nodeUnreachableMs: s(299) }, "Wait"],
+    ["node unreachable 300 s, running: node_unreachable", { runningAgeMs: s(30), nodeUnreachableMs: s(300) }, "Fail:node_unreachable"],
+    ["node unreachable, pending on it: node_unreachable", { workerStatus: "pending", pendingAgeMs: s(400), nodeUnreachableMs: s(400) }, "Fail:node_unreachable"],
+    ["node unreachable, GitHub shows the runner busy: left alone", { runningAgeMs: s(900), nodeUnreachableMs: s(900), runner: online(true) }, "Healthy"],
+    ["node unreachable, runner online idle: node_unreachable", { runningAgeMs: s(30), nodeUnreachableMs: s(900), runner: online(false) }, "Fail:node_unreachable"],
+    ["node unreachable, a job recorded on it: GitHub decides", { runningAgeMs: s(900), nodeUnreachableMs: s(900), jobActiveOnPod: true, runner: offline }, "Fail:node_unreachable"],
+    ["completed, node unreachable: still unexpected", { workerStatus: "completed", nodeUnreachableMs: s(900) }, "Unexpected"],
     ["completed: unexpected", { workerStatus: "completed" }, "Unexpected"],
     ["failed: unexpected", { workerStatus: "failed" }, "Unexpected"]
   ]
@@ -61,8 +69,9 @@ describe("health checks: the reference's decision table, row by row", () => {
     const status = fc.constantFrom<Status>("pending", "running", "completed", "failed")
     const age = fc.oneof(fc.integer({ min: 0, max: 2_000_000 }), fc.constant(Number.POSITIVE_INFINITY))
     const runner = fc.option(fc.record({ status: fc.constantFrom("online", "offline", "busy?", ""), busy: fc.boolean() }), { nil: undefined })
-    fc.assert(fc.property(status, age, age, runner, fc.boolean(), fc.boolean(), fc.boolean(), (workerStatus, pendingAgeMs, runningAgeMs, r, ran, active, pull) => {
-      const base = { workerStatus, pendingAgeMs, runningAgeMs, jobActiveOnPod: active, imagePullFailed: pull }
+    const lost = fc.oneof(fc.constant(0), fc.integer({ min: 0, max: 2_000_000 }))
+    fc.assert(fc.property(status, age, age, runner, fc.boolean(), fc.boolean(), fc.boolean(), lost, (workerStatus, pendingAgeMs, runningAgeMs, r, ran, active, pull, nodeUnreachableMs) => {
+      const base = { workerStatus, pendingAgeMs, runningAgeMs, jobActiveOnPod: active, imagePullFailed: pull, nodeUnreachableMs }
       if (needsRunnerView(base, limits)) return
       const d = classifyWorker({ ...base, runner: r, jobRanOnPod: ran }, limits)
       expect(d._tag).not.toBe("Fail")

@@ -1,6 +1,7 @@
 import { Effect, Layer } from "effect"
 import { DbMemory } from "../layers/db/memory.ts"
 import { loopScenarios } from "./support/schedulerLoopScenarios.ts"
+import { boardScenarios } from "./support/boardScenarios.ts"
 import { schedulerScenarios } from "./support/schedulerScenarios.ts"
 import { worldLayer } from "./support/schedulerWorld.ts"
 
@@ -9,3 +10,4 @@ schedulerScenarios("in memory", (body, options) => Effect.provide(body, worldLay
 
 // The loop's wake-ups on a fresh in-memory store per case.
 loopScenarios("in memory", Effect.succeed(Layer.fresh(DbMemory)))
+boardScenarios("in memory", (body, options) => Effect.provide(body, worldLayer(DbMemory, options)))

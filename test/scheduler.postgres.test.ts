@@ -12,6 +12,7 @@ import type { Kube } from "../src/services/Kube.ts"
 import { newJob } from "./support/dbFixtures.ts"
 import { freshDatabase, query } from "./support/postgres.ts"
 import { loopScenarios } from "./support/schedulerLoopScenarios.ts"
+import { boardScenarios } from "./support/boardScenarios.ts"
 import { schedulerScenarios } from "./support/schedulerScenarios.ts"
 import { ORG, testRunnerConfig, worldLayer } from "./support/schedulerWorld.ts"
 
@@ -29,9 +30,11 @@ beforeAll(async () => {
 })
 afterAll(() => Effect.runPromise(Scope.close(suiteScope, Exit.void)))
 
-const truncate = Effect.promise(() => query(url, "TRUNCATE staging.jobs, staging.workers, staging.installation_events RESTART IDENTITY"))
+const truncate = Effect.promise(() => query(url, "TRUNCATE staging.jobs, staging.workers, staging.installation_events, staging.board_states, staging.board_events RESTART IDENTITY"))
 
 schedulerScenarios("on PostgreSQL", (body, options) =>
+  Effect.zipRight(truncate, Effect.provide(body, worldLayer(Layer.succeedContext(context), options))))
+boardScenarios("on PostgreSQL", (body, options) =>
   Effect.zipRight(truncate, Effect.provide(body, worldLayer(Layer.succeedContext(context), options))))
 
 /** Another process on the same database: its own connection pool (and LISTEN connection). */

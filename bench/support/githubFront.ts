@@ -11,6 +11,7 @@ import type { EntityType } from "../../src/domain/Entity.ts"
 import type { GithubOperation } from "../../src/services/Github.ts"
 import { makeCallCounter } from "../../layers/github/callCounter.ts"
 import { matchEndpoint } from "../../layers/github/endpoints.ts"
+import type { RedeliveryRequest } from "../../layers/github/memoryControl.ts"
 import { makeControlHandle } from "../../layers/github/memoryControlHandle.ts"
 import { makeMemoryServer } from "../../layers/github/memoryServer.ts"
 import { emptyState } from "../../layers/github/memoryState.ts"
@@ -30,8 +31,10 @@ export const startGithubFront = (apps: Readonly<Record<number, EntityType>>) =>
   Effect.gen(function*() {
     const state = yield* Ref.make(emptyState)
     const counter = yield* makeCallCounter
-    const server = makeMemoryServer(state, counter, 1_000_000)
-    const control = makeControlHandle(state, counter, 1_000_000)
+    // the front never redelivers: nobody listens for redelivery requests
+    const listeners = yield* Ref.make<ReadonlyArray<(request: RedeliveryRequest) => Effect.Effect<void>>>([])
+    const server = makeMemoryServer(state, counter, 1_000_000, listeners)
+    const control = makeControlHandle(state, counter, 1_000_000, listeners)
 
     const authOf = (header: string | undefined): TransportAuth | undefined => {
       const [scheme, credential] = (header ?? "").split(" ")

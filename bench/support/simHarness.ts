@@ -231,7 +231,7 @@ export const makeHarness = (spec: HarnessSpec, logs: ReadonlyArray<string>) =>
       createRunnerPod: (request) => crashPoint("createRunnerPod", kubeClient.createRunnerPod(request)),
       listRunnerPods: crashPoint("listRunnerPods", kubeClient.listRunnerPods),
       killPod: (name) => crashPoint("killPod", kubeClient.killPod(name)),
-      deletePod: (name) => crashPoint("deletePod", kubeClient.deletePod(name))
+      deletePod: (name, options) => crashPoint("deletePod", kubeClient.deletePod(name, options))
     }
 
     const services = Context.make(Db, db).pipe(

@@ -1,4 +1,5 @@
 import { Clock, Effect, Exit, FiberRef, Layer, Option, PubSub, Stream } from "effect"
+import type { BoardEvent, BoardState, NodeOutcome } from "../../src/domain/BoardQuarantine.ts"
 import type { EventSummary, InstallationEvent } from "../../src/domain/InstallationEvent.ts"
 import { BACKOFF_REASONS } from "../../src/domain/FailureInfo.ts"
 import { type Job, runnerRepoOf } from "../../src/domain/Job.ts"
@@ -43,6 +44,9 @@ export const makeDbMemory = Effect.gen(function*() {
   const events: Array<InstallationEvent> = []
   let nextEventId = 1
   const passes = new Map<string, { cursor: string | null; holder: string | null; leaseUntil: number }>()
+  const boardStates = new Map<string, BoardState>()
+  const boardEvents: Array<BoardEvent> = []
+  let nextBoardEventId = 1
   const wake = yield* PubSub.unbounded<string>()
   const lock = yield* Effect.makeSemaphore(1)
   const now = Effect.map(Clock.currentTimeMillis, (ms) => new Date(ms))
@@ -425,6 +429,51 @@ export const makeDbMemory = Effect.gen(function*() {
           entity_name: j.entity_name
         }))
       }),
+    getBoardStates: Effect.sync(() => [...boardStates.values()].sort((a, b) => (a.node < b.node ? -1 : 1))),
+    getNodeOutcomes: (since) =>
+      Effect.sync(() =>
+        [...workers.values()]
+          .filter((w) =>
+            w.k8s_node !== null && (w.status === "completed" || w.status === "failed") && w.completed_at !== null &&
+            w.completed_at.getTime() >= since.getTime()
+          )
+          .sort((a, b) => a.completed_at!.getTime() - b.completed_at!.getTime() || (a.pod_name < b.pod_name ? -1 : 1))
+          .map((w): NodeOutcome => ({
+            pod_name: w.pod_name,
+            node: w.k8s_node!,
+            pool: w.k8s_pool,
+            image: w.k8s_image,
+            status: w.status as "completed" | "failed",
+            reason: w.failure_info?.version === 2 ? w.failure_info.reason : null,
+            at: w.completed_at!
+          }))
+      ),
+    recordBoardTransition: (state, event) =>
+      step(Effect.gen(function*() {
+        const id = nextBoardEventId++
+        yield* write(() => {
+          const before = boardStates.get(state.node)
+          boardStates.set(state.node, { ...state })
+          return () => (before === undefined ? boardStates.delete(state.node) : boardStates.set(state.node, before))
+        })
+        // A round trip through JSON, as JSONB does.
+        const evidence = JSON.parse(JSON.stringify(event.evidence)) as BoardEvent["evidence"]
+        yield* write(() => {
+          boardEvents.push({ ...event, evidence, id })
+          return () => {
+            const i = boardEvents.findIndex((e) => e.id === id)
+            if (i >= 0) boardEvents.splice(i, 1)
+          }
+        })
+        return id
+      })),
+    listBoardEvents: (limit, node) =>
+      Effect.sync(() =>
+        boardEvents
+          .filter((e) => node === undefined || e.node === node)
+          .sort((a, b) => b.at.getTime() - a.at.getTime() || b.id - a.id)
+          .slice(0, limit)
+      ),
 
     ping: Effect.void,
     wakeups: Stream.fromPubSub(wake),

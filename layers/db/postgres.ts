@@ -10,6 +10,7 @@ import { listenResilient } from "./listener.ts"
 import { migrate } from "./migrate.ts"
 import { makeDemandStatements } from "./postgresDemandStatements.ts"
 import { makeDeliveryStatements } from "./postgresDeliveryStatements.ts"
+import { makeBoardStatements } from "./postgresBoardStatements.ts"
 import { makeEventStatements } from "./postgresEventStatements.ts"
 import { makeJobStatements } from "./postgresJobStatements.ts"
 import { makeQueueStatements } from "./postgresQueueStatements.ts"
@@ -84,6 +85,7 @@ export const makeDbPostgres = (schema: DbSchema, timeouts: DbTimeouts = defaultD
       ...(yield* makeDeliveryStatements(sql, channel)),
       ...makeReportStatements(sql),
       ...makeRecoveryStatements(sql),
+      ...makeBoardStatements(sql),
 
       ping: sql`SELECT 1`.pipe(Effect.asVoid, Effect.mapError(toDbError("ping"))),
 

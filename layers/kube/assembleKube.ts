@@ -16,6 +16,7 @@ export const assembleKube = (operations: KubeOperations, counts: Readonly<Record
     listRunnerPods: operations.listRunnerPods,
     killPod: operations.killPod,
     deletePod: operations.deletePod,
+    listBoards: operations.listBoards,
     podEvents: operations.podEvents,
     containerLogs: operations.containerLogs,
     watchRunnerPods: operations.watchRunnerPods,

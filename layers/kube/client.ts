@@ -11,6 +11,7 @@ import {
   type V1Pod
 } from "@kubernetes/client-node"
 import { Duration, Effect, Layer, Redacted, Stream } from "effect"
+import type { BoardNode, NodeReadiness } from "../../src/domain/Board.ts"
 import type { ContainerStatus, Pod, PodEvent, PodPhase } from "../../src/domain/Pod.ts"
 import {
   Kube,
@@ -18,12 +19,13 @@ import {
   kubeOperations,
   PodAlreadyExists,
   type KubeOperation,
+  type DeleteOptions,
   type RunnerPodChange,
   type RunnerPodRequest
 } from "../../src/services/Kube.ts"
 import { assembleKube } from "./assembleKube.ts"
-import { parseQuantity, poolCapacities } from "./capacity.ts"
-import { BOARD_LABEL, RUNNER_RESOURCE, RUNNER_SELECTOR, runnerPodManifest } from "./podSpec.ts"
+import { nodeUnusable, parseQuantity, poolCapacities } from "./capacity.ts"
+import { BOARD_LABEL, RUNNER_RESOURCE, RUNNER_SELECTOR, RUNNER_TOLERATIONS, runnerPodManifest } from "./podSpec.ts"
 
 export interface KubeLiveOptions {
   /** YAML text of a kubeconfig (`K8S_KUBECONFIG`). Wins over `kubeconfigPath`: setting it is always deliberate. */
@@ -98,6 +100,33 @@ export const toPod = (p: V1Pod, now: Date): Pod => {
     containers: (p.status?.containerStatuses ?? []).map(toContainerStatus),
     initContainers: (p.status?.initContainerStatuses ?? []).map(toContainerStatus),
     readyTransition: ready === undefined ? null : toDate(ready.lastTransitionTime)
+  }
+}
+
+/** Our view of a board node; undefined for a node without the board label. */
+export const toBoardNode = (n: V1Node): BoardNode | undefined => {
+  const pool = n.metadata?.labels?.[BOARD_LABEL]
+  if (pool === undefined) return undefined
+  const conditions = (n.status?.conditions ?? []).map((c) => ({
+    type: c.type,
+    status: c.status,
+    reason: c.reason ?? "",
+    message: c.message ?? "",
+    lastTransitionTime: toDate(c.lastTransitionTime)
+  }))
+  const readyCondition = conditions.find((c) => c.type === "Ready")
+  const ready: NodeReadiness = readyCondition?.status === "True" || readyCondition?.status === "False"
+    ? readyCondition.status
+    : "Unknown"
+  const taints = (n.spec?.taints ?? []).map((t) => ({ key: t.key, value: t.value, effect: t.effect }))
+  return {
+    name: n.metadata?.name ?? "",
+    pool,
+    slots: parseQuantity(n.status?.allocatable?.[RUNNER_RESOURCE]),
+    ready,
+    readySince: readyCondition?.lastTransitionTime ?? null,
+    unusable: nodeUnusable({ ready, unschedulable: n.spec?.unschedulable === true, taints }, RUNNER_TOLERATIONS),
+    conditions
   }
 }
 
@@ -217,16 +246,20 @@ export const KubeLive = (options: KubeLiveOptions = {}): Layer.Layer<Kube, KubeE
         ], { concurrency: 2 })
         const now = new Date(yield* Effect.clockWith((c) => c.currentTimeMillis))
         return poolCapacities(
-          nodes.items.flatMap((n: V1Node) => {
-            const pool = n.metadata?.labels?.[BOARD_LABEL]
-            return pool === undefined ? [] : [{ pool, slots: parseQuantity(n.status?.allocatable?.[RUNNER_RESOURCE]) }]
-          }),
+          nodes.items.flatMap((n: V1Node) => toBoardNode(n) ?? []),
           pods.items.flatMap((p) => {
             const pool = p.metadata?.labels?.[BOARD_LABEL]
-            return pool === undefined ? [] : [{ pool, phase: toPod(p, now).phase }]
+            if (pool === undefined) return []
+            const pod = toPod(p, now)
+            return [{ pool, phase: pod.phase, nodeName: pod.nodeName }]
           })
         )
       }).pipe(Effect.withSpan("Kube.capacity"))
+
+      const listBoards = call("listNodes", () => core.listNode({ labelSelector: BOARD_LABEL })).pipe(
+        Effect.map((nodes) => nodes.items.flatMap((n) => toBoardNode(n) ?? [])),
+        Effect.withSpan("Kube.listBoards")
+      )
 
       const createRunnerPod = Effect.fn("Kube.createRunnerPod")(function*(request: RunnerPodRequest) {
         const secret = Redacted.value(request.jitConfig)
@@ -260,8 +293,14 @@ export const KubeLive = (options: KubeLiveOptions = {}): Layer.Layer<Kube, KubeE
           )))
       })
 
-      const deletePod = Effect.fn("Kube.deletePod")(function*(podName: string) {
-        yield* ignoreNotFound(call("deletePod", () => core.deleteNamespacedPod({ name: podName, namespace })))
+      const deletePod = Effect.fn("Kube.deletePod")(function*(podName: string, deleteOptions?: DeleteOptions) {
+        const grace = deleteOptions?.gracePeriodSeconds
+        yield* ignoreNotFound(call("deletePod", () =>
+          core.deleteNamespacedPod({
+            name: podName,
+            namespace,
+            ...(grace === undefined ? {} : { gracePeriodSeconds: grace })
+          })))
       })
 
       const podEvents = Effect.fn("Kube.podEvents")(function*(podName: string) {
@@ -409,6 +448,7 @@ export const KubeLive = (options: KubeLiveOptions = {}): Layer.Layer<Kube, KubeE
         listRunnerPods,
         killPod,
         deletePod,
+        listBoards,
         podEvents,
         containerLogs,
         watchRunnerPods

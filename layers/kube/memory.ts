@@ -24,6 +24,7 @@ export type {
   KubeMemoryOptions,
   MemoryNode,
   MemoryPod,
+  NodeHealthChange,
   NodeLoss,
   PodChange,
   PodTarget

@@ -1,6 +1,7 @@
 import { Effect, PubSub, Stream } from "effect"
 import { RUNNER_CONTAINER, type Pod, type PodEvent } from "../../src/domain/Pod.ts"
 import {
+  type DeleteOptions,
   KubeError,
   PodAlreadyExists,
   type KubeOperation,
@@ -11,7 +12,7 @@ import type { KubeOperations } from "./assembleKube.ts"
 import { poolCapacities } from "./capacity.ts"
 import { FIRST_PULL_BACKOFF_MS } from "./memoryKubelet.ts"
 import type { MemoryPod, PodChange } from "./memoryModel.ts"
-import { type ClusterState, mutate, type PodRecord, sortedPods, toPod } from "./memoryState.ts"
+import { type ClusterState, kubeletUp, mutate, type PodRecord, sortedPods, toBoardNode, toPod } from "./memoryState.ts"
 import { BOARD_LABEL, isValidLabelValue, runnerPodManifest } from "./podSpec.ts"
 
 /**
@@ -41,10 +42,15 @@ export const memoryOperations = (s: ClusterState): KubeOperations => {
     yield* guard("listNodes")
     yield* guard("listPods")
     return poolCapacities(
-      [...nodes.values()].flatMap((n) => (n.pool === null ? [] : [{ pool: n.pool, slots: n.slots }])),
-      [...pods.values()].map((p) => ({ pool: p.labels[BOARD_LABEL] ?? "", phase: p.phase }))
+      [...nodes.values()].flatMap((n) => toBoardNode(n) ?? []),
+      [...pods.values()].map((p) => ({ pool: p.labels[BOARD_LABEL] ?? "", phase: p.phase, nodeName: p.nodeName }))
     )
   }).pipe(Effect.withSpan("Kube.capacity"))
+
+  const listBoards = guard("listNodes").pipe(
+    Effect.map(() => [...nodes.values()].flatMap((n) => toBoardNode(n) ?? []).sort((a, b) => (a.name < b.name ? -1 : 1))),
+    Effect.withSpan("Kube.listBoards")
+  )
 
   const createRunnerPod = Effect.fn("Kube.createRunnerPod")(function*(request: RunnerPodRequest) {
     yield* guard("createPod")
@@ -80,7 +86,9 @@ export const memoryOperations = (s: ClusterState): KubeOperations => {
         pullStartedAt: null,
         pullRetryAt: null,
         pullBackoffMs: FIRST_PULL_BACKOFF_MS,
-        logs: new Map()
+        logs: new Map(),
+        avoid: new Set(request.avoidNodes ?? []),
+        terminating: false
       }
       pods.set(request.name, r)
       changes.push({ name: request.name, from: null, to: "Pending", at: new Date(now), pod: toPod(request.name, r) })
@@ -99,11 +107,16 @@ export const memoryOperations = (s: ClusterState): KubeOperations => {
     if (r !== undefined) r.deadlineSeconds = Math.min(r.deadlineSeconds, 1)
   })
 
-  const deletePod = Effect.fn("Kube.deletePod")(function*(podName: string) {
+  const deletePod = Effect.fn("Kube.deletePod")(function*(podName: string, options?: DeleteOptions) {
     yield* guard("deletePod")
     yield* mutate(s, (now, changes) => {
       const r = pods.get(podName)
       if (r === undefined) return
+      // A graceful deletion waits for the kubelet to confirm; a lost one never does, so only grace 0 removes it.
+      if (options?.gracePeriodSeconds !== 0 && r.nodeName !== null && !kubeletUp(s, r.nodeName)) {
+        r.terminating = true
+        return
+      }
       pods.delete(podName)
       events.delete(podName)
       changes.push({ name: podName, from: r.phase, to: null, at: new Date(now), pod: toPod(podName, r) })
@@ -166,5 +179,5 @@ export const memoryOperations = (s: ClusterState): KubeOperations => {
     })
   )
 
-  return { capacity, createRunnerPod, listRunnerPods, killPod, deletePod, podEvents, containerLogs, watchRunnerPods }
+  return { capacity, createRunnerPod, listRunnerPods, killPod, deletePod, listBoards, podEvents, containerLogs, watchRunnerPods }
 }

@@ -1,7 +1,7 @@
-import { Context, Effect, PubSub, type Queue, type Scope, Stream } from "effect"
+import { Clock, Context, Effect, PubSub, type Queue, type Scope, Stream } from "effect"
 import type { KubeOperation } from "../../src/services/Kube.ts"
 import { finishPod, removeNode } from "./memoryKubelet.ts"
-import type { Fault, MemoryNode, MemoryPod, NodeLoss, PodChange, PodTarget } from "./memoryModel.ts"
+import type { Fault, MemoryNode, MemoryPod, NodeHealthChange, NodeLoss, PodChange, PodTarget } from "./memoryModel.ts"
 import { type ClusterState, sortedPods, targetKey, toPod } from "./memoryState.ts"
 
 /** The memory cluster's control handle: what a test or the simulation does to the cluster from outside. */
@@ -12,6 +12,12 @@ export interface KubeMemoryControlShape {
   /** The node disappears; its pods end as `podsBecome` says (default Failed, reason NodeLost). */
   readonly removeNode: (name: string, podsBecome?: NodeLoss) => Effect.Effect<void>
   readonly nodes: Effect.Effect<ReadonlyArray<MemoryNode>>
+  /**
+   * Changes a node's readiness, cordon or taints (what is not given stays). A change of readiness is stamped with
+   * the current Clock time. An `Unknown` node's kubelet is gone: its pods stop moving and a graceful deletion of
+   * one never completes. False when there is no such node.
+   */
+  readonly setNodeHealth: (name: string, change: NodeHealthChange) => Effect.Effect<boolean>
   /** One pass of the scheduler and kubelet at the current Clock time. The layer also runs one every `tick`. */
   readonly reconcile: Effect.Effect<void>
   /** The runner process exits: Running -> Succeeded (0) or Failed. False when the pod is not Running. */
@@ -51,6 +57,18 @@ export const memoryControl = (s: ClusterState, reconcile: Effect.Effect<void>) =
     addNode: (name, pool, slots) => Effect.sync(() => void nodes.set(name, { name, pool, slots })),
     removeNode: (nodeName, podsBecome) => removeNode(s, nodeName, podsBecome),
     nodes: Effect.sync(() => [...nodes.values()]),
+    setNodeHealth: (name, change) =>
+      Effect.map(Clock.currentTimeMillis, (now) => {
+        const node = nodes.get(name)
+        if (node === undefined) return false
+        const readyChanged = change.ready !== undefined && change.ready !== (node.ready ?? "True")
+        nodes.set(name, {
+          ...node,
+          ...change,
+          ...(readyChanged ? { readySince: now } : {})
+        })
+        return true
+      }),
     reconcile,
     finishPod: (name, exitCode) => finishPod(s, name, exitCode),
     writeLog: (podName, container, text) =>

@@ -1,7 +1,18 @@
 import { Effect } from "effect"
 import { holdsSlot, RUNNER_CONTAINER } from "../../src/domain/Pod.ts"
 import type { NodeLoss } from "./memoryModel.ts"
-import { type Changes, type ClusterState, mutate, type PodRecord, record, setPhase, targets, toPod } from "./memoryState.ts"
+import {
+  type Changes,
+  type ClusterState,
+  kubeletUp,
+  mutate,
+  type PodRecord,
+  record,
+  setPhase,
+  targets,
+  toBoardNode,
+  toPod
+} from "./memoryState.ts"
 import { RUNNER_RESOURCE } from "./podSpec.ts"
 
 /**
@@ -29,12 +40,18 @@ const pullFails = (s: ClusterState, name: string, r: PodRecord) =>
 const schedule = (s: ClusterState, name: string, r: PodRecord, now: number) => {
   const all = [...s.nodes.values()]
   const matching = all.filter((n) => n.pool === r.pool)
-  const free = isHeld(s, name, r) ? undefined : matching.find((n) => n.slots - usedSlots(s, n.name) > 0)
+  // What the real scheduler filters out: unusable nodes (not ready, cordoned, a taint the pod does not
+  // tolerate) and the nodes the pod's affinity avoids.
+  const refused = matching.filter((n) => toBoardNode(n)?.unusable !== null)
+  const avoided = matching.filter((n) => !refused.includes(n) && r.avoid.has(n.name))
+  const candidates = matching.filter((n) => !refused.includes(n) && !avoided.includes(n))
+  const free = isHeld(s, name, r) ? undefined : candidates.find((n) => n.slots - usedSlots(s, n.name) > 0)
   if (free === undefined) {
-    const mismatch = all.length - matching.length
+    const mismatch = all.length - matching.length + avoided.length
     const parts = [
       ...(isHeld(s, name, r) ? [`${matching.length} node(s) were unschedulable`] : []),
-      ...(!isHeld(s, name, r) && matching.length > 0 ? [`${matching.length} Insufficient ${RUNNER_RESOURCE}`] : []),
+      ...(!isHeld(s, name, r) && refused.length > 0 ? [`${refused.length} node(s) had untolerated taint or were unschedulable`] : []),
+      ...(!isHeld(s, name, r) && candidates.length > 0 ? [`${candidates.length} Insufficient ${RUNNER_RESOURCE}`] : []),
       ...(mismatch > 0 ? [`${mismatch} node(s) didn't match Pod's node affinity/selector`] : [])
     ]
     record(s, name, now, "Warning", "FailedScheduling", `0/${all.length} nodes are available: ${parts.join(", ")}.`)
@@ -95,6 +112,14 @@ const step = (s: ClusterState, now: number, changes: Changes) => {
   // Oldest first, as the scheduler's queue orders pods of equal priority.
   const queue = [...s.pods.entries()].sort(([, a], [, b]) => a.seq - b.seq)
   for (const [name, r] of queue) {
+    // A lost kubelet acts on nothing: no start, no deadline, no confirmation of a deletion.
+    if (r.nodeName !== null && !kubeletUp(s, r.nodeName)) continue
+    if (r.terminating) {
+      s.pods.delete(name)
+      s.events.delete(name)
+      changes.push({ name, from: r.phase, to: null, at: new Date(now), pod: toPod(name, r) })
+      continue
+    }
     if (!holdsSlot(r.phase)) continue
     if (r.nodeName === null) {
       schedule(s, name, r, now)

@@ -1,6 +1,8 @@
 import type { Duration } from "effect"
+import type { NodeReadiness } from "../../src/domain/Board.ts"
 import type { Pod, PodPhase } from "../../src/domain/Pod.ts"
 import type { KubeOperation, RunnerPodRequest } from "../../src/services/Kube.ts"
+import type { Taint } from "./capacity.ts"
 
 /** What the memory cluster shows its users: its pods, their phase moves, its nodes, and the switches and faults. */
 
@@ -26,6 +28,20 @@ export interface MemoryNode {
   /** the `riseproject.dev/board` label; null for a node outside every pool (a control-plane node, say) */
   readonly pool: string | null
   readonly slots: number
+  /** the Ready condition; absent means "True" */
+  readonly ready?: NodeReadiness | undefined
+  /** when Ready last changed, ms since the epoch; absent means the node was always so */
+  readonly readySince?: number | undefined
+  /** cordoned (`spec.unschedulable`) */
+  readonly unschedulable?: boolean | undefined
+  readonly taints?: ReadonlyArray<Taint> | undefined
+}
+
+/** What a test or the simulation changes about a node's health; absent fields stay as they are. */
+export interface NodeHealthChange {
+  readonly ready?: NodeReadiness
+  readonly unschedulable?: boolean
+  readonly taints?: ReadonlyArray<Taint>
 }
 
 /** Which pods a switch applies to: one pod, or every pod (present and future) of a pool. */

@@ -1,7 +1,10 @@
 import { Cause, Clock, Duration, Effect, PubSub } from "effect"
 import { RUNNER_CONTAINER, type ContainerState, type PodPhase } from "../../src/domain/Pod.ts"
 import { kubeOperations, type KubeOperation, type RunnerPodRequest } from "../../src/services/Kube.ts"
+import type { BoardNode, NodeCondition } from "../../src/domain/Board.ts"
+import { nodeUnusable } from "./capacity.ts"
 import type { KubeMemoryOptions, MemoryNode, MemoryPod, PodChange, PodTarget } from "./memoryModel.ts"
+import { RUNNER_TOLERATIONS } from "./podSpec.ts"
 
 /**
  * The memory cluster's state (nodes, pods, their events, the switches and armed faults) and the primitives every
@@ -38,6 +41,10 @@ export interface PodRecord {
   pullRetryAt: number | null
   pullBackoffMs: number
   logs: Map<string, string>
+  /** nodes the pod's affinity keeps it off */
+  readonly avoid: ReadonlySet<string>
+  /** deleted while its node was unreachable: it stays listed until the node's kubelet confirms */
+  terminating: boolean
 }
 
 export interface ArmedFault {
@@ -97,6 +104,41 @@ export const targets = (set: ReadonlySet<string>, kind: "pod" | "pool", key: str
 export const targetKey = (t: PodTarget) => ("pod" in t ? `pod:${t.pod}` : `pool:${t.pool}`)
 
 // --- views ---------------------------------------------------------------------------------------------
+
+const READY_CONDITION: Record<string, { readonly reason: string; readonly message: string }> = {
+  True: { reason: "KubeletReady", message: "kubelet is posting ready status" },
+  False: { reason: "KubeletNotReady", message: "container runtime network not ready" },
+  Unknown: { reason: "NodeStatusUnknown", message: "Kubelet stopped posting node status." }
+}
+
+/** The node's Ready condition, as the API server would show it. */
+const nodeConditions = (n: MemoryNode): ReadonlyArray<NodeCondition> => {
+  const status = n.ready ?? "True"
+  return [{ type: "Ready", status, ...READY_CONDITION[status]!, lastTransitionTime: new Date(n.readySince ?? 0) }]
+}
+
+/** A labelled node as the service shows it; undefined for a node outside every pool. */
+export const toBoardNode = (n: MemoryNode): BoardNode | undefined =>
+  n.pool === null ? undefined : {
+    name: n.name,
+    pool: n.pool,
+    slots: n.slots,
+    ready: n.ready ?? "True",
+    readySince: new Date(n.readySince ?? 0),
+    unusable: nodeUnusable(
+      { ready: n.ready ?? "True", unschedulable: n.unschedulable ?? false, taints: n.taints ?? [] },
+      RUNNER_TOLERATIONS
+    ),
+    conditions: nodeConditions(n)
+  }
+
+/**
+ * Is the node's kubelet there to act on its pods? A node whose status is Unknown stopped reporting: its kubelet
+ * (or the whole board) is gone, and nothing it held moves any more. One reporting NotReady (False) still runs.
+ */
+export const kubeletUp = (s: ClusterState, nodeName: string): boolean => s.nodes.get(nodeName)?.ready !== "Unknown"
+
+// --- views (pods) ---------------------------------------------------------------------------------------------
 
 export const toPod = (name: string, r: PodRecord): MemoryPod => ({
   name,

@@ -1,7 +1,8 @@
-import type { V1Pod } from "@kubernetes/client-node"
+import type { V1Affinity, V1Pod } from "@kubernetes/client-node"
 import { Redacted } from "effect"
 import { RUNNER_CONTAINER } from "../../src/domain/Pod.ts"
 import type { RunnerPodRequest } from "../../src/services/Kube.ts"
+import type { Toleration } from "./capacity.ts"
 
 /** Labels and resource names shared by the runner pods, the nodes and the capacity count. */
 export const APP_LABEL = "app"
@@ -15,6 +16,31 @@ export const RUNNER_RESOURCE = "riseproject.com/runner"
 
 /** A year of minutes: long enough for 24 h in the queue plus 5 days of job, and an upper bound on a leaked pod. */
 export const ACTIVE_DEADLINE_SECONDS = 525600
+
+/**
+ * The runner pod's tolerations: none. The capacity count reads the same list, so a board whose taint the pod
+ * does not tolerate is never counted as capacity.
+ */
+export const RUNNER_TOLERATIONS: ReadonlyArray<Toleration> = []
+
+/**
+ * Keeps the pod off the listed nodes (quarantined boards). `matchFields` on `metadata.name` names nodes exactly
+ * and needs no label on them, so quarantine needs no node write (and no RBAC beyond today's).
+ */
+export const avoidNodesAffinity = (nodes: ReadonlyArray<string>): V1Affinity | undefined =>
+  nodes.length === 0 ? undefined : {
+    nodeAffinity: {
+      requiredDuringSchedulingIgnoredDuringExecution: {
+        nodeSelectorTerms: [{ matchFields: [{ key: "metadata.name", operator: "NotIn", values: [...nodes].sort() }] }]
+      }
+    }
+  }
+
+/** The nodes a manifest's affinity keeps its pod off, as `avoidNodesAffinity` writes them. */
+export const avoidedNodes = (pod: V1Pod): ReadonlyArray<string> =>
+  pod.spec?.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms.flatMap((t) =>
+    (t.matchFields ?? []).flatMap((f) => (f.key === "metadata.name" && f.operator === "NotIn" ? f.values ?? [] : []))
+  ) ?? []
 
 /** Scaleway Elastic Metal boards have small root disks, so their runners get a bounded scratch space. */
 const needsEphemeralStorageLimit = (pool: string): boolean => pool.startsWith("scw-em-")
@@ -47,40 +73,44 @@ export const runnerPodLabels = (request: RunnerPodRequest): Record<string, strin
  * The runner pod, as the original creates it. One privileged container (its dockerd needs that) runs the image's
  * entrypoint, which reads the JIT config from the env. This is the only place the JIT config is revealed.
  */
-export const runnerPodManifest = (request: RunnerPodRequest, namespace: string): V1Pod => ({
-  apiVersion: "v1",
-  kind: "Pod",
-  metadata: { name: request.name, namespace, labels: runnerPodLabels(request) },
-  spec: {
-    nodeSelector: { [BOARD_LABEL]: request.pool },
-    activeDeadlineSeconds: ACTIVE_DEADLINE_SECONDS,
-    restartPolicy: "Never",
-    hostNetwork: true,
-    containers: [
-      {
-        name: RUNNER_CONTAINER,
-        image: request.image,
-        imagePullPolicy: "IfNotPresent",
-        securityContext: { privileged: true },
-        env: [
-          { name: "RUNNER_WAIT_FOR_DOCKER_IN_SECONDS", value: "60" },
-          { name: "RUNNER_JITCONFIG", value: Redacted.value(request.jitConfig) }
-        ],
-        resources: {
-          limits: {
-            [RUNNER_RESOURCE]: "1",
-            ...(needsEphemeralStorageLimit(request.pool) ? { "ephemeral-storage": "90Gi" } : {})
-          }
-        },
-        volumeMounts: [
-          { name: "docker-graph", mountPath: "/var/lib/docker" },
-          { name: "k0s", mountPath: "/var/lib/k0s" }
-        ]
-      }
-    ],
-    volumes: [
-      { name: "docker-graph", emptyDir: {} },
-      { name: "k0s", emptyDir: {} }
-    ]
+export const runnerPodManifest = (request: RunnerPodRequest, namespace: string): V1Pod => {
+  const affinity = avoidNodesAffinity(request.avoidNodes ?? [])
+  return {
+    apiVersion: "v1",
+    kind: "Pod",
+    metadata: { name: request.name, namespace, labels: runnerPodLabels(request) },
+    spec: {
+      nodeSelector: { [BOARD_LABEL]: request.pool },
+      ...(affinity === undefined ? {} : { affinity }),
+      activeDeadlineSeconds: ACTIVE_DEADLINE_SECONDS,
+      restartPolicy: "Never",
+      hostNetwork: true,
+      containers: [
+        {
+          name: RUNNER_CONTAINER,
+          image: request.image,
+          imagePullPolicy: "IfNotPresent",
+          securityContext: { privileged: true },
+          env: [
+            { name: "RUNNER_WAIT_FOR_DOCKER_IN_SECONDS", value: "60" },
+            { name: "RUNNER_JITCONFIG", value: Redacted.value(request.jitConfig) }
+          ],
+          resources: {
+            limits: {
+              [RUNNER_RESOURCE]: "1",
+              ...(needsEphemeralStorageLimit(request.pool) ? { "ephemeral-storage": "90Gi" } : {})
+            }
+          },
+          volumeMounts: [
+            { name: "docker-graph", mountPath: "/var/lib/docker" },
+            { name: "k0s", mountPath: "/var/lib/k0s" }
+          ]
+        }
+      ],
+      volumes: [
+        { name: "docker-graph", emptyDir: {} },
+        { name: "k0s", emptyDir: {} }
+      ]
+    }
   }
-})
+}

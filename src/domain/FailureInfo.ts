@@ -7,7 +7,8 @@ export const FailureReason = Schema.Literal(
   "pod_stuck_pending",
   "runner_never_registered",
   "runner_idle",
-  "image_pull_failed"
+  "image_pull_failed",
+  "node_unreachable"
 )
 export type FailureReason = typeof FailureReason.Type
 
@@ -49,6 +50,20 @@ export const PodEventInfo = Schema.Struct({
 })
 export type PodEventInfo = typeof PodEventInfo.Type
 
+/** The node a pod was on, when the failure is about the node (`node_unreachable`): its status conditions. */
+export const NodeFailure = Schema.Struct({
+  name: Schema.String,
+  conditions: Schema.Array(Schema.Struct({
+    type: Schema.String,
+    status: Schema.String,
+    reason: Schema.String,
+    message: Schema.String,
+    /** RFC 3339 */
+    last_transition: Schema.optional(Schema.String)
+  }))
+})
+export type NodeFailure = typeof NodeFailure.Type
+
 /** v2: everything we could collect about a failed or killed pod. Never holds the pod's env (the JIT config). */
 export const FailureInfoV2 = Schema.Struct({
   version: Schema.Literal(2),
@@ -57,6 +72,7 @@ export const FailureInfoV2 = Schema.Struct({
   pod_message: Schema.optional(Schema.String),
   containers: Schema.optional(Schema.Record({ key: Schema.String, value: ContainerFailure })),
   events: Schema.optional(Schema.Array(PodEventInfo)),
+  node: Schema.optional(NodeFailure),
   collect_error: Schema.optional(Schema.String)
 })
 export type FailureInfoV2 = typeof FailureInfoV2.Type

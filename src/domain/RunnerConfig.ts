@@ -64,6 +64,18 @@ export const hasRegistry = (image: string): boolean => {
 export const resolveImage = (image: string, registry: string): string =>
   registry === "" || hasRegistry(image) ? image : `${registry}/${image}`
 
+/**
+ * Board quarantine: `after` failures that point at a board (not at a job) within `withinMinutes` quarantine it for
+ * `probationMinutes`; then it gets one runner as a trial, and a failed trial doubles the probation. `null` turns
+ * quarantine off.
+ */
+export const QuarantineConfig = Schema.Struct({
+  after: Schema.optionalWith(Schema.Int.pipe(Schema.positive()), { default: () => 3 }),
+  withinMinutes: Schema.optionalWith(Schema.Number.pipe(Schema.positive()), { default: () => 60 }),
+  probationMinutes: Schema.optionalWith(Schema.Number.pipe(Schema.positive()), { default: () => 60 })
+})
+export type QuarantineConfig = typeof QuarantineConfig.Type
+
 const EntityIdKey = Schema.String.pipe(Schema.pattern(/^[1-9][0-9]*$/, { message: () => "entity keys must be numeric account ids" }))
 
 export const RunnerConfig = Schema.Struct({
@@ -80,7 +92,10 @@ export const RunnerConfig = Schema.Struct({
     default: () => []
   }),
   /** prefixed to the rules' images that name no registry (`resolveImage`); `RUNNER_IMAGE_REGISTRY` overrides it */
-  imageRegistry: Schema.optionalWith(ImageRegistry, { default: () => DEFAULT_IMAGE_REGISTRY })
+  imageRegistry: Schema.optionalWith(ImageRegistry, { default: () => DEFAULT_IMAGE_REGISTRY }),
+  quarantine: Schema.optionalWith(Schema.NullOr(QuarantineConfig), {
+    default: () => ({ after: 3, withinMinutes: 60, probationMinutes: 60 })
+  })
 })
 export type RunnerConfig = typeof RunnerConfig.Type
 export type RunnerConfigInput = typeof RunnerConfig.Encoded

@@ -68,6 +68,10 @@ export const recordCapacity = (capacity: ReadonlyMap<string, PoolCapacity>) =>
     setGaugeFamily("slots_total", M.poolSlotsTotal, [...capacity.values()].map((c) => [{ pool: c.pool }, c.total] as const))
   )
 
+/** Every board with a standing: 1 while quarantined, else 0. */
+export const recordQuarantine = (states: ReadonlyArray<{ readonly node: string; readonly pool: string; readonly state: string }>) =>
+  setGaugeFamily("board_quarantined", M.boardQuarantined, states.map((s) => [{ node: s.node, pool: s.pool }, s.state === "quarantined" ? 1 : 0] as const))
+
 export const recordRateLimit = (installationId: number, remaining: Option.Option<number>, limit: Option.Option<number> = Option.none()) =>
   Effect.zipRight(
     Option.match(remaining, {

@@ -42,6 +42,9 @@ export const poolSlotsFree = Metric.gauge("riscv_runner_pool_slots_free", {
 export const poolSlotsTotal = Metric.gauge("riscv_runner_pool_slots", {
   description: "Runner slots per pool (allocatable riseproject.com/runner) at the latest capacity reading."
 })
+export const boardQuarantined = Metric.gauge("riscv_runner_board_quarantined", {
+  description: "1 while a board (node) is quarantined after failing runners, 0 once it is on trial or trusted again."
+})
 export const cycleDuration = Metric.histogram(
   "riscv_runner_scheduler_cycle_duration_seconds",
   cycleBuckets,

@@ -4,6 +4,7 @@ import type { FailureInfo } from "../domain/FailureInfo.ts"
 import type { Job } from "../domain/Job.ts"
 import type { Worker } from "../domain/Worker.ts"
 import { BadRequestText, InternalErrorText } from "../observability/apiErrors.ts"
+import { BoardsGroup } from "./BoardsApi.ts"
 import { PagingParams, QueueParams } from "./paging.ts"
 import { WeeklyUsageParams } from "./weeklyUsageRoute.ts"
 
@@ -108,7 +109,20 @@ export const QueuePageJson = Schema.Struct({
 export const DashboardJson = Schema.Struct({
   generated_at: IsoString,
   deployment: Schema.Literal("Prod", "Staging"),
-  pools: Schema.Array(Schema.Struct({ pool: Schema.String, total: Schema.Number, busy: Schema.Number, free: Schema.Number })),
+  pools: Schema.Array(Schema.Struct({
+    pool: Schema.String,
+    total: Schema.Number,
+    usable: Schema.Number,
+    busy: Schema.Number,
+    free: Schema.Number
+  })),
+  boards: Schema.Array(Schema.Struct({
+    node: Schema.String,
+    pool: Schema.String,
+    slots: Schema.Number,
+    busy: Schema.Number,
+    why_unusable: Schema.NullOr(Schema.String)
+  })).annotations({ description: "every board of every pool; `why_unusable` is null for a usable one" }),
   capacity_error: Schema.NullOr(Schema.String),
   groups: Schema.Array(Schema.Struct({
     entity_id: Schema.Number,
@@ -179,5 +193,6 @@ export const OperatorGroup = HttpApiGroup.make("scheduler")
 /** What the scheduler port serves through `HttpApiBuilder`. */
 export const SchedulerApi = HttpApi.make("riscv-runner-scheduler")
   .add(OperatorGroup)
+  .add(BoardsGroup)
   .addError(BadRequestText)
   .addError(InternalErrorText)

@@ -37,8 +37,11 @@ export const dashboardHtml = `<!doctype html>
 <p class="muted">Updated <span id="updated">never</span>, every 5 s. <span id="error"></span></p>
 
 <h2>Boards per pool</h2>
-<table id="pools"><thead><tr><th>pool</th><th class="num">total</th><th class="num">busy</th><th class="num">free</th></tr></thead><tbody></tbody></table>
+<table id="pools"><thead><tr><th>pool</th><th class="num">total</th><th class="num">usable</th><th class="num">busy</th><th class="num">free</th></tr></thead><tbody></tbody></table>
 <p id="pools-empty" class="muted" hidden>No pool has a node or a runner pod.</p>
+<h2>Boards</h2>
+<table id="boards"><thead><tr><th>node</th><th>pool</th><th class="num">slots</th><th class="num">busy</th><th>usable</th></tr></thead><tbody></tbody></table>
+<p id="boards-empty" class="muted" hidden>No board node.</p>
 
 <h2>Entities and label sets</h2>
 <table id="groups"><thead><tr><th>entity</th><th>labels</th><th>pool</th><th class="num">pending</th><th class="num">active workers</th><th class="num">cap</th><th class="num">oldest wait</th></tr></thead><tbody></tbody></table>
@@ -85,8 +88,15 @@ const fill = (id, rows) => {
 
 const renderPools = (pools) => fill("pools", pools.map((p) => {
   const tr = el("tr", { "data-pool": p.pool });
-  tr.append(cell(p.pool), cell(p.total, "num total"), cell(p.busy, "num busy"),
+  tr.append(cell(p.pool), cell(p.total, "num total"), cell(p.usable, "num usable"), cell(p.busy, "num busy"),
     cell(p.free, "num free " + (p.free > 0 ? "ok" : p.free === 0 ? "warn" : "bad")));
+  return tr;
+}));
+
+const renderBoards = (boards) => fill("boards", boards.map((b) => {
+  const tr = el("tr", { "data-node": b.node, "data-pool": b.pool });
+  tr.append(cell(b.node), cell(b.pool), cell(b.slots, "num slots"), cell(b.busy, "num busy"),
+    cell(b.why_unusable === null ? "yes" : "no: " + b.why_unusable, "why " + (b.why_unusable === null ? "ok" : "bad")));
   return tr;
 }));
 
@@ -178,6 +188,7 @@ const refresh = async () => {
     $("deployment").textContent = "(" + dash.deployment + ")";
     document.title = "riscv-runner dashboard - " + dash.deployment;
     renderPools(dash.pools);
+    renderBoards(dash.boards);
     renderGroups(dash.groups);
     renderQueue(queue);
     renderChart(dash.history);

@@ -6,6 +6,7 @@ import { Db } from "../services/Db.ts"
 import { Kube } from "../services/Kube.ts"
 import { dashboardHtml } from "./dashboardPage.ts"
 import { groupRows, queueHistory } from "./dashboardData.ts"
+import { trustedCapacity } from "../scheduler/quarantine.ts"
 import { SchedulerSettings } from "../scheduler/settings.ts"
 
 const HOUR = 3_600_000
@@ -15,7 +16,8 @@ const HISTORY_ROWS = 5000
 const FAILURES_SHOWN = 20
 
 /**
- * `GET /dashboard.json`: what the dashboard shows besides the queue: boards per pool, the (entity, label set)
+ * `GET /dashboard.json`: what the dashboard shows besides the queue: boards per pool (total, usable, busy, free)
+ * and each board with why it is not usable, the (entity, label set)
  * groups, the latest failed workers with their diagnostics, and the queue depth and oldest wait of the last hour
  * (one point a minute). When capacity cannot be read the pools are left out and `capacity_error` says so.
  */
@@ -25,13 +27,16 @@ export const dashboardData = Effect.gen(function*() {
   const settings = yield* SchedulerSettings
   const now = yield* Clock.currentTimeMillis
   const since = new Date(now - HISTORY_LOOKBACK)
-  const [jobs, workers, recentJobs, recentWorkers, capacity] = yield* Effect.all([
+  const [jobs, workers, recentJobs, recentWorkers, reading, boardStates] = yield* Effect.all([
     db.getActiveJobs,
     db.getActiveWorkers,
     db.listJobs({ start: since, page: 0, perPage: HISTORY_ROWS }),
     db.listWorkers({ start: since, page: 0, perPage: HISTORY_ROWS }),
-    Effect.either(kube.capacity)
+    Effect.either(kube.capacity),
+    db.getBoardStates
   ])
+  // As demand matching sees it: quarantined boards are not usable, a board on trial offers one slot.
+  const capacity = Either.map(reading, (c) => [...trustedCapacity(c, boardStates).values()].sort((a, b) => a.pool.localeCompare(b.pool)))
   const runningAt = new Map(recentWorkers.rows.flatMap((w) => (w.running_at === null ? [] : [[w.pod_name, w.running_at] as const])))
   const historyJobs = new Map([...recentJobs.rows, ...jobs].map((j) => [j.job_id, j]))
   return {
@@ -39,7 +44,11 @@ export const dashboardData = Effect.gen(function*() {
     deployment: settings.prod ? "Prod" as const : "Staging" as const,
     pools: Either.match(capacity, {
       onLeft: () => [],
-      onRight: (c) => [...c.values()].sort((a, b) => a.pool.localeCompare(b.pool)).map((p) => ({ pool: p.pool, total: p.total, busy: p.active, free: p.available }))
+      onRight: (c) => c.map((p) => ({ pool: p.pool, total: p.total, usable: p.usable, busy: p.active, free: p.available }))
+    }),
+    boards: Either.match(capacity, {
+      onLeft: () => [],
+      onRight: (c) => c.flatMap((p) => p.boards.map((b) => ({ node: b.name, pool: b.pool, slots: b.slots, busy: b.busy, why_unusable: b.unusable })))
     }),
     capacity_error: Either.isLeft(capacity) ? "cannot read the cluster's capacity" : null,
     groups: groupRows(jobs, workers, (id) => maxWorkersFor(settings.runnerConfig, id), now),

@@ -1,6 +1,7 @@
 import { Effect, Option } from "effect"
 import { Db } from "../services/Db.ts"
 import { makeCycleAuthenticator, type Serially } from "./auth.ts"
+import { reviewBoards } from "./boardReview.ts"
 import { matchDemand } from "./demandMatch.ts"
 import { syncJobs } from "./jobSync.ts"
 import { pruneCompletedJobs } from "./retention.ts"
@@ -8,7 +9,7 @@ import { guarded, guardedOr, type SchedulerState } from "./state.ts"
 import { syncWorkers } from "./workerSync.ts"
 
 /**
- * One scheduler cycle: job sync, the worker sync, demand matching, in that order, while holding the scheduler
+ * One scheduler cycle: job sync, the worker sync, the board review (quarantine), demand matching, in that order, while holding the scheduler
  * lock (design decision 3: a session advisory lock, see `docs/scheduler.md`), so one scheduler at a time runs a
  * cycle and a second replica waits its turn. No transaction spans the cycle: every state change is its own short
  * transaction (`Db.step`), committed before the next GitHub or Kubernetes call, so a failing statement or API call
@@ -25,7 +26,9 @@ export const runCycle = Effect.fn("Scheduler.cycle")(function*(state: SchedulerS
     const authenticate = yield* makeCycleAuthenticator(serially)
     yield* guarded("job sync", syncJobs(state, authenticate))
     yield* guarded("worker sync", syncWorkers(state, authenticate))
-    const matched = yield* guardedOr("demand matching", matchDemand(authenticate, serially), { provisioned: 0, failed: 0, jobIds: [] })
+    // Before matching, so this cycle's failures already keep runners off a board that earned its quarantine.
+    const boards = yield* guardedOr("board review", reviewBoards(), [])
+    const matched = yield* guardedOr("demand matching", matchDemand(authenticate, serially, boards), { provisioned: 0, failed: 0, jobIds: [] })
     if (Option.isSome(cycleSpan) && matched.jobIds.length > 0) {
       cycleSpan.value.attribute("job.ids", matched.jobIds)
       cycleSpan.value.attribute("runners.provisioned", matched.provisioned)
@@ -45,6 +48,8 @@ export const runDemandCycle = Effect.fn("Scheduler.demandCycle")(function*() {
     const mutex = yield* Effect.makeSemaphore(1)
     const serially: Serially = (effect) => mutex.withPermits(1)(effect)
     const authenticate = yield* makeCycleAuthenticator(serially)
-    yield* guarded("demand matching", matchDemand(authenticate, serially))
+    // the boards' quarantine holds on the fast path too: no runner goes to a board the full cycle keeps runners off
+    const boards = yield* guardedOr("board review", reviewBoards(), [])
+    yield* guarded("demand matching", matchDemand(authenticate, serially, boards))
   }))
 })

@@ -1,5 +1,6 @@
 import { Clock, Duration, Effect, Either } from "effect"
 import { failureV1, failureV2 } from "../domain/FailureInfo.ts"
+import type { BoardState } from "../domain/BoardQuarantine.ts"
 import { type Job, runnerRepoOf } from "../domain/Job.ts"
 import { isEntityBanned, maxWorkersFor, resolveImage, weightFor } from "../domain/RunnerConfig.ts"
 import type { NewWorker } from "../domain/Worker.ts"
@@ -11,6 +12,7 @@ import { Kube, type PoolCapacity } from "../services/Kube.ts"
 import { blockedGroups, streakLookbackMs } from "./allocationBackoff.ts"
 import type { Authenticate, Serially } from "./auth.ts"
 import { groupKey, jobGroupKey, planProvisioning } from "./demandPlan.ts"
+import { quarantinedNodes, trustedCapacity } from "./quarantine.ts"
 import { SchedulerSettings } from "./settings.ts"
 
 /**
@@ -28,20 +30,26 @@ export interface MatchResult {
 
 const MAX_NAME_ATTEMPTS = 5
 
-export const matchDemand = Effect.fn("Scheduler.matchDemand")(function*(authenticate: Authenticate, serially: Serially) {
+export const matchDemand = Effect.fn("Scheduler.matchDemand")(function*(
+  authenticate: Authenticate,
+  serially: Serially,
+  boards: ReadonlyArray<BoardState> = []
+) {
   const db = yield* Db
   const kube = yield* Kube
   const settings = yield* SchedulerSettings
   const none: MatchResult = { provisioned: 0, failed: 0, jobIds: [] }
 
   // Capacity first: with every board taken (the usual state under a backlog) the backlog need not be read at all.
-  const capacity = yield* Effect.either(kube.capacity)
-  if (Either.isLeft(capacity)) {
-    yield* Effect.logError("cannot read board capacity; no provisioning this cycle").pipe(Effect.annotateLogs({ error: capacity.left.message }))
+  const reading = yield* Effect.either(kube.capacity)
+  if (Either.isLeft(reading)) {
+    yield* Effect.logError("cannot read board capacity; no provisioning this cycle").pipe(Effect.annotateLogs({ error: reading.left.message }))
     return none
   }
-  yield* recordCapacity(capacity.right)
-  if (![...capacity.right.values()].some((c) => c.available > 0)) return none
+  // Quarantined boards are no capacity, and a board on trial offers one slot.
+  const capacity = trustedCapacity(reading.right, boards)
+  yield* recordCapacity(capacity)
+  if (![...capacity.values()].some((c) => c.available > 0)) return none
   const config = settings.runnerConfig
   const read = yield* db.getDemand
   // A banned entity's jobs stored before its ban get no runner: they fail, with the reason, so they leave the queue.
@@ -57,7 +65,7 @@ export const matchDemand = Effect.fn("Scheduler.matchDemand")(function*(authenti
 
   const plan = planProvisioning({
     demand,
-    available: new Map([...capacity.right.values()].map((c) => [c.pool, c.available])),
+    available: new Map([...capacity.values()].map((c) => [c.pool, c.available])),
     capFor: (id) => maxWorkersFor(config, id),
     weightFor: (id) => weightFor(config, id),
     policy: config.policy,
@@ -92,7 +100,7 @@ export const matchDemand = Effect.fn("Scheduler.matchDemand")(function*(authenti
     (members) =>
       Effect.gen(function*() {
         for (const [i, { job, name }] of members.entries()) {
-          const outcome = yield* provision(job, name, authenticate)
+          const outcome = yield* provision(job, name, authenticate, quarantinedNodes(boards, job.k8s_pool))
           if (outcome._tag === "provisioned") {
             provisioned++
             createdIn.set(job.k8s_pool, (createdIn.get(job.k8s_pool) ?? 0) + 1)
@@ -107,7 +115,7 @@ export const matchDemand = Effect.fn("Scheduler.matchDemand")(function*(authenti
     { concurrency: settings.githubConcurrency, discard: true }
   )
   // the gauges show the boards as this cycle left them, not as it found them
-  if (createdIn.size > 0) yield* recordCapacity(withCreatedPods(capacity.right, createdIn))
+  if (createdIn.size > 0) yield* recordCapacity(withCreatedPods(capacity, createdIn))
   yield* Effect.logDebug("demand matched").pipe(
     Effect.annotateLogs({ demand: demand.length, planned: plan.provisions.length, provisioned, failed })
   )
@@ -220,7 +228,12 @@ type Outcome = { readonly _tag: "provisioned" } | { readonly _tag: "failed"; rea
  * later attempt.
  */
 // Untraced with a plain span: a burst runs it hundreds of times, and Effect.fn takes two stack traces per call.
-export const provision = Effect.fnUntraced(function*(job: Job, name: string, authenticate: Authenticate) {
+export const provision = Effect.fnUntraced(function*(
+  job: Job,
+  name: string,
+  authenticate: Authenticate,
+  avoidNodes: ReadonlyArray<string> = []
+) {
   const github = yield* Github
   const kube = yield* Kube
   const settings = yield* SchedulerSettings
@@ -249,7 +262,8 @@ export const provision = Effect.fnUntraced(function*(job: Job, name: string, aut
       jitConfig: jit.jitConfig,
       image: resolveImage(job.k8s_image, settings.runnerConfig.imageRegistry),
       pool: job.k8s_pool,
-      entity: { type: job.entity_type, id: job.entity_id, name: job.entity_name }
+      entity: { type: job.entity_type, id: job.entity_id, name: job.entity_name },
+      ...(avoidNodes.length === 0 ? {} : { avoidNodes })
     })
   })
   const result = yield* Effect.either(steps)

@@ -14,6 +14,8 @@ export interface HealthLimits {
   readonly registrationMs: number
   readonly idleMs: number
   readonly podPendingMs: number
+  /** a pod's node NotReady or Unknown this long fails the worker as `node_unreachable` */
+  readonly nodeUnreachableMs: number
 }
 
 export interface HealthInput {
@@ -36,6 +38,8 @@ export interface HealthInput {
    * waited the 10 minutes of `pod_stuck_pending` for each such pod, one job after another.
    */
   readonly imagePullFailed?: boolean | undefined
+  /** how long the pod's node has been NotReady or Unknown; 0 when it is Ready, unknown, or the pod has no node */
+  readonly nodeUnreachableMs: number
 }
 
 export type HealthDecision =
@@ -53,7 +57,16 @@ const fail = (reason: FailureReason): HealthDecision => ({ _tag: "Fail", reason 
 const registrationClock = (input: HealthInput, limits: HealthLimits, why: string): HealthDecision =>
   input.runningAgeMs < limits.registrationMs ? wait(why) : fail("runner_never_registered")
 
+/** Has the pod's node been unreachable for longer than the limit? */
+const nodeLost = (input: Pick<HealthInput, "nodeUnreachableMs">, limits: HealthLimits): boolean =>
+  input.nodeUnreachableMs > 0 && input.nodeUnreachableMs >= limits.nodeUnreachableMs
+
 export const classifyWorker = (input: HealthInput, limits: HealthLimits): HealthDecision => {
+  if ((input.workerStatus === "pending" || input.workerStatus === "running") && nodeLost(input, limits)) {
+    // GitHub's word first, as for every other check: a runner it still shows busy is left alone.
+    if (input.runner?.status === "online" && input.runner.busy) return healthy("busy, though its node is unreachable")
+    return fail("node_unreachable")
+  }
   switch (input.workerStatus) {
     case "pending":
       if (input.imagePullFailed === true) return fail("image_pull_failed")
@@ -85,9 +98,10 @@ export const classifyWorker = (input: HealthInput, limits: HealthLimits): Health
  * the two to that).
  */
 export const needsRunnerView = (
-  input: Pick<HealthInput, "workerStatus" | "pendingAgeMs" | "runningAgeMs" | "jobActiveOnPod" | "imagePullFailed">,
+  input: Pick<HealthInput, "workerStatus" | "pendingAgeMs" | "runningAgeMs" | "jobActiveOnPod" | "imagePullFailed" | "nodeUnreachableMs">,
   limits: HealthLimits
 ): boolean => {
+  if ((input.workerStatus === "pending" || input.workerStatus === "running") && nodeLost(input, limits)) return true
   switch (input.workerStatus) {
     case "pending":
       return input.imagePullFailed === true || input.pendingAgeMs >= limits.podPendingMs

@@ -1,4 +1,4 @@
-import { Config, Context, Duration, Effect, Layer } from "effect"
+import { Config, Context, Duration, Effect, Layer, Option, type Redacted } from "effect"
 import type { RunnerConfig } from "../domain/RunnerConfig.ts"
 import { cryptoRunnerSuffix } from "./runnerName.ts"
 
@@ -39,6 +39,11 @@ export interface SchedulerTimeouts {
   readonly runnerListRefresh: Duration.Duration
   /** a runner pod with our prefix and no worker row is deleted once it is this old (the sweep of unknown pods) */
   readonly orphanPodGrace: Duration.Duration
+  /**
+   * a worker whose pod is on a node that has been NotReady or Unknown this long is failed (`node_unreachable`)
+   * and its pod deleted with grace 0
+   */
+  readonly nodeUnreachable: Duration.Duration
 }
 
 export interface SchedulerSettingsShape {
@@ -60,6 +65,11 @@ export interface SchedulerSettingsShape {
   readonly githubConcurrency: number
   /** 9 random characters of `[a-z0-9]` for a runner name; replaceable so tests can force a name clash */
   readonly runnerSuffix: Effect.Effect<string>
+  /**
+   * `TRACE_API_SECRET`, the bearer token of the operator's writes on this port (releasing a quarantined board);
+   * none closes them (503), as it closes the trace API.
+   */
+  readonly operatorSecret: Option.Option<Redacted.Redacted<string>>
 }
 
 export class SchedulerSettings extends Context.Tag("riscv-runner/SchedulerSettings")<SchedulerSettings, SchedulerSettingsShape>() {}
@@ -83,7 +93,8 @@ export const defaultTimeouts: SchedulerTimeouts = {
   allocationBackoffBase: Duration.seconds(15),
   allocationBackoffMax: Duration.minutes(10),
   runnerListRefresh: Duration.minutes(5),
-  orphanPodGrace: Duration.minutes(2)
+  orphanPodGrace: Duration.minutes(2),
+  nodeUnreachable: Duration.minutes(5)
 }
 
 export interface SchedulerSettingsInput {
@@ -94,6 +105,7 @@ export interface SchedulerSettingsInput {
   readonly maxJobPollsPerCycle?: number | undefined
   readonly githubConcurrency?: number | undefined
   readonly runnerSuffix?: Effect.Effect<string> | undefined
+  readonly operatorSecret?: Option.Option<Redacted.Redacted<string>> | undefined
 }
 
 export const makeSchedulerSettings = (input: SchedulerSettingsInput): SchedulerSettingsShape => ({
@@ -105,7 +117,8 @@ export const makeSchedulerSettings = (input: SchedulerSettingsInput): SchedulerS
   budgetReserveShare: input.budgetReserveShare ?? 0.2,
   maxJobPollsPerCycle: input.maxJobPollsPerCycle ?? 50,
   githubConcurrency: input.githubConcurrency ?? 8,
-  runnerSuffix: input.runnerSuffix ?? cryptoRunnerSuffix
+  runnerSuffix: input.runnerSuffix ?? cryptoRunnerSuffix,
+  operatorSecret: input.operatorSecret ?? Option.none()
 })
 
 export const SchedulerSettingsLive = (input: SchedulerSettingsInput) => Layer.succeed(SchedulerSettings, makeSchedulerSettings(input))
@@ -138,7 +151,8 @@ export const schedulerTuningConfig = Config.all({
     allocationBackoffBase: durationOr("SCHEDULER_ALLOCATION_BACKOFF_BASE", defaultTimeouts.allocationBackoffBase),
     allocationBackoffMax: durationOr("SCHEDULER_ALLOCATION_BACKOFF_MAX", defaultTimeouts.allocationBackoffMax),
     runnerListRefresh: durationOr("SCHEDULER_RUNNER_LIST_REFRESH", defaultTimeouts.runnerListRefresh),
-    orphanPodGrace: durationOr("SCHEDULER_ORPHAN_POD_GRACE", defaultTimeouts.orphanPodGrace)
+    orphanPodGrace: durationOr("SCHEDULER_ORPHAN_POD_GRACE", defaultTimeouts.orphanPodGrace),
+    nodeUnreachable: durationOr("SCHEDULER_NODE_UNREACHABLE_TIMEOUT", defaultTimeouts.nodeUnreachable)
   }),
   budgetReserveShare: Config.number("SCHEDULER_BUDGET_RESERVE_SHARE").pipe(
     Config.validate({ message: "must be between 0 and 1", validation: (n) => n >= 0 && n < 1 }),
@@ -147,7 +161,8 @@ export const schedulerTuningConfig = Config.all({
   maxJobPollsPerCycle: Config.integer("SCHEDULER_MAX_JOB_POLLS_PER_CYCLE").pipe(
     Config.validate({ message: "must be positive", validation: (n) => n > 0 }),
     Config.withDefault(50)
-  )
+  ),
+  operatorSecret: Config.option(Config.redacted("TRACE_API_SECRET"))
 })
 
 /** The settings layer for a deployment: the runner config and prod flag given, the rest from the environment. */

@@ -1,4 +1,5 @@
 import { Context, Data, type Effect, type Option, type Stream } from "effect"
+import type { BoardEvent, BoardState, NewBoardEvent, NodeOutcome } from "../domain/BoardQuarantine.ts"
 import type { FailureInfo } from "../domain/FailureInfo.ts"
 import type { EventSummary, NewInstallationEvent } from "../domain/InstallationEvent.ts"
 import type { Job, NewJob } from "../domain/Job.ts"
@@ -292,6 +293,18 @@ export interface DbShape {
   readonly finishPass: (pass: string, holder: string, cursor: string | null) => Effect.Effect<void, DbError>
   /** Every repository with a job created at or after `since`, each once (case-insensitively), from its newest job. */
   readonly getRecentRepositories: (since: Date) => Effect.Effect<ReadonlyArray<RecentRepository>, DbError>
+  // --- boards (quarantine) -----------------------------------------------------------------------------------
+  /** Every board with a standing (quarantined, on trial, or trusted again after either), by node name. */
+  readonly getBoardStates: Effect.Effect<ReadonlyArray<BoardState>, DbError>
+  /**
+   * How the workers that ran on a node ended since `since` (completed or failed, with a node recorded), oldest
+   * first: the input of the quarantine rule.
+   */
+  readonly getNodeOutcomes: (since: Date) => Effect.Effect<ReadonlyArray<NodeOutcome>, DbError>
+  /** Sets the board's standing and appends its event, both or neither. Returns the event's id. */
+  readonly recordBoardTransition: (state: BoardState, event: NewBoardEvent) => Effect.Effect<number, DbError>
+  /** The latest board events, newest first, at most `limit`; of one node when given. */
+  readonly listBoardEvents: (limit: number, node?: string) => Effect.Effect<ReadonlyArray<BoardEvent>, DbError>
 
   // --- coordination ------------------------------------------------------------------------------------------
   /**

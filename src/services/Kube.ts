@@ -1,4 +1,5 @@
 import { Context, Data, type Effect, type Redacted, type Stream } from "effect"
+import type { BoardNode, BoardSlots } from "../domain/Board.ts"
 import type { EntityType } from "../domain/Entity.ts"
 import type { FailureInfoV2, FailureReason } from "../domain/FailureInfo.ts"
 import { holdsSlot, type Pod, type PodEvent } from "../domain/Pod.ts"
@@ -42,14 +43,18 @@ export class PodAlreadyExists extends Data.TaggedError("PodAlreadyExists")<{ rea
 
 /**
  * Runner slots of one pool (the `riseproject.dev/board` node label). `total` is the nodes' allocatable
- * `riseproject.com/runner`; `active` counts the pool's runner pods that are Pending or Running. `available` is
- * `total - active` and goes negative when pods outnumber slots (a node was drained, or pods are stuck Pending).
+ * `riseproject.com/runner`, `usable` the part on usable boards (Ready, not cordoned, no refusing taint); `active`
+ * counts the pool's runner pods that are Pending or Running. `available` is the usable slots minus the pods on
+ * usable boards and the pods waiting for a node, and goes negative when pods outnumber slots (a board was lost,
+ * or pods are stuck Pending). `boards` lists the pool's nodes, by name, each with its busy slots.
  */
 export interface PoolCapacity {
   readonly pool: string
   readonly total: number
+  readonly usable: number
   readonly active: number
   readonly available: number
+  readonly boards: ReadonlyArray<BoardSlots>
 }
 
 /** Everything needed to start one runner. */
@@ -61,6 +66,20 @@ export interface RunnerPodRequest {
   readonly image: string
   readonly pool: string
   readonly entity: { readonly type: EntityType; readonly id: number; readonly name: string }
+  /**
+   * Nodes the pod must not be placed on (quarantined boards), as a required node affinity on `metadata.name`:
+   * the pod avoids them without any write to the nodes themselves.
+   */
+  readonly avoidNodes?: ReadonlyArray<string> | undefined
+}
+
+/** How a pod is deleted. */
+export interface DeleteOptions {
+  /**
+   * 0 removes the pod object at once, without waiting for the kubelet to confirm: the only way to delete a pod
+   * whose node is gone, since a lost kubelet confirms nothing. Absent: the pod's own grace period.
+   */
+  readonly gracePeriodSeconds?: number | undefined
 }
 
 /**
@@ -89,8 +108,13 @@ export interface KubeShape {
    * `DeadlineExceeded` and stays listed until deleted. A missing pod counts as done.
    */
   readonly killPod: (podName: string) => Effect.Effect<void, KubeError>
-  /** A missing pod counts as done. */
-  readonly deletePod: (podName: string) => Effect.Effect<void, KubeError>
+  /**
+   * A missing pod counts as done. Without `gracePeriodSeconds: 0` a pod on an unreachable node stays listed
+   * (terminating) until its kubelet comes back, as on a real cluster.
+   */
+  readonly deletePod: (podName: string, options?: DeleteOptions) => Effect.Effect<void, KubeError>
+  /** Every board node (one node listing) with its readiness, conditions and whether it can take a runner. */
+  readonly listBoards: Effect.Effect<ReadonlyArray<BoardNode>, KubeError>
   /** The pod's events, as the API returns them. */
   readonly podEvents: (podName: string) => Effect.Effect<ReadonlyArray<PodEvent>, KubeError>
   /** A container's log. */

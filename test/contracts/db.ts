@@ -913,6 +913,73 @@ export const dbContract = (name: string, declare: DbCase) =>
       ])
     }))
 
+    test("node outcomes: the ended workers that ran on a node, since a time, oldest first", Effect.gen(function*() {
+      const db = yield* Db
+      yield* at(100)
+      yield* db.addWorker(newWorker("w-ok", { k8s_image: "img-a" }))
+      yield* db.addWorker(newWorker("w-bad"))
+      yield* db.addWorker(newWorker("w-v1"))
+      yield* db.addWorker(newWorker("w-unplaced"))
+      yield* db.addWorker(newWorker("w-live"))
+      yield* db.markWorkerRunning("w-ok", "n1", null)
+      yield* db.markWorkerRunning("w-live", "n1", null)
+      yield* at(200)
+      yield* db.markWorkerFailed("w-bad", "n2", failureV2("runner_never_registered"), null)
+      yield* at(300)
+      yield* db.markWorkerCompleted("w-ok", null, null)
+      yield* db.markWorkerFailed("w-v1", "n2", failureV1("installation gone"), null)
+      // never placed: no node, so nothing to hold against a board
+      yield* db.markWorkerFailed("w-unplaced", null, failureV2("pod_stuck_pending"), null)
+      const all = yield* db.getNodeOutcomes(new Date(0))
+      expect(all.map((o) => [o.pod_name, o.node, o.status, o.reason, o.at.getTime()])).toEqual([
+        ["w-bad", "n2", "failed", "runner_never_registered", 200_000],
+        ["w-ok", "n1", "completed", null, 300_000],
+        ["w-v1", "n2", "failed", null, 300_000]
+      ])
+      expect(all[1]).toMatchObject({ pool: "scw-em-rv1", image: "img-a" })
+      expect((yield* db.getNodeOutcomes(new Date(250_000))).map((o) => o.pod_name)).toEqual(["w-ok", "w-v1"])
+    }))
+
+    test("board transitions: the standing is replaced, every event kept with its evidence, newest first", Effect.gen(function*() {
+      const db = yield* Db
+      expect(yield* db.getBoardStates).toEqual([])
+      const evidence = [{ pod_name: "w1", reason: "runner_never_registered", at: "2026-01-01T00:00:00.000Z" }]
+      const q = { node: "n1", pool: "scw-em-rv1", state: "quarantined" as const, since: new Date(1000), until: new Date(3_601_000), probation_seconds: 3600 }
+      const id1 = yield* db.recordBoardTransition(q, { node: "n1", pool: "scw-em-rv1", kind: "quarantined", at: new Date(1000), probation_seconds: 3600, evidence })
+      yield* db.recordBoardTransition(
+        { node: "n0", pool: "p0", state: "quarantined", since: new Date(1500), until: new Date(9000), probation_seconds: 60 },
+        { node: "n0", pool: "p0", kind: "quarantined", at: new Date(1500), probation_seconds: 60, evidence: [] }
+      )
+      const id2 = yield* db.recordBoardTransition(
+        { ...q, state: "trial", since: new Date(3_601_000), until: null },
+        { node: "n1", pool: "scw-em-rv1", kind: "released", at: new Date(3_601_000), probation_seconds: null, evidence: [] }
+      )
+      expect(id2).toBeGreaterThan(id1)
+      expect(yield* db.getBoardStates).toEqual([
+        { node: "n0", pool: "p0", state: "quarantined", since: new Date(1500), until: new Date(9000), probation_seconds: 60 },
+        { ...q, state: "trial", since: new Date(3_601_000), until: null }
+      ])
+      const events = yield* db.listBoardEvents(10)
+      expect(events.map((e) => [e.node, e.kind])).toEqual([["n1", "released"], ["n0", "quarantined"], ["n1", "quarantined"]])
+      expect(events[2]).toEqual({ id: id1, node: "n1", pool: "scw-em-rv1", kind: "quarantined", at: new Date(1000), probation_seconds: 3600, evidence })
+      expect((yield* db.listBoardEvents(10, "n1")).map((e) => e.kind)).toEqual(["released", "quarantined"])
+      expect(yield* db.listBoardEvents(1)).toHaveLength(1)
+    }))
+
+    test("a board transition inside a failed step leaves neither the standing nor the event", Effect.gen(function*() {
+      const db = yield* Db
+      const failed = yield* Effect.either(db.step(Effect.zipRight(
+        db.recordBoardTransition(
+          { node: "n1", pool: "p", state: "quarantined", since: new Date(0), until: new Date(1), probation_seconds: 1 },
+          { node: "n1", pool: "p", kind: "quarantined", at: new Date(0), probation_seconds: 1, evidence: [] }
+        ),
+        Effect.fail("boom")
+      )))
+      expect(Either.isLeft(failed)).toBe(true)
+      expect(yield* db.getBoardStates).toEqual([])
+      expect(yield* db.listBoardEvents(10)).toEqual([])
+    }))
+
     it("counts its cases", () => {
       dbContractCaseCount = cases
       console.log(`Db contract (${name}): ${cases} cases`)

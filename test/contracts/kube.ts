@@ -2,7 +2,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Effect, Either, Exit, Fiber, Queue, Redacted, Schema, Stream, type Layer } from "effect"
 import { FailureInfoV2 } from "../../src/domain/FailureInfo.ts"
 import { finishedAt, runnerStartedAt } from "../../src/domain/Pod.ts"
-import { Kube, mayFreeSlot, type RunnerPodChange, type RunnerPodRequest } from "../../src/services/Kube.ts"
+import { Kube, mayFreeSlot, type PoolCapacity, type RunnerPodChange, type RunnerPodRequest } from "../../src/services/Kube.ts"
 import { KubeHarness } from "../support/kubeHarness.ts"
 
 const JIT = "eyJqaXQiOiJTRUNSRVQtSklULUNPTkZJRy1kby1ub3QtbGVhayJ9"
@@ -34,6 +34,12 @@ export const takeUntil = (queue: Queue.Queue<RunnerPodChange>, matches: (c: Runn
 
 const about = (name: string, tag: RunnerPodChange["_tag"]) => (c: RunnerPodChange) =>
   c._tag === tag && c._tag !== "Listed" && c.pod.name === name
+/** A pool's figures without its boards. */
+const figures = (cap: PoolCapacity | undefined) => {
+  if (cap === undefined) return undefined
+  const { boards: _, ...rest } = cap
+  return rest
+}
 
 /**
  * The behaviour every Kube layer must share. The scheduler is written against this, and the memory cluster is
@@ -69,11 +75,100 @@ export const kubeContract = (name: string, makeLayer: () => Layer.Layer<Kube | K
         expect(after.listNodes - before.listNodes).toBe(1)
         expect(after.listPods - before.listPods).toBe(1)
 
-        expect(cap.get("pool-a")).toEqual({ pool: "pool-a", total: 3, active: 1, available: 2 })
-        expect(cap.get("pool-b")).toEqual({ pool: "pool-b", total: 1, active: 3, available: -2 })
-        expect(cap.get("pool-c")).toEqual({ pool: "pool-c", total: 0, active: 0, available: 0 })
-        expect(cap.get("pool-x")).toEqual({ pool: "pool-x", total: 0, active: 1, available: -1 })
+        expect(figures(cap.get("pool-a"))).toEqual({ pool: "pool-a", total: 3, usable: 3, active: 1, available: 2 })
+        expect(figures(cap.get("pool-b"))).toEqual({ pool: "pool-b", total: 1, usable: 1, active: 3, available: -2 })
+        expect(figures(cap.get("pool-c"))).toEqual({ pool: "pool-c", total: 0, usable: 0, active: 0, available: 0 })
+        expect(figures(cap.get("pool-x"))).toEqual({ pool: "pool-x", total: 0, usable: 0, active: 1, available: -1 })
         expect([...cap.keys()].sort()).toEqual(["pool-a", "pool-b", "pool-c", "pool-x"])
+        expect(cap.get("pool-a")!.boards.map((b) => [b.name, b.slots, b.unusable])).toEqual([
+          ["a1", 2, null],
+          ["a2", 1, null]
+        ])
+      })))
+
+    it.effect("only healthy boards are capacity; the others say why not", () =>
+      run(Effect.gen(function*() {
+        const kube = yield* Kube
+        const h = yield* KubeHarness
+        yield* h.addNode("ok", "pool-a", 2)
+        yield* h.addNode("cordoned", "pool-a", 2)
+        yield* h.addNode("tainted", "pool-a", 2)
+        yield* h.addNode("soft", "pool-a", 1)
+        yield* h.addNode("lost", "pool-a", 2)
+        yield* h.addNode("sick", "pool-a", 2)
+        yield* kube.createRunnerPod(request("r-on-lost", "pool-a"))
+        // Placed before its board went away: it holds a slot there, not one of the usable boards.
+        yield* h.setNodeHealth("ok", { unschedulable: true })
+        yield* h.setNodeHealth("cordoned", { unschedulable: true })
+        yield* h.setNodeHealth("tainted", { unschedulable: true })
+        yield* h.setNodeHealth("soft", { unschedulable: true })
+        yield* h.setNodeHealth("sick", { unschedulable: true })
+        yield* h.startPod("r-on-lost")
+        yield* h.setNodeHealth("ok", { unschedulable: false })
+        yield* h.setNodeHealth("tainted", { unschedulable: false, taints: [{ key: "disk", value: "full", effect: "NoSchedule" }] })
+        yield* h.setNodeHealth("soft", { unschedulable: false, taints: [{ key: "slow", effect: "PreferNoSchedule" }] })
+        yield* h.setNodeHealth("lost", { ready: "Unknown" })
+        yield* h.setNodeHealth("sick", { unschedulable: false, ready: "False" })
+
+        const cap = (yield* kube.capacity).get("pool-a")!
+        expect(figures(cap)).toEqual({ pool: "pool-a", total: 11, usable: 3, active: 1, available: 3 })
+        expect(cap.boards.map((b) => [b.name, b.busy, b.unusable])).toEqual([
+          ["cordoned", 0, "cordoned"],
+          ["lost", 1, "not ready (Unknown)"],
+          ["ok", 0, null],
+          ["sick", 0, "not ready (False)"],
+          ["soft", 0, null],
+          ["tainted", 0, "taint disk=full:NoSchedule"]
+        ])
+      })))
+
+    it.effect("the board listing is one node listing, with readiness and conditions", () =>
+      run(Effect.gen(function*() {
+        const kube = yield* Kube
+        const h = yield* KubeHarness
+        yield* h.addNode("b1", "pool-a", 1)
+        yield* h.addNode("b2", "pool-b", 1)
+        yield* h.addNode("control", null, 4)
+        yield* h.setNodeHealth("b2", { ready: "Unknown" })
+        const before = (yield* kube.callCounts).listNodes
+        const boards = yield* kube.listBoards
+        expect((yield* kube.callCounts).listNodes - before).toBe(1)
+        expect(boards.map((b) => [b.name, b.pool, b.ready, b.unusable])).toEqual([
+          ["b1", "pool-a", "True", null],
+          ["b2", "pool-b", "Unknown", "not ready (Unknown)"]
+        ])
+        const lost = boards[1]!
+        expect(lost.readySince).toBeInstanceOf(Date)
+        expect(lost.conditions.find((c) => c.type === "Ready")).toMatchObject({ status: "Unknown", reason: "NodeStatusUnknown" })
+      })))
+
+    it.effect("a pod on a lost board ignores kills and graceful deletes; grace 0 removes it", () =>
+      run(Effect.gen(function*() {
+        const kube = yield* Kube
+        const h = yield* KubeHarness
+        yield* h.addNode("n1", "scw-em-rv1", 1)
+        yield* kube.createRunnerPod(request("stranded"))
+        yield* h.startPod("stranded")
+        yield* h.setNodeHealth("n1", { ready: "Unknown" })
+        yield* kube.killPod("stranded")
+        yield* kube.deletePod("stranded")
+        yield* h.settle
+        const still = (yield* kube.listRunnerPods).find((p) => p.name === "stranded")
+        expect(still?.phase).toBe("Running")
+        yield* kube.deletePod("stranded", { gracePeriodSeconds: 0 })
+        yield* h.settle
+        expect(yield* kube.listRunnerPods).toEqual([])
+      })))
+
+    it.effect("a pod avoids the boards its request names", () =>
+      run(Effect.gen(function*() {
+        const kube = yield* Kube
+        const h = yield* KubeHarness
+        yield* h.addNode("n1", "scw-em-rv1", 1)
+        yield* h.addNode("n2", "scw-em-rv1", 1)
+        yield* kube.createRunnerPod({ ...request("picky"), avoidNodes: ["n1"] })
+        yield* h.startPod("picky")
+        expect((yield* kube.listRunnerPods)[0]!.nodeName).toBe("n2")
       })))
 
     it.effect("an empty cluster has no pools", () =>

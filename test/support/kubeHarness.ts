@@ -1,6 +1,6 @@
 import { Context, Effect, Layer, TestClock } from "effect"
 import type { KubeOperation } from "../../src/services/Kube.ts"
-import { KubeMemory, KubeMemoryControl, type KubeMemoryOptions } from "../../layers/kube/memory.ts"
+import { KubeMemory, KubeMemoryControl, type KubeMemoryOptions, type NodeHealthChange } from "../../layers/kube/memory.ts"
 
 /**
  * How the Kube contract suite sets up and moves a cluster, whichever layer is under test. For the memory layer
@@ -8,6 +8,8 @@ import { KubeMemory, KubeMemoryControl, type KubeMemoryOptions } from "../../lay
  */
 export interface KubeHarnessShape {
   readonly addNode: (name: string, pool: string | null, slots: number) => Effect.Effect<void>
+  /** Changes a node's readiness, cordon or taints; `Unknown` means its kubelet is gone. */
+  readonly setNodeHealth: (name: string, change: NodeHealthChange) => Effect.Effect<void>
   /** Brings a Pending pod to Running on a node of its pool (a slot must be free). */
   readonly startPod: (name: string) => Effect.Effect<void>
   /** The runner exits with this code. */
@@ -26,6 +28,7 @@ const memoryHarness = Layer.effect(
   Effect.map(KubeMemoryControl, (control) =>
     KubeHarness.of({
       addNode: control.addNode,
+      setNodeHealth: (name, change) => Effect.asVoid(control.setNodeHealth(name, change)),
       startPod: (name) =>
         Effect.gen(function*() {
           yield* control.reconcile

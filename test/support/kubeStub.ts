@@ -4,7 +4,8 @@ import { Context, Effect, Layer, Redacted } from "effect"
 import { Pod as PodModel } from "kubernetes-models/v1/Pod"
 import type { KubeOperation } from "../../src/services/Kube.ts"
 import { KubeLive, type KubeLiveOptions } from "../../layers/kube/client.ts"
-import { BOARD_LABEL, isValidLabelValue, RUNNER_RESOURCE } from "../../layers/kube/podSpec.ts"
+import { avoidedNodes, BOARD_LABEL, isValidLabelValue, RUNNER_RESOURCE } from "../../layers/kube/podSpec.ts"
+import type { NodeHealthChange } from "../../layers/kube/memory.ts"
 import { KubeHarness } from "./kubeHarness.ts"
 
 /**
@@ -249,10 +250,23 @@ const terminateRunner = (pod: Json, exitCode: number, reason: string) => {
   pod.status.conditions = [{ type: "Ready", status: "False", lastTransitionTime: finishedAt }]
 }
 
+const readyOf = (node: Json | undefined): string =>
+  node?.status?.conditions?.find((c: Json) => c.type === "Ready")?.status ?? "Unknown"
+
+/** A node whose status is Unknown stopped reporting: its kubelet is gone, and acts on nothing. */
+const kubeletGone = (stub: KubeStubShape, nodeName: string | undefined): boolean =>
+  nodeName !== undefined && readyOf(stub.nodes.get(nodeName)) === "Unknown"
+
+/** Could the scheduler place a runner pod (which tolerates no taint) on this node? */
+const schedulable = (node: Json): boolean =>
+  readyOf(node) === "True" && node.spec?.unschedulable !== true &&
+  !(node.spec?.taints ?? []).some((t: Json) => t.effect === "NoSchedule" || t.effect === "NoExecute")
+
 /** The kubelet's answer to a kill: a pod it admitted fails at once with DeadlineExceeded. */
 const enforceDeadline = (stub: KubeStubShape, pod: Json) => {
   const phase = pod.status?.phase
   if ((phase !== "Pending" && phase !== "Running") || pod.spec.nodeName === undefined) return
+  if (kubeletGone(stub, pod.spec.nodeName)) return
   if ((pod.spec.activeDeadlineSeconds ?? Infinity) > 1) return
   const name = pod.metadata.name
   const message = "Pod was active on the node longer than the specified deadline"
@@ -384,6 +398,12 @@ const handle = async (stub: KubeStubShape, req: IncomingMessage, res: ServerResp
     case "deletePod": {
       const pod = stub.pods.get(podKey)
       if (pod === undefined) return fail(404, `pods "${name}" not found`)
+      // A graceful deletion waits for the kubelet's confirmation, which a lost kubelet never sends.
+      if (url.searchParams.get("gracePeriodSeconds") !== "0" && kubeletGone(stub, pod.spec.nodeName)) {
+        pod.metadata.deletionTimestamp = isoSeconds()
+        pod.metadata.deletionGracePeriodSeconds = 30
+        return json(200, pod)
+      }
       stub.pods.delete(podKey)
       podChanged(stub, "DELETED", pod)
       return json(200, pod)
@@ -481,8 +501,41 @@ export const addStubNode = (stub: KubeStubShape, name: string, pool: string | nu
       name,
       labels: { "kubernetes.io/hostname": name, ...(pool === null ? {} : { [BOARD_LABEL]: pool }) }
     },
-    status: { allocatable: { cpu: "8", memory: "16Gi", ...(slots > 0 ? { [RUNNER_RESOURCE]: String(slots) } : {}) } }
+    spec: {},
+    status: {
+      allocatable: { cpu: "8", memory: "16Gi", ...(slots > 0 ? { [RUNNER_RESOURCE]: String(slots) } : {}) },
+      conditions: [readyCondition("True")]
+    }
   })
+}
+
+const READY_REASONS: Record<string, readonly [string, string]> = {
+  True: ["KubeletReady", "kubelet is posting ready status"],
+  False: ["KubeletNotReady", "container runtime network not ready"],
+  Unknown: ["NodeStatusUnknown", "Kubelet stopped posting node status."]
+}
+
+const readyCondition = (status: string): Json => ({
+  type: "Ready",
+  status,
+  reason: READY_REASONS[status]![0],
+  message: READY_REASONS[status]![1],
+  lastHeartbeatTime: isoSeconds(),
+  lastTransitionTime: isoSeconds()
+})
+
+/** What the node controller and `kubectl cordon`/`taint` do to a node's object. */
+export const setStubNodeHealth = (stub: KubeStubShape, name: string, change: NodeHealthChange) => {
+  const node = stub.nodes.get(name)
+  if (node === undefined) return
+  if (change.ready !== undefined && change.ready !== readyOf(node)) {
+    node.status.conditions = [
+      ...(node.status.conditions ?? []).filter((c: Json) => c.type !== "Ready"),
+      readyCondition(change.ready)
+    ]
+  }
+  if (change.unschedulable !== undefined) node.spec.unschedulable = change.unschedulable
+  if (change.taints !== undefined) node.spec.taints = change.taints.map((t) => ({ ...t }))
 }
 
 const findPod = (stub: KubeStubShape, name: string) =>
@@ -497,11 +550,15 @@ export const stubHarness = Layer.effect(
   Effect.map(KubeStub, (stub) =>
     KubeHarness.of({
       addNode: (name, pool, slots) => Effect.sync(() => addStubNode(stub, name, pool, slots)),
+      setNodeHealth: (name, change) => Effect.sync(() => setStubNodeHealth(stub, name, change)),
       startPod: (name) =>
         Effect.gen(function*() {
           const pod = yield* findPod(stub, name)
           const pool = pod.spec.nodeSelector?.[BOARD_LABEL]
-          const node = [...stub.nodes.values()].find((n) => n.metadata.labels[BOARD_LABEL] === pool)
+          const avoid = avoidedNodes(pod)
+          const node = [...stub.nodes.values()].find((n) =>
+            n.metadata.labels[BOARD_LABEL] === pool && schedulable(n) && !avoid.includes(n.metadata.name)
+          )
           if (node === undefined) return yield* Effect.dieMessage(`stub: no node for pool ${pool}`)
           const now = isoSeconds()
           const nodeName: string = node.metadata.name

@@ -1,5 +1,6 @@
 import { Clock, Duration, Effect, Either } from "effect"
-import type { FailureReason } from "../../domain/FailureInfo.ts"
+import { type BoardNode, unreachableForMs } from "../../domain/Board.ts"
+import type { FailureInfoV2, FailureReason } from "../../domain/FailureInfo.ts"
 import { imagePullFailure, type Pod } from "../../domain/Pod.ts"
 import { isActive } from "../../domain/Status.ts"
 import type { Worker } from "../../domain/Worker.ts"
@@ -48,7 +49,8 @@ export const healthChecks = Effect.fn("Scheduler.healthChecks")(function*(
   const limits: HealthLimits = {
     registrationMs: ms(settings.timeouts.registration),
     idleMs: ms(settings.timeouts.idle),
-    podPendingMs: ms(settings.timeouts.podPending)
+    podPendingMs: ms(settings.timeouts.podPending),
+    nodeUnreachableMs: ms(settings.timeouts.nodeUnreachable)
   }
   const refreshMs = ms(settings.timeouts.runnerListRefresh)
   // Which runners have a job running on them, as the webhook (or a poll) told us; asked only when some running
@@ -57,6 +59,7 @@ export const healthChecks = Effect.fn("Scheduler.healthChecks")(function*(
     w.status === "running" && (w.running_at === null || now - w.running_at.getTime() >= limits.registrationMs)
   )
   const busyPods: ReadonlySet<string> = someRunningWorkerIsOld ? new Set(yield* db.getRunningJobPods) : new Set()
+  const boards = yield* boardsOfActivePods(workers, pods)
   const groups = new Map<string, { scope: RunnerScope; workers: Array<{ readonly worker: Worker; readonly pod: Pod }> }>()
   for (const w of workers) {
     const scope = scopeOf(w)
@@ -75,7 +78,8 @@ export const healthChecks = Effect.fn("Scheduler.healthChecks")(function*(
     pendingAgeMs: now - pod.creationTime.getTime(),
     runningAgeMs: worker.running_at === null ? Number.POSITIVE_INFINITY : now - worker.running_at.getTime(),
     jobActiveOnPod: busyPods.has(worker.pod_name),
-    imagePullFailed: worker.status === "pending" && imagePullFailure(pod) !== undefined
+    imagePullFailed: worker.status === "pending" && imagePullFailure(pod) !== undefined,
+    nodeUnreachableMs: pod.nodeName === null || !boards.has(pod.nodeName) ? 0 : unreachableForMs(boards.get(pod.nodeName)!, now)
   })
 
   // Which scopes need GitHub's view: a worker whose verdict depends on its runner, a worker that just ended, or a
@@ -153,13 +157,46 @@ export const healthChecks = Effect.fn("Scheduler.healthChecks")(function*(
             )
             return false
           case "Fail":
-            return yield* failAndCleanup(worker, pod, cached, runner, decision.reason)
+            return yield* failAndCleanup(worker, pod, cached, runner, decision.reason, pod.nodeName === null ? undefined : boards.get(pod.nodeName))
         }
       }), false)
       if (wasFailed) failed.push(worker.pod_name)
     }
   }
   return { failed, listed } satisfies HealthCheckResult
+})
+
+/**
+ * The boards the active workers' pods are on, by name, from one node listing; asked only when some active pod is
+ * on a node. When the nodes cannot be listed every node counts as reachable this cycle: never fail a worker blind.
+ */
+const boardsOfActivePods = Effect.fn("Scheduler.boardsOfActivePods")(function*(
+  workers: ReadonlyArray<Worker>,
+  pods: ReadonlyMap<string, Pod>
+) {
+  const kube = yield* Kube
+  const placed = workers.some((w) => isActive(w.status) && (pods.get(w.pod_name)?.nodeName ?? null) !== null)
+  if (!placed) return new Map<string, BoardNode>()
+  const listed = yield* Effect.either(kube.listBoards)
+  if (Either.isLeft(listed)) {
+    yield* Effect.logWarning("cannot list the boards; node checks skipped this cycle").pipe(
+      Effect.annotateLogs({ error: listed.left.message })
+    )
+    return new Map<string, BoardNode>()
+  }
+  return new Map(listed.right.map((b) => [b.name, b]))
+})
+
+/** The node's conditions for `failure_info`, so an operator sees what the node controller said. */
+const nodeFailure = (node: BoardNode): NonNullable<FailureInfoV2["node"]> => ({
+  name: node.name,
+  conditions: node.conditions.map((c) => ({
+    type: c.type,
+    status: c.status,
+    reason: c.reason,
+    message: c.message,
+    ...(c.lastTransitionTime === null ? {} : { last_transition: c.lastTransitionTime.toISOString().replace(/\.\d{3}Z$/, "Z") })
+  }))
 })
 
 /**
@@ -173,7 +210,8 @@ const failAndCleanup = Effect.fn("Scheduler.failAndCleanup")(function*(
   pod: Pod,
   cached: MutableListing,
   runner: GithubRunner | undefined,
-  reason: FailureReason
+  reason: FailureReason,
+  node: BoardNode | undefined
 ) {
   const db = yield* Db
   const github = yield* Github
@@ -188,13 +226,20 @@ const failAndCleanup = Effect.fn("Scheduler.failAndCleanup")(function*(
     }
     cached.runners.delete(runner.name)
   }
-  const info = yield* kube.collectFailureInfo(pod, reason)
+  const collected = yield* kube.collectFailureInfo(pod, reason)
+  const info = reason === "node_unreachable" && node !== undefined ? { ...collected, node: nodeFailure(node) } : collected
   const at = new Date(yield* Clock.currentTimeMillis)
   const changed = yield* db.step(db.markWorkerFailed(worker.pod_name, pod.nodeName ?? worker.k8s_node, info, at))
   yield* Effect.logWarning("worker failed its health check").pipe(Effect.annotateLogs({ ...workerLogFields(worker), reason }))
   // The active deadline counts from the pod's start on a node: a pod never placed on one would stay Pending (and
-  // hold a slot in the capacity count) forever, so it is deleted instead; its diagnostics are already stored.
-  const stop = pod.nodeName === null ? kube.deletePod(pod.name) : kube.killPod(pod.name)
+  // hold a slot in the capacity count) forever, so it is deleted instead; its diagnostics are already stored. A
+  // pod on an unreachable node is deleted with grace 0: a kubelet that is gone honours neither a deadline nor a
+  // graceful deletion.
+  const stop = reason === "node_unreachable"
+    ? kube.deletePod(pod.name, { gracePeriodSeconds: 0 })
+    : pod.nodeName === null
+    ? kube.deletePod(pod.name)
+    : kube.killPod(pod.name)
   yield* stop.pipe(
     Effect.catchAll((e) => Effect.logError("could not stop the pod; the worker is already failed").pipe(Effect.annotateLogs({ ...podLogFields(pod), error: e.message })))
   )
