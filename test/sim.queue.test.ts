@@ -27,8 +27,14 @@ describe("/queue.json under --simulate", () => {
     const { result } = await withSimService(async ({ control, scheduler }) => {
       const queue = () => json(`${scheduler}/queue.json`).then((r) => r.body)
       // bigco takes both boards (one run ends after 15 simulated minutes, the other after 40) and queues two more
+      // one at a time, so the two runs start at different moments: with no run time known yet, the forecast
+      // frees each board a nominal run after its start, and two starts in the same instant would tie
+      const running = async (id: number) =>
+        until(`job ${id} running`, () => json(`${control}/sim/state`).then((r) => r.body.jobs), (jobs) => jobs.find((j: any) => j.id === id)?.status === "in_progress")
       const first = await post(control, "bigco", 1, 900)
+      await running(first.body.jobIds[0])
       const second = await post(control, "bigco", 1, 2400)
+      await running(second.body.jobIds[0])
       const big = await post(control, "bigco", 2)
       expect([first.status, second.status, big.status]).toEqual([200, 200, 200])
       await until("bigco's two waiting jobs", queue, (q) => q.total === 2 && q.jobs.every((e: any) => e.reason === "no_free_board"))

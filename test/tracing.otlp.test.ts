@@ -120,7 +120,8 @@ describe("OTLP traces", () => {
       const jobId: number = ((await posted.json()) as { jobIds: Array<number> }).jobIds[0]!
 
       const find = () => {
-        const delivery = receiver.spans.find((s) => s.name === "Webhook.workflowJob" && s.attributes["job.id"] === jobId && s.attributes["job.action"] === "queued")
+        // the webhook's hot path is untraced inside its one span per request, `Webhook.receive`, which carries the job
+        const delivery = receiver.spans.find((s) => s.name === "Webhook.receive" && s.attributes["job.id"] === jobId && s.attributes["job.action"] === "queued")
         const cycle = receiver.spans.find((s) => s.name === "Scheduler.cycle" && Array.isArray(s.attributes["job.ids"]) && (s.attributes["job.ids"] as Array<unknown>).includes(jobId))
         const provision = receiver.spans.find((s) => s.name === "Scheduler.provision" && s.attributes["job.id"] === jobId)
         return { delivery, cycle, provision }
@@ -135,9 +136,7 @@ describe("OTLP traces", () => {
       expect(cycle, "the cycle's span").toBeDefined()
       expect(provision, "the provisioning's span").toBeDefined()
 
-      // the delivery's span sits in the request's trace, under the webhook's receive span
-      const deliveryTrace = receiver.spans.filter((s) => s.traceId === delivery!.traceId).map((s) => s.name)
-      expect(deliveryTrace).toContain("Webhook.receive")
+      // the delivery's span sits in the request's trace, under the HTTP server's span
       expect(delivery!.parentSpanId).not.toBe("")
       // the provisioning is in the cycle's trace
       expect(provision!.traceId).toBe(cycle!.traceId)

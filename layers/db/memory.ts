@@ -129,7 +129,9 @@ export const makeDbMemory = Effect.gen(function*() {
       `${entityId}|${repo ?? ""}|${encodeLabelSet(labels)}`
     for (const j of activeJobs()) {
       bump(`demand|${groupKey(j.entity_id, runnerRepoOf(j), j.job_labels)}`)
-      if (j.status === "running") bump(`running|${groupKey(j.entity_id, runnerRepoOf(j), j.job_labels)}`)
+      // a running job whose runner's worker ended holds no runner (see `runnerEnded` in the PostgreSQL statements)
+      const runnerEnded = j.k8s_pod !== null && (workers.get(j.k8s_pod)?.status === "completed" || workers.get(j.k8s_pod)?.status === "failed")
+      if (j.status === "running" && !runnerEnded) bump(`running|${groupKey(j.entity_id, runnerRepoOf(j), j.job_labels)}`)
     }
     for (const w of activeWorkers()) {
       bump(`supply|${groupKey(w.entity_id, w.repo_full_name, w.job_labels)}`)

@@ -15,14 +15,24 @@ export type DemandStatements = Pick<DbShape, "getDemand">
  * The CTEs every backlog read shares: `demand` and `supply` per matching group (`runner_repo` is null for an
  * organisation), `entity_workers` per entity (the cap counts every group), and `pending` with each job's rank in
  * its group. Workers beyond a group's running jobs serve its oldest pending jobs, so a pending job lacks a runner
- * when `demand_rank > GREATEST(0, supply - running)`.
+ * when `demand_rank > GREATEST(0, supply - running)`; `running` leaves out the jobs whose runner ended
+ * (`runnerEnded`).
  */
+/**
+ * A running job whose runner's worker has ended (its pod finished before the job's `completed` news arrived) holds
+ * no runner any more: counting it as served would let it take a worker that serves a pending job, and the
+ * scheduler would provision that job a second runner. Its news comes soon; until then it counts as demand only.
+ */
+export const runnerEnded = (sql: SqlClient.SqlClient, table: string) =>
+  sql`EXISTS (SELECT 1 FROM workers w WHERE w.pod_name = ${sql(table)}.k8s_pod AND w.status IN ('completed', 'failed'))`
+
 export const demandCtes = (sql: SqlClient.SqlClient) =>
   sql`
     demand AS (
-      SELECT entity_id, runner_repo, job_labels, count(*) AS n, count(*) FILTER (WHERE status = 'running') AS running
-      FROM (SELECT *, CASE WHEN entity_type = 'User' THEN repo_full_name END AS runner_repo FROM jobs
-            WHERE status IN ('pending', 'running')) a
+      SELECT entity_id, runner_repo, job_labels, count(*) AS n, count(*) FILTER (WHERE status = 'running' AND NOT runner_ended) AS running
+      FROM (SELECT *, CASE WHEN entity_type = 'User' THEN repo_full_name END AS runner_repo,
+                   status = 'running' AND ${runnerEnded(sql, "jobs")} AS runner_ended
+            FROM jobs WHERE status IN ('pending', 'running')) a
       GROUP BY entity_id, runner_repo, job_labels
     ), supply AS (
       SELECT entity_id, repo_full_name AS runner_repo, job_labels, count(*) AS n FROM workers

@@ -7,7 +7,7 @@ import { Effect } from "effect"
 import type { Job } from "../../src/domain/Job.ts"
 import type { DbShape, QueueRow } from "../../src/services/Db.ts"
 import { DECODE_CHUNK, decodeJob, JOB_COLUMNS, plainJob, toDbError } from "./postgresRows.ts"
-import { demandCtes } from "./postgresDemandStatements.ts"
+import { demandCtes, runnerEnded } from "./postgresDemandStatements.ts"
 import { markLacking } from "./queueLacking.ts"
 
 export type QueueStatements = Pick<DbShape, "getQueueRows" | "getQueueIndex" | "getJobsByIds">
@@ -71,7 +71,7 @@ export const makeQueueStatements = (sql: SqlClient.SqlClient): QueueStatements =
           FROM jobs WHERE status = 'pending' GROUP BY entity_id, job_labels, k8s_pool, entity_type, repo_full_name
         ), running AS (
           SELECT entity_id, CASE WHEN entity_type = 'User' THEN repo_full_name END AS runner_repo, job_labels, count(*) AS n
-          FROM jobs WHERE status = 'running' GROUP BY 1, 2, 3
+          FROM jobs WHERE status = 'running' AND NOT ${runnerEnded(sql, "jobs")} GROUP BY 1, 2, 3
         ), supply AS (
           SELECT entity_id, repo_full_name AS runner_repo, job_labels, count(*) AS n FROM workers
           WHERE status IN ('pending', 'running') GROUP BY entity_id, repo_full_name, job_labels

@@ -87,16 +87,6 @@ export const runnerStartedAt = (pod: Pod): Date | null => {
   return pod.readyTransition
 }
 
-/**
- * When the runner of a pod that has finished had started: its terminated `runner` container's start, else when it
- * runs (a status caught between the two). The scheduler may first see a short job's pod already Succeeded.
- */
-export const runnerRanFrom = (pod: Pod): Date | null => {
-  const runner = pod.containers.find((c) => c.name === RUNNER_CONTAINER)
-  if (runner !== undefined && runner.state._tag === "Terminated" && runner.state.startedAt !== null) return runner.state.startedAt
-  return runnerStartedAt(pod)
-}
-
 /** The waiting reasons of a container whose image the node cannot pull (or whose image name is not valid). */
 export const IMAGE_PULL_REASONS: ReadonlyArray<string> = ["ErrImagePull", "ImagePullBackOff", "InvalidImageName"]
 

@@ -50,7 +50,9 @@ const readQueueContext = Effect.gen(function*() {
     now: new Date(now),
     available: new Map([...pools.values()].map((c) => [c.pool, c.available])),
     total: new Map([...pools.values()].map((c) => [c.pool, c.total])),
-    busy: active.map((w) => ({ pool: w.k8s_pool, entityId: w.entity_id, runningSince: w.running_at })),
+    // a worker still starting is counted from its creation: its run ends about a typical run after it, and two
+    // workers created apart do not end at the same estimated moment
+    busy: active.map((w) => ({ pool: w.k8s_pool, entityId: w.entity_id, runningSince: w.running_at ?? w.created_at })),
     capFor: (id) => maxWorkersFor(settings.runnerConfig, id),
     weightFor: (id) => weightFor(settings.runnerConfig, id),
     policy: settings.runnerConfig.policy,

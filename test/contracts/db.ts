@@ -158,6 +158,24 @@ export const dbContract = (name: string, declare: DbCase) =>
       expect((yield* db.getDemand).map((r) => r.job.job_id)).toEqual([2, 4])
     }))
 
+    test("demand: a running job whose runner's worker ended holds no runner, so a pending job keeps its worker", Effect.gen(function*() {
+      const db = yield* Db
+      yield* at(10)
+      yield* db.addJob(newJob(1))
+      yield* db.addWorker(newWorker("w-1"))
+      yield* db.markJobRunning(1, "w-1")
+      yield* at(20)
+      yield* db.addJob(newJob(2))
+      yield* db.addWorker(newWorker("w-2"))
+      // both served: job 1 by w-1, job 2 by w-2
+      expect(yield* db.getDemand).toEqual([])
+      // w-1's pod ended before job 1's completed news came: w-2 still serves job 2, nobody needs another runner
+      yield* db.markWorkerCompleted("w-1", null, null)
+      expect(yield* db.getDemand).toEqual([])
+      expect((yield* db.getQueueRows).map((r) => [r.job.job_id, r.lacksRunner])).toEqual([[2, false]])
+      expect((yield* db.getQueueIndex).flatMap((g) => g.lacking)).toEqual([false])
+    }))
+
     test("getQueueRows: every pending job, oldest first, with getDemand's figures; those lacking a runner are getDemand's", Effect.gen(function*() {
       const db = yield* Db
       yield* at(10)

@@ -1,5 +1,5 @@
 import { Effect } from "effect"
-import { finishedAt, type Pod, runnerRanFrom, runnerStartedAt } from "../../domain/Pod.ts"
+import { finishedAt, type Pod, runnerStartedAt } from "../../domain/Pod.ts"
 import { isActive } from "../../domain/Status.ts"
 import type { Worker } from "../../domain/Worker.ts"
 import { workerLogFields } from "../../observability/logFields.ts"
@@ -25,15 +25,15 @@ export const podPhaseSync = Effect.fn("Scheduler.podPhaseSync")(function*(
     if (pod === undefined || !isActive(w.status)) continue
     // A pod that ran and ended between two cycles was never seen Running: its start is still recorded (in the
     // same step as its end), so board time and waits (the weekly usage report) know when its runner ran.
-    const started = runnerRanFrom(pod)
+    const started = runnerStartedAt(pod)
     const withStart = <A, E>(end: Effect.Effect<A, E>) =>
       w.status === "pending" && started !== null ? Effect.zipRight(db.markWorkerRunning(w.pod_name, pod.nodeName, started), end) : end
     const write = (() => {
       switch (pod.phase) {
         case "Running":
-          return w.status === "pending" ? db.step(db.markWorkerRunning(w.pod_name, pod.nodeName, runnerStartedAt(pod))) : undefined
+          return w.status === "pending" ? db.step(db.markWorkerRunning(w.pod_name, pod.nodeName, started)) : undefined
         case "Succeeded":
-          return db.step(db.markWorkerCompleted(w.pod_name, pod.nodeName, finishedAt(pod), runnerRanFrom(pod)))
+          return db.step(db.markWorkerCompleted(w.pod_name, pod.nodeName, finishedAt(pod), started))
         case "Failed":
           // the diagnostics are collected first: no transaction stays open across a Kubernetes call
           return Effect.flatMap(
