@@ -122,7 +122,8 @@ describe("OTLP traces", () => {
       const find = () => {
         // the webhook's hot path is untraced inside its one span per request, `Webhook.receive`, which carries the job
         const delivery = receiver.spans.find((s) => s.name === "Webhook.receive" && s.attributes["job.id"] === jobId && s.attributes["job.action"] === "queued")
-        const cycle = receiver.spans.find((s) => s.name === "Scheduler.cycle" && Array.isArray(s.attributes["job.ids"]) && (s.attributes["job.ids"] as Array<unknown>).includes(jobId))
+        // a full cycle or the fast path for new demand, whichever provisioned it
+        const cycle = receiver.spans.find((s) => (s.name === "Scheduler.cycle" || s.name === "Scheduler.demandCycle") && Array.isArray(s.attributes["job.ids"]) && (s.attributes["job.ids"] as Array<unknown>).includes(jobId))
         const provision = receiver.spans.find((s) => s.name === "Scheduler.provision" && s.attributes["job.id"] === jobId)
         return { delivery, cycle, provision }
       }

@@ -44,12 +44,18 @@ export const runCycle = Effect.fn("Scheduler.cycle")(function*(state: SchedulerS
  */
 export const runDemandCycle = Effect.fn("Scheduler.demandCycle")(function*() {
   const db = yield* Db
+  const cycleSpan = yield* Effect.option(Effect.currentSpan)
   yield* db.withWorkerLock(Effect.gen(function*() {
     const mutex = yield* Effect.makeSemaphore(1)
     const serially: Serially = (effect) => mutex.withPermits(1)(effect)
     const authenticate = yield* makeCycleAuthenticator(serially)
     // the boards' quarantine holds on the fast path too: no runner goes to a board the full cycle keeps runners off
     const boards = yield* guardedOr("board review", reviewBoards(), [])
-    yield* guarded("demand matching", matchDemand(authenticate, serially, boards))
+    const matched = yield* guardedOr("demand matching", matchDemand(authenticate, serially, boards), { provisioned: 0, failed: 0, jobIds: [] })
+    // like the full cycle's span, the fast path's names the jobs it provisioned runners for
+    if (Option.isSome(cycleSpan) && matched.jobIds.length > 0) {
+      cycleSpan.value.attribute("job.ids", matched.jobIds)
+      cycleSpan.value.attribute("runners.provisioned", matched.provisioned)
+    }
   }))
 })
