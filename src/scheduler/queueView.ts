@@ -1,7 +1,6 @@
 import { type Job, runnerRepoOf } from "../domain/Job.ts"
 import type { DemandRow, QueueGroup } from "../services/Db.ts"
-import type { Policy } from "./demandPlan.ts"
-import { type BusySlot, type ForecastContext, forecastQueue, type WaitReason } from "./queueForecast.ts"
+import { type ForecastContext, forecastQueue, type WaitReason } from "./queueForecast.ts"
 
 export type { BusySlot, WaitReason } from "./queueForecast.ts"
 
@@ -31,26 +30,12 @@ export interface QueueEntry {
   readonly estimated_start: string | null
 }
 
-export interface QueueInput {
-  readonly now: Date
+/** The whole queue's input: the forecast's context (capacity, workers, caps, back-off, run times) and its jobs. */
+export interface QueueInput extends ForecastContext {
   /** every pending job */
   readonly pending: ReadonlyArray<Job>
   /** `Db.getDemand`: the pending jobs that lack a runner; the others have one being provisioned */
   readonly demand: ReadonlyArray<DemandRow>
-  /** free slots per pool, as for the planner; absent when capacity could not be read */
-  readonly available: ReadonlyMap<string, number>
-  /** total slots per pool */
-  readonly total: ReadonlyMap<string, number>
-  /** the active workers' slots */
-  readonly busy: ReadonlyArray<BusySlot>
-  readonly capFor: (entityId: number) => number | null
-  readonly weightFor: (entityId: number) => number
-  readonly policy: Policy
-  /** blocked (entity, label set) groups and until when */
-  readonly blocked: ReadonlyMap<string, Date>
-  /** typical run time of a job per pool in ms (see `typicalDurations`); a pool that is absent uses `fallback` */
-  readonly durations: ReadonlyMap<string, number>
-  readonly fallbackDurationMs: number | null
 }
 
 const byAge = (a: Job, b: Job): number => a.created_at.getTime() - b.created_at.getTime() || a.job_id - b.job_id
