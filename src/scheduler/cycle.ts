@@ -49,8 +49,9 @@ export const runDemandCycle = Effect.fn("Scheduler.demandCycle")(function*() {
     const mutex = yield* Effect.makeSemaphore(1)
     const serially: Serially = (effect) => mutex.withPermits(1)(effect)
     const authenticate = yield* makeCycleAuthenticator(serially)
-    // the boards' quarantine holds on the fast path too: no runner goes to a board the full cycle keeps runners off
-    const boards = yield* guardedOr("board review", reviewBoards(), [])
+    // the boards' quarantine holds on the fast path too: it reads the standings the last full cycle decided (one
+    // query), and leaves the review of new failures to the full cycle, off the hot path
+    const boards = yield* guardedOr("board states", db.getBoardStates, [])
     const matched = yield* guardedOr("demand matching", matchDemand(authenticate, serially, boards), { provisioned: 0, failed: 0, jobIds: [] })
     // like the full cycle's span, the fast path's names the jobs it provisioned runners for
     if (Option.isSome(cycleSpan) && matched.jobIds.length > 0) {
