@@ -6,6 +6,8 @@ import type { Job } from "../src/domain/Job.ts"
 import { groupKey, planProvisioning } from "../src/scheduler/demandPlan.ts"
 import fc from "fast-check"
 import { parseQueueQuery } from "../src/operator/queueRoute.ts"
+import { parseIdList } from "../layers/db/queueLacking.ts"
+import { yieldToEventLoop } from "../src/services/eventLoop.ts"
 import { type BusySlot, planQueuePage, type QueueInput, queueIndexOf, queueView, typicalDurations } from "../src/scheduler/queueView.ts"
 import { schedulerApp } from "../src/operator/server.ts"
 import { SchedulerSettingsLive } from "../src/scheduler/settings.ts"
@@ -316,12 +318,12 @@ describe("queueView: the planner's own decisions, now and forward in time", () =
 
   it("a page is the whole view's slice (after the pool filter); totals count every job of each pool by reason", () => {
     const request = fc.record({ pool: fc.option(fc.constantFrom("scw-em-rv1", "other-pool", "Zeta", "absent")), offset: fc.integer({ min: 0, max: 50 }), limit: fc.integer({ min: 1, max: 30 }) })
-    fc.assert(fc.property(arbitraryWorld, request, (q, req) => {
+    fc.assert(fc.property(arbitraryWorld, request, fc.integer({ min: 1, max: 7 }), (q, req, slice) => {
       const all = queueView(q)
       const matching = req.pool === null ? all : all.filter((e) => e.k8s_pool === req.pool)
       // from the index, with full rows of only the page's jobs, as the route reads them, in slices
       const plan = planQueuePage(queueIndexOf(q), q, req)
-      while (!plan.advance(3));
+      while (!plan.advance(slice));
       const asked = new Set(plan.jobIds())
       expect(asked.size).toBeLessThanOrEqual(req.limit)
       const page = plan.decide(new Map(q.pending.filter((j) => asked.has(j.job_id)).map((j) => [j.job_id, j])))
@@ -339,6 +341,27 @@ describe("queueView: the planner's own decisions, now and forward in time", () =
         expect(all.filter((e) => e.k8s_pool === pool).map((e) => e.position)).toEqual(all.filter((e) => e.k8s_pool === pool).map((_, i) => i + 1))
       }
     }), { numRuns: 300 })
+  })
+
+  it("the index's id lists parse exactly, up to the largest safe integer", () => {
+    fc.assert(fc.property(fc.array(fc.maxSafeNat(), { minLength: 1, maxLength: 50 }), (ids) => {
+      expect(parseIdList(ids.join(","))).toEqual(ids)
+    }))
+    expect(parseIdList("")).toEqual([])
+  })
+
+  it("yieldToEventLoop lets waiting callbacks run between slices; Effect.yieldNow does not", async () => {
+    const slices = (pause: Effect.Effect<void>) =>
+      Effect.gen(function*() {
+        let ranAt = -1
+        setImmediate(() => (ranAt = done))
+        let done = 0
+        for (; done < 5; done++) yield* pause
+        return ranAt
+      })
+    // the callback runs in the first pause, not once all five are done
+    expect(await Effect.runPromise(slices(yieldToEventLoop))).toBe(0)
+    expect(await Effect.runPromise(slices(Effect.yieldNow()))).toBe(-1)
   })
 
   it("query parameters: defaults, bounds, and a message naming the bad one", () => {

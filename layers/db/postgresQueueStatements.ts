@@ -8,7 +8,11 @@ import type { Job } from "../../src/domain/Job.ts"
 import type { DbShape, QueueRow } from "../../src/services/Db.ts"
 import { DECODE_CHUNK, decodeJob, JOB_COLUMNS, plainJob, toDbError } from "./postgresRows.ts"
 import { demandCtes, runnerEnded } from "./postgresDemandStatements.ts"
-import { markLacking } from "./queueLacking.ts"
+import { type CountedGroup, markLacking, parseIdList } from "./queueLacking.ts"
+import { yieldToEventLoop } from "../../src/services/eventLoop.ts"
+
+/** Ids parsed between two turns of the event loop: about a millisecond of work. */
+const PARSE_SLICE = 20_000
 
 export type QueueStatements = Pick<DbShape, "getQueueRows" | "getQueueIndex" | "getJobsByIds">
 
@@ -31,7 +35,7 @@ export const makeQueueStatements = (sql: SqlClient.SqlClient): QueueStatements =
         ORDER BY p.created_at, p.job_id`.pipe(Effect.mapError(toDbError("getQueueRows")))
       const out: Array<QueueRow> = []
       for (let i = 0; i < rows.length; i++) {
-        if (i > 0 && i % DECODE_CHUNK === 0) yield* Effect.yieldNow()
+        if (i > 0 && i % DECODE_CHUNK === 0) yield* yieldToEventLoop
         const row = rows[i]!
         const job = plainJob(row) ?? (yield* decodeJob(row).pipe(Effect.mapError(toDbError("getQueueRows: unexpected job row"))))
         out.push({
@@ -85,17 +89,29 @@ export const makeQueueStatements = (sql: SqlClient.SqlClient): QueueStatements =
         LEFT JOIN supply s ON s.entity_id = p.entity_id AND s.job_labels = p.job_labels AND s.runner_repo IS NOT DISTINCT FROM p.runner_repo
         LEFT JOIN entity_workers e ON e.entity_id = p.entity_id
         ORDER BY p.k8s_pool, p.entity_id`.pipe(Effect.mapError(toDbError("getQueueIndex")))
-      return markLacking(rows.map((row) => ({
-        entityId: Number(row.entity_id),
-        labels: row.job_labels,
-        pool: row.k8s_pool,
-        repo: row.runner_repo,
-        entityActiveWorkers: Number(row.entity_active_workers),
-        jobIds: row.job_ids.split(",").map(Number),
-        createdMs: row.created_ms.split(",").map(Number),
-        groupRunning: Number(row.group_running),
-        groupSupply: Number(row.group_supply)
-      })))
+      // parsing is cut into slices so a long queue never holds the event loop for more than a few milliseconds
+      const counted: Array<CountedGroup> = []
+      let parsed = 0
+      for (const row of rows) {
+        const jobIds = parseIdList(row.job_ids)
+        counted.push({
+          entityId: Number(row.entity_id),
+          labels: row.job_labels,
+          pool: row.k8s_pool,
+          repo: row.runner_repo,
+          entityActiveWorkers: Number(row.entity_active_workers),
+          jobIds,
+          createdMs: parseIdList(row.created_ms),
+          groupRunning: Number(row.group_running),
+          groupSupply: Number(row.group_supply)
+        })
+        parsed += jobIds.length
+        if (parsed >= PARSE_SLICE) {
+          parsed = 0
+          yield* yieldToEventLoop
+        }
+      }
+      return markLacking(counted)
     }).pipe(Effect.withSpan("Db.getQueueIndex")),
 
     getJobsByIds: (jobIds) =>
@@ -108,7 +124,7 @@ export const makeQueueStatements = (sql: SqlClient.SqlClient): QueueStatements =
         )
         const out: Array<Job> = []
         for (let i = 0; i < rows.length; i++) {
-          if (i > 0 && i % DECODE_CHUNK === 0) yield* Effect.yieldNow()
+          if (i > 0 && i % DECODE_CHUNK === 0) yield* yieldToEventLoop
           const row = rows[i]!
           out.push(plainJob(row) ?? (yield* decodeJob(row).pipe(Effect.mapError(toDbError("getJobsByIds: unexpected job row")))))
         }

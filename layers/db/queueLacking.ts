@@ -52,3 +52,23 @@ export const markLacking = (groups: ReadonlyArray<CountedGroup>): ReadonlyArray<
   }
   return groups.map(({ groupRunning: _r, groupSupply: _s, ...g }, i) => ({ ...g, lacking: lacking[i]! }))
 }
+
+/**
+ * A comma-separated list of non-negative integers (as `string_agg` writes ids and epoch milliseconds), read in one
+ * pass over the characters: several times faster than `split(",").map(Number)`, which builds a string per item.
+ * Exact up to 2^53, as every id and millisecond count here is.
+ */
+export const parseIdList = (text: string): Array<number> => {
+  const out: Array<number> = []
+  if (text.length === 0) return out
+  let value = 0
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    if (c === 44) {
+      out.push(value)
+      value = 0
+    } else value = value * 10 + (c - 48)
+  }
+  out.push(value)
+  return out
+}

@@ -1,6 +1,7 @@
 import { Clock, Duration, Effect, Either, Schema } from "effect"
 import { maxWorkersFor, weightFor } from "../domain/RunnerConfig.ts"
 import { Db, type DbError } from "../services/Db.ts"
+import { yieldToEventLoop } from "../services/eventLoop.ts"
 import { Kube } from "../services/Kube.ts"
 import { blockedGroups, streakLookbackMs } from "../scheduler/allocationBackoff.ts"
 import { planQueuePage, type QueueContext, type QueueInput, type QueuePage, type QueuePageRequest, typicalDurations } from "../scheduler/queueView.ts"
@@ -84,10 +85,10 @@ export const readQueue = (request: QueuePageRequest): Effect.Effect<QueuePage, D
   Effect.gen(function*() {
     const db = yield* Db
     const [groups, ctx] = yield* Effect.all([db.getQueueIndex, readQueueContext], { concurrency: "unbounded" })
-    yield* Effect.yieldNow()
+    yield* yieldToEventLoop
     const plan = planQueuePage(groups, ctx, request)
-    while (!plan.advance(FORECAST_SLICE)) yield* Effect.yieldNow()
+    while (!plan.advance(FORECAST_SLICE)) yield* yieldToEventLoop
     const jobs = yield* db.getJobsByIds(plan.jobIds())
-    yield* Effect.yieldNow()
+    yield* yieldToEventLoop
     return plan.decide(new Map(jobs.map((j) => [j.job_id, j])))
   }).pipe(Effect.withSpan("Scheduler.readQueue"))

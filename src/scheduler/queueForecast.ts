@@ -186,21 +186,32 @@ interface EntityLine {
   at: number
 }
 
+/** How many jobs of a pool wait, for each reason (`REASONS` order). */
+export type ReasonCounts = Readonly<Record<WaitReason, number>>
+
+/** One decided position of a pool. */
+export interface ForecastPosition {
+  readonly jobId: number
+  readonly reason: WaitReason
+  /** ms since the epoch; null when no estimate can be made */
+  readonly start: number | null
+}
+
 export interface Forecast {
-  /** runs at most `steps` more steps; true when the forecast is complete */
+  /** runs at most `steps` more steps (a job loaded or a board handed out each); true when the forecast is complete */
   readonly advance: (steps: number) => boolean
   readonly done: () => boolean
   /** the pools with pending jobs, by name as people sort them (`localeCompare`) */
   readonly pools: ReadonlyArray<string>
-  /** every job of the pool (its id), in no particular order */
-  readonly jobsOf: (pool: string) => ReadonlyArray<number>
   /** how many jobs of the pool wait */
   readonly sizeOf: (pool: string) => number
-  /** the jobs of a pool (their ids) by position, as far as decided: all of them once `done` without `need` */
-  readonly order: (pool: string) => ReadonlyArray<number>
-  readonly reasonOf: (jobId: number) => WaitReason
-  /** ms since the epoch; null when no estimate can be made */
-  readonly startOf: (jobId: number) => number | null
+  /** how many jobs of the pool wait for each reason; once `done` */
+  readonly totalsOf: (pool: string) => ReasonCounts
+  /**
+   * positions [from, to) of a pool (0-based), as far as decided: all of them once `done` without `need`, else at
+   * least the positions `need` asked for
+   */
+  readonly positions: (pool: string, from: number, to: number) => ReadonlyArray<ForecastPosition>
 }
 
 /**
@@ -224,7 +235,8 @@ export const forecastQueue = (groups: ReadonlyArray<QueueGroup>, ctx: ForecastCo
     return e
   }
 
-  // jobs as parallel arrays
+  // jobs as parallel arrays, filled by `load` a slice at a time (a 50,000-job queue is several milliseconds of
+  // work, which would otherwise run in one go before the first slice)
   let n = 0
   for (const g of groups) n += g.jobIds.length
   const jobId = new Float64Array(n)
@@ -232,7 +244,6 @@ export const forecastQueue = (groups: ReadonlyArray<QueueGroup>, ctx: ForecastCo
   const jobGroup = new Int32Array(n)
   const reason = new Uint8Array(n)
   const start = new Float64Array(n).fill(NaN)
-  const byId = new Map<number, number>()
   const untilOf = groups.map((g) => ctx.blocked.size > 0 ? ctx.blocked.get(groupKey(g.entityId, g.labels, g.repo))?.getTime() ?? -Infinity : -Infinity)
   const order: Array<Array<number>> = pools.map(() => [])
   const lines: Array<Array<EntityLine>> = pools.map(() => [])
@@ -242,225 +253,266 @@ export const forecastQueue = (groups: ReadonlyArray<QueueGroup>, ctx: ForecastCo
   const spanOf = (pool: string) => durationOf(pool) ?? NOMINAL_DURATION_MS
   const duration = pools.map(durationOf)
   const span = pools.map(spanOf)
+  const groupPool = groups.map((g) => poolIndex.get(g.pool)!)
 
   const provisioned: Array<Array<number>> = pools.map(() => [])
+  // the load's cursor: the group, the job within it, the next job index
+  let loadGroup = 0
+  let loadJob = 0
   let j = 0
+  let waiting: Array<number> = []
+  /** loads at most `budget` jobs; returns how many it loaded */
+  const load = (budget: number): number => {
+    let used = 0
+    while (loadGroup < groups.length && used < budget) {
+      const gi = loadGroup
+      const g = groups[gi]!
+      const p = groupPool[gi]!
+      if (loadJob === 0) {
+        workers[entityOf(g.entityId)] = g.entityActiveWorkers
+        waiting = []
+      }
+      for (; loadJob < g.jobIds.length && used < budget; loadJob++, j++, used++) {
+        jobId[j] = g.jobIds[loadJob]!
+        created[j] = g.createdMs[loadJob]!
+        jobGroup[j] = gi
+        if (g.lacking[loadJob]) waiting.push(j)
+        else {
+          reason[j] = PROVISIONING
+          start[j] = now
+          provisioned[p]!.push(j)
+        }
+      }
+      if (loadJob < g.jobIds.length) break
+      loadGroup++
+      loadJob = 0
+      if (waiting.length === 0) continue
+      const e = entityOf(g.entityId)
+      let line = lineOf[p]!.get(e)
+      if (line === undefined) {
+        line = { entity: e, groups: [], left: 0, share: 0, head: -1, at: -1 }
+        lineOf[p]!.set(e, line)
+        lines[p]!.push(line)
+      }
+      line.groups.push({ group: gi, jobs: waiting, next: 0 })
+      line.left += waiting.length
+    }
+    return used
+  }
+  const sizes = pools.map(() => 0)
   groups.forEach((g, gi) => {
-    const p = poolIndex.get(g.pool)!
-    const e = entityOf(g.entityId)
-    workers[e] = g.entityActiveWorkers
-    const waiting: Array<number> = []
-    for (let k = 0; k < g.jobIds.length; k++, j++) {
-      jobId[j] = g.jobIds[k]!
-      created[j] = g.createdMs[k]!
-      jobGroup[j] = gi
-      byId.set(g.jobIds[k]!, j)
-      if (g.lacking[k]) waiting.push(j)
-      else {
-        reason[j] = PROVISIONING
-        start[j] = now
-        provisioned[p]!.push(j)
-      }
-    }
-    if (waiting.length === 0) return
-    let line = lineOf[p]!.get(e)
-    if (line === undefined) {
-      line = { entity: e, groups: [], left: 0, share: 0, head: -1, at: -1 }
-      lineOf[p]!.set(e, line)
-      lines[p]!.push(line)
-    }
-    line.groups.push({ group: gi, jobs: waiting, next: 0 })
-    line.left += waiting.length
+    sizes[groupPool[gi]!]! += g.jobIds.length
   })
-  const older = (a: number, b: number) => created[a]! < created[b]! || (created[a] === created[b] && jobId[a]! < jobId[b]!)
-  // the jobs that have their runner come first in their pool, oldest first
-  provisioned.forEach((list, p) => {
-    list.sort((a, b) => (older(a, b) ? -1 : 1))
-    order[p]!.push(...list)
-  })
-  for (const list of lines) for (const line of list) for (const g of line.groups) g.jobs.sort((a, b) => (older(a, b) ? -1 : 1))
-  const capOf = entityIds.map((id) => ctx.capFor(id))
-  const weightOf = entityIds.map((id) => ctx.weightFor(id))
+  // register the entities in the groups' order up front, so their indices do not depend on the slices
+  for (const g of groups) entityOf(g.entityId)
+  // Everything from here on needs every job loaded: sorting the lines, this cycle's decisions, the future's slots.
+  let finished = false
+  const counts = pools.map(() => [0, 0, 0, 0])
+  const prepare = (): ((steps: number) => boolean) => {
+    const older = (a: number, b: number) => created[a]! < created[b]! || (created[a] === created[b] && jobId[a]! < jobId[b]!)
+    // the jobs that have their runner come first in their pool, oldest first
+    provisioned.forEach((list, p) => {
+      list.sort((a, b) => (older(a, b) ? -1 : 1))
+      order[p]!.push(...list)
+    })
+    for (const list of lines) for (const line of list) for (const g of line.groups) g.jobs.sort((a, b) => (older(a, b) ? -1 : 1))
+    const capOf = entityIds.map((id) => ctx.capFor(id))
+    const weightOf = entityIds.map((id) => ctx.weightFor(id))
 
-  // The head of an entity's line at time t: the oldest job of its groups not backing off at t.
-  const headAt = (line: EntityLine, t: number): number => {
-    let best = -1
-    for (const g of line.groups) {
-      if (g.next >= g.jobs.length || untilOf[g.group]! > t) continue
-      const candidate = g.jobs[g.next]!
-      if (best < 0 || older(candidate, best)) best = candidate
-    }
-    return best
-  }
-  const underCap = (e: number) => {
-    const cap = capOf[e]
-    return cap === null || cap === undefined || workers[e]! < cap
-  }
-  // Each pool keeps its entities' eligible lines in a heap by the policy's order: fair, fewest workers for the
-  // weight, then the older head; fifo, the older head. Any change to an entity (a worker taken or ended, a
-  // back-off ended) refreshes its lines in place; a line whose entity is at its cap, or whose groups all back
-  // off, leaves the heap until such a change. So a pick costs O(log entities), not a scan of them.
-  const linesOf: Array<Array<{ readonly p: number; readonly line: EntityLine }>> = entityIds.map(() => [])
-  lines.forEach((list, p) => {
-    for (const line of list) linesOf[line.entity]!.push({ p, line })
-  })
-  const fair = ctx.policy !== "fifo"
-  const before = (x: EntityLine, y: EntityLine) => (fair && x.share !== y.share ? x.share < y.share : older(x.head, y.head))
-  const heaps = pools.map(() => new LineHeap(before))
-  let clock = now
-  const changed = (e: number) => {
-    const eligible = underCap(e)
-    for (const { p, line } of linesOf[e]!) {
-      const head = eligible && line.left > 0 ? headAt(line, clock) : -1
-      if (head < 0) heaps[p]!.remove(line)
-      else {
-        line.head = head
-        line.share = workers[e]! / weightOf[e]!
-        heaps[p]!.upsert(line)
-      }
-    }
-  }
-  for (let e = 0; e < entityIds.length; e++) changed(e)
-
-  /** the job the planner gives a free slot of pool p at the clock's time, or -1 */
-  const choose = (p: number): number => heaps[p]!.top()?.head ?? -1
-
-  const slots = new EventHeap() // tag: pool index
-  const ends = new EventHeap() // tag: entity index
-  const take = (p: number, i: number, t: number) => {
-    const g = groups[jobGroup[i]!]!
-    const line = lineOf[p]!.get(entityIndex.get(g.entityId)!)!
-    for (const q of line.groups) if (q.group === jobGroup[i]) q.next++
-    line.left--
-    const e = line.entity
-    workers[e] = workers[e]! + 1
-    start[i] = t
-    order[p]!.push(i)
-    ends.push(t + span[p]!, e)
-    slots.push(t + span[p]!, p)
-    changed(e)
-  }
-
-  // This cycle: the planner's own decisions, pool by pool in name order.
-  pools.forEach((pool, p) => {
-    let free = Math.max(0, ctx.available.get(pool) ?? 0)
-    while (free > 0) {
-      const i = choose(p)
-      if (i < 0) break
-      reason[i] = PROVISIONING
-      take(p, i, now)
-      free--
-    }
-    // what the planner says of the rest of this pool, with the workers planned so far
-    for (const line of lines[p]!) {
+    // The head of an entity's line at time t: the oldest job of its groups not backing off at t.
+    const headAt = (line: EntityLine, t: number): number => {
+      let best = -1
       for (const g of line.groups) {
-        for (let k = g.next; k < g.jobs.length; k++) {
-          reason[g.jobs[k]!] = untilOf[g.group]! > now ? BACKOFF : underCap(line.entity) ? NO_FREE_BOARD : CAP_REACHED
+        if (g.next >= g.jobs.length || untilOf[g.group]! > t) continue
+        const candidate = g.jobs[g.next]!
+        if (best < 0 || older(candidate, best)) best = candidate
+      }
+      return best
+    }
+    const underCap = (e: number) => {
+      const cap = capOf[e]
+      return cap === null || cap === undefined || workers[e]! < cap
+    }
+    // Each pool keeps its entities' eligible lines in a heap by the policy's order: fair, fewest workers for the
+    // weight, then the older head; fifo, the older head. Any change to an entity (a worker taken or ended, a
+    // back-off ended) refreshes its lines in place; a line whose entity is at its cap, or whose groups all back
+    // off, leaves the heap until such a change. So a pick costs O(log entities), not a scan of them.
+    const linesOf: Array<Array<{ readonly p: number; readonly line: EntityLine }>> = entityIds.map(() => [])
+    lines.forEach((list, p) => {
+      for (const line of list) linesOf[line.entity]!.push({ p, line })
+    })
+    const fair = ctx.policy !== "fifo"
+    const before = (x: EntityLine, y: EntityLine) => (fair && x.share !== y.share ? x.share < y.share : older(x.head, y.head))
+    const heaps = pools.map(() => new LineHeap(before))
+    let clock = now
+    const changed = (e: number) => {
+      const eligible = underCap(e)
+      for (const { p, line } of linesOf[e]!) {
+        const head = eligible && line.left > 0 ? headAt(line, clock) : -1
+        if (head < 0) heaps[p]!.remove(line)
+        else {
+          line.head = head
+          line.share = workers[e]! / weightOf[e]!
+          heaps[p]!.upsert(line)
         }
       }
     }
-    // The future's slots: the free ones left now, then the busy ones as their workers end. When more workers run
-    // than the pool has slots (a drained board; `available` below 0), the first ends free nothing. A pool has at
-    // most its `total` slots, counting those this cycle took, which are already in.
-    const busyEnds: Array<number> = []
-    for (const b of ctx.busy) if (b.pool === pool) busyEnds.push(Math.max(now, (b.runningSince?.getTime() ?? now) + span[p]!))
-    busyEnds.sort((a, b) => a - b)
-    const times: Array<number> = []
-    for (let k = 0; k < free; k++) times.push(now)
-    for (let k = Math.max(0, -(ctx.available.get(pool) ?? 0)); k < busyEnds.length; k++) times.push(busyEnds[k]!)
-    const total = ctx.total.get(pool) ?? 0
-    const taken = order[p]!.length - provisioned[p]!.length
-    const keep = total > 0 ? Math.max(0, total - taken) : times.length
-    for (let k = 0; k < Math.min(keep, times.length); k++) slots.push(times[k]!, p)
-  })
-  for (const b of ctx.busy) {
-    const e = entityIndex.get(b.entityId)
-    if (e === undefined) continue
-    ends.push(Math.max(now, (b.runningSince?.getTime() ?? now) + spanOf(b.pool)), e)
-  }
-  const left = lines.map((list) => list.reduce((s, l) => s + l.left, 0))
+    for (let e = 0; e < entityIds.length; e++) changed(e)
 
-  // back-offs that end later: each is a change to its entity
-  const unblocks = new EventHeap() // tag: entity index
-  groups.forEach((g, gi) => {
-    if (untilOf[gi]! > now) unblocks.push(untilOf[gi]!, entityIndex.get(g.entityId)!)
-  })
-  // The next moment after t at which waiting jobs could become eligible: a worker ends or a back-off ends.
-  const nextChange = (): number => Math.min(ends.size > 0 ? ends.peekTime() : Infinity, unblocks.size > 0 ? unblocks.peekTime() : Infinity)
+    /** the job the planner gives a free slot of pool p at the clock's time, or -1 */
+    const choose = (p: number): number => heaps[p]!.top()?.head ?? -1
 
-  const sizes = pools.map(() => 0)
-  for (const g of groups) sizes[poolIndex.get(g.pool)!]! += g.jobIds.length
-  const wanted = need === undefined ? [] : [...need].flatMap(([pool, k]) => {
-    const p = poolIndex.get(pool)
-    return p === undefined ? [] : [{ p, k: Math.min(k, sizes[p]!) }]
-  })
-  const satisfied = () => need !== undefined && wanted.every(({ p, k }) => order[p]!.length >= k)
-
-  let finished = satisfied()
-  const finish = () => {
-    // jobs the forecast never serves go last in their pool, oldest first, without an estimate
-    lines.forEach((list, p) => {
-      const rest: Array<number> = []
-      for (const line of list) for (const g of line.groups) for (let k = g.next; k < g.jobs.length; k++) rest.push(g.jobs[k]!)
-      rest.sort((a, b) => (older(a, b) ? -1 : 1))
-      order[p]!.push(...rest)
-    })
-    finished = true
-  }
-  const advance = (steps: number): boolean => {
-    for (let s = 0; s < steps && !finished; s++) {
-      if (slots.size === 0) {
-        finish()
-        break
-      }
-      const t = slots.peekTime()
-      const p = slots.peekTag()
-      slots.pop()
-      if (left[p] === 0) continue
-      clock = t
-      while (ends.size > 0 && ends.peekTime() <= t) {
-        const e = ends.peekTag()
-        ends.pop()
-        workers[e] = workers[e]! - 1
-        changed(e)
-      }
-      while (unblocks.size > 0 && unblocks.peekTime() <= t) {
-        const e = unblocks.peekTag()
-        unblocks.pop()
-        changed(e)
-      }
-      const i = choose(p)
-      if (i >= 0) {
-        take(p, i, t)
-        left[p]!--
-        if (satisfied()) finished = true
-        continue
-      }
-      const next = nextChange()
-      if (next !== Infinity) slots.push(next, p)
+    const slots = new EventHeap() // tag: pool index
+    const ends = new EventHeap() // tag: entity index
+    const take = (p: number, i: number, t: number) => {
+      const g = groups[jobGroup[i]!]!
+      const line = lineOf[p]!.get(entityIndex.get(g.entityId)!)!
+      for (const q of line.groups) if (q.group === jobGroup[i]) q.next++
+      line.left--
+      const e = line.entity
+      workers[e] = workers[e]! + 1
+      start[i] = t
+      order[p]!.push(i)
+      ends.push(t + span[p]!, e)
+      slots.push(t + span[p]!, p)
+      changed(e)
     }
-    if (!finished && slots.size === 0) finish()
-    return finished
+
+    // This cycle: the planner's own decisions, pool by pool in name order.
+    pools.forEach((pool, p) => {
+      let free = Math.max(0, ctx.available.get(pool) ?? 0)
+      while (free > 0) {
+        const i = choose(p)
+        if (i < 0) break
+        reason[i] = PROVISIONING
+        take(p, i, now)
+        free--
+      }
+      // what the planner says of the rest of this pool, with the workers planned so far
+      for (const line of lines[p]!) {
+        for (const g of line.groups) {
+          for (let k = g.next; k < g.jobs.length; k++) {
+            reason[g.jobs[k]!] = untilOf[g.group]! > now ? BACKOFF : underCap(line.entity) ? NO_FREE_BOARD : CAP_REACHED
+          }
+        }
+      }
+      // The future's slots: the free ones left now, then the busy ones as their workers end. When more workers run
+      // than the pool has slots (a drained board; `available` below 0), the first ends free nothing. A pool has at
+      // most its `total` slots, counting those this cycle took, which are already in.
+      const busyEnds: Array<number> = []
+      for (const b of ctx.busy) if (b.pool === pool) busyEnds.push(Math.max(now, (b.runningSince?.getTime() ?? now) + span[p]!))
+      busyEnds.sort((a, b) => a - b)
+      const times: Array<number> = []
+      for (let k = 0; k < free; k++) times.push(now)
+      for (let k = Math.max(0, -(ctx.available.get(pool) ?? 0)); k < busyEnds.length; k++) times.push(busyEnds[k]!)
+      const total = ctx.total.get(pool) ?? 0
+      const taken = order[p]!.length - provisioned[p]!.length
+      const keep = total > 0 ? Math.max(0, total - taken) : times.length
+      for (let k = 0; k < Math.min(keep, times.length); k++) slots.push(times[k]!, p)
+    })
+    for (const b of ctx.busy) {
+      const e = entityIndex.get(b.entityId)
+      if (e === undefined) continue
+      ends.push(Math.max(now, (b.runningSince?.getTime() ?? now) + spanOf(b.pool)), e)
+    }
+    const left = lines.map((list) => list.reduce((s, l) => s + l.left, 0))
+    // the reasons are this cycle's and do not change as the forecast runs on: count them once
+    for (let i = 0; i < n; i++) counts[groupPool[jobGroup[i]!]!]![reason[i]!]!++
+
+    // back-offs that end later: each is a change to its entity
+    const unblocks = new EventHeap() // tag: entity index
+    groups.forEach((g, gi) => {
+      if (untilOf[gi]! > now) unblocks.push(untilOf[gi]!, entityIndex.get(g.entityId)!)
+    })
+    // The next moment after t at which waiting jobs could become eligible: a worker ends or a back-off ends.
+    const nextChange = (): number => Math.min(ends.size > 0 ? ends.peekTime() : Infinity, unblocks.size > 0 ? unblocks.peekTime() : Infinity)
+
+    const wanted = need === undefined ? [] : [...need].flatMap(([pool, k]) => {
+      const p = poolIndex.get(pool)
+      return p === undefined ? [] : [{ p, k: Math.min(k, sizes[p]!) }]
+    })
+    const satisfied = () => need !== undefined && wanted.every(({ p, k }) => order[p]!.length >= k)
+
+    finished = satisfied()
+    const finish = () => {
+      // jobs the forecast never serves go last in their pool, oldest first, without an estimate
+      lines.forEach((list, p) => {
+        const rest: Array<number> = []
+        for (const line of list) for (const g of line.groups) for (let k = g.next; k < g.jobs.length; k++) rest.push(g.jobs[k]!)
+        rest.sort((a, b) => (older(a, b) ? -1 : 1))
+        order[p]!.push(...rest)
+      })
+      finished = true
+    }
+    const step = (steps: number): boolean => {
+      for (let s = 0; s < steps && !finished; s++) {
+        if (slots.size === 0) {
+          finish()
+          break
+        }
+        const t = slots.peekTime()
+        const p = slots.peekTag()
+        slots.pop()
+        if (left[p] === 0) continue
+        clock = t
+        while (ends.size > 0 && ends.peekTime() <= t) {
+          const e = ends.peekTag()
+          ends.pop()
+          workers[e] = workers[e]! - 1
+          changed(e)
+        }
+        while (unblocks.size > 0 && unblocks.peekTime() <= t) {
+          const e = unblocks.peekTag()
+          unblocks.pop()
+          changed(e)
+        }
+        const i = choose(p)
+        if (i >= 0) {
+          take(p, i, t)
+          left[p]!--
+          if (satisfied()) finished = true
+          continue
+        }
+        const next = nextChange()
+        if (next !== Infinity) slots.push(next, p)
+      }
+      if (!finished && slots.size === 0) finish()
+      return finished
+    }
+    return step
+  }
+  let run: ((steps: number) => boolean) | undefined
+  const advance = (steps: number): boolean => {
+    let budget = steps
+    if (loadGroup < groups.length) {
+      budget -= load(budget)
+      if (loadGroup < groups.length) return false
+    }
+    run ??= prepare()
+    return budget > 0 ? run(budget) : finished
   }
 
-  const estimable = (i: number) => start[i] === now || duration[poolIndex.get(groups[jobGroup[i]!]!.pool)!] !== null
+  const estimable = (i: number) => start[i] === now || duration[groupPool[jobGroup[i]!]!] !== null
   return {
     advance,
     done: () => finished,
     pools: [...pools].sort((a, b) => a.localeCompare(b)),
-    jobsOf: (pool) => groups.flatMap((g) => (g.pool === pool ? g.jobIds : [])),
     sizeOf: (pool) => {
       const p = poolIndex.get(pool)
       return p === undefined ? 0 : sizes[p]!
     },
-    order: (pool) => {
-      const p = poolIndex.get(pool)
-      return p === undefined ? [] : order[p]!.map((i) => jobId[i]!)
+    totalsOf: (pool) => {
+      const c = counts[poolIndex.get(pool) ?? -1] ?? [0, 0, 0, 0]
+      return { provisioning: c[PROVISIONING]!, no_free_board: c[NO_FREE_BOARD]!, cap_reached: c[CAP_REACHED]!, backoff_after_failure: c[BACKOFF]! }
     },
-    reasonOf: (id) => REASONS[reason[byId.get(id)!]!]!,
-    startOf: (id) => {
-      const i = byId.get(id)!
-      return Number.isNaN(start[i]!) || !estimable(i) ? null : start[i]!
+    positions: (pool, from, to) => {
+      const p = poolIndex.get(pool)
+      if (p === undefined) return []
+      return order[p]!.slice(from, to).map((i): ForecastPosition => ({
+        jobId: jobId[i]!,
+        reason: REASONS[reason[i]!]!,
+        start: Number.isNaN(start[i]!) || !estimable(i) ? null : start[i]!
+      }))
     }
   }
 }

@@ -1,6 +1,6 @@
 import { type Job, runnerRepoOf } from "../domain/Job.ts"
 import type { DemandRow, QueueGroup } from "../services/Db.ts"
-import { type ForecastContext, forecastQueue, type WaitReason } from "./queueForecast.ts"
+import { type ForecastContext, type ForecastPosition, forecastQueue, type WaitReason } from "./queueForecast.ts"
 
 export type { BusySlot, WaitReason } from "./queueForecast.ts"
 
@@ -134,33 +134,23 @@ export const planQueuePage = (groups: ReadonlyArray<QueueGroup>, ctx: QueueConte
   const forecast = forecastQueue(groups, ctx, new Map(windows.map((w) => [w.pool, w.to])))
   const page = () => {
     if (!forecast.done()) forecast.advance(Infinity)
-    const shown: Array<{ readonly id: number; readonly position: number }> = []
+    const shown: Array<ForecastPosition & { readonly position: number }> = []
     for (const { pool, from, to } of windows) {
-      const order = forecast.order(pool)
-      for (let i = from; i < to; i++) shown.push({ id: order[i]!, position: i + 1 })
+      forecast.positions(pool, from, to).forEach((p, k) => shown.push({ ...p, position: from + k + 1 }))
     }
-    return { shown, total }
+    return shown
   }
   let cached: ReturnType<typeof page> | undefined
   const window = () => (cached ??= page())
   return {
     advance: forecast.advance,
-    jobIds: () => window().shown.map((s) => s.id),
+    jobIds: () => window().map((s) => s.jobId),
     decide: (jobs) => {
-      const { shown, total } = window()
-      const pools = forecast.pools.map((pool): PoolTotals => {
-        const totals = { pool, pending: 0, provisioning: 0, no_free_board: 0, cap_reached: 0, backoff_after_failure: 0 }
-        for (const id of forecast.jobsOf(pool)) {
-          totals.pending++
-          totals[forecast.reasonOf(id)]++
-        }
-        return totals
-      })
+      const pools = forecast.pools.map((pool): PoolTotals => ({ pool, pending: forecast.sizeOf(pool), ...forecast.totalsOf(pool) }))
       const entries: Array<QueueEntry> = []
-      for (const { id, position } of shown) {
-        const job = jobs.get(id)
+      for (const { jobId, position, reason, start } of window()) {
+        const job = jobs.get(jobId)
         if (job === undefined) continue
-        const start = forecast.startOf(id)
         entries.push({
           job_id: job.job_id,
           entity_id: job.entity_id,
@@ -170,7 +160,7 @@ export const planQueuePage = (groups: ReadonlyArray<QueueGroup>, ctx: QueueConte
           created_at: job.created_at.toISOString(),
           html_url: job.html_url,
           position,
-          reason: forecast.reasonOf(id),
+          reason,
           estimated_start: start === null ? null : new Date(start).toISOString()
         })
       }
