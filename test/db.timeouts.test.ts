@@ -87,7 +87,7 @@ describe("database timeouts, on a PostgreSQL that stops answering", () => {
         }))
     }).pipe(Effect.scoped), 60_000)
 
-  it.live("the scheduler's /ready answers 503 with the reason while the database is frozen, and 200 once it answers", () =>
+  it.live("the scheduler's /ready and its operator routes answer 503 while the database is frozen, and 200 once it answers", () =>
     Effect.gen(function*() {
       const database = yield* frozenDatabase("frozen_scheduler")
       const timeouts: DbTimeouts = { connectMs: 1000, statementMs: 1000, lockMs: 500 }
@@ -105,8 +105,19 @@ describe("database timeouts, on a PostgreSQL that stops answering", () => {
       expect(ready.value.text).toMatch(/^not ready: /)
       expect(ready.ms).toBeLessThan(3000)
       expect(yield* get("/health")).toEqual({ status: 200, text: "ok" })
+      // the operator routes that read the database, JSON and HTML: a 503 that says when to come back, not a 500
+      for (const path of ["/jobs.json", "/queue.json", "/usage"]) {
+        const res = yield* getFrom(schedulerApp, path).pipe(Effect.provide(world))
+        expect({ path, status: res.status, body: res.body, retryAfter: res.retryAfter }).toEqual({
+          path,
+          status: 503,
+          body: "database unavailable: it did not answer in time; try again later",
+          retryAfter: "10"
+        })
+      }
       database.proxy.thaw()
       expect(yield* eventually(get("/ready"), (r) => r.status === 200, 10_000)).toEqual({ status: 200, text: "ready" })
+      expect((yield* get("/jobs.json")).status).toBe(200)
     }).pipe(Effect.scoped), 30_000)
 
   it.live("a statement without an answer fails as unavailable by its deadline, and the pool serves again after the thaw", () =>

@@ -3,7 +3,7 @@ import { Option, Schema } from "effect"
 import type { FailureInfo } from "../domain/FailureInfo.ts"
 import type { Job } from "../domain/Job.ts"
 import type { Worker } from "../domain/Worker.ts"
-import { BadRequestText, InternalErrorText } from "../observability/apiErrors.ts"
+import { BadRequestText, InternalErrorText, UnavailableText } from "../observability/apiErrors.ts"
 import { BoardsGroup } from "./BoardsApi.ts"
 import { PagingParams, QueueParams } from "./paging.ts"
 import { WeeklyUsageParams } from "./weeklyUsageRoute.ts"
@@ -196,3 +196,4 @@ export const SchedulerApi = HttpApi.make("riscv-runner-scheduler")
   .add(BoardsGroup)
   .addError(BadRequestText)
   .addError(InternalErrorText)
+  .addError(UnavailableText)

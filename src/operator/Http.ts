@@ -1,6 +1,6 @@
 import { HttpApiBuilder, HttpApp, HttpServerResponse } from "@effect/platform"
 import { Clock, Effect } from "effect"
-import { InternalError } from "../observability/apiErrors.ts"
+import { storeFailure } from "../observability/storeFailure.ts"
 import { Db } from "../services/Db.ts"
 import { SchedulerApi } from "./Api.ts"
 import { dashboardData } from "./dashboardRoute.ts"
@@ -14,9 +14,8 @@ import { DEFAULT_WEEKS } from "../domain/WeeklyUsage.ts"
  * holds (rows with Dates and nulls); the response schemas of `Api.ts` turn it into the original's JSON.
  */
 
-/** A database failure is a 500 with a fixed text; the details go to the log, not to the browser. */
-const orInternalError = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, InternalError, R> =>
-  Effect.catchAll(effect, (e) => Effect.zipRight(Effect.logError("operator route failed", e), Effect.fail(new InternalError({ message: "internal error" }))))
+/** A database failure: 503 with `Retry-After` when it did not answer in time, else 500; details to the log only. */
+const orInternalError = <A, E extends { readonly message?: string }, R>(effect: Effect.Effect<A, E, R>) => storeFailure("operator route", effect)
 
 /** Sets the `Link` header of the answer, when there is more than one page. */
 const withLink = (link: string | undefined) =>

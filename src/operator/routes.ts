@@ -8,6 +8,7 @@ import { schedulerMetrics } from "./metricsRoute.ts"
 import { dashboardPage } from "./dashboardRoute.ts"
 import { openApiJson } from "../observability/openApiRoutes.ts"
 import { readyRoute } from "../observability/readyRoute.ts"
+import { storeFailure } from "../observability/storeFailure.ts"
 import { pageLinks, pageSummary, parsePaging } from "./paging.ts"
 import { htmlPage, jobsText, type LiveEvents, usageText, workersText } from "./render.ts"
 import { SchedulerSettings } from "../scheduler/settings.ts"
@@ -78,12 +79,13 @@ const paged = (kind: "jobs" | "workers", title: string) =>
     return html(htmlPage(title, yield* deployment, workersText(page.rows, live), nav(page.total, page.rows.length)))
   })
 
-/** A database failure is a 500 with a fixed text; the details go to the log, not to the browser. */
-const orInternalError = <E, R>(effect: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>) =>
-  effect.pipe(
-    Effect.catchAll((e) =>
-      Effect.as(Effect.logError("operator route failed", e), HttpServerResponse.text("internal error", { status: 500 }))
-    )
+/**
+ * A database failure: a fixed text, the details to the log only. `503` with `Retry-After` when the database did not
+ * answer in time (the JSON routes answer the same, `storeFailure`), else `500`.
+ */
+const orInternalError = <E extends { readonly message?: string }, R>(effect: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>) =>
+  storeFailure("operator page", effect).pipe(
+    Effect.catchAll((e) => Effect.succeed(HttpServerResponse.text(e.message, { status: e._tag === "Unavailable" ? 503 : 500 })))
   )
 
 export const operatorPages = HttpRouter.empty.pipe(

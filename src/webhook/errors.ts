@@ -1,6 +1,7 @@
 import { HttpApiSchema, HttpServerRespondable, HttpServerResponse } from "@effect/platform"
 import { Effect, Schema } from "effect"
 import { isDbUnavailable } from "../services/Db.ts"
+import { STORE_RETRY_AFTER_SECONDS } from "../observability/storeFailure.ts"
 
 /*
  * The errors that end a webhook-program request. Each carries its HTTP status as a Schema annotation and renders
@@ -14,7 +15,6 @@ export const textResponse = (status: number, body: string) => HttpServerResponse
 
 /** A store that did not answer in time (or is unreachable) is a 503 that says when to try again. */
 const storeUnavailable = (error: HttpEdgeError): boolean => error._tag === "StoreFailed" && isDbUnavailable(error.cause)
-export const STORE_RETRY_AFTER_SECONDS = 10
 
 /** The status annotated on the error's class; 503 for a store that is unavailable. */
 export const statusOf = (error: HttpEdgeError): number =>

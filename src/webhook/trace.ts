@@ -1,10 +1,10 @@
-import { HttpApiBuilder, HttpApp, HttpServerRequest, HttpServerResponse } from "@effect/platform"
+import { HttpApiBuilder, HttpServerRequest } from "@effect/platform"
 import { Effect, Layer, Option } from "effect"
 import { diagnoseInstallation } from "../domain/installationDiagnoses.ts"
 import { foldInstallationHistory, type HistoryRow, needsPayload } from "../domain/installationHistory.ts"
-import { InternalError, NotFound, Unauthorized, Unavailable } from "../observability/apiErrors.ts"
-import { Db, isDbUnavailable } from "../services/Db.ts"
-import { STORE_RETRY_AFTER_SECONDS } from "./errors.ts"
+import { NotFound, Unauthorized, Unavailable } from "../observability/apiErrors.ts"
+import { storeFailure } from "../observability/storeFailure.ts"
+import { Db } from "../services/Db.ts"
 import { secretEquals } from "./signature.ts"
 import { TraceApi, TraceAuth } from "./traceApi.ts"
 import { WebhookSettings } from "./WebhookSettings.ts"
@@ -36,28 +36,8 @@ export const TraceAuthLive = Layer.effect(
     }))
 )
 
-/**
- * A store failure: `500 internal error`, or `503` with `Retry-After` when the store did not answer in time. The
- * underlying error goes to the log only.
- */
-const store = <A, E extends { readonly message?: string }>(
-  operation: string,
-  effect: Effect.Effect<A, E>
-): Effect.Effect<A, InternalError | Unavailable> =>
-  Effect.catchAll(effect, (cause): Effect.Effect<never, InternalError | Unavailable> => {
-    const unavailable = isDbUnavailable(cause)
-    const log = Effect.logError(unavailable ? "database unavailable" : "internal error").pipe(
-      Effect.annotateLogs({ status: unavailable ? 503 : 500, error: "StoreFailed", detail: `${operation}: ${cause.message ?? String(cause)}` })
-    )
-    return unavailable
-      ? log.pipe(
-        Effect.zipRight(HttpApp.appendPreResponseHandler((_, response) =>
-          Effect.succeed(HttpServerResponse.setHeader(response, "retry-after", String(STORE_RETRY_AFTER_SECONDS)))
-        )),
-        Effect.zipRight(Effect.fail(new Unavailable({ message: "database unavailable: it did not answer in time; try again later" })))
-      )
-      : Effect.zipRight(log, Effect.fail(new InternalError({ message: "internal error" })))
-  })
+/** A store failure: 503 with Retry-After when the database did not answer in time, else 500. */
+const store = storeFailure
 
 const eventsOf = Effect.fn("Trace.events")(function*(entityId: number) {
   const db = yield* Db

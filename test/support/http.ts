@@ -25,6 +25,7 @@ export const getFrom = <E, R, RB>(app: Effect.Effect<HttpApp.Default<E, R>, neve
       status: response.status,
       type: response.headers.get("content-type"),
       link: response.headers.get("link"),
+      retryAfter: response.headers.get("retry-after"),
       body: yield* Effect.promise(() => response.text())
     }
   }).pipe(Effect.provide(HttpServer.layerContext))
