@@ -9,8 +9,6 @@
  */
 import { NodeRuntime } from "@effect/platform-node"
 import { Cause, Console, Effect, Layer, Logger, Option } from "effect"
-import { migrate } from "../layers/db/migrate.ts"
-import { pgClientLayer } from "../layers/db/pgClient.ts"
 import { withDevSecrets } from "../layers/sim/devSecrets.ts"
 import { traceMain } from "./cli/trace.ts"
 import { type AppEnv, describeConfigError, loadAppEnv } from "./config/env.ts"
@@ -18,6 +16,7 @@ import { loadRunnerConfig, withImageRegistry } from "./config/runnerConfig.ts"
 import { StartupError } from "./config/StartupError.ts"
 import { appLayer } from "./main/appLayer.ts"
 import type { ArgumentError } from "./main/mainArgs.ts"
+import { runMigrations } from "./main/migrateRole.ts"
 import { parseMainArgs } from "./main/mainArgs.ts"
 import { operatorLine } from "./observability/operatorLine.ts"
 import { tracingLayer } from "./observability/tracing.ts"
@@ -59,7 +58,7 @@ const program = Effect.gen(function*() {
         onNone: () => new StartupError({ message: "missing required environment: POSTGRES_URL" }),
         onSome: Effect.succeed
       })
-      const applied = yield* migrate(env.schema).pipe(Effect.provide(pgClientLayer({ url, schema: env.schema })))
+      const applied = yield* runMigrations(url, env.schema, env.dbTimeouts)
       yield* say(
         applied.length === 0 ? `schema ${env.schema}: up to date` : `schema ${env.schema}: applied ${applied.join(", ")}`,
         { schema: env.schema, applied }

@@ -61,6 +61,23 @@ const expectOneLineFailure = async (child: Running, parts: ReadonlyArray<string>
 }
 
 describe("start-up failures of the entrypoint", () => {
+  it("migrate against a database it cannot reach: status 2, one line naming POSTGRES_URL's host and why, no password", async () => {
+    const closed = await freePort()
+    const refused = start(["migrate"], { POSTGRES_URL: `postgres://runner:hunter2-secret@127.0.0.1:${closed}/riscv` })
+    const line = await expectOneLineFailure(refused, [`cannot reach the database of POSTGRES_URL (127.0.0.1:${closed}/riscv)`, "ECONNREFUSED", "check POSTGRES_URL"])
+    expect(line).not.toContain("hunter2-secret")
+    // a server that answers, but not with this database
+    const db = await Effect.runPromise(freshDatabase("proc_startup_migrate").pipe(Scope.extend(scope)))
+    const missing = new URL(db.url)
+    missing.pathname = "/no_such_database"
+    const absent = start(["migrate"], { POSTGRES_URL: missing.toString() })
+    await expectOneLineFailure(absent, ["/no_such_database)", "does not exist"])
+    // and the same command against the real one applies the migrations and exits 0
+    const ok = start(["migrate"], { POSTGRES_URL: db.url })
+    expect(await ok.exited, ok.stdout.join("\n")).toBe(0)
+    expect(ok.stdout.join("\n")).toContain("applied 0001_seed_schema")
+  }, 60_000)
+
   it("a webhook port in use: status 2 and one line naming PORT", async () => {
     const db = await Effect.runPromise(freshDatabase("proc_startup_port").pipe(Scope.extend(scope)))
     const held = await occupiedPort()
