@@ -63,13 +63,17 @@ export const simulation = (input: SimulationInput) =>
   Effect.gen(function*() {
     const settings = yield* simSettingsConfig
     const generated = (variable: DevSecret["variable"]) => input.devSecrets.find((s) => s.variable === variable)
+    // A generated secret is shown on a terminal (pretty), where a developer copies it. JSON lines go to a log store,
+    // where no secret may land, even a throwaway one: there the banner says how to choose one instead.
+    const shown = (dev: DevSecret) =>
+      input.logFormat === "pretty" ? Redacted.value(dev.value) : `<generated; not logged with LOG_FORMAT=json: set ${dev.variable} to choose one>`
     const trace = Option.match(input.traceSecret, {
       onNone: () => "closed (TRACE_API_SECRET is unset)",
       onSome: () => {
         const dev = generated("TRACE_API_SECRET")
         return dev === undefined
           ? `curl -H "Authorization: Bearer $TRACE_API_SECRET" http://localhost:${input.port}/trace/job/<job id>`
-          : `curl -H "Authorization: Bearer ${Redacted.value(dev.value)}" http://localhost:${input.port}/trace/job/<job id>   (secret generated for this run)`
+          : `curl -H "Authorization: Bearer ${shown(dev)}" http://localhost:${input.port}/trace/job/<job id>   (secret generated for this run)`
       }
     })
     const webhookDev = generated("GHAPP_WEBHOOK_SECRET")
@@ -85,7 +89,7 @@ export const simulation = (input: SimulationInput) =>
     banner.push(
       `control:   http://localhost:${settings.port}/   (POST /sim/jobs, GET /sim/state, POST /sim/faults)`,
       `simulated: ${describeNodes(settings.nodes)}; world speed × ${settings.speed} (waits and run times below are simulated seconds); GitHub signs deliveries with ${
-        webhookDev === undefined ? "GHAPP_WEBHOOK_SECRET" : `a secret generated for this run: ${Redacted.value(webhookDev.value)}`
+        webhookDev === undefined ? "GHAPP_WEBHOOK_SECRET" : `a secret generated for this run: ${shown(webhookDev)}`
       }`,
       `try:       curl -s localhost:${settings.port}/sim/jobs -H 'content-type: application/json' -d '{"owner":"acme","repo":"acme/app","durationSeconds":60,"count":10}'`
     )
