@@ -227,6 +227,8 @@ const program = Effect.gen(function*() {
   const first = yield* run("/queue.json")
   const deep = yield* run(`/queue.json?offset=${Math.max(0, JOBS - 100)}&limit=100`)
   const pool = yield* run(`/queue.json?pool=${POOLS[1].pool}&limit=1000`)
+  // the dashboard's other request, re-fetched every 5 s beside /queue.json
+  const dashboard = yield* run("/dashboard.json")
   const loadAfterNew = load()
   const rowsRoute = yield* run("/queue-rows.json")
 
@@ -255,6 +257,7 @@ const program = Effect.gen(function*() {
   row("/queue.json (first 100)", first)
   row(`/queue.json?offset=${Math.max(0, JOBS - 100)} (last 100)`, deep)
   row(`/queue.json?pool=${POOLS[1].pool}&limit=1000`, pool)
+  row("/dashboard.json", dashboard)
   row("anchor: the paged route reading every row (first 100)", rowsRoute, `${fmt(worstOf(rowsRoute, (r) => r.ms))} ms`)
   row(`anchor: the route before, all ${ANCHOR_JOBS.toLocaleString("en")} jobs`, [before], "(1 run)")
   const header = ["request", "median", "max", "target", "worst /health", "target", "longest loop block", "body", "status"]

@@ -31,8 +31,11 @@ const worker = (pod: string, status: Worker["status"], over: Partial<Worker> = {
 
 describe("dashboard data", () => {
   it("groupRows: per (entity, label set) pending, running, active workers, cap and the oldest wait", () => {
+    const acme = { entity_id: 1001, entity_name: "acme", job_labels: ["ubuntu-24.04-riscv"], k8s_pool: "scw-em-rv1" }
     const rows = groupRows(
-      [job(1, -10), job(2, -4), job(3, -20, { status: "running" }), job(4, -1, { entity_id: 7, entity_name: "beta", job_labels: ["a", "b"] })],
+      // acme's pending jobs as two groups of the index (two repositories of a personal account add up)
+      [{ ...acme, count: 1, oldestMs: at(-4).getTime() }, { ...acme, count: 1, oldestMs: at(-10).getTime() }, { entity_id: 7, entity_name: "beta", job_labels: ["a", "b"], k8s_pool: "scw-em-rv1", count: 1, oldestMs: at(-1).getTime() }],
+      [job(3, -20, { status: "running" })],
       [worker("p1", "running"), worker("p2", "pending"), worker("p3", "failed")],
       (id) => (id === 7 ? 2 : null),
       T0
@@ -43,13 +46,13 @@ describe("dashboard data", () => {
     ])
   })
 
-  it("queueHistory: a job waits from creation until its runner runs, or until it ended without one", () => {
-    const jobs = [
-      job(1, -50, { status: "running", k8s_pod: "p1" }), // ran at -40
-      job(2, -30), // still pending
-      job(3, -20, { status: "failed", updated_at: at(-10) }) // failed at -10 without a runner
+  it("queueHistory: the pending jobs by their creation, the ended waits by their spans", () => {
+    const ended = [
+      { createdMs: at(-50).getTime(), endMs: at(-40).getTime() }, // its runner ran at -40
+      { createdMs: at(-20).getTime(), endMs: at(-10).getTime() } // failed at -10 without a runner
     ]
-    const points = queueHistory(jobs, new Map([["p1", at(-40)]]), T0, 60 * MIN, 10 * MIN)
+    // the still pending one by its creation time alone, as the queue's index gives it
+    const points = queueHistory([at(-30).getTime()], ended, T0, 60 * MIN, 10 * MIN)
     expect(points.map((p) => [p.at, p.depth, p.oldest_wait_seconds])).toEqual([
       [at(-60).toISOString(), 0, 0],
       [at(-50).toISOString(), 1, 0],

@@ -177,6 +177,7 @@ export const makeDbMemory = Effect.gen(function*() {
     jobExistsForPod: (podName) => Effect.sync(() => [...jobs.values()].some((j) => j.k8s_pod === podName)),
     getActiveJobs: Effect.sync(activeJobs),
     getPendingJobs: Effect.sync(() => activeJobs().filter((j) => j.status === "pending")),
+    getRunningJobs: Effect.sync(() => activeJobs().filter((j) => j.status === "running")),
     listJobs: (req) => Effect.sync(() => page(jobs.values(), (j) => j.job_id, req)),
     getJobsToPoll: (staleBefore, limit) =>
       Effect.sync(() =>
@@ -199,13 +200,14 @@ export const makeDbMemory = Effect.gen(function*() {
     getQueueIndex: Effect.gen(function*() {
       // getQueueRows (oldest first) grouped by (entity, label set, pool, matching repository)
       const rows = yield* db.getQueueRows
-      const groups = new Map<string, QueueGroup & { jobIds: Array<number>; createdMs: Array<number>; lacking: Array<boolean> }>()
+      const groups = new Map<string, QueueGroup & { entityName: string; jobIds: Array<number>; createdMs: Array<number>; lacking: Array<boolean> }>()
       for (const r of rows) {
         const repo = runnerRepoOf(r.job)
         const key = `${r.job.entity_id}|${encodeLabelSet(r.job.job_labels)}|${r.job.k8s_pool}|${repo ?? ""}`
         const g = groups.get(key) ??
-          { entityId: r.job.entity_id, labels: toLabelSet(r.job.job_labels), pool: r.job.k8s_pool, repo, entityActiveWorkers: r.entityActiveWorkers, jobIds: [], createdMs: [], lacking: [] }
+          { entityId: r.job.entity_id, entityName: r.job.entity_name, labels: toLabelSet(r.job.job_labels), pool: r.job.k8s_pool, repo, entityActiveWorkers: r.entityActiveWorkers, jobIds: [], createdMs: [], lacking: [] }
         groups.set(key, g)
+        g.entityName = r.job.entity_name
         g.jobIds.push(r.job.job_id)
         g.createdMs.push(r.job.created_at.getTime())
         g.lacking.push(r.lacksRunner)
@@ -213,6 +215,14 @@ export const makeDbMemory = Effect.gen(function*() {
       return [...groups.values()]
     }),
     getJobsByIds: (jobIds) => Effect.sync(() => jobIds.flatMap((id) => jobs.get(id) ?? [])),
+    getWaitSpans: (since) =>
+      Effect.sync(() =>
+        [...jobs.values()].flatMap((j) => {
+          if (j.status === "pending" || j.created_at.getTime() < since.getTime()) return []
+          const started = j.k8s_pod === null ? null : workers.get(j.k8s_pod)?.running_at ?? null
+          return [{ createdMs: j.created_at.getTime(), endMs: (started ?? j.updated_at).getTime() }]
+        })
+      ),
 
     addWorker: (w) =>
       Effect.gen(function*() {

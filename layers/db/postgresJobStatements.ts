@@ -17,6 +17,7 @@ export type JobStatements = Pick<
   | "getJob"
   | "jobExistsForPod"
   | "getActiveJobs"
+  | "getRunningJobs"
   | "getPendingJobs"
   | "listJobs"
   | "getJobsToPoll"
@@ -108,6 +109,10 @@ export const makeJobStatements = (sql: SqlClient.SqlClient, channel: string): Jo
         Effect.map((rows) => rows[0]?.exists === true)
       ),
 
+    getRunningJobs: sql`SELECT ${jobCols} FROM jobs WHERE status = 'running' ORDER BY created_at, job_id`.pipe(
+      Effect.mapError(toDbError("getRunningJobs")),
+      Effect.flatMap(rowsToJobs("getRunningJobs"))
+    ),
     getActiveJobs: sql`SELECT ${jobCols} FROM jobs WHERE status IN ('pending', 'running') ORDER BY created_at, job_id`.pipe(
       Effect.mapError(toDbError("getActiveJobs")),
       Effect.flatMap(rowsToJobs("getActiveJobs"))

@@ -14,7 +14,7 @@ import { yieldToEventLoop } from "../../src/services/eventLoop.ts"
 /** Ids parsed between two turns of the event loop: about a millisecond of work. */
 const PARSE_SLICE = 20_000
 
-export type QueueStatements = Pick<DbShape, "getQueueRows" | "getQueueIndex" | "getJobsByIds">
+export type QueueStatements = Pick<DbShape, "getQueueRows" | "getQueueIndex" | "getJobsByIds" | "getWaitSpans">
 
 export const makeQueueStatements = (sql: SqlClient.SqlClient): QueueStatements => {
   const jobCols = sql.unsafe(JOB_COLUMNS)
@@ -59,6 +59,7 @@ export const makeQueueStatements = (sql: SqlClient.SqlClient): QueueStatements =
     getQueueIndex: Effect.gen(function*() {
       const rows = yield* sql<{
         entity_id: number
+        entity_name: string
         job_labels: ReadonlyArray<string>
         k8s_pool: string
         runner_repo: string | null
@@ -70,6 +71,7 @@ export const makeQueueStatements = (sql: SqlClient.SqlClient): QueueStatements =
       }>`
         WITH pending AS (
           SELECT entity_id, job_labels, k8s_pool, CASE WHEN entity_type = 'User' THEN repo_full_name END AS runner_repo,
+                 (array_agg(entity_name ORDER BY created_at DESC, job_id DESC))[1] AS entity_name,
                  string_agg(job_id::text, ',' ORDER BY created_at, job_id) AS job_ids,
                  string_agg(floor(extract(epoch FROM created_at) * 1000)::bigint::text, ',' ORDER BY created_at, job_id) AS created_ms
           FROM jobs WHERE status = 'pending' GROUP BY entity_id, job_labels, k8s_pool, entity_type, repo_full_name
@@ -82,7 +84,7 @@ export const makeQueueStatements = (sql: SqlClient.SqlClient): QueueStatements =
         ), entity_workers AS (
           SELECT entity_id, count(*) AS n FROM workers WHERE status IN ('pending', 'running') GROUP BY entity_id
         )
-        SELECT p.entity_id, p.job_labels, p.k8s_pool, p.runner_repo, p.job_ids, p.created_ms,
+        SELECT p.entity_id, p.entity_name, p.job_labels, p.k8s_pool, p.runner_repo, p.job_ids, p.created_ms,
                COALESCE(r.n, 0) AS group_running, COALESCE(s.n, 0) AS group_supply, COALESCE(e.n, 0) AS entity_active_workers
         FROM pending p
         LEFT JOIN running r ON r.entity_id = p.entity_id AND r.job_labels = p.job_labels AND r.runner_repo IS NOT DISTINCT FROM p.runner_repo
@@ -96,6 +98,7 @@ export const makeQueueStatements = (sql: SqlClient.SqlClient): QueueStatements =
         const jobIds = parseIdList(row.job_ids)
         counted.push({
           entityId: Number(row.entity_id),
+          entityName: row.entity_name,
           labels: row.job_labels,
           pool: row.k8s_pool,
           repo: row.runner_repo,
@@ -113,6 +116,17 @@ export const makeQueueStatements = (sql: SqlClient.SqlClient): QueueStatements =
       }
       return markLacking(counted)
     }).pipe(Effect.withSpan("Db.getQueueIndex")),
+
+    getWaitSpans: (since) =>
+      sql<{ created_ms: string; end_ms: string }>`
+        SELECT floor(extract(epoch FROM j.created_at) * 1000)::bigint AS created_ms,
+               floor(extract(epoch FROM COALESCE(w.running_at, j.updated_at)) * 1000)::bigint AS end_ms
+        FROM jobs j LEFT JOIN workers w ON w.pod_name = j.k8s_pod
+        WHERE j.created_at >= ${since} AND j.status <> 'pending'`.pipe(
+        Effect.map((rows) => rows.map((r) => ({ createdMs: Number(r.created_ms), endMs: Number(r.end_ms) }))),
+        Effect.mapError(toDbError("getWaitSpans")),
+        Effect.withSpan("Db.getWaitSpans")
+      ),
 
     getJobsByIds: (jobIds) =>
       Effect.gen(function*() {

@@ -5,7 +5,7 @@ import { maxWorkersFor } from "../domain/RunnerConfig.ts"
 import { Db } from "../services/Db.ts"
 import { Kube } from "../services/Kube.ts"
 import { dashboardHtml } from "./dashboardPage.ts"
-import { groupRows, queueHistory } from "./dashboardData.ts"
+import { groupRows, type PendingGroup, queueHistory } from "./dashboardData.ts"
 import { trustedCapacity } from "../scheduler/quarantine.ts"
 import { SchedulerSettings } from "../scheduler/settings.ts"
 
@@ -27,18 +27,27 @@ export const dashboardData = Effect.gen(function*() {
   const settings = yield* SchedulerSettings
   const now = yield* Clock.currentTimeMillis
   const since = new Date(now - HISTORY_LOOKBACK)
-  const [jobs, workers, recentJobs, recentWorkers, reading, boardStates] = yield* Effect.all([
-    db.getActiveJobs,
+  const [index, running, workers, waits, recentWorkers, reading, boardStates] = yield* Effect.all([
+    db.getQueueIndex,
+    db.getRunningJobs,
     db.getActiveWorkers,
-    db.listJobs({ start: since, page: 0, perPage: HISTORY_ROWS }),
+    db.getWaitSpans(since),
     db.listWorkers({ start: since, page: 0, perPage: HISTORY_ROWS }),
     Effect.either(kube.capacity),
     db.getBoardStates
   ])
   // As demand matching sees it: quarantined boards are not usable, a board on trial offers one slot.
   const capacity = Either.map(reading, (c) => [...trustedCapacity(c, boardStates).values()].sort((a, b) => a.pool.localeCompare(b.pool)))
-  const runningAt = new Map(recentWorkers.rows.flatMap((w) => (w.running_at === null ? [] : [[w.pod_name, w.running_at] as const])))
-  const historyJobs = new Map([...recentJobs.rows, ...jobs].map((j) => [j.job_id, j]))
+  // the pending jobs come from the queue's index (ids and times, no rows); the others from their rows
+  const pendingCreated = Float64Array.from(index.flatMap((g) => g.createdMs)).sort()
+  const pending = index.map((g): PendingGroup => ({
+    entity_id: g.entityId,
+    entity_name: g.entityName,
+    job_labels: g.labels,
+    k8s_pool: g.pool,
+    count: g.jobIds.length,
+    oldestMs: g.createdMs[0]!
+  }))
   return {
     generated_at: new Date(now).toISOString(),
     deployment: settings.prod ? "Prod" as const : "Staging" as const,
@@ -51,7 +60,7 @@ export const dashboardData = Effect.gen(function*() {
       onRight: (c) => c.flatMap((p) => p.boards.map((b) => ({ node: b.name, pool: b.pool, slots: b.slots, busy: b.busy, why_unusable: b.unusable })))
     }),
     capacity_error: Either.isLeft(capacity) ? "cannot read the cluster's capacity" : null,
-    groups: groupRows(jobs, workers, (id) => maxWorkersFor(settings.runnerConfig, id), now),
+    groups: groupRows(pending, running, workers, (id) => maxWorkersFor(settings.runnerConfig, id), now),
     failures: recentWorkers.rows.filter((w) => w.status === "failed").slice(0, FAILURES_SHOWN).map((w) => ({
       pod_name: w.pod_name,
       entity_name: w.entity_name,
@@ -61,7 +70,7 @@ export const dashboardData = Effect.gen(function*() {
       summary: w.failure_info === null ? "failed" : describeFailure(w.failure_info),
       failure_info: w.failure_info
     })),
-    history: queueHistory([...historyJobs.values()], runningAt, now, HOUR, 60_000)
+    history: queueHistory(pendingCreated, waits, now, HOUR, 60_000)
   }
 })
 

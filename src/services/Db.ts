@@ -82,6 +82,8 @@ export interface QueueRow extends DemandRow {
  */
 export interface QueueGroup {
   readonly entityId: number
+  /** the entity's login as its newest pending job of the group names it */
+  readonly entityName: string
   /** the canonical label set */
   readonly labels: ReadonlyArray<string>
   readonly pool: string
@@ -95,6 +97,12 @@ export interface QueueGroup {
   readonly createdMs: ReadonlyArray<number>
   /** each one lacks a runner (is one of `getDemand`'s rows), as `QueueRow.lacksRunner` */
   readonly lacking: ReadonlyArray<boolean>
+}
+
+/** One ended wait of `getWaitSpans`, in ms since the epoch. */
+export interface WaitSpan {
+  readonly createdMs: number
+  readonly endMs: number
 }
 
 /**
@@ -179,6 +187,8 @@ export interface DbShape {
   readonly getActiveJobs: Effect.Effect<ReadonlyArray<Job>, DbError>
   /** pending jobs, oldest first */
   readonly getPendingJobs: Effect.Effect<ReadonlyArray<Job>, DbError>
+  /** running jobs, oldest first: at most one per runner, so a few hundred where the pending ones may be 50,000 */
+  readonly getRunningJobs: Effect.Effect<ReadonlyArray<Job>, DbError>
   /**
    * Pending and running jobs with a repository whose last news (`updated_at`) is older than `staleBefore`, stalest
    * first, at most `limit`: the candidates for a poll, without reading the whole backlog.
@@ -194,6 +204,12 @@ export interface DbShape {
   readonly getQueueRows: Effect.Effect<ReadonlyArray<QueueRow>, DbError>
   /** `getQueueRows` in brief: every pending job as its group, id, creation time and whether it lacks a runner. */
   readonly getQueueIndex: Effect.Effect<ReadonlyArray<QueueGroup>, DbError>
+  /**
+   * How long each job created since `since` that no longer waits did wait: from its creation to its runner's start
+   * (the `running_at` of the worker named in `k8s_pod`), or, without one, to its row's last change. The dashboard's
+   * queue history, without reading the rows themselves. Pending jobs are left out (the queue's index has them).
+   */
+  readonly getWaitSpans: (since: Date) => Effect.Effect<ReadonlyArray<WaitSpan>, DbError>
   /** The jobs with these ids (any status), in no particular order; unknown ids are left out. */
   readonly getJobsByIds: (jobIds: ReadonlyArray<number>) => Effect.Effect<ReadonlyArray<Job>, DbError>
   /**

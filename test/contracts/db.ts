@@ -85,6 +85,7 @@ export const dbContract = (name: string, declare: DbCase) =>
       yield* db.markJobCompleted(2, "r2")
       expect((yield* db.getActiveJobs).map((j) => j.job_id)).toEqual([3, 1])
       expect((yield* db.getPendingJobs).map((j) => j.job_id)).toEqual([3])
+      expect((yield* db.getRunningJobs).map((j) => j.job_id)).toEqual([1])
       expect(Option.getOrThrow(yield* db.getJob(3)).created_at.getTime()).toBe(100_000)
     }))
 
@@ -220,11 +221,12 @@ export const dbContract = (name: string, declare: DbCase) =>
       const rows = yield* db.getQueueRows
       const index = yield* db.getQueueIndex
       const flat = index.flatMap((g) =>
-        g.jobIds.map((id, k) => ({ id, entity: g.entityId, labels: g.labels, pool: g.pool, active: g.entityActiveWorkers, created: g.createdMs[k], lacking: g.lacking[k] }))
+        g.jobIds.map((id, k) => ({ id, entity: g.entityId, name: g.entityName, labels: g.labels, pool: g.pool, active: g.entityActiveWorkers, created: g.createdMs[k], lacking: g.lacking[k] }))
       )
       const expected = rows.map((r) => ({
         id: r.job.job_id,
         entity: r.job.entity_id,
+        name: r.job.entity_name,
         labels: r.job.job_labels,
         pool: r.job.k8s_pool,
         active: r.entityActiveWorkers,
@@ -256,6 +258,32 @@ export const dbContract = (name: string, declare: DbCase) =>
       const personal = (yield* db.getQueueIndex).filter((g) => g.entityId === 3003)
       expect(personal.map((g) => [g.repo, g.jobIds, g.lacking]).sort()).toEqual([["solo/a", [7], [false]], ["solo/b", [8], [true]]])
       expect((yield* db.getQueueIndex).find((g) => g.jobIds.includes(2))?.repo).toBeNull()
+      // a renamed account: the group goes by the name of its newest job
+      yield* at(70)
+      yield* db.addJob(newJob(9, { entity_id: 2002, entity_name: "beta-renamed" }))
+      expect((yield* db.getQueueIndex).find((g) => g.jobIds.includes(9))).toMatchObject({ jobIds: [5, 9], entityName: "beta-renamed" })
+    }))
+
+    test("getWaitSpans: each ended wait since a moment, to its runner's start or else its last change", Effect.gen(function*() {
+      const db = yield* Db
+      yield* at(100)
+      yield* db.addJob(newJob(1)) // before the window
+      yield* at(200)
+      yield* db.addJob(newJob(2)) // its runner starts at 250
+      yield* db.addJob(newJob(3)) // fails at 300 without a runner
+      yield* db.addJob(newJob(4)) // still pending: the queue's index has it
+      yield* db.addWorker(newWorker("w2"))
+      yield* at(250)
+      yield* db.markWorkerRunning("w2", "node-a", new Date(250_000))
+      yield* db.markJobRunning(2, "w2")
+      yield* db.markJobRunning(1, "w1")
+      yield* at(300)
+      yield* db.markJobFailed(3, failureV2("pod_failed"))
+      const spans = yield* db.getWaitSpans(new Date(150_000))
+      expect([...spans].sort((a, b) => a.endMs - b.endMs)).toEqual([
+        { createdMs: 200_000, endMs: 250_000 },
+        { createdMs: 200_000, endMs: 300_000 }
+      ])
     }))
 
     test("allocation failure streaks: failures since the group's last allocated worker, within the lookback", Effect.gen(function*() {
