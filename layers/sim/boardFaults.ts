@@ -63,7 +63,6 @@ const dueNotReady = (f: Extract<BoardFault, { kind: "notReady" }>, elapsedMs: nu
 export const makeReadinessSchedule = (faults: ReadonlyArray<BoardFault>, kube: Pick<KubeMemoryControlShape, "setNodeHealth">) => {
   const scheduled = faults.filter((f): f is Extract<BoardFault, { kind: "notReady" }> => f.kind === "notReady")
   const down = new Set<string>()
-  let starts = 0
   const apply = (elapsedMs: number) =>
     Effect.gen(function*() {
       const changes: Array<{ readonly node: string; readonly down: boolean; readonly ready: NodeReadiness }> = []
@@ -74,11 +73,10 @@ export const makeReadinessSchedule = (faults: ReadonlyArray<BoardFault>, kube: P
         if (!(yield* kube.setNodeHealth(f.node, { ready }))) continue
         if (due) {
           down.add(f.node)
-          starts += 1
         } else down.delete(f.node)
         changes.push({ node: f.node, down: due, ready })
       }
       return changes
     })
-  return { apply, starts: () => starts }
+  return { apply }
 }
