@@ -133,6 +133,9 @@ const main = async () => {
   console.log(`seeds: ${results.length} (${args.from}..${args.from + args.seeds - 1})${failing.length > 0 ? `, failing: ${failing.join(", ")}` : ""}`)
   console.log(`jobs: ${results.reduce((n, r) => n + r.jobs, 0)} over ${simulatedHours.toFixed(1)} simulated hours, in ${((performance.now() - started) / 1000).toFixed(1)} s`)
   console.log(`faults injected: ${Object.values(faults).reduce((a, b) => a + b, 0)} (${Object.entries(faults).map(([k, v]) => `${k} ${v}`).join(", ")})`)
+  const boards: Record<string, number> = {}
+  for (const r of results) for (const [k, v] of Object.entries(r.boards)) boards[k] = (boards[k] ?? 0) + v
+  console.log(`board checks: ${Object.entries(boards).map(([k, v]) => `${k} ${v}`).join(", ")}`)
   console.log(`violations: ${violations}`)
   process.exitCode = violations > 0 ? 1 : 0
 }

@@ -88,7 +88,7 @@ describe("the simulation's checks", () => {
   it("a failing seed prints itself with the one command that replays it", () => {
     const text = describeFailure(
       { seed: 7, jobs: 15 },
-      { seed: 7, jobs: 15, faults: {}, violations: ["[t+60 s] something broke"], simulatedMinutes: 30, fingerprint: "x", logLines: 0 }
+      { seed: 7, jobs: 15, faults: {}, boards: {}, violations: ["[t+60 s] something broke"], simulatedMinutes: 30, fingerprint: "x", logLines: 0 }
     )
     expect(text).toContain("DST seed 7")
     expect(text).toContain("replay: npm run sim:check -- --seed 7 --jobs 15 --verbose")

@@ -1,6 +1,6 @@
 import { ConfigProvider, Effect, Option, Redacted } from "effect"
 import { describe, expect, it } from "vitest"
-import { parseNodes } from "../layers/sim/cluster.ts"
+import { parseCluster, parseNodes } from "../layers/sim/cluster.ts"
 import { withDevSecrets } from "../layers/sim/devSecrets.ts"
 import { formatEvent } from "../layers/sim/events.ts"
 import { simSettingsConfig } from "../layers/sim/settings.ts"
@@ -26,6 +26,31 @@ describe("simulation settings", () => {
     expect(defaults.nodes.map((n) => [n.pool, n.slots])).toEqual([["scw-em-rv1", 1], ["scw-em-rv1", 1], ["scw-em-rv1", 1], ["scw-em-rv1", 1]])
     const bad = Effect.runSync(Effect.either(simSettingsConfig.pipe(withEnv({ SIM_NODES: "x", SIM_SPEED: "0" }))))
     expect(bad._tag).toBe("Left")
+  })
+
+  it("SIM_NODES marks faulty boards with node:fault parts, after the part that names the node", () => {
+    expect(parseCluster("scw-em-rv1=3,scw-em-rv1-2:noregister,scw-em-rv1-3:notready@10m+20m")).toEqual({
+      nodes: [1, 2, 3].map((i) => ({ name: `scw-em-rv1-${i}`, pool: "scw-em-rv1", slots: 1 })),
+      boardFaults: [
+        { node: "scw-em-rv1-2", kind: "noRegister" },
+        { node: "scw-em-rv1-3", kind: "notReady", ready: "False", atMs: 600_000, forMs: 1_200_000 }
+      ]
+    })
+    const faultsOf = (text: string) => {
+      const c = parseCluster(text)
+      return typeof c === "string" ? c : c.boardFaults
+    }
+    expect(faultsOf("a=1,a-1:unknown")).toEqual([{ node: "a-1", kind: "notReady", ready: "Unknown", atMs: 0, forMs: null }])
+    expect(faultsOf("a=1,a-1:notready@90")).toEqual([{ node: "a-1", kind: "notReady", ready: "False", atMs: 90_000, forMs: null }])
+    expect(faultsOf("a=1,b-1:noregister")).toMatch(/no node b-1/)
+    expect(faultsOf("a=1,a-1:noregister,a-1:unknown")).toMatch(/already has a fault/)
+    expect(faultsOf("a=1,a-1:flaky")).toMatch(/noregister, notready/)
+    expect(faultsOf("a=1,a-1:notready+0")).toMatch(/1 or more/)
+    expect(faultsOf("a=1,a=1")).toMatch(/named twice/)
+    // without fault parts, the nodes are what they always were
+    expect(parseNodes("a=1,a-1:noregister")).toEqual([{ name: "a-1", pool: "a", slots: 1 }])
+    const settings = Effect.runSync(simSettingsConfig.pipe(withEnv({ SIM_NODES: "a=2,a-2:unknown@5m" })))
+    expect(settings.boardFaults).toEqual([{ node: "a-2", kind: "notReady", ready: "Unknown", atMs: 300_000, forMs: null }])
   })
 
   it("development secrets are generated only when unset, and only under --simulate", () => {

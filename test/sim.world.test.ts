@@ -141,3 +141,41 @@ describe("the closed loop", () => {
         expect(h.violations).toEqual([])
       }), 4))
 })
+
+describe("faulty boards in the closed loop", () => {
+  it("a board whose runners never register is quarantined; a board NotReady for a while is no capacity meanwhile; every job is served", () =>
+    Effect.runPromise(withHarness({
+      nodes: nodes(3),
+      runnerConfig: config,
+      world: {
+        boardFaults: [
+          { node: "node-2", kind: "noRegister" },
+          { node: "node-3", kind: "notReady", ready: "False", atMs: 60_000, forMs: 15 * 60_000 }
+        ]
+      }
+    }, (h) =>
+      Effect.gen(function*() {
+        yield* h.world.submitJobs({ owner: "acme", repo: "acme/app", durationSeconds: 90, count: 12 })
+        expect(yield* stepUntil(h, h.settled, Duration.hours(2))).toBe(true)
+        const jobs = yield* h.world.jobs
+        expect(jobs.map((j) => j.conclusion)).toEqual(Array(12).fill("success"))
+        // node-2's runners came up silent and failed as never registered, until the board was quarantined
+        const stats = yield* h.world.stats
+        expect(stats.faults.boardSilentRunners).toBeGreaterThanOrEqual(3)
+        const onBad = (yield* workers(h)).filter((w) => w.k8s_node === "node-2")
+        expect(onBad.map((w) => [w.status, reasonOf(w.failure_info)])).toContainEqual(["failed", "runner_never_registered"])
+        expect(onBad.every((w) => w.status === "failed")).toBe(true)
+        const events = yield* h.db.listBoardEvents(100)
+        expect(events.filter((e) => e.kind === "quarantined").map((e) => e.node)).toEqual(["node-2"])
+        // node-3 went NotReady after a minute and came back after 15; no pod was created while the board was out
+        // of capacity beyond what the good boards could take (the harness checks every creation)
+        expect(stats.faults.boardsNotReady).toBe(1)
+        expect(h.events.filter((e) => e._tag === "Fault" && e.kind.startsWith("board")).map((e) => e._tag === "Fault" ? `${e.kind} ${e.detail}` : "")).toEqual([
+          "board not ready node-3 (Ready False)",
+          "board ready again node-3"
+        ])
+        expect(h.boardChecks.whileUnusable).toBeGreaterThan(0)
+        expect(h.boardChecks.whileQuarantined).toBeGreaterThan(0)
+        expect(h.violations).toEqual([])
+      })) as Effect.Effect<void>), 60_000)
+})

@@ -21,7 +21,9 @@ import {
 import { createHash } from "node:crypto"
 import { DbMemory } from "../../layers/db/memory.ts"
 import { GithubMemoryControl, type GithubMemoryControlShape, GithubMemoryWith } from "../../layers/github/memory.ts"
+import { poolCapacities } from "../../layers/kube/capacity.ts"
 import { KubeMemory, KubeMemoryControl, type KubeMemoryControlShape, type MemoryNode } from "../../layers/kube/memory.ts"
+import { toBoardNode } from "../../layers/kube/memoryState.ts"
 import type { SimEvent } from "../../layers/sim/events.ts"
 import { InProcessWebhookTransport } from "../../layers/sim/webhookTransport.ts"
 import { SimWorldLive } from "../../layers/sim/world.ts"
@@ -32,12 +34,13 @@ import { finishedAt } from "../../src/domain/Pod.ts"
 import { maxWorkersFor, resolvePool, type RunnerConfig } from "../../src/domain/RunnerConfig.ts"
 import { canTransition, isActive, isTerminal, type Status } from "../../src/domain/Status.ts"
 import { SchedulerLoop } from "../../src/scheduler/loop.ts"
+import { quarantinedNodes, trustedCapacity } from "../../src/scheduler/quarantine.ts"
 import { RecoveryPasses } from "../../src/scheduler/recovery.ts"
 import { RecoverySettingsLive, type RecoverySettingsShape } from "../../src/scheduler/recoverySettings.ts"
 import { SchedulerSettings, SchedulerSettingsLive, type SchedulerTimeouts, STAGING_PREFIX } from "../../src/scheduler/settings.ts"
 import { Db, type DbShape } from "../../src/services/Db.ts"
 import { Github, type GithubCallCounts } from "../../src/services/Github.ts"
-import { Kube, type KubeShape } from "../../src/services/Kube.ts"
+import { Kube, type KubeShape, type RunnerPodRequest } from "../../src/services/Kube.ts"
 import { webhookRouter } from "../../src/webhook/routes.ts"
 import { webhookSettingsLayer } from "../../src/webhook/WebhookSettings.ts"
 import { fastZeroTimers } from "./simTimers.ts"
@@ -84,6 +87,8 @@ export interface Harness {
   readonly violations: ReadonlyArray<string>
   readonly logs: ReadonlyArray<string>
   readonly restarts: { readonly clean: number; readonly crashes: number }
+  /** the board checks made at every pod creation (see `boardCheck`) */
+  readonly boardChecks: BoardChecks
   /** scheduler cycles run so far, and the wall-clock milliseconds they took */
   readonly cycles: { readonly count: number; readonly wallMs: number }
   /** Moves the clock one step, runs a kubelet pass and the world's housekeeping, restarts a crashed scheduler, checks. */
@@ -105,6 +110,15 @@ export interface Harness {
 }
 
 const allRows = { page: 0, perPage: 1_000_000 }
+
+/** What the board invariant saw: pods created, and how many of them while a board of their pool was out. */
+export interface BoardChecks {
+  podsCreated: number
+  /** created while a board of the pool was quarantined (the pod had to avoid it) */
+  whileQuarantined: number
+  /** created while a board of the pool was not usable (NotReady, cordoned, tainted) */
+  whileUnusable: number
+}
 
 /** The cluster calls a crash can be armed on. */
 export type CrashOperation = "capacity" | "createRunnerPod" | "listRunnerPods" | "killPod" | "deletePod"
@@ -211,6 +225,35 @@ export const makeHarness = (spec: HarnessSpec, logs: ReadonlyArray<string>) =>
 
     // --- a cluster client that can crash the scheduler mid-cycle -----------------------------------------------
     const kubeClient = Context.get(kubeContext, Kube)
+
+    // --- boards: no runner pod is created for a quarantined or unusable board --------------------------------------
+    // Checked at the moment of every create, against the cluster and the standings as they are then: the pod must
+    // avoid every board of its pool the database holds quarantined, and the pool must have a slot for it on a
+    // board that is usable and trusted (quarantined boards out, a board on trial one slot), after the pods already
+    // placed there and those still waiting for a node. A pod the scheduler sends where no such slot is would land
+    // on a board that cannot run it, or wait.
+    const boardChecks: BoardChecks = { podsCreated: 0, whileQuarantined: 0, whileUnusable: 0 }
+    const boardCheck = (request: RunnerPodRequest) =>
+      Effect.gen(function*() {
+        boardChecks.podsCreated += 1
+        const states = yield* inner.getBoardStates
+        const quarantined = quarantinedNodes(states, request.pool)
+        const avoided = new Set(request.avoidNodes ?? [])
+        if (quarantined.length > 0) boardChecks.whileQuarantined += 1
+        const missed = quarantined.filter((n) => !avoided.has(n))
+        if (missed.length > 0) yield* violation(`pod ${request.name} was created without avoiding quarantined board(s) ${missed.join(", ")}`)
+        const nodes = (yield* kube.nodes).flatMap((n) => toBoardNode(n) ?? [])
+        const unusable = nodes.filter((n) => n.pool === request.pool && n.unusable !== null)
+        if (unusable.length > 0) boardChecks.whileUnusable += 1
+        const pods = (yield* kube.pods).map((p) => ({ pool: p.request.pool, phase: p.phase, nodeName: p.nodeName }))
+        const pool = trustedCapacity(poolCapacities(nodes, pods), states).get(request.pool)
+        if (pool === undefined || pool.available < 1) {
+          const out = pool?.boards.filter((b) => b.unusable !== null).map((b) => `${b.name} ${b.unusable}`) ?? []
+          yield* violation(
+            `pod ${request.name} was created for pool ${request.pool} with no usable, trusted slot free (${pool?.available ?? 0} available${out.length > 0 ? `; out: ${out.join(", ")}` : ""})`
+          )
+        }
+      }).pipe(Effect.catchAll((e) => violation(`board check failed to read the store: ${String(e)}`)))
     let crashAfter: number | undefined
     let crashOn: CrashOperation | undefined
     let crashed = false
@@ -228,7 +271,7 @@ export const makeHarness = (spec: HarnessSpec, logs: ReadonlyArray<string>) =>
     const crashingKube: KubeShape = {
       ...kubeClient,
       capacity: crashPoint("capacity", kubeClient.capacity),
-      createRunnerPod: (request) => crashPoint("createRunnerPod", kubeClient.createRunnerPod(request)),
+      createRunnerPod: (request) => Effect.zipRight(boardCheck(request), crashPoint("createRunnerPod", kubeClient.createRunnerPod(request))),
       listRunnerPods: crashPoint("listRunnerPods", kubeClient.listRunnerPods),
       killPod: (name) => crashPoint("killPod", kubeClient.killPod(name)),
       deletePod: (name, options) => crashPoint("deletePod", kubeClient.deletePod(name, options))
@@ -459,6 +502,7 @@ export const makeHarness = (spec: HarnessSpec, logs: ReadonlyArray<string>) =>
       violations,
       logs,
       restarts,
+      boardChecks,
       cycles,
       step,
       check: checkInvariants,

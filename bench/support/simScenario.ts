@@ -1,5 +1,6 @@
 import { Duration, Effect, Random, Schema, TestClock, TestContext } from "effect"
 import type { MemoryNode } from "../../layers/kube/memory.ts"
+import type { BoardFault } from "../../layers/sim/boardFaults.ts"
 import { formatEvent } from "../../layers/sim/events.ts"
 import { type FaultSettings, noFaults } from "../../layers/sim/faults.ts"
 import type { OwnerType } from "../../layers/sim/payloads.ts"
@@ -31,6 +32,8 @@ export interface DstResult {
   readonly jobs: number
   /** faults injected, by kind */
   readonly faults: Readonly<Record<string, number>>
+  /** what the board invariant checked: pods created, and how many while a board was quarantined or unusable; quarantines */
+  readonly boards: Readonly<Record<string, number>>
   readonly violations: ReadonlyArray<string>
   readonly simulatedMinutes: number
   readonly fingerprint: string
@@ -70,6 +73,8 @@ interface Plan {
   readonly restarts: ReadonlyArray<{ readonly at: number; readonly crashAfter: number | null }>
   /** ms after the start: our webhook endpoint answers 503 for 10 simulated minutes */
   readonly outageAt: number | null
+  /** faulty boards: extra boards beside the ones the load is sized for, so the good ones can still serve every job */
+  readonly boardFaults: ReadonlyArray<BoardFault>
 }
 
 const LARGE = ["large", "ubuntu-24.04-riscv"]
@@ -155,7 +160,27 @@ const makePlan = (options: DstOptions) =>
     }
     // Drawn after everything else, so the rest of a seed's plan stays what it was.
     const outageAt = withFaults && (yield* chance(0.3)) ? Math.round(yield* between(0, at)) : null
-    return { nodes, config, arrivals, faults, releaseStuckPending: yield* chance(0.5), restarts, outageAt } satisfies Plan
+    const releaseStuckPending = yield* chance(0.5)
+    // Faulty boards, in about half the seeds: one or two more boards, each one whose runners never register or
+    // one that goes NotReady (False, or Unknown: its kubelet gone) at some moment of the load, for a while or for
+    // good. They are boards beyond those the load was sized for, so the good boards alone can serve every job:
+    // a world where no job can be served would prove nothing about the scheduler.
+    const boardFaults: Array<BoardFault> = []
+    if (withFaults && (yield* chance(0.5))) {
+      const extra = yield* int(1, 2)
+      for (let i = 1; i <= extra; i++) {
+        const node = `node-${nodeCount + i}`
+        nodes.push({ name: node, pool: "scw-em-rv1", slots })
+        if (yield* chance(0.5)) boardFaults.push({ node, kind: "noRegister" })
+        else {
+          const ready = (yield* chance(0.5)) ? "Unknown" as const : "False" as const
+          const atMs = Math.round(yield* between(0, at))
+          const forMs = (yield* chance(0.5)) ? null : Math.round(yield* between(5, 40)) * 60_000
+          boardFaults.push({ node, kind: "notReady", ready, atMs, forMs })
+        }
+      }
+    }
+    return { nodes, config, arrivals, faults, releaseStuckPending, restarts, outageAt, boardFaults } satisfies Plan
   }).pipe(Effect.withRandom(Random.make(`plan/${options.seed}`)))
 
 const STEP = Duration.seconds(30)
@@ -204,6 +229,9 @@ const countFaults = (h: Harness) =>
       runnersNeverRegistered: stats.faults.neverRegistered,
       runnersStuckBusy: stats.faults.stuckBusy,
       nodesLost: stats.faults.nodesLost,
+      faultyBoards: (h.world.options.boardFaults ?? []).length,
+      boardSilentRunners: stats.faults.boardSilentRunners,
+      boardsNotReady: stats.faults.boardsNotReady,
       schedulerCrashes: h.restarts.crashes,
       schedulerRestarts: h.restarts.clean
     }
@@ -222,6 +250,7 @@ export const runDst = (options: DstOptions): Effect.Effect<DstResult> => {
       timeouts: { deleteGrace: DELETE_GRACE },
       world: {
         queuedJobTimeout: QUEUED_JOB_TIMEOUT,
+        boardFaults: plan.boardFaults,
         ...(plan.releaseStuckPending ? { stuckPendingFor: Duration.minutes(20) } : {})
       },
       step: STEP,
@@ -260,6 +289,12 @@ export const runDst = (options: DstOptions): Effect.Effect<DstResult> => {
       seed: options.seed,
       jobs: plan.arrivals.length,
       faults: yield* countFaults(h),
+      boards: {
+        podsCreated: h.boardChecks.podsCreated,
+        createdWhileQuarantined: h.boardChecks.whileQuarantined,
+        createdWhileUnusable: h.boardChecks.whileUnusable,
+        quarantines: (yield* h.db.listBoardEvents(100_000).pipe(Effect.orElseSucceed(() => []))).filter((e) => e.kind === "quarantined").length
+      },
       violations: [...h.violations],
       simulatedMinutes: Math.round((yield* elapsed) / 60_000),
       fingerprint: yield* h.fingerprint,

@@ -1,5 +1,5 @@
 import { Effect, PubSub, Stream } from "effect"
-import { RUNNER_CONTAINER, type Pod, type PodEvent } from "../../src/domain/Pod.ts"
+import { isTerminal as isTerminalPhase, RUNNER_CONTAINER, type Pod, type PodEvent } from "../../src/domain/Pod.ts"
 import {
   type DeleteOptions,
   KubeError,
@@ -112,8 +112,9 @@ export const memoryOperations = (s: ClusterState): KubeOperations => {
     yield* mutate(s, (now, changes) => {
       const r = pods.get(podName)
       if (r === undefined) return
-      // A graceful deletion waits for the kubelet to confirm; a lost one never does, so only grace 0 removes it.
-      if (options?.gracePeriodSeconds !== 0 && r.nodeName !== null && !kubeletUp(s, r.nodeName)) {
+      // A graceful deletion waits for the kubelet to confirm; a lost one never does, so only grace 0 removes it. A
+      // finished pod has nothing left to stop: the API server deletes it at once, whatever the grace asked.
+      if (options?.gracePeriodSeconds !== 0 && !isTerminalPhase(r.phase) && r.nodeName !== null && !kubeletUp(s, r.nodeName)) {
         r.terminating = true
         return
       }

@@ -16,7 +16,7 @@ export const makeFaultInjection = (core: WorldCore, deliveries: Pick<Deliveries,
   /** Takes a node away now (the named one, or one drawn at random); it returns after the downtime. */
   const loseNode = (name?: string) =>
     Effect.gen(function*() {
-      const nodes = (yield* kube.nodes).filter((n) => n.pool !== null && !downNodes.has(n.name))
+      const nodes = (yield* kube.nodes).filter((n) => n.pool !== null && !downNodes.has(n.name) && !core.faultyBoards.has(n.name))
       const node = name === undefined
         ? nodes[Math.floor((yield* Random.next) * nodes.length)]
         : nodes.find((n) => n.name === name)

@@ -89,6 +89,10 @@ export interface FaultCounts {
   readonly neverRegistered: number
   readonly stuckBusy: number
   readonly nodesLost: number
+  /** runners that came up on a faulty board and never registered */
+  readonly boardSilentRunners: number
+  /** times a faulty board went NotReady */
+  readonly boardsNotReady: number
 }
 
 export const zeroFaultCounts: FaultCounts = {
@@ -102,5 +106,7 @@ export const zeroFaultCounts: FaultCounts = {
   imagePullFailures: 0,
   neverRegistered: 0,
   stuckBusy: 0,
-  nodesLost: 0
+  nodesLost: 0,
+  boardSilentRunners: 0,
+  boardsNotReady: 0
 }

@@ -1,4 +1,5 @@
 import { Effect, type Option } from "effect"
+import { makeReadinessSchedule } from "./boardFaults.ts"
 import type { Deliveries } from "./deliveries.ts"
 import type { WorldCore } from "./worldCore.ts"
 
@@ -16,15 +17,26 @@ export const makeHousekeeping = (
   const { github, kube, jobs, runners, timings, speed, locked, publish, now, chance } = core
   const { deliverJob } = deliveries
   let lastHousekeeping = core.startedAt
+  const readiness = makeReadinessSchedule(core.options.boardFaults ?? [], kube)
 
   /**
    * Every period: runners notice a deleted registration and exit; GitHub cancels jobs queued too long; nodes get
-   * lost at the configured rate; idle runners are offered queued jobs again.
+   * lost at the configured rate; faulty boards go NotReady and come back on their schedule; idle runners are
+   * offered queued jobs again.
    */
   const housekeep = Effect.gen(function*() {
     const at = yield* now
     const sinceLast = at - lastHousekeeping
     lastHousekeeping = at
+    for (const change of yield* readiness.apply((at - core.startedAt) * speed)) {
+      if (change.down) core.count("boardsNotReady")
+      yield* publish({
+        _tag: "Fault",
+        at,
+        kind: change.down ? "board not ready" : "board ready again",
+        detail: change.down ? `${change.node} (Ready ${change.ready})` : change.node
+      })
+    }
     yield* locked(Effect.gen(function*() {
       const registered = new Set((yield* github.snapshot).runners.map((r) => r.name))
       for (const r of runners.values()) {

@@ -107,6 +107,13 @@ export const makeRunnerLifecycle = (core: WorldCore, deliveries: Deliveries): Ru
       simSleep(timings.bootDelay),
       locked(Effect.gen(function*() {
         if (r.phase !== "booting") return
+        if (r.node !== null && core.silentBoards.has(r.node)) {
+          // A faulty board: the runner process is up but never reaches GitHub, whatever its JIT config says.
+          r.phase = "silent"
+          core.count("boardSilentRunners")
+          yield* publish({ _tag: "Fault", at: yield* now, kind: "runner never registers", detail: `${r.pod} on faulty board ${r.node}` })
+          return
+        }
         const registered = yield* github.registerRunnerFromJit(r.jitConfig)
         if (Option.isSome(registered)) {
           r.phase = "idle"

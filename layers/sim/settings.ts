@@ -1,6 +1,7 @@
 import { Config, ConfigError, Either } from "effect"
 import type { MemoryNode } from "../kube/memory.ts"
-import { DEFAULT_NODES, parseNodes } from "./cluster.ts"
+import type { BoardFault } from "./boardFaults.ts"
+import { DEFAULT_NODES, parseCluster } from "./cluster.ts"
 
 /** What `--simulate` reads from the environment besides the service's own settings. */
 export interface SimSettings {
@@ -10,6 +11,8 @@ export interface SimSettings {
   readonly speed: number
   /** the cluster (`SIM_NODES`, default `scw-em-rv1=4x1`: four nodes of one runner slot) */
   readonly nodes: ReadonlyArray<MemoryNode>
+  /** the faulty boards among them (`SIM_NODES`' `node:fault` parts; none by default) */
+  readonly boardFaults: ReadonlyArray<BoardFault>
 }
 
 export const simSettingsConfig: Config.Config<SimSettings> = Config.all({
@@ -21,11 +24,11 @@ export const simSettingsConfig: Config.Config<SimSettings> = Config.all({
     Config.validate({ message: "must be a number from 0.1 to 1000", validation: (n) => n >= 0.1 && n <= 1000 }),
     Config.withDefault(10)
   ),
-  nodes: Config.string("SIM_NODES").pipe(
+  cluster: Config.string("SIM_NODES").pipe(
     Config.withDefault(DEFAULT_NODES),
     Config.mapOrFail((text) => {
-      const nodes = parseNodes(text)
-      return typeof nodes === "string" ? Either.left(ConfigError.InvalidData(["SIM_NODES"], nodes)) : Either.right(nodes)
+      const cluster = parseCluster(text)
+      return typeof cluster === "string" ? Either.left(ConfigError.InvalidData(["SIM_NODES"], cluster)) : Either.right(cluster)
     })
   )
-})
+}).pipe(Config.map(({ cluster, ...rest }) => ({ ...rest, nodes: cluster.nodes, boardFaults: cluster.boardFaults })))

@@ -7,6 +7,7 @@ import { GithubMemory } from "../github/memory.ts"
 import { KubeMemory } from "../kube/memory.ts"
 import { SimControlServer } from "./controlApi.ts"
 import { SimDemoLoad } from "./demo.ts"
+import { describeBoardFault } from "./boardFaults.ts"
 import type { DevSecret } from "./devSecrets.ts"
 import { type LineWriter, SimEventPrinter } from "./printer.ts"
 import { simSettingsConfig } from "./settings.ts"
@@ -93,9 +94,10 @@ export const simulation = (input: SimulationInput) =>
       }`,
       `try:       curl -s localhost:${settings.port}/sim/jobs -H 'content-type: application/json' -d '{"owner":"acme","repo":"acme/app","durationSeconds":60,"count":10}'`
     )
+    if (settings.boardFaults.length > 0) banner.push(`faulty:    ${settings.boardFaults.map(describeBoardFault).join("; ")}`)
     if (input.demo) banner.push(`demo:      a steady mixed load from acme, globex, initech and alice starts in a moment`)
 
-    const world = SimWorldLive({ speed: settings.speed, runnerConfig: input.runnerConfig, apps: input.apps }).pipe(
+    const world = SimWorldLive({ speed: settings.speed, runnerConfig: input.runnerConfig, apps: input.apps, boardFaults: settings.boardFaults }).pipe(
       Layer.provide(Layer.mergeAll(
         GithubMemory,
         SimCluster,

@@ -40,6 +40,8 @@ const makeWorld = (options: SimOptions) =>
     yield* core.kube.onPhaseChange(lifecycle.onPhaseChange)
     // GitHub makes a redelivery's attempt when it accepts the request; the world sends it.
     yield* core.github.onRedelivery(deliveries.redeliver)
+    // a board NotReady from the start is so before the first pod is placed
+    if ((options.boardFaults ?? []).length > 0) yield* housekeep
     const period = core.timings.housekeeping
     if (period !== null) yield* Effect.forkScoped(Effect.forever(Effect.zipRight(core.simSleep(period), housekeep)))
 

@@ -1,5 +1,6 @@
 import { Context, Data, type Duration, type Effect, type Option, type Queue, type Scope } from "effect"
 import type { RunnerConfig } from "../../src/domain/RunnerConfig.ts"
+import type { BoardFault } from "./boardFaults.ts"
 import type { SimEvent } from "./events.ts"
 import type { FaultPatch, FaultCounts, FaultSettings } from "./faults.ts"
 import type { OwnerType } from "./payloads.ts"
@@ -35,6 +36,8 @@ export interface SimOptions {
    * second), so a restarted simulation never reuses an id the database kept from an earlier run.
    */
   readonly firstJobId?: number
+  /** faulty boards: runners that never register there, or a board NotReady for a while or for good (`boardFaults.ts`) */
+  readonly boardFaults?: ReadonlyArray<BoardFault>
 }
 
 export interface JobRequest {

@@ -64,6 +64,10 @@ export interface WorldCore {
   readonly runners: Map<string, RunnerProcess>
   /** nodes taken away by a fault, until they come back */
   readonly downNodes: Set<string>
+  /** boards whose runners never register (`SimOptions.boardFaults`) */
+  readonly silentBoards: ReadonlySet<string>
+  /** every faulty board: node losses spare them, so that a loss never undoes or hides a board's own fault */
+  readonly faultyBoards: ReadonlySet<string>
   faults: FaultSettings
   readonly counts: () => FaultCounts
   /** One more fault of this kind happened. */
@@ -141,6 +145,8 @@ export const makeWorldCore = (
       jobs: new Map(),
       runners: new Map(),
       downNodes: new Set(),
+      silentBoards: new Set((options.boardFaults ?? []).filter((f) => f.kind === "noRegister").map((f) => f.node)),
+      faultyBoards: new Set((options.boardFaults ?? []).map((f) => f.node)),
       faults: noFaults,
       counts: () => counts,
       count: (kind) => void (counts = { ...counts, [kind]: counts[kind] + 1 }),

@@ -16,9 +16,11 @@ export const worldView = (core: WorldCore): Effect.Effect<unknown> => {
         name: n.name,
         pool: n.pool,
         slots: n.slots,
+        ready: n.ready ?? "True",
         pods: pods.filter((p) => p.nodeName === n.name && (p.phase === "Pending" || p.phase === "Running")).map((p) => p.name)
       })),
       downNodes: [...downNodes],
+      boardFaults: core.options.boardFaults ?? [],
       pods: pods.map((p) => ({
         name: p.name,
         phase: p.phase,

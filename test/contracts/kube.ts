@@ -160,6 +160,20 @@ export const kubeContract = (name: string, makeLayer: () => Layer.Layer<Kube | K
         expect(yield* kube.listRunnerPods).toEqual([])
       })))
 
+    it.effect("a finished pod on a lost board goes at a graceful delete: the API server deletes a finished pod at once", () =>
+      run(Effect.gen(function*() {
+        const kube = yield* Kube
+        const h = yield* KubeHarness
+        yield* h.addNode("n1", "scw-em-rv1", 1)
+        yield* kube.createRunnerPod(request("done"))
+        yield* h.startPod("done")
+        yield* h.finishPod("done", 0)
+        yield* h.setNodeHealth("n1", { ready: "Unknown" })
+        yield* kube.deletePod("done")
+        yield* h.settle
+        expect(yield* kube.listRunnerPods).toEqual([])
+      })))
+
     it.effect("a pod avoids the boards its request names", () =>
       run(Effect.gen(function*() {
         const kube = yield* Kube

@@ -2,6 +2,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Clock, Duration, Effect, Option, TestClock } from "effect"
 import { GithubMemoryControl } from "../../layers/github/memory.ts"
 import { KubeMemoryControl } from "../../layers/kube/memory.ts"
+import { runDemandCycle } from "../../src/scheduler/cycle.ts"
 import { STAGING_PREFIX } from "../../src/scheduler/settings.ts"
 import { Db } from "../../src/services/Db.ts"
 import { newJob } from "./dbFixtures.ts"
@@ -184,6 +185,39 @@ export const boardScenarios = (label: string, run: WorldRunner) =>
       expect((yield* boardEvents).map((e) => e.kind)).toEqual(["quarantined", "released", "quarantined", "released", "trial_passed"])
       expect(yield* standing("n1")).toMatchObject({ state: "healthy" })
     }), quarantineWorld, 120_000)
+
+    scenario("the fast path honours quarantine: a quarantined board gets no runner from it, a released one does", Effect.gen(function*() {
+      yield* installBoth
+      const db = yield* Db
+      const kube = yield* KubeMemoryControl
+      yield* at(100)
+      // n1 stands quarantined, as a full cycle's board review records it; the fast path only reads the standing
+      const since = new Date(100_000)
+      yield* db.recordBoardTransition(
+        { node: "n1", pool: "scw-em-rv1", state: "quarantined", since, until: new Date(since.getTime() + 3_600_000), probation_seconds: 3600 },
+        { node: "n1", pool: "scw-em-rv1", kind: "quarantined", at: since, probation_seconds: 3600, evidence: [] }
+      )
+      // a NOTIFY's fast path, without the full cycle: its pod must keep off n1, and lands on n2
+      yield* queueJob(newJob(1))
+      yield* runDemandCycle()
+      yield* kube.reconcile
+      expect((yield* pods).map((p) => [p.name, p.nodeName, p.request.avoidNodes])).toEqual([[name(1), "n2", ["n1"]]])
+      // n2 is busy and n1 quarantined: the next job gets no runner from the fast path
+      yield* queueJob(newJob(2))
+      yield* runDemandCycle()
+      expect((yield* pods).map((p) => p.name)).toEqual([name(1)])
+      // once the operator released n1, the fast path sends the waiting job there
+      yield* at(200)
+      const released = new Date(200_000)
+      yield* db.recordBoardTransition(
+        { node: "n1", pool: "scw-em-rv1", state: "healthy", since: released, until: null, probation_seconds: 3600 },
+        { node: "n1", pool: "scw-em-rv1", kind: "operator_release", at: released, probation_seconds: null, evidence: [] }
+      )
+      yield* runDemandCycle()
+      yield* kube.reconcile
+      const second = (yield* pods).find((p) => p.name !== name(1))
+      expect([second?.nodeName, second?.request.avoidNodes]).toEqual(["n1", undefined])
+    }), quarantineWorld)
 
     scenario("with quarantine off in the runner config a failing board keeps getting runners", Effect.gen(function*() {
       yield* installBoth

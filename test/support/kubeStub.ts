@@ -398,8 +398,10 @@ const handle = async (stub: KubeStubShape, req: IncomingMessage, res: ServerResp
     case "deletePod": {
       const pod = stub.pods.get(podKey)
       if (pod === undefined) return fail(404, `pods "${name}" not found`)
-      // A graceful deletion waits for the kubelet's confirmation, which a lost kubelet never sends.
-      if (url.searchParams.get("gracePeriodSeconds") !== "0" && kubeletGone(stub, pod.spec.nodeName)) {
+      // A graceful deletion waits for the kubelet's confirmation, which a lost kubelet never sends; the API server
+      // deletes a finished pod at once, whatever the grace asked.
+      const finished = pod.status?.phase === "Succeeded" || pod.status?.phase === "Failed"
+      if (url.searchParams.get("gracePeriodSeconds") !== "0" && !finished && kubeletGone(stub, pod.spec.nodeName)) {
         pod.metadata.deletionTimestamp = isoSeconds()
         pod.metadata.deletionGracePeriodSeconds = 30
         return json(200, pod)

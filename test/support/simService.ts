@@ -5,13 +5,14 @@ import { createServer } from "node:http"
 import { DbMemory } from "../../layers/db/memory.ts"
 import { GithubMemory, GithubMemoryControl } from "../../layers/github/memory.ts"
 import { KubeMemory } from "../../layers/kube/memory.ts"
+import { parseCluster } from "../../layers/sim/cluster.ts"
 import { SimControlServer } from "../../layers/sim/controlApi.ts"
 import { HttpWebhookTransport } from "../../layers/sim/webhookTransport.ts"
 import { SimWorldLive } from "../../layers/sim/world.ts"
 import { defaultRunnerConfigInput, RunnerConfig } from "../../src/domain/RunnerConfig.ts"
 import { SchedulerServer } from "../../src/operator/server.ts"
 import { SchedulerLoop } from "../../src/scheduler/loop.ts"
-import { SchedulerSettingsLive } from "../../src/scheduler/settings.ts"
+import { type SchedulerTimeouts, SchedulerSettingsLive } from "../../src/scheduler/settings.ts"
 import { Db } from "../../src/services/Db.ts"
 import { WebhookServer } from "../../src/webhook/server.ts"
 import { webhookSettingsLayer } from "../../src/webhook/WebhookSettings.ts"
@@ -47,6 +48,10 @@ export interface SimUrls {
 export interface SimServiceOptions {
   /** one-slot boards of pool scw-em-rv1; default 3 */
   readonly boards?: number
+  /** the cluster as `SIM_NODES` gives it, faulty boards included (instead of `boards`) */
+  readonly simNodes?: string
+  /** the scheduler's timeouts (real time), where the defaults would outlast a test */
+  readonly timeouts?: Partial<SchedulerTimeouts>
   readonly speed?: number
   /** options of the simulated world (e.g. how long a runner held busy stays busy) */
   readonly world?: { readonly stuckBusyFor?: Duration.DurationInput }
@@ -56,11 +61,15 @@ export interface SimServiceOptions {
 export const withSimService = <A>(body: (urls: SimUrls) => Promise<A>, options: SimServiceOptions = {}) =>
   Effect.runPromise(Effect.scoped(Effect.gen(function*() {
     const boards = options.boards ?? 3
+    const cluster = options.simNodes === undefined
+      ? { nodes: Array.from({ length: boards }, (_, i) => ({ name: `node-${i + 1}`, pool: "scw-em-rv1", slots: 1 })), boardFaults: [] }
+      : parseCluster(options.simNodes)
+    if (typeof cluster === "string") throw new Error(`SIM_NODES: ${cluster}`)
     const shared = yield* Layer.build(Layer.mergeAll(
       DbMemory,
       GithubMemory,
-      KubeMemory({ tick: "200 millis", nodes: Array.from({ length: boards }, (_, i) => ({ name: `node-${i + 1}`, pool: "scw-em-rv1", slots: 1 })) }),
-      SchedulerSettingsLive({ runnerConfig: simConfig, prod: false })
+      KubeMemory({ tick: "200 millis", nodes: cluster.nodes }),
+      SchedulerSettingsLive({ runnerConfig: simConfig, prod: false, timeouts: options.timeouts })
     ))
     const provideShared = Layer.provide(Layer.succeedContext(shared))
     const webhook = yield* Layer.build(
@@ -73,7 +82,7 @@ export const withSimService = <A>(body: (urls: SimUrls) => Promise<A>, options: 
     const webhookUrl = `http://127.0.0.1:${portOf(webhook)}/`
     yield* Layer.build(SchedulerLoop.pipe(provideShared))
     const operator = yield* Layer.build(SchedulerServer.pipe(provideShared, Layer.provideMerge(NodeHttpServer.layer(createServer, { port: 0 }))))
-    const world = SimWorldLive({ speed: options.speed ?? 60, runnerConfig: simConfig, apps: simConfig.apps, ...options.world }).pipe(
+    const world = SimWorldLive({ speed: options.speed ?? 60, runnerConfig: simConfig, apps: simConfig.apps, boardFaults: cluster.boardFaults, ...options.world }).pipe(
       Layer.provide(HttpWebhookTransport({ url: webhookUrl, secret: Redacted.make(SECRET) }).pipe(Layer.provide(FetchHttpClient.layer))),
       provideShared
     )

@@ -1,0 +1,58 @@
+import { Duration } from "effect"
+import { describe, expect, it } from "vitest"
+import { json, withSimService } from "./support/simService.ts"
+
+/*
+ * Faulty boards under `--simulate`, end to end on real sockets: `SIM_NODES` marks a board whose runners never
+ * register, and `/boards.json` shows it quarantined once its runners have failed, while the good boards serve the
+ * jobs. The scheduler's registration timeout is cut to seconds (real time) so that the failures come quickly.
+ */
+
+const until = async <A>(what: string, read: () => Promise<A>, ok: (a: A) => boolean, tries = 400): Promise<A> => {
+  let last: A | undefined
+  for (let i = 0; i < tries; i++) {
+    last = await read()
+    if (ok(last)) return last
+    await new Promise((r) => setTimeout(r, 100))
+  }
+  throw new Error(`timed out waiting for ${what}; last: ${JSON.stringify(last)}`)
+}
+
+describe("faulty boards under --simulate", () => {
+  it("SIM_NODES' board whose runners never register is quarantined on /boards.json, and the jobs are served elsewhere", async () => {
+    const { result } = await withSimService(async ({ control, scheduler }) => {
+      const posted = await json(`${control}/sim/jobs`, {
+        method: "POST",
+        body: JSON.stringify({ owner: "acme", ownerType: "Organization", repo: "acme/app", labels: ["ubuntu-24.04-riscv"], durationSeconds: 30, count: 12 })
+      })
+      expect(posted.status).toBe(200)
+      const boards = await until(
+        "scw-em-rv1-2 quarantined",
+        () => json(`${scheduler}/boards.json`).then((r) => r.body),
+        (b) => b.boards.some((x: any) => x.node === "scw-em-rv1-2" && x.standing === "quarantined")
+      )
+      const state = await until(
+        "every job done",
+        () => json(`${control}/sim/state`).then((r) => r.body),
+        (s) => s.jobs.length === 12 && s.jobs.every((j: any) => j.status === "completed")
+      )
+      return { boards, state }
+    }, {
+      simNodes: "scw-em-rv1=3,scw-em-rv1-2:noregister",
+      timeouts: { registration: Duration.millis(1500), pollInterval: Duration.millis(300) }
+    })
+    const bad = result.boards.boards.find((b: any) => b.node === "scw-em-rv1-2")
+    expect(bad).toMatchObject({ usable: false, standing: "quarantined" })
+    expect(bad.why_unusable).toMatch(/^quarantined until /)
+    const record = result.boards.events.find((e: any) => e.node === "scw-em-rv1-2" && e.kind === "quarantined")
+    expect(record.evidence.map((e: any) => e.reason)).toEqual(["runner_never_registered", "runner_never_registered", "runner_never_registered"])
+    // the good boards stay usable and never quarantined, and they ran every job
+    expect(result.boards.boards.filter((b: any) => b.node !== "scw-em-rv1-2").map((b: any) => [b.node, b.usable, b.standing])).toEqual([
+      ["scw-em-rv1-1", true, null],
+      ["scw-em-rv1-3", true, null]
+    ])
+    expect(result.state.jobs.map((j: any) => j.conclusion)).toEqual(Array(12).fill("success"))
+    const onBad = result.state.pods.filter((p: any) => p.node === "scw-em-rv1-2")
+    expect(onBad.length).toBeGreaterThanOrEqual(3)
+  }, 90_000)
+})
