@@ -54,6 +54,8 @@ const JOBS = Number(process.env.BENCH_JOBS ?? 400)
 const RATE = Number(process.env.BENCH_RATE ?? 20)
 const IDLE_JOBS = Number(process.env.BENCH_IDLE_JOBS ?? 60)
 const LAYERS = process.env.BENCH_LAYERS ?? "both"
+/** `BENCH_WRITE_SPACING=0`: the live GitHub layer without its per-installation write spacing, to show its share */
+const SPACING = process.env.BENCH_WRITE_SPACING !== "0"
 const POOL = "scw-em-rv1"
 const BOARDS = Number(process.env.BENCH_BOARDS ?? 4)
 const ORGS = 10
@@ -236,7 +238,8 @@ const runOnce = (url: string, label: string, load: Load, layers: Layers) =>
         GithubLive({
           orgApp: { appId: config.apps.orgAppId, privateKey: Redacted.make(keys.org.privateKeyPem) },
           personalApp: { appId: config.apps.personalAppId, privateKey: Redacted.make(keys.personal.privateKeyPem) },
-          apiUrl: github.url
+          apiUrl: github.url,
+          ...(SPACING ? {} : { limits: { spaceWrites: false } })
         }),
         KubeLive({ kubeconfigYaml: Redacted.make(stub.kubeconfig) })
       ).pipe(Layer.orDie, Layer.provide(quiet)))
