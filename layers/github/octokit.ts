@@ -39,8 +39,8 @@ export interface GithubLiveOptions {
     /**
      * GitHub's secondary limits per identity (`writeSpacing.ts`): each installation's writes one at a time and
      * spaced, and its points per minute. Default on with `defaultWriteSpacing`; tests that do not test it turn it
-     * off. The throttling plugin's own write limiter (one write a second for the whole process, so one
-     * organisation's JIT config waited behind another's) is never used.
+     * off. Octokit's throttling plugin (its one write a second for the whole process made one
+     * organisation's JIT config wait behind another's) is not used.
      */
     readonly spaceWrites?: boolean | undefined
     readonly writeSpacing?: WriteSpacingOptions | undefined
