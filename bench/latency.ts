@@ -58,7 +58,7 @@ const LAYERS = process.env.BENCH_LAYERS ?? "both"
 const SPACING = process.env.BENCH_WRITE_SPACING !== "0"
 const POOL = "scw-em-rv1"
 const BOARDS = Number(process.env.BENCH_BOARDS ?? 4)
-const ORGS = 10
+const ORGS = Number(process.env.BENCH_ORGS ?? 10)
 const SECRET = Redacted.make("bench-latency-secret")
 // No cap gets in the way: the benchmark measures the wake-up path, not the entity caps.
 const config = Schema.decodeUnknownSync(RunnerConfig)({ ...defaultRunnerConfigInput, defaultMaxWorkers: null })
