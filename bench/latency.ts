@@ -1,24 +1,28 @@
 /**
  * `npm run bench:latency`: the two figures of a freed board and a new job, on a real PostgreSQL with the NOTIFY
- * wake-up and the pod watch.
+ * wake-up and the pod watch, once per set of layers (`BENCH_LAYERS=memory|live|both`, default both).
  *
- * The whole service runs in this process on the real clock: the webhook program on an HTTP port, the scheduler
- * loop (LISTEN on `staging_queue_event`, the runner pod watch), the in-memory GitHub and cluster, and the simulated
- * world closing the loop (runners register, take their job, report it, exit). Two runs:
+ * The whole service runs in this process on the real clock: the webhook program on an HTTP port and the scheduler
+ * loop (LISTEN on `staging_queue_event`, the runner pod watch). GitHub and the cluster are either the in-memory
+ * twins with the simulated world closing the loop (`layers/sim`), or the live layers (Octokit with its write
+ * spacing, client-node with its watch) against the contract suites' local stubs, which answer at once, with
+ * `support/stubWorld.ts` closing the loop (runners register, take their job, report it, exit). Two runs each:
  *
- * - `queued` → pod: jobs arrive at a steady rate (default 20/s, 1,000 jobs, 10 organisations, 2 s each) as signed
- *   deliveries over HTTP, with boards to spare. Per organisation, the k-th `queued` delivery answered 200 (t0, as
- *   the sender sees it) is paired with the k-th `createRunnerPod` call for that organisation (t1): demand is
+ * - `queued` → pod: jobs arrive at a steady rate (default 20/s, 400 jobs, `BENCH_ORGS` organisations (10), 2 s
+ *   each) as signed deliveries over HTTP, with boards to spare. Per organisation, the k-th `queued` delivery
+ *   answered 200 (t0, as the sender sees it) is paired with the k-th pod created for that organisation (t1: the
+ *   `createRunnerPod` call on the in-memory cluster, the pod stored by the API stub on the live one): demand is
  *   matched per (entity, label set), first come first served, whichever job the runner then takes. A pod created
  *   before the sender saw the 200 counts as 0 ms.
- * - board idle: a backlog far larger than the boards (default 200 jobs of 1 s on 4 boards), all queued at once. Each
- *   time a runner pod ends (or is deleted) on a pool (t0, when the cluster reports it), the next pod-create call
- *   for that pool (t1) is paired with it, first ended first filled, while jobs still wait; the last wave's ends,
- *   with nothing left to wait, pair with nothing.
+ * - board idle: a backlog far larger than the boards (default 60 jobs of 1 s on 4 boards), all queued at once. Each
+ *   time a runner pod ends (or is deleted) on a pool (t0, when the cluster reports it), the next pod created on
+ *   that pool (t1) is paired with it, first ended first filled, while jobs still wait; the last wave's ends, with
+ *   nothing left to wait, pair with nothing.
  *
  * Each figure is printed with p50, p99 and max beside its target, with the load average. It never fails on a
- * number. `POSTGRES_URL` uses an existing server; `BENCH_JOBS`, `BENCH_RATE` change the first run's load,
- * `BENCH_IDLE_JOBS`, `BENCH_BOARDS` the second's; `BENCH_SPANS=1` adds where the time goes.
+ * number. `POSTGRES_URL` uses an existing server; `BENCH_JOBS`, `BENCH_RATE`, `BENCH_ORGS` change the first run's
+ * load, `BENCH_IDLE_JOBS`, `BENCH_BOARDS` the second's; `BENCH_SPANS=1` adds where the time goes;
+ * `BENCH_WRITE_SPACING=0` runs the live GitHub layer without its per-installation write spacing.
  */
 import { FetchHttpClient, HttpServer } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
