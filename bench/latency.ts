@@ -1,51 +1,68 @@
 /**
  * `npm run bench:latency`: the two figures of a freed board and a new job, on a real PostgreSQL with the NOTIFY
- * wake-up and the pod watch.
+ * wake-up and the pod watch, once per set of layers (`BENCH_LAYERS=memory|live|both`, default both).
  *
- * The whole service runs in this process on the real clock: the webhook program on an HTTP port, the scheduler
- * loop (LISTEN on `staging_queue_event`, the runner pod watch), the in-memory GitHub and cluster, and the simulated
- * world closing the loop (runners register, take their job, report it, exit). Two runs:
+ * The whole service runs in this process on the real clock: the webhook program on an HTTP port and the scheduler
+ * loop (LISTEN on `staging_queue_event`, the runner pod watch). GitHub and the cluster are either the in-memory
+ * twins with the simulated world closing the loop (`layers/sim`), or the live layers (Octokit with its write
+ * spacing, client-node with its watch) against the contract suites' local stubs, which answer at once, with
+ * `support/stubWorld.ts` closing the loop (runners register, take their job, report it, exit). Two runs each:
  *
- * - `queued` → pod: jobs arrive at a steady rate (default 20/s, 1,000 jobs, 10 organisations, 2 s each) as signed
- *   deliveries over HTTP, with boards to spare. Per organisation, the k-th `queued` delivery answered 200 (t0, as
- *   the sender sees it) is paired with the k-th `createRunnerPod` call for that organisation (t1): demand is
+ * - `queued` → pod: jobs arrive at a steady rate (default 20/s, 400 jobs, `BENCH_ORGS` organisations (10), 2 s
+ *   each) as signed deliveries over HTTP, with boards to spare. Per organisation, the k-th `queued` delivery
+ *   answered 200 (t0, as the sender sees it) is paired with the k-th pod created for that organisation (t1: the
+ *   `createRunnerPod` call on the in-memory cluster, the pod stored by the API stub on the live one): demand is
  *   matched per (entity, label set), first come first served, whichever job the runner then takes. A pod created
  *   before the sender saw the 200 counts as 0 ms.
- * - board idle: a backlog far larger than the boards (default 200 jobs of 1 s on 4 boards), all queued at once. Each
- *   time a runner pod ends (or is deleted) on a pool (t0, when the cluster reports it), the next pod-create call
- *   for that pool (t1) is paired with it, first ended first filled, while jobs still wait; the last wave's ends,
- *   with nothing left to wait, pair with nothing.
+ * - board idle: a backlog far larger than the boards (default 60 jobs of 1 s on 4 boards), all queued at once. Each
+ *   time a runner pod ends (or is deleted) on a pool (t0, when the cluster reports it), the next pod created on
+ *   that pool (t1) is paired with it, first ended first filled, while jobs still wait; the last wave's ends, with
+ *   nothing left to wait, pair with nothing.
  *
  * Each figure is printed with p50, p99 and max beside its target, with the load average. It never fails on a
- * number. `POSTGRES_URL` uses an existing server; `BENCH_JOBS`, `BENCH_RATE` change the first run's load,
- * `BENCH_IDLE_JOBS`, `BENCH_BOARDS` the second's; `BENCH_SPANS=1` adds where the time goes.
+ * number. `POSTGRES_URL` uses an existing server; `BENCH_JOBS`, `BENCH_RATE`, `BENCH_ORGS` change the first run's
+ * load, `BENCH_IDLE_JOBS`, `BENCH_BOARDS` the second's; `BENCH_SPANS=1` adds where the time goes;
+ * `BENCH_WRITE_SPACING=0` runs the live GitHub layer without its per-installation write spacing.
  */
 import { FetchHttpClient, HttpServer } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
-import { Config, Context, Duration, Effect, HashMap, Layer, Logger, LogLevel, Option, Queue, Redacted, Schema, Tracer } from "effect"
+import { Config, Context, Duration, Effect, HashMap, Layer, Logger, LogLevel, Option, Queue, Redacted, Schema, type Scope, Tracer } from "effect"
 import { createServer } from "node:http"
 import { loadavg } from "node:os"
 import Pg from "pg"
 import { DbPostgres } from "../layers/db/postgres.ts"
 import { GithubMemory } from "../layers/github/memory.ts"
+import { GithubLive } from "../layers/github/octokit.ts"
+import { KubeLive } from "../layers/kube/client.ts"
 import { KubeMemory, KubeMemoryControl } from "../layers/kube/memory.ts"
-import { HttpWebhookTransport, WebhookTransport } from "../layers/sim/webhookTransport.ts"
+import { BOARD_LABEL, ENTITY_ID_LABEL } from "../layers/kube/podSpec.ts"
+import { HttpWebhookTransport, WebhookTransport, type WebhookTransportShape } from "../layers/sim/webhookTransport.ts"
 import { SimWorldLive } from "../layers/sim/world.ts"
 import { SimWorld } from "../layers/sim/worldApi.ts"
 import { defaultRunnerConfigInput, RunnerConfig } from "../src/domain/RunnerConfig.ts"
 import { startEmbeddedPostgres, tempDataDir } from "../src/embedded/embeddedPostgres.ts"
 import { SchedulerLoop } from "../src/scheduler/loop.ts"
-import { SchedulerSettingsLive, schedulerTuningConfig } from "../src/scheduler/settings.ts"
+import { type SchedulerSettings, SchedulerSettingsLive, schedulerTuningConfig } from "../src/scheduler/settings.ts"
+import type { Db } from "../src/services/Db.ts"
+import type { Github } from "../src/services/Github.ts"
 import { Kube } from "../src/services/Kube.ts"
 import { WebhookServer } from "../src/webhook/server.ts"
 import { webhookSettingsLayer } from "../src/webhook/WebhookSettings.ts"
+import { githubTestKeys } from "./support/githubKeys.ts"
+import { startGithubStub } from "./support/githubStub.ts"
+import { addStubNode, KubeStub, KubeStubLive } from "./support/kubeStub.ts"
 import { percentile } from "./support/percentile.ts"
+import { makeStubWorld } from "./support/stubWorld.ts"
 
-const JOBS = Number(process.env.BENCH_JOBS ?? 1000)
+const JOBS = Number(process.env.BENCH_JOBS ?? 400)
 const RATE = Number(process.env.BENCH_RATE ?? 20)
-const IDLE_JOBS = Number(process.env.BENCH_IDLE_JOBS ?? 200)
+const IDLE_JOBS = Number(process.env.BENCH_IDLE_JOBS ?? 60)
+const LAYERS = process.env.BENCH_LAYERS ?? "both"
+/** `BENCH_WRITE_SPACING=0`: the live GitHub layer without its per-installation write spacing, to show its share */
+const SPACING = process.env.BENCH_WRITE_SPACING !== "0"
+const POOL = "scw-em-rv1"
 const BOARDS = Number(process.env.BENCH_BOARDS ?? 4)
-const ORGS = 10
+const ORGS = Number(process.env.BENCH_ORGS ?? 10)
 const SECRET = Redacted.make("bench-latency-secret")
 // No cap gets in the way: the benchmark measures the wake-up path, not the entity caps.
 const config = Schema.decodeUnknownSync(RunnerConfig)({ ...defaultRunnerConfigInput, defaultMaxWorkers: null })
@@ -121,7 +138,10 @@ const emptyTables = (url: string) =>
     }
   })
 
-const runOnce = (url: string, label: string, load: Load) =>
+/** Which layers serve GitHub and Kubernetes: the in-memory twins, or the live ones against the local stubs. */
+type Layers = "memory" | "live"
+
+const runOnce = (url: string, label: string, load: Load, layers: Layers) =>
   Effect.scoped(Effect.gen(function*() {
     yield* emptyTables(url)
     // per pool: when its runner pods ended, oldest first, not yet paired with a pod create
@@ -132,6 +152,17 @@ const runOnce = (url: string, label: string, load: Load) =>
     const answered = new Map<number, Array<number>>()
     const created = new Map<number, Array<number>>()
     const note = (m: Map<number, Array<number>>, key: number, t: number) => m.set(key, [...(m.get(key) ?? []), t])
+    const podCreated = (entityId: number, pool: string) => {
+      const now = performance.now()
+      note(created, entityId, now)
+      const waiting = ended.get(pool)
+      if (counting && waiting !== undefined && waiting.length > 0) idleGaps.push(now - waiting.shift()!)
+    }
+    // A pod that held a slot and no longer does freed its board, at the moment the cluster says so.
+    const podEnded = (pool: string) => {
+      if (counting) ended.set(pool, [...(ended.get(pool) ?? []), performance.now()])
+    }
+    const holds = (phase: string | undefined) => phase === "Pending" || phase === "Running"
     let cycles = 0
     const cycleMs: Array<number> = []
 
@@ -147,35 +178,82 @@ const runOnce = (url: string, label: string, load: Load) =>
     const quiet = Layer.mergeAll(Logger.replace(Logger.defaultLogger, logger), Logger.minimumLogLevel(LogLevel.Debug), tracing)
 
     const tuning = yield* schedulerTuningConfig
-    const base = yield* Layer.build(Layer.mergeAll(
+    const common = Layer.mergeAll(
       DbPostgres({ url: Redacted.make(url), schema: "staging", migrate: true }),
-      GithubMemory,
-      KubeMemory({ tick: "100 millis", nodes: [{ name: "board", pool: "scw-em-rv1", slots: load.boards }] }),
       SchedulerSettingsLive({ runnerConfig: config, prod: false, ...tuning })
-    ).pipe(Layer.provide(quiet)))
-    const kube = Context.get(base, Kube)
-    const timedKube = Context.add(base, Kube, {
-      ...kube,
-      createRunnerPod: (request) =>
-        Effect.suspend(() => {
-          const now = performance.now()
-          note(created, request.entity.id, now)
-          const waiting = ended.get(request.pool)
-          if (counting && waiting !== undefined && waiting.length > 0) idleGaps.push(now - waiting.shift()!)
-          return kube.createRunnerPod(request)
+    )
+    let base: Context.Context<Db | Github | Kube | SchedulerSettings>
+    let startWorld: (transport: WebhookTransportShape) => Effect.Effect<Submit, never, Scope.Scope>
+    if (layers === "memory") {
+      const built = yield* Layer.build(Layer.mergeAll(
+        common,
+        GithubMemory,
+        KubeMemory({ tick: "100 millis", nodes: [{ name: "board", pool: POOL, slots: load.boards }] })
+      ).pipe(Layer.provide(quiet)))
+      const kube = Context.get(built, Kube)
+      // the pod create as the scheduler asks for it (the in-memory cluster answers in the same step)
+      base = Context.add(built, Kube, {
+        ...kube,
+        createRunnerPod: (request) =>
+          Effect.suspend(() => {
+            podCreated(request.entity.id, request.pool)
+            return kube.createRunnerPod(request)
+          })
+      })
+      const changes = yield* Context.get(built, KubeMemoryControl).subscribe
+      yield* Effect.forkScoped(Effect.forever(Effect.flatMap(Queue.take(changes), (change) =>
+        Effect.sync(() => {
+          if (holds(change.from ?? undefined) && !holds(change.to ?? undefined)) podEnded(change.pod.request.pool)
+        }))))
+      startWorld = (transport) =>
+        Effect.gen(function*() {
+          const world = yield* Layer.build(
+            SimWorldLive({ speed: 1, runnerConfig: config, apps: config.apps, bootDelay: Duration.millis(200) }).pipe(
+              Layer.provide(Layer.succeedContext(built)),
+              Layer.provide(Layer.succeed(WebhookTransport, transport)),
+              Layer.provide(quiet)
+            )
+          )
+          const sim = Context.get(world, SimWorld)
+          return (owner: string, seconds: number) =>
+            Effect.asVoid(sim.submitJobs({ owner, repo: "app", durationSeconds: seconds }).pipe(Effect.orDie))
         })
-    })
-    // A pod that held a slot and no longer does freed its board, at the moment the cluster says so.
-    const changes = yield* Context.get(base, KubeMemoryControl).subscribe
-    yield* Effect.forkScoped(Effect.forever(Effect.flatMap(Queue.take(changes), (change) =>
-      Effect.sync(() => {
-        const held = change.from === "Pending" || change.from === "Running"
-        const holds = change.to === "Pending" || change.to === "Running"
-        if (!counting || !held || holds) return
-        const pool = change.pod.request.pool
-        ended.set(pool, [...(ended.get(pool) ?? []), performance.now()])
-      }))))
-    const provideBase = Layer.provide(Layer.succeedContext(timedKube))
+    } else {
+      const keys = githubTestKeys()
+      const github = yield* startGithubStub([
+        { appId: config.apps.orgAppId, serves: "Organization", publicKey: keys.org.publicKey },
+        { appId: config.apps.personalAppId, serves: "User", publicKey: keys.personal.publicKey }
+      ])
+      const stub = Context.get(yield* Layer.build(KubeStubLive), KubeStub)
+      addStubNode(stub, "board", POOL, load.boards)
+      // the pod create and the pod's end as the API server stores them
+      const phases = new Map<string, string | undefined>()
+      stub.listeners.add((type, pod) => {
+        const name = String(pod.metadata.name)
+        const before = phases.get(name)
+        const phase: string | undefined = type === "DELETED" ? undefined : pod.status?.phase
+        phases.set(name, phase)
+        const labels = pod.metadata.labels ?? {}
+        if (type === "ADDED") podCreated(Number(labels[ENTITY_ID_LABEL]), labels[BOARD_LABEL])
+        else if (holds(before) && !holds(phase)) podEnded(labels[BOARD_LABEL])
+      })
+      base = yield* Layer.build(Layer.mergeAll(
+        common,
+        GithubLive({
+          orgApp: { appId: config.apps.orgAppId, privateKey: Redacted.make(keys.org.privateKeyPem) },
+          personalApp: { appId: config.apps.personalAppId, privateKey: Redacted.make(keys.personal.privateKeyPem) },
+          apiUrl: github.url,
+          ...(SPACING ? {} : { limits: { spaceWrites: false } })
+        }),
+        KubeLive({ kubeconfigYaml: Redacted.make(stub.kubeconfig) })
+      ).pipe(Layer.orDie, Layer.provide(quiet)))
+      startWorld = (transport) =>
+        Effect.map(
+          makeStubWorld({ github: github.state, kube: stub, transport, orgAppId: config.apps.orgAppId, bootDelay: Duration.millis(200) }),
+          (world) => (owner: string, seconds: number) => Effect.asVoid(world.submitJob(owner, seconds))
+        )
+    }
+    const provideBase = Layer.provide(Layer.succeedContext(base))
 
     const webhook = yield* Layer.build(
       WebhookServer.pipe(
@@ -201,18 +279,11 @@ const runOnce = (url: string, label: string, load: Load) =>
             if (body.action === "queued") note(answered, body.repository.owner.id, performance.now())
           }))
     })
-    const world = yield* Layer.build(
-      SimWorldLive({ speed: 1, runnerConfig: config, apps: config.apps, bootDelay: Duration.millis(200) }).pipe(
-        provideBase,
-        Layer.provide(Layer.succeed(WebhookTransport, timedTransport)),
-        Layer.provide(quiet)
-      )
-    )
+    const submit = yield* startWorld(timedTransport)
     yield* Layer.build(SchedulerLoop.pipe(provideBase, Layer.provide(quiet)))
-    const sim = Context.get(world, SimWorld)
 
     // Every organisation installs the app first, so the measured jobs do not pay for first contact.
-    for (let o = 0; o < ORGS; o++) yield* sim.submitJobs({ owner: `org-${o}`, durationSeconds: 0 }).pipe(Effect.orDie)
+    for (let o = 0; o < ORGS; o++) yield* submit(`org-${o}`, 0)
     yield* Effect.sleep(Duration.seconds(3))
     answered.clear()
     created.clear()
@@ -222,30 +293,28 @@ const runOnce = (url: string, label: string, load: Load) =>
     spanTotals.clear()
 
     const started = performance.now()
-    const ids: Array<number> = []
     const gap = 1000 / load.rate
     for (let i = 0; i < load.jobs; i++) {
       const due = started + i * gap
       const wait = due - performance.now()
       if (wait > 0) yield* Effect.sleep(Duration.millis(wait))
-      ids.push(...(yield* sim.submitJobs({ owner: `org-${i % ORGS}`, repo: "app", durationSeconds: load.jobSeconds }).pipe(Effect.orDie)))
+      yield* submit(`org-${i % ORGS}`, load.jobSeconds)
     }
     const sent = performance.now()
     // let the last ones through (a backlog on few boards takes its waves' time)
     const count = (m: Map<number, Array<number>>) => [...m.values()].reduce((n, ts) => n + ts.length, 0)
     const allowMs = 60_000 + (load.jobs / Math.max(1, load.boards)) * (load.jobSeconds + 1) * 1000
-    for (let waited = 0; waited < allowMs && count(created) < ids.length; waited += 100) yield* Effect.sleep(Duration.millis(100))
+    for (let waited = 0; waited < allowMs && count(created) < load.jobs; waited += 100) yield* Effect.sleep(Duration.millis(100))
     // the last pods' ends (nothing waits for them) arrive after their jobs' time
     yield* Effect.sleep(Duration.seconds(load.jobSeconds + 1))
 
     const latencies: Array<number> = []
-    let noAnswer = 0
     let noPod = 0
     for (const [org, t0s] of answered) {
       const t1s = created.get(org) ?? []
       t0s.forEach((t0, k) => (k < t1s.length ? latencies.push(Math.max(0, t1s[k]! - t0)) : (noPod += 1)))
     }
-    noAnswer = ids.length - count(answered)
+    const noAnswer = load.jobs - count(answered)
     const missing = noAnswer + noPod
     const sortedCycles = [...cycleMs].sort((a, b) => a - b)
     const unpairedEnds = [...ended.values()].reduce((n, ts) => n + ts.length, 0)
@@ -262,6 +331,9 @@ const runOnce = (url: string, label: string, load: Load) =>
       seconds: (sent - started) / 1000
     } satisfies Run
   }))
+
+/** Sends one job for an organisation (the world creates it on GitHub's side and sends its `queued` delivery). */
+type Submit = (owner: string, seconds: number) => Effect.Effect<void>
 
 const reportSpans = (cycles: number) => {
   if (spanTotals.size === 0) return
@@ -301,6 +373,12 @@ const report = (run: Run, which: "latency" | "idle") => {
   }
 }
 
+const MODES: ReadonlyArray<Layers> = LAYERS === "both" ? ["memory", "live"] : [LAYERS === "live" ? "live" : "memory"]
+const describe = (layers: Layers) =>
+  layers === "memory"
+    ? "in-memory GitHub and cluster"
+    : "live Octokit and client-node layers against the local GitHub and Kubernetes API stubs"
+
 const program = Effect.gen(function*() {
   const given = yield* Config.option(Config.redacted("POSTGRES_URL"))
   const url = Option.isSome(given)
@@ -308,26 +386,29 @@ const program = Effect.gen(function*() {
     : (yield* startEmbeddedPostgres({ dataDir: yield* Effect.promise(() => tempDataDir("riscv-runner-bench-latency-")), persistent: false })).url
   const tuning = yield* schedulerTuningConfig
   console.log(
-    `in-memory GitHub and cluster, PostgreSQL with LISTEN/NOTIFY and the pod watch; wake debounce ${
+    `PostgreSQL with LISTEN/NOTIFY and the pod watch; wake debounce ${
       Duration.format(tuning.timeouts.wakeDebounce)
     }, poll interval ${Duration.format(tuning.timeouts.pollInterval)}; load average at start ${load()}`
   )
-  const fast = yield* runOnce(url, `${JOBS} jobs at ${RATE}/s over ${ORGS} organisations, 2 s each, boards to spare`, {
-    jobs: JOBS,
-    rate: RATE,
-    jobSeconds: 2,
-    boards: Math.max(1000, JOBS)
-  })
-  report(fast, "latency")
-  reportSpans(fast.cycles)
-  const idle = yield* runOnce(url, `${IDLE_JOBS} jobs queued at once, 1 s each, on ${BOARDS} boards`, {
-    jobs: IDLE_JOBS,
-    rate: Infinity,
-    jobSeconds: 1,
-    boards: BOARDS
-  })
-  report(idle, "idle")
-  reportSpans(idle.cycles)
+  for (const layers of MODES) {
+    console.log(`\n== ${describe(layers)} ==`)
+    const fast = yield* runOnce(url, `${JOBS} jobs at ${RATE}/s over ${ORGS} organisations, 2 s each, boards to spare`, {
+      jobs: JOBS,
+      rate: RATE,
+      jobSeconds: 2,
+      boards: Math.max(1000, JOBS)
+    }, layers)
+    report(fast, "latency")
+    reportSpans(fast.cycles)
+    const idle = yield* runOnce(url, `${IDLE_JOBS} jobs queued at once, 1 s each, on ${BOARDS} boards`, {
+      jobs: IDLE_JOBS,
+      rate: Infinity,
+      jobSeconds: 1,
+      boards: BOARDS
+    }, layers)
+    report(idle, "idle")
+    reportSpans(idle.cycles)
+  }
 })
 
 Effect.runPromise(Effect.scoped(program)).catch((e: unknown) => {

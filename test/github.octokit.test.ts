@@ -3,9 +3,10 @@ import { Cause, Context, Duration, Effect, Exit, Fiber, Layer, Option, Redacted,
 import { GithubLive } from "../layers/github/octokit.ts"
 import { Github } from "../src/services/Github.ts"
 import { calls, githubContract, labels, orgRef, seedInstallations, userRef } from "./contracts/github.ts"
-import { githubTestKeys } from "./support/githubKeys.ts"
-import { checkBody, checkParameters, matchOperation } from "./support/githubOpenapi.ts"
-import { type GithubStubState, githubWorldFromStub, startGithubStub } from "./support/githubStub.ts"
+import { githubTestKeys } from "../bench/support/githubKeys.ts"
+import { checkBody, checkParameters, matchOperation } from "../bench/support/githubOpenapi.ts"
+import { type GithubStubState, startGithubStub } from "../bench/support/githubStub.ts"
+import { githubWorldFromStub } from "./support/githubStubWorld.ts"
 import { GithubWorld } from "./support/githubWorld.ts"
 
 const ORG_APP = 2167633

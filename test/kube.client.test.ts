@@ -14,9 +14,9 @@ import {
   KubeStub,
   KubeStubLive,
   kubeLiveOnStub,
-  STUB_TOKEN,
-  stubContractLayer
-} from "./support/kubeStub.ts"
+  STUB_TOKEN
+} from "../bench/support/kubeStub.ts"
+import { stubContractLayer } from "./support/kubeStubHarness.ts"
 
 const JIT = "c2VjcmV0LWppdC1jb25maWc="
 

@@ -7,7 +7,7 @@ import { Effect, Exit, Scope } from "effect"
 import Pg from "pg"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { type Bundle, buildBundle, freePort, type Running, startEntrypoint, waitForHttp } from "./support/entrypoint.ts"
-import { githubTestKeys } from "./support/githubKeys.ts"
+import { githubTestKeys } from "../bench/support/githubKeys.ts"
 import { freshDatabase } from "./support/postgres.ts"
 import { migrationNames } from "./support/migrationNames.ts"
 

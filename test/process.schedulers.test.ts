@@ -14,9 +14,10 @@ import { DbPostgres } from "../layers/db/postgres.ts"
 import { Db } from "../src/services/Db.ts"
 import { newJob } from "./support/dbFixtures.ts"
 import { type Bundle, buildBundle, freePort, type Running, startEntrypoint, waitForHttp } from "./support/entrypoint.ts"
-import { githubTestKeys } from "./support/githubKeys.ts"
-import { githubWorldFromStub, startGithubStub } from "./support/githubStub.ts"
-import { addStubNode, KubeStub, KubeStubLive } from "./support/kubeStub.ts"
+import { githubTestKeys } from "../bench/support/githubKeys.ts"
+import { startGithubStub } from "../bench/support/githubStub.ts"
+import { githubWorldFromStub } from "./support/githubStubWorld.ts"
+import { addStubNode, KubeStub, KubeStubLive } from "../bench/support/kubeStub.ts"
 import { freshDatabase } from "./support/postgres.ts"
 
 const ORG_APP = 2167633

@@ -102,14 +102,17 @@ const service = (calls: ClientCalls, counter: CallCounter) =>
         )
       )
 
-    const ensureRunnerGroup = Effect.fn("Github.ensureRunnerGroup")(
+    // The three calls of every provisioning are untraced with a plain span: Effect.fn takes two stack traces a call,
+    // and a burst makes hundreds of them.
+    const ensureRunnerGroup = Effect.fnUntraced(
       function*(ref: InstallationRef, org: string, groupName: string) {
         const cached = yield* groups.get(org, groupName)
         if (cached !== undefined) return cached
         const id = (yield* findGroup(ref, org, groupName)) ?? (yield* createGroup(ref, org, groupName))
         yield* groups.set(org, groupName, id)
         return id
-      }
+      },
+      Effect.withSpan("Github.ensureRunnerGroup")
     )
 
     const jitBody = (request: JitConfigRequest, groupId: number) => ({
@@ -119,7 +122,7 @@ const service = (calls: ClientCalls, counter: CallCounter) =>
       work_folder: "../../../work"
     })
 
-    const createJitConfigOrg = Effect.fn("Github.createJitConfigOrg")(
+    const createJitConfigOrg = Effect.fnUntraced(
       function*(ref: InstallationRef, org: string, groupId: number, request: JitConfigRequest) {
         const answer = yield* asInstallation(
           "createJitConfigOrg",
@@ -128,10 +131,11 @@ const service = (calls: ClientCalls, counter: CallCounter) =>
           [201]
         ).pipe(Effect.tapErrorTag("GithubNotFound", () => groups.forgetId(org, groupId)))
         return yield* jitOf("createJitConfigOrg")(answer)
-      }
+      },
+      Effect.withSpan("Github.createJitConfigOrg")
     )
 
-    const createJitConfigRepo = Effect.fn("Github.createJitConfigRepo")(
+    const createJitConfigRepo = Effect.fnUntraced(
       function*(ref: InstallationRef, repoFullName: string, request: JitConfigRequest) {
         const { owner, repo } = yield* splitRepo("createJitConfigRepo", repoFullName)
         // Repository runners live in the default group, whose id is always 1.
@@ -142,7 +146,8 @@ const service = (calls: ClientCalls, counter: CallCounter) =>
           [201]
         )
         return yield* jitOf("createJitConfigRepo")(answer)
-      }
+      },
+      Effect.withSpan("Github.createJitConfigRepo")
     )
 
     const listRunnersOrgGroup = Effect.fn("Github.listRunnersOrgGroup")(

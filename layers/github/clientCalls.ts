@@ -154,9 +154,10 @@ export const makeClientCalls = (
         return Redacted.make(body.token)
       })
 
-    const installationToken = Effect.fn("Github.installationToken")(function*(ref: InstallationRef) {
+    // every authenticated request asks for the token: untraced, with a plain span (no stack traces per call)
+    const installationToken = Effect.fnUntraced(function*(ref: InstallationRef) {
       return yield* tokens.get(appKey(ref), fetchToken(ref))
-    })
+    }, Effect.withSpan("Github.installationToken"))
 
     const authed = (
       operation: GithubOperation,

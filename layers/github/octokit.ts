@@ -1,8 +1,6 @@
 import { createPrivateKey } from "node:crypto"
 import { createAppAuth } from "@octokit/auth-app"
 import { Octokit } from "@octokit/core"
-import { retry } from "@octokit/plugin-retry"
-import { throttling } from "@octokit/plugin-throttling"
 import { Duration, Effect, Layer, Redacted } from "effect"
 import type { EntityType } from "../../src/domain/Entity.ts"
 import { Github, GithubConfigError, type GithubOperation, type GithubShape } from "../../src/services/Github.ts"
@@ -41,8 +39,8 @@ export interface GithubLiveOptions {
     /**
      * GitHub's secondary limits per identity (`writeSpacing.ts`): each installation's writes one at a time and
      * spaced, and its points per minute. Default on with `defaultWriteSpacing`; tests that do not test it turn it
-     * off. The throttling plugin's own write limiter (one write a second for the whole process, so one
-     * organisation's JIT config waited behind another's) is never used.
+     * off. Octokit's throttling plugin (its one write a second for the whole process made one
+     * organisation's JIT config wait behind another's) is not used.
      */
     readonly spaceWrites?: boolean | undefined
     readonly writeSpacing?: WriteSpacingOptions | undefined
@@ -71,24 +69,10 @@ const checkApp = (label: string, app: GithubAppCredentials) =>
       })
   })
 
-/**
- * Stands in for the throttling plugin's write limiter, which spaces every write of the process behind one
- * another; `writeSpacing.ts` spaces them per identity instead. The plugin only ever calls
- * `key(id).schedule(options, fn)` on it.
- */
-const immediateLimiter = {
-  key: () => ({ schedule: (_options: unknown, fn: () => Promise<unknown>) => fn() })
-} as never
-
-let instances = 0
-
-/** Octokit with the retry and throttling plugins, whose fetch times out each attempt and counts it. */
+/** Octokit, whose fetch times out each attempt and counts it. */
 const makeOctokit = (options: GithubLiveOptions, counter: CallCounter) => {
   const baseUrl = (options.apiUrl ?? "https://api.github.com").replace(/\/+$/, "")
   const timeoutMillis = Duration.toMillis(options.requestTimeout ?? Duration.seconds(30))
-  const maxWaitSeconds = options.limits?.maxWaitSeconds ?? 15
-  const maxRetries = options.limits?.maxRetries ?? 2
-  const millisPerSecond = options.limits?.millisPerSecond ?? 1000
 
   const countingFetch = async (url: string | URL | Request, init?: RequestInit): Promise<Response> => {
     const headers = new Headers(init?.headers)
@@ -107,31 +91,63 @@ const makeOctokit = (options: GithubLiveOptions, counter: CallCounter) => {
     }
   }
 
-  // Waits GitHub asks for are sat out by the plugins only when short; see `maxWaitSeconds`.
-  const shouldWait = (retryAfter: number, _options: unknown, _octokit: unknown, retryCount: number) =>
-    retryCount < maxRetries && retryAfter <= maxWaitSeconds
-  const Client = Octokit.plugin(retry, throttling)
-  return new Client({
+  // Plain @octokit/core. The retry and throttling plugins queue every request through several Bottleneck limiters,
+  // whose timer hops cost about 14 ms a request even on an idle process (a warm JIT config took 18 ms instead of
+  // 4); their retries, waits and concurrency limit are done in Effect by the transport below instead.
+  return new Octokit({
     baseUrl,
     userAgent: "riscv-runner",
     log: { debug: () => {}, info: () => {}, warn: () => {}, error: () => {} },
-    request: { fetch: countingFetch },
-    retry: {
-      retries: maxRetries,
-      retryAfterBaseValue: millisPerSecond,
-      // 429 is left to the throttling plugin, which reads Retry-After; the rest are answers, not hiccups.
-      doNotRetry: [400, 401, 403, 404, 409, 410, 422, 429, 451]
-    },
-    throttle: {
-      // The plugin's limiters are shared by every client in the process and keyed by this id.
-      id: `riscv-runner-${++instances}`,
-      retryAfterBaseValue: millisPerSecond,
-      onRateLimit: shouldWait,
-      onSecondaryRateLimit: shouldWait,
-      write: immediateLimiter
-    }
+    request: { fetch: countingFetch }
   })
 }
+
+/** The limits of `makeOctokit`'s callers, with their defaults. */
+interface RetryLimits {
+  readonly maxWaitSeconds: number
+  readonly maxRetries: number
+  readonly millisPerSecond: number
+}
+
+/** Answers that are answers, not hiccups: never retried (429 and 403 are rate limits, handled apart). */
+const DO_NOT_RETRY: ReadonlySet<number> = new Set([304, 400, 401, 403, 404, 409, 410, 422, 429, 451])
+
+/** GitHub asked us to wait this many seconds before trying again (a secondary or a primary limit), if it did. */
+export const rateLimitWaitSeconds = (answer: GithubAnswer, nowMs: number): number | undefined => {
+  if (answer.status !== 403 && answer.status !== 429) return undefined
+  const message = String((answer.data as { message?: unknown } | undefined)?.message ?? "")
+  if (/\bsecondary rate\b/i.test(message)) return Number(answer.headers["retry-after"]) || 60
+  if (answer.headers["x-ratelimit-remaining"] === "0") {
+    // one second past the reset, as GitHub advises
+    return Math.max(Math.ceil((Number(answer.headers["x-ratelimit-reset"]) * 1000 - nowMs) / 1000) + 1, 0)
+  }
+  return undefined
+}
+
+/**
+ * How long to wait before the next attempt, or undefined to stop with this outcome: a rate limit is sat out when
+ * GitHub asks for at most `maxWaitSeconds` (longer waits are answered at once, as GithubRateLimited), a 5xx or no
+ * answer is tried again after 1, 4, 9 s; each kind at most `maxRetries` times. The counts are the caller's.
+ */
+export const retryWaitMillis = (
+  outcome: GithubAnswer | NoAnswer,
+  counts: { readonly limited: number; readonly failed: number },
+  limits: RetryLimits,
+  nowMs: number
+): { readonly ms: number; readonly kind: "limited" | "failed" } | undefined => {
+  if (outcome instanceof NoAnswer || (outcome.status >= 400 && !DO_NOT_RETRY.has(outcome.status))) {
+    return counts.failed < limits.maxRetries ? { ms: (counts.failed + 1) ** 2 * limits.millisPerSecond, kind: "failed" } : undefined
+  }
+  const seconds = rateLimitWaitSeconds(outcome, nowMs)
+  if (seconds === undefined || counts.limited >= limits.maxRetries || seconds > limits.maxWaitSeconds) return undefined
+  return { ms: seconds * limits.millisPerSecond, kind: "limited" }
+}
+
+/** GitHub's waits are wall-clock time (shrunk in tests by `millisPerSecond`), not Effect's Clock. */
+const wallSleep = (ms: number) => Effect.promise(() => new Promise<void>((resolve) => setTimeout(resolve, ms)))
+
+/** At most this many requests of the process in flight, well inside GitHub's 100 concurrent. */
+const MAX_IN_FLIGHT = 10
 
 /** Creating an installation token is the app authenticating (as the throttling plugin counts it), not a write. */
 const TOKEN_PATH = /^\/app\/installations\/[^/]+\/access_tokens$/
@@ -164,42 +180,59 @@ const octokitTransport = (options: GithubLiveOptions, counter: CallCounter): Git
         catch: () => new NoAnswer({ message: `could not sign a JWT for app ${apps[auth.app].appId}` })
       }).pipe(Effect.map((a) => `bearer ${a.token}`))
 
+  const limits: RetryLimits = {
+    maxWaitSeconds: options.limits?.maxWaitSeconds ?? 15,
+    maxRetries: options.limits?.maxRetries ?? 2,
+    millisPerSecond: options.limits?.millisPerSecond ?? 1000
+  }
+  const inFlight = Effect.unsafeMakeSemaphore(MAX_IN_FLIGHT)
+
+  /** One attempt: GitHub's answer (Octokit throws for 304 and every error status; those are answers all the same). */
+  const attempt = (request: GithubRequest, headers: Record<string, string>) =>
+    inFlight.withPermits(1)(Effect.tryPromise({
+      try: (signal) =>
+        octokit.request({
+          method: request.method,
+          url: request.path,
+          ...request.query,
+          ...(request.body === undefined ? {} : { data: request.body }),
+          headers,
+          request: { signal }
+        }),
+      catch: (error) => error
+    })).pipe(
+      Effect.map(({ status, headers, data }): GithubAnswer | NoAnswer => ({ status, headers: headers as HeaderMap, data })),
+      Effect.catchAll((failure) => {
+        const error = failure as { status?: unknown; response?: GithubAnswer }
+        if (error?.response === undefined || typeof error.status !== "number") {
+          const what = failure instanceof Error ? `${failure.name}: ${failure.message}` : "request failed"
+          return Effect.succeed<GithubAnswer | NoAnswer>(new NoAnswer({ message: what }))
+        }
+        return Effect.succeed<GithubAnswer | NoAnswer>({ status: error.response.status, headers: error.response.headers, data: error.response.data })
+      })
+    )
+
+  /** Attempts until an answer stands, sitting out the waits `retryWaitMillis` allows. */
+  const attempts = Effect.fnUntraced(function*(request: GithubRequest, headers: Record<string, string>) {
+    const counts = { limited: 0, failed: 0 }
+    while (true) {
+      const outcome = yield* attempt(request, headers)
+      const wait = retryWaitMillis(outcome, counts, limits, Date.now())
+      if (wait === undefined) return outcome instanceof NoAnswer ? yield* outcome : outcome
+      counts[wait.kind] += 1
+      yield* wallSleep(wait.ms)
+    }
+  })
+
   return {
     request: (request) =>
-      Effect.gen(function*() {
-        const headers = {
+      Effect.flatMap(authorization(request.auth), (authorization) =>
+        limited(request, attempts(request, {
           ...apiVersionHeaders,
           ...(request.etag === undefined ? {} : { "if-none-match": request.etag }),
-          authorization: yield* authorization(request.auth),
+          authorization,
           [operationHeader]: request.operation
-        }
-        const outcome = yield* limited(
-          request,
-          Effect.tryPromise({
-            try: (signal) =>
-              octokit.request({
-                method: request.method,
-                url: request.path,
-                ...request.query,
-                ...(request.body === undefined ? {} : { data: request.body }),
-                headers,
-                request: { signal }
-              }),
-            catch: (error) => error
-          })
-        ).pipe(Effect.either)
-        if (outcome._tag === "Right") {
-          const { status, headers, data } = outcome.right
-          return { status, headers: headers as HeaderMap, data } satisfies GithubAnswer
-        }
-        // Octokit throws for 304 and every error status; those are answers all the same.
-        const error = outcome.left as { status?: unknown; response?: GithubAnswer }
-        if (error?.response === undefined || typeof error.status !== "number") {
-          const what = error instanceof Error ? `${error.name}: ${error.message}` : "request failed"
-          return yield* new NoAnswer({ message: what })
-        }
-        return { status: error.response.status, headers: error.response.headers, data: error.response.data }
-      })
+        })))
   }
 }
 

@@ -10,8 +10,8 @@ import { Clock, Effect } from "effect"
  *   REST): a GET costs 1, a POST, PATCH, PUT or DELETE costs 5. With the default 334 ms gap, writes alone reach
  *   at most 180 a minute (900 points), and the budget makes reads share that minute instead of exceeding it.
  *
- * The process-wide ceiling on concurrent requests (GitHub's 100) is far above the throttling plugin's own
- * limit of 10 requests in flight, which stays in place.
+ * The process-wide ceiling on concurrent requests (GitHub's 100) is far above the live layer's own
+ * limit of 10 requests in flight (`octokit.ts`).
  */
 
 export interface WriteSpacingOptions {

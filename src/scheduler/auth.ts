@@ -81,7 +81,8 @@ export const makeCycleAuthenticator = Effect.fn("Scheduler.makeCycleAuthenticato
   // One answer per installation per cycle, shared by concurrent callers: the first asks, the others wait for it.
   const results = new Map<string, Deferred.Deferred<InstallationRef, GithubError>>()
 
-  const authenticate: Authenticate = Effect.fn("Scheduler.authenticate")(function*(subject: AuthSubject) {
+  // once per runner in a burst: untraced with a plain span, so no stack traces are taken per call
+  const authenticate: Authenticate = Effect.fnUntraced(function*(subject: AuthSubject) {
     const ref: InstallationRef = { installationId: subject.installationId, entityType: subject.entityType }
     const key = `${subject.installationId}/${subject.entityType}`
     const mine = yield* Deferred.make<InstallationRef, GithubError>()
@@ -106,6 +107,6 @@ export const makeCycleAuthenticator = Effect.fn("Scheduler.makeCycleAuthenticato
     }
     yield* Deferred.complete(mine, result)
     return yield* result
-  })
+  }, Effect.withSpan("Scheduler.authenticate"))
   return authenticate
 })

@@ -112,7 +112,7 @@ export const matchDemand = Effect.fn("Scheduler.matchDemand")(function*(
           return
         }
       }),
-    { concurrency: settings.githubConcurrency, discard: true }
+    { concurrency: settings.provisionConcurrency, discard: true }
   )
   // the gauges show the boards as this cycle left them, not as it found them
   if (createdIn.size > 0) yield* recordCapacity(withCreatedPods(capacity, createdIn))

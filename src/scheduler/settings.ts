@@ -63,6 +63,13 @@ export interface SchedulerSettingsShape {
   readonly maxJobPollsPerCycle: number
   /** GitHub reads made at once (job polls, runner listings); database writes stay one at a time */
   readonly githubConcurrency: number
+  /**
+   * Provisioning groups (entity, labels) served at once. Larger than `githubConcurrency`: a group mostly waits on
+   * its installation's write spacing (334 ms between its JIT configs), which holds no request in flight, and with 8
+   * at a time the ninth organisation's first runner waited behind eight others' spacing; the live GitHub layer
+   * still keeps at most 10 requests in flight.
+   */
+  readonly provisionConcurrency: number
   /** 9 random characters of `[a-z0-9]` for a runner name; replaceable so tests can force a name clash */
   readonly runnerSuffix: Effect.Effect<string>
   /**
@@ -104,6 +111,7 @@ export interface SchedulerSettingsInput {
   readonly budgetReserveShare?: number | undefined
   readonly maxJobPollsPerCycle?: number | undefined
   readonly githubConcurrency?: number | undefined
+  readonly provisionConcurrency?: number | undefined
   readonly runnerSuffix?: Effect.Effect<string> | undefined
   readonly operatorSecret?: Option.Option<Redacted.Redacted<string>> | undefined
 }
@@ -117,6 +125,7 @@ export const makeSchedulerSettings = (input: SchedulerSettingsInput): SchedulerS
   budgetReserveShare: input.budgetReserveShare ?? 0.2,
   maxJobPollsPerCycle: input.maxJobPollsPerCycle ?? 50,
   githubConcurrency: input.githubConcurrency ?? 8,
+  provisionConcurrency: input.provisionConcurrency ?? 64,
   runnerSuffix: input.runnerSuffix ?? cryptoRunnerSuffix,
   operatorSecret: input.operatorSecret ?? Option.none()
 })

@@ -6,18 +6,19 @@ import type { KubeOperation } from "../../src/services/Kube.ts"
 import { KubeLive, type KubeLiveOptions } from "../../layers/kube/client.ts"
 import { avoidedNodes, BOARD_LABEL, isValidLabelValue, RUNNER_RESOURCE } from "../../layers/kube/podSpec.ts"
 import type { NodeHealthChange } from "../../layers/kube/memory.ts"
-import { KubeHarness } from "./kubeHarness.ts"
 
 /**
  * A small stand-in for the Kubernetes API server on localhost, for testing KubeLive through the real client
  * library. It keeps nodes, pods, events and logs as JSON, answers the eight requests the layer makes with the
- * API server's shapes and Status errors (the pods watch too: resourceVersions, replay from one, 410 Expired), validates created pods against the Kubernetes schema, records every
- * request, and plays a minimal kubelet when the harness asks (bind and start, finish, honour a kill).
+ * API server's shapes and Status errors (the pods watch too: resourceVersions, replay from one, 410 Expired),
+ * validates created pods against the Kubernetes schema, records every request, and plays a minimal kubelet when
+ * asked (`startStubPod`: bind and start; `finishStubPod`: the runner exits; and it honours a kill). The contract
+ * tests drive it through `test/support/kubeStubHarness.ts`; `bench:latency` through its pod listeners.
  */
 
 export const STUB_TOKEN = "stub-token"
 
-type Json = Record<string, any>
+export type Json = Record<string, any>
 
 export interface RecordedRequest {
   readonly operation: KubeOperation | "unknown"
@@ -66,9 +67,11 @@ export interface KubeStubShape {
   readonly requests: Array<RecordedRequest>
   readonly faults: Array<StubFault>
   readonly watch: StubWatchState
+  /** called after every change of a stored pod, as the watches get it (a benchmark's clock and kubelet) */
+  readonly listeners: Set<(type: "ADDED" | "MODIFIED" | "DELETED", pod: Json) => void>
 }
 
-export class KubeStub extends Context.Tag("test/KubeStub")<KubeStub, KubeStubShape>() {}
+export class KubeStub extends Context.Tag("bench/KubeStub")<KubeStub, KubeStubShape>() {}
 
 const NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/
 const LABEL_KEY = /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/
@@ -162,6 +165,7 @@ export const podChanged = (stub: KubeStubShape, type: "ADDED" | "MODIFIED" | "DE
       watcher.res.write(watchLine(type, object))
     }
   }
+  for (const listener of stub.listeners) listener(type, pod)
 }
 
 /** Ends every open watch, as the API server does at a watch's timeout or when it restarts. */
@@ -465,7 +469,8 @@ export const KubeStubLive: Layer.Layer<KubeStub> = Layer.scoped(
       logs: new Map(),
       requests: [],
       faults: [],
-      watch: { version: 1, oldest: 1, history: [], watchers: new Set<StubWatcher>() }
+      watch: { version: 1, oldest: 1, history: [], watchers: new Set<StubWatcher>() },
+      listeners: new Set<(type: "ADDED" | "MODIFIED" | "DELETED", pod: Json) => void>()
     }
     let stub: KubeStubShape | undefined
     const server = createServer((req, res) => {
@@ -540,60 +545,47 @@ export const setStubNodeHealth = (stub: KubeStubShape, name: string, change: Nod
   if (change.taints !== undefined) node.spec.taints = change.taints.map((t) => ({ ...t }))
 }
 
-const findPod = (stub: KubeStubShape, name: string) =>
-  Effect.suspend(() => {
-    const pod = [...stub.pods.values()].find((p) => p.metadata.name === name)
-    return pod === undefined ? Effect.dieMessage(`stub: no pod ${name}`) : Effect.succeed(pod)
-  })
+const findPod = (stub: KubeStubShape, name: string): Json | undefined =>
+  [...stub.pods.values()].find((p) => p.metadata.name === name)
 
-/** The contract harness over the stub: the test plays scheduler and kubelet by editing the stored objects. */
-export const stubHarness = Layer.effect(
-  KubeHarness,
-  Effect.map(KubeStub, (stub) =>
-    KubeHarness.of({
-      addNode: (name, pool, slots) => Effect.sync(() => addStubNode(stub, name, pool, slots)),
-      setNodeHealth: (name, change) => Effect.sync(() => setStubNodeHealth(stub, name, change)),
-      startPod: (name) =>
-        Effect.gen(function*() {
-          const pod = yield* findPod(stub, name)
-          const pool = pod.spec.nodeSelector?.[BOARD_LABEL]
-          const avoid = avoidedNodes(pod)
-          const node = [...stub.nodes.values()].find((n) =>
-            n.metadata.labels[BOARD_LABEL] === pool && schedulable(n) && !avoid.includes(n.metadata.name)
-          )
-          if (node === undefined) return yield* Effect.dieMessage(`stub: no node for pool ${pool}`)
-          const now = isoSeconds()
-          const nodeName: string = node.metadata.name
-          pod.spec.nodeName = nodeName
-          recordStubEvent(stub, name, "Normal", "Scheduled", `Successfully assigned default/${name} to ${nodeName}`)
-          recordStubEvent(stub, name, "Normal", "Pulling", `Pulling image "${pod.spec.containers[0].image}"`)
-          recordStubEvent(stub, name, "Normal", "Pulled", `Successfully pulled image "${pod.spec.containers[0].image}"`)
-          recordStubEvent(stub, name, "Normal", "Created", "Created container: runner")
-          recordStubEvent(stub, name, "Normal", "Started", "Started container runner")
-          pod.status = {
-            ...pod.status,
-            phase: "Running",
-            startTime: now,
-            conditions: [{ type: "Ready", status: "True", lastTransitionTime: now }],
-            containerStatuses: [{ name: "runner", ready: true, restartCount: 0, image: pod.spec.containers[0].image, imageID: "", state: { running: { startedAt: now } } }]
-          }
-          podChanged(stub, "MODIFIED", pod)
-        }),
-      finishPod: (name, exitCode) =>
-        Effect.gen(function*() {
-          const pod = yield* findPod(stub, name)
-          terminateRunner(pod, exitCode, exitCode === 0 ? "Completed" : "Error")
-          pod.status.phase = exitCode === 0 ? "Succeeded" : "Failed"
-          podChanged(stub, "MODIFIED", pod)
-        }),
-      writeLog: (pod, container, text) =>
-        Effect.sync(() => void stub.logs.set(`${pod}/${container}`, (stub.logs.get(`${pod}/${container}`) ?? "") + text)),
-      settle: Effect.void,
-      failNext: (operation, status) => Effect.sync(() => void stub.faults.push({ operation, status }))
-    })
+/**
+ * The scheduler and kubelet for one Pending pod: bound to a schedulable node of its pool that its affinity allows,
+ * its container started, Running, and the change sent to the watches. Says why not when it cannot.
+ */
+export const startStubPod = (stub: KubeStubShape, name: string): string | undefined => {
+  const pod = findPod(stub, name)
+  if (pod === undefined) return `no pod ${name}`
+  const pool = pod.spec.nodeSelector?.[BOARD_LABEL]
+  const avoid = avoidedNodes(pod)
+  const node = [...stub.nodes.values()].find((n) =>
+    n.metadata.labels[BOARD_LABEL] === pool && schedulable(n) && !avoid.includes(n.metadata.name)
   )
-)
+  if (node === undefined) return `no node for pool ${pool}`
+  const now = isoSeconds()
+  const nodeName: string = node.metadata.name
+  pod.spec.nodeName = nodeName
+  recordStubEvent(stub, name, "Normal", "Scheduled", `Successfully assigned default/${name} to ${nodeName}`)
+  recordStubEvent(stub, name, "Normal", "Pulling", `Pulling image "${pod.spec.containers[0].image}"`)
+  recordStubEvent(stub, name, "Normal", "Pulled", `Successfully pulled image "${pod.spec.containers[0].image}"`)
+  recordStubEvent(stub, name, "Normal", "Created", "Created container: runner")
+  recordStubEvent(stub, name, "Normal", "Started", "Started container runner")
+  pod.status = {
+    ...pod.status,
+    phase: "Running",
+    startTime: now,
+    conditions: [{ type: "Ready", status: "True", lastTransitionTime: now }],
+    containerStatuses: [{ name: "runner", ready: true, restartCount: 0, image: pod.spec.containers[0].image, imageID: "", state: { running: { startedAt: now } } }]
+  }
+  podChanged(stub, "MODIFIED", pod)
+  return undefined
+}
 
-/** Everything a contract test needs: the stub, KubeLive on it, and the harness. */
-export const stubContractLayer = () =>
-  Layer.mergeAll(kubeLiveOnStub(), stubHarness).pipe(Layer.provideMerge(KubeStubLive))
+/** The runner in the pod exits with this code: Succeeded on 0, Failed otherwise, and the watches are told. */
+export const finishStubPod = (stub: KubeStubShape, name: string, exitCode: number): string | undefined => {
+  const pod = findPod(stub, name)
+  if (pod === undefined) return `no pod ${name}`
+  terminateRunner(pod, exitCode, exitCode === 0 ? "Completed" : "Error")
+  pod.status.phase = exitCode === 0 ? "Succeeded" : "Failed"
+  podChanged(stub, "MODIFIED", pod)
+  return undefined
+}
