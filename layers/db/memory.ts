@@ -200,14 +200,13 @@ export const makeDbMemory = Effect.gen(function*() {
     getQueueIndex: Effect.gen(function*() {
       // getQueueRows (oldest first) grouped by (entity, label set, pool, matching repository)
       const rows = yield* db.getQueueRows
-      const groups = new Map<string, QueueGroup & { entityName: string; jobIds: Array<number>; createdMs: Array<number>; lacking: Array<boolean> }>()
+      const groups = new Map<string, QueueGroup & { jobIds: Array<number>; createdMs: Array<number>; lacking: Array<boolean> }>()
       for (const r of rows) {
         const repo = runnerRepoOf(r.job)
         const key = `${r.job.entity_id}|${encodeLabelSet(r.job.job_labels)}|${r.job.k8s_pool}|${repo ?? ""}`
         const g = groups.get(key) ??
-          { entityId: r.job.entity_id, entityName: r.job.entity_name, labels: toLabelSet(r.job.job_labels), pool: r.job.k8s_pool, repo, entityActiveWorkers: r.entityActiveWorkers, jobIds: [], createdMs: [], lacking: [] }
+          { entityId: r.job.entity_id, labels: toLabelSet(r.job.job_labels), pool: r.job.k8s_pool, repo, entityActiveWorkers: r.entityActiveWorkers, jobIds: [], createdMs: [], lacking: [] }
         groups.set(key, g)
-        g.entityName = r.job.entity_name
         g.jobIds.push(r.job.job_id)
         g.createdMs.push(r.job.created_at.getTime())
         g.lacking.push(r.lacksRunner)

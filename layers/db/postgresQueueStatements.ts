@@ -59,7 +59,6 @@ export const makeQueueStatements = (sql: SqlClient.SqlClient): QueueStatements =
     getQueueIndex: Effect.gen(function*() {
       const rows = yield* sql<{
         entity_id: number
-        entity_name: string
         job_labels: ReadonlyArray<string>
         k8s_pool: string
         runner_repo: string | null
@@ -71,7 +70,6 @@ export const makeQueueStatements = (sql: SqlClient.SqlClient): QueueStatements =
       }>`
         WITH pending AS (
           SELECT entity_id, job_labels, k8s_pool, CASE WHEN entity_type = 'User' THEN repo_full_name END AS runner_repo,
-                 (array_agg(entity_name ORDER BY created_at DESC, job_id DESC))[1] AS entity_name,
                  string_agg(job_id::text, ',' ORDER BY created_at, job_id) AS job_ids,
                  string_agg(floor(extract(epoch FROM created_at) * 1000)::bigint::text, ',' ORDER BY created_at, job_id) AS created_ms
           FROM jobs WHERE status = 'pending' GROUP BY entity_id, job_labels, k8s_pool, entity_type, repo_full_name
@@ -84,7 +82,7 @@ export const makeQueueStatements = (sql: SqlClient.SqlClient): QueueStatements =
         ), entity_workers AS (
           SELECT entity_id, count(*) AS n FROM workers WHERE status IN ('pending', 'running') GROUP BY entity_id
         )
-        SELECT p.entity_id, p.entity_name, p.job_labels, p.k8s_pool, p.runner_repo, p.job_ids, p.created_ms,
+        SELECT p.entity_id, p.job_labels, p.k8s_pool, p.runner_repo, p.job_ids, p.created_ms,
                COALESCE(r.n, 0) AS group_running, COALESCE(s.n, 0) AS group_supply, COALESCE(e.n, 0) AS entity_active_workers
         FROM pending p
         LEFT JOIN running r ON r.entity_id = p.entity_id AND r.job_labels = p.job_labels AND r.runner_repo IS NOT DISTINCT FROM p.runner_repo
@@ -98,7 +96,6 @@ export const makeQueueStatements = (sql: SqlClient.SqlClient): QueueStatements =
         const jobIds = parseIdList(row.job_ids)
         counted.push({
           entityId: Number(row.entity_id),
-          entityName: row.entity_name,
           labels: row.job_labels,
           pool: row.k8s_pool,
           repo: row.runner_repo,

@@ -40,9 +40,13 @@ export const dashboardData = Effect.gen(function*() {
   const capacity = Either.map(reading, (c) => [...trustedCapacity(c, boardStates).values()].sort((a, b) => a.pool.localeCompare(b.pool)))
   // the pending jobs come from the queue's index (ids and times, no rows); the others from their rows
   const pendingCreated = Float64Array.from(index.flatMap((g) => g.createdMs)).sort()
+  // the entity's login as the newest pending job of each group names it: a few hundred rows read by id, where the
+  // index itself stays free of names (they would cost the queue's query a visit to every pending row)
+  const newest = yield* db.getJobsByIds(index.map((g) => g.jobIds[g.jobIds.length - 1]!))
+  const nameOf = new Map(newest.map((j) => [j.job_id, j.entity_name]))
   const pending = index.map((g): PendingGroup => ({
     entity_id: g.entityId,
-    entity_name: g.entityName,
+    entity_name: nameOf.get(g.jobIds[g.jobIds.length - 1]!) ?? String(g.entityId),
     job_labels: g.labels,
     k8s_pool: g.pool,
     count: g.jobIds.length,

@@ -177,14 +177,13 @@ export const queueIndexOf = (input: Pick<QueueInput, "pending" | "demand">): Rea
   const lacking = new Set(input.demand.map((r) => r.job.job_id))
   const active = new Map<number, number>()
   for (const r of input.demand) if (!active.has(r.job.entity_id)) active.set(r.job.entity_id, r.entityActiveWorkers)
-  const groups = new Map<string, { entityId: number; entityName: string; labels: ReadonlyArray<string>; pool: string; repo: string | null; entityActiveWorkers: number; jobIds: Array<number>; createdMs: Array<number>; lacking: Array<boolean> }>()
+  const groups = new Map<string, { entityId: number; labels: ReadonlyArray<string>; pool: string; repo: string | null; entityActiveWorkers: number; jobIds: Array<number>; createdMs: Array<number>; lacking: Array<boolean> }>()
   for (const job of [...input.pending].sort(byAge)) {
     const repo = runnerRepoOf(job)
     const key = `${job.entity_id}|${JSON.stringify(job.job_labels)}|${job.k8s_pool}|${repo ?? ""}`
     const g = groups.get(key) ??
-      { entityId: job.entity_id, entityName: job.entity_name, labels: job.job_labels, pool: job.k8s_pool, repo, entityActiveWorkers: active.get(job.entity_id) ?? 0, jobIds: [], createdMs: [], lacking: [] }
+      { entityId: job.entity_id, labels: job.job_labels, pool: job.k8s_pool, repo, entityActiveWorkers: active.get(job.entity_id) ?? 0, jobIds: [], createdMs: [], lacking: [] }
     groups.set(key, g)
-    g.entityName = job.entity_name
     g.jobIds.push(job.job_id)
     g.createdMs.push(job.created_at.getTime())
     g.lacking.push(lacking.has(job.job_id))

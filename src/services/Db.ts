@@ -82,8 +82,6 @@ export interface QueueRow extends DemandRow {
  */
 export interface QueueGroup {
   readonly entityId: number
-  /** the entity's login as its newest pending job of the group names it */
-  readonly entityName: string
   /** the canonical label set */
   readonly labels: ReadonlyArray<string>
   readonly pool: string

@@ -221,12 +221,11 @@ export const dbContract = (name: string, declare: DbCase) =>
       const rows = yield* db.getQueueRows
       const index = yield* db.getQueueIndex
       const flat = index.flatMap((g) =>
-        g.jobIds.map((id, k) => ({ id, entity: g.entityId, name: g.entityName, labels: g.labels, pool: g.pool, active: g.entityActiveWorkers, created: g.createdMs[k], lacking: g.lacking[k] }))
+        g.jobIds.map((id, k) => ({ id, entity: g.entityId, labels: g.labels, pool: g.pool, active: g.entityActiveWorkers, created: g.createdMs[k], lacking: g.lacking[k] }))
       )
       const expected = rows.map((r) => ({
         id: r.job.job_id,
         entity: r.job.entity_id,
-        name: r.job.entity_name,
         labels: r.job.job_labels,
         pool: r.job.k8s_pool,
         active: r.entityActiveWorkers,
@@ -258,10 +257,6 @@ export const dbContract = (name: string, declare: DbCase) =>
       const personal = (yield* db.getQueueIndex).filter((g) => g.entityId === 3003)
       expect(personal.map((g) => [g.repo, g.jobIds, g.lacking]).sort()).toEqual([["solo/a", [7], [false]], ["solo/b", [8], [true]]])
       expect((yield* db.getQueueIndex).find((g) => g.jobIds.includes(2))?.repo).toBeNull()
-      // a renamed account: the group goes by the name of its newest job
-      yield* at(70)
-      yield* db.addJob(newJob(9, { entity_id: 2002, entity_name: "beta-renamed" }))
-      expect((yield* db.getQueueIndex).find((g) => g.jobIds.includes(9))).toMatchObject({ jobIds: [5, 9], entityName: "beta-renamed" })
     }))
 
     test("getWaitSpans: each ended wait since a moment, to its runner's start or else its last change", Effect.gen(function*() {
