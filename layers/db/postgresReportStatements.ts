@@ -34,6 +34,8 @@ const intArray = (values: ReadonlyArray<number | null>) => `{${values.map((v) =>
  * Jobs are read from the window's start less a day (GitHub ends a wait at 24 hours) plus every pending one, and
  * workers that were active at some point of the window; so the statement reads the window, not the history.
  * Times are seconds since the window's start (float8), so every figure is plain arithmetic on one scale.
+ * They are `date_part('epoch', …)`, a float8, not `extract`: since PostgreSQL 14 `extract` computes a numeric, and
+ * its several hundred thousand calls were most of the statement's time.
  * The time at the cap is a sweep per entity: every worker start/end and job wait start/end is an event, running
  * sums give the active workers, those still starting and the waiting jobs after each instant, and each interval
  * to the next event counts when the workers are at the cap and more jobs wait than runners are starting.
@@ -51,19 +53,19 @@ export const weeklyUsageStatement = (sql: SqlClient.SqlClient, req: WeeklyUsageR
       WHERE k * 604800 < ${span}::float8
     ), ws_ AS (
       SELECT pod_name, entity_id, entity_name, entity_type, created_at, running_at,
-             extract(epoch FROM created_at - ${from}::timestamptz)::float8 AS t_created,
-             extract(epoch FROM running_at - ${from}::timestamptz)::float8 AS t_running,
-             LEAST(${span}::float8, COALESCE(extract(epoch FROM completed_at - ${from}::timestamptz)::float8, ${span}::float8)) AS t_ended
+             date_part('epoch', created_at - ${from}::timestamptz) AS t_created,
+             date_part('epoch', running_at - ${from}::timestamptz) AS t_running,
+             LEAST(${span}::float8, COALESCE(date_part('epoch', completed_at - ${from}::timestamptz), ${span}::float8)) AS t_ended
       FROM workers
       WHERE (completed_at >= ${earliest}::timestamptz OR completed_at IS NULL) AND created_at < ${req.now}::timestamptz
     ), js AS (
       SELECT j.entity_id, j.entity_name, j.entity_type, j.status, j.k8s_pod IS NOT NULL AS ran,
-             extract(epoch FROM j.created_at - ${from}::timestamptz)::float8 AS t_queued,
-             CASE WHEN w.running_at IS NOT NULL THEN GREATEST(0, extract(epoch FROM w.running_at - j.created_at)::float8) END AS wait_s,
-             LEAST(${span}::float8, extract(epoch FROM CASE
+             date_part('epoch', j.created_at - ${from}::timestamptz) AS t_queued,
+             CASE WHEN w.running_at IS NOT NULL THEN GREATEST(0, date_part('epoch', w.running_at - j.created_at)) END AS wait_s,
+             LEAST(${span}::float8, date_part('epoch', CASE
                WHEN w.running_at IS NOT NULL THEN GREATEST(j.created_at, w.running_at)
                WHEN j.status = 'pending' THEN ${req.now}::timestamptz
-               ELSE j.updated_at END - ${from}::timestamptz)::float8) AS t_waited,
+               ELSE j.updated_at END - ${from}::timestamptz)) AS t_waited,
              CASE
                WHEN j.status <> 'failed' THEN NULL
                WHEN j.failure_info IS NULL THEN 'unknown'
@@ -87,10 +89,15 @@ export const weeklyUsageStatement = (sql: SqlClient.SqlClient, req: WeeklyUsageR
         FROM js WHERE t_queued >= 0 AND failure_class IS NOT NULL GROUP BY 1, 2, 3
       ) f GROUP BY 1, 2
     ), board_weeks AS (
-      SELECT w.entity_id, k, sum(LEAST(w.t_ended, (k + 1) * 604800) - GREATEST(w.t_running, k * 604800)) AS board_seconds
-      FROM ws_ w CROSS JOIN LATERAL generate_series(GREATEST(floor(w.t_running / 604800), 0)::int, floor(w.t_ended / 604800)::int) AS k
-      WHERE w.t_running < w.t_ended AND w.t_ended > 0
-      GROUP BY 1, 2
+      -- a worker's board time cut at the weeks it crosses; most lie within one, which needs no series
+      SELECT entity_id, k, sum(seconds) AS board_seconds FROM (
+        SELECT w.entity_id, floor(w.t_running / 604800)::int AS k, w.t_ended - w.t_running AS seconds
+        FROM ws_ w WHERE w.t_running < w.t_ended AND w.t_running >= 0 AND floor(w.t_running / 604800) = floor(w.t_ended / 604800)
+        UNION ALL
+        SELECT w.entity_id, k, LEAST(w.t_ended, (k + 1) * 604800) - GREATEST(w.t_running, k * 604800)
+        FROM ws_ w CROSS JOIN LATERAL generate_series(GREATEST(floor(w.t_running / 604800), 0)::int, floor(w.t_ended / 604800)::int) AS k
+        WHERE w.t_running < w.t_ended AND w.t_ended > 0 AND (w.t_running < 0 OR floor(w.t_running / 604800) < floor(w.t_ended / 604800))
+      ) b GROUP BY 1, 2
     ), capped AS (
       SELECT e.entity_id, e.n::int8 << 40 AS base,
              CASE WHEN c.entity_id IS NOT NULL THEN c.cap ELSE ${req.caps.defaultCap}::int END AS cap
@@ -122,14 +129,14 @@ export const weeklyUsageStatement = (sql: SqlClient.SqlClient, req: WeeklyUsageR
       SELECT i.entity_id, e.open, LEAST(a, b) AS lo, GREATEST(a, b) AS hi, dw * sign(b - a)::int AS dw, dx * sign(b - a)::int AS dx
       FROM (
         SELECT w.entity_id, round(GREATEST(w.t_created, 0) * 1000)::int8 AS a, round(GREATEST(w.t_ended, 0) * 1000)::int8 AS b, 1 AS dw, 0 AS dx
-        FROM ws_ w
+        FROM ws_ w WHERE w.entity_id IN (SELECT entity_id FROM swept_entities)
         UNION ALL
         SELECT w.entity_id, round(GREATEST(w.t_created, 0) * 1000)::int8,
                round(GREATEST(LEAST(COALESCE(w.t_running, w.t_ended), w.t_ended), 0) * 1000)::int8, 0, -1
-        FROM ws_ w
+        FROM ws_ w WHERE w.entity_id IN (SELECT entity_id FROM swept_entities)
         UNION ALL
         SELECT j.entity_id, round(GREATEST(j.t_queued, 0) * 1000)::int8, round(j.t_waited * 1000)::int8, 0, 1
-        FROM js j WHERE j.t_waited > 0 AND j.t_waited > j.t_queued
+        FROM js j WHERE j.t_waited > 0 AND j.t_waited > j.t_queued AND j.entity_id IN (SELECT entity_id FROM swept_entities)
       ) i JOIN swept_entities e ON e.entity_id = i.entity_id
       WHERE a <> b
     ), cut AS (
