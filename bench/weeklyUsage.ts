@@ -145,7 +145,9 @@ const program = Effect.gen(function*() {
             const r = await c.query(q, ps as Array<unknown>)
             return { ms: performance.now() - t0, cpu: (ticks() - before) * 10, rows: r.rows as Array<Record<string, unknown>> } // ticks of 10 ms
           }
-          const key = (rows: Array<Record<string, unknown>>) => JSON.stringify(rows.map((r) => JSON.stringify(r)).sort())
+          // the same answer to the microsecond: sums of float8 seconds may differ in their last bits with the order
+          const key = (rows: Array<Record<string, unknown>>) =>
+            JSON.stringify(rows.map((r) => JSON.stringify(r, (_, v) => (typeof v === "number" ? Math.round(v * 1e6) / 1e6 : v))).sort())
           const first = await once(text, params)
           const firstAnchor = await once(anchorText, anchorParams)
           const current: Array<{ ms: number; cpu: number }> = []
