@@ -19,6 +19,7 @@ import { SimWorldLive } from "../layers/sim/world.ts"
 import { SimWorld } from "../layers/sim/worldApi.ts"
 import { defaultRunnerConfigInput, RunnerConfig } from "../src/domain/RunnerConfig.ts"
 import { MeteredDb } from "../src/observability/meteredDb.ts"
+import { Db } from "../src/services/Db.ts"
 import { SchedulerLoop } from "../src/scheduler/loop.ts"
 import { SchedulerServer } from "../src/operator/server.ts"
 import { SchedulerSettingsLive } from "../src/scheduler/settings.ts"
@@ -79,6 +80,7 @@ describe("deploy/monitoring names only exported metrics", () => {
       ))
       const world = Context.get(sim, SimWorld)
       const cluster = Context.get(shared, KubeMemoryControl)
+      const db = Context.get(shared, Db)
       return yield* Effect.promise(async () => {
         // a badly signed delivery
         const bad = await fetch(`${webhookUrl}/`, {
@@ -102,6 +104,16 @@ describe("deploy/monitoring names only exported metrics", () => {
         for (const deadline = Date.now() + 30_000; Date.now() < deadline;) {
           text = await (await fetch(`${schedulerUrl}/metrics`)).text()
           if (text.includes("riscv_runner_node_worker_failures_total{")) break
+          await new Promise((r) => setTimeout(r, 200))
+        }
+        // an operator-visible quarantine of the other board: the next full cycle's board review exports its standing
+        await Effect.runPromise(db.recordBoardTransition(
+          { node: "board-2", pool: "scw-em-rv1", state: "quarantined", since: new Date(), until: new Date(Date.now() + 3_600_000), probation_seconds: 3600 },
+          { node: "board-2", pool: "scw-em-rv1", kind: "quarantined", at: new Date(), probation_seconds: 3600, evidence: [] }
+        ))
+        for (const deadline = Date.now() + 30_000; Date.now() < deadline;) {
+          text = await (await fetch(`${schedulerUrl}/metrics`)).text()
+          if (text.includes("riscv_runner_board_quarantined{")) break
           await new Promise((r) => setTimeout(r, 200))
         }
         // a 404 on the scheduler port, for the answers by status class

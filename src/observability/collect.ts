@@ -128,3 +128,18 @@ export const recordDelivery = (event: string, outcome: string) =>
   Metric.increment(M.tagged(M.webhookDeliveries, { event: eventLabel(event), outcome }))
 
 export const recordSignatureFailure = Metric.increment(M.signatureFailures)
+
+/**
+ * The scheduler's counters of rare events, at 0 for every label value they can take, so their series exist from
+ * the first scrape: an alert on `increase(...)` then sees the first event (a series that appears at 1 has no
+ * increase), and an absent name is a broken rule rather than a quiet day.
+ */
+export const initialiseSchedulerCounters = Effect.forEach(
+  [
+    ...["org", "personal"].flatMap((app) => ["requested", "failed"].map((result) => M.tagged(M.redeliveries, { app, result }))),
+    ...["no_row", "row_finished"].map((reason) => M.tagged(M.orphanPodsDeleted, { reason })),
+    M.jobsDiscovered
+  ],
+  (counter) => Metric.incrementBy(counter, 0),
+  { discard: true }
+)

@@ -1,5 +1,5 @@
 import { Clock, Duration, Effect, Layer, Queue, Schedule, type Scope, Stream } from "effect"
-import { recordCycle } from "../observability/collect.ts"
+import { initialiseSchedulerCounters, recordCycle } from "../observability/collect.ts"
 import { Db } from "../services/Db.ts"
 import type { Github } from "../services/Github.ts"
 import { Kube, mayFreeSlot } from "../services/Kube.ts"
@@ -127,6 +127,7 @@ export const schedulerLoop = Effect.gen(function*() {
   const settings = yield* SchedulerSettings
   const state = yield* makeSchedulerState
   const context = yield* Effect.context<Db | Github | Kube | SchedulerSettings>()
+  yield* initialiseSchedulerCounters
   yield* wakeLoop({
     wakeups: db.wakeups,
     // A pod that ended or is gone may have freed a board: a full cycle records the end and fills the board.

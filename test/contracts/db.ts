@@ -878,6 +878,56 @@ export const dbContract = (name: string, declare: DbCase) =>
       expect(yield* db.getWeeklyUsage({ from: date(-30 * DAY), weeks: 2, now: date(-16 * DAY), caps })).toEqual([])
     }))
 
+    test("getWeeklyUsage: time at a cap of 2 across hours, in hours with fewer workers than the cap too", Effect.gen(function*() {
+      const db = yield* Db
+      const base = Date.UTC(2026, 10, 23) / 1000 // a Monday
+      const t = (s: number) => TestClock.setTime((base + s) * 1000)
+      const gamma = { entity_id: 4004, entity_name: "gamma" }
+      const run = (job: number, pod: string, queued: number, created: number, running: number) =>
+        Effect.gen(function*() {
+          yield* t(queued)
+          yield* db.addJob(newJob(job, gamma))
+          if (created > queued) yield* t(created)
+          yield* db.addWorker(newWorker(pod, gamma))
+          yield* t(running)
+          yield* db.markWorkerRunning(pod, "node-g", null)
+          yield* db.markJobRunning(job, pod)
+        })
+      const end = (job: number, pod: string, at: number) =>
+        Effect.gen(function*() {
+          yield* t(at)
+          yield* db.markWorkerCompleted(pod, null, null)
+          yield* db.markJobCompleted(job, pod)
+        })
+      // wa runs through hours 0–3; wb from 1800 to 7300 (crossing two hours); job 43 waits [3000, 7400) and gets wc
+      yield* run(41, "wa", 0, 0, 60)
+      yield* run(42, "wb", 1800, 1800, 1860)
+      yield* t(3000)
+      yield* db.addJob(newJob(43, gamma))
+      yield* end(42, "wb", 7300)
+      yield* db.addWorker(newWorker("wc", gamma))
+      yield* t(7400)
+      yield* db.markWorkerRunning("wc", "node-g", null)
+      yield* db.markJobRunning(43, "wc")
+      yield* end(43, "wc", 8000)
+      // job 44 waits [9000, 9900) beside wa alone, then its runner wd starts; hour 3 holds wa alone (to 11400) and
+      // job 45, still waiting at the end of the window
+      yield* run(44, "wd", 9000, 9900, 10000)
+      yield* end(44, "wd", 10500)
+      yield* end(41, "wa", 11400)
+      yield* t(11000)
+      yield* db.addJob(newJob(45, gamma))
+      const atCap = (cap: number) =>
+        db.getWeeklyUsage({ from: new Date(base * 1000), weeks: 1, now: new Date((base + 4 * 3600) * 1000), caps: { entities: [{ entityId: 4004, cap }], defaultCap: null } })
+          .pipe(Effect.map((rows) => rows.find((r) => r.entityId === 4004)?.atCapSeconds))
+      // cap 2: only while wa and wb both run and job 43 waits with no runner starting, [3000, 7300)
+      expect(yield* atCap(2)).toBe(4300)
+      // cap 1: that, plus job 44 beside wa [9000, 9900), plus job 45 while wa still runs [11000, 11400)
+      expect(yield* atCap(1)).toBe(4300 + 900 + 400)
+      // cap 3: never three workers while a job waits
+      expect(yield* atCap(3)).toBe(0)
+    }))
+
     test("getWeeklyUsage classes failures as the domain does, and a pending job waits until now", Effect.gen(function*() {
       const db = yield* Db
       const base = Date.UTC(2026, 10, 23) / 1000
