@@ -16,13 +16,18 @@ export const WebhookPort = portLayer(
 const isDelivery = (request: HttpServerRequest.HttpServerRequest): boolean =>
   request.method === "POST" && (request.url === "/" || request.url.startsWith("/?"))
 
+// The server runs every request uninterruptibly and the router makes each route interruptible again, so that the
+// staging proxy's timeout, a client that goes away and the request deadline can stop it; so does this path.
+const interruptibleDelivery = Effect.interruptible(postWebhook)
+
 /**
  * Deliveries are answered before the router sees them: the same handler as the router's `POST /`, without the
  * HttpApi router's matching, its middleware and the plain routes' per-request context merge, which together cost
  * more than the handler's own steps. Every other request goes to the router as before.
  */
 const deliveriesFirst = (app: HttpApp.Default) =>
-  Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => (isDelivery(request) ? postWebhook : app))
+  Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => (isDelivery(request) ? interruptibleDelivery : app))
+
 
 /**
  * Serves the webhook routes on whatever HttpServer the caller provides (main.ts picks the port). Needs `Db`,
