@@ -28,7 +28,6 @@ const interruptibleDelivery = Effect.interruptible(postWebhook)
 const deliveriesFirst = (app: HttpApp.Default) =>
   Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => (isDelivery(request) ? interruptibleDelivery : app))
 
-
 /**
  * Serves the webhook routes on whatever HttpServer the caller provides (main.ts picks the port). Needs `Db`,
  * `WebhookSettings` and an `HttpClient` (for the staging proxy); `Github`, when provided, serves the setup pages'
