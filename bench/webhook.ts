@@ -1,68 +1,49 @@
 /**
- * `npm run bench:webhook`: how many signed `workflow_job` deliveries per second the webhook program takes on a
- * real PostgreSQL, beside what the same database does for raw single-row INSERTs in the same run.
+ * `npm run bench:webhook`: how many signed `workflow_job` deliveries per second the webhook takes on a real
+ * PostgreSQL, and what each costs the server, beside two anchors measured in the same run.
  *
- * - An embedded PostgreSQL is started in a temporary directory (or `POSTGRES_URL` is used) with a fresh database.
- * - The webhook server runs in a child process, as it does in production; this process is only the load generator
- *   (keep-alive HTTP, `concurrency` requests in flight). Bodies and signatures are made before the clock starts.
- * - Every delivery is a `queued` job with our runner label, the heaviest path: the job row and its audit row
- *   with the trimmed payload in one statement, group-committed with the deliveries in flight beside it, and one
- *   NOTIFY per batch after it commits.
- * - The anchor is pgbench running the audit row's INSERT with a `pg_notify` in one statement, on the same
- *   PostgreSQL in the same run, with as many clients as deliveries in flight (1, 16, 64); the ratio is ours to it.
- *   The server's CPU per delivery comes from /proc.
- * - A last run offers a fixed 500 deliveries/s (open loop) and reports the latency at that rate.
+ * - The server is the bundled entrypoint (`node dist/src/main.mjs webhook`, built with the Dockerfile's esbuild
+ *   command) in a child process, under `LOG_FORMAT=json` as the image runs it; this process is only the load
+ *   generator (keep-alive HTTP, `concurrency` requests in flight). Its stdout (the log) is read and dropped, so
+ *   writing the log is counted, and its bytes per delivery are reported. Bodies and signatures are made before
+ *   the clock starts.
+ * - Every delivery is a `queued` job with our runner label, the heaviest path: the job row and its audit row with
+ *   the trimmed payload in one statement, group-committed with the deliveries in flight beside it, and one NOTIFY
+ *   per batch after it commits.
+ * - Anchor 1, the database's limit: pgbench running the audit row's INSERT with a `pg_notify` in one statement,
+ *   on the same PostgreSQL, with as many clients as deliveries in flight (1, 16, 64); the ratio is ours to it.
+ * - Anchor 2, the code before: the server of git revision `BENCH_ANCHOR` (default: the merge base with `main`,
+ *   when that is not HEAD; `none` skips it), bundled from `git archive` the same way, on a database of its own,
+ *   measured in turns with this tree's server.
+ * - The server's CPU per delivery comes from /proc/<pid>/stat (user + system) around each run.
+ * - Then, for this tree only: job lifecycles (queued, in_progress, completed) and a fixed offer of 500/s.
  *
- * It prints figures and never fails on them. `BENCH_SECONDS` sets the length of each run (default 5).
+ * It prints figures and never fails on them. `BENCH_SECONDS` sets the length of each run (default 3: the whole
+ * run takes about a minute). `BENCH_PROFILE=<dir>` starts this tree's server with `--cpu-prof` into `<dir>`
+ * (written when the server exits at the end).
  */
-import { HttpServer } from "@effect/platform"
-import { NodeHttpClient, NodeHttpServer, NodeRuntime } from "@effect/platform-node"
 import examples from "@octokit/webhooks-examples"
-import { Console, Context, Effect, Exit, Layer, Logger, Redacted, Scope } from "effect"
-import { spawn, spawnSync } from "node:child_process"
+import { Effect, Exit, Scope } from "effect"
+import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process"
 import { createHmac } from "node:crypto"
 import * as fs from "node:fs/promises"
-import { Agent, createServer, request } from "node:http"
+import { Agent, request } from "node:http"
+import * as net from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
-import { fileURLToPath } from "node:url"
 import Pg from "pg"
-import { DbPostgres } from "../layers/db/postgres.ts"
-import { defaultRunnerConfig } from "../src/domain/RunnerConfig.ts"
 import { trimWorkflowJobPayload } from "../src/domain/workflowJobPayload.ts"
 import { startEmbeddedPostgres, tempDataDir } from "../src/embedded/embeddedPostgres.ts"
-import { WebhookServer } from "../src/webhook/server.ts"
-import { webhookSettingsLayer } from "../src/webhook/WebhookSettings.ts"
+import { type AppBundle, bundleRevision, bundleThisTree, repoRoot } from "./support/bundle.ts"
 import { percentile } from "./support/percentile.ts"
 
 const SECRET = "bench-webhook-secret"
-const POOL = 10
-const SECONDS = Number(process.env.BENCH_SECONDS ?? "5")
+const SECONDS = Number(process.env.BENCH_SECONDS ?? "3")
 const CONCURRENCY = [1, 16, 64]
+/** the server's PostgreSQL pool (the default) and the raw clients' */
+const POOL = 10
 
-// --- the server (child process) ---------------------------------------------------------------------------------
-
-/**
- * Runs the webhook program on `url` and prints its port. It logs JSON lines to stdout as the container does
- * (`LOG_FORMAT=json`); the parent reads and drops them, so their cost is counted as in production.
- */
-const serve = (url: string) =>
-  Effect.gen(function*() {
-    const context = yield* Layer.build(
-      WebhookServer.pipe(
-        Layer.provide(webhookSettingsLayer({ webhookSecret: Redacted.make(SECRET), runnerConfig: defaultRunnerConfig })),
-        Layer.provide(NodeHttpClient.layer),
-        Layer.provide(DbPostgres({ url: Redacted.make(url), schema: "staging", migrate: true, maxConnections: POOL })),
-        Layer.provideMerge(NodeHttpServer.layer(createServer, { port: 0, host: "127.0.0.1" })),
-        Layer.provide(Logger.replace(Logger.defaultLogger, Logger.jsonLogger))
-      )
-    )
-    const address = Context.get(context, HttpServer.HttpServer).address
-    yield* Console.log(JSON.stringify({ port: address._tag === "TcpAddress" ? address.port : 0 }))
-    return yield* Effect.never
-  }).pipe(Effect.scoped)
-
-// --- the load generator ------------------------------------------------------------------------------------------
+// --- deliveries ----------------------------------------------------------------------------------------------------
 
 type Json = Record<string, any>
 const queuedExample = (examples as unknown as Array<{ name: string; examples: Array<Json> }>)
@@ -70,48 +51,47 @@ const queuedExample = (examples as unknown as Array<{ name: string; examples: Ar
 
 let nextJobId = 1_000_000_000
 
+interface Delivery {
+  readonly body: Buffer
+  readonly headers: Record<string, string>
+}
+
+const signed = (body: Buffer, deliveryId: string): Delivery => ({
+  body,
+  headers: {
+    "content-type": "application/json",
+    "content-length": String(body.length),
+    "x-github-event": "workflow_job",
+    "x-github-delivery": deliveryId,
+    "x-github-hook-installation-target-id": "2167633",
+    "x-hub-signature-256": `sha256=${createHmac("sha256", SECRET).update(body).digest("hex")}`
+  }
+})
+
 /** A signed `queued` delivery for a new job, as GitHub would send it. */
-const makeDelivery = () => {
+const makeDelivery = (): Delivery => {
   const p: Json = structuredClone(queuedExample)
   const jobId = ++nextJobId
   p.installation = { id: 777, node_id: "I_bench" }
   p.repository.owner = { ...p.repository.owner, login: "acme", id: 424242, type: "Organization" }
   p.repository.full_name = "acme/ci"
   p.workflow_job = { ...p.workflow_job, id: jobId, labels: ["ubuntu-24.04-riscv"], html_url: `https://github.com/acme/ci/actions/runs/1/job/${jobId}` }
-  const body = Buffer.from(JSON.stringify(p))
-  return {
-    body,
-    headers: {
-      "content-type": "application/json",
-      "content-length": String(body.length),
-      "x-github-event": "workflow_job",
-      "x-github-delivery": `bench-${jobId}`,
-      "x-github-hook-installation-target-id": "2167633",
-      "x-hub-signature-256": `sha256=${createHmac("sha256", SECRET).update(body).digest("hex")}`
-    }
-  }
+  return signed(Buffer.from(JSON.stringify(p)), `bench-${jobId}`)
 }
 
 /** The three deliveries of one job's life: queued, in_progress, completed. */
-const makeLifecycle = () => {
+const makeLifecycle = (): Array<Delivery> => {
   const queued = makeDelivery()
   const p: Json = JSON.parse(queued.body.toString("utf8"))
-  const next = (action: string) => {
-    const body = Buffer.from(JSON.stringify({ ...p, action, workflow_job: { ...p.workflow_job, status: action, runner_name: "rise-riscv-runner-bench" } }))
-    return {
-      body,
-      headers: {
-        ...queued.headers,
-        "content-length": String(body.length),
-        "x-github-delivery": `${queued.headers["x-github-delivery"]}-${action}`,
-        "x-hub-signature-256": `sha256=${createHmac("sha256", SECRET).update(body).digest("hex")}`
-      }
-    }
-  }
+  const next = (action: string) =>
+    signed(
+      Buffer.from(JSON.stringify({ ...p, action, workflow_job: { ...p.workflow_job, status: action, runner_name: "rise-riscv-runner-bench" } })),
+      `${queued.headers["x-github-delivery"]}-${action}`
+    )
   return [queued, next("in_progress"), next("completed")]
 }
 
-const post = (agent: Agent, port: number, d: ReturnType<typeof makeDelivery>) =>
+const post = (agent: Agent, port: number, d: Delivery) =>
   new Promise<number>((resolve, reject) => {
     const req = request({ host: "127.0.0.1", port, method: "POST", path: "/", agent, headers: d.headers }, (res) => {
       res.resume()
@@ -120,6 +100,8 @@ const post = (agent: Agent, port: number, d: ReturnType<typeof makeDelivery>) =>
     req.on("error", reject)
     req.end(d.body)
   })
+
+// --- load ----------------------------------------------------------------------------------------------------------
 
 interface RunResult {
   readonly count: number
@@ -145,7 +127,7 @@ const closedLoop = async <A>(concurrency: number, seconds: number, prepare: () =
       if (pool.length === 0) refill()
       const item = pool.pop()!
       const t0 = performance.now()
-      const ok = await send(item)
+      const ok = await send(item).catch(() => false)
       latencies.push(performance.now() - t0)
       if (!ok) failures++
     }
@@ -177,23 +159,15 @@ const openLoop = async (rate: number, seconds: number, port: number): Promise<Ru
   return { count: latencies.length, seconds: (performance.now() - start) / 1000, latencies: latencies.sort((a, b) => a - b), failures }
 }
 
+// --- the pgbench anchor --------------------------------------------------------------------------------------------
+
 const INSERT = `INSERT INTO staging.installation_events
   (source, event, outcome, installation_id, app_id, entity_type, entity_id, entity_name, payload, delivery_id)
   VALUES ('webhook', 'workflow_job.queued', 'job_stored', 777, 2167633, 'Organization', 424242, 'acme', $1::jsonb, $2)`
 
-/** The same audit row, inserted straight through node-postgres: the ceiling for one row per request. */
-const rawInserts = async (url: string, concurrency: number, seconds: number): Promise<RunResult> => {
-  const pool = new Pg.Pool({ connectionString: url, max: Math.min(concurrency, POOL) })
-  const payload = JSON.stringify(trimWorkflowJobPayload(JSON.parse(makeDelivery().body.toString("utf8"))))
-  let n = 0
-  const result = await closedLoop(concurrency, seconds, () => `raw-${++n}`, (id) => pool.query(INSERT, [payload, id]).then(() => true))
-  await pool.end()
-  return result
-}
-
 /**
- * The anchor: pgbench running the same audit-row INSERT with its `pg_notify` in one statement, with `concurrency`
- * clients, on the same PostgreSQL; undefined when pgbench is not installed (Debian's postgresql-client has it).
+ * pgbench running the audit-row INSERT with its `pg_notify` in one statement, with `concurrency` clients, on the
+ * same PostgreSQL; undefined when pgbench is not installed (Debian's postgresql-client has it).
  */
 const pgbench = async (url: string, concurrency: number, seconds: number): Promise<number | undefined> => {
   if (spawnSync("pgbench", ["--version"]).status !== 0) return undefined
@@ -210,139 +184,249 @@ const pgbench = async (url: string, concurrency: number, seconds: number): Promi
   return tps === null ? undefined : Number(tps[1])
 }
 
+// --- the servers ---------------------------------------------------------------------------------------------------
+
 /** CPU seconds the process has used so far (user + system), from /proc; NaN where there is no /proc. */
 const cpuSeconds = async (pid: number): Promise<number> => {
   try {
     const fields = (await fs.readFile(`/proc/${pid}/stat`, "utf8")).split(") ")[1]!.split(" ")
+    // utime and stime, in clock ticks (100 a second on Linux)
     return (Number(fields[11]) + Number(fields[12])) / 100
   } catch {
     return Number.NaN
   }
 }
 
-const startServer = (url: string) =>
-  new Promise<{ port: number; pid: number; stop: () => void }>((resolve, reject) => {
-    const self = fileURLToPath(import.meta.url)
-    const child = spawn(process.execPath, [...process.execArgv, self, "--serve", url], { stdio: ["ignore", "pipe", "inherit"] })
-    let out = ""
-    child.stdout.setEncoding("utf8")
-    let port: number | undefined
-    child.stdout.on("data", (chunk: string) => {
-      if (port !== undefined) return // the server's log lines, read and dropped
-      out += chunk
-      const line = out.split("\n").find((l) => l.startsWith("{\"port\""))
-      if (line === undefined) return
-      port = JSON.parse(line).port as number
-      resolve({ port, pid: child.pid!, stop: () => child.kill("SIGTERM") })
+const freePort = () =>
+  new Promise<number>((resolve, reject) => {
+    const server = net.createServer()
+    server.once("error", reject)
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address()
+      const port = typeof address === "object" && address !== null ? address.port : 0
+      server.close(() => resolve(port))
     })
-    child.on("exit", (code) => reject(new Error(`webhook server exited with ${code}`)))
   })
 
-const fmt = (n: number, digits = 0) => (Number.isFinite(n) ? n.toFixed(digits) : "-")
+interface Server {
+  readonly label: string
+  readonly dbUrl: string
+  readonly port: number
+  readonly pid: number
+  /** bytes the server has written to stdout so far: its log */
+  readonly logBytes: () => number
+  readonly stop: () => Promise<void>
+}
 
-const bench = async (adminUrl: string) => {
+/** The environment the image gives the process, and what the webhook role needs. */
+const serverEnv = (dbUrl: string, port: number): Record<string, string> => ({
+  PATH: process.env.PATH ?? "",
+  HOME: process.env.HOME ?? "",
+  NODE_ENV: "production",
+  LOG_FORMAT: "json",
+  POSTGRES_URL: dbUrl,
+  GHAPP_WEBHOOK_SECRET: SECRET,
+  PORT: String(port)
+})
+
+/** A fresh database on the server `adminUrl` points at; its URL. */
+const freshDatabase = async (adminUrl: string, name: string): Promise<string> => {
   const admin = new Pg.Client({ connectionString: adminUrl })
   await admin.connect()
-  await admin.query("DROP DATABASE IF EXISTS bench_webhook WITH (FORCE)")
-  await admin.query("CREATE DATABASE bench_webhook")
+  await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
+  await admin.query(`CREATE DATABASE ${name}`)
   await admin.end()
   const url = new URL(adminUrl)
-  url.pathname = "/bench_webhook"
-  const dbUrl = url.toString()
+  url.pathname = `/${name}`
+  return url.toString()
+}
 
-  const server = await startServer(dbUrl)
+/** Migrates a database of its own with the bundle's `migrate`, then starts its `webhook` role. */
+const startServer = async (bundle: AppBundle, adminUrl: string, database: string, nodeArgs: ReadonlyArray<string> = []): Promise<Server> => {
+  const dbUrl = await freshDatabase(adminUrl, database)
+  const port = await freePort()
+  const env = serverEnv(dbUrl, port)
+  execFileSync(process.execPath, [bundle.entry, "migrate"], { cwd: bundle.appDir, env, stdio: "pipe" })
+  const child: ChildProcess = spawn(process.execPath, [...nodeArgs, bundle.entry, "webhook"], { cwd: bundle.appDir, env, stdio: ["ignore", "pipe", "inherit"] })
+  let bytes = 0
+  child.stdout!.on("data", (chunk: Buffer) => void (bytes += chunk.length))
+  const exited = new Promise<void>((resolve) => child.on("exit", () => resolve()))
+  const deadline = Date.now() + 30_000
+  for (;;) {
+    const up = await fetch(`http://127.0.0.1:${port}/health`).then((r) => r.ok, () => false)
+    if (up) break
+    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`the ${bundle.label} webhook did not start`)
+    await new Promise((r) => setTimeout(r, 100))
+  }
+  return {
+    label: bundle.label,
+    dbUrl,
+    port,
+    pid: child.pid!,
+    logBytes: () => bytes,
+    stop: async () => {
+      if (child.exitCode === null) child.kill("SIGTERM")
+      await exited
+    }
+  }
+}
+
+const reset = async (dbUrl: string) => {
   const sql = new Pg.Client({ connectionString: dbUrl })
   await sql.connect()
-  const reset = () => sql.query("TRUNCATE staging.jobs, staging.installation_events RESTART IDENTITY")
+  await sql.query("TRUNCATE staging.jobs, staging.installation_events RESTART IDENTITY")
+  await sql.end()
+}
+
+interface Measured {
+  readonly rate: number
+  readonly p50: number
+  readonly p99: number
+  readonly failures: number
+  readonly cpuMs: number
+  readonly logBytes: number
+}
+
+/** `concurrency` closed loops of `queued` deliveries against `server`, with its CPU and log bytes per delivery. */
+const measure = async (server: Server, concurrency: number, seconds: number): Promise<Measured> => {
+  await reset(server.dbUrl)
+  const agent = new Agent({ keepAlive: true, maxSockets: concurrency })
+  const cpu0 = await cpuSeconds(server.pid)
+  const log0 = server.logBytes()
+  const run = await closedLoop(concurrency, seconds, makeDelivery, (d) => post(agent, server.port, d).then((s) => s === 200))
+  const cpu = (await cpuSeconds(server.pid)) - cpu0
+  agent.destroy()
+  return {
+    rate: run.count / run.seconds,
+    p50: percentile(run.latencies, 0.5),
+    p99: percentile(run.latencies, 0.99),
+    failures: run.failures,
+    cpuMs: (cpu * 1000) / run.count,
+    logBytes: (server.logBytes() - log0) / run.count
+  }
+}
+
+// --- the run -------------------------------------------------------------------------------------------------------
+
+const fmt = (n: number, digits = 0) => (Number.isFinite(n) ? n.toFixed(digits) : "-")
+const loadAverage = () => os.loadavg().map((l) => l.toFixed(2)).join(" ")
+
+const table = (header: ReadonlyArray<string>, rows: ReadonlyArray<ReadonlyArray<string>>) => {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)))
+  const line = (cells: ReadonlyArray<string>) => cells.map((c, i) => c.padStart(widths[i]!)).join("  ")
+  return [line(header), ...rows.map(line)].join("\n")
+}
+
+/** `BENCH_ANCHOR`, else the merge base with `main` when it is not HEAD; undefined for none. */
+const anchorRevision = (): string | undefined => {
+  const asked = process.env.BENCH_ANCHOR
+  if (asked === "none") return undefined
+  if (asked !== undefined && asked !== "") return asked
+  const git = (...args: Array<string>) => spawnSync("git", args, { cwd: repoRoot, encoding: "utf8" }).stdout?.trim() ?? ""
+  const base = git("merge-base", "HEAD", "main")
+  return base !== "" && base !== git("rev-parse", "HEAD") ? base : undefined
+}
+
+const bench = async (adminUrl: string) => {
+  const revision = anchorRevision()
+  const bundles = [...(revision === undefined ? [] : [bundleRevision(revision)]), bundleThisTree()]
+  const profileDir = process.env.BENCH_PROFILE
+  const servers: Array<Server> = []
   try {
-    console.log(`webhook benchmark: ${os.cpus().length} CPUs, ${SECONDS} s per run, server and PostgreSQL pools of ${POOL}`)
-    // warm up both paths (JIT, connections, caches)
-    const warm = new Agent({ keepAlive: true, maxSockets: 16 })
-    await closedLoop(16, 1, makeDelivery, (d) => post(warm, server.port, d).then((s) => s === 200))
-    warm.destroy()
-    await rawInserts(dbUrl, 16, 1)
+    for (const [i, bundle] of bundles.entries()) {
+      const ours = i === bundles.length - 1
+      servers.push(await startServer(bundle, adminUrl, ours ? "bench_webhook" : "bench_webhook_anchor", ours && profileDir ? ["--cpu-prof", `--cpu-prof-dir=${path.resolve(profileDir)}`] : []))
+    }
+    const ours = servers[servers.length - 1]!
+    const anchor = servers.length > 1 ? servers[0] : undefined
+    console.log(`webhook benchmark: ${os.cpus().length} CPUs, ${SECONDS} s per run, the bundled entrypoint under LOG_FORMAT=json, PostgreSQL pool of ${POOL}`)
+    console.log(`servers: ${servers.map((s) => s.label).join(", ")}; load average at start ${loadAverage()} (1, 5, 15 min)`)
+    // warm up every server (JIT, connections, caches) and the database
+    for (const server of servers) await measure(server, 16, Math.min(2, SECONDS))
+    await pgbench(ours.dbUrl, 16, 1)
 
     const rows: Array<Array<string>> = []
-    const figures: Array<{ concurrency: number; ratio: number; cpuMs: number }> = []
+    const at16 = new Map<string, Measured & { ratio: number }>()
     for (const concurrency of CONCURRENCY) {
-      await reset()
-      const anchor = await pgbench(dbUrl, concurrency, SECONDS)
-      await reset()
-      const agent = new Agent({ keepAlive: true, maxSockets: concurrency })
-      const cpu0 = await cpuSeconds(server.pid)
-      const hook = await closedLoop(concurrency, SECONDS, makeDelivery, (d) => post(agent, server.port, d).then((s) => s === 200))
-      const serverCpu = (await cpuSeconds(server.pid)) - cpu0
-      agent.destroy()
-      const hookRate = hook.count / hook.seconds
-      const ratio = anchor === undefined ? Number.NaN : hookRate / anchor
-      const cpuMs = (serverCpu * 1000) / hook.count
-      figures.push({ concurrency, ratio, cpuMs })
-      rows.push([
-        String(concurrency),
-        fmt(hookRate),
-        fmt(percentile(hook.latencies, 0.5), 1),
-        fmt(percentile(hook.latencies, 0.99), 1),
-        String(hook.failures),
-        anchor === undefined ? "not installed" : fmt(anchor),
-        fmt(ratio, 2),
-        fmt(cpuMs, 2)
-      ])
+      await reset(ours.dbUrl)
+      const limit = await pgbench(ours.dbUrl, concurrency, SECONDS)
+      for (const server of servers) {
+        const m = await measure(server, concurrency, SECONDS)
+        const ratio = limit === undefined ? Number.NaN : m.rate / limit
+        if (concurrency === 16) at16.set(server.label, { ...m, ratio })
+        rows.push([
+          server.label,
+          String(concurrency),
+          fmt(m.rate),
+          fmt(m.p50, 1),
+          fmt(m.p99, 1),
+          String(m.failures),
+          limit === undefined ? "not installed" : fmt(limit),
+          fmt(ratio, 2),
+          fmt(m.cpuMs, 2),
+          fmt(m.logBytes)
+        ])
+      }
     }
-    const header = ["in flight", "deliveries/s", "p50 ms", "p99 ms", "non-200", "pgbench INSERT+pg_notify/s", "ratio", "server CPU ms/delivery"]
-    const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)))
-    const line = (cells: ReadonlyArray<string>) => cells.map((c, i) => c.padStart(widths[i]!)).join("  ")
     console.log("")
-    console.log(line(header))
-    for (const r of rows) console.log(line(r))
-    const at16 = figures.find((f) => f.concurrency === 16)!
+    console.log(table(
+      ["server", "in flight", "deliveries/s", "p50 ms", "p99 ms", "non-200", "pgbench INSERT+pg_notify/s", "ratio", "server CPU ms/delivery", "log bytes/delivery"],
+      rows
+    ))
+    const mine = at16.get(ours.label)!
     console.log("")
-    console.log(`ratio to pgbench at 16 in flight: ${fmt(at16.ratio, 2)}   (target >= 0.7)`)
-    console.log(`server CPU per queued delivery at 16 in flight: ${fmt(at16.cpuMs, 2)} ms   (target <= 0.3 ms)`)
+    console.log(`ratio to pgbench at 16 in flight: ${fmt(mine.ratio, 2)}   (target >= 0.7)`)
+    console.log(`server CPU per queued delivery at 16 in flight: ${fmt(mine.cpuMs, 2)} ms   (target <= 0.3 ms)`)
+    if (anchor !== undefined) {
+      const before = at16.get(anchor.label)!
+      console.log(
+        `against ${anchor.label} at 16 in flight: ${fmt(mine.rate / before.rate, 2)}x the deliveries/s, ` +
+          `${fmt(mine.cpuMs / before.cpuMs, 2)}x the CPU per delivery, ${fmt(mine.logBytes)} log bytes per delivery (was ${fmt(before.logBytes)})`
+      )
+    }
 
     // A job's whole life: its queued delivery inserts (and NOTIFYs), the next two only update the row.
-    await reset()
+    await reset(ours.dbUrl)
     const lifeAgent = new Agent({ keepAlive: true, maxSockets: 16 })
+    const cpu0 = await cpuSeconds(ours.pid)
     const life = await closedLoop(16, SECONDS, makeLifecycle, async (ds) => {
       let ok = true
-      for (const d of ds) ok = (await post(lifeAgent, server.port, d)) === 200 && ok
+      for (const d of ds) ok = (await post(lifeAgent, ours.port, d)) === 200 && ok
       return ok
     })
+    const lifeCpu = (await cpuSeconds(ours.pid)) - cpu0
     lifeAgent.destroy()
     console.log("")
     console.log(
-      `job lifecycles (queued, in_progress, completed) at concurrency 16: ${fmt((life.count * 3) / life.seconds)} deliveries/s, ` +
-        `p50 ${fmt(percentile(life.latencies, 0.5) / 3, 1)} ms per delivery`
+      `job lifecycles (queued, in_progress, completed) at 16 in flight: ${fmt((life.count * 3) / life.seconds)} deliveries/s, ` +
+        `p50 ${fmt(percentile(life.latencies, 0.5) / 3, 1)} ms and ${fmt((lifeCpu * 1000) / (life.count * 3), 2)} ms of server CPU per delivery`
     )
 
-    await reset()
-    const fixed = await openLoop(500, SECONDS, server.port)
-    console.log("")
+    await reset(ours.dbUrl)
+    const fixed = await openLoop(500, SECONDS, ours.port)
     console.log(
       `fixed offer of 500 deliveries/s: ${fmt(fixed.count / fixed.seconds)}/s answered, p50 ${fmt(percentile(fixed.latencies, 0.5), 1)} ms, ` +
         `p99 ${fmt(percentile(fixed.latencies, 0.99), 1)} ms, ${fixed.failures} non-200`
     )
-    console.log(`load average ${os.loadavg().map((l) => l.toFixed(2)).join(" ")} (1, 5, 15 min)`)
+    console.log(`load average at end ${loadAverage()} (1, 5, 15 min)`)
   } finally {
-    await sql.end()
-    server.stop()
+    await Promise.all(servers.map((s) => s.stop()))
+    for (const b of bundles) b.remove()
+    if (profileDir) console.log(`CPU profile of this tree's server written to ${profileDir}`)
   }
 }
 
-if (process.argv[2] === "--serve") {
-  NodeRuntime.runMain(serve(process.argv[3]!), { disablePrettyLogger: true })
-} else {
-  const main = Effect.gen(function*() {
-    const given = process.env.POSTGRES_URL
-    const adminUrl = given !== undefined && given !== ""
-      ? given
-      : (yield* startEmbeddedPostgres({ dataDir: yield* Effect.promise(() => tempDataDir("bench-webhook-pg-")), persistent: false })).url
-    yield* Effect.promise(() => bench(adminUrl))
+const main = Effect.gen(function*() {
+  const given = process.env.POSTGRES_URL
+  const adminUrl = given !== undefined && given !== ""
+    ? given
+    : (yield* startEmbeddedPostgres({ dataDir: yield* Effect.promise(() => tempDataDir("bench-webhook-pg-")), persistent: false })).url
+  yield* Effect.promise(() => bench(adminUrl))
+})
+const scope = Effect.runSync(Scope.make())
+Effect.runPromise(Scope.extend(main, scope))
+  .finally(() => Effect.runPromise(Scope.close(scope, Exit.void)))
+  .then(() => process.exit(0), (e) => {
+    console.error(e)
+    process.exit(1)
   })
-  const scope = Effect.runSync(Scope.make())
-  Effect.runPromise(Scope.extend(main, scope))
-    .finally(() => Effect.runPromise(Scope.close(scope, Exit.void)))
-    .then(() => process.exit(0), (e) => {
-      console.error(e)
-      process.exit(1)
-    })
-}

@@ -491,7 +491,7 @@ const cases = (backend: Backend) => {
   })
 
   describe("logs", () => {
-    test("one access-log line per label-matched delivery, none for the rest; rejections at WARN, failures at ERROR", (h) =>
+    test("one log line per label-matched delivery, none for the rest; rejections at WARN, failures at ERROR", (h) =>
       Effect.gen(function*() {
         yield* h.deliver("workflow_job", workflowJob())
         yield* h.deliver("workflow_job", workflowJob({ labels: ["ubuntu-latest"] }))
@@ -499,11 +499,13 @@ const cases = (backend: Backend) => {
         yield* h.deliver("ping", { zen: "x" }, { signature: null })
         yield* h.request("/health")
         const logs = yield* h.logs
-        const access = logs.filter((l) => l.includes("message=request"))
+        // one line per label-matched delivery, written when it is answered: the job, the status and the time
+        const access = logs.filter((l) => l.includes("Received workflow_job"))
         expect(access).toHaveLength(1)
         expect(access[0]).toMatch(/status=200/)
         expect(access[0]).toMatch(/elapsed_ms=\d+/)
-        expect(logs.filter((l) => l.includes("Received workflow_job"))).toHaveLength(1)
+        expect(access[0]).toMatch(/job_id=\d+/)
+        expect(access[0]).toMatch(/entity=\S+/)
         expect(logs.filter((l) => l.includes("level=WARN") && l.includes("status=401"))).toHaveLength(1)
         expect(logs.filter((l) => l.includes("level=ERROR"))).toEqual([])
       }))

@@ -24,16 +24,26 @@ export const portLayer = <RA, E, RR>(api: Layer.Layer<HttpApi.Api, never, RA>, r
 /**
  * Serves a port's layer on the HttpServer the caller provides. `HttpApiBuilder`'s router is one layer value, and
  * layers built together share it: `Layer.fresh` gives each port its own, so `all` can serve both ports (each with
- * its `/health`) from one build.
+ * its `/health`) from one build. `front`, when given, sees every request before the router does (a port's hot
+ * route answered without the router's work); what it needs is required by the layer.
  */
-export const servePort = <R>(port: Layer.Layer<HttpApi.Api, never, R>, server?: string) =>
-  Layer.fresh(HttpApiBuilder.serve(server === undefined ? undefined : countResponses(server)).pipe(Layer.provide(port)))
+export const servePort = <R, RF = never>(
+  port: Layer.Layer<HttpApi.Api, never, R>,
+  server?: string,
+  front?: (app: HttpApp.Default) => HttpApp.Default<never, RF>
+) =>
+  Layer.fresh(
+    HttpApiBuilder.serve((app: HttpApp.Default) => {
+      const fronted = front === undefined ? app : front(app)
+      return server === undefined ? fronted : countResponses(server)(fronted)
+    }).pipe(Layer.provide(port))
+  )
 
 /**
  * Counts every answer of the port by status class (`riscv_runner_http_responses_total`), for the 5xx alert: the
  * app's errors are answers already, so only a defect is left, and it is answered 500.
  */
-const countResponses = (server: string) => (app: HttpApp.Default): HttpApp.Default =>
+const countResponses = (server: string) => <R>(app: HttpApp.Default<never, R>): HttpApp.Default<never, R> =>
   Effect.onExit(app, (exit) =>
     Exit.isSuccess(exit)
       ? recordHttpResponse(server, exit.value.status)

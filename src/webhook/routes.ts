@@ -46,6 +46,14 @@ const answer = <R>(handler: () => Effect.Effect<HttpServerResponse.HttpServerRes
   )
 
 /**
+ * `POST /` as a handler: answered whatever happens, a rejected signature counted. The router serves it, and
+ * `server.ts` answers it before the router does (`deliveriesFirst`).
+ */
+export const postWebhook = answer(() =>
+  receiveWebhook().pipe(Effect.tapError((e) => (e._tag === "SignatureRejected" ? recordSignatureFailure : Effect.void)))
+)
+
+/**
  * The webhook program's plain routes (the original's `ghfe`); the trace API is served beside them through
  * `HttpApiBuilder` (see `server.ts`). `GET /health` answers `ok` while the process is up; it
  * is not logged, since probes call it every few seconds.
@@ -55,7 +63,7 @@ export const webhookRouter = HttpRouter.empty.pipe(
   HttpRouter.get("/ready", readyRoute),
   HttpRouter.get("/metrics", webhookMetrics),
   HttpRouter.get("/openapi.json", openApiJson),
-  HttpRouter.post("/", answer(() => receiveWebhook().pipe(Effect.tapError((e) => (e._tag === "SignatureRejected" ? recordSignatureFailure : Effect.void))))),
+  HttpRouter.post("/", postWebhook),
   HttpRouter.get("/setup/org", answer(setupPage("org"))),
   HttpRouter.get("/setup/personal", answer(setupPage("personal")))
 )

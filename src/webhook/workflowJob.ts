@@ -31,25 +31,20 @@ const noteTransition = (jobId: number, transition: Transition, moved: "running" 
 }
 
 /**
- * One INFO line per label-matched delivery (method, path, status, time since the request began), as the
- * original's access log: those are the requests whose latency matters. Everything else is too frequent to be
- * worth a line.
+ * One INFO line per label-matched delivery, written when it is answered: what the job is (the `jobLogFields`
+ * keys, as the scheduler's lines), the status and the time since the request began, as the original's access
+ * log. Those are the requests whose latency matters; everything else is too frequent to be worth a line. One line
+ * rather than a "received" line and an access line: writing the log was a tenth of the webhook's CPU.
  */
-const withAccessLog = (startedAt: number) =>
+const withAccessLog = (startedAt: number, fields: Readonly<Record<string, string | number>>) =>
 <A extends HttpServerResponse.HttpServerResponse, E extends HttpEdgeError, R>(effect: Effect.Effect<A, E, R>) =>
-  effect.pipe(
-    Effect.onExit((exit) =>
-      Effect.flatMap(Clock.currentTimeMillis, (end) =>
-        Effect.logInfo("request").pipe(
-          Effect.annotateLogs({
-            method: "POST",
-            path: "/",
-            status: Exit.match(exit, { onSuccess: (r) => r.status, onFailure: (cause) => failureStatus(cause) }),
-            elapsed_ms: end - startedAt
-          })
-        ))
-    )
-  )
+  Effect.onExit(effect, (exit) =>
+    Effect.flatMap(Clock.currentTimeMillis, (end) =>
+      Effect.annotateLogs(Effect.logInfo("Received workflow_job"), {
+        ...fields,
+        status: Exit.match(exit, { onSuccess: (r) => r.status, onFailure: (cause) => failureStatus(cause) }),
+        elapsed_ms: end - startedAt
+      })))
 
 const failureStatus = (cause: Cause.Cause<HttpEdgeError>): number =>
   Option.match(Cause.failureOption(cause), { onNone: () => 500, onSome: statusOf })
@@ -157,21 +152,18 @@ export const handleWorkflowJob = Effect.fnUntraced(function*(delivery: Delivery)
     return ok("Ignoring job: missing required platform label")
   }
 
+  const logFields = {
+    job_id: jobId,
+    pod: stringAt(job, "runner_name"),
+    entity: entity.name,
+    entity_id: entity.id,
+    entity_type: entity.type,
+    action,
+    name: stringAt(job, "name"),
+    repo: repoFullName,
+    labels: labels.join(",")
+  }
   return yield* Effect.gen(function*() {
-    yield* Effect.logInfo("Received workflow_job").pipe(
-      Effect.annotateLogs({
-        entity_type: entity.type,
-        entity_id: entity.id,
-        entity_name: entity.name,
-        entity: entity.name,
-        action,
-        job_id: jobId,
-        pod: stringAt(job, "runner_name"),
-        name: stringAt(job, "name"),
-        repo: repoFullName,
-        labels: labels.join(",")
-      })
-    )
     const db = yield* Db
     const htmlUrl = stringAt(job, "html_url")
     const runnerName = stringAt(job, "runner_name") || null
@@ -220,5 +212,5 @@ export const handleWorkflowJob = Effect.fnUntraced(function*(delivery: Delivery)
       Effect.mapError((e) => (e._tag === "StoreFailed" ? e : storeFailed("adoptJob")(e)))
     )
     return ok(`Job ${jobId} was not stored yet; stored it and ${moved === "running" ? "marked it running" : "completed it"}.`)
-  }).pipe(withAccessLog(delivery.startedAt))
+  }).pipe(withAccessLog(delivery.startedAt, logFields))
 })
