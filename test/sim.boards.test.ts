@@ -6,6 +6,9 @@ import { json, withSimService } from "./support/simService.ts"
  * Faulty boards under `--simulate`, end to end on real sockets: `SIM_NODES` marks a board whose runners never
  * register, and `/boards.json` shows it quarantined once its runners have failed, while the good boards serve the
  * jobs. The scheduler's registration timeout is cut to seconds (real time) so that the failures come quickly.
+ * The jobs are long enough (12 of 3 simulated minutes on two good boards: about 18 s of real time at speed 60)
+ * that they still wait when the bad board has failed three runners, even on a loaded machine; with jobs of 30 s
+ * the queue could drain before the third failure, and the test then depended on the machine's speed.
  */
 
 const until = async <A>(what: string, read: () => Promise<A>, ok: (a: A) => boolean, tries = 400): Promise<A> => {
@@ -23,7 +26,7 @@ describe("faulty boards under --simulate", () => {
     const { result } = await withSimService(async ({ control, scheduler }) => {
       const posted = await json(`${control}/sim/jobs`, {
         method: "POST",
-        body: JSON.stringify({ owner: "acme", ownerType: "Organization", repo: "acme/app", labels: ["ubuntu-24.04-riscv"], durationSeconds: 30, count: 12 })
+        body: JSON.stringify({ owner: "acme", ownerType: "Organization", repo: "acme/app", labels: ["ubuntu-24.04-riscv"], durationSeconds: 180, count: 12 })
       })
       expect(posted.status).toBe(200)
       const boards = await until(
@@ -34,7 +37,8 @@ describe("faulty boards under --simulate", () => {
       const state = await until(
         "every job done",
         () => json(`${control}/sim/state`).then((r) => r.body),
-        (s) => s.jobs.length === 12 && s.jobs.every((j: any) => j.status === "completed")
+        (s) => s.jobs.length === 12 && s.jobs.every((j: any) => j.status === "completed"),
+        900
       )
       return { boards, state }
     }, {
@@ -54,5 +58,5 @@ describe("faulty boards under --simulate", () => {
     expect(result.state.jobs.map((j: any) => j.conclusion)).toEqual(Array(12).fill("success"))
     const onBad = result.state.pods.filter((p: any) => p.node === "scw-em-rv1-2")
     expect(onBad.length).toBeGreaterThanOrEqual(3)
-  }, 90_000)
+  }, 150_000)
 })
