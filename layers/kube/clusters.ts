@@ -1,4 +1,4 @@
-import { Effect, Either, Schedule, Stream } from "effect"
+import { Context, Effect, Either, Layer, Schedule, Stream } from "effect"
 import { DEFAULT_CLUSTER } from "../../src/domain/RunnerConfig.ts"
 import {
   type ClusterReading,
@@ -123,3 +123,21 @@ export const combineClusters = (members: ReadonlyArray<ClusterMember>): KubeShap
     })
   })
 }
+
+/** A cluster as `KubeClusters` builds it: its name, its pools, and the layer of its own `Kube`. */
+export interface ClusterLayer<E> {
+  readonly name: string
+  readonly pools: ReadonlyArray<string>
+  readonly layer: Layer.Layer<Kube, E>
+}
+
+/** `Kube` over several clusters: each member's layer built, then `combineClusters`. */
+export const KubeClusters = <E>(members: ReadonlyArray<ClusterLayer<E>>): Layer.Layer<Kube, E> =>
+  Layer.scoped(
+    Kube,
+    Effect.map(
+      Effect.forEach(members, (m) =>
+        Effect.map(Layer.build(m.layer), (context): ClusterMember => ({ name: m.name, pools: m.pools, kube: Context.get(context, Kube) }))),
+      combineClusters
+    )
+  )
