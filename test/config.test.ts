@@ -4,7 +4,8 @@ import * as fs from "node:fs/promises"
 import * as os from "node:os"
 import * as path from "node:path"
 import { loadAppEnv } from "../src/config/env.ts"
-import { loadRunnerConfig, withImageRegistry } from "../src/config/runnerConfig.ts"
+import { decodeRunnerConfig, loadRunnerConfig, withImageRegistry } from "../src/config/runnerConfig.ts"
+import { clusterOfPool, DEFAULT_CLUSTER } from "../src/domain/RunnerConfig.ts"
 
 const withEnv = (vars: Record<string, string>) => Effect.withConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(vars))))
 
@@ -131,5 +132,72 @@ describe("runner config file", () => {
       expect(config.apps.orgAppId).toBe(2167633)
       expect(config.bannedSenders).toEqual([])
       expect(config.policy).toBe("fifo")
+    }))
+})
+
+describe("runner config clusters", () => {
+  const rules = [
+    { labels: ["ubuntu-24.04-riscv"], pool: "scw-em-rv1", image: "img" },
+    { labels: ["lab"], pool: "jupiter", image: "img" },
+    { labels: ["other"], pool: "banana", image: "img" }
+  ]
+  const decode = (clusters: unknown) => Effect.either(decodeRunnerConfig({ rules, clusters }))
+  const lab = { name: "lab", kubeconfig: "/etc/lab.kubeconfig", pools: ["jupiter"] }
+
+  it.effect("without clusters every pool is in the default cluster, as before", () =>
+    Effect.gen(function*() {
+      const config = yield* decodeRunnerConfig({ rules })
+      expect(config.clusters).toEqual([])
+      expect(clusterOfPool(config, "jupiter")).toBe(DEFAULT_CLUSTER)
+    }))
+
+  it.effect("a pool named by a cluster lives there; the others stay in the default cluster", () =>
+    Effect.gen(function*() {
+      const config = yield* decodeRunnerConfig({
+        rules,
+        clusters: [{ ...lab, context: "admin", namespace: "runners" }, { name: "scw", kubeconfig: "/k", pools: ["banana"] }]
+      })
+      expect(config.clusters[0]).toEqual({ ...lab, context: "admin", namespace: "runners" })
+      expect(clusterOfPool(config, "jupiter")).toBe("lab")
+      expect(clusterOfPool(config, "banana")).toBe("scw")
+      expect(clusterOfPool(config, "scw-em-rv1")).toBe(DEFAULT_CLUSTER)
+    }))
+
+  it.effect("a cluster listed twice, or named default, is refused", () =>
+    Effect.gen(function*() {
+      const twice = yield* decode([lab, { ...lab, pools: ["banana"] }])
+      expect(Either.isLeft(twice) && twice.left).toBe(`clusters.1.name: cluster "lab" is listed twice`)
+      const reserved = yield* decode([{ ...lab, name: "default" }])
+      expect(Either.isLeft(reserved) && reserved.left).toMatch(/^clusters\.0\.name: "default" is the cluster of KUBECONFIG/)
+    }))
+
+  it.effect("a pool in two clusters is refused", () =>
+    Effect.gen(function*() {
+      const result = yield* decode([lab, { name: "other", kubeconfig: "/k", pools: ["banana", "jupiter"] }])
+      expect(Either.isLeft(result) && result.left).toBe(`clusters.1.pools: pool "jupiter" is already in cluster "lab"; a pool lives in one cluster`)
+    }))
+
+  it.effect("a pool no rule routes to is refused (a misspelt pool would leave its rule's pool in the default cluster)", () =>
+    Effect.gen(function*() {
+      const result = yield* decode([{ ...lab, pools: ["jupitre"] }])
+      expect(Either.isLeft(result) && result.left).toBe(`clusters.0.pools: pool "jupitre" is in no rule`)
+    }))
+
+  it.effect("bad fields are named by their path: a missing kubeconfig, no pools, a name that is not a DNS label", () =>
+    Effect.gen(function*() {
+      const result = yield* decode([{ name: "Lab Two", pools: [] }])
+      const message = Either.isLeft(result) ? result.left : ""
+      expect(message).toContain("clusters.0.name")
+      expect(message).toContain("clusters.0.kubeconfig")
+      expect(message).toContain("clusters.0.pools")
+    }))
+
+  it.effect("a config file with a bad cluster names the file", () =>
+    Effect.gen(function*() {
+      const dir = yield* Effect.promise(() => fs.mkdtemp(path.join(os.tmpdir(), "rr-config-")))
+      const file = path.join(dir, "runner.json")
+      yield* Effect.promise(() => fs.writeFile(file, JSON.stringify({ rules, clusters: [lab, lab] })))
+      const result = yield* Effect.either(loadRunnerConfig(Option.some(file)))
+      expect(Either.isLeft(result) && result.left.message).toBe(`RUNNER_CONFIG ${file}: clusters.1.name: cluster "lab" is listed twice; clusters.1.pools: pool "jupiter" is already in cluster "lab"; a pool lives in one cluster`)
     }))
 })

@@ -1,9 +1,10 @@
 import { Effect } from "effect"
+import { DEFAULT_CLUSTER } from "../../src/domain/RunnerConfig.ts"
 import { Kube, type KubeOperation, type KubeShape } from "../../src/services/Kube.ts"
 import { collectFailureInfoWith } from "./failureInfo.ts"
 
 /** The operations each layer implements itself; the rest of `Kube` is derived from them. */
-export type KubeOperations = Omit<KubeShape, "collectFailureInfo" | "callCounts">
+export type KubeOperations = Omit<KubeShape, "collectFailureInfo" | "callCounts" | "clusterOf" | "capacityByCluster" | "runnerPodsByCluster">
 
 /**
  * Completes a layer's operations into a `Kube`, shared by the live and the memory layers so both derive failure
@@ -11,6 +12,10 @@ export type KubeOperations = Omit<KubeShape, "collectFailureInfo" | "callCounts"
  */
 export const assembleKube = (operations: KubeOperations, counts: Readonly<Record<KubeOperation, number>>) =>
   Kube.of({
+    // one cluster: the default one, whatever its pools
+    clusterOf: () => DEFAULT_CLUSTER,
+    capacityByCluster: Effect.map(Effect.either(operations.capacity), (result) => [{ cluster: DEFAULT_CLUSTER, result }]),
+    runnerPodsByCluster: Effect.map(Effect.either(operations.listRunnerPods), (result) => [{ cluster: DEFAULT_CLUSTER, result }]),
     capacity: operations.capacity,
     createRunnerPod: operations.createRunnerPod,
     listRunnerPods: operations.listRunnerPods,

@@ -32,6 +32,8 @@ export interface KubeLiveOptions {
   readonly kubeconfigYaml?: Redacted.Redacted<string> | undefined
   /** Path of a kubeconfig file (`KUBECONFIG`). Without either, the pod's service account is used. */
   readonly kubeconfigPath?: string | undefined
+  /** The kubeconfig context to use; absent: its current context. */
+  readonly context?: string | undefined
   /** where runner pods live; `default` as in the original */
   readonly namespace?: string | undefined
   /** Per-request limit. The original had none, and one hung call would stall the whole scheduler cycle. */
@@ -190,6 +192,10 @@ const loadConfig = (options: KubeLiveOptions): Effect.Effect<KubeConfig, KubeErr
       if (options.kubeconfigYaml !== undefined) kc.loadFromString(Redacted.value(options.kubeconfigYaml))
       else if (options.kubeconfigPath !== undefined) kc.loadFromFile(options.kubeconfigPath)
       else kc.loadFromCluster()
+      if (options.context !== undefined) {
+        if (kc.getContextObject(options.context) === null) throw new Error(`the kubeconfig has no context "${options.context}"`)
+        kc.setCurrentContext(options.context)
+      }
       if (kc.getCurrentCluster() === null) throw new Error("the kubeconfig names no current cluster")
       return kc
     },

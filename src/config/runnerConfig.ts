@@ -1,6 +1,6 @@
 import { Effect, Option, ParseResult, Schema } from "effect"
 import * as fs from "node:fs/promises"
-import { defaultRunnerConfig, ImageRegistry, RunnerConfig } from "../domain/RunnerConfig.ts"
+import { clusterProblems, defaultRunnerConfig, ImageRegistry, RunnerConfig } from "../domain/RunnerConfig.ts"
 import { StartupError } from "./StartupError.ts"
 
 /**
@@ -26,14 +26,18 @@ export const loadRunnerConfig = (path: Option.Option<string>) =>
       })
   })
 
-/** Decodes a config object; the error lists every bad field by its path, on one line. */
+/**
+ * Decodes a config object; the error lists every bad field by its path, on one line, then what is wrong with the
+ * `clusters` as a whole (`clusterProblems`).
+ */
 export const decodeRunnerConfig = (input: unknown) =>
   Schema.decodeUnknown(RunnerConfig, { errors: "all", onExcessProperty: "error" })(input).pipe(
     Effect.mapError((e) =>
       ParseResult.ArrayFormatter.formatErrorSync(e)
         .map((issue) => `${issue.path.length > 0 ? issue.path.join(".") : "(root)"}: ${issue.message.replace(/\s+/g, " ")}`)
         .join("; ")
-    )
+    ),
+    Effect.filterOrFail((config) => clusterProblems(config).length === 0, (config) => clusterProblems(config).join("; "))
   )
 
 /**

@@ -76,6 +76,27 @@ export const QuarantineConfig = Schema.Struct({
 })
 export type QuarantineConfig = typeof QuarantineConfig.Type
 
+/**
+ * A cluster besides the default one (`KUBECONFIG` / `K8S_KUBECONFIG`): where its kubeconfig file is, which of its
+ * contexts and namespace to use, and the pools whose boards live there. Pools no cluster names stay in the default
+ * cluster, so a config without `clusters` drives one cluster, as before.
+ */
+export const ClusterConfig = Schema.Struct({
+  name: Schema.NonEmptyTrimmedString.pipe(
+    Schema.pattern(/^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/, { message: () => "cluster names are lower-case letters, digits and -" })
+  ),
+  kubeconfig: Schema.NonEmptyTrimmedString,
+  /** the kubeconfig's current context when absent */
+  context: Schema.optional(Schema.NonEmptyTrimmedString),
+  /** `default` when absent, as for the default cluster */
+  namespace: Schema.optional(Schema.NonEmptyTrimmedString),
+  pools: Schema.NonEmptyArray(Schema.NonEmptyTrimmedString)
+})
+export type ClusterConfig = typeof ClusterConfig.Type
+
+/** The name a worker of the default cluster records (and every worker stored before clusters existed). */
+export const DEFAULT_CLUSTER = "default"
+
 const EntityIdKey = Schema.String.pipe(Schema.pattern(/^[1-9][0-9]*$/, { message: () => "entity keys must be numeric account ids" }))
 
 export const RunnerConfig = Schema.Struct({
@@ -95,7 +116,9 @@ export const RunnerConfig = Schema.Struct({
   imageRegistry: Schema.optionalWith(ImageRegistry, { default: () => DEFAULT_IMAGE_REGISTRY }),
   quarantine: Schema.optionalWith(Schema.NullOr(QuarantineConfig), {
     default: () => ({ after: 3, withinMinutes: 60, probationMinutes: 60 })
-  })
+  }),
+  /** clusters besides the default one, each with its pools (`clusterProblems` checks them against the rules) */
+  clusters: Schema.optionalWith(Schema.Array(ClusterConfig), { default: () => [] })
 })
 export type RunnerConfig = typeof RunnerConfig.Type
 export type RunnerConfigInput = typeof RunnerConfig.Encoded
@@ -190,4 +213,32 @@ export const banOf = (
     typeof s === "number" ? s === delivery.senderId : login !== "" && s.toLowerCase() === login
   )
   return banned ? `sender ${delivery.senderLogin || delivery.senderId} is banned` : undefined
+}
+
+/** The cluster a pool's boards live in: the cluster that names it, else the default cluster. */
+export const clusterOfPool = (config: RunnerConfig, pool: string): string =>
+  config.clusters.find((c) => c.pools.includes(pool))?.name ?? DEFAULT_CLUSTER
+
+/**
+ * What is wrong with the config's `clusters`, one sentence each: a name used twice (or the reserved `default`),
+ * a pool in two clusters, a pool no rule routes to. The last is an error, not a warning: it is almost always a
+ * misspelt pool, and a rule's pool that no cluster names silently falls to the default cluster, whose boards lack it.
+ */
+export const clusterProblems = (config: RunnerConfig): ReadonlyArray<string> => {
+  const problems: Array<string> = []
+  const names = new Set<string>()
+  const owner = new Map<string, string>()
+  const rulePools = new Set(config.rules.map((r) => r.pool))
+  config.clusters.forEach((cluster, i) => {
+    if (cluster.name === DEFAULT_CLUSTER) problems.push(`clusters.${i}.name: "${DEFAULT_CLUSTER}" is the cluster of KUBECONFIG and needs no entry`)
+    else if (names.has(cluster.name)) problems.push(`clusters.${i}.name: cluster "${cluster.name}" is listed twice`)
+    names.add(cluster.name)
+    for (const pool of cluster.pools) {
+      const other = owner.get(pool)
+      if (other !== undefined) problems.push(`clusters.${i}.pools: pool "${pool}" is already in cluster "${other}"; a pool lives in one cluster`)
+      else owner.set(pool, cluster.name)
+      if (!rulePools.has(pool)) problems.push(`clusters.${i}.pools: pool "${pool}" is in no rule`)
+    }
+  })
+  return problems
 }

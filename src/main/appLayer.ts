@@ -13,11 +13,12 @@ import { DbPostgres } from "../../layers/db/postgres.ts"
 import { GithubMemory } from "../../layers/github/memory.ts"
 import { GithubLive } from "../../layers/github/octokit.ts"
 import { KubeLive } from "../../layers/kube/client.ts"
+import { KubeClusters } from "../../layers/kube/clusters.ts"
 import { type DevSecret, SIMULATION_WEBHOOK_SECRET } from "../../layers/sim/devSecrets.ts"
 import { SimCluster, simulation } from "../../layers/sim/simulation.ts"
 import { type AppEnv, describeConfigError, ENV_NAMES, requiredVariables, type Role } from "../config/env.ts"
 import { StartupError } from "../config/StartupError.ts"
-import type { RunnerConfig } from "../domain/RunnerConfig.ts"
+import { DEFAULT_CLUSTER, type RunnerConfig } from "../domain/RunnerConfig.ts"
 import { EmbeddedPostgresError, EmbeddedPostgresInUse, startEmbeddedPostgres } from "../embedded/embeddedPostgres.ts"
 import { MeteredDb } from "../observability/meteredDb.ts"
 import { operatorLine } from "../observability/operatorLine.ts"
@@ -28,6 +29,7 @@ import { SchedulerServer } from "../operator/server.ts"
 import { schedulerSettingsFromEnv } from "../scheduler/settings.ts"
 import type { Db } from "../services/Db.ts"
 import type { Github, GithubConfigError } from "../services/Github.ts"
+import type { Kube } from "../services/Kube.ts"
 import { webhookServerOptions } from "../webhook/requestLimits.ts"
 import { WebhookServer } from "../webhook/server.ts"
 import { webhookSettingsLayer } from "../webhook/WebhookSettings.ts"
@@ -179,9 +181,7 @@ const schedulerLayers = (env: AppEnv, runnerConfig: RunnerConfig, simulate: bool
     githubOption,
     (): GithubLayer => Layer.fail(new StartupError({ message: "the scheduler needs GHAPP_ORG_PRIVATE_KEY and GHAPP_PERSONAL_PRIVATE_KEY" }))
   )
-  const kube = simulate
-    ? SimCluster
-    : KubeLive({ kubeconfigYaml: Option.getOrUndefined(env.kubeconfigYaml), kubeconfigPath: Option.getOrUndefined(env.kubeconfigPath) })
+  const kube = simulate ? SimCluster : liveClusters(env, runnerConfig)
   return Layer.mergeAll(settings, recoverySettingsFromEnv, github, kube).pipe(
     Layer.mapError((e) =>
       e instanceof StartupError
@@ -191,6 +191,29 @@ const schedulerLayers = (env: AppEnv, runnerConfig: RunnerConfig, simulate: bool
         })
     )
   )
+}
+
+/**
+ * The live cluster: the default one (`K8S_KUBECONFIG` / `KUBECONFIG`, else the service account) alone, as before,
+ * or, when the runner config lists `clusters`, one `KubeLive` per cluster from its kubeconfig file, routed by pool.
+ * A cluster whose kubeconfig cannot be read or lacks its context stops start-up, naming the cluster.
+ */
+const liveClusters = (env: AppEnv, runnerConfig: RunnerConfig): Layer.Layer<Kube, StartupError> => {
+  const defaultCluster = KubeLive({
+    kubeconfigYaml: Option.getOrUndefined(env.kubeconfigYaml),
+    kubeconfigPath: Option.getOrUndefined(env.kubeconfigPath)
+  }).pipe(Layer.mapError((e) => new StartupError({ message: `scheduler: ${e.message}` })))
+  if (runnerConfig.clusters.length === 0) return defaultCluster
+  return KubeClusters([
+    { name: DEFAULT_CLUSTER, pools: [], layer: defaultCluster },
+    ...runnerConfig.clusters.map((c) => ({
+      name: c.name,
+      pools: c.pools,
+      layer: KubeLive({ kubeconfigPath: c.kubeconfig, context: c.context, namespace: c.namespace }).pipe(
+        Layer.mapError((e) => new StartupError({ message: `RUNNER_CONFIG clusters "${c.name}": ${e.message}` }))
+      )
+    }))
+  ])
 }
 
 /**

@@ -41,13 +41,20 @@ export const matchDemand = Effect.fn("Scheduler.matchDemand")(function*(
   const none: MatchResult = { provisioned: 0, failed: 0, jobIds: [] }
 
   // Capacity first: with every board taken (the usual state under a backlog) the backlog need not be read at all.
-  const reading = yield* Effect.either(kube.capacity)
-  if (Either.isLeft(reading)) {
-    yield* Effect.logError("cannot read board capacity; no provisioning this cycle").pipe(Effect.annotateLogs({ error: reading.left.message }))
-    return none
+  // Every cluster apart: a cluster whose API fails offers no capacity this cycle, and the others provision as usual.
+  const readings = yield* kube.capacityByCluster
+  const answered = new Map<string, PoolCapacity>()
+  for (const { cluster, result } of readings) {
+    if (Either.isRight(result)) for (const [pool, c] of result.right) answered.set(pool, c)
+    else {
+      yield* Effect.logError("cannot read board capacity; no provisioning in this cluster this cycle").pipe(
+        Effect.annotateLogs({ cluster, error: result.left.message })
+      )
+    }
   }
+  if (!readings.some((r) => Either.isRight(r.result))) return none
   // Quarantined boards are no capacity, and a board on trial offers one slot.
-  const capacity = trustedCapacity(reading.right, boards)
+  const capacity = trustedCapacity(answered, boards)
   yield* recordCapacity(capacity)
   if (![...capacity.values()].some((c) => c.available > 0)) return none
   const config = settings.runnerConfig

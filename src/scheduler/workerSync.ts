@@ -1,6 +1,7 @@
 import { Duration, Effect, Either, Option } from "effect"
+import type { Worker } from "../domain/Worker.ts"
 import { Db } from "../services/Db.ts"
-import { Kube } from "../services/Kube.ts"
+import { Kube, type Pod } from "../services/Kube.ts"
 import type { Authenticate } from "./auth.ts"
 import { SchedulerSettings } from "./settings.ts"
 import { guardedOr, type SchedulerState } from "./state.ts"
@@ -34,7 +35,12 @@ export interface WorkerSyncResult {
   readonly unknownPodsDeleted: ReadonlyArray<string>
   /** phase 5: names of the finished pods deleted */
   readonly podsDeleted: ReadonlyArray<string>
+  /** the clusters whose pods could not be listed: their workers were left alone this cycle */
+  readonly unreachableClusters: ReadonlyArray<string>
 }
+
+/** The cluster a worker's pod is in: the one its pool lives in. */
+const workerCluster = (worker: Worker, clusterOf: (pool: string) => string): string => clusterOf(worker.k8s_pool)
 
 /** The worker sync; none when the pods could not be listed, and then no phase ran. */
 export const syncWorkers = Effect.fn("Scheduler.syncWorkers")(function*(state: SchedulerState, authenticate: Authenticate) {
@@ -43,22 +49,32 @@ export const syncWorkers = Effect.fn("Scheduler.syncWorkers")(function*(state: S
   const settings = yield* SchedulerSettings
   const lookbackSeconds = Duration.toMillis(settings.timeouts.reconcileLookback) / 1000
 
-  // Without the pod listing no phase can tell a vanished pod from an unknown one: skip them all this cycle.
-  const podList = yield* Effect.either(kube.listRunnerPods)
-  if (Either.isLeft(podList)) {
-    yield* Effect.logError("cannot list runner pods; worker sync skipped this cycle").pipe(Effect.annotateLogs({ error: podList.left.message }))
-    return Option.none<WorkerSyncResult>()
+  // Without a cluster's pod listing no phase can tell a vanished pod from an unknown one: that cluster's workers
+  // are left out of every phase this cycle (never taken for workers whose pods are gone), the others go on.
+  const readings = yield* kube.runnerPodsByCluster
+  const unreachable = new Set<string>()
+  const pods = new Map<string, Pod>()
+  for (const { cluster, result } of readings) {
+    if (Either.isRight(result)) for (const p of result.right) pods.set(p.name, p)
+    else {
+      unreachable.add(cluster)
+      yield* Effect.logError("cannot list runner pods; worker sync skipped in this cluster this cycle").pipe(
+        Effect.annotateLogs({ cluster, error: result.left.message })
+      )
+    }
   }
-  const pods = new Map(podList.right.map((p) => [p.name, p]))
+  if (unreachable.size === readings.length) return Option.none<WorkerSyncResult>()
+  const reachable = (rows: ReadonlyArray<Worker>) =>
+    unreachable.size === 0 ? rows : rows.filter((w) => !unreachable.has(workerCluster(w, kube.clusterOf)))
 
-  const first = yield* db.getWorkersForReconcile(lookbackSeconds)
+  const first = reachable(yield* db.getWorkersForReconcile(lookbackSeconds))
   const orphaned = yield* guardedOr("phase 1 (orphan sweep)", orphanSweep(first, pods), noWrites)
   const phased = yield* guardedOr("phase 2 (pod phases)", podPhaseSync(first, pods), noWrites)
   // Scopes whose workers ended in phases 1-2: their runners may linger, so phase 3 lists them for phase 4.
   const writes = combineWrites(orphaned, phased)
 
   // Phase 3 sees phases 1-2's writes: the rows are read again, unless nothing was written.
-  const second = writes.written === 0 ? first : yield* db.getWorkersForReconcile(lookbackSeconds)
+  const second = writes.written === 0 ? first : reachable(yield* db.getWorkersForReconcile(lookbackSeconds))
   const health = yield* guardedOr("phase 3 (health checks)", healthChecks(state, authenticate, pods, second, writes.ended), noHealthChecks)
   const runnersDeleted = yield* guardedOr("phase 4 (GitHub cleanup)", githubCleanup(health.listed), [])
   const unknownPodsDeleted = yield* guardedOr(
@@ -68,5 +84,12 @@ export const syncWorkers = Effect.fn("Scheduler.syncWorkers")(function*(state: S
   )
   const gone = new Set(unknownPodsDeleted)
   const podsDeleted = yield* guardedOr("phase 5 (finished pods)", deleteFinishedPods(new Map([...pods].filter(([name]) => !gone.has(name)))), [])
-  return Option.some<WorkerSyncResult>({ writes, failed: health.failed, runnersDeleted, unknownPodsDeleted, podsDeleted })
+  return Option.some<WorkerSyncResult>({
+    writes,
+    failed: health.failed,
+    runnersDeleted,
+    unknownPodsDeleted,
+    podsDeleted,
+    unreachableClusters: [...unreachable]
+  })
 })

@@ -1,4 +1,4 @@
-import { Context, Data, type Effect, type Redacted, type Stream } from "effect"
+import { Context, Data, type Effect, type Either, type Redacted, type Stream } from "effect"
 import type { BoardNode, BoardSlots } from "../domain/Board.ts"
 import type { EntityType } from "../domain/Entity.ts"
 import type { FailureInfoV2, FailureReason } from "../domain/FailureInfo.ts"
@@ -96,12 +96,35 @@ export const mayFreeSlot = (change: RunnerPodChange): boolean =>
   change._tag === "Listed" || change._tag === "Deleted" ||
   (change._tag === "Modified" && !holdsSlot(change.pod.phase))
 
+/**
+ * One cluster's answer to a read made on every cluster: what it returned, or why it could not answer. A reading
+ * of several clusters keeps each failure beside the other clusters' results, so a cluster whose API is down is
+ * never mistaken for a cluster without pods.
+ */
+export interface ClusterReading<A> {
+  readonly cluster: string
+  readonly result: Either.Either<A, KubeError>
+}
+
 export interface KubeShape {
-  /** Free slots of every pool that has a node or a runner pod, from one node listing and one pod listing. */
+  /** The cluster a pool's boards live in (`DEFAULT_CLUSTER` on a layer of one cluster). */
+  readonly clusterOf: (pool: string) => string
+  /** `capacity` of every cluster, each answer apart (one reading on a layer of one cluster). */
+  readonly capacityByCluster: Effect.Effect<ReadonlyArray<ClusterReading<ReadonlyMap<string, PoolCapacity>>>>
+  /** `listRunnerPods` of every cluster, each answer apart: the only safe listing when clusters can fail alone. */
+  readonly runnerPodsByCluster: Effect.Effect<ReadonlyArray<ClusterReading<ReadonlyArray<Pod>>>>
+  /**
+   * Free slots of every pool that has a node or a runner pod, from one node listing and one pod listing. Over
+   * several clusters: the pools of the clusters that answered, failing only when none did (for the operator pages;
+   * the scheduler reads `capacityByCluster`).
+   */
   readonly capacity: Effect.Effect<ReadonlyMap<string, PoolCapacity>, KubeError>
   /** Creates the runner pod. The JIT config appears in no error this returns. */
   readonly createRunnerPod: (request: RunnerPodRequest) => Effect.Effect<void, KubeError | PodAlreadyExists>
-  /** All runner pods (label `app=rise-riscv-runner`) in the namespace, whatever their phase. */
+  /**
+   * All runner pods (label `app=rise-riscv-runner`) in the namespace, whatever their phase. Over several
+   * clusters it fails when any cluster fails: a partial listing would pass for pods that are gone.
+   */
   readonly listRunnerPods: Effect.Effect<ReadonlyArray<Pod>, KubeError>
   /**
    * Asks the kubelet to stop the pod by setting `spec.activeDeadlineSeconds` to 1; it then fails with
