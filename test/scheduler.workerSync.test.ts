@@ -174,7 +174,8 @@ describe("worker sync phases: what each returns", () => {
         failed: [],
         runnersDeleted: [name(1)],
         unknownPodsDeleted: [],
-        podsDeleted: []
+        podsDeleted: [],
+        unreachableClusters: []
       })
       yield* kube.injectFault({ operation: "listPods", status: 500, times: 1 })
       expect(yield* syncWorkers(state, yield* authenticator)).toEqual(Option.none())
