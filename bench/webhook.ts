@@ -28,12 +28,11 @@ import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_pr
 import { createHmac } from "node:crypto"
 import * as fs from "node:fs/promises"
 import { Agent, request } from "node:http"
-import * as net from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
 import Pg from "pg"
 import { trimWorkflowJobPayload } from "../src/domain/workflowJobPayload.ts"
-import { startEmbeddedPostgres, tempDataDir } from "../src/embedded/embeddedPostgres.ts"
+import { freePort, startEmbeddedPostgres, tempDataDir } from "../src/embedded/embeddedPostgres.ts"
 import { type AppBundle, bundleRevision, bundleThisTree, repoRoot } from "./support/bundle.ts"
 import { percentile } from "./support/percentile.ts"
 
@@ -197,16 +196,6 @@ const cpuSeconds = async (pid: number): Promise<number> => {
   }
 }
 
-const freePort = () =>
-  new Promise<number>((resolve, reject) => {
-    const server = net.createServer()
-    server.once("error", reject)
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address()
-      const port = typeof address === "object" && address !== null ? address.port : 0
-      server.close(() => resolve(port))
-    })
-  })
 
 interface Server {
   readonly label: string

@@ -1,6 +1,6 @@
 import { Duration } from "effect"
 import { describe, expect, it } from "vitest"
-import { json, withSimService } from "./support/simService.ts"
+import { json, withSimService, until } from "./support/simService.ts"
 
 /*
  * Faulty boards under `--simulate`, end to end on real sockets: `SIM_NODES` marks a board whose runners never
@@ -11,15 +11,6 @@ import { json, withSimService } from "./support/simService.ts"
  * the queue could drain before the third failure, and the test then depended on the machine's speed.
  */
 
-const until = async <A>(what: string, read: () => Promise<A>, ok: (a: A) => boolean, tries = 400): Promise<A> => {
-  let last: A | undefined
-  for (let i = 0; i < tries; i++) {
-    last = await read()
-    if (ok(last)) return last
-    await new Promise((r) => setTimeout(r, 100))
-  }
-  throw new Error(`timed out waiting for ${what}; last: ${JSON.stringify(last)}`)
-}
 
 describe("faulty boards under --simulate", () => {
   it("SIM_NODES' board whose runners never register is quarantined on /boards.json, and the jobs are served elsewhere", async () => {
@@ -32,7 +23,8 @@ describe("faulty boards under --simulate", () => {
       const boards = await until(
         "scw-em-rv1-2 quarantined",
         () => json(`${scheduler}/boards.json`).then((r) => r.body),
-        (b) => b.boards.some((x: any) => x.node === "scw-em-rv1-2" && x.standing === "quarantined")
+        (b) => b.boards.some((x: any) => x.node === "scw-em-rv1-2" && x.standing === "quarantined"),
+        400
       )
       const state = await until(
         "every job done",

@@ -1,20 +1,11 @@
 import { describe, expect, it } from "vitest"
-import { json, withSimService } from "./support/simService.ts"
+import { json, withSimService, until } from "./support/simService.ts"
 
 /*
  * Queue truth end to end, under `--simulate` on real sockets: what `/queue.json` says about who gets the next
  * board is what the scheduler then does, under the default `fair` policy.
  */
 
-const until = async <A>(what: string, read: () => Promise<A>, ok: (a: A) => boolean, tries = 300): Promise<A> => {
-  let last: A | undefined
-  for (let i = 0; i < tries; i++) {
-    last = await read()
-    if (ok(last)) return last
-    await new Promise((r) => setTimeout(r, 100))
-  }
-  throw new Error(`timed out waiting for ${what}; last: ${JSON.stringify(last)}`)
-}
 
 const post = (control: string, owner: string, count: number, durationSeconds = 300) =>
   json(`${control}/sim/jobs`, {

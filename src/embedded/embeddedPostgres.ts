@@ -38,7 +38,8 @@ const USER = "postgres"
 // A local development password: the server listens on loopback only and holds no production data.
 const PASSWORD = "riscv-runner-dev"
 
-const freePort = (): Promise<number> =>
+/** A TCP port free on the loopback now (the OS picks it). */
+export const freePort = (): Promise<number> =>
   new Promise((resolve, reject) => {
     const server = net.createServer()
     server.once("error", reject)

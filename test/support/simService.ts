@@ -94,3 +94,14 @@ export const withSimService = <A>(body: (urls: SimUrls) => Promise<A>, options: 
     const result = yield* Effect.promise(() => body(urls))
     return { result, secrets: yield* issued, db: Context.get(shared, Db) }
   })).pipe(Effect.provide(Logger.minimumLogLevel(LogLevel.Warning))))
+
+/** Reads until `ok` holds, every 100 ms, at most `tries` times; the error shows the last reading. */
+export const until = async <A>(what: string, read: () => Promise<A>, ok: (a: A) => boolean, tries = 300): Promise<A> => {
+  let last: A | undefined
+  for (let i = 0; i < tries; i++) {
+    last = await read()
+    if (ok(last)) return last
+    await new Promise((r) => setTimeout(r, 100))
+  }
+  throw new Error(`timed out waiting for ${what}; last: ${JSON.stringify(last)}`)
+}
