@@ -25,10 +25,9 @@
  * `BENCH_WRITE_SPACING=0` runs the live GitHub layer without its per-installation write spacing.
  */
 import { FetchHttpClient, HttpServer } from "@effect/platform"
-import { NodeHttpServer } from "@effect/platform-node"
 import { Config, Context, Duration, Effect, HashMap, Layer, Logger, LogLevel, Option, Queue, Redacted, Schema, type Scope, Tracer } from "effect"
-import { createServer } from "node:http"
 import { loadavg } from "node:os"
+import { NodeHttpServerWithFrontDoor } from "../layers/http/nodeFrontDoor.ts"
 import Pg from "pg"
 import { DbPostgres } from "../layers/db/postgres.ts"
 import { GithubMemory } from "../layers/github/memory.ts"
@@ -259,7 +258,7 @@ const runOnce = (url: string, label: string, load: Load, layers: Layers) =>
       WebhookServer.pipe(
         Layer.provide(Layer.mergeAll(webhookSettingsLayer({ webhookSecret: SECRET, runnerConfig: config }), FetchHttpClient.layer)),
         provideBase,
-        Layer.provideMerge(NodeHttpServer.layer(createServer, { port: 0 })),
+        Layer.provideMerge(NodeHttpServerWithFrontDoor({ port: 0 })),
         Layer.provide(quiet)
       )
     )

@@ -1,4 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
+import { NodeHttpServerWithFrontDoor } from "../layers/http/nodeFrontDoor.ts"
 import { FetchHttpClient } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
 import { Effect, Layer, Redacted, Schema } from "effect"
@@ -98,7 +99,7 @@ describe("both ports from one build (the `all` role)", () => {
       const settings = webhookSettingsLayer({ webhookSecret: Redacted.make("whsec-both-ports"), runnerConfig: testRunnerConfig() })
       // before each port had its own, the second port's /health collided with the first's in one shared router
       const built = yield* Effect.exit(Layer.build(Layer.mergeAll(
-        WebhookServer.pipe(Layer.provide(Layer.mergeAll(settings, FetchHttpClient.layer, http()))),
+        WebhookServer.pipe(Layer.provide(Layer.mergeAll(settings, FetchHttpClient.layer, NodeHttpServerWithFrontDoor({ port: 0 })))),
         SchedulerServer.pipe(Layer.provide(http()))
       ).pipe(Layer.provide(world))))
       expect(built._tag).toBe("Success")

@@ -1,4 +1,5 @@
 import { FetchHttpClient, HttpServer } from "@effect/platform"
+import { NodeHttpServerWithFrontDoor } from "../layers/http/nodeFrontDoor.ts"
 import { NodeHttpServer } from "@effect/platform-node"
 import { Context, Effect, Layer, Logger, LogLevel, Redacted, Schema } from "effect"
 import { spawnSync } from "node:child_process"
@@ -65,7 +66,7 @@ const withPrograms = <A>(body: (webhook: string, scheduler: string, sim: Context
       WebhookServer.pipe(
         Layer.provide(Layer.mergeAll(webhookSettingsLayer({ webhookSecret: Redacted.make(SECRET), runnerConfig: config }), FetchHttpClient.layer)),
         provideShared,
-        Layer.provideMerge(NodeHttpServer.layer(createServer, { port: 0 }))
+        Layer.provideMerge(NodeHttpServerWithFrontDoor({ port: 0 }))
       )
     )
     const scheduler = yield* Layer.build(SchedulerServer.pipe(provideShared, Layer.provideMerge(NodeHttpServer.layer(createServer, { port: 0 }))))

@@ -5,6 +5,7 @@
  * A name in a rule that no program exports would be an alert that can never fire.
  */
 import { FetchHttpClient, HttpServer } from "@effect/platform"
+import { NodeHttpServerWithFrontDoor } from "../layers/http/nodeFrontDoor.ts"
 import { NodeHttpServer } from "@effect/platform-node"
 import { Context, Effect, Layer, Logger, LogLevel, Redacted, Schema } from "effect"
 import * as fs from "node:fs"
@@ -68,7 +69,7 @@ describe("deploy/monitoring names only exported metrics", () => {
       const webhook = yield* Layer.build(WebhookServer.pipe(
         Layer.provide(Layer.mergeAll(webhookSettingsLayer({ webhookSecret: Redacted.make(SECRET), runnerConfig: config }), FetchHttpClient.layer)),
         provideShared,
-        Layer.provideMerge(NodeHttpServer.layer(createServer, { port: 0 }))
+        Layer.provideMerge(NodeHttpServerWithFrontDoor({ port: 0 }))
       ))
       const scheduler = yield* Layer.build(SchedulerServer.pipe(provideShared, Layer.provideMerge(NodeHttpServer.layer(createServer, { port: 0 }))))
       yield* Layer.build(SchedulerLoop.pipe(provideShared))

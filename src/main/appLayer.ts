@@ -10,6 +10,7 @@ import { ConfigError, Effect, Either, Layer, Option, Redacted } from "effect"
 import { createServer, type ServerOptions } from "node:http"
 import * as path from "node:path"
 import { DbPostgres } from "../../layers/db/postgres.ts"
+import { NodeHttpServerWithFrontDoor } from "../../layers/http/nodeFrontDoor.ts"
 import { GithubMemory } from "../../layers/github/memory.ts"
 import { GithubLive } from "../../layers/github/octokit.ts"
 import { KubeLive } from "../../layers/kube/client.ts"
@@ -102,7 +103,7 @@ export const appLayer = (args: ServeArgs, env: ServeEnv, runnerConfig: RunnerCon
     onRight: (plan) => planLayer(plan, args, env, runnerConfig)
   })
 
-/** A Node HTTP server on `port`; the webhook's carries its request deadline (`webhookServerOptions`). */
+/** A Node HTTP server on `port` (the webhook's, with its front door and request deadline, is built above). */
 const httpOn = (port: number, options: ServerOptions = {}) => NodeHttpServer.layer(() => createServer(options), { port })
 
 /**
@@ -241,7 +242,12 @@ const planLayer = (plan: AppPlan, args: ServeArgs, env: ServeEnv, runnerConfig: 
   const github = githubLayer(env, runnerConfig, args.simulate)
   const webhook = Option.match(plan.webhook, {
     onNone: (): Layer.Layer<never, unknown, Db> => Layer.empty,
-    onSome: ({ port }) => WebhookServer.pipe(Layer.provide(httpOn(port, webhookServerOptions(env.webhookRequestTimeout))), Layer.provide(webhookLayers(env, runnerConfig, github)))
+    onSome: ({ port }) =>
+      WebhookServer.pipe(
+        // deliveries are answered at the server's front door, below the platform's per-request work
+        Layer.provide(NodeHttpServerWithFrontDoor({ port }, webhookServerOptions(env.webhookRequestTimeout))),
+        Layer.provide(webhookLayers(env, runnerConfig, github))
+      )
   })
   const scheduler = Option.match(plan.scheduler, {
     onNone: (): Layer.Layer<never, unknown, Db> => Layer.empty,

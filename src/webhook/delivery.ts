@@ -1,6 +1,6 @@
 import type { Headers } from "@effect/platform"
 import { HttpServerRequest } from "@effect/platform"
-import { Chunk, Clock, Duration, Effect, Option, Stream } from "effect"
+import { Chunk, Clock, Duration, Effect, Option, type Redacted, Stream } from "effect"
 import { Buffer } from "node:buffer"
 import {
   isJsonObject,
@@ -151,52 +151,40 @@ const parseObject = (text: string): JsonObject | undefined => {
 const INT64 = /^[+-]?\d+$/
 
 /**
- * Reads and checks a delivery, in the original's order: body, event header, signature, app id, JSON. Every
- * failure here happens before anything is written. The body holds its share of the budget for unverified bodies
- * until its signature has been checked, and gives it back on every path (refusal, abort, deadline).
+ * Checks a body already read, in the original's order after the body: event header, signature, app id, JSON.
+ * Plain code, without Effect: both ways a delivery arrives (`receiveDelivery` on the router, and the served
+ * port's `deliveryFront.ts`) run it. An error is returned, not thrown; nothing here writes anything.
  */
-export const receiveDelivery = Effect.fnUntraced(function*() {
-  const startedAt = yield* Clock.currentTimeMillis
-  const request = yield* HttpServerRequest.HttpServerRequest
-  const settings = yield* WebhookSettings
-  const headers = request.headers
+export const checkDelivery = (
+  settings: { readonly webhookSecret: Redacted.Redacted<string> },
+  headers: Headers.Headers,
+  body: Uint8Array,
+  startedAt: number
+): Delivery | BadDelivery | SignatureRejected => {
+  const event = header(headers, "x-github-event")
+  if (event === undefined) return new BadDelivery({ message: "Missing X-Github-Event header" })
 
-  // The lease holds nothing until `readBody` grows it, and `ensuring` gives it back on every exit; cheaper than a
-  // Scope per request, which is what `acquireRelease` would make.
-  const lease = settings.unverifiedBodyBudget.lease()
-  const { body, event } = yield* Effect.ensuring(Effect.gen(function*() {
-    const body = yield* readBody(request, {
-      maxBodyBytes: settings.maxBodyBytes,
-      lease,
-      retryAfterSeconds: Math.max(1, Math.ceil(Duration.toSeconds(settings.requestTimeout)))
-    })
-
-    const event = header(headers, "x-github-event")
-    if (event === undefined) return yield* new BadDelivery({ message: "Missing X-Github-Event header" })
-
-    const signature = header(headers, "x-hub-signature-256")
-    if (signature === undefined) return yield* new SignatureRejected({ message: "X-Hub-Signature-256 header is missing!" })
-    if (!signatureMatches(settings.webhookSecret, body, signature)) {
-      return yield* new SignatureRejected({ message: "Request signatures didn't match!" })
-    }
-    return { body, event }
-  }), Effect.sync(lease.release))
+  const signature = header(headers, "x-hub-signature-256")
+  if (signature === undefined) return new SignatureRejected({ message: "X-Hub-Signature-256 header is missing!" })
+  if (!signatureMatches(settings.webhookSecret, body, signature)) {
+    return new SignatureRejected({ message: "Request signatures didn't match!" })
+  }
 
   const appIdText = header(headers, "x-github-hook-installation-target-id")
-  if (appIdText === undefined) return yield* new BadDelivery({ message: "Missing X-GitHub-Hook-Installation-Target-Id header" })
+  if (appIdText === undefined) return new BadDelivery({ message: "Missing X-GitHub-Hook-Installation-Target-Id header" })
   const appId = Number(appIdText.trim())
   if (!INT64.test(appIdText.trim()) || !Number.isSafeInteger(appId)) {
-    return yield* new BadDelivery({ message: "Invalid X-GitHub-Hook-Installation-Target-Id header" })
+    return new BadDelivery({ message: "Invalid X-GitHub-Hook-Installation-Target-Id header" })
   }
 
   const text = jsonText(headers, body)
-  if (text === undefined) return yield* new BadDelivery({ message: "Missing payload field in form body" })
+  if (text === undefined) return new BadDelivery({ message: "Missing payload field in form body" })
   // A signed body nested thousands deep parses, but storing it would fail on every re-delivery, forever.
   if (nestingExceeds(text, MAX_JSON_DEPTH)) {
-    return yield* new BadDelivery({ message: `JSON payload nested deeper than ${MAX_JSON_DEPTH} levels` })
+    return new BadDelivery({ message: `JSON payload nested deeper than ${MAX_JSON_DEPTH} levels` })
   }
   const parsed = parseObject(text)
-  if (parsed === undefined) return yield* new BadDelivery({ message: "Invalid JSON payload" })
+  if (parsed === undefined) return new BadDelivery({ message: "Invalid JSON payload" })
   const payload = mayHoldUnstorable(text) ? storableJson(parsed) as JsonObject : parsed
 
   const deliveryId = header(headers, "x-github-delivery")
@@ -209,5 +197,32 @@ export const receiveDelivery = Effect.fnUntraced(function*() {
     body,
     headers,
     startedAt
-  } satisfies Delivery
+  }
+}
+
+/** The retry-after of a refusal for want of budget: the request deadline, in whole seconds (at least 1). */
+export const budgetRetryAfterSeconds = (requestTimeout: Duration.Duration): number =>
+  Math.max(1, Math.ceil(Duration.toSeconds(requestTimeout)))
+
+/**
+ * Reads and checks a delivery on the router (in process, or a port without `deliveryFront.ts`): the body through
+ * the platform's request, then `checkDelivery`. The body holds its share of the budget for unverified bodies
+ * until its signature has been checked, and gives it back on every path (refusal, abort, deadline).
+ */
+export const receiveDelivery = Effect.fnUntraced(function*() {
+  const startedAt = yield* Clock.currentTimeMillis
+  const request = yield* HttpServerRequest.HttpServerRequest
+  const settings = yield* WebhookSettings
+
+  // The lease holds nothing until `readBody` grows it, and `ensuring` gives it back on every exit; cheaper than a
+  // Scope per request, which is what `acquireRelease` would make.
+  const lease = settings.unverifiedBodyBudget.lease()
+  const checked = yield* Effect.ensuring(
+    Effect.map(
+      readBody(request, { maxBodyBytes: settings.maxBodyBytes, lease, retryAfterSeconds: budgetRetryAfterSeconds(settings.requestTimeout) }),
+      (body) => checkDelivery(settings, request.headers, body, startedAt)
+    ),
+    Effect.sync(lease.release)
+  )
+  return "_tag" in checked ? yield* checked : checked
 })

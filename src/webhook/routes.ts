@@ -1,6 +1,6 @@
 import { HttpRouter, HttpServerResponse } from "@effect/platform"
 import { Effect } from "effect"
-import { receiveDelivery } from "./delivery.ts"
+import { type Delivery, receiveDelivery } from "./delivery.ts"
 import { type HttpEdgeError, renderError, textResponse } from "./errors.ts"
 import { handleInstallation, handleInstallationTarget, handleOtherEvent, handlePing } from "./installationEvents.ts"
 import { setupPage } from "./setupPages.ts"
@@ -10,35 +10,45 @@ import { webhookMetrics } from "./metricsRoute.ts"
 import { openApiJson } from "../observability/openApiRoutes.ts"
 import { readyRoute } from "../observability/readyRoute.ts"
 
-/**
- * `POST /`: one GitHub delivery. It is verified before anything else happens, then dispatched on its event.
- * Every event that passes verification leaves exactly one `installation_events` row. One span per delivery, made
- * without `Effect.fn`'s two stack traces per call: this runs for every delivery.
- */
-export const receiveWebhook = Effect.fnUntraced(function*() {
-  const delivery = yield* receiveDelivery()
-  const ok = (body: string) => textResponse(200, body)
+/** A verified delivery dispatched on its event; every event that passes verification leaves one row. */
+export const dispatchDelivery = (delivery: Delivery) => {
   switch (delivery.event) {
     case "ping":
-      return ok(yield* handlePing(delivery))
+      return Effect.map(handlePing(delivery), ok)
     case "installation":
     case "installation_repositories":
-      return ok(yield* handleInstallation(delivery))
+      return Effect.map(handleInstallation(delivery), ok)
     case "installation_target":
-      return ok(yield* handleInstallationTarget(delivery))
+      return Effect.map(handleInstallationTarget(delivery), ok)
     case "workflow_job":
-      return yield* handleWorkflowJob(delivery)
+      return handleWorkflowJob(delivery)
     default:
-      return ok(yield* handleOtherEvent(delivery))
+      return Effect.map(handleOtherEvent(delivery), ok)
   }
-}, Effect.withSpan("Webhook.receive"))
+}
+
+const ok = (body: string) => textResponse(200, body)
+
+/** The request's one span: no stack trace captured (this runs for every delivery), the job's ids as attributes. */
+export const DELIVERY_SPAN = "Webhook.receive"
+export const deliverySpan = Effect.withSpan(DELIVERY_SPAN, { captureStackTrace: false })
+
+/**
+ * `POST /` on the router: one GitHub delivery. It is verified before anything else happens, then dispatched on
+ * its event. One span per delivery, made without `Effect.fn`'s two stack traces per call.
+ */
+export const receiveWebhook = () => deliverySpan(Effect.flatMap(receiveDelivery(), dispatchDelivery))
 
 /**
  * Every route answers: an expected error becomes its status and text, and a defect (a bug) becomes a logged 500
  * rather than a dropped connection. Handlers are suspended so that each request runs them afresh.
  */
 const answer = <R>(handler: () => Effect.Effect<HttpServerResponse.HttpServerResponse, HttpEdgeError, R>) =>
-  Effect.suspend(handler).pipe(
+  answered(Effect.suspend(handler))
+
+/** An answer whatever happens: an expected error as its status and text, a defect as a logged 500. */
+export const answered = <R>(handler: Effect.Effect<HttpServerResponse.HttpServerResponse, HttpEdgeError, R>) =>
+  handler.pipe(
     Effect.catchAll(renderError),
     Effect.catchAllDefect((defect) =>
       Effect.as(Effect.logError("unexpected failure", defect), textResponse(500, "internal error"))
@@ -49,9 +59,11 @@ const answer = <R>(handler: () => Effect.Effect<HttpServerResponse.HttpServerRes
  * `POST /` as a handler: answered whatever happens, a rejected signature counted. The router serves it, and
  * `server.ts` answers it before the router does (`deliveriesFirst`).
  */
-export const postWebhook = answer(() =>
-  receiveWebhook().pipe(Effect.tapError((e) => (e._tag === "SignatureRejected" ? recordSignatureFailure : Effect.void)))
-)
+export const postWebhook = answer(() => countSignatureFailures(receiveWebhook()))
+
+/** A rejected signature is counted (`riscv_runner_webhook_signature_failures_total`), on both ways in. */
+export const countSignatureFailures = <A, R>(effect: Effect.Effect<A, HttpEdgeError, R>) =>
+  Effect.tapError(effect, (e) => (e._tag === "SignatureRejected" ? recordSignatureFailure : Effect.void))
 
 /**
  * The webhook program's plain routes (the original's `ghfe`); the trace API is served beside them through

@@ -1,4 +1,5 @@
 import { FetchHttpClient, HttpServer } from "@effect/platform"
+import { NodeHttpServerWithFrontDoor } from "../../layers/http/nodeFrontDoor.ts"
 import { NodeHttpServer } from "@effect/platform-node"
 import { Context, type Duration, Effect, Layer, Logger, LogLevel, Redacted, Schema } from "effect"
 import { createServer } from "node:http"
@@ -76,7 +77,7 @@ export const withSimService = <A>(body: (urls: SimUrls) => Promise<A>, options: 
       WebhookServer.pipe(
         Layer.provide(Layer.mergeAll(webhookSettingsLayer({ webhookSecret: Redacted.make(SECRET), runnerConfig: simConfig }), FetchHttpClient.layer)),
         provideShared,
-        Layer.provideMerge(NodeHttpServer.layer(createServer, { port: 0 }))
+        Layer.provideMerge(NodeHttpServerWithFrontDoor({ port: 0 }))
       )
     )
     const webhookUrl = `http://127.0.0.1:${portOf(webhook)}/`

@@ -1,10 +1,10 @@
 import { HttpServer } from "@effect/platform"
-import { NodeHttpClient, NodeHttpServer } from "@effect/platform-node"
+import { NodeHttpClient } from "@effect/platform-node"
 import { Context, Effect, Exit, Layer, Logger, Option, Redacted, Ref, Scope } from "effect"
 import { createHmac } from "node:crypto"
-import { createServer } from "node:http"
 import { afterAll, beforeAll } from "vitest"
 import { DbMemory } from "../../layers/db/memory.ts"
+import { NodeHttpServerWithFrontDoor } from "../../layers/http/nodeFrontDoor.ts"
 import { DbPostgres } from "../../layers/db/postgres.ts"
 import type { NewInstallationEvent } from "../../src/domain/InstallationEvent.ts"
 import { defaultRunnerConfig } from "../../src/domain/RunnerConfig.ts"
@@ -179,7 +179,7 @@ export const startWebhook = (options: HarnessOptions) =>
       WebhookServer.pipe(
         Layer.provide(Layer.mergeAll(settings, NodeHttpClient.layer, Layer.succeed(Db, db), options.services ?? Layer.empty)),
         Layer.provide(captureLogs),
-        Layer.provideMerge(NodeHttpServer.layer(createServer, { port: 0 }))
+        Layer.provideMerge(NodeHttpServerWithFrontDoor({ port: 0 }))
       )
     )
     const address = Context.get(server, HttpServer.HttpServer).address

@@ -1,0 +1,161 @@
+import { type HttpClient, Headers, HttpServerError, type HttpServerResponse } from "@effect/platform"
+import { Effect, Exit, Layer, Runtime } from "effect"
+import { Buffer } from "node:buffer"
+import type { IncomingMessage, ServerResponse } from "node:http"
+import { recordHttpResponse } from "../observability/collect.ts"
+import type { Db } from "../services/Db.ts"
+import { type FrontHandler, HttpFrontDoor } from "../services/HttpFrontDoor.ts"
+import { budgetRetryAfterSeconds, checkDelivery } from "./delivery.ts"
+import { BadDelivery, BodyBudgetExhausted, type HttpEdgeError, PayloadTooLarge } from "./errors.ts"
+import { answered, countSignatureFailures, deliverySpan, dispatchDelivery } from "./routes.ts"
+import { WebhookSettings } from "./WebhookSettings.ts"
+
+/*
+ * `POST /` on the served port, below `@effect/platform`'s server. The platform makes every request a fiber of
+ * its own with a Scope, the tracer's server span and the router's work, which together cost more than a delivery's
+ * own steps. Here the body is read with Node's events (the same limits as `readBody`), checked with the same
+ * `checkDelivery`, and the delivery runs through the same `dispatchDelivery` in one fiber of the runtime captured
+ * when the port was built: the same span (`Webhook.receive`), log line, metrics and answers as the router's
+ * `POST /` (`routes.ts`), which still serves the in-process app.
+ */
+
+/** `POST /` (any query string): the route of every GitHub delivery. */
+export const isDeliveryRequest = (method: string | undefined, url: string | undefined): boolean =>
+  method === "POST" && url !== undefined && (url === "/" || url.startsWith("/?"))
+
+/** What a delivery's fiber needs: `dispatchDelivery`'s services. */
+type DeliveryServices = Db | WebhookSettings | HttpClient.HttpClient
+
+/** The answer written to Node's response, as the platform's server writes it (`writeHead`, then `end`). */
+const writeAnswer = (res: ServerResponse, answer: HttpServerResponse.HttpServerResponse): void => {
+  if (res.writableEnded || res.destroyed) return
+  const body = answer.body
+  switch (body._tag) {
+    case "Uint8Array":
+      res.writeHead(answer.status, answer.headers)
+      res.end(body.body)
+      return
+    case "Empty":
+      res.writeHead(answer.status, answer.headers)
+      res.end()
+      return
+    default:
+      // no handler of `POST /` answers with a stream or a form; a new one that did would need writing here
+      res.writeHead(500, { "content-type": "text/plain; charset=utf-8" })
+      res.end("internal error")
+  }
+}
+
+/** The front handler for deliveries, made from the port's services once; every other request is left alone. */
+export const makeDeliveryFront = Effect.gen(function*() {
+  const settings = yield* WebhookSettings
+  const runtime = yield* Effect.runtime<DeliveryServices>()
+  const runFork = Runtime.runFork(runtime)
+  const retryAfterSeconds = budgetRetryAfterSeconds(settings.requestTimeout)
+  const maxBodyBytes = settings.maxBodyBytes
+
+  /** Runs the rest of the request in one fiber and writes its answer; a client that goes away interrupts it. */
+  const respond = (res: ServerResponse, work: Effect.Effect<HttpServerResponse.HttpServerResponse, HttpEdgeError, DeliveryServices>) => {
+    const fiber = runFork(
+      answered(countSignatureFailures(work)).pipe(
+        Effect.tap((answer) => recordHttpResponse("webhook", answer.status))
+      )
+    )
+    fiber.addObserver((exit) => {
+      if (Exit.isSuccess(exit)) writeAnswer(res, exit.value)
+      else if (!res.writableEnded) res.destroy()
+    })
+    res.once("close", () => {
+      if (!res.writableEnded) fiber.unsafeInterruptAsFork(HttpServerError.clientAbortFiberId)
+    })
+  }
+
+  const refuse = (res: ServerResponse, error: HttpEdgeError) => respond(res, deliverySpan(Effect.fail(error)))
+
+  const receive = (req: IncomingMessage, res: ServerResponse): void => {
+    const startedAt = Date.now()
+    const headers = Headers.fromInput(req.headers)
+    const lengthHeader = headers["content-length"]
+    const declared = lengthHeader !== undefined && /^\d+$/.test(lengthHeader) ? Number(lengthHeader) : undefined
+    if (declared !== undefined && declared > maxBodyBytes) return refuse(res, new PayloadTooLarge({ limitBytes: maxBodyBytes }))
+    // The lease holds nothing until it grows, and is given back once the signature is checked or the request ends.
+    const lease = settings.unverifiedBodyBudget.lease()
+    if (declared !== undefined && !lease.grow(declared)) return refuse(res, new BodyBudgetExhausted({ retryAfterSeconds }))
+
+    // A declared body goes into one buffer of its size (Node never delivers more than `Content-Length`); a
+    // chunked one is kept chunk by chunk, each reserved as it arrives. A streamed body that turns out too large, or
+    // outgrows the budget, is read to its end but not kept, so that the sender sees the answer.
+    const whole = declared === undefined ? undefined : Buffer.allocUnsafe(declared)
+    let filled = 0
+    let parts: Array<Buffer> = []
+    let total = 0
+    let overBudget = false
+    let settled = false
+    const onData = (chunk: Buffer) => {
+      total += chunk.length
+      if (whole !== undefined) {
+        chunk.copy(whole, filled, 0, Math.min(chunk.length, declared! - filled))
+        filled = Math.min(declared!, filled + chunk.length)
+        return
+      }
+      if (total > maxBodyBytes || overBudget) return
+      if (lease.grow(chunk.length)) {
+        parts.push(chunk)
+      } else {
+        overBudget = true
+        parts = []
+        lease.release()
+      }
+    }
+    const fail = () => {
+      if (settled) return
+      settled = true
+      lease.release()
+      if (!res.destroyed) refuse(res, new BadDelivery({ message: "Failed to read body" }))
+    }
+    const onEnd = () => {
+      if (settled) return
+      settled = true
+      if (whole !== undefined && filled !== declared) {
+        lease.release()
+        return refuse(res, new BadDelivery({ message: "Failed to read body" }))
+      }
+      if (total > maxBodyBytes) {
+        lease.release()
+        return refuse(res, new PayloadTooLarge({ limitBytes: maxBodyBytes }))
+      }
+      if (overBudget) return refuse(res, new BodyBudgetExhausted({ retryAfterSeconds }))
+      const body = whole ?? Buffer.concat(parts, total)
+      const checked = checkDelivery(settings, headers, body, startedAt)
+      // verified or refused: either way its bytes are no longer held for an unknown sender
+      lease.release()
+      const work: Effect.Effect<HttpServerResponse.HttpServerResponse, HttpEdgeError, DeliveryServices> = "_tag" in checked
+        ? Effect.fail(checked)
+        : dispatchDelivery(checked)
+      respond(res, deliverySpan(work))
+    }
+    req.on("data", onData)
+    req.once("end", onEnd)
+    req.once("error", fail)
+    // the deadline (Node's 408) or a client gone before the end: nothing to answer, the bytes go back
+    res.once("close", () => {
+      if (!settled) {
+        settled = true
+        lease.release()
+      }
+    })
+  }
+
+  const handler: FrontHandler = (req, res) => {
+    if (!isDeliveryRequest(req.method, req.url)) return false
+    receive(req, res)
+    return true
+  }
+  return handler
+})
+
+/** Opens the front door of the served port to `makeDeliveryFront` for as long as the port serves. */
+export const DeliveryFront = Layer.scopedDiscard(
+  Effect.flatMap(Effect.zip(HttpFrontDoor, makeDeliveryFront), ([door, handler]) => door.open(handler))
+)
+
