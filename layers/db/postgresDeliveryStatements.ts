@@ -1,7 +1,7 @@
 /**
  * `storeDelivery` on PostgreSQL: a webhook delivery's job row (for `queued`) and its `installation_events` row
  * in one statement, both or neither, with concurrent deliveries written together (`groupCommit.ts`) and one
- * NOTIFY per batch after its commit.
+ * NOTIFY per batch, sent by the same statement.
  */
 import { SqlClient } from "@effect/sql"
 import { Effect, Option, type Scope } from "effect"
@@ -90,7 +90,10 @@ export const makeDeliveryStatements = (
      * One statement for the batch. Among deliveries of the same job, the first (lowest `ord`) is the one that may
      * create it. Jobs are inserted in job id order, so two batches that share jobs wait for each other in the same
      * order and cannot deadlock. The event ids are drawn in the statement so each row's id is known without relying on the order
-     * RETURNING reports them in.
+     * RETURNING reports them in. The batch's new job ids are NOTIFYed by the same statement, so the wake-up is
+     * delivered exactly when the rows commit (and never for a batch rolled back), without a second round trip: a
+     * notifying commit is serialised with the database's other notifying commits, which costs one lock per batch,
+     * not per delivery.
      */
     const writeRows = (rows: ReadonlyArray<InputRow>) =>
       sql<{ ord: number; id: number; created: boolean }>`
@@ -128,8 +131,12 @@ export const makeDeliveryStatements = (
                  installation_id, app_id, entity_type::entity_type_enum, entity_id, entity_name, payload, at, delivery_id
           FROM decided ORDER BY ord
           RETURNING id
+        ),
+        notified AS (
+          SELECT pg_notify(${channel}, string_agg(job_id::text, ',' ORDER BY job_id)) FROM new_jobs HAVING count(*) > 0
         )
-        SELECT d.ord, d.id, d.created FROM decided d JOIN new_events e ON e.id = d.id ORDER BY d.ord`
+        SELECT d.ord, d.id, d.created, (SELECT count(*) FROM notified) AS notified
+        FROM decided d JOIN new_events e ON e.id = d.id ORDER BY d.ord`
 
     const writeBatch = (batch: ReadonlyArray<Timed>): Effect.Effect<ReadonlyArray<DeliveryStored>, DbError> =>
       writeRows(batch.map(inputRow)).pipe(
@@ -142,24 +149,12 @@ export const makeDeliveryStatements = (
         Effect.withSpan("Db.storeDeliveries", { attributes: { deliveries: batch.length } })
       )
 
-    // One NOTIFY for the batch's new jobs, after the commit. A NOTIFY inside the batch's transaction would make
-    // PostgreSQL serialise its commit with every other notifying commit; if it is lost, the jobs are stored all
-    // the same and the schedulers' tick finds them.
-    const notify = (batch: ReadonlyArray<Timed>, results: ReadonlyArray<DeliveryStored>) => {
-      const ids = batch.flatMap((t, i) => (results[i]!.jobCreated ? [String(t.write.job!.row.job_id)] : []))
-      return ids.length === 0 ? Effect.void : sql`SELECT pg_notify(${channel}, ${ids.join(",")})`.pipe(
-        Effect.asVoid,
-        Effect.catchAll((e) => Effect.logWarning("jobs stored, but their wake-up NOTIFY failed", e.message))
-      )
-    }
-
     const grouped = yield* makeGroupCommit({
       writers: WRITERS,
       maxBatch: MAX_BATCH,
       write: writeBatch,
       // A statement the server refused may be one delivery's fault; a database that does not answer is everyone's.
-      retryAlone: (e) => e.unavailable !== true,
-      afterCommit: notify
+      retryAlone: (e) => e.unavailable !== true
     })
 
     /**
@@ -204,8 +199,7 @@ export const makeDeliveryStatements = (
           // Inside a transaction (a `step`) the write must be part of it, so it does not join a batch.
           Effect.flatMap(Effect.serviceOption(SqlClient.TransactionConnection), (tx) => {
             if (Option.isNone(tx)) return grouped({ write, at })
-            const one = [{ write, at }]
-            return Effect.tap(writeBatch(one), (results) => notify(one, results)).pipe(Effect.map((r) => r[0]!))
+            return Effect.map(writeBatch([{ write, at }]), (r) => r[0]!)
           }))
     }
   })
