@@ -18,16 +18,17 @@ import { appLayer } from "./main/appLayer.ts"
 import type { ArgumentError } from "./main/mainArgs.ts"
 import { runMigrations } from "./main/migrateRole.ts"
 import { parseMainArgs } from "./main/mainArgs.ts"
+import { BufferedJsonLog } from "./observability/jsonLog.ts"
 import { operatorLine } from "./observability/operatorLine.ts"
 import { tracingLayer } from "./observability/tracing.ts"
 
 /**
- * The log: `Logger.json` prints one JSON object per line on stdout (`Logger.jsonLogger` alone only formats, and
- * installed as the logger it printed nothing at all); `Logger.pretty` prints readable lines. LOG_LEVEL was read
- * and checked with the environment.
+ * The log: under JSON one object per line on stdout, as `Logger.json` prints it, written once per event-loop turn
+ * (`observability/jsonLog.ts`: a line per delivery was a write per delivery; what is buffered at exit is written
+ * then); `Logger.pretty` prints readable lines. LOG_LEVEL was read and checked with the environment.
  */
 const logLayer = (env: AppEnv) =>
-  Layer.mergeAll(env.logFormat === "json" ? Logger.json : Logger.pretty, Logger.minimumLogLevel(env.logLevel))
+  Layer.mergeAll(env.logFormat === "json" ? BufferedJsonLog : Logger.pretty, Logger.minimumLogLevel(env.logLevel))
 
 /**
  * A failure nobody foresaw (not a `StartupError`) still ends the process with status 1 and its whole cause, but
