@@ -105,8 +105,11 @@ export const recordNodeFailure = (node: string | null) =>
   Metric.increment(M.tagged(M.nodeWorkerFailures, { node: node === null || node === "" ? "unknown" : node }))
 
 /** One HTTP answer of `server`, by status class. */
-export const recordHttpResponse = (server: string, status: number) =>
-  Metric.increment(M.tagged(M.httpResponses, { server, code: `${Math.min(5, Math.max(1, Math.floor(status / 100)))}xx` }))
+export const recordHttpResponse = (server: string, status: number) => {
+  const code = `${Math.min(5, Math.max(1, Math.floor(status / 100)))}xx`
+  return Metric.increment(M.seriesOf(M.httpResponsesKey, responseSeries, `${server}|${code}`, () => ({ server, code })))
+}
+const responseSeries = new Map<string, Metric.Metric.Counter<number>>()
 
 /** A runner was provisioned for `job`: its wait so far goes to the queue-wait histogram. */
 export const recordQueueWait = (job: Job) =>
@@ -124,8 +127,12 @@ export const recordWorkerFailure = (info: FailureInfo) =>
 export const recordJobTransition = (status: Status) => Metric.increment(M.tagged(M.jobTransitions, { status }))
 
 /** One verified delivery; the event label is bounded (see `eventLabel`), the outcome is one of a fixed set. */
-export const recordDelivery = (event: string, outcome: string) =>
-  Metric.increment(M.tagged(M.webhookDeliveries, { event: eventLabel(event), outcome }))
+export const recordDelivery = (event: string, outcome: string) => {
+  const label = eventLabel(event)
+  // the labels are bounded (`eventLabel`, the outcomes), so is the cache
+  return Metric.increment(M.seriesOf(M.webhookDeliveriesKey, deliverySeries, `${label}|${outcome}`, () => ({ event: label, outcome })))
+}
+const deliverySeries = new Map<string, Metric.Metric.Counter<number>>()
 
 export const recordSignatureFailure = Metric.increment(M.signatureFailures)
 

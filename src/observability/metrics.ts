@@ -1,4 +1,4 @@
-import { Metric, MetricBoundaries } from "effect"
+import { Metric, MetricBoundaries, MetricKey, MetricLabel } from "effect"
 
 /**
  * Every metric the service exports, as Effect `Metric`s in the process-wide registry. `/metrics` on either port
@@ -9,9 +9,10 @@ import { Metric, MetricBoundaries } from "effect"
 const secondsBuckets = MetricBoundaries.fromIterable([1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600])
 const cycleBuckets = MetricBoundaries.fromIterable([0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30])
 
-export const webhookDeliveries = Metric.counter("riscv_runner_webhook_deliveries_total", {
+export const webhookDeliveriesKey = MetricKey.counter("riscv_runner_webhook_deliveries_total", {
   description: "Verified webhook deliveries, by event and by the outcome written to installation_events."
 })
+export const webhookDeliveries = Metric.fromMetricKey(webhookDeliveriesKey)
 export const signatureFailures = Metric.counter("riscv_runner_webhook_signature_failures_total", {
   description: "Webhook deliveries refused because their signature was missing or did not match."
 })
@@ -66,6 +67,26 @@ export const jobsDiscovered = Metric.counter("riscv_runner_jobs_discovered_total
   description: "Queued jobs the sweep found on GitHub that no delivery had announced, and stored as pending."
 })
 
+/**
+ * One series of a counter, built once per `id` and kept: `Metric.tagged` unions its tags into a new array on
+ * every update, so the registry hashes the key each time; a metric made from the tagged key looks its series up
+ * once. For counters updated on every request (deliveries, HTTP answers); `id` names the tags' values.
+ */
+export const seriesOf = (
+  key: MetricKey.MetricKey.Counter<number>,
+  cache: Map<string, Metric.Metric.Counter<number>>,
+  id: string,
+  tags: () => Readonly<Record<string, string>>
+): Metric.Metric.Counter<number> => {
+  let series = cache.get(id)
+  if (series === undefined) {
+    const labels = Object.entries(tags()).map(([k, v]) => MetricLabel.make(k, v))
+    series = Metric.fromMetricKey(MetricKey.taggedWithLabels(key, labels))
+    cache.set(id, series)
+  }
+  return series
+}
+
 /** A tagged instrument: `tagged(counter, { event: "ping" })`. */
 export const tagged = <Type, In, Out>(
   metric: Metric.Metric<Type, In, Out>,
@@ -86,6 +107,7 @@ export const queueOldestWait = Metric.gauge("riscv_runner_queue_oldest_wait_seco
 export const nodeWorkerFailures = Metric.counter("riscv_runner_node_worker_failures_total", {
   description: "Workers this process marked failed, by the node (board) their pod was on; \"unknown\" before scheduling."
 })
-export const httpResponses = Metric.counter("riscv_runner_http_responses_total", {
+export const httpResponsesKey = MetricKey.counter("riscv_runner_http_responses_total", {
   description: "HTTP answers by server (webhook, scheduler) and status class (2xx, 3xx, 4xx, 5xx)."
 })
+export const httpResponses = Metric.fromMetricKey(httpResponsesKey)
