@@ -1,5 +1,5 @@
-import { type HttpClient, Headers, HttpServerError, type HttpServerResponse } from "@effect/platform"
-import { Effect, Exit, Layer, Runtime } from "effect"
+import { type HttpClient, Headers, HttpServerError, type HttpServerResponse, HttpTraceContext } from "@effect/platform"
+import { Effect, Exit, Layer, Option, Runtime } from "effect"
 import { Buffer } from "node:buffer"
 import type { IncomingMessage, ServerResponse } from "node:http"
 import { recordHttpResponse } from "../observability/collect.ts"
@@ -54,12 +54,38 @@ export const makeDeliveryFront = Effect.gen(function*() {
   const retryAfterSeconds = budgetRetryAfterSeconds(settings.requestTimeout)
   const maxBodyBytes = settings.maxBodyBytes
 
-  /** Runs the rest of the request in one fiber and writes its answer; a client that goes away interrupts it. */
-  const respond = (res: ServerResponse, work: Effect.Effect<HttpServerResponse.HttpServerResponse, HttpEdgeError, DeliveryServices>) => {
+  /**
+   * Runs the rest of the request in one fiber and writes its answer; a client that goes away interrupts it. The
+   * request's server span is the platform's (`http.server POST`, continuing a `traceparent` the sender gave),
+   * with its method, path, scheme, user agent, client address and status, but not every header as attributes:
+   * those include the signature, which a trace backend has no need of.
+   */
+  const respond = (
+    req: IncomingMessage,
+    res: ServerResponse,
+    headers: Headers.Headers,
+    work: Effect.Effect<HttpServerResponse.HttpServerResponse, HttpEdgeError, DeliveryServices>
+  ) => {
+    const answer = answered(countSignatureFailures(work))
     const fiber = runFork(
-      answered(countSignatureFailures(work)).pipe(
-        Effect.tap((answer) => recordHttpResponse("webhook", answer.status))
-      )
+      Effect.useSpan("http.server POST", {
+        parent: Option.getOrUndefined(HttpTraceContext.fromHeaders(headers)),
+        kind: "server",
+        captureStackTrace: false
+      }, (span) => {
+        const url = req.url ?? "/"
+        const query = url.indexOf("?")
+        span.attribute("http.request.method", "POST")
+        span.attribute("url.path", query === -1 ? url : url.slice(0, query))
+        if (query !== -1 && query < url.length - 1) span.attribute("url.query", url.slice(query + 1))
+        span.attribute("url.scheme", "http")
+        if (headers["user-agent"] !== undefined) span.attribute("user_agent.original", headers["user-agent"])
+        if (req.socket.remoteAddress !== undefined) span.attribute("client.address", req.socket.remoteAddress)
+        return Effect.tap(Effect.withParentSpan(answer, span), (response) => {
+          span.attribute("http.response.status_code", response.status)
+          return recordHttpResponse("webhook", response.status)
+        })
+      })
     )
     fiber.addObserver((exit) => {
       if (Exit.isSuccess(exit)) writeAnswer(res, exit.value)
@@ -70,17 +96,18 @@ export const makeDeliveryFront = Effect.gen(function*() {
     })
   }
 
-  const refuse = (res: ServerResponse, error: HttpEdgeError) => respond(res, deliverySpan(Effect.fail(error)))
+  const refuse = (req: IncomingMessage, res: ServerResponse, headers: Headers.Headers, error: HttpEdgeError) =>
+    respond(req, res, headers, deliverySpan(Effect.fail(error)))
 
   const receive = (req: IncomingMessage, res: ServerResponse): void => {
     const startedAt = Date.now()
     const headers = Headers.fromInput(req.headers)
     const lengthHeader = headers["content-length"]
     const declared = lengthHeader !== undefined && /^\d+$/.test(lengthHeader) ? Number(lengthHeader) : undefined
-    if (declared !== undefined && declared > maxBodyBytes) return refuse(res, new PayloadTooLarge({ limitBytes: maxBodyBytes }))
+    if (declared !== undefined && declared > maxBodyBytes) return refuse(req, res, headers, new PayloadTooLarge({ limitBytes: maxBodyBytes }))
     // The lease holds nothing until it grows, and is given back once the signature is checked or the request ends.
     const lease = settings.unverifiedBodyBudget.lease()
-    if (declared !== undefined && !lease.grow(declared)) return refuse(res, new BodyBudgetExhausted({ retryAfterSeconds }))
+    if (declared !== undefined && !lease.grow(declared)) return refuse(req, res, headers, new BodyBudgetExhausted({ retryAfterSeconds }))
 
     // A declared body goes into one buffer of its size (Node never delivers more than `Content-Length`); a
     // chunked one is kept chunk by chunk, each reserved as it arrives. A streamed body that turns out too large, or
@@ -111,20 +138,20 @@ export const makeDeliveryFront = Effect.gen(function*() {
       if (settled) return
       settled = true
       lease.release()
-      if (!res.destroyed) refuse(res, new BadDelivery({ message: "Failed to read body" }))
+      if (!res.destroyed) refuse(req, res, headers, new BadDelivery({ message: "Failed to read body" }))
     }
     const onEnd = () => {
       if (settled) return
       settled = true
       if (whole !== undefined && filled !== declared) {
         lease.release()
-        return refuse(res, new BadDelivery({ message: "Failed to read body" }))
+        return refuse(req, res, headers, new BadDelivery({ message: "Failed to read body" }))
       }
       if (total > maxBodyBytes) {
         lease.release()
-        return refuse(res, new PayloadTooLarge({ limitBytes: maxBodyBytes }))
+        return refuse(req, res, headers, new PayloadTooLarge({ limitBytes: maxBodyBytes }))
       }
-      if (overBudget) return refuse(res, new BodyBudgetExhausted({ retryAfterSeconds }))
+      if (overBudget) return refuse(req, res, headers, new BodyBudgetExhausted({ retryAfterSeconds }))
       const body = whole ?? Buffer.concat(parts, total)
       const checked = checkDelivery(settings, headers, body, startedAt)
       // verified or refused: either way its bytes are no longer held for an unknown sender
@@ -132,7 +159,7 @@ export const makeDeliveryFront = Effect.gen(function*() {
       const work: Effect.Effect<HttpServerResponse.HttpServerResponse, HttpEdgeError, DeliveryServices> = "_tag" in checked
         ? Effect.fail(checked)
         : dispatchDelivery(checked)
-      respond(res, deliverySpan(work))
+      respond(req, res, headers, deliverySpan(work))
     }
     req.on("data", onData)
     req.once("end", onEnd)
