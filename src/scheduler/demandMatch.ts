@@ -102,7 +102,10 @@ export const matchDemand = Effect.fn("Scheduler.matchDemand")(function*(
     const name = names.get(job.job_id)
     if (name === undefined) continue
     const key = jobGroupKey(job)
-    groups.set(key, [...(groups.get(key) ?? []), { job, name }])
+    // appended in place: copying the group's list per job made a burst's grouping quadratic in the group's size
+    const members = groups.get(key)
+    if (members === undefined) groups.set(key, [{ job, name }])
+    else members.push({ job, name })
   }
   let provisioned = 0
   let failed = 0
