@@ -233,3 +233,82 @@ describe("the wake-up loop's two paths", () => {
       yield* Scope.close(scope, Exit.void)
     }))
 })
+
+/** `twoPaths` whose pod changes say whether they are clean ends, with clean ends' full cycles 500 ms apart. */
+const withCleanEnds = (cycleTime = 0) =>
+  Effect.gen(function*() {
+    const jobs = yield* PubSub.unbounded<string>()
+    const pods = yield* PubSub.unbounded<"succeeded" | "failed">()
+    const ran = yield* Ref.make<ReadonlyArray<"full" | "demand">>([])
+    const scope = yield* Scope.make()
+    const cycle = (kind: "full" | "demand") =>
+      Effect.gen(function*() {
+        yield* Ref.update(ran, (r) => [...r, kind])
+        if (cycleTime > 0) yield* Effect.sleep(cycleTime)
+      })
+    yield* wakeLoop({
+      wakeups: Stream.fromPubSub(jobs),
+      podChanges: Stream.fromPubSub(pods),
+      isCleanEnd: (change) => change === "succeeded",
+      podEndSpacing: "500 millis",
+      pollInterval: "15 seconds",
+      debounce: 0,
+      cycle: cycle("full"),
+      demandCycle: cycle("demand")
+    }).pipe(Scope.extend(scope))
+    yield* TestClock.adjust(0)
+    return { jobs, pods, ran: Ref.get(ran), scope }
+  })
+
+describe("the wake-up loop and clean pod ends", () => {
+  it.effect("a clean end runs demand matching at once and the full cycle once the spacing has passed", () =>
+    Effect.gen(function*() {
+      const h = yield* withCleanEnds()
+      expect(yield* h.ran).toEqual(["full"]) // the first tick, at 0
+      yield* TestClock.adjust("100 millis")
+      yield* PubSub.publish(h.pods, "succeeded")
+      yield* TestClock.adjust(0)
+      expect(yield* h.ran).toEqual(["full", "demand"])
+      yield* TestClock.adjust("300 millis") // 400 ms after the last full cycle
+      expect(yield* h.ran).toEqual(["full", "demand"])
+      yield* TestClock.adjust("100 millis") // 500 ms: due
+      expect(yield* h.ran).toEqual(["full", "demand", "full"])
+      yield* Scope.close(h.scope, Exit.void)
+    }))
+
+  it.effect("a stream of clean ends gives demand matching for each and one full cycle per spacing", () =>
+    Effect.gen(function*() {
+      const h = yield* withCleanEnds()
+      for (let i = 0; i < 20; i++) {
+        yield* PubSub.publish(h.pods, "succeeded")
+        yield* TestClock.adjust("50 millis")
+      }
+      const ran = yield* h.ran
+      // ends at 0-950 ms: the start's full cycle, then one at 500 ms and one at 1 s, and a demand cycle per end
+      expect(ran.filter((k) => k === "demand")).toHaveLength(20)
+      expect(ran.filter((k) => k === "full")).toHaveLength(3)
+      yield* TestClock.adjust("2 seconds")
+      // the cycle at 1 s recorded the last ends: no further one without new ends (the tick is at 15 s)
+      expect((yield* h.ran).filter((k) => k === "full")).toHaveLength(3)
+      yield* Scope.close(h.scope, Exit.void)
+    }))
+
+  it.effect("a failed pod runs the full cycle at once, spacing or not", () =>
+    Effect.gen(function*() {
+      const h = yield* withCleanEnds()
+      yield* PubSub.publish(h.pods, "failed")
+      yield* TestClock.adjust(0)
+      expect(yield* h.ran).toEqual(["full", "full"])
+      yield* Scope.close(h.scope, Exit.void)
+    }))
+
+  it.effect("a clean end after the spacing has passed runs both at once, demand first", () =>
+    Effect.gen(function*() {
+      const h = yield* withCleanEnds()
+      yield* TestClock.adjust("2 seconds")
+      yield* PubSub.publish(h.pods, "succeeded")
+      yield* TestClock.adjust(0)
+      expect(yield* h.ran).toEqual(["full", "demand", "full"])
+      yield* Scope.close(h.scope, Exit.void)
+    }))
+})

@@ -271,6 +271,20 @@ export const makeDbMemory = Effect.gen(function*() {
         running_at: w.running_at ?? runningAt,
         completed_at: w.completed_at ?? completedAt ?? at
       })),
+    markWorkersMoved: (moves) =>
+      Effect.gen(function*() {
+        const seen = new Set<string>()
+        const moved: Array<string> = []
+        for (const m of moves) {
+          if (seen.has(m.podName)) continue
+          seen.add(m.podName)
+          const changed = m.to === "running"
+            ? yield* db.markWorkerRunning(m.podName, m.node, m.runningAt)
+            : yield* db.markWorkerCompleted(m.podName, m.node, m.completedAt, m.runningAt)
+          if (changed) moved.push(m.podName)
+        }
+        return moved
+      }),
     markWorkerFailed: (podName, node, info, completedAt) =>
       transitionWorker(podName, "failed", ["pending", "running"], (w, at) => ({
         ...w,

@@ -5,7 +5,7 @@ import { BACKOFF_REASONS } from "../../src/domain/FailureInfo.ts"
 import { encodeLabelSet } from "../../src/domain/Labels.ts"
 import type { Status } from "../../src/domain/Status.ts"
 import type { NewWorker } from "../../src/domain/Worker.ts"
-import { type AllocationFailureStreak, type DbShape, DuplicatePodName } from "../../src/services/Db.ts"
+import { type AllocationFailureStreak, type DbShape, DuplicatePodName, type WorkerMove } from "../../src/services/Db.ts"
 import { decodeStreaks, isUniqueViolation, rowsToWorkers, toDbError, WORKER_COLUMNS } from "./postgresRows.ts"
 import { makeStatementHelpers, now } from "./postgresStatementHelpers.ts"
 
@@ -16,6 +16,7 @@ export type WorkerStatements = Pick<
   | "releaseWorkers"
   | "markWorkerRunning"
   | "markWorkerCompleted"
+  | "markWorkersMoved"
   | "markWorkerFailed"
   | "markWorkerOrphaned"
   | "getWorker"
@@ -104,6 +105,34 @@ export const makeWorkerStatements = (sql: SqlClient.SqlClient): WorkerStatements
           sql`status = 'completed', k8s_node = COALESCE(k8s_node, ${node}), completed_at = COALESCE(completed_at, ${completedAt ?? at}),
               running_at = COALESCE(running_at, ${runningAt})`
         )),
+
+    // One UPDATE for the lot, with the rules of markWorkerRunning and markWorkerCompleted row by row.
+    markWorkersMoved: (moves) =>
+      moves.length === 0 ? Effect.succeed([]) : Effect.gen(function*() {
+        const at = yield* now
+        const first = new Map<string, WorkerMove>()
+        for (const m of moves) if (!first.has(m.podName)) first.set(m.podName, m)
+        const input = JSON.stringify([...first.values()].map((m) => ({
+          pod_name: m.podName,
+          to_status: m.to,
+          node: m.node,
+          running_at: m.runningAt?.toISOString() ?? null,
+          completed_at: m.completedAt?.toISOString() ?? null
+        })))
+        const rows = yield* sql<{ pod_name: string }>`
+          UPDATE workers w SET
+            status = m.to_status::status_enum,
+            k8s_node = CASE WHEN m.to_status = 'running' THEN m.node ELSE COALESCE(w.k8s_node, m.node) END,
+            running_at = COALESCE(w.running_at, m.running_at, CASE WHEN m.to_status = 'running' THEN ${at}::timestamptz END),
+            completed_at = CASE WHEN m.to_status = 'completed' THEN COALESCE(w.completed_at, m.completed_at, ${at}::timestamptz)
+                           ELSE w.completed_at END,
+            updated_at = ${at}
+          FROM jsonb_to_recordset(${input}::jsonb) AS m(pod_name text, to_status text, node text, running_at timestamptz, completed_at timestamptz)
+          WHERE w.pod_name = m.pod_name
+            AND ((m.to_status = 'running' AND w.status = 'pending') OR (m.to_status = 'completed' AND w.status IN ('pending', 'running')))
+          RETURNING w.pod_name`.pipe(Effect.mapError(toDbError("markWorkersMoved")))
+        return rows.map((r) => r.pod_name)
+      }),
 
     markWorkerFailed: (podName, node, info, completedAt) =>
       Effect.flatMap(now, (at) =>

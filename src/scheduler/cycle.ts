@@ -28,7 +28,7 @@ export const runCycle = Effect.fn("Scheduler.cycle")(function*(state: SchedulerS
     yield* guarded("worker sync", syncWorkers(state, authenticate))
     // Before matching, so this cycle's failures already keep runners off a board that earned its quarantine.
     const boards = yield* guardedOr("board review", reviewBoards(), [])
-    const matched = yield* guardedOr("demand matching", matchDemand(authenticate, serially, boards), { provisioned: 0, failed: 0, jobIds: [] })
+    const matched = yield* guardedOr("demand matching", matchDemand(authenticate, serially, Effect.succeed(boards)), { provisioned: 0, failed: 0, jobIds: [] })
     if (Option.isSome(cycleSpan) && matched.jobIds.length > 0) {
       cycleSpan.value.attribute("job.ids", matched.jobIds)
       cycleSpan.value.attribute("runners.provisioned", matched.provisioned)
@@ -50,8 +50,8 @@ export const runDemandCycle = Effect.fn("Scheduler.demandCycle")(function*() {
     const serially: Serially = (effect) => mutex.withPermits(1)(effect)
     const authenticate = yield* makeCycleAuthenticator(serially)
     // the boards' quarantine holds on the fast path too: it reads the standings the last full cycle decided (one
-    // query), and leaves the review of new failures to the full cycle, off the hot path
-    const boards = yield* guardedOr("board states", db.getBoardStates, [])
+    // query, made beside the capacity reading), and leaves the review of new failures to the full cycle
+    const boards = guardedOr("board states", db.getBoardStates, [])
     const matched = yield* guardedOr("demand matching", matchDemand(authenticate, serially, boards), { provisioned: 0, failed: 0, jobIds: [] })
     // like the full cycle's span, the fast path's names the jobs it provisioned runners for
     if (Option.isSome(cycleSpan) && matched.jobIds.length > 0) {

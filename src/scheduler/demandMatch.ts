@@ -33,16 +33,23 @@ const MAX_NAME_ATTEMPTS = 5
 export const matchDemand = Effect.fn("Scheduler.matchDemand")(function*(
   authenticate: Authenticate,
   serially: Serially,
-  boards: ReadonlyArray<BoardState> = []
+  readBoards: Effect.Effect<ReadonlyArray<BoardState>> = Effect.succeed([])
 ) {
   const db = yield* Db
   const kube = yield* Kube
   const settings = yield* SchedulerSettings
   const none: MatchResult = { provisioned: 0, failed: 0, jobIds: [] }
+  const baseMs = Duration.toMillis(settings.timeouts.allocationBackoffBase)
+  const maxMs = Duration.toMillis(settings.timeouts.allocationBackoffMax)
 
   // Capacity first: with every board taken (the usual state under a backlog) the backlog need not be read at all.
   // Every cluster apart: a cluster whose API fails offers no capacity this cycle, and the others provision as usual.
-  const readings = yield* kube.capacityByCluster
+  // The boards' standings and the back-off streaks are small reads independent of it, made at the same time: one
+  // wait instead of three on the path of a new job.
+  const [readings, boards, streaksRead] = yield* Effect.all(
+    [kube.capacityByCluster, readBoards, Effect.either(db.getAllocationFailures(streakLookbackMs(baseMs, maxMs) / 1000))],
+    { concurrency: "unbounded" }
+  )
   const answered = new Map<string, PoolCapacity>()
   for (const { cluster, result } of readings) {
     if (Either.isRight(result)) for (const [pool, c] of result.right) answered.set(pool, c)
@@ -65,9 +72,8 @@ export const matchDemand = Effect.fn("Scheduler.matchDemand")(function*(
   if (demand.length === 0) return none
 
   const now = yield* Clock.currentTimeMillis
-  const baseMs = Duration.toMillis(settings.timeouts.allocationBackoffBase)
-  const maxMs = Duration.toMillis(settings.timeouts.allocationBackoffMax)
-  const streaks = yield* db.getAllocationFailures(streakLookbackMs(baseMs, maxMs) / 1000)
+  // as when it was read after the demand: no provisioning this cycle without the back-off's streaks
+  const streaks = yield* streaksRead
   const blocked = blockedGroups(streaks, now, baseMs, maxMs)
 
   const plan = planProvisioning({
@@ -96,7 +102,10 @@ export const matchDemand = Effect.fn("Scheduler.matchDemand")(function*(
     const name = names.get(job.job_id)
     if (name === undefined) continue
     const key = jobGroupKey(job)
-    groups.set(key, [...(groups.get(key) ?? []), { job, name }])
+    // appended in place: copying the group's list per job made a burst's grouping quadratic in the group's size
+    const members = groups.get(key)
+    if (members === undefined) groups.set(key, [{ job, name }])
+    else members.push({ job, name })
   }
   let provisioned = 0
   let failed = 0

@@ -2,18 +2,27 @@ import { Clock, Duration, Effect, Layer, Queue, Schedule, type Scope, Stream } f
 import { initialiseSchedulerCounters, recordCycle } from "../observability/collect.ts"
 import { Db } from "../services/Db.ts"
 import type { Github } from "../services/Github.ts"
-import { Kube, mayFreeSlot } from "../services/Kube.ts"
+import { endedCleanly, Kube, mayFreeSlot } from "../services/Kube.ts"
 import { runCycle, runDemandCycle } from "./cycle.ts"
 import { SchedulerSettings } from "./settings.ts"
 import { guarded, makeSchedulerState } from "./state.ts"
 
-export type WakeReason = "notification" | "pods" | "tick"
+export type WakeReason = "notification" | "pods" | "ended" | "tick"
 
-export interface WakeLoopOptions<E, E2 = never> {
+export interface WakeLoopOptions<E, E2 = never, P = unknown> {
   /** one element per event that needs only demand matching (a stored job) */
   readonly wakeups: Stream.Stream<unknown, E>
   /** one element per event that needs a full cycle (a runner pod that ended or is gone); none when absent */
-  readonly podChanges?: Stream.Stream<unknown, E2> | undefined
+  readonly podChanges?: Stream.Stream<P, E2> | undefined
+  /**
+   * Which pod changes are clean ends (a pod that succeeded, or was deleted once finished): those run demand
+   * matching at once, which fills the freed board, and a full cycle only `podEndSpacing` after the last full
+   * cycle ended. The others (a failed pod, a pod gone while holding its slot, a fresh listing) run a full cycle
+   * at once. None are clean ends when absent.
+   */
+  readonly isCleanEnd?: ((change: P) => boolean) | undefined
+  /** see `isCleanEnd`; zero when absent (a clean end's full cycle is not held back) */
+  readonly podEndSpacing?: Duration.DurationInput | undefined
   /** a full cycle runs at least this often */
   readonly pollInterval: Duration.DurationInput
   /**
@@ -30,9 +39,9 @@ export interface WakeLoopOptions<E, E2 = never> {
 const relisten = Schedule.exponential("1 second").pipe(Schedule.union(Schedule.spaced("30 seconds")))
 
 /** A wake-up stream that never ends the loop: a failure is logged and the stream is run again, backing off. */
-const resilient = <E>(stream: Stream.Stream<unknown, E>, what: string, reason: WakeReason) =>
+const resilient = <A, E>(stream: Stream.Stream<A, E>, what: string, reason: (a: A) => WakeReason) =>
   stream.pipe(
-    Stream.as(reason),
+    Stream.map(reason),
     Stream.tapErrorCause((cause) => Effect.logWarning(`lost the ${what}; listening again`, cause)),
     Stream.retry(relisten)
   )
@@ -43,8 +52,10 @@ const resilient = <E>(stream: Stream.Stream<unknown, E>, what: string, reason: W
  * only) and a one-slot signal; whatever arrives while a cycle runs leaves at most one cycle of each kind behind,
  * so a flood of notifications never queues more than one extra cycle, and a steady flood never starves the loop
  * (unlike a pure debounce). New demand goes first, its fast path being short; a full cycle asked for meanwhile
- * (the tick, a pod change) follows in the same round. A lost stream is subscribed again; the tick keeps the loop
- * going meanwhile.
+ * (the tick, a pod change) follows in the same round. A clean pod end asks for demand matching now and for a
+ * full cycle later (`podEndSpacing` after the last full one ended): at 20 ends a second the full cycles they
+ * woke, one after another, held the lock most of the time, and a new job waited behind them. A lost stream is
+ * subscribed again; the tick keeps the loop going meanwhile.
  *
  * Each cycle is uninterruptible from outside: closing the scope (SIGTERM) lets the current cycle finish, bounded
  * by the API clients' timeouts, and then stops the loop between cycles, so a rolling restart does not leave work
@@ -53,24 +64,51 @@ const resilient = <E>(stream: Stream.Stream<unknown, E>, what: string, reason: W
  * cycle repairs. A standby still waiting for the scheduler lock stops at once. A lost scheduler lock interrupts
  * the cycle from inside (`Db.withWorkerLock`).
  */
-export const wakeLoop = <E, E2 = never>(options: WakeLoopOptions<E, E2>): Effect.Effect<void, never, Scope.Scope> =>
+export const wakeLoop = <E, E2 = never, P = unknown>(
+  options: WakeLoopOptions<E, E2, P>
+): Effect.Effect<void, never, Scope.Scope> =>
   Effect.gen(function*() {
+    const scope = yield* Effect.scope
     const signal = yield* Queue.sliding<void>(1)
     // what asked for each kind of cycle since it last ran, for the log line (bounded: a flood is counted, not kept)
-    const pending = { full: false, demand: false, reasons: { full: [] as Array<WakeReason>, demand: [] as Array<WakeReason> } }
+    const pending = {
+      full: false,
+      demand: false,
+      // a full cycle asked for by clean pod ends, due `podEndSpacing` after the last full cycle ended
+      fullLater: false,
+      reasons: { full: [] as Array<WakeReason>, demand: [] as Array<WakeReason> }
+    }
     const debounce = Duration.decode(options.debounce)
+    const spacing = Duration.toMillis(Duration.decode(options.podEndSpacing ?? 0))
     const demandCycle = options.demandCycle ?? options.cycle
+    const isCleanEnd = options.isCleanEnd
+    let lastFullEnd = Number.NEGATIVE_INFINITY
+    let timerArmed = false
     const sources: Array<Stream.Stream<WakeReason, unknown>> = [
-      resilient(options.wakeups, "job notifications", "notification"),
+      resilient(options.wakeups, "job notifications", () => "notification"),
       Stream.tick(options.pollInterval).pipe(Stream.as("tick" as const))
     ]
-    if (options.podChanges !== undefined) sources.push(resilient(options.podChanges, "pod watch", "pods"))
+    if (options.podChanges !== undefined) {
+      sources.push(resilient(options.podChanges, "pod watch", (change) => (isCleanEnd?.(change) === true ? "ended" : "pods")))
+    }
+    const note = (kind: "full" | "demand", reason: WakeReason) => {
+      if (pending.reasons[kind].length < 1000) pending.reasons[kind].push(reason)
+    }
     yield* Stream.mergeAll(sources, { concurrency: "unbounded" }).pipe(
       Stream.runForEach((reason) =>
         Effect.suspend(() => {
-          const kind = reason === "notification" ? "demand" : "full"
-          pending[kind] = true
-          if (pending.reasons[kind].length < 1000) pending.reasons[kind].push(reason)
+          if (reason === "notification") {
+            pending.demand = true
+            note("demand", reason)
+          } else if (reason === "ended") {
+            pending.demand = true
+            pending.fullLater = true
+            note("demand", reason)
+            note("full", reason)
+          } else {
+            pending.full = true
+            note("full", reason)
+          }
           return Queue.offer(signal, undefined)
         })
       ),
@@ -81,13 +119,30 @@ export const wakeLoop = <E, E2 = never>(options: WakeLoopOptions<E, E2>): Effect
         const reasons = pending.reasons[kind].splice(0)
         const started = yield* Clock.currentTimeMillis
         yield* Effect.uninterruptible(kind === "full" ? options.cycle : demandCycle)
-        const took = (yield* Clock.currentTimeMillis) - started
+        const ended = yield* Clock.currentTimeMillis
+        const took = ended - started
+        if (kind === "full") lastFullEnd = ended
         // The cycle histogram describes full cycles; the fast path is its demand-matching part alone.
         if (kind === "full") yield* recordCycle(took)
         yield* Effect.logDebug("scheduler cycle done").pipe(
           Effect.annotateLogs({ cycle: kind, woken_by: describeReasons(reasons), took_ms: took })
         )
       })
+    // Wakes the loop when the full cycle of clean pod ends falls due; one timer at a time.
+    const armTimer = (inMillis: number) =>
+      timerArmed
+        ? Effect.void
+        : Effect.suspend(() => {
+          timerArmed = true
+          return Effect.sleep(Duration.millis(inMillis)).pipe(
+            Effect.zipRight(Effect.suspend(() => {
+              timerArmed = false
+              return Queue.offer(signal, undefined)
+            })),
+            Effect.forkIn(scope),
+            Effect.asVoid
+          )
+        })
     const once = Effect.gen(function*() {
       yield* Queue.take(signal)
       if (Duration.toMillis(debounce) > 0) yield* Effect.sleep(debounce)
@@ -100,11 +155,18 @@ export const wakeLoop = <E, E2 = never>(options: WakeLoopOptions<E, E2>): Effect
         return run("demand")
       })
       if (pending.demand) yield* demand
-      if (pending.full) {
+      let fullDue = pending.full
+      if (!fullDue && pending.fullLater) {
+        const wait = lastFullEnd + spacing - (yield* Clock.currentTimeMillis)
+        if (wait <= 0) fullDue = true
+        else yield* armTimer(wait)
+      }
+      if (fullDue) {
         // Demand that arrived during the fast path must not wait behind the full cycle either; the full cycle
         // still waits for two short ones at most, so a steady flood of jobs cannot starve it.
         if (pending.demand) yield* demand
         pending.full = false
+        pending.fullLater = false
         yield* run("full")
       }
     })
@@ -132,6 +194,9 @@ export const schedulerLoop = Effect.gen(function*() {
     wakeups: db.wakeups,
     // A pod that ended or is gone may have freed a board: a full cycle records the end and fills the board.
     podChanges: kube.watchRunnerPods.pipe(Stream.filter(mayFreeSlot)),
+    // a pod that succeeded, or was deleted once finished, needs its board filled now and its end recorded soon
+    isCleanEnd: endedCleanly,
+    podEndSpacing: settings.timeouts.podEndSpacing,
     pollInterval: settings.timeouts.pollInterval,
     debounce: settings.timeouts.wakeDebounce,
     cycle: guarded("scheduler cycle", runCycle(state)).pipe(Effect.provide(context)),

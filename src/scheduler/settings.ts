@@ -29,6 +29,12 @@ export interface SchedulerTimeouts {
    * is coalesced because a cycle is already running, and a lone job is not made to wait.
    */
   readonly wakeDebounce: Duration.Duration
+  /**
+   * A runner pod that ended cleanly (Succeeded, or deleted once finished) runs demand matching at once, which fills
+   * its board; the full cycle that records the end waits until this long after the last full cycle ended, so a
+   * stream of ends does not keep the lock busy ahead of new jobs. A failed pod or a fresh listing is not delayed.
+   */
+  readonly podEndSpacing: Duration.Duration
   /** the first pause after a failed provisioning of an (entity, label set); doubles per consecutive failure */
   readonly allocationBackoffBase: Duration.Duration
   readonly allocationBackoffMax: Duration.Duration
@@ -97,6 +103,7 @@ export const defaultTimeouts: SchedulerTimeouts = {
   reconcileLookback: Duration.hours(1),
   jobPollStaleness: Duration.seconds(60),
   wakeDebounce: Duration.zero,
+  podEndSpacing: Duration.millis(500),
   allocationBackoffBase: Duration.seconds(15),
   allocationBackoffMax: Duration.minutes(10),
   runnerListRefresh: Duration.minutes(5),
@@ -157,6 +164,7 @@ export const schedulerTuningConfig = Config.all({
     reconcileLookback: durationOr("SCHEDULER_RECONCILE_LOOKBACK", defaultTimeouts.reconcileLookback),
     jobPollStaleness: durationOr("SCHEDULER_JOB_POLL_STALENESS", defaultTimeouts.jobPollStaleness),
     wakeDebounce: durationOr("SCHEDULER_WAKE_DEBOUNCE", defaultTimeouts.wakeDebounce),
+    podEndSpacing: durationOr("SCHEDULER_POD_END_SPACING", defaultTimeouts.podEndSpacing),
     allocationBackoffBase: durationOr("SCHEDULER_ALLOCATION_BACKOFF_BASE", defaultTimeouts.allocationBackoffBase),
     allocationBackoffMax: durationOr("SCHEDULER_ALLOCATION_BACKOFF_MAX", defaultTimeouts.allocationBackoffMax),
     runnerListRefresh: durationOr("SCHEDULER_RUNNER_LIST_REFRESH", defaultTimeouts.runnerListRefresh),

@@ -257,6 +257,12 @@ export interface DbShape {
     completedAt: Date | null,
     runningAt?: Date | null
   ) => Effect.Effect<boolean, DbError>
+  /**
+   * Many plain moves in one statement: each as `markWorkerRunning` or `markWorkerCompleted` would make it (a
+   * pod listed twice moves once, as its first listing says). Returns the pods whose workers moved. The scheduler's
+   * phase 2 records a cycle's pod phases with it, so tens of moves hold the lock for one round trip.
+   */
+  readonly markWorkersMoved: (moves: ReadonlyArray<WorkerMove>) => Effect.Effect<ReadonlyArray<string>, DbError>
   /** pending | running -> failed with diagnostics. */
   readonly markWorkerFailed: (
     podName: string,
@@ -346,6 +352,16 @@ export interface DbShape {
    * in another step it is a savepoint. Never put a GitHub or Kubernetes call inside one.
    */
   readonly step: <A, E, R>(step: Effect.Effect<A, E, R>) => Effect.Effect<A, E | DbError, R>
+}
+
+/** One worker's plain move, for `markWorkersMoved`: to running (from pending), or to completed. */
+export interface WorkerMove {
+  readonly podName: string
+  readonly to: "running" | "completed"
+  readonly node: string | null
+  readonly runningAt: Date | null
+  /** completed only; ignored for running */
+  readonly completedAt: Date | null
 }
 
 export class Db extends Context.Tag("riscv-runner/Db")<Db, DbShape>() {}

@@ -2,7 +2,7 @@ import { Context, Data, type Effect, type Either, type Redacted, type Stream } f
 import type { BoardNode, BoardSlots } from "../domain/Board.ts"
 import type { EntityType } from "../domain/Entity.ts"
 import type { FailureInfoV2, FailureReason } from "../domain/FailureInfo.ts"
-import { holdsSlot, type Pod, type PodEvent } from "../domain/Pod.ts"
+import { holdsSlot, isTerminal, type Pod, type PodEvent } from "../domain/Pod.ts"
 
 export type { ContainerState, ContainerStatus, Pod, PodEvent, PodPhase } from "../domain/Pod.ts"
 
@@ -95,6 +95,15 @@ export type RunnerPodChange =
 export const mayFreeSlot = (change: RunnerPodChange): boolean =>
   change._tag === "Listed" || change._tag === "Deleted" ||
   (change._tag === "Modified" && !holdsSlot(change.pod.phase))
+
+/**
+ * A change after which a board slot is free and nothing is wrong: a pod that succeeded, or one deleted after it
+ * finished (its end was reported before). A failed pod (which the board quarantine counts), a pod gone while it
+ * held its slot and a fresh listing are not: they call for the full cycle at once.
+ */
+export const endedCleanly = (change: RunnerPodChange): boolean =>
+  (change._tag === "Modified" && change.pod.phase === "Succeeded") ||
+  (change._tag === "Deleted" && isTerminal(change.pod.phase))
 
 /**
  * One cluster's answer to a read made on every cluster: what it returned, or why it could not answer. A reading

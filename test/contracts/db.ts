@@ -420,6 +420,48 @@ export const dbContract = (name: string, declare: DbCase) =>
       expect((yield* db.getActiveWorkers).map((w) => w.pod_name)).toEqual(["w4"])
     }))
 
+    test("markWorkersMoved makes many moves in one call, each by the rules of markWorkerRunning and markWorkerCompleted", Effect.gen(function*() {
+      const db = yield* Db
+      yield* at(1000)
+      for (const name of ["m1", "m2", "m3", "m4", "m5", "m6"]) yield* db.addWorker(newWorker(name))
+      yield* db.markWorkerRunning("m2", "node-b", new Date(1_010_000))
+      yield* db.markWorkerRunning("m3", "node-c", new Date(1_020_000))
+      yield* db.markWorkerCompleted("m3", null, new Date(1_030_000))
+      yield* db.markWorkerFailed("m6", null, failureV2("pod_failed"), null)
+      yield* at(1100)
+      const moved = yield* db.markWorkersMoved([
+        // pending -> running, the start as given; and a second listing of the same pod, which does not count
+        { podName: "m1", to: "running", node: "node-a", runningAt: new Date(1_050_000), completedAt: null },
+        { podName: "m1", to: "completed", node: "node-x", runningAt: null, completedAt: new Date(1_060_000) },
+        // running -> completed: the node and the start already known are kept
+        { podName: "m2", to: "completed", node: "node-z", runningAt: new Date(1), completedAt: new Date(1_090_000) },
+        // already completed, already failed, unknown: nothing moves
+        { podName: "m3", to: "completed", node: null, runningAt: null, completedAt: null },
+        { podName: "m6", to: "completed", node: null, runningAt: null, completedAt: null },
+        { podName: "missing", to: "running", node: null, runningAt: null, completedAt: null },
+        // pending, first seen finished, no times: completed now, with the start it was given (none)
+        { podName: "m4", to: "completed", node: "node-d", runningAt: null, completedAt: null },
+        // pending -> running without a start: now
+        { podName: "m5", to: "running", node: "node-e", runningAt: null, completedAt: null }
+      ])
+      expect([...moved].sort()).toEqual(["m1", "m2", "m4", "m5"])
+      expect(Option.getOrThrow(yield* db.getWorker("m1"))).toMatchObject({ status: "running", k8s_node: "node-a", running_at: new Date(1_050_000), completed_at: null })
+      expect(Option.getOrThrow(yield* db.getWorker("m2"))).toMatchObject({
+        status: "completed",
+        k8s_node: "node-b",
+        running_at: new Date(1_010_000),
+        completed_at: new Date(1_090_000)
+      })
+      expect(Option.getOrThrow(yield* db.getWorker("m3"))).toMatchObject({ status: "completed", completed_at: new Date(1_030_000) })
+      expect(Option.getOrThrow(yield* db.getWorker("m6")).status).toBe("failed")
+      expect(Option.getOrThrow(yield* db.getWorker("m4"))).toMatchObject({ status: "completed", k8s_node: "node-d", running_at: null, completed_at: new Date(1_100_000) })
+      expect(Option.getOrThrow(yield* db.getWorker("m5"))).toMatchObject({ status: "running", k8s_node: "node-e", running_at: new Date(1_100_000) })
+      expect(yield* db.markWorkersMoved([])).toEqual([])
+      // a running worker is not moved to running again
+      expect(yield* db.markWorkersMoved([{ podName: "m5", to: "running", node: "node-q", runningAt: null, completedAt: null }])).toEqual([])
+      expect(Option.getOrThrow(yield* db.getWorker("m5")).k8s_node).toBe("node-e")
+    }))
+
     test("workers for reconcile: active ones plus those finished within the lookback", Effect.gen(function*() {
       const db = yield* Db
       yield* at(0)
