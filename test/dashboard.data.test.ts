@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest"
 import type { Job } from "../src/domain/Job.ts"
+import { DEFAULT_CLUSTER } from "../src/domain/RunnerConfig.ts"
 import type { Worker } from "../src/domain/Worker.ts"
 import { groupRows, queueHistory } from "../src/operator/dashboardData.ts"
 import { newJob, newWorker } from "./support/dbFixtures.ts"
@@ -19,6 +20,7 @@ const job = (id: number, created: number, over: Partial<Job> = {}): Job => ({
 })
 const worker = (pod: string, status: Worker["status"], over: Partial<Worker> = {}): Worker => ({
   ...newWorker(pod),
+  cluster: DEFAULT_CLUSTER,
   k8s_node: null,
   status,
   failure_info: null,
