@@ -5,7 +5,7 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { loadAppEnv } from "../src/config/env.ts"
 import { decodeRunnerConfig, loadRunnerConfig, withImageRegistry } from "../src/config/runnerConfig.ts"
-import { clusterOfPool, DEFAULT_CLUSTER } from "../src/domain/RunnerConfig.ts"
+import { CLUSTER_NAME_MAX, clusterOfPool, DEFAULT_CLUSTER, isClusterName } from "../src/domain/RunnerConfig.ts"
 
 const withEnv = (vars: Record<string, string>) => Effect.withConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(vars))))
 
@@ -190,6 +190,24 @@ describe("runner config clusters", () => {
       expect(message).toContain("clusters.0.name")
       expect(message).toContain("clusters.0.kubeconfig")
       expect(message).toContain("clusters.0.pools")
+    }))
+
+  it.effect("a cluster name is a DNS label; a bad one is refused with the name in the message", () =>
+    Effect.gen(function*() {
+      const good = ["lab", "scw-2", "0", "a".repeat(CLUSTER_NAME_MAX), "lab-paris-1"]
+      for (const name of good) {
+        expect(isClusterName(name)).toBe(true)
+        const config = yield* decodeRunnerConfig({ rules, clusters: [{ ...lab, name }] })
+        expect(clusterOfPool(config, "jupiter")).toBe(name)
+      }
+      const bad = ["Lab", "lab_2", "-lab", "lab-", "lab.eu", " lab", "", "a".repeat(CLUSTER_NAME_MAX + 1), "läb"]
+      for (const name of bad) {
+        expect(isClusterName(name)).toBe(false)
+        const result = yield* decode([{ ...lab, name }])
+        expect(Either.isLeft(result) && result.left).toBe(
+          `clusters.0.name: cluster name ${JSON.stringify(name)} is not a DNS label: lower-case letters, digits and -, starting and ending with a letter or digit, at most 63 characters`
+        )
+      }
     }))
 
   it.effect("a config file with a bad cluster names the file", () =>

@@ -140,6 +140,10 @@ describe("dashboard in a headless browser", () => {
         expect(await pool.locator(".free").textContent()).toBe("0")
         expect(await pool.locator(".free").evaluate((e) => (globalThis as unknown as { getComputedStyle: (e: unknown) => { color: string } }).getComputedStyle(e).color)).toBe("rgb(180, 83, 9)")
 
+        // each board with its cluster: without `clusters` in the runner config, every board is the default cluster's
+        const boards = await page.$$eval("#boards tbody tr", (rows) => rows.map((r) => [r.getAttribute("data-cluster"), r.querySelector(".cluster")!.textContent]))
+        expect(boards).toEqual([["default", "default"], ["default", "default"], ["default", "default"]])
+
         // per (entity, label set): the page's numbers are those of /usage.json
         const shown = await page.$$eval("#groups tbody tr", (rows) =>
           rows.map((r) => ({

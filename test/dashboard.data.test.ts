@@ -1,7 +1,11 @@
 import { describe, expect, it } from "vitest"
 import type { Job } from "../src/domain/Job.ts"
+import { Schema } from "effect"
+import type { BoardSlots } from "../src/domain/Board.ts"
+import { clusterOfPool, DEFAULT_CLUSTER, RunnerConfig } from "../src/domain/RunnerConfig.ts"
 import type { Worker } from "../src/domain/Worker.ts"
-import { groupRows, queueHistory } from "../src/operator/dashboardData.ts"
+import { boardRows, groupRows, poolRows, queueHistory } from "../src/operator/dashboardData.ts"
+import type { PoolCapacity } from "../src/services/Kube.ts"
 import { newJob, newWorker } from "./support/dbFixtures.ts"
 
 const T0 = Date.UTC(2026, 10, 23, 12, 0, 0)
@@ -19,6 +23,7 @@ const job = (id: number, created: number, over: Partial<Job> = {}): Job => ({
 })
 const worker = (pod: string, status: Worker["status"], over: Partial<Worker> = {}): Worker => ({
   ...newWorker(pod),
+  cluster: DEFAULT_CLUSTER,
   k8s_node: null,
   status,
   failure_info: null,
@@ -61,6 +66,30 @@ describe("dashboard data", () => {
       [at(-20).toISOString(), 2, 600],
       [at(-10).toISOString(), 1, 1200],
       [at(0).toISOString(), 1, 1800]
+    ])
+  })
+
+  it("poolRows and boardRows: every board with its pool's cluster, as the runner config places the pool", () => {
+    const config = Schema.decodeUnknownSync(RunnerConfig)({
+      rules: [{ labels: ["a"], pool: "scw-em-rv1", image: "img" }, { labels: ["b"], pool: "jupiter", image: "img" }],
+      clusters: [{ name: "lab", kubeconfig: "/k", pools: ["jupiter"] }]
+    })
+    const board = (name: string, pool: string, busy: number, unusable: string | null): BoardSlots => ({
+      name, pool, slots: 1, busy, ready: unusable === null ? "True" : "False", readySince: null, unusable, conditions: []
+    })
+    const capacity: ReadonlyArray<PoolCapacity> = [
+      { pool: "jupiter", total: 2, usable: 1, active: 1, available: 0, boards: [board("j-1", "jupiter", 1, null), board("j-2", "jupiter", 0, "not ready (False)")] },
+      { pool: "scw-em-rv1", total: 1, usable: 1, active: 0, available: 1, boards: [board("s-1", "scw-em-rv1", 0, null)] }
+    ]
+    const clusterOf = (pool: string) => clusterOfPool(config, pool)
+    expect(poolRows(capacity, clusterOf)).toEqual([
+      { pool: "jupiter", cluster: "lab", total: 2, usable: 1, busy: 1, free: 0 },
+      { pool: "scw-em-rv1", cluster: DEFAULT_CLUSTER, total: 1, usable: 1, busy: 0, free: 1 }
+    ])
+    expect(boardRows(capacity, clusterOf)).toEqual([
+      { node: "j-1", pool: "jupiter", cluster: "lab", slots: 1, busy: 1, why_unusable: null },
+      { node: "j-2", pool: "jupiter", cluster: "lab", slots: 1, busy: 0, why_unusable: "not ready (False)" },
+      { node: "s-1", pool: "scw-em-rv1", cluster: DEFAULT_CLUSTER, slots: 1, busy: 0, why_unusable: null }
     ])
   })
 })

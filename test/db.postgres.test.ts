@@ -1,9 +1,10 @@
 import { expect, layer } from "@effect/vitest"
 import { Context, Deferred, Effect, Either, Fiber, Layer, Logger, Redacted, TestContext } from "effect"
-import { migrate } from "../layers/db/migrate.ts"
+import { loadMigrations, migrate } from "../layers/db/migrate.ts"
 import { pgClientLayer } from "../layers/db/pgClient.ts"
 import { DbPostgres } from "../layers/db/postgres.ts"
 import { schedulerLockKey } from "../layers/db/schedulerLock.ts"
+import { DEFAULT_CLUSTER } from "../src/domain/RunnerConfig.ts"
 import { Db, DbError, isDbUnavailable } from "../src/services/Db.ts"
 import { dbContract } from "./contracts/db.ts"
 import { newWorker } from "./support/dbFixtures.ts"
@@ -116,6 +117,24 @@ layer(suiteDbPostgres("postgres_only"), { excludeTestServices: true })("Db on Po
       expect(yield* prod.withWorkerLock(Effect.succeed("prod ran")).pipe(Effect.timeout("3 seconds"))).toBe("prod ran")
       yield* Deferred.succeed(release, undefined)
       yield* Fiber.join(held)
+    }).pipe(Effect.scoped))
+
+  it.effect("0007 gives the workers written before it the default cluster", () =>
+    Effect.gen(function*() {
+      const db = yield* freshDatabase("cluster-migration")
+      const earlier = (yield* loadMigrations).filter((m) => m.id < 7)
+      // a database of a release before several clusters: its migrations applied and recorded, one worker written
+      yield* Effect.promise(() =>
+        query(db.url, `CREATE SCHEMA staging; SET search_path TO staging;
+          CREATE TABLE schema_migrations (id INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now());
+          ${earlier.map((m) => `${m.sql};\nINSERT INTO schema_migrations (id, name) VALUES (${m.id}, '${m.name}');`).join("\n")}
+          INSERT INTO workers (pod_name, provider, entity_id, entity_name, entity_type, installation_id, k8s_pool, k8s_image)
+          VALUES ('old-worker', 'github', 1001, 'acme', 'Organization', 5001, 'scw-em-rv1', 'img')`))
+      const applied = yield* Effect.provide(migrate("staging"), pgClientLayer({ url: Redacted.make(db.url), schema: "staging" }))
+      expect(applied).toEqual(migrationNames.filter((n) => n >= "0007"))
+      const store = Context.get(yield* Layer.build(DbPostgres({ url: Redacted.make(db.url), schema: "staging" })), Db)
+      const old = yield* store.getWorker("old-worker")
+      expect(old._tag === "Some" && old.value.cluster).toBe(DEFAULT_CLUSTER)
     }).pipe(Effect.scoped))
 
   it.effect("migrate creates the seed's tables and enums in its schema, and a second run changes nothing", () =>

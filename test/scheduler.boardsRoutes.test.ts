@@ -3,6 +3,7 @@ import { HttpApp, HttpServer } from "@effect/platform"
 import { Effect, Layer, Option, Redacted, TestClock } from "effect"
 import { DbMemory } from "../layers/db/memory.ts"
 import { KubeMemory, KubeMemoryControl } from "../layers/kube/memory.ts"
+import { DEFAULT_CLUSTER } from "../src/domain/RunnerConfig.ts"
 import { schedulerApp } from "../src/operator/server.ts"
 import { SchedulerSettingsLive } from "../src/scheduler/settings.ts"
 import { Db } from "../src/services/Db.ts"
@@ -55,11 +56,11 @@ describe("boards routes", () => {
       const res = yield* call("GET", "/boards.json")
       expect(res.status).toBe(200)
       const body = JSON.parse(res.body)
-      expect(body.pools).toEqual([{ pool: "p", total: 4, usable: 2, busy: 0, free: 2 }])
-      expect(body.boards.map((b: any) => [b.node, b.usable, b.why_unusable, b.standing])).toEqual([
-        ["n1", true, null, null],
-        ["n2", false, "quarantined until 1970-01-01T01:00:00.000Z", "quarantined"],
-        ["n3", false, "cordoned", null]
+      expect(body.pools).toEqual([{ pool: "p", cluster: DEFAULT_CLUSTER, total: 4, usable: 2, busy: 0, free: 2 }])
+      expect(body.boards.map((b: any) => [b.node, b.cluster, b.usable, b.why_unusable, b.standing])).toEqual([
+        ["n1", DEFAULT_CLUSTER, true, null, null],
+        ["n2", DEFAULT_CLUSTER, false, "quarantined until 1970-01-01T01:00:00.000Z", "quarantined"],
+        ["n3", DEFAULT_CLUSTER, false, "cordoned", null]
       ])
       expect(body.boards[1].quarantined_until).toBe("1970-01-01T01:00:00.000Z")
       expect(body.events).toEqual([{
@@ -73,7 +74,7 @@ describe("boards routes", () => {
       }])
       // the dashboard's data shows the same boards
       const dash = JSON.parse((yield* call("GET", "/dashboard.json")).body)
-      expect(dash.pools).toEqual([{ pool: "p", total: 4, usable: 2, busy: 0, free: 2 }])
+      expect(dash.pools).toEqual([{ pool: "p", cluster: DEFAULT_CLUSTER, total: 4, usable: 2, busy: 0, free: 2 }])
       expect(dash.boards.map((b: any) => b.why_unusable)).toEqual([null, "quarantined until 1970-01-01T01:00:00.000Z", "cordoned"])
     }).pipe(Effect.provide(world())))
 

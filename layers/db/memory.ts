@@ -4,6 +4,7 @@ import type { EventSummary, InstallationEvent } from "../../src/domain/Installat
 import { BACKOFF_REASONS } from "../../src/domain/FailureInfo.ts"
 import { type Job, runnerRepoOf } from "../../src/domain/Job.ts"
 import { encodeLabelSet, toLabelSet } from "../../src/domain/Labels.ts"
+import { DEFAULT_CLUSTER } from "../../src/domain/RunnerConfig.ts"
 import { allowedSources, isActive, type Status } from "../../src/domain/Status.ts"
 import type { Worker } from "../../src/domain/Worker.ts"
 import {
@@ -230,6 +231,7 @@ export const makeDbMemory = Effect.gen(function*() {
         yield* putWorker({
           ...w,
           job_labels: toLabelSet(w.job_labels),
+          cluster: w.cluster ?? DEFAULT_CLUSTER,
           k8s_node: null,
           status: "pending",
           failure_info: null,

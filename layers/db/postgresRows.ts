@@ -43,8 +43,8 @@ export const decodeStreaks = Schema.decodeUnknown(Schema.Array(StreakRow))
 export const JOB_COLUMNS = `job_id, status::text AS status, failure_info, provider::text AS provider, entity_id, entity_name,
   entity_type, repo_full_name, installation_id, job_labels, k8s_pool, k8s_image, k8s_pod, html_url, created_at, updated_at`
 export const WORKER_COLUMNS = `pod_name, provider::text AS provider, entity_id, entity_name, entity_type, installation_id,
-  repo_full_name, job_labels, k8s_pool, k8s_image, k8s_node, status::text AS status, failure_info, created_at, running_at,
-  completed_at, updated_at`
+  repo_full_name, job_labels, k8s_pool, k8s_image, k8s_node, cluster, status::text AS status, failure_info, created_at,
+  running_at, completed_at, updated_at`
 
 export const rowsToJobs = (what: string) => (rows: ReadonlyArray<unknown>) =>
   decodeJobs(rows).pipe(Effect.mapError(toDbError(`${what}: unexpected job row`)))

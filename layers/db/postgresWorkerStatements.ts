@@ -3,6 +3,7 @@ import type { SqlClient, Statement } from "@effect/sql"
 import { Effect, Option } from "effect"
 import { BACKOFF_REASONS } from "../../src/domain/FailureInfo.ts"
 import { encodeLabelSet } from "../../src/domain/Labels.ts"
+import { DEFAULT_CLUSTER } from "../../src/domain/RunnerConfig.ts"
 import type { Status } from "../../src/domain/Status.ts"
 import type { NewWorker } from "../../src/domain/Worker.ts"
 import { type AllocationFailureStreak, type DbShape, DuplicatePodName, type WorkerMove } from "../../src/services/Db.ts"
@@ -47,10 +48,10 @@ export const makeWorkerStatements = (sql: SqlClient.SqlClient): WorkerStatements
         const at = yield* now
         yield* sql`
           INSERT INTO workers (pod_name, provider, entity_id, entity_name, entity_type, installation_id, repo_full_name,
-                               job_labels, k8s_pool, k8s_image, status, created_at, updated_at)
+                               job_labels, k8s_pool, k8s_image, cluster, status, created_at, updated_at)
           VALUES (${w.pod_name}, ${w.provider}, ${w.entity_id}, ${w.entity_name}, ${w.entity_type}, ${w.installation_id},
-                  ${w.repo_full_name}, ${encodeLabelSet(w.job_labels)}::jsonb, ${w.k8s_pool}, ${w.k8s_image}, 'pending',
-                  ${at}, ${at})`.pipe(
+                  ${w.repo_full_name}, ${encodeLabelSet(w.job_labels)}::jsonb, ${w.k8s_pool}, ${w.k8s_image},
+                  ${w.cluster ?? DEFAULT_CLUSTER}, 'pending', ${at}, ${at})`.pipe(
           Effect.mapError((e) => isUniqueViolation(e) ? new DuplicatePodName({ podName: w.pod_name }) : toDbError("addWorker")(e))
         )
       }),
@@ -63,15 +64,17 @@ export const makeWorkerStatements = (sql: SqlClient.SqlClient): WorkerStatements
         // a name listed twice is offered once, for its first listing; the later listing is reported taken
         const first = new Map<string, NewWorker>()
         for (const w of ws) if (!first.has(w.pod_name)) first.set(w.pod_name, w)
-        const input = JSON.stringify([...first.values()].map((w) => ({ ...w, job_labels: encodeLabelSet(w.job_labels) })))
+        const input = JSON.stringify(
+          [...first.values()].map((w) => ({ ...w, cluster: w.cluster ?? DEFAULT_CLUSTER, job_labels: encodeLabelSet(w.job_labels) }))
+        )
         const rows = yield* sql<{ pod_name: string }>`
           INSERT INTO workers (pod_name, provider, entity_id, entity_name, entity_type, installation_id, repo_full_name,
-                               job_labels, k8s_pool, k8s_image, status, created_at, updated_at)
+                               job_labels, k8s_pool, k8s_image, cluster, status, created_at, updated_at)
           SELECT pod_name, provider::provider_enum, entity_id, entity_name, entity_type, installation_id, repo_full_name,
-                 job_labels::jsonb, k8s_pool, k8s_image, 'pending', ${at}, ${at}
+                 job_labels::jsonb, k8s_pool, k8s_image, cluster, 'pending', ${at}, ${at}
           FROM jsonb_to_recordset(${input}::jsonb) AS w(
             pod_name text, provider text, entity_id bigint, entity_name text, entity_type text, installation_id bigint,
-            repo_full_name text, job_labels text, k8s_pool text, k8s_image text)
+            repo_full_name text, job_labels text, k8s_pool text, k8s_image text, cluster text)
           ORDER BY pod_name
           ON CONFLICT (pod_name) DO NOTHING
           RETURNING pod_name`.pipe(Effect.mapError(toDbError("addWorkers")))

@@ -76,14 +76,28 @@ export const QuarantineConfig = Schema.Struct({
 })
 export type QuarantineConfig = typeof QuarantineConfig.Type
 
+/** The longest cluster name: a DNS label's limit. */
+export const CLUSTER_NAME_MAX = 63
+
+/**
+ * A cluster name is a DNS label (lower-case letters, digits and `-`, starting and ending with a letter or digit, at
+ * most 63 characters): it is written to worker rows, shown in metric labels and on the dashboard, and may become
+ * part of a Kubernetes object's name, so it stays within what each of them accepts unquoted.
+ */
+export const isClusterName = (name: string): boolean =>
+  name.length <= CLUSTER_NAME_MAX && /^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/.test(name)
+
 /**
  * A cluster besides the default one (`KUBECONFIG` / `K8S_KUBECONFIG`): where its kubeconfig file is, which of its
  * contexts and namespace to use, and the pools whose boards live there. Pools no cluster names stay in the default
  * cluster, so a config without `clusters` drives one cluster, as before.
  */
 export const ClusterConfig = Schema.Struct({
-  name: Schema.NonEmptyTrimmedString.pipe(
-    Schema.pattern(/^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/, { message: () => "cluster names are lower-case letters, digits and -" })
+  name: Schema.String.pipe(
+    Schema.filter((name) =>
+      isClusterName(name) ||
+      `cluster name ${JSON.stringify(name)} is not a DNS label: lower-case letters, digits and -, starting and ending with a letter or digit, at most ${CLUSTER_NAME_MAX} characters`
+    )
   ),
   kubeconfig: Schema.NonEmptyTrimmedString,
   /** the kubeconfig's current context when absent */
@@ -117,8 +131,11 @@ export const RunnerConfig = Schema.Struct({
   quarantine: Schema.optionalWith(Schema.NullOr(QuarantineConfig), {
     default: () => ({ after: 3, withinMinutes: 60, probationMinutes: 60 })
   }),
-  /** clusters besides the default one, each with its pools (`clusterProblems` checks them against the rules) */
-  clusters: Schema.optionalWith(Schema.Array(ClusterConfig), { default: () => [] })
+  /**
+   * clusters besides the default one, each with its pools (`clusterProblems` checks them against the rules).
+   * `exact`: JSON has no undefined, and without it a bad entry's message also carries "Expected undefined".
+   */
+  clusters: Schema.optionalWith(Schema.Array(ClusterConfig), { default: () => [], exact: true })
 })
 export type RunnerConfig = typeof RunnerConfig.Type
 export type RunnerConfigInput = typeof RunnerConfig.Encoded

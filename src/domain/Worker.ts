@@ -20,6 +20,8 @@ export const Worker = Schema.Struct({
   k8s_pool: Schema.String,
   k8s_image: Schema.String,
   k8s_node: Schema.NullOr(Schema.String),
+  /** the runner config's name of the cluster the pod lives in (`DEFAULT_CLUSTER` for the one of KUBECONFIG) */
+  cluster: Schema.String,
   status: Status,
   failure_info: Schema.NullOr(FailureInfo),
   created_at: Schema.DateFromSelf,
@@ -29,7 +31,10 @@ export const Worker = Schema.Struct({
 })
 export type Worker = typeof Worker.Type
 
-/** What the scheduler knows when it reserves a pod name; the row starts `pending`. */
+/**
+ * What the scheduler knows when it reserves a pod name; the row starts `pending`. `cluster` may be left out for a
+ * worker of the default cluster (the column's default), as every writer did before there were several clusters.
+ */
 export const NewWorker = Worker.pick(
   "pod_name",
   "provider",
@@ -41,5 +46,5 @@ export const NewWorker = Worker.pick(
   "job_labels",
   "k8s_pool",
   "k8s_image"
-)
+).pipe(Schema.extend(Schema.Struct({ cluster: Schema.optional(Schema.String) })))
 export type NewWorker = typeof NewWorker.Type

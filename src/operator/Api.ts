@@ -64,6 +64,7 @@ export const WorkerJson = Schema.Struct({
   k8s_pool: Schema.String,
   k8s_image: Schema.String,
   k8s_node: omittedWhenNull(Schema.String),
+  cluster: Schema.String.annotations({ description: "the runner config's cluster the pod lives in; `default` for the one of KUBECONFIG" }),
   status: Status,
   failure_info: omittedWhenNull(FailureInfoJson),
   created_at: Iso,
@@ -111,6 +112,7 @@ export const DashboardJson = Schema.Struct({
   deployment: Schema.Literal("Prod", "Staging"),
   pools: Schema.Array(Schema.Struct({
     pool: Schema.String,
+    cluster: Schema.String,
     total: Schema.Number,
     usable: Schema.Number,
     busy: Schema.Number,
@@ -119,6 +121,7 @@ export const DashboardJson = Schema.Struct({
   boards: Schema.Array(Schema.Struct({
     node: Schema.String,
     pool: Schema.String,
+    cluster: Schema.String.annotations({ description: "the cluster of the board's pool" }),
     slots: Schema.Number,
     busy: Schema.Number,
     why_unusable: Schema.NullOr(Schema.String)

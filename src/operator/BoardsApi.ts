@@ -13,6 +13,7 @@ const IsoString = Schema.String.annotations({ format: "date-time" })
 export const BoardJson = Schema.Struct({
   node: Schema.String,
   pool: Schema.String,
+  cluster: Schema.String.annotations({ description: "the cluster of the board's pool (`default`: the one of KUBECONFIG)" }),
   slots: Schema.Number,
   busy: Schema.Number.annotations({ description: "runner pods on it that hold a slot" }),
   usable: Schema.Boolean,
@@ -38,6 +39,7 @@ export const BoardEventJson = Schema.Struct({
 
 export const BoardPoolJson = Schema.Struct({
   pool: Schema.String,
+  cluster: Schema.String,
   total: Schema.Number,
   usable: Schema.Number,
   busy: Schema.Number,

@@ -52,13 +52,14 @@ export const boardsData = Effect.gen(function*() {
   return {
     generated_at: new Date(now).toISOString(),
     capacity_error: Either.isLeft(reading) ? "cannot read the cluster's capacity" : null,
-    pools: capacity.map((c) => ({ pool: c.pool, total: c.total, usable: c.usable, busy: c.active, free: c.available })),
+    pools: capacity.map((c) => ({ pool: c.pool, cluster: kube.clusterOf(c.pool), total: c.total, usable: c.usable, busy: c.active, free: c.available })),
     boards: capacity.flatMap((c) =>
       c.boards.map((b) => {
         const s = byNode.get(b.name)
         return {
           node: b.name,
           pool: b.pool,
+          cluster: kube.clusterOf(b.pool),
           slots: b.slots,
           busy: b.busy,
           usable: b.unusable === null,

@@ -1,11 +1,13 @@
 import type { Job } from "../domain/Job.ts"
 import { encodeLabelSet } from "../domain/Labels.ts"
 import type { Worker } from "../domain/Worker.ts"
+import type { PoolCapacity } from "../services/Kube.ts"
 
 /**
  * What the dashboard shows, decided from rows by pure functions: per (entity, label set) the pending jobs,
  * active workers, cap and oldest wait; and the queue depth and oldest wait over the last hour, rebuilt from the
- * jobs and their runners' start times (so the chart is whole after a restart and agrees between replicas).
+ * jobs and their runners' start times (so the chart is whole after a restart and agrees between replicas); and
+ * the rows of the pools and boards tables, each with the cluster its pool lives in.
  */
 
 export interface GroupRow {
@@ -21,6 +23,35 @@ export interface GroupRow {
   /** seconds the oldest pending job has waited; null when none waits */
   readonly oldest_wait_seconds: number | null
 }
+
+/** One row of the dashboard's pools table: a pool's boards in all, usable, busy and free, and its cluster. */
+export interface PoolRow {
+  readonly pool: string
+  readonly cluster: string
+  readonly total: number
+  readonly usable: number
+  readonly busy: number
+  readonly free: number
+}
+
+/** One row of the dashboard's boards table; `why_unusable` is null for a usable board. */
+export interface BoardRow {
+  readonly node: string
+  readonly pool: string
+  /** the cluster of the board's pool: where the scheduler reads and places it */
+  readonly cluster: string
+  readonly slots: number
+  readonly busy: number
+  readonly why_unusable: string | null
+}
+
+export const poolRows = (capacity: ReadonlyArray<PoolCapacity>, clusterOf: (pool: string) => string): ReadonlyArray<PoolRow> =>
+  capacity.map((p) => ({ pool: p.pool, cluster: clusterOf(p.pool), total: p.total, usable: p.usable, busy: p.active, free: p.available }))
+
+export const boardRows = (capacity: ReadonlyArray<PoolCapacity>, clusterOf: (pool: string) => string): ReadonlyArray<BoardRow> =>
+  capacity.flatMap((p) =>
+    p.boards.map((b) => ({ node: b.name, pool: b.pool, cluster: clusterOf(b.pool), slots: b.slots, busy: b.busy, why_unusable: b.unusable }))
+  )
 
 /** The pending jobs of one (entity, label set, pool), as the queue's index holds them (no job rows). */
 export interface PendingGroup {

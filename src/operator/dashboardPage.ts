@@ -40,7 +40,7 @@ export const dashboardHtml = `<!doctype html>
 <table id="pools"><thead><tr><th>pool</th><th class="num">total</th><th class="num">usable</th><th class="num">busy</th><th class="num">free</th></tr></thead><tbody></tbody></table>
 <p id="pools-empty" class="muted" hidden>No pool has a node or a runner pod.</p>
 <h2>Boards</h2>
-<table id="boards"><thead><tr><th>node</th><th>pool</th><th class="num">slots</th><th class="num">busy</th><th>usable</th></tr></thead><tbody></tbody></table>
+<table id="boards"><thead><tr><th>node</th><th>pool</th><th>cluster</th><th class="num">slots</th><th class="num">busy</th><th>usable</th></tr></thead><tbody></tbody></table>
 <p id="boards-empty" class="muted" hidden>No board node.</p>
 
 <h2>Entities and label sets</h2>
@@ -94,8 +94,8 @@ const renderPools = (pools) => fill("pools", pools.map((p) => {
 }));
 
 const renderBoards = (boards) => fill("boards", boards.map((b) => {
-  const tr = el("tr", { "data-node": b.node, "data-pool": b.pool });
-  tr.append(cell(b.node), cell(b.pool), cell(b.slots, "num slots"), cell(b.busy, "num busy"),
+  const tr = el("tr", { "data-node": b.node, "data-pool": b.pool, "data-cluster": b.cluster });
+  tr.append(cell(b.node), cell(b.pool), cell(b.cluster, "cluster"), cell(b.slots, "num slots"), cell(b.busy, "num busy"),
     cell(b.why_unusable === null ? "yes" : "no: " + b.why_unusable, "why " + (b.why_unusable === null ? "ok" : "bad")));
   return tr;
 }));

@@ -5,7 +5,7 @@ import { maxWorkersFor } from "../domain/RunnerConfig.ts"
 import { Db } from "../services/Db.ts"
 import { Kube } from "../services/Kube.ts"
 import { dashboardHtml } from "./dashboardPage.ts"
-import { groupRows, type PendingGroup, queueHistory } from "./dashboardData.ts"
+import { boardRows, groupRows, type PendingGroup, poolRows, queueHistory } from "./dashboardData.ts"
 import { trustedCapacity } from "../scheduler/quarantine.ts"
 import { SchedulerSettings } from "../scheduler/settings.ts"
 
@@ -55,14 +55,8 @@ export const dashboardData = Effect.gen(function*() {
   return {
     generated_at: new Date(now).toISOString(),
     deployment: settings.prod ? "Prod" as const : "Staging" as const,
-    pools: Either.match(capacity, {
-      onLeft: () => [],
-      onRight: (c) => c.map((p) => ({ pool: p.pool, total: p.total, usable: p.usable, busy: p.active, free: p.available }))
-    }),
-    boards: Either.match(capacity, {
-      onLeft: () => [],
-      onRight: (c) => c.flatMap((p) => p.boards.map((b) => ({ node: b.name, pool: b.pool, slots: b.slots, busy: b.busy, why_unusable: b.unusable })))
-    }),
+    pools: Either.match(capacity, { onLeft: () => [], onRight: (c) => poolRows(c, kube.clusterOf) }),
+    boards: Either.match(capacity, { onLeft: () => [], onRight: (c) => boardRows(c, kube.clusterOf) }),
     capacity_error: Either.isLeft(capacity) ? "cannot read the cluster's capacity" : null,
     groups: groupRows(pending, running, workers, (id) => maxWorkersFor(settings.runnerConfig, id), now),
     failures: recentWorkers.rows.filter((w) => w.status === "failed").slice(0, FAILURES_SHOWN).map((w) => ({

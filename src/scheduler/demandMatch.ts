@@ -160,8 +160,11 @@ const failBannedJobs = Effect.fn("Scheduler.failBannedJobs")(function*(jobs: Rea
   }
 })
 
-/** The worker row a reservation writes; `image` is what the pod will pull (see `resolveImage`). */
-const workerFor = (job: Job, podName: string, image: string): NewWorker => ({
+/**
+ * The worker row a reservation writes; `image` is what the pod will pull (see `resolveImage`), `cluster` where its
+ * pool's boards live (so each cluster's phases reconcile their own workers).
+ */
+const workerFor = (job: Job, podName: string, image: string, cluster: string): NewWorker => ({
   pod_name: podName,
   provider: job.provider,
   entity_id: job.entity_id,
@@ -172,7 +175,8 @@ const workerFor = (job: Job, podName: string, image: string): NewWorker => ({
   repo_full_name: runnerRepoOf(job),
   job_labels: job.job_labels,
   k8s_pool: job.k8s_pool,
-  k8s_image: image
+  k8s_image: image,
+  cluster
 })
 
 /**
@@ -182,6 +186,7 @@ const workerFor = (job: Job, podName: string, image: string): NewWorker => ({
  */
 const reserveNames = Effect.fnUntraced(function*(jobs: ReadonlyArray<Job>, serially: Serially) {
   const db = yield* Db
+  const kube = yield* Kube
   const settings = yield* SchedulerSettings
   const names = new Map<number, string>()
   let waiting = jobs
@@ -196,7 +201,7 @@ const reserveNames = Effect.fnUntraced(function*(jobs: ReadonlyArray<Job>, seria
       else {
         inRound.add(name)
         // the rule's image with the configured registry in front when it names none
-        round.push({ job, worker: workerFor(job, name, resolveImage(job.k8s_image, settings.runnerConfig.imageRegistry)) })
+        round.push({ job, worker: workerFor(job, name, resolveImage(job.k8s_image, settings.runnerConfig.imageRegistry), kube.clusterOf(job.k8s_pool)) })
       }
     }
     const taken = yield* Effect.either(serially(db.step(db.addWorkers(round.map((r) => r.worker)))))

@@ -39,8 +39,11 @@ export interface WorkerSyncResult {
   readonly unreachableClusters: ReadonlyArray<string>
 }
 
-/** The cluster a worker's pod is in: the one its pool lives in. */
-const workerCluster = (worker: Worker, clusterOf: (pool: string) => string): string => clusterOf(worker.k8s_pool)
+/**
+ * The cluster a worker's pod is in: the one recorded when its name was reserved (its pool's cluster then), which
+ * stays right for a pod already running when the config later moves its pool.
+ */
+const workerCluster = (worker: Worker): string => worker.cluster
 
 /** The worker sync; none when the pods could not be listed, and then no phase ran. */
 export const syncWorkers = Effect.fn("Scheduler.syncWorkers")(function*(state: SchedulerState, authenticate: Authenticate) {
@@ -65,7 +68,7 @@ export const syncWorkers = Effect.fn("Scheduler.syncWorkers")(function*(state: S
   }
   if (unreachable.size === readings.length) return Option.none<WorkerSyncResult>()
   const reachable = (rows: ReadonlyArray<Worker>) =>
-    unreachable.size === 0 ? rows : rows.filter((w) => !unreachable.has(workerCluster(w, kube.clusterOf)))
+    unreachable.size === 0 ? rows : rows.filter((w) => !unreachable.has(workerCluster(w)))
 
   const first = reachable(yield* db.getWorkersForReconcile(lookbackSeconds))
   const orphaned = yield* guardedOr("phase 1 (orphan sweep)", orphanSweep(first, pods), noWrites)

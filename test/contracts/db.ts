@@ -1,6 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Deferred, Effect, Either, Fiber, Option, Stream, TestClock } from "effect"
 import { failureV1, failureV2 } from "../../src/domain/FailureInfo.ts"
+import { DEFAULT_CLUSTER } from "../../src/domain/RunnerConfig.ts"
 import { Db, DuplicatePodName } from "../../src/services/Db.ts"
 import { newEvent, newJob, newWorker } from "../support/dbFixtures.ts"
 
@@ -378,6 +379,30 @@ export const dbContract = (name: string, declare: DbCase) =>
       expect(w.running_at).toBeNull()
       expect(w.completed_at).toBeNull()
       expect(Option.isNone(yield* db.getWorker("nope"))).toBe(true)
+    }))
+
+    test("a worker's cluster round-trips through addWorker, addWorkers and every read; left out, it is the default", Effect.gen(function*() {
+      const db = yield* Db
+      yield* db.addWorker(newWorker("w-lab", { k8s_pool: "jupiter", cluster: "lab" }))
+      yield* db.addWorker(newWorker("w-home"))
+      expect(yield* db.addWorkers([
+        newWorker("b-lab", { k8s_pool: "jupiter", cluster: "lab" }),
+        newWorker("b-scw", { cluster: "scw-2" }),
+        newWorker("b-home")
+      ])).toEqual([])
+      const expected = { "w-lab": "lab", "w-home": DEFAULT_CLUSTER, "b-lab": "lab", "b-scw": "scw-2", "b-home": DEFAULT_CLUSTER }
+      for (const [pod, cluster] of Object.entries(expected)) {
+        expect(Option.getOrThrow(yield* db.getWorker(pod)).cluster).toBe(cluster)
+      }
+      const byPod = (rows: ReadonlyArray<{ pod_name: string; cluster: string }>) => Object.fromEntries(rows.map((w) => [w.pod_name, w.cluster]))
+      expect(byPod(yield* db.getActiveWorkers)).toEqual(expected)
+      expect(byPod(yield* db.getWorkersForReconcile(3600))).toEqual(expected)
+      expect(byPod((yield* db.listWorkers({ page: 0, perPage: 10 })).rows)).toEqual(expected)
+      // a transition keeps it
+      yield* db.markWorkerRunning("w-lab", "jupiter-1", null)
+      yield* db.markWorkerFailed("b-lab", "jupiter-2", failureV2("node_unreachable"), null)
+      expect(Option.getOrThrow(yield* db.getWorker("w-lab")).cluster).toBe("lab")
+      expect(Option.getOrThrow(yield* db.getWorker("b-lab")).cluster).toBe("lab")
     }))
 
     test("worker transitions keep the first times and only move forward", Effect.gen(function*() {
