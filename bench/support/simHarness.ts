@@ -23,6 +23,8 @@ import { DbMemory } from "../../layers/db/memory.ts"
 import { GithubMemoryControl, type GithubMemoryControlShape, GithubMemoryWith } from "../../layers/github/memory.ts"
 import { poolCapacities } from "../../layers/kube/capacity.ts"
 import { KubeMemory, KubeMemoryControl, type KubeMemoryControlShape, type MemoryNode } from "../../layers/kube/memory.ts"
+import { type MemoryClusterMember, makeMemoryClusters } from "../../layers/kube/memoryClusters.ts"
+import { simClusterSpecs, type SimClusterSpec } from "../../layers/sim/cluster.ts"
 import { toBoardNode } from "../../layers/kube/memoryState.ts"
 import type { SimEvent } from "../../layers/sim/events.ts"
 import { InProcessWebhookTransport } from "../../layers/sim/webhookTransport.ts"
@@ -71,12 +73,22 @@ export interface HarnessSpec {
   readonly step?: Duration.DurationInput
   /** capture debug lines too (the secret scan then covers them) */
   readonly debugLogs?: boolean
+  /**
+   * simulated clusters besides the default one, each holding the nodes of its pools (as SIM_NODES' `cluster/`
+   * prefixes): the scheduler then sees them through `combineClusters`, as `--simulate` builds them. Absent or
+   * empty: one cluster.
+   */
+  readonly clusters?: ReadonlyArray<SimClusterSpec>
+  /** at quiescence, every job one of our pools serves must have succeeded, not merely ended (worlds whose only faults are the boards') */
+  readonly everyJobServed?: boolean
 }
 
 export interface Harness {
   readonly world: SimWorldShape
   readonly github: GithubMemoryControlShape
   readonly kube: KubeMemoryControlShape
+  /** with `HarnessSpec.clusters`: each simulated cluster on its own (the default one first); else empty */
+  readonly clusters: ReadonlyArray<MemoryClusterMember>
   /** the store, unobserved (reads for assertions) */
   readonly db: DbShape
   /** the store as the programs see it: writes are kept and checked (for tests of the harness itself) */
@@ -164,7 +176,14 @@ export const makeHarness = (spec: HarnessSpec, logs: ReadonlyArray<string>) =>
     const dbContext = yield* Layer.build(DbMemory)
     const inner = Context.get(dbContext, Db)
     const githubContext = yield* Layer.build(GithubMemoryWith({ orgAppId: spec.runnerConfig.apps.orgAppId, personalAppId: spec.runnerConfig.apps.personalAppId }))
-    const kubeContext = yield* Layer.build(KubeMemory({ tick: null, nodes: spec.nodes }))
+    const clusterSpecs = spec.clusters ?? []
+    const clusters = clusterSpecs.length === 0
+      ? undefined
+      : yield* makeMemoryClusters(simClusterSpecs({ nodes: spec.nodes, boardFaults: [], clusters: clusterSpecs }, { tick: null }))
+    const members = clusters?.members ?? []
+    const kubeContext = clusters === undefined
+      ? yield* Layer.build(KubeMemory({ tick: null, nodes: spec.nodes }))
+      : Context.make(Kube, clusters.kube).pipe(Context.add(KubeMemoryControl, clusters.control))
     const github = Context.get(githubContext, GithubMemoryControl)
     const kube = Context.get(kubeContext, KubeMemoryControl)
     const settingsContext = yield* Layer.build(SchedulerSettingsLive({
@@ -320,9 +339,28 @@ export const makeHarness = (spec: HarnessSpec, logs: ReadonlyArray<string>) =>
       yield* kube.reconcile
     })))
 
+    // --- boards again, where a pod starts: never on a board its request avoided (quarantined when it was
+    // created), never on a board that is not usable then, and always on a board of its pool's cluster ---------
+    const startCheck = (podName: string, nodeName: string | null) =>
+      Effect.gen(function*() {
+        const pod = (yield* kube.pods).find((p) => p.name === podName)
+        if (pod === undefined || nodeName === null) return
+        if ((pod.request.avoidNodes ?? []).includes(nodeName)) yield* violation(`pod ${podName} started on ${nodeName}, a board its request avoided`)
+        const node = (yield* kube.nodes).find((n) => n.name === nodeName)
+        const board = node === undefined ? null : toBoardNode(node)
+        if (board?.unusable != null) yield* violation(`pod ${podName} started on ${nodeName}, which is not usable (${board.unusable})`)
+        if (clusters !== undefined) {
+          const home = members.find((m) => m.name === clusters.kube.clusterOf(pod.request.pool))
+          if (home === undefined || !(yield* home.control.nodes).some((n) => n.name === nodeName)) {
+            yield* violation(`pod ${podName} of pool ${pod.request.pool} started on ${nodeName}, outside the pool's cluster ${home?.name}`)
+          }
+        }
+      })
+
     // --- pod names: never two pods with one name, not even one after another ----------------------------------
     const podNamesSeen = new Set<string>()
     yield* kube.onPhaseChange((change) => {
+      if (change.from === "Pending" && change.to === "Running") return startCheck(change.name, change.pod.nodeName)
       if (change.from !== null) return Effect.void
       if (podNamesSeen.has(change.name)) return violation(`pod name ${change.name} used twice`)
       podNamesSeen.add(change.name)
@@ -352,6 +390,7 @@ export const makeHarness = (spec: HarnessSpec, logs: ReadonlyArray<string>) =>
     // --- invariants after every step -----------------------------------------------------------------------------
     const lastStatus = new Map<string, Status>()
     const reportedRowless = new Set<string>()
+    const misplaced = new Set<string>()
     const contradictionSince = new Map<string, number>()
     const reportedContradictions = new Set<string>()
     const forward = (key: string, status: Status) =>
@@ -407,6 +446,19 @@ export const makeHarness = (spec: HarnessSpec, logs: ReadonlyArray<string>) =>
         }
       }
       for (const key of [...contradictionSince.keys()]) if (!now.has(key)) contradictionSince.delete(key)
+
+      // Every pod of a pool is in that pool's cluster, and only there.
+      if (clusters !== undefined) {
+        for (const m of members) {
+          for (const p of yield* m.control.pods) {
+            const home = clusters.kube.clusterOf(p.request.pool)
+            if (home !== m.name && !misplaced.has(p.name)) {
+              misplaced.add(p.name)
+              yield* violation(`pod ${p.name} of pool ${p.request.pool} is in cluster ${m.name}, not in ${home}`)
+            }
+          }
+        }
+      }
     }).pipe(Effect.catchAll((e) => violation(`invariant check failed to read the store: ${String(e)}`)))
 
     const stepBy = Duration.decode(spec.step ?? Duration.seconds(30))
@@ -456,6 +508,12 @@ export const makeHarness = (spec: HarnessSpec, logs: ReadonlyArray<string>) =>
           yield* violation(`job ${j.id} was stored only when GitHub gave up on it (${j.conclusion}): its queued delivery was lost for good`)
         }
       }
+      if (spec.everyJobServed === true) {
+        for (const j of yield* world.jobs) {
+          if (resolvePool(spec.runnerConfig, { entityId: j.entityId, repoFullName: j.repo, labels: j.labels }, false) === undefined) continue
+          if (j.conclusion !== "success") yield* violation(`job ${j.id} (${j.labels.join(",")}) was not served: ${j.status}, ${j.conclusion ?? "no conclusion"}`)
+        }
+      }
       for (const r of gh.runners) if (isOurs(r.name)) yield* violation(`GitHub runner ${r.name} leaked (${r.status}${r.busy ? ", busy" : ""})`)
       const grace = Duration.toMillis(t.deleteGrace) + 2 * Duration.toMillis(t.pollInterval)
       const known = yield* inner.knownPodNames((yield* kube.pods).map((p) => p.name))
@@ -495,6 +553,7 @@ export const makeHarness = (spec: HarnessSpec, logs: ReadonlyArray<string>) =>
       world,
       github,
       kube,
+      clusters: members,
       db: inner,
       store: db,
       timeouts,
