@@ -89,6 +89,8 @@ export interface Harness {
   readonly kube: KubeMemoryControlShape
   /** with `HarnessSpec.clusters`: each simulated cluster on its own (the default one first); else empty */
   readonly clusters: ReadonlyArray<MemoryClusterMember>
+  /** with `HarnessSpec.clusters`: the runner pods created in each cluster so far */
+  readonly podsCreatedByCluster: Readonly<Record<string, number>>
   /** the store, unobserved (reads for assertions) */
   readonly db: DbShape
   /** the store as the programs see it: writes are kept and checked (for tests of the harness itself) */
@@ -198,6 +200,10 @@ export const makeHarness = (spec: HarnessSpec, logs: ReadonlyArray<string>) =>
     let cycleStartedAt = 0
     const cycles = { count: 0, wallMs: 0 }
     let completedCycles = 0
+    // Per cluster, the completed cycles whose worker sync could list that cluster's pods: a cluster whose API
+    // failed has its workers left alone by design, so only these cycles owe its rows a repair.
+    const syncedCycles = new Map<string, number>()
+    const listedThisCycle = new Set<string>()
     const keep = (what: string, value: unknown) => Effect.sync(() => void written.push(`${what} ${JSON.stringify(value)}`))
     const supplyCheck = (worker: Parameters<DbShape["addWorker"]>[0]) =>
       Effect.gen(function*() {
@@ -235,7 +241,11 @@ export const makeHarness = (spec: HarnessSpec, logs: ReadonlyArray<string>) =>
                 cycles.count += 1
                 cycles.wallMs += performance.now() - wall
                 // a crashed cycle (interrupted) did not get to repair anything
-                if (!Exit.isInterrupted(exit)) completedCycles += 1
+                if (!Exit.isInterrupted(exit)) {
+                  completedCycles += 1
+                  for (const c of listedThisCycle) syncedCycles.set(c, (syncedCycles.get(c) ?? 0) + 1)
+                }
+                listedThisCycle.clear()
               })
             )
           )
@@ -292,6 +302,10 @@ export const makeHarness = (spec: HarnessSpec, logs: ReadonlyArray<string>) =>
       capacity: crashPoint("capacity", kubeClient.capacity),
       createRunnerPod: (request) => Effect.zipRight(boardCheck(request), crashPoint("createRunnerPod", kubeClient.createRunnerPod(request))),
       listRunnerPods: crashPoint("listRunnerPods", kubeClient.listRunnerPods),
+      runnerPodsByCluster: Effect.tap(kubeClient.runnerPodsByCluster, (readings) =>
+        Effect.sync(() => {
+          for (const r of readings) if (r.result._tag === "Right") listedThisCycle.add(r.cluster)
+        })),
       killPod: (name) => crashPoint("killPod", kubeClient.killPod(name)),
       deletePod: (name, options) => crashPoint("deletePod", kubeClient.deletePod(name, options))
     }
@@ -356,6 +370,11 @@ export const makeHarness = (spec: HarnessSpec, logs: ReadonlyArray<string>) =>
           }
         }
       })
+
+    const podsCreatedByCluster: Record<string, number> = Object.fromEntries(members.map((m) => [m.name, 0]))
+    for (const m of members) {
+      yield* m.control.onPhaseChange((change) => Effect.sync(() => void (change.from === null && (podsCreatedByCluster[m.name]! += 1))))
+    }
 
     // --- pod names: never two pods with one name, not even one after another ----------------------------------
     const podNamesSeen = new Set<string>()
@@ -438,11 +457,12 @@ export const makeHarness = (spec: HarnessSpec, logs: ReadonlyArray<string>) =>
         const key = `${w.pod_name}: ${contradiction}`
         now.add(key)
         const since = contradictionSince.get(key)
-        if (since === undefined) contradictionSince.set(key, completedCycles)
-        // two completed cycles: the first may have started before the contradiction arose
-        else if (completedCycles - since >= 2 && !reportedContradictions.has(key)) {
+        const synced = syncedCycles.get(kubeClient.clusterOf(w.k8s_pool)) ?? 0
+        if (since === undefined) contradictionSince.set(key, synced)
+        // two completed cycles that listed the pod's cluster: the first may have started before the contradiction arose
+        else if (synced - since >= 2 && !reportedContradictions.has(key)) {
           reportedContradictions.add(key)
-          yield* violation(`worker ${w.pod_name} is ${w.status} but its pod ${pod === undefined ? "is gone" : `is ${pod.phase}`}, ${completedCycles - since} cycles later`)
+          yield* violation(`worker ${w.pod_name} is ${w.status} but its pod ${pod === undefined ? "is gone" : `is ${pod.phase}`}, ${synced - since} cycles later`)
         }
       }
       for (const key of [...contradictionSince.keys()]) if (!now.has(key)) contradictionSince.delete(key)
@@ -509,9 +529,15 @@ export const makeHarness = (spec: HarnessSpec, logs: ReadonlyArray<string>) =>
         }
       }
       if (spec.everyJobServed === true) {
+        // the one excuse: the job ran on a board that went NotReady under it, and GitHub lost its runner
+        const downBoards = new Set((world.options.boardFaults ?? []).flatMap((f) => (f.kind === "notReady" ? [f.node] : [])))
+        const nodeOf = new Map((yield* kube.pods).map((p) => [p.name, p.nodeName]))
         for (const j of yield* world.jobs) {
           if (resolvePool(spec.runnerConfig, { entityId: j.entityId, repoFullName: j.repo, labels: j.labels }, false) === undefined) continue
-          if (j.conclusion !== "success") yield* violation(`job ${j.id} (${j.labels.join(",")}) was not served: ${j.status}, ${j.conclusion ?? "no conclusion"}`)
+          if (j.conclusion === "success") continue
+          const node = j.runner === null ? undefined : nodeOf.get(j.runner)
+          if (j.startedAt !== null && node != null && downBoards.has(node)) continue
+          yield* violation(`job ${j.id} (${j.labels.join(",")}) was not served: ${j.status}, ${j.conclusion ?? "no conclusion"}`)
         }
       }
       for (const r of gh.runners) if (isOurs(r.name)) yield* violation(`GitHub runner ${r.name} leaked (${r.status}${r.busy ? ", busy" : ""})`)
@@ -554,6 +580,7 @@ export const makeHarness = (spec: HarnessSpec, logs: ReadonlyArray<string>) =>
       github,
       kube,
       clusters: members,
+      podsCreatedByCluster,
       db: inner,
       store: db,
       timeouts,
