@@ -1,5 +1,5 @@
 /**
- * `npm run sim:check -- [--seeds N] [--from S] [--seed S] [--jobs J] [--no-faults] [--parallel P] [--verbose]`
+ * `npm run sim:check -- [--seeds N] [--from S] [--seed S] [--jobs J] [--no-faults] [--world two-clusters] [--parallel P] [--verbose]`
  *
  * The deterministic simulation at any size: N seeds (S, S+1, ...; default 1..100) of J jobs each (default 100),
  * faults injected from each seed. Prints one line per failing seed with its replay command, then the counts of
@@ -18,15 +18,26 @@ interface Args {
   readonly jobs: number
   readonly faults: boolean
   readonly verbose: boolean
+  /** the two-cluster world (`DstOptions.world`) instead of the usual one */
+  readonly world: "two-clusters" | undefined
   readonly parallel: number
   /** internal: this process is a worker that prints one JSON line per seed */
   readonly worker: boolean
 }
 
-const usage = "usage: sim:check -- [--seeds N] [--from S] [--seed S] [--jobs J] [--no-faults] [--parallel P] [--verbose]"
+const usage = "usage: sim:check -- [--seeds N] [--from S] [--seed S] [--jobs J] [--no-faults] [--world two-clusters] [--parallel P] [--verbose]"
 
 const parse = (argv: ReadonlyArray<string>): Args => {
-  const args = { from: 1, seeds: 100, jobs: 100, faults: true, verbose: false, parallel: availableParallelism(), worker: false }
+  const args: { -readonly [K in keyof Args]: Args[K] } = {
+    from: 1,
+    seeds: 100,
+    jobs: 100,
+    faults: true,
+    verbose: false,
+    world: undefined,
+    parallel: availableParallelism(),
+    worker: false
+  }
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i]!
     const value = () => {
@@ -57,6 +68,11 @@ const parse = (argv: ReadonlyArray<string>): Args => {
       case "--verbose":
         args.verbose = true
         break
+      case "--world":
+        if (argv[i + 1] !== "two-clusters") throw new Error(`--world takes two-clusters; ${usage}`)
+        args.world = "two-clusters"
+        i += 1
+        break
       case "--worker":
         args.worker = true
         break
@@ -68,7 +84,7 @@ const parse = (argv: ReadonlyArray<string>): Args => {
 }
 
 const runSeed = (args: Args, seed: number) =>
-  Effect.runPromise(runDst({ seed, jobs: args.jobs, faults: args.faults, verbose: args.verbose, debugLogs: args.verbose }))
+  Effect.runPromise(runDst({ seed, jobs: args.jobs, faults: args.faults, verbose: args.verbose, debugLogs: args.verbose, ...(args.world === undefined ? {} : { world: args.world }) }))
 
 /** Runs seeds [from, from + count) here, one after the other. */
 const runHere = async (args: Args, onResult: (r: DstResult) => void) => {
@@ -84,6 +100,7 @@ const runInChildren = (args: Args, onResult: (r: DstResult) => void) => {
     const count = Math.min(per, args.from + args.seeds - from)
     const argv = [...process.execArgv, self, "--worker", "--from", String(from), "--seeds", String(count), "--jobs", String(args.jobs)]
     if (!args.faults) argv.push("--no-faults")
+    if (args.world !== undefined) argv.push("--world", args.world)
     children.push(new Promise((resolve, reject) => {
       const child = spawn(process.execPath, argv, { stdio: ["ignore", "pipe", "inherit"] })
       let buffer = ""
@@ -114,7 +131,7 @@ const main = async () => {
   const results: Array<DstResult> = []
   const onResult = (r: DstResult) => {
     results.push(r)
-    if (r.violations.length > 0) console.log(describeFailure({ seed: r.seed, jobs: args.jobs, faults: args.faults }, r))
+    if (r.violations.length > 0) console.log(describeFailure({ seed: r.seed, jobs: args.jobs, faults: args.faults, ...(args.world === undefined ? {} : { world: args.world }) }, r))
     if (args.verbose && r.transcript !== undefined) console.log(r.transcript.join("\n"))
     if (args.verbose || args.seeds <= 20) {
       console.log(`seed ${r.seed}: ${r.jobs} jobs, ${r.simulatedMinutes} simulated min, ${r.violations.length} violations, fingerprint ${r.fingerprint}`)

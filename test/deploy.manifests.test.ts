@@ -17,10 +17,15 @@ import { NetworkPolicy } from "kubernetes-models/networking.k8s.io/v1"
 import { PodDisruptionBudget } from "kubernetes-models/policy/v1"
 import { ClusterRole, ClusterRoleBinding, Role, RoleBinding } from "kubernetes-models/rbac.authorization.k8s.io/v1"
 import { ConfigMap, Namespace, Secret, Service, ServiceAccount } from "kubernetes-models/v1"
+import { Effect } from "effect"
+import { decodeRunnerConfig } from "../src/config/runnerConfig.ts"
 import { kubeOperations, type KubeOperation } from "../src/services/Kube.ts"
 
 const root = path.resolve(import.meta.dirname, "..")
 const dir = path.join(root, "deploy/kubernetes")
+/** the remote cluster's side (applied there) and the scheduler's side of it (an overlay of the base) */
+const remoteDir = path.join(dir, "remote-cluster")
+const overlayDir = path.join(root, "deploy/overlays/remote-cluster")
 
 interface Manifest {
   readonly apiVersion: string
@@ -74,8 +79,8 @@ const clientType = (m: { readonly apiVersion: string; readonly kind: string }) =
 
 const yamlFiles = fs.readdirSync(dir).filter((f) => f.endsWith(".yaml")).sort()
 const manifestFiles = yamlFiles.filter((f) => f !== "kustomization.yaml")
-const load = (file: string): ReadonlyArray<Manifest> =>
-  yaml.loadAll(fs.readFileSync(path.join(dir, file), "utf8")).filter((d) => d !== null && d !== undefined) as Array<Manifest>
+const load = (file: string, from = dir): ReadonlyArray<Manifest> =>
+  yaml.loadAll(fs.readFileSync(path.join(from, file), "utf8")).filter((d) => d !== null && d !== undefined) as Array<Manifest>
 const byFile = new Map(manifestFiles.map((f) => [f, load(f)] as const))
 const applied = [...byFile].filter(([f]) => f !== "secret.template.yaml").flatMap(([, docs]) => docs)
 const all = [...byFile.values()].flat()
@@ -107,6 +112,15 @@ const deployment = (component: string): Workload => {
   if (found === undefined) throw new Error(`no ${component} Deployment`)
   return found
 }
+// kubectl embeds kustomize; where it is installed, render the kustomizations as `kubectl apply -k` would
+const kubectlInstalled = (() => {
+  try {
+    execFileSync("kubectl", ["version", "--client"], { stdio: "ignore" })
+    return true
+  } catch {
+    return false
+  }
+})()
 const workloads = [...ofKind<Workload>("Deployment"), ...ofKind<Workload>("Job")]
 
 describe("deploy/kubernetes", () => {
@@ -141,16 +155,7 @@ describe("deploy/kubernetes", () => {
     for (const w of workloads) for (const c of w.spec.template.spec.containers) expect(c.image).toBe("riscv-runner")
   })
 
-  // kubectl embeds kustomize; where it is installed, render the kustomization as `kubectl apply -k` would
-  const kubectl = (() => {
-    try {
-      execFileSync("kubectl", ["version", "--client"], { stdio: "ignore" })
-      return true
-    } catch {
-      return false
-    }
-  })()
-  it.skipIf(!kubectl)("kubectl kustomize renders every document, with the image set and the Role left in the runners' namespace", () => {
+  it.skipIf(!kubectlInstalled)("kubectl kustomize renders every document, with the image set and the Role left in the runners' namespace", () => {
     const rendered = yaml.loadAll(execFileSync("kubectl", ["kustomize", dir], { encoding: "utf8" })) as Array<Manifest>
     expect(rendered.map((m) => `${m.kind}/${m.metadata.name}`).sort()).toEqual(applied.map((m) => `${m.kind}/${m.metadata.name}`).sort())
     for (const m of rendered) {
@@ -304,5 +309,150 @@ describe("deploy/kubernetes", () => {
       }
       expect(deployment("webhook").spec.template.spec.serviceAccountName).not.toBe(scheduler)
     })
+  })
+})
+
+/**
+ * A remote cluster (docs/operating.md, "A remote cluster"): the manifests applied there grant the scheduler's
+ * account exactly the rules rbac.yaml grants it at home, and the overlay that gives the scheduler the cluster's
+ * kubeconfig mounts that file in the scheduler alone, read-only, beside the runner config that names it.
+ */
+describe("a remote cluster", () => {
+  type Rule = { apiGroups: ReadonlyArray<string>; resources: ReadonlyArray<string>; verbs: ReadonlyArray<string> }
+  type Binding = Manifest & { subjects: ReadonlyArray<{ kind: string; name: string; namespace: string }>; roleRef: { kind: string; name: string } }
+  /** every permission a set of documents grants: `Role <namespace> <group>/<resource> <verb>` or `ClusterRole ...` */
+  const permissions = (docs: ReadonlyArray<Manifest>) =>
+    docs.filter((d) => d.kind === "Role" || d.kind === "ClusterRole").flatMap((r) =>
+      (r as Manifest & { rules: ReadonlyArray<Rule> }).rules.flatMap((rule) =>
+        rule.apiGroups.flatMap((group) =>
+          rule.resources.flatMap((resource) =>
+            rule.verbs.map((verb) => `${r.kind} ${r.metadata.namespace ?? "(cluster)"} ${group}/${resource} ${verb}`)
+          )
+        )
+      )
+    ).sort()
+
+  const remoteFiles = fs.readdirSync(remoteDir).filter((f) => f.endsWith(".yaml") && f !== "kustomization.yaml").sort()
+  const remote = remoteFiles.flatMap((f) => load(f, remoteDir))
+  const remoteOf = <A = Manifest>(kind: string) => remote.filter((m) => m.kind === kind) as unknown as Array<A & Manifest>
+
+  it("the remote side's documents validate against the Kubernetes schema, and its kustomization lists them all", () => {
+    expect(remote.length).toBeGreaterThanOrEqual(6)
+    for (const m of remote) {
+      const Model = models[`${m.apiVersion}/${m.kind}`]
+      expect(Model, `${m.apiVersion} ${m.kind} ${m.metadata?.name} has no model in this test`).toBeDefined()
+      expect(() => new Model!(m as never).validate(), `${m.kind} ${m.metadata.name}`).not.toThrow()
+      expect(m.metadata.labels?.["app.kubernetes.io/name"], `${m.kind} ${m.metadata.name}`).toBe("riscv-runner")
+      expect(unknownFields(m, clientType(m), `${m.kind} ${m.metadata.name}`)).toEqual([])
+    }
+    const k = yaml.load(fs.readFileSync(path.join(remoteDir, "kustomization.yaml"), "utf8")) as { resources: ReadonlyArray<string>; namespace?: string }
+    expect([...k.resources].sort()).toEqual(remoteFiles)
+    expect(k.namespace).toBeUndefined()
+  })
+
+  it("the remote Role and ClusterRole grant exactly what rbac.yaml grants the scheduler, in the same namespace", () => {
+    const home = permissions(load("rbac.yaml"))
+    expect(home.length).toBeGreaterThan(5)
+    expect(permissions(remote)).toEqual(home)
+    console.log(`remote cluster RBAC: ${home.length} permissions, equal to rbac.yaml's`)
+  })
+
+  it("the remote bindings bind the remote account only; its token is a service-account token of that account, and no pod mounts it", () => {
+    const accounts = remoteOf<Manifest & { automountServiceAccountToken?: boolean }>("ServiceAccount")
+    expect(accounts).toHaveLength(1)
+    const account = accounts[0]!
+    expect(account.automountServiceAccountToken).toBe(false)
+    const subject = { kind: "ServiceAccount", name: account.metadata.name, namespace: account.metadata.namespace }
+    const bindings = [...remoteOf<Binding>("RoleBinding"), ...remoteOf<Binding>("ClusterRoleBinding")]
+    expect(bindings).toHaveLength(2)
+    for (const b of bindings) {
+      expect(b.subjects).toEqual([subject])
+      expect(remoteOf(b.roleRef.kind).map((r) => r.metadata.name)).toContain(b.roleRef.name)
+    }
+    const tokens = remoteOf<Manifest & { type: string; metadata: { annotations?: Record<string, string> } }>("Secret")
+    expect(tokens).toHaveLength(1)
+    expect(tokens[0]!.type).toBe("kubernetes.io/service-account-token")
+    expect(tokens[0]!.metadata.namespace).toBe(account.metadata.namespace)
+    expect(tokens[0]!.metadata.annotations?.["kubernetes.io/service-account.name"]).toBe(account.metadata.name)
+    // never a workload in the remote cluster: the scheduler runs at home
+    expect(remote.filter((m) => m.kind === "Deployment" || m.kind === "Job" || m.kind === "Pod")).toEqual([])
+  })
+
+  interface Volume {
+    readonly name: string
+    readonly emptyDir?: unknown
+    readonly projected?: {
+      readonly sources: ReadonlyArray<{
+        readonly configMap?: { readonly name: string; readonly items: ReadonlyArray<{ key: string; path: string }> }
+        readonly secret?: { readonly name: string; readonly items: ReadonlyArray<{ key: string; path: string }> }
+      }>
+    }
+  }
+  type Mount = { readonly name: string; readonly mountPath: string; readonly readOnly?: boolean }
+  type Pod = { readonly containers: ReadonlyArray<Container & { volumeMounts?: ReadonlyArray<Mount> }>; readonly volumes?: ReadonlyArray<Volume> }
+  const podOf = (d: Manifest) => (d as unknown as { spec: { template: { spec: Pod } } }).spec.template.spec
+  /** each mounted file: its path in the container, and where it comes from (`configMap <name>` / `secret <name>`) */
+  const mountedFiles = (pod: Pod) =>
+    pod.containers.flatMap((c) =>
+      (c.volumeMounts ?? []).flatMap((m) => {
+        const volume = pod.volumes?.find((v) => v.name === m.name)
+        return (volume?.projected?.sources ?? []).flatMap((s) => {
+          const from = s.configMap !== undefined ? { kind: "configMap", ...s.configMap } : { kind: "secret", ...s.secret! }
+          return from.items.map((i) => ({ path: `${m.mountPath}/${i.path}`, from: `${from.kind} ${from.name}`, readOnly: m.readOnly === true }))
+        })
+      })
+    )
+
+  it("the base scheduler mounts nothing but its scratch /tmp", () => {
+    const pod = podOf(deployment("scheduler"))
+    expect(pod.volumes).toEqual([{ name: "tmp", emptyDir: { sizeLimit: "64Mi" } }])
+    expect(pod.containers.flatMap((c) => c.volumeMounts ?? [])).toEqual([{ name: "tmp", mountPath: "/tmp" }])
+  })
+
+  const overlayPatch = (component: "scheduler" | "webhook") => load(`${component}.yaml`, overlayDir)[0]!
+  const runnerConfig = Effect.runSync(decodeRunnerConfig(JSON.parse(fs.readFileSync(path.join(overlayDir, "runner-config.json"), "utf8"))))
+
+  it("the overlay's runner config is valid and lists a cluster; its patches use known fields only", () => {
+    expect(runnerConfig.clusters.length).toBeGreaterThan(0)
+    for (const component of ["scheduler", "webhook"] as const) {
+      const patch = overlayPatch(component)
+      expect(unknownFields(patch, "V1Deployment", component)).toEqual([])
+      expect(patch.metadata.name).toBe(deployment(component).metadata.name)
+    }
+  })
+
+  it("the scheduler mounts, read-only, the runner config and exactly the kubeconfigs it names; the webhook the runner config alone", () => {
+    const kubeconfigs = runnerConfig.clusters.map((c) => c.kubeconfig).sort()
+    const scheduler = mountedFiles(podOf(overlayPatch("scheduler")))
+    const webhook = mountedFiles(podOf(overlayPatch("webhook")))
+    for (const f of [...scheduler, ...webhook]) expect(f.readOnly, f.path).toBe(true)
+    expect(scheduler.filter((f) => f.from.startsWith("secret ")).map((f) => f.path).sort()).toEqual(kubeconfigs)
+    expect(webhook.filter((f) => f.from.startsWith("secret "))).toEqual([])
+    for (const [component, files] of [["scheduler", scheduler], ["webhook", webhook]] as const) {
+      const env = podOf(overlayPatch(component)).containers[0]!.env ?? []
+      const configPath = (env.find((e) => e.name === "RUNNER_CONFIG") as { value?: string } | undefined)?.value
+      expect(files.filter((f) => f.from.startsWith("configMap ")).map((f) => f.path), component).toEqual([configPath])
+    }
+  })
+
+  it.skipIf(!kubectlInstalled)("kubectl kustomize renders the overlay: the base plus the mounts, the migrate Job untouched", () => {
+    const rendered = yaml.loadAll(execFileSync("kubectl", ["kustomize", overlayDir], { encoding: "utf8" })) as Array<Manifest>
+    const find = (kind: string, component: string) =>
+      rendered.find((m) => m.kind === kind && m.metadata.labels?.["app.kubernetes.io/component"] === component)!
+    const generated = rendered.find((m) => m.kind === "ConfigMap" && m.metadata.name.startsWith("riscv-runner-config"))!
+    expect(generated).toBeDefined()
+    const scheduler = podOf(find("Deployment", "scheduler"))
+    expect(scheduler.volumes?.map((v) => v.name).sort()).toEqual(["runner-config", "tmp"])
+    // the hashed name of the generated ConfigMap reaches the projected volumes, so a changed config rolls the pods
+    for (const f of mountedFiles(scheduler).filter((f) => f.from.startsWith("configMap "))) expect(f.from).toBe(`configMap ${generated.metadata.name}`)
+    expect(mountedFiles(podOf(find("Deployment", "webhook"))).map((f) => f.from)).toEqual([`configMap ${generated.metadata.name}`])
+    // the projected files are mode 0440 and root's: only the pod's fsGroup, the service's own group, can read them
+    for (const component of ["scheduler", "webhook"]) {
+      const security = (podOf(find("Deployment", component)) as Pod & { securityContext?: { fsGroup?: number; runAsGroup?: number } }).securityContext
+      expect(security?.fsGroup, component).toBe(security?.runAsGroup)
+    }
+    const migrate = podOf(find("Job", "migrate"))
+    expect(migrate.volumes?.map((v) => v.name)).toEqual(podOf(ofKind("Job")[0]!).volumes?.map((v) => v.name))
+    expect(migrate.containers[0]!.env?.map((e) => e.name)).not.toContain("RUNNER_CONFIG")
   })
 })

@@ -18,7 +18,7 @@ describe("simulation settings", () => {
       { name: "scw-em-rv1-2", pool: "scw-em-rv1", slots: 1 }
     ])
     expect(parseNodes("a=1x3, b=1")).toEqual([{ name: "a-1", pool: "a", slots: 3 }, { name: "b-1", pool: "b", slots: 1 }])
-    expect(parseNodes("scw-em-rv1")).toMatch(/not pool=count/)
+    expect(parseNodes("scw-em-rv1")).toMatch(/not \[cluster\/\]pool=count/)
     expect(parseNodes("a=0")).toMatch(/1..1000/)
     const defaults = Effect.runSync(simSettingsConfig.pipe(withEnv({})))
     expect(defaults.port).toBe(8082)
@@ -34,7 +34,8 @@ describe("simulation settings", () => {
       boardFaults: [
         { node: "scw-em-rv1-2", kind: "noRegister" },
         { node: "scw-em-rv1-3", kind: "notReady", ready: "False", atMs: 600_000, forMs: 1_200_000 }
-      ]
+      ],
+      clusters: []
     })
     const faultsOf = (text: string) => {
       const c = parseCluster(text)

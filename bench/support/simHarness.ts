@@ -23,6 +23,8 @@ import { DbMemory } from "../../layers/db/memory.ts"
 import { GithubMemoryControl, type GithubMemoryControlShape, GithubMemoryWith } from "../../layers/github/memory.ts"
 import { poolCapacities } from "../../layers/kube/capacity.ts"
 import { KubeMemory, KubeMemoryControl, type KubeMemoryControlShape, type MemoryNode } from "../../layers/kube/memory.ts"
+import { type MemoryClusterMember, makeMemoryClusters } from "../../layers/kube/memoryClusters.ts"
+import { simClusterSpecs, type SimClusterSpec } from "../../layers/sim/cluster.ts"
 import { toBoardNode } from "../../layers/kube/memoryState.ts"
 import type { SimEvent } from "../../layers/sim/events.ts"
 import { InProcessWebhookTransport } from "../../layers/sim/webhookTransport.ts"
@@ -71,12 +73,24 @@ export interface HarnessSpec {
   readonly step?: Duration.DurationInput
   /** capture debug lines too (the secret scan then covers them) */
   readonly debugLogs?: boolean
+  /**
+   * simulated clusters besides the default one, each holding the nodes of its pools (as SIM_NODES' `cluster/`
+   * prefixes): the scheduler then sees them through `combineClusters`, as `--simulate` builds them. Absent or
+   * empty: one cluster.
+   */
+  readonly clusters?: ReadonlyArray<SimClusterSpec>
+  /** at quiescence, every job one of our pools serves must have succeeded, not merely ended (worlds whose only faults are the boards') */
+  readonly everyJobServed?: boolean
 }
 
 export interface Harness {
   readonly world: SimWorldShape
   readonly github: GithubMemoryControlShape
   readonly kube: KubeMemoryControlShape
+  /** with `HarnessSpec.clusters`: each simulated cluster on its own (the default one first); else empty */
+  readonly clusters: ReadonlyArray<MemoryClusterMember>
+  /** with `HarnessSpec.clusters`: the runner pods created in each cluster so far */
+  readonly podsCreatedByCluster: Readonly<Record<string, number>>
   /** the store, unobserved (reads for assertions) */
   readonly db: DbShape
   /** the store as the programs see it: writes are kept and checked (for tests of the harness itself) */
@@ -164,7 +178,14 @@ export const makeHarness = (spec: HarnessSpec, logs: ReadonlyArray<string>) =>
     const dbContext = yield* Layer.build(DbMemory)
     const inner = Context.get(dbContext, Db)
     const githubContext = yield* Layer.build(GithubMemoryWith({ orgAppId: spec.runnerConfig.apps.orgAppId, personalAppId: spec.runnerConfig.apps.personalAppId }))
-    const kubeContext = yield* Layer.build(KubeMemory({ tick: null, nodes: spec.nodes }))
+    const clusterSpecs = spec.clusters ?? []
+    const clusters = clusterSpecs.length === 0
+      ? undefined
+      : yield* makeMemoryClusters(simClusterSpecs({ nodes: spec.nodes, boardFaults: [], clusters: clusterSpecs }, { tick: null }))
+    const members = clusters?.members ?? []
+    const kubeContext = clusters === undefined
+      ? yield* Layer.build(KubeMemory({ tick: null, nodes: spec.nodes }))
+      : Context.make(Kube, clusters.kube).pipe(Context.add(KubeMemoryControl, clusters.control))
     const github = Context.get(githubContext, GithubMemoryControl)
     const kube = Context.get(kubeContext, KubeMemoryControl)
     const settingsContext = yield* Layer.build(SchedulerSettingsLive({
@@ -179,6 +200,10 @@ export const makeHarness = (spec: HarnessSpec, logs: ReadonlyArray<string>) =>
     let cycleStartedAt = 0
     const cycles = { count: 0, wallMs: 0 }
     let completedCycles = 0
+    // Per cluster, the completed cycles whose worker sync could list that cluster's pods: a cluster whose API
+    // failed has its workers left alone by design, so only these cycles owe its rows a repair.
+    const syncedCycles = new Map<string, number>()
+    const listedThisCycle = new Set<string>()
     const keep = (what: string, value: unknown) => Effect.sync(() => void written.push(`${what} ${JSON.stringify(value)}`))
     const supplyCheck = (worker: Parameters<DbShape["addWorker"]>[0]) =>
       Effect.gen(function*() {
@@ -216,7 +241,11 @@ export const makeHarness = (spec: HarnessSpec, logs: ReadonlyArray<string>) =>
                 cycles.count += 1
                 cycles.wallMs += performance.now() - wall
                 // a crashed cycle (interrupted) did not get to repair anything
-                if (!Exit.isInterrupted(exit)) completedCycles += 1
+                if (!Exit.isInterrupted(exit)) {
+                  completedCycles += 1
+                  for (const c of listedThisCycle) syncedCycles.set(c, (syncedCycles.get(c) ?? 0) + 1)
+                }
+                listedThisCycle.clear()
               })
             )
           )
@@ -273,6 +302,10 @@ export const makeHarness = (spec: HarnessSpec, logs: ReadonlyArray<string>) =>
       capacity: crashPoint("capacity", kubeClient.capacity),
       createRunnerPod: (request) => Effect.zipRight(boardCheck(request), crashPoint("createRunnerPod", kubeClient.createRunnerPod(request))),
       listRunnerPods: crashPoint("listRunnerPods", kubeClient.listRunnerPods),
+      runnerPodsByCluster: Effect.tap(kubeClient.runnerPodsByCluster, (readings) =>
+        Effect.sync(() => {
+          for (const r of readings) if (r.result._tag === "Right") listedThisCycle.add(r.cluster)
+        })),
       killPod: (name) => crashPoint("killPod", kubeClient.killPod(name)),
       deletePod: (name, options) => crashPoint("deletePod", kubeClient.deletePod(name, options))
     }
@@ -320,9 +353,33 @@ export const makeHarness = (spec: HarnessSpec, logs: ReadonlyArray<string>) =>
       yield* kube.reconcile
     })))
 
+    // --- boards again, where a pod starts: never on a board its request avoided (quarantined when it was
+    // created), never on a board that is not usable then, and always on a board of its pool's cluster ---------
+    const startCheck = (podName: string, nodeName: string | null) =>
+      Effect.gen(function*() {
+        const pod = (yield* kube.pods).find((p) => p.name === podName)
+        if (pod === undefined || nodeName === null) return
+        if ((pod.request.avoidNodes ?? []).includes(nodeName)) yield* violation(`pod ${podName} started on ${nodeName}, a board its request avoided`)
+        const node = (yield* kube.nodes).find((n) => n.name === nodeName)
+        const board = node === undefined ? null : toBoardNode(node)
+        if (board?.unusable != null) yield* violation(`pod ${podName} started on ${nodeName}, which is not usable (${board.unusable})`)
+        if (clusters !== undefined) {
+          const home = members.find((m) => m.name === clusters.kube.clusterOf(pod.request.pool))
+          if (home === undefined || !(yield* home.control.nodes).some((n) => n.name === nodeName)) {
+            yield* violation(`pod ${podName} of pool ${pod.request.pool} started on ${nodeName}, outside the pool's cluster ${home?.name}`)
+          }
+        }
+      })
+
+    const podsCreatedByCluster: Record<string, number> = Object.fromEntries(members.map((m) => [m.name, 0]))
+    for (const m of members) {
+      yield* m.control.onPhaseChange((change) => Effect.sync(() => void (change.from === null && (podsCreatedByCluster[m.name]! += 1))))
+    }
+
     // --- pod names: never two pods with one name, not even one after another ----------------------------------
     const podNamesSeen = new Set<string>()
     yield* kube.onPhaseChange((change) => {
+      if (change.from === "Pending" && change.to === "Running") return startCheck(change.name, change.pod.nodeName)
       if (change.from !== null) return Effect.void
       if (podNamesSeen.has(change.name)) return violation(`pod name ${change.name} used twice`)
       podNamesSeen.add(change.name)
@@ -352,6 +409,7 @@ export const makeHarness = (spec: HarnessSpec, logs: ReadonlyArray<string>) =>
     // --- invariants after every step -----------------------------------------------------------------------------
     const lastStatus = new Map<string, Status>()
     const reportedRowless = new Set<string>()
+    const misplaced = new Set<string>()
     const contradictionSince = new Map<string, number>()
     const reportedContradictions = new Set<string>()
     const forward = (key: string, status: Status) =>
@@ -399,14 +457,28 @@ export const makeHarness = (spec: HarnessSpec, logs: ReadonlyArray<string>) =>
         const key = `${w.pod_name}: ${contradiction}`
         now.add(key)
         const since = contradictionSince.get(key)
-        if (since === undefined) contradictionSince.set(key, completedCycles)
-        // two completed cycles: the first may have started before the contradiction arose
-        else if (completedCycles - since >= 2 && !reportedContradictions.has(key)) {
+        const synced = syncedCycles.get(kubeClient.clusterOf(w.k8s_pool)) ?? 0
+        if (since === undefined) contradictionSince.set(key, synced)
+        // two completed cycles that listed the pod's cluster: the first may have started before the contradiction arose
+        else if (synced - since >= 2 && !reportedContradictions.has(key)) {
           reportedContradictions.add(key)
-          yield* violation(`worker ${w.pod_name} is ${w.status} but its pod ${pod === undefined ? "is gone" : `is ${pod.phase}`}, ${completedCycles - since} cycles later`)
+          yield* violation(`worker ${w.pod_name} is ${w.status} but its pod ${pod === undefined ? "is gone" : `is ${pod.phase}`}, ${synced - since} cycles later`)
         }
       }
       for (const key of [...contradictionSince.keys()]) if (!now.has(key)) contradictionSince.delete(key)
+
+      // Every pod of a pool is in that pool's cluster, and only there.
+      if (clusters !== undefined) {
+        for (const m of members) {
+          for (const p of yield* m.control.pods) {
+            const home = clusters.kube.clusterOf(p.request.pool)
+            if (home !== m.name && !misplaced.has(p.name)) {
+              misplaced.add(p.name)
+              yield* violation(`pod ${p.name} of pool ${p.request.pool} is in cluster ${m.name}, not in ${home}`)
+            }
+          }
+        }
+      }
     }).pipe(Effect.catchAll((e) => violation(`invariant check failed to read the store: ${String(e)}`)))
 
     const stepBy = Duration.decode(spec.step ?? Duration.seconds(30))
@@ -456,6 +528,18 @@ export const makeHarness = (spec: HarnessSpec, logs: ReadonlyArray<string>) =>
           yield* violation(`job ${j.id} was stored only when GitHub gave up on it (${j.conclusion}): its queued delivery was lost for good`)
         }
       }
+      if (spec.everyJobServed === true) {
+        // the one excuse: the job ran on a board that went NotReady under it, and GitHub lost its runner
+        const downBoards = new Set((world.options.boardFaults ?? []).flatMap((f) => (f.kind === "notReady" ? [f.node] : [])))
+        const nodeOf = new Map((yield* kube.pods).map((p) => [p.name, p.nodeName]))
+        for (const j of yield* world.jobs) {
+          if (resolvePool(spec.runnerConfig, { entityId: j.entityId, repoFullName: j.repo, labels: j.labels }, false) === undefined) continue
+          if (j.conclusion === "success") continue
+          const node = j.runner === null ? undefined : nodeOf.get(j.runner)
+          if (j.startedAt !== null && node != null && downBoards.has(node)) continue
+          yield* violation(`job ${j.id} (${j.labels.join(",")}) was not served: ${j.status}, ${j.conclusion ?? "no conclusion"}`)
+        }
+      }
       for (const r of gh.runners) if (isOurs(r.name)) yield* violation(`GitHub runner ${r.name} leaked (${r.status}${r.busy ? ", busy" : ""})`)
       const grace = Duration.toMillis(t.deleteGrace) + 2 * Duration.toMillis(t.pollInterval)
       const known = yield* inner.knownPodNames((yield* kube.pods).map((p) => p.name))
@@ -495,6 +579,8 @@ export const makeHarness = (spec: HarnessSpec, logs: ReadonlyArray<string>) =>
       world,
       github,
       kube,
+      clusters: members,
+      podsCreatedByCluster,
       db: inner,
       store: db,
       timeouts,

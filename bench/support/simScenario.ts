@@ -4,6 +4,7 @@ import type { BoardFault } from "../../layers/sim/boardFaults.ts"
 import { formatEvent } from "../../layers/sim/events.ts"
 import { type FaultSettings, noFaults } from "../../layers/sim/faults.ts"
 import type { OwnerType } from "../../layers/sim/payloads.ts"
+import { type SimClusterSpec, SIMULATED_KUBECONFIG } from "../../layers/sim/cluster.ts"
 import { defaultRunnerConfigInput, RunnerConfig } from "../../src/domain/RunnerConfig.ts"
 import { capturingLogger, DST_EPOCH, type Harness, makeHarness } from "./simHarness.ts"
 import { fastZeroTimers } from "./simTimers.ts"
@@ -25,6 +26,12 @@ export interface DstOptions {
   readonly debugLogs?: boolean
   /** keep the world's event lines and the log lines in the result */
   readonly verbose?: boolean
+  /**
+   * `two-clusters`: a second simulated cluster (`lab`, pool `lab-rv1`) beside the default one, a board whose
+   * runners never register in one and a board that goes NotReady in the other, an outage of lab's API, and no
+   * other fault, so that every job must be served (`twoClusterPlan`)
+   */
+  readonly world?: "two-clusters"
 }
 
 export interface DstResult {
@@ -38,13 +45,15 @@ export interface DstResult {
   readonly simulatedMinutes: number
   readonly fingerprint: string
   readonly logLines: number
+  /** in a two-cluster world: the runner pods created in each cluster */
+  readonly podsByCluster?: Readonly<Record<string, number>>
   /** with `verbose`: what happened, one line each (simulated time), then the log */
   readonly transcript?: ReadonlyArray<string>
 }
 
 /** The one command that replays a seed exactly. */
 export const replayCommand = (o: DstOptions) =>
-  `npm run sim:check -- --seed ${o.seed} --jobs ${o.jobs}${o.faults === false ? " --no-faults" : ""} --verbose`
+  `npm run sim:check -- --seed ${o.seed} --jobs ${o.jobs}${o.faults === false ? " --no-faults" : ""}${o.world === undefined ? "" : ` --world ${o.world}`} --verbose`
 
 /** A failing seed's report: what broke, and the one command that replays it exactly. */
 export const describeFailure = (options: DstOptions, result: DstResult) =>
@@ -75,6 +84,10 @@ interface Plan {
   readonly outageAt: number | null
   /** faulty boards: extra boards beside the ones the load is sized for, so the good ones can still serve every job */
   readonly boardFaults: ReadonlyArray<BoardFault>
+  /** simulated clusters besides the default one (none: one cluster) */
+  readonly clusters: ReadonlyArray<SimClusterSpec>
+  /** ms after the start, and for how long: a cluster's API refuses every node and pod listing */
+  readonly clusterOutage: { readonly cluster: string; readonly at: number; readonly forMs: number } | null
 }
 
 const LARGE = ["large", "ubuntu-24.04-riscv"]
@@ -180,8 +193,63 @@ const makePlan = (options: DstOptions) =>
         }
       }
     }
-    return { nodes, config, arrivals, faults, releaseStuckPending, restarts, outageAt, boardFaults } satisfies Plan
+    return { nodes, config, arrivals, faults, releaseStuckPending, restarts, outageAt, boardFaults, clusters: [], clusterOutage: null } satisfies Plan
   }).pipe(Effect.withRandom(Random.make(`plan/${options.seed}`)))
+
+const LAB_CLUSTER = "lab"
+const LAB_POOL = "lab-rv1"
+const LAB_LABELS = ["lab", "ubuntu-24.04-riscv"]
+
+/**
+ * The two-cluster world, drawn from a stream of its own on top of a fault-free plan of the same seed: a cluster
+ * `lab` with 2 or 3 boards of pool `lab-rv1` (its own label set), a share of the jobs moved to it in proportion to
+ * its boards, one extra board whose runners never register in one cluster and one extra board that goes NotReady
+ * (`False` or `Unknown`, for a while or for good) in the other, and lab's API refusing every listing for 5 to 15
+ * minutes of the load. Nothing else fails, so every job must be served: one that ran on the NotReady board when
+ * it went is the only job excused.
+ */
+const twoClusterPlan = (base: Plan, seed: number) =>
+  Effect.gen(function*() {
+    const between = (lo: number, hi: number) => Effect.map(Random.next, (x) => lo + x * (hi - lo))
+    const int = (lo: number, hi: number) => Random.nextIntBetween(lo, hi + 1)
+    const chance = (p: number) => Effect.map(Random.next, (x) => x < p)
+    const slots = base.nodes[0]!.slots
+    const homeCount = base.nodes.length
+    const labCount = yield* int(2, 3)
+    const nodes: Array<MemoryNode> = [
+      ...base.nodes,
+      ...Array.from({ length: labCount }, (_, i) => ({ name: `${LAB_POOL}-${i + 1}`, pool: LAB_POOL, slots }))
+    ]
+    const share = labCount / (labCount + homeCount)
+    const arrivals: Array<Arrival> = []
+    for (const a of base.arrivals) arrivals.push(a.labels === DEFAULT_LABELS && (yield* chance(share)) ? { ...a, labels: LAB_LABELS } : a)
+    const end = arrivals.at(-1)?.at ?? 0
+    const silentInLab = yield* chance(0.5)
+    const silent = silentInLab ? `${LAB_POOL}-${labCount + 1}` : `node-${homeCount + 1}`
+    const down = silentInLab ? `node-${homeCount + 1}` : `${LAB_POOL}-${labCount + 1}`
+    const boardOf = (name: string): MemoryNode => ({ name, pool: name.startsWith(LAB_POOL) ? LAB_POOL : "scw-em-rv1", slots })
+    // the silent board first: the in-memory scheduler takes the first free board, so it gets every runner it can
+    // until it is quarantined, as a bad board that a real scheduler happens to favour would
+    nodes.unshift(boardOf(silent))
+    nodes.push(boardOf(down))
+    const boardFaults: Array<BoardFault> = [
+      { node: silent, kind: "noRegister" },
+      {
+        node: down,
+        kind: "notReady",
+        ready: (yield* chance(0.5)) ? "Unknown" : "False",
+        atMs: Math.round(yield* between(0, end)),
+        forMs: (yield* chance(0.5)) ? null : Math.round(yield* between(5, 40)) * 60_000
+      }
+    ]
+    const config = Schema.decodeUnknownSync(RunnerConfig)({
+      ...Schema.encodeSync(RunnerConfig)(base.config),
+      rules: [...Schema.encodeSync(RunnerConfig)(base.config).rules, { labels: LAB_LABELS, pool: LAB_POOL, image: "riscv-runner:ubuntu-24.04-{channel}" }],
+      clusters: [{ name: LAB_CLUSTER, kubeconfig: SIMULATED_KUBECONFIG, pools: [LAB_POOL] }]
+    })
+    const clusterOutage = { cluster: LAB_CLUSTER, at: Math.round(yield* between(0, end)), forMs: Math.round(yield* between(5, 15)) * 60_000 }
+    return { ...base, nodes, config, arrivals, boardFaults, clusters: [{ name: LAB_CLUSTER, pools: [LAB_POOL] }], clusterOutage } satisfies Plan
+  }).pipe(Effect.withRandom(Random.make(`plan-clusters/${seed}`)))
 
 const STEP = Duration.seconds(30)
 /** GitHub cancels a job queued this long; shorter than GitHub's 24 h so that a run settles within hours. */
@@ -242,19 +310,25 @@ export const runDst = (options: DstOptions): Effect.Effect<DstResult> => {
   const logs: Array<string> = []
   return Effect.gen(function*() {
     yield* fastZeroTimers
-    const plan = yield* makePlan(options)
+    const plan = options.world === "two-clusters"
+      ? yield* Effect.flatMap(makePlan({ ...options, faults: false }), (base) => twoClusterPlan(base, options.seed))
+      : yield* makePlan(options)
     yield* TestClock.setTime(DST_EPOCH)
     const h = yield* makeHarness({
       nodes: plan.nodes,
       runnerConfig: plan.config,
       timeouts: { deleteGrace: DELETE_GRACE },
       world: {
-        queuedJobTimeout: QUEUED_JOB_TIMEOUT,
+        // a world where every job must be served gives the queue longer than one where GitHub may give up, yet
+        // short of the settling cap, by which GitHub must have cancelled the jobs no rule accepts
+        queuedJobTimeout: plan.clusters.length > 0 ? Duration.minutes(90) : QUEUED_JOB_TIMEOUT,
         boardFaults: plan.boardFaults,
         ...(plan.releaseStuckPending ? { stuckPendingFor: Duration.minutes(20) } : {})
       },
       step: STEP,
-      debugLogs: options.debugLogs ?? false
+      debugLogs: options.debugLogs ?? false,
+      clusters: plan.clusters,
+      everyJobServed: plan.clusters.length > 0
     }, logs)
     yield* h.world.setFaults(plan.faults)
     yield* Effect.forkScoped(submitArrivals(h, plan.arrivals))
@@ -264,9 +338,19 @@ export const runDst = (options: DstOptions): Effect.Effect<DstResult> => {
     const loadEnds = (plan.arrivals.at(-1)?.at ?? 0) + Duration.toMillis(STEP)
     let nextRestart = 0
     let outagePending = plan.outageAt !== null
+    const outaged = plan.clusterOutage === null ? undefined : h.clusters.find((c) => c.name === plan.clusterOutage!.cluster)
+    let clusterOutage: "before" | "during" | "after" = outaged === undefined ? "after" : "before"
     while ((yield* elapsed) < loadEnds) {
       yield* h.step
       const t = yield* elapsed
+      if (outaged !== undefined && clusterOutage === "before" && t >= plan.clusterOutage!.at) {
+        clusterOutage = "during"
+        for (const operation of ["listNodes", "listPods"] as const) yield* outaged.control.injectFault({ operation, status: 503, times: 1_000_000 })
+      }
+      if (outaged !== undefined && clusterOutage === "during" && t >= plan.clusterOutage!.at + plan.clusterOutage!.forMs) {
+        clusterOutage = "after"
+        yield* outaged.control.clearFaults
+      }
       if (outagePending && t >= plan.outageAt!) {
         outagePending = false
         yield* h.world.setFaults({ webhookOutage: OUTAGE_SECONDS })
@@ -280,6 +364,7 @@ export const runDst = (options: DstOptions): Effect.Effect<DstResult> => {
     // The load is in: faults stop (what they broke stays broken until the system repairs it), and the world runs
     // until everything has settled.
     yield* h.world.setFaults({ off: true })
+    if (outaged !== undefined && clusterOutage === "during") yield* outaged.control.clearFaults
     const cap = loadEnds + Duration.toMillis(SETTLE_CAP)
     while ((yield* elapsed) < cap && !(yield* h.settled)) yield* h.step
     for (let i = 0; i < 4; i++) yield* h.step
@@ -299,6 +384,7 @@ export const runDst = (options: DstOptions): Effect.Effect<DstResult> => {
       simulatedMinutes: Math.round((yield* elapsed) / 60_000),
       fingerprint: yield* h.fingerprint,
       logLines: logs.length,
+      ...(h.clusters.length > 0 ? { podsByCluster: { ...h.podsCreatedByCluster } } : {}),
       ...(options.verbose === true
         ? { transcript: [...h.events.flatMap((e) => formatEvent(e, 1) ?? []), "--- log ---", ...logs] }
         : {})

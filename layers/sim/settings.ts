@@ -1,7 +1,7 @@
 import { Config, ConfigError, Either } from "effect"
 import type { MemoryNode } from "../kube/memory.ts"
 import type { BoardFault } from "./boardFaults.ts"
-import { DEFAULT_NODES, parseCluster } from "./cluster.ts"
+import { DEFAULT_NODES, parseCluster, type SimCluster, type SimClusterSpec } from "./cluster.ts"
 
 /** What `--simulate` reads from the environment besides the service's own settings. */
 export interface SimSettings {
@@ -13,6 +13,10 @@ export interface SimSettings {
   readonly nodes: ReadonlyArray<MemoryNode>
   /** the faulty boards among them (`SIM_NODES`' `node:fault` parts; none by default) */
   readonly boardFaults: ReadonlyArray<BoardFault>
+  /** the simulated clusters besides the default one (`SIM_NODES`' `cluster/` prefixes; none by default) */
+  readonly clusters: ReadonlyArray<SimClusterSpec>
+  /** nodes, faults and clusters together, as `parseCluster` gave them */
+  readonly cluster: SimCluster
 }
 
 export const simSettingsConfig: Config.Config<SimSettings> = Config.all({
@@ -31,4 +35,4 @@ export const simSettingsConfig: Config.Config<SimSettings> = Config.all({
       return typeof cluster === "string" ? Either.left(ConfigError.InvalidData(["SIM_NODES"], cluster)) : Either.right(cluster)
     })
   )
-}).pipe(Config.map(({ cluster, ...rest }) => ({ ...rest, nodes: cluster.nodes, boardFaults: cluster.boardFaults })))
+}).pipe(Config.map(({ cluster, ...rest }) => ({ ...rest, nodes: cluster.nodes, boardFaults: cluster.boardFaults, clusters: cluster.clusters, cluster })))

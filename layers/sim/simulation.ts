@@ -2,9 +2,10 @@ import { FetchHttpClient } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
 import { Duration, Effect, Layer, Option, Redacted } from "effect"
 import { createServer } from "node:http"
-import type { RunnerConfig } from "../../src/domain/RunnerConfig.ts"
+import { DEFAULT_CLUSTER, type RunnerConfig } from "../../src/domain/RunnerConfig.ts"
 import { GithubMemory } from "../github/memory.ts"
-import { KubeMemory } from "../kube/memory.ts"
+import { KubeMemoryClusters } from "../kube/memoryClusters.ts"
+import { nodesOfCluster, type SimCluster as SimClusterLayout, simClusterSpecs, withSimClusters } from "./cluster.ts"
 import { SimControlServer } from "./controlApi.ts"
 import { SimDemoLoad } from "./demo.ts"
 import { describeBoardFault } from "./boardFaults.ts"
@@ -21,11 +22,22 @@ import { SimWorldLive } from "./world.ts"
 
 /**
  * The simulated cluster, from `SIM_NODES` (and `SIM_SPEED` for the image pull). A constant, so that the scheduler
- * and the world, which both name it, share one instance in a launch.
+ * and the world, which both name it, share one instance in a launch. With `cluster/` prefixes it is one
+ * in-memory cluster per name plus the default one, behind `combineClusters` as main.ts puts real clusters.
  */
 export const SimCluster = Layer.unwrapEffect(
-  Effect.map(simSettingsConfig, (s) => KubeMemory({ nodes: s.nodes, pullDuration: Duration.millis(5_000 / s.speed) }))
+  Effect.map(simSettingsConfig, (s) => KubeMemoryClusters(simClusterSpecs(s.cluster, { pullDuration: Duration.millis(5_000 / s.speed) })))
 )
+
+/**
+ * The runner config of a simulation: the one given, with the simulated clusters as its `clusters`
+ * (`withSimClusters`). Fails with the `ConfigError` of a bad SIM_* setting, or the text of a cluster problem.
+ */
+export const simulatedRunnerConfig = (config: RunnerConfig) =>
+  Effect.flatMap(simSettingsConfig, (s) => {
+    const simulated = withSimClusters(config, s.cluster)
+    return typeof simulated === "string" ? Effect.fail(simulated) : Effect.succeed(simulated)
+  })
 
 export interface SimulationInput {
   readonly role: string
@@ -55,6 +67,15 @@ const describeNodes = (nodes: ReadonlyArray<{ readonly pool: string | null; read
   }
   return [...byPool].map(([pool, e]) => `${e.count} × ${pool} (${e.slots} slot${e.slots === 1 ? "" : "s"})`).join(", ")
 }
+
+/** `4 × scw-em-rv1 (4 slots)`, or with clusters `lab: 2 × cloudv10x-jupiter (2 slots); default: 4 × ...` */
+const describeClusters = (cluster: SimClusterLayout) =>
+  cluster.clusters.length === 0
+    ? describeNodes(cluster.nodes)
+    : [DEFAULT_CLUSTER, ...cluster.clusters.map((c) => c.name)].flatMap((name) => {
+      const nodes = nodesOfCluster(cluster, name === DEFAULT_CLUSTER ? null : name)
+      return nodes.length === 0 ? [] : [`${name}: ${describeNodes(nodes)}`]
+    }).join("; ")
 
 /**
  * The simulation's features, the banner lines that say where to look, and the control API's port (so a port in
@@ -89,7 +110,7 @@ export const simulation = (input: SimulationInput) =>
     }
     banner.push(
       `control:   http://localhost:${settings.port}/   (POST /sim/jobs, GET /sim/state, POST /sim/faults)`,
-      `simulated: ${describeNodes(settings.nodes)}; world speed × ${settings.speed} (waits and run times below are simulated seconds); GitHub signs deliveries with ${
+      `simulated: ${describeClusters(settings.cluster)}; world speed × ${settings.speed} (waits and run times below are simulated seconds); GitHub signs deliveries with ${
         webhookDev === undefined ? "GHAPP_WEBHOOK_SECRET" : `a secret generated for this run: ${shown(webhookDev)}`
       }`,
       `try:       curl -s localhost:${settings.port}/sim/jobs -H 'content-type: application/json' -d '{"owner":"acme","repo":"acme/app","durationSeconds":60,"count":10}'`

@@ -16,7 +16,7 @@ import { GithubLive } from "../../layers/github/octokit.ts"
 import { KubeLive } from "../../layers/kube/client.ts"
 import { KubeClusters } from "../../layers/kube/clusters.ts"
 import { type DevSecret, SIMULATION_WEBHOOK_SECRET } from "../../layers/sim/devSecrets.ts"
-import { SimCluster, simulation } from "../../layers/sim/simulation.ts"
+import { SimCluster, simulatedRunnerConfig, simulation } from "../../layers/sim/simulation.ts"
 import { type AppEnv, describeConfigError, ENV_NAMES, requiredVariables, type Role } from "../config/env.ts"
 import { StartupError } from "../config/StartupError.ts"
 import { DEFAULT_CLUSTER, type RunnerConfig } from "../domain/RunnerConfig.ts"
@@ -100,7 +100,19 @@ export const appPlan = (args: ServeArgs, env: AppEnv): Either.Either<AppPlan, St
 export const appLayer = (args: ServeArgs, env: ServeEnv, runnerConfig: RunnerConfig): Layer.Layer<never, StartupError> =>
   Either.match(appPlan(args, env), {
     onLeft: (error) => Layer.fail(error),
-    onRight: (plan) => planLayer(plan, args, env, runnerConfig)
+    onRight: (plan) =>
+      !args.simulate
+        ? planLayer(plan, args, env, runnerConfig)
+        // under --simulate the runner config's `clusters` are SIM_NODES' simulated ones
+        : Layer.unwrapEffect(
+          simulatedRunnerConfig(runnerConfig).pipe(
+            Effect.mapBoth({
+              onFailure: (e) =>
+                new StartupError({ message: typeof e === "string" ? e : `invalid environment: ${describeConfigError(e).join("; ")}` }),
+              onSuccess: (config) => planLayer(plan, args, env, config)
+            })
+          )
+        )
   })
 
 /** A Node HTTP server on `port` (the webhook's, with its front door and request deadline, is built above). */
