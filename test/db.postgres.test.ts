@@ -14,7 +14,7 @@ import { migrationNames } from "./support/migrationNames.ts"
 const testServices = TestContext.TestContext.pipe(Layer.provide(Logger.remove(Logger.defaultLogger)))
 
 const truncate = Effect.flatMap(SuiteDatabase, ({ url }) =>
-  Effect.promise(() => query(url, "TRUNCATE staging.jobs, staging.workers, staging.installation_events, staging.board_states, staging.board_events RESTART IDENTITY")))
+  Effect.promise(() => query(url, "TRUNCATE staging.jobs, staging.workers, staging.installation_events, staging.board_states, staging.board_events, staging.weekly_usage_days, staging.weekly_usage_held, staging.weekly_usage_names RESTART IDENTITY; UPDATE staging.weekly_usage_fold SET folded_until = NULL")))
 
 /** A second scheduler process: its own pool on the same database. */
 const otherProcess = (url: string) => DbPostgres({ url: Redacted.make(url), schema: "staging" })
