@@ -127,7 +127,7 @@ layer(suiteDbPostgres("postgres_only"), { excludeTestServices: true })("Db on Po
       expect(yield* Effect.provide(migrate("staging"), layer)).toEqual([])
       const tables = yield* Effect.promise(() =>
         query<{ t: string }>(db.url, "SELECT table_name AS t FROM information_schema.tables WHERE table_schema = 'staging' ORDER BY 1"))
-      expect(tables.map((r) => r.t)).toEqual(["board_events", "board_states", "installation_events", "jobs", "scheduler_passes", "schema_migrations", "workers"])
+      expect(tables.map((r) => r.t)).toEqual(["board_events", "board_states", "installation_events", "jobs", "scheduler_passes", "schema_migrations", "weekly_usage_days", "weekly_usage_fold", "weekly_usage_held", "weekly_usage_names", "workers"])
       const enums = yield* Effect.promise(() =>
         query<{ t: string }>(db.url, `SELECT t.typname AS t FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
                                       WHERE n.nspname = 'staging' AND t.typtype = 'e' ORDER BY 1`))
