@@ -15,7 +15,7 @@ import { migrationNames } from "./support/migrationNames.ts"
 const testServices = TestContext.TestContext.pipe(Layer.provide(Logger.remove(Logger.defaultLogger)))
 
 const truncate = Effect.flatMap(SuiteDatabase, ({ url }) =>
-  Effect.promise(() => query(url, "TRUNCATE staging.jobs, staging.workers, staging.installation_events, staging.board_states, staging.board_events RESTART IDENTITY")))
+  Effect.promise(() => query(url, "TRUNCATE staging.jobs, staging.workers, staging.installation_events, staging.board_states, staging.board_events, staging.weekly_usage_days, staging.weekly_usage_held, staging.weekly_usage_names RESTART IDENTITY; UPDATE staging.weekly_usage_fold SET folded_until = NULL")))
 
 /** A second scheduler process: its own pool on the same database. */
 const otherProcess = (url: string) => DbPostgres({ url: Redacted.make(url), schema: "staging" })
@@ -146,7 +146,7 @@ layer(suiteDbPostgres("postgres_only"), { excludeTestServices: true })("Db on Po
       expect(yield* Effect.provide(migrate("staging"), layer)).toEqual([])
       const tables = yield* Effect.promise(() =>
         query<{ t: string }>(db.url, "SELECT table_name AS t FROM information_schema.tables WHERE table_schema = 'staging' ORDER BY 1"))
-      expect(tables.map((r) => r.t)).toEqual(["board_events", "board_states", "installation_events", "jobs", "scheduler_passes", "schema_migrations", "workers"])
+      expect(tables.map((r) => r.t)).toEqual(["board_events", "board_states", "installation_events", "jobs", "scheduler_passes", "schema_migrations", "weekly_usage_days", "weekly_usage_fold", "weekly_usage_held", "weekly_usage_names", "workers"])
       const enums = yield* Effect.promise(() =>
         query<{ t: string }>(db.url, `SELECT t.typname AS t FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
                                       WHERE n.nspname = 'staging' AND t.typtype = 'e' ORDER BY 1`))

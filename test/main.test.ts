@@ -61,6 +61,6 @@ describe("main.ts", () => {
       const second = yield* Effect.promise(() => runMain(["migrate"], { POSTGRES_URL: db.url }))
       expect(second.stdout.trim()).toBe("schema staging: up to date")
       const tables = yield* Effect.promise(() => query<{ t: string }>(db.url, "SELECT table_name AS t FROM information_schema.tables WHERE table_schema = 'staging' ORDER BY 1"))
-      expect(tables.map((r) => r.t)).toEqual(["board_events", "board_states", "installation_events", "jobs", "scheduler_passes", "schema_migrations", "workers"])
+      expect(tables.map((r) => r.t)).toEqual(["board_events", "board_states", "installation_events", "jobs", "scheduler_passes", "schema_migrations", "weekly_usage_days", "weekly_usage_fold", "weekly_usage_held", "weekly_usage_names", "workers"])
     }).pipe(Effect.scoped), 120_000)
 })

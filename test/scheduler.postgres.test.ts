@@ -30,7 +30,7 @@ beforeAll(async () => {
 })
 afterAll(() => Effect.runPromise(Scope.close(suiteScope, Exit.void)))
 
-const truncate = Effect.promise(() => query(url, "TRUNCATE staging.jobs, staging.workers, staging.installation_events, staging.board_states, staging.board_events RESTART IDENTITY"))
+const truncate = Effect.promise(() => query(url, "TRUNCATE staging.jobs, staging.workers, staging.installation_events, staging.board_states, staging.board_events, staging.weekly_usage_days, staging.weekly_usage_held, staging.weekly_usage_names RESTART IDENTITY; UPDATE staging.weekly_usage_fold SET folded_until = NULL"))
 
 schedulerScenarios("on PostgreSQL", (body, options) =>
   Effect.zipRight(truncate, Effect.provide(body, worldLayer(Layer.succeedContext(context), options))))

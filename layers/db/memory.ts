@@ -20,7 +20,7 @@ import {
   type PassClaim,
   type Transition
 } from "../../src/services/Db.ts"
-import { weeklyUsageInMemory } from "./memoryWeeklyUsage.ts"
+import { weeklyUsageFoldInMemory, weeklyUsageInMemory } from "./memoryWeeklyUsage.ts"
 
 /**
  * Undo entries of the writes made by the current step, if any. A step that fails (or is interrupted) replays its
@@ -42,6 +42,8 @@ const inRange = (created: Date, req: PageRequest): boolean =>
 export const makeDbMemory = Effect.gen(function*() {
   const jobs = new Map<number, Job>()
   const workers = new Map<string, Worker>()
+  // the weekly usage roll-up's mark: kept by the same rules as in PostgreSQL, though the report reads the rows
+  const foldMark: { current: Date | null } = { current: null }
   const events: Array<InstallationEvent> = []
   let nextEventId = 1
   const passes = new Map<string, { cursor: string | null; holder: string | null; leaseUntil: number }>()
@@ -348,6 +350,13 @@ export const makeDbMemory = Effect.gen(function*() {
       }),
 
     getWeeklyUsage: (req) => Effect.sync(() => weeklyUsageInMemory(jobs.values(), workers.values(), (pod) => workers.get(pod), req)),
+
+    foldWeeklyUsage: (now) =>
+      Effect.sync(() => {
+        const next = weeklyUsageFoldInMemory(foldMark.current, jobs.values(), workers.values(), (pod) => workers.get(pod), now)
+        foldMark.current = next.foldedUntil
+        return next
+      }),
 
     addInstallationEvent: (e) =>
       Effect.gen(function*() {

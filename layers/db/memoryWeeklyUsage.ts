@@ -1,11 +1,16 @@
 /**
  * `getWeeklyUsage` for the in-memory store: the same rules as the PostgreSQL statement
- * (`postgresReportStatements.ts`), over the store's maps. The contract suite holds both to the same answers.
+ * (`postgresReportStatements.ts`), computed from the store's maps every time (PostgreSQL reads its roll-up for the
+ * folded days); and the roll-up's mark, moved by the same rules. The contract suite holds both to the same answers.
  */
 import type { Job } from "../../src/domain/Job.ts"
 import {
+  foldSpan,
+  foldTarget,
   jobFailureClass,
   MAX_QUEUED_MS,
+  DAY_MS,
+  type WeeklyUsageFold,
   percentileDisc,
   WEEK_MS,
   type WeeklyUsageRequest,
@@ -34,13 +39,15 @@ export const weeklyUsageInMemory = (
   const weeks = Array.from({ length: req.weeks }, (_, k) => ({ k, ws: (k * WEEK_MS) / 1000, we: Math.min(((k + 1) * WEEK_MS) / 1000, span) }))
     .filter((w) => w.ws < span)
   const secs = (d: Date) => (d.getTime() - from) / 1000
-  const jobs = [...allJobs].filter((j) =>
+  const everyJob = [...allJobs]
+  const jobs = everyJob.filter((j) =>
     (j.created_at.getTime() >= from - MAX_QUEUED_MS || j.status === "pending") && j.created_at.getTime() < now
   )
-  const workers = [...allWorkers].filter((w) =>
+  const everyWorker = [...allWorkers]
+  const workers = everyWorker.filter((w) =>
     // from a day earlier, as jobs are: a job's runner completed after the job was queued
     (w.completed_at === null || w.completed_at.getTime() >= from - MAX_QUEUED_MS) &&
-    w.created_at.getTime() < now
+    (w.created_at.getTime() < now || (w.running_at !== null && w.running_at.getTime() < now))
   )
   const cells = new Map<string, Cell & { entityId: number; k: number }>()
   const cell = (entityId: number, k: number) => {
@@ -57,15 +64,19 @@ export const weeklyUsageInMemory = (
     if (n === undefined || at > n.at || (at === n.at && x.entity_name > n.name)) names.set(x.entity_id, { name: x.entity_name, type: x.entity_type, at: x.created_at.getTime() })
   }
 
+  // the names: each entity's newest job or worker made before now, whenever that was
+  for (const x of [...everyJob, ...everyWorker]) if (x.created_at.getTime() < now) seen(x)
+
   // events of the sweep: [time, entity, Δworkers, Δstarting workers, Δwaiting jobs]
   const events: Array<readonly [number, number, number, number, number]> = []
   for (const j of jobs) {
-    seen(j)
     const runner = j.k8s_pod === null ? undefined : workerByPod(j.k8s_pod)
     const ranAt = runner?.running_at ?? null
     const queued = secs(j.created_at)
     const waitedUntil = Math.min(
       span,
+      // a job no longer pending waits for at most MAX_QUEUED_MS here (GitHub fails it then)
+      j.status === "pending" ? span : queued + MAX_QUEUED_MS / 1000,
       ranAt !== null ? secs(new Date(Math.max(j.created_at.getTime(), ranAt.getTime()))) : j.status === "pending" ? span : secs(j.updated_at)
     )
     if (waitedUntil > 0 && waitedUntil > queued) {
@@ -82,11 +93,10 @@ export const weeklyUsageInMemory = (
     if (ranAt !== null) c.waits.push(Math.max(0, (ranAt.getTime() - j.created_at.getTime()) / 1000))
   }
   for (const w of workers) {
-    seen(w)
     const ended = Math.min(span, w.completed_at === null ? span : secs(w.completed_at))
     const running = w.running_at === null ? null : secs(w.running_at)
     events.push(
-      [Math.max(secs(w.created_at), 0), w.entity_id, 1, 1, 0],
+      [Math.max(Math.min(secs(w.created_at), span), 0), w.entity_id, 1, 1, 0],
       [Math.max(ended, 0), w.entity_id, -1, 0, 0],
       [Math.max(Math.min(running ?? ended, ended), 0), w.entity_id, 0, -1, 0]
     )
@@ -145,4 +155,44 @@ export const weeklyUsageInMemory = (
         atCapSeconds: c.atCapSeconds
       }
     })
+}
+
+/**
+ * A pass of the roll-up for the in-memory store: where PostgreSQL's pass would move the mark to, by the same rules
+ * (`foldTarget`, `foldSpan`); the report does not need folded parts here, so nothing else is kept.
+ */
+export const weeklyUsageFoldInMemory = (
+  mark: Date | null,
+  allJobs: Iterable<Job>,
+  allWorkers: Iterable<Worker>,
+  workerByPod: (pod: string) => Worker | undefined,
+  now: Date
+): WeeklyUsageFold => {
+  let oldestOpen: number | null = null
+  let firstRow: number | null = null
+  const open = (at: number) => {
+    oldestOpen = oldestOpen === null ? at : Math.min(oldestOpen, at)
+  }
+  const first = (at: number) => {
+    firstRow = firstRow === null ? at : Math.min(firstRow, at)
+  }
+  for (const w of allWorkers) {
+    first(w.created_at.getTime())
+    if (w.status === "pending" || w.status === "running") {
+      open(Math.min(w.created_at.getTime(), w.running_at?.getTime() ?? w.created_at.getTime()))
+    }
+  }
+  for (const j of allJobs) {
+    first(j.created_at.getTime())
+    if (j.status === "pending" || j.status === "running") open(j.created_at.getTime())
+    else if (j.k8s_pod !== null && (mark === null || j.created_at.getTime() >= mark.getTime())) {
+      // a finished job whose runner has not started yet: its wait is not known
+      const runner = workerByPod(j.k8s_pod)
+      if (runner !== undefined && runner.running_at === null && (runner.status === "pending" || runner.status === "running")) {
+        open(j.created_at.getTime())
+      }
+    }
+  }
+  const span = foldSpan(mark?.getTime() ?? null, firstRow, foldTarget(now.getTime(), oldestOpen))
+  return { foldedUntil: new Date(span.to), days: Math.round((span.to - span.from) / DAY_MS) }
 }

@@ -13,7 +13,12 @@ import type { FailureInfo } from "./FailureInfo.ts"
  *   change (cancelled, failed) or now (still pending); its wait figure exists only when its runner's pod ran;
  * - at the cap: the time in which the entity's active workers (`created_at` → `completed_at`) were at or above
  *   its current cap while more of its jobs waited than it had runners starting (`created_at` → `running_at`): a
- *   job whose own runner is booting waits for the boot, not for the cap. Cut at week boundaries.
+ *   job whose own runner is booting waits for the boot, not for the cap. A job that is no longer pending waits
+ *   here for at most `MAX_QUEUED_MS` (GitHub fails it then, whenever we hear of it). Cut at week boundaries;
+ * - an entity's name and type are those of its newest job or worker made before `now`.
+ *
+ * The PostgreSQL store folds whole days that can no longer change into a roll-up (`Db.foldWeeklyUsage`) and
+ * reads those beside the rows of the days after its mark; the figures are the same as from the rows alone.
  */
 
 export const WEEK_MS = 7 * 86_400_000
@@ -25,6 +30,47 @@ export const MAX_WEEKS = 106
  * window opened was queued at most this long before it (older ones that are still pending are read as well).
  */
 export const MAX_QUEUED_MS = 86_400_000
+
+export const DAY_MS = 86_400_000
+
+/**
+ * The roll-up folds a day only once it ended this long ago, so a row stored a little late (a replica whose clock
+ * is behind) still lands in a day that is not folded yet.
+ */
+export const FOLD_MARGIN_MS = 15 * 60_000
+
+/** One pass folds at most this many days, so catching up on a year of history is many short transactions. */
+export const FOLD_MAX_DAYS = 7
+
+/** The UTC midnight that starts the day holding `ms`. */
+export const utcDayStart = (ms: number): number => Math.floor(ms / DAY_MS) * DAY_MS
+
+/** What a pass of the roll-up did: the mark after it (days before it are folded; null: no row yet) and the days it folded. */
+export interface WeeklyUsageFold {
+  readonly foldedUntil: Date | null
+  readonly days: number
+}
+
+/**
+ * Where the next pass may fold to: the day of the oldest row that can still change (a pending or running job or
+ * worker, or a finished job whose runner has not started, its wait not known yet), and no later than the day
+ * that ended `FOLD_MARGIN_MS` before `now`.
+ */
+export const foldTarget = (now: number, oldestOpen: number | null): number =>
+  Math.min(utcDayStart(now - FOLD_MARGIN_MS), oldestOpen === null ? Infinity : utcDayStart(oldestOpen))
+
+/**
+ * The span a pass folds: from the mark (or, on the first pass, the day of the first row) to the target, at most
+ * `FOLD_MAX_DAYS`; `from === to` when there is nothing to fold. `mark` is what the pass stores as the new mark.
+ */
+export const foldSpan = (
+  mark: number | null,
+  firstRow: number | null,
+  target: number
+): { readonly from: number; readonly to: number } => {
+  const from = mark ?? (firstRow === null ? target : utcDayStart(firstRow))
+  return { from, to: Math.max(from, Math.min(target, from + FOLD_MAX_DAYS * DAY_MS)) }
+}
 
 /** The Monday 00:00 UTC that starts the ISO week holding `at`. */
 export const isoWeekStart = (at: Date): Date => {

@@ -6,6 +6,7 @@ import { matchDemand } from "./demandMatch.ts"
 import { syncJobs } from "./jobSync.ts"
 import { pruneCompletedJobs } from "./retention.ts"
 import { guarded, guardedOr, type SchedulerState } from "./state.ts"
+import { foldWeeklyUsage } from "./weeklyUsageFold.ts"
 import { syncWorkers } from "./workerSync.ts"
 
 /**
@@ -35,6 +36,8 @@ export const runCycle = Effect.fn("Scheduler.cycle")(function*(state: SchedulerS
     }
     yield* guarded("job retention", pruneCompletedJobs(state))
   }))
+  // outside the lock: the roll-up's pass locks its own mark, and the next cycle need not wait for it
+  yield* guarded("weekly usage fold", foldWeeklyUsage(state))
 })
 
 /**

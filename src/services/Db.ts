@@ -5,7 +5,7 @@ import type { EventSummary, NewInstallationEvent } from "../domain/InstallationE
 import type { Job, NewJob } from "../domain/Job.ts"
 import type { Status } from "../domain/Status.ts"
 import type { WebhookOutcome } from "../domain/WebhookOutcome.ts"
-import type { WeeklyUsageRequest, WeeklyUsageRow } from "../domain/WeeklyUsage.ts"
+import type { WeeklyUsageFold, WeeklyUsageRequest, WeeklyUsageRow } from "../domain/WeeklyUsage.ts"
 import type { NewWorker, Worker } from "../domain/Worker.ts"
 
 /**
@@ -290,6 +290,15 @@ export interface DbShape {
    * workers; what each figure counts is said in `src/domain/WeeklyUsage.ts`. Rows in no particular order.
    */
   readonly getWeeklyUsage: (request: WeeklyUsageRequest) => Effect.Effect<ReadonlyArray<WeeklyUsageRow>, DbError>
+
+  /**
+   * One pass of the weekly usage roll-up at `now`: folds the whole days (at most `FOLD_MAX_DAYS`) from the mark up
+   * to the day of the oldest job or worker that can still change, and no nearer to `now` than `FOLD_MARGIN_MS`,
+   * and moves the mark; returns the mark and the days folded (0: caught up). Safe to run from several replicas at
+   * once and to repeat. `getWeeklyUsage` gives the same figures before and after. The in-memory store keeps the
+   * mark by the same rules and computes its report from the rows.
+   */
+  readonly foldWeeklyUsage: (now: Date) => Effect.Effect<WeeklyUsageFold, DbError>
 
   // --- installation events (append-only audit log) -----------------------------------------------------------
   /** Appends a row and returns its id. */

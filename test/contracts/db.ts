@@ -995,6 +995,115 @@ export const dbContract = (name: string, declare: DbCase) =>
       expect(yield* atCap(3)).toBe(0)
     }))
 
+    test("foldWeeklyUsage folds only days no row can change any more; the report is the same before and after every fold", Effect.gen(function*() {
+      const db = yield* Db
+      const base = Date.UTC(2026, 10, 23) / 1000 // a Monday
+      const D = 86_400
+      const t = (s: number) => TestClock.setTime((base + s) * 1000)
+      const date = (s: number) => new Date((base + s) * 1000)
+      const caps = { entities: [{ entityId: 1001, cap: 1 }], defaultCap: null }
+      const report = (now: number, cap: number | null = 1) =>
+        db.getWeeklyUsage({ from: date(0), weeks: 1, now: date(now), caps: { entities: [{ entityId: 1001, cap }], defaultCap: null } })
+      // the same figures whether the days are folded or computed from the rows
+      const foldKeepsReport = (now: number, expected: { foldedUntil: number; days: number }) =>
+        Effect.gen(function*() {
+          const before = yield* report(now)
+          const before0 = yield* report(now, 0)
+          expect(yield* db.foldWeeklyUsage(date(now))).toEqual({ foldedUntil: date(expected.foldedUntil), days: expected.days })
+          expect(yield* report(now)).toEqual(before)
+          expect(yield* report(now, 0)).toEqual(before0)
+          // again at once: nothing more to fold
+          expect(yield* db.foldWeeklyUsage(date(now))).toEqual({ foldedUntil: date(expected.foldedUntil), days: 0 })
+          expect(yield* report(now)).toEqual(before)
+        })
+
+      // day 0: job 1 waits 50 s for w1; job 2 waits 1000 s, behind the cap until w1 ends, then for w2; job 3 fails queued
+      yield* t(100)
+      yield* db.addJob(newJob(1))
+      yield* db.addWorker(newWorker("w1"))
+      yield* t(150)
+      yield* db.markWorkerRunning("w1", "node-a", null)
+      yield* db.markJobRunning(1, "w1")
+      yield* t(200)
+      yield* db.addJob(newJob(2))
+      yield* t(300)
+      yield* db.addJob(newJob(3))
+      yield* t(400)
+      yield* db.markJobFailed(3, failureV1("job not found for job_id=3 entity=acme entity_id=1001 entity_type=Organization"))
+      yield* t(1000)
+      yield* db.markJobCompleted(1, "w1")
+      yield* db.markWorkerCompleted("w1", null, null)
+      yield* t(1100)
+      yield* db.addWorker(newWorker("w2"))
+      yield* t(1200)
+      yield* db.markWorkerRunning("w2", "node-a", null)
+      yield* db.markJobRunning(2, "w2")
+      yield* t(1800)
+      yield* db.markJobCompleted(2, "w2")
+      yield* db.markWorkerCompleted("w2", null, null)
+      // day 1: job 4 and its runner w4 stay pending for two days
+      yield* t(D + 100)
+      yield* db.addJob(newJob(4))
+      yield* t(D + 200)
+      yield* db.addWorker(newWorker("w4"))
+      // day 2: job 5 waits 10 s for w5; job 7 is queued, its runner w7 comes on day 3
+      yield* t(2 * D + 50)
+      yield* db.addJob(newJob(5))
+      yield* db.addWorker(newWorker("w5"))
+      yield* t(2 * D + 60)
+      yield* db.markWorkerRunning("w5", "node-a", null)
+      yield* db.markJobRunning(5, "w5")
+      yield* t(2 * D + 500)
+      yield* db.markJobCompleted(5, "w5")
+      yield* db.markWorkerCompleted("w5", null, null)
+      yield* t(2 * D + 1000)
+      yield* db.addJob(newJob(7))
+
+      // the first passes, from two replicas at once: only day 0 can be folded (job 4 and w4 are pending)
+      const firstPasses = yield* Effect.all([db.foldWeeklyUsage(date(3 * D + 3600)), db.foldWeeklyUsage(date(3 * D + 3600))], { concurrency: 2 })
+      expect(firstPasses.map((p) => p.days).sort()).toEqual([0, 1])
+      expect(firstPasses.map((p) => p.foldedUntil)).toEqual([date(D), date(D)])
+      yield* foldKeepsReport(3 * D + 3600, { foldedUntil: D, days: 0 })
+
+      // day 3: w7 is made and GitHub says job 7 completed on it while the pod has not started yet; job 4 runs on w4
+      yield* t(3 * D + 100)
+      yield* db.addWorker(newWorker("w7"))
+      yield* t(3 * D + 200)
+      yield* db.markJobCompleted(7, "w7")
+      yield* t(3 * D + 4000)
+      yield* db.markWorkerRunning("w4", "node-b", null)
+      yield* db.markJobRunning(4, "w4")
+      yield* t(3 * D + 4500)
+      yield* db.addJob(newJob(6))
+      yield* t(3 * D + 5000)
+      yield* db.markJobCompleted(4, "w4")
+      yield* db.markWorkerCompleted("w4", null, null)
+      // job 7's wait is not known until w7 runs, so day 2 stays open; day 1 folds
+      yield* foldKeepsReport(4 * D + 3600, { foldedUntil: 2 * D, days: 1 })
+
+      // w7's pod started at +150 on day 3 (its start read late) and ends on day 4; job 6 is still pending
+      yield* t(4 * D + 4000)
+      yield* db.markWorkerRunning("w7", "node-a", date(3 * D + 150))
+      yield* t(4 * D + 4100)
+      yield* db.markWorkerCompleted("w7", null, null)
+      yield* foldKeepsReport(5 * D + 3600, { foldedUntil: 3 * D, days: 1 })
+
+      const [week] = yield* report(5 * D + 3600)
+      expect(week).toEqual({
+        weekStart: date(0), entityId: 1001, entityName: "acme", entityType: "Organization",
+        jobs: 7, jobsRun: 5, jobsFailed: { job_not_found: 1 },
+        // w1 850, w2 600, w4 1000, w5 440, w7 from +150 on day 3 to +4100 on day 4
+        boardSeconds: 850 + 600 + 1000 + 440 + (D + 3950),
+        // waits 10, 50, 1000, job 7's D - 850, job 4's 2 D + 3900
+        waitP50Seconds: 1000, waitP95Seconds: 2 * D + 3900, waitMaxSeconds: 2 * D + 3900,
+        // day 0: [200, 1000) behind w1; day 3: job 6 beside w4 and w7 [3D+4500, 3D+5000), beside w7 until 4D+4100
+        atCapSeconds: 800 + 500 + (D - 900)
+      })
+      // at a cap of 0 the waits with no worker active count too: [1000, 1100), [D+100, D+200) and job 6 after w7
+      expect((yield* report(5 * D + 3600, 0))[0]?.atCapSeconds).toBe(800 + 100 + 100 + 500 + (D - 900) + (D - 500))
+      expect(caps.entities[0]?.cap).toBe(1)
+    }))
+
     test("getWeeklyUsage classes failures as the domain does, and a pending job waits until now", Effect.gen(function*() {
       const db = yield* Db
       const base = Date.UTC(2026, 10, 23) / 1000
