@@ -104,12 +104,21 @@ export const recordQueue = (jobs: ReadonlyArray<{ readonly status: Status; reado
 export const recordNodeFailure = (node: string | null) =>
   Metric.increment(M.tagged(M.nodeWorkerFailures, { node: node === null || node === "" ? "unknown" : node }))
 
-/** One HTTP answer of `server`, by status class. */
-export const recordHttpResponse = (server: string, status: number) => {
-  const code = `${Math.min(5, Math.max(1, Math.floor(status / 100)))}xx`
-  return Metric.increment(M.seriesOf(M.httpResponsesKey, responseSeries, `${server}|${code}`, () => ({ server, code })))
-}
+const STATUS_CLASSES = ["1xx", "2xx", "3xx", "4xx", "5xx"] as const
 const responseSeries = new Map<string, Metric.Metric.Counter<number>>()
+const responseCounter = (server: string, code: string) =>
+  M.seriesOf(M.httpResponsesKey, responseSeries, `${server}|${code}`, () => ({ server, code }))
+
+/** One HTTP answer of `server`, by status class. */
+export const recordHttpResponse = (server: string, status: number) =>
+  Metric.increment(responseCounter(server, STATUS_CLASSES[Math.min(4, Math.max(0, Math.floor(status / 100) - 1))]!))
+
+/**
+ * Every status class of `server`'s answers at 0, when the port starts serving: the 5xx alert's `rate()` then sees
+ * the first 5xx as a step from 0 (a series born at 1 has no rate until its second 5xx).
+ */
+export const initialiseHttpResponses = (server: string) =>
+  Effect.forEach(STATUS_CLASSES, (code) => Metric.incrementBy(responseCounter(server, code), 0), { discard: true })
 
 /** A runner was provisioned for `job`: its wait so far goes to the queue-wait histogram. */
 export const recordQueueWait = (job: Job) =>
@@ -135,6 +144,8 @@ export const recordDelivery = (event: string, outcome: string) => {
 const deliverySeries = new Map<string, Metric.Metric.Counter<number>>()
 
 export const recordSignatureFailure = Metric.increment(M.signatureFailures)
+/** The signature failures at 0 from the webhook's start, so the first one counts in `increase()`. */
+export const initialiseSignatureFailures = Metric.incrementBy(M.signatureFailures, 0)
 
 /**
  * The scheduler's counters of rare events, at 0 for every label value they can take, so their series exist from
