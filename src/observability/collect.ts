@@ -1,9 +1,9 @@
-import { Clock, Effect, Metric, Option } from "effect"
+import { Clock, Effect, Either, Metric, Option } from "effect"
 import type { FailureInfo } from "../domain/FailureInfo.ts"
 import type { Job } from "../domain/Job.ts"
 import type { Status } from "../domain/Status.ts"
 import type { GithubCallCounts, GithubOperation } from "../services/Github.ts"
-import type { KubeOperation, PoolCapacity } from "../services/Kube.ts"
+import type { ClusterReading, KubeOperation, PoolCapacity } from "../services/Kube.ts"
 import { eventLabel } from "./eventLabels.ts"
 import * as M from "./metrics.ts"
 
@@ -67,6 +67,16 @@ export const recordCapacity = (capacity: ReadonlyMap<string, PoolCapacity>) =>
     setGaugeFamily("slots_free", M.poolSlotsFree, [...capacity.values()].map((c) => [{ pool: c.pool }, c.available] as const)),
     setGaugeFamily("slots_total", M.poolSlotsTotal, [...capacity.values()].map((c) => [{ pool: c.pool }, c.total] as const))
   )
+
+/**
+ * Whether each cluster's API answered, from a reading the scheduler made of every cluster anyway (capacity, runner
+ * pods): the scrape makes no Kubernetes call, and the latest reading of a cluster wins. Every configured cluster is
+ * in every such reading, so each has its series from the first cycle.
+ */
+export const recordClusterReadings = (readings: ReadonlyArray<ClusterReading<unknown>>) =>
+  Effect.forEach(readings, ({ cluster, result }) => Metric.set(M.tagged(M.clusterUp, { cluster }), Either.isRight(result) ? 1 : 0), {
+    discard: true
+  })
 
 /** Every board with a standing: 1 while quarantined, else 0. */
 export const recordQuarantine = (states: ReadonlyArray<{ readonly node: string; readonly pool: string; readonly state: string }>) =>
