@@ -7,6 +7,7 @@
  */
 import { Effect, Exit, Scope } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { FailureReason } from "../src/domain/FailureInfo.ts"
 import { type Bundle, buildBundle, freePort, type Running, startEntrypoint } from "./support/entrypoint.ts"
 import { freshDatabase } from "./support/postgres.ts"
 
@@ -53,7 +54,8 @@ describe("a fresh process's /metrics", () => {
         ["failed", "requested"].map((result) => `riscv_runner_redeliveries_total{app="${app}",result="${result}"}`)),
       `riscv_runner_orphan_pods_deleted_total{reason="no_row"}`,
       `riscv_runner_orphan_pods_deleted_total{reason="row_finished"}`,
-      "riscv_runner_jobs_discovered_total"
+      "riscv_runner_jobs_discovered_total",
+      ...[...FailureReason.literals, "other"].map((reason) => `riscv_runner_worker_failures_total{reason="${reason}"}`)
     ]
     // the first scrape of each port: nothing has happened but start-up (whose health checks are 2xx answers)
     for (const url of [`http://127.0.0.1:${port}/metrics`, `http://127.0.0.1:${schedulerPort}/metrics`]) {

@@ -1,8 +1,8 @@
 import { Clock, Effect, Either, Metric, Option } from "effect"
-import type { FailureInfo } from "../domain/FailureInfo.ts"
+import { type FailureInfo, FailureReason } from "../domain/FailureInfo.ts"
 import type { Job } from "../domain/Job.ts"
 import type { Status } from "../domain/Status.ts"
-import type { GithubCallCounts, GithubOperation } from "../services/Github.ts"
+import type { GithubCallCounts, GithubOperation, RateLimit } from "../services/Github.ts"
 import type { ClusterReading, KubeOperation, PoolCapacity } from "../services/Kube.ts"
 import { eventLabel } from "./eventLabels.ts"
 import * as M from "./metrics.ts"
@@ -82,17 +82,28 @@ export const recordClusterReadings = (readings: ReadonlyArray<ClusterReading<unk
 export const recordQuarantine = (states: ReadonlyArray<{ readonly node: string; readonly pool: string; readonly state: string }>) =>
   setGaugeFamily("board_quarantined", M.boardQuarantined, states.map((s) => [{ node: s.node, pool: s.pool }, s.state === "quarantined" ? 1 : 0] as const))
 
-export const recordRateLimit = (installationId: number, remaining: Option.Option<number>, limit: Option.Option<number> = Option.none()) =>
-  Effect.zipRight(
-    Option.match(remaining, {
-      onNone: () => Effect.void,
-      onSome: (n) => Metric.set(M.tagged(M.githubRateLimitRemaining, { installation_id: String(installationId) }), n)
-    }),
-    Option.match(limit, {
-      onNone: () => Effect.void,
-      onSome: (n) => Metric.set(M.tagged(M.githubRateLimit, { installation_id: String(installationId) }), n)
-    })
-  )
+const rateLimitSeen = new Set<number>()
+/** Every installation whose budget has been exported: each scrape refreshes them all, active work or not. */
+export const rateLimitInstallations = (): ReadonlySet<number> => rateLimitSeen
+
+/**
+ * An installation's budget as GitHub last reported it, at `nowMs`. Once its window has reset (`resetAt` passed),
+ * GitHub has refilled it, whatever the last answer said: reported as full, not as the stale low figure, which
+ * would keep RiscvRunnerGithubBudgetLow firing for an installation that has made no call since.
+ */
+export const recordRateLimit = (installationId: number, limit: Option.Option<RateLimit>, nowMs: number) =>
+  Option.match(limit, {
+    onNone: () => Effect.void,
+    onSome: (l) =>
+      Effect.suspend(() => {
+        rateLimitSeen.add(installationId)
+        const tags = { installation_id: String(installationId) }
+        return Effect.zipRight(
+          Metric.set(M.tagged(M.githubRateLimitRemaining, tags), l.resetAt.getTime() <= nowMs ? l.limit : l.remaining),
+          Metric.set(M.tagged(M.githubRateLimit, tags), l.limit)
+        )
+      })
+  })
 
 /** Per pool, the pending jobs and how long the oldest has waited, at `nowMs` (scrape time). */
 export const recordQueue = (jobs: ReadonlyArray<{ readonly status: Status; readonly k8s_pool: string; readonly created_at: Date }>, nowMs: number) =>
@@ -166,6 +177,8 @@ export const initialiseSchedulerCounters = Effect.forEach(
   [
     ...["org", "personal"].flatMap((app) => ["requested", "failed"].map((result) => M.tagged(M.redeliveries, { app, result }))),
     ...["no_row", "row_finished"].map((reason) => M.tagged(M.orphanPodsDeleted, { reason })),
+    // every reason `recordWorkerFailure` can give, for the dashboard's failures by reason
+    ...[...FailureReason.literals, "other"].map((reason) => M.tagged(M.workerFailures, { reason })),
     M.jobsDiscovered
   ],
   (counter) => Metric.incrementBy(counter, 0),

@@ -1,6 +1,6 @@
 import { HttpServerResponse } from "@effect/platform"
 import { Clock, Effect, Option } from "effect"
-import { recordActive, recordGithubCalls, recordKubeCalls, recordQueue, recordRateLimit } from "../observability/collect.ts"
+import { rateLimitInstallations, recordActive, recordGithubCalls, recordKubeCalls, recordQueue, recordRateLimit } from "../observability/collect.ts"
 import { CONTENT_TYPE, renderRegistry } from "../observability/exposition.ts"
 import { Db } from "../services/Db.ts"
 import { Github } from "../services/Github.ts"
@@ -8,7 +8,8 @@ import { Kube } from "../services/Kube.ts"
 
 /**
  * `GET /metrics` on the scheduler port: refreshes what is read at scrape time (active jobs and workers from one
- * query each, the GitHub and Kube call counts, the last known rate limit of every installation with active work)
+ * query each, the GitHub and Kube call counts, the last known rate limit of every installation with active work or
+ * exported before, reported full once its window has reset)
  * and renders the whole registry. It makes no GitHub or Kubernetes call. A database failure leaves those gauges
  * at their previous values; the rest still renders.
  */
@@ -20,11 +21,12 @@ export const schedulerMetrics = Effect.gen(function*() {
   yield* Effect.gen(function*() {
     const [jobs, workers] = yield* Effect.all([db.getActiveJobs, db.getActiveWorkers])
     yield* recordActive(jobs, workers)
-    yield* recordQueue(jobs, yield* Clock.currentTimeMillis)
-    const installations = new Set([...jobs.map((j) => j.installation_id), ...workers.map((w) => w.installation_id)])
+    const now = yield* Clock.currentTimeMillis
+    yield* recordQueue(jobs, now)
+    // those with active work, and every one exported before (whose work has ended: its budget still resets)
+    const installations = new Set([...jobs.map((j) => j.installation_id), ...workers.map((w) => w.installation_id), ...rateLimitInstallations()])
     if (Option.isSome(github)) {
-      yield* Effect.forEach(installations, (id) =>
-        Effect.flatMap(github.value.rateLimit(id), (limit) => recordRateLimit(id, Option.map(limit, (l) => l.remaining), Option.map(limit, (l) => l.limit))), { discard: true })
+      yield* Effect.forEach(installations, (id) => Effect.flatMap(github.value.rateLimit(id), (limit) => recordRateLimit(id, limit, now)), { discard: true })
     }
   }).pipe(Effect.catchAll((e) => Effect.logWarning("metrics: cannot read the active jobs and workers").pipe(Effect.annotateLogs({ error: e.message }))))
   if (Option.isSome(github)) yield* recordGithubCalls(yield* github.value.callCounts)
