@@ -142,6 +142,31 @@ describe("scheduler /metrics", () => {
     }).pipe(Effect.provide(world)))
 })
 
+describe("scheduler /metrics: the queue's oldest waits", () => {
+  it.effect("the oldest wait per pool, and the oldest of the jobs no entity cap holds back", () =>
+    Effect.gen(function*() {
+      const db = yield* Db
+      const wait = (text: string, name: string) => sample(text, name, { pool: "scw-em-rv1" })?.value
+      // acme (cap 1) has a runner already and a job waiting since minute 0; beta's job waits since minute 10
+      yield* db.addWorker(newWorker("rise-riscv-runner-staging-c1", { entity_id: 1001 }))
+      yield* db.addJob(newJob(301, { entity_id: 1001 }))
+      yield* TestClock.adjust(Duration.minutes(10))
+      yield* db.addJob(newJob(302, { entity_id: 2002, entity_name: "beta" }))
+      yield* TestClock.adjust(Duration.minutes(20))
+      const capped = (yield* get("/metrics")).body
+      expect(wait(capped, "riscv_runner_queue_oldest_wait_seconds")).toBe("1800")
+      expect(wait(capped, "riscv_runner_queue_oldest_uncapped_wait_seconds")).toBe("1200")
+      // acme's runner ends: its job is held back no more, and is the pool's oldest of both
+      yield* db.markWorkerCompleted("rise-riscv-runner-staging-c1", null, null)
+      const free = (yield* get("/metrics")).body
+      expect(wait(free, "riscv_runner_queue_oldest_uncapped_wait_seconds")).toBe("1800")
+    }).pipe(Effect.provide(Layer.mergeAll(
+      MeteredDb.pipe(Layer.provideMerge(DbMemory)),
+      KubeMemory({ tick: null }),
+      SchedulerSettingsLive({ runnerConfig: testRunnerConfig({ entities: { "1001": { maxWorkers: 1 } } }), prod: false })
+    ))))
+})
+
 describe("scheduler /metrics: the GitHub budget", () => {
   it.effect("an installation's budget stays exported after its work ends, and reads full once its window has reset", () =>
     Effect.gen(function*() {

@@ -105,20 +105,34 @@ export const recordRateLimit = (installationId: number, limit: Option.Option<Rat
       })
   })
 
-/** Per pool, the pending jobs and how long the oldest has waited, at `nowMs` (scrape time). */
-export const recordQueue = (jobs: ReadonlyArray<{ readonly status: Status; readonly k8s_pool: string; readonly created_at: Date }>, nowMs: number) =>
+interface QueuedJob {
+  readonly status: Status
+  readonly k8s_pool: string
+  readonly created_at: Date
+}
+
+/**
+ * Per pool, the pending jobs and how long the oldest has waited, at `nowMs` (scrape time); and how long the oldest
+ * has waited of those `heldByCap` does not hold back (an entity at its cap waits by design, whatever boards are free).
+ */
+export const recordQueue = <J extends QueuedJob>(jobs: ReadonlyArray<J>, nowMs: number, heldByCap: (job: J) => boolean = () => false) =>
   Effect.suspend(() => {
     const pending = new Map<string, number>()
     const oldest = new Map<string, number>()
+    const oldestUncapped = new Map<string, number>()
+    const earlier = (map: Map<string, number>, pool: string, at: number) => map.set(pool, Math.min(map.get(pool) ?? Number.POSITIVE_INFINITY, at))
     for (const j of jobs) {
       if (j.status !== "pending") continue
       pending.set(j.k8s_pool, (pending.get(j.k8s_pool) ?? 0) + 1)
-      oldest.set(j.k8s_pool, Math.min(oldest.get(j.k8s_pool) ?? Number.POSITIVE_INFINITY, j.created_at.getTime()))
+      earlier(oldest, j.k8s_pool, j.created_at.getTime())
+      if (!heldByCap(j)) earlier(oldestUncapped, j.k8s_pool, j.created_at.getTime())
     }
-    return Effect.zipRight(
+    const waits = (map: Map<string, number>) => [...map].map(([pool, at]) => [{ pool }, Math.max(0, (nowMs - at) / 1000)] as const)
+    return Effect.all([
       setGaugeFamily("queue_pending", M.queuePending, [...pending].map(([pool, n]) => [{ pool }, n] as const)),
-      setGaugeFamily("queue_oldest", M.queueOldestWait, [...oldest].map(([pool, at]) => [{ pool }, Math.max(0, (nowMs - at) / 1000)] as const))
-    )
+      setGaugeFamily("queue_oldest", M.queueOldestWait, waits(oldest)),
+      setGaugeFamily("queue_oldest_uncapped", M.queueOldestUncappedWait, waits(oldestUncapped))
+    ], { discard: true })
   })
 
 /** A worker failed on `node` (null: its pod was never scheduled). */

@@ -1,7 +1,9 @@
 import { HttpServerResponse } from "@effect/platform"
 import { Clock, Effect, Option } from "effect"
-import { rateLimitInstallations, recordActive, recordGithubCalls, recordKubeCalls, recordQueue, recordRateLimit } from "../observability/collect.ts"
+import { countBy, rateLimitInstallations, recordActive, recordGithubCalls, recordKubeCalls, recordQueue, recordRateLimit } from "../observability/collect.ts"
 import { CONTENT_TYPE, renderRegistry } from "../observability/exposition.ts"
+import { maxWorkersFor } from "../domain/RunnerConfig.ts"
+import { SchedulerSettings } from "../scheduler/settings.ts"
 import { Db } from "../services/Db.ts"
 import { Github } from "../services/Github.ts"
 import { Kube } from "../services/Kube.ts"
@@ -18,11 +20,17 @@ export const schedulerMetrics = Effect.gen(function*() {
   // optional, so the operator routes can be served without GitHub (as in the route tests)
   const github = yield* Effect.serviceOption(Github)
   const kube = yield* Kube
+  const settings = yield* SchedulerSettings
   yield* Effect.gen(function*() {
     const [jobs, workers] = yield* Effect.all([db.getActiveJobs, db.getActiveWorkers])
     yield* recordActive(jobs, workers)
     const now = yield* Clock.currentTimeMillis
-    yield* recordQueue(jobs, now)
+    // an entity whose active workers fill its cap gets no runner whatever boards are free: its jobs wait by design
+    const activeWorkers = countBy(workers, (w) => String(w.entity_id))
+    yield* recordQueue(jobs, now, (job) => {
+      const cap = maxWorkersFor(settings.runnerConfig, job.entity_id)
+      return cap !== null && (activeWorkers.get(String(job.entity_id)) ?? 0) >= cap
+    })
     // those with active work, and every one exported before (whose work has ended: its budget still resets)
     const installations = new Set([...jobs.map((j) => j.installation_id), ...workers.map((w) => w.installation_id), ...rateLimitInstallations()])
     if (Option.isSome(github)) {
