@@ -1,9 +1,10 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Layer, Metric, MetricBoundaries } from "effect"
+import { Duration, Effect, Layer, Metric, MetricBoundaries, TestClock } from "effect"
 // a real parser of the text exposition format, independent of our renderer
 // @ts-expect-error the package ships no types
 import parsePrometheusTextFormat from "parse-prometheus-text-format"
 import { DbMemory } from "../layers/db/memory.ts"
+import { GithubMemory, GithubMemoryControl } from "../layers/github/memory.ts"
 import { KubeMemory } from "../layers/kube/memory.ts"
 import { recordCapacity, recordCycle } from "../src/observability/collect.ts"
 import { renderExposition, renderRegistry } from "../src/observability/exposition.ts"
@@ -12,6 +13,8 @@ import { schedulerApp } from "../src/operator/server.ts"
 import { SchedulerSettingsLive } from "../src/scheduler/settings.ts"
 import { Db } from "../src/services/Db.ts"
 import { Kube } from "../src/services/Kube.ts"
+import { Github } from "../src/services/Github.ts"
+import { userInstallation, userRef } from "./contracts/github.ts"
 import { failureV2 } from "../src/domain/FailureInfo.ts"
 import { newJob, newWorker } from "./support/dbFixtures.ts"
 import { getFrom } from "./support/http.ts"
@@ -137,6 +140,56 @@ describe("scheduler /metrics", () => {
       yield* db.markJobCompleted(102, null)
       expect(sample((yield* get("/metrics")).body, "riscv_runner_jobs", { status: "pending" })?.value).toBe("0")
     }).pipe(Effect.provide(world)))
+})
+
+describe("scheduler /metrics: the queue's oldest waits", () => {
+  it.effect("the oldest wait per pool, and the oldest of the jobs no entity cap holds back", () =>
+    Effect.gen(function*() {
+      const db = yield* Db
+      const wait = (text: string, name: string) => sample(text, name, { pool: "scw-em-rv1" })?.value
+      // acme (cap 1) has a runner already and a job waiting since minute 0; beta's job waits since minute 10
+      yield* db.addWorker(newWorker("rise-riscv-runner-staging-c1", { entity_id: 1001 }))
+      yield* db.addJob(newJob(301, { entity_id: 1001 }))
+      yield* TestClock.adjust(Duration.minutes(10))
+      yield* db.addJob(newJob(302, { entity_id: 2002, entity_name: "beta" }))
+      yield* TestClock.adjust(Duration.minutes(20))
+      const capped = (yield* get("/metrics")).body
+      expect(wait(capped, "riscv_runner_queue_oldest_wait_seconds")).toBe("1800")
+      expect(wait(capped, "riscv_runner_queue_oldest_uncapped_wait_seconds")).toBe("1200")
+      // acme's runner ends: its job is held back no more, and is the pool's oldest of both
+      yield* db.markWorkerCompleted("rise-riscv-runner-staging-c1", null, null)
+      const free = (yield* get("/metrics")).body
+      expect(wait(free, "riscv_runner_queue_oldest_uncapped_wait_seconds")).toBe("1800")
+    }).pipe(Effect.provide(Layer.mergeAll(
+      MeteredDb.pipe(Layer.provideMerge(DbMemory)),
+      KubeMemory({ tick: null }),
+      SchedulerSettingsLive({ runnerConfig: testRunnerConfig({ entities: { "1001": { maxWorkers: 1 } } }), prod: false })
+    ))))
+})
+
+describe("scheduler /metrics: the GitHub budget", () => {
+  it.effect("an installation's budget stays exported after its work ends, and reads full once its window has reset", () =>
+    Effect.gen(function*() {
+      const db = yield* Db
+      const gh = yield* Github
+      const control = yield* GithubMemoryControl
+      const remaining = (text: string) => sample(text, "riscv_runner_github_rate_limit_remaining", { installation_id: "22" })?.value
+      yield* control.addInstallation(userInstallation)
+      yield* control.setRateLimit(22, { limit: 100, remaining: 6, resetAt: new Date(3_600_000) })
+      yield* gh.listRunnersRepo(userRef, "alice/p")
+      // a job of the installation is active: its budget is exported as GitHub reported it (5 of 100: under 10 %)
+      yield* db.addJob(newJob(201, { installation_id: 22 }))
+      const busy = (yield* get("/metrics")).body
+      expect(remaining(busy)).toBe("5")
+      expect(sample(busy, "riscv_runner_github_rate_limit", { installation_id: "22" })?.value).toBe("100")
+      // its work ends, the budget has not reset yet: still what GitHub said
+      yield* db.markJobCompleted(201, null)
+      yield* TestClock.adjust(Duration.minutes(30))
+      expect(remaining((yield* get("/metrics")).body)).toBe("5")
+      // past the reset, with no call since: GitHub has refilled it, and so does the gauge (no stale budget alert)
+      yield* TestClock.adjust(Duration.minutes(31))
+      expect(remaining((yield* get("/metrics")).body)).toBe("100")
+    }).pipe(Effect.provide(Layer.merge(world, GithubMemory))))
 })
 
 describe("webhook /metrics", () => {

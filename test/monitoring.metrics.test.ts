@@ -54,7 +54,7 @@ describe("deploy/monitoring names only exported metrics", () => {
     expect(wanted.size).toBeGreaterThan(10)
     // what the dashboard must show (issue 15)
     const titles = dashboard.panels.map((p) => p.title).join(" | ")
-    for (const topic of ["Queue depth", "Oldest wait", "Wait p95", "Boards", "Worker failures", "GitHub budget", "cycle duration", "Webhook outcomes", "status class"]) {
+    for (const topic of ["Queue depth", "Oldest wait", "Wait p95", "Boards", "Worker failures", "GitHub budget", "cycle duration", "Webhook outcomes", "status class", "Clusters answering"]) {
       expect(titles).toContain(topic)
     }
 
@@ -132,5 +132,7 @@ describe("deploy/monitoring names only exported metrics", () => {
     // both ports answer /metrics with the process registry
     expect(exposed(scraped.webhook).has("riscv_runner_webhook_signature_failures_total")).toBe(true)
     expect(scraped.scheduler).toMatch(/riscv_runner_http_responses_total\{[^}]*code="4xx"/)
+    // one cluster (KUBECONFIG's, named "default"), which answered the scheduler's last reading
+    expect(scraped.scheduler).toContain(`riscv_runner_cluster_up{cluster="default"} 1\n`)
   }, 90_000)
 })

@@ -28,7 +28,10 @@ interface Rule { readonly alert: string; readonly expr: string; readonly annotat
 const rules = (yaml.load(fs.readFileSync(path.join(dir, "alerts.yml"), "utf8")) as { groups: Array<{ rules: Array<Rule> }> })
   .groups.flatMap((g) => g.rules)
 const tests = yaml.load(fs.readFileSync(path.join(dir, "alerts.test.yml"), "utf8")) as {
-  tests: Array<{ alert_rule_test: Array<{ alertname: string; exp_alerts: Array<unknown> }> }>
+  tests: Array<{
+    input_series: Array<{ series: string; values: string }>
+    alert_rule_test: Array<{ alertname: string; exp_alerts: Array<unknown> }>
+  }>
 }
 
 /** GitHub's heading anchors: lower case, punctuation dropped, spaces to dashes. */
@@ -67,6 +70,15 @@ describe("promtool on deploy/monitoring", () => {
       const anchor = rule.annotations.runbook?.replace(/^docs\/operating\.md#/, "")
       expect(anchor, `${rule.alert} runbook`).toBe(rule.alert.toLowerCase())
       expect(operating.has(anchor!), `docs/operating.md has a section for ${rule.alert}`).toBe(true)
+    }
+  })
+
+  it("every alert is tested on its metric as a fresh process exports it: absent first, then present", () => {
+    for (const rule of rules) {
+      const named = new Set([...rule.expr.matchAll(/\briscv_runner_[a-z0-9_]+/g)].map((m) => m[0].replace(/_(count|bucket|sum)$/, "")))
+      const fresh = tests.tests.filter((t) => t.alert_rule_test.some((c) => c.alertname === rule.alert)).some((t) =>
+        t.input_series.some((i) => named.has(i.series.split("{")[0]!.replace(/_(count|bucket|sum)$/, "")) && i.values.trim().startsWith("_")))
+      expect(fresh, `${rule.alert} has a test whose series of ${[...named].join(", ")} starts absent`).toBe(true)
     }
   })
 })

@@ -1,6 +1,6 @@
 import { type HttpApi, HttpApiBuilder, type HttpApp, HttpRouter } from "@effect/platform"
 import { Cause, Effect, Exit, Layer } from "effect"
-import { recordHttpResponse } from "./collect.ts"
+import { initialiseHttpResponses, recordHttpResponse } from "./collect.ts"
 import { DocsLive } from "./openApiRoutes.ts"
 
 /*
@@ -36,7 +36,11 @@ export const servePort = <R, RF = never>(
     HttpApiBuilder.serve((app: HttpApp.Default) => {
       const fronted = front === undefined ? app : front(app)
       return server === undefined ? fronted : countResponses(server)(fronted)
-    }).pipe(Layer.provide(port))
+    }).pipe(
+      Layer.provide(port),
+      // the counted port's answers exist at 0 from the start, so its first 5xx is an increase
+      Layer.merge(server === undefined ? Layer.empty : Layer.effectDiscard(initialiseHttpResponses(server)))
+    )
   )
 
 /**

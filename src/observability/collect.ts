@@ -1,9 +1,9 @@
-import { Clock, Effect, Metric, Option } from "effect"
-import type { FailureInfo } from "../domain/FailureInfo.ts"
+import { Clock, Effect, Either, Metric, Option } from "effect"
+import { type FailureInfo, FailureReason } from "../domain/FailureInfo.ts"
 import type { Job } from "../domain/Job.ts"
 import type { Status } from "../domain/Status.ts"
-import type { GithubCallCounts, GithubOperation } from "../services/Github.ts"
-import type { KubeOperation, PoolCapacity } from "../services/Kube.ts"
+import type { GithubCallCounts, GithubOperation, RateLimit } from "../services/Github.ts"
+import type { ClusterReading, KubeOperation, PoolCapacity } from "../services/Kube.ts"
 import { eventLabel } from "./eventLabels.ts"
 import * as M from "./metrics.ts"
 
@@ -68,48 +68,92 @@ export const recordCapacity = (capacity: ReadonlyMap<string, PoolCapacity>) =>
     setGaugeFamily("slots_total", M.poolSlotsTotal, [...capacity.values()].map((c) => [{ pool: c.pool }, c.total] as const))
   )
 
+/**
+ * Whether each cluster's API answered, from a reading the scheduler made of every cluster anyway (capacity, runner
+ * pods): the scrape makes no Kubernetes call, and the latest reading of a cluster wins. Every configured cluster is
+ * in every such reading, so each has its series from the first cycle.
+ */
+export const recordClusterReadings = (readings: ReadonlyArray<ClusterReading<unknown>>) =>
+  Effect.forEach(readings, ({ cluster, result }) => Metric.set(M.tagged(M.clusterUp, { cluster }), Either.isRight(result) ? 1 : 0), {
+    discard: true
+  })
+
 /** Every board with a standing: 1 while quarantined, else 0. */
 export const recordQuarantine = (states: ReadonlyArray<{ readonly node: string; readonly pool: string; readonly state: string }>) =>
   setGaugeFamily("board_quarantined", M.boardQuarantined, states.map((s) => [{ node: s.node, pool: s.pool }, s.state === "quarantined" ? 1 : 0] as const))
 
-export const recordRateLimit = (installationId: number, remaining: Option.Option<number>, limit: Option.Option<number> = Option.none()) =>
-  Effect.zipRight(
-    Option.match(remaining, {
-      onNone: () => Effect.void,
-      onSome: (n) => Metric.set(M.tagged(M.githubRateLimitRemaining, { installation_id: String(installationId) }), n)
-    }),
-    Option.match(limit, {
-      onNone: () => Effect.void,
-      onSome: (n) => Metric.set(M.tagged(M.githubRateLimit, { installation_id: String(installationId) }), n)
-    })
-  )
+const rateLimitSeen = new Set<number>()
+/** Every installation whose budget has been exported: each scrape refreshes them all, active work or not. */
+export const rateLimitInstallations = (): ReadonlySet<number> => rateLimitSeen
 
-/** Per pool, the pending jobs and how long the oldest has waited, at `nowMs` (scrape time). */
-export const recordQueue = (jobs: ReadonlyArray<{ readonly status: Status; readonly k8s_pool: string; readonly created_at: Date }>, nowMs: number) =>
+/**
+ * An installation's budget as GitHub last reported it, at `nowMs`. Once its window has reset (`resetAt` passed),
+ * GitHub has refilled it, whatever the last answer said: reported as full, not as the stale low figure, which
+ * would keep RiscvRunnerGithubBudgetLow firing for an installation that has made no call since.
+ */
+export const recordRateLimit = (installationId: number, limit: Option.Option<RateLimit>, nowMs: number) =>
+  Option.match(limit, {
+    onNone: () => Effect.void,
+    onSome: (l) =>
+      Effect.suspend(() => {
+        rateLimitSeen.add(installationId)
+        const tags = { installation_id: String(installationId) }
+        return Effect.zipRight(
+          Metric.set(M.tagged(M.githubRateLimitRemaining, tags), l.resetAt.getTime() <= nowMs ? l.limit : l.remaining),
+          Metric.set(M.tagged(M.githubRateLimit, tags), l.limit)
+        )
+      })
+  })
+
+interface QueuedJob {
+  readonly status: Status
+  readonly k8s_pool: string
+  readonly created_at: Date
+}
+
+/**
+ * Per pool, the pending jobs and how long the oldest has waited, at `nowMs` (scrape time); and how long the oldest
+ * has waited of those `heldByCap` does not hold back (an entity at its cap waits by design, whatever boards are free).
+ */
+export const recordQueue = <J extends QueuedJob>(jobs: ReadonlyArray<J>, nowMs: number, heldByCap: (job: J) => boolean = () => false) =>
   Effect.suspend(() => {
     const pending = new Map<string, number>()
     const oldest = new Map<string, number>()
+    const oldestUncapped = new Map<string, number>()
+    const earlier = (map: Map<string, number>, pool: string, at: number) => map.set(pool, Math.min(map.get(pool) ?? Number.POSITIVE_INFINITY, at))
     for (const j of jobs) {
       if (j.status !== "pending") continue
       pending.set(j.k8s_pool, (pending.get(j.k8s_pool) ?? 0) + 1)
-      oldest.set(j.k8s_pool, Math.min(oldest.get(j.k8s_pool) ?? Number.POSITIVE_INFINITY, j.created_at.getTime()))
+      earlier(oldest, j.k8s_pool, j.created_at.getTime())
+      if (!heldByCap(j)) earlier(oldestUncapped, j.k8s_pool, j.created_at.getTime())
     }
-    return Effect.zipRight(
+    const waits = (map: Map<string, number>) => [...map].map(([pool, at]) => [{ pool }, Math.max(0, (nowMs - at) / 1000)] as const)
+    return Effect.all([
       setGaugeFamily("queue_pending", M.queuePending, [...pending].map(([pool, n]) => [{ pool }, n] as const)),
-      setGaugeFamily("queue_oldest", M.queueOldestWait, [...oldest].map(([pool, at]) => [{ pool }, Math.max(0, (nowMs - at) / 1000)] as const))
-    )
+      setGaugeFamily("queue_oldest", M.queueOldestWait, waits(oldest)),
+      setGaugeFamily("queue_oldest_uncapped", M.queueOldestUncappedWait, waits(oldestUncapped))
+    ], { discard: true })
   })
 
 /** A worker failed on `node` (null: its pod was never scheduled). */
 export const recordNodeFailure = (node: string | null) =>
   Metric.increment(M.tagged(M.nodeWorkerFailures, { node: node === null || node === "" ? "unknown" : node }))
 
-/** One HTTP answer of `server`, by status class. */
-export const recordHttpResponse = (server: string, status: number) => {
-  const code = `${Math.min(5, Math.max(1, Math.floor(status / 100)))}xx`
-  return Metric.increment(M.seriesOf(M.httpResponsesKey, responseSeries, `${server}|${code}`, () => ({ server, code })))
-}
+const STATUS_CLASSES = ["1xx", "2xx", "3xx", "4xx", "5xx"] as const
 const responseSeries = new Map<string, Metric.Metric.Counter<number>>()
+const responseCounter = (server: string, code: string) =>
+  M.seriesOf(M.httpResponsesKey, responseSeries, `${server}|${code}`, () => ({ server, code }))
+
+/** One HTTP answer of `server`, by status class. */
+export const recordHttpResponse = (server: string, status: number) =>
+  Metric.increment(responseCounter(server, STATUS_CLASSES[Math.min(4, Math.max(0, Math.floor(status / 100) - 1))]!))
+
+/**
+ * Every status class of `server`'s answers at 0, when the port starts serving: the 5xx alert's `rate()` then sees
+ * the first 5xx as a step from 0 (a series born at 1 has no rate until its second 5xx).
+ */
+export const initialiseHttpResponses = (server: string) =>
+  Effect.forEach(STATUS_CLASSES, (code) => Metric.incrementBy(responseCounter(server, code), 0), { discard: true })
 
 /** A runner was provisioned for `job`: its wait so far goes to the queue-wait histogram. */
 export const recordQueueWait = (job: Job) =>
@@ -135,6 +179,8 @@ export const recordDelivery = (event: string, outcome: string) => {
 const deliverySeries = new Map<string, Metric.Metric.Counter<number>>()
 
 export const recordSignatureFailure = Metric.increment(M.signatureFailures)
+/** The signature failures at 0 from the webhook's start, so the first one counts in `increase()`. */
+export const initialiseSignatureFailures = Metric.incrementBy(M.signatureFailures, 0)
 
 /**
  * The scheduler's counters of rare events, at 0 for every label value they can take, so their series exist from
@@ -145,6 +191,8 @@ export const initialiseSchedulerCounters = Effect.forEach(
   [
     ...["org", "personal"].flatMap((app) => ["requested", "failed"].map((result) => M.tagged(M.redeliveries, { app, result }))),
     ...["no_row", "row_finished"].map((reason) => M.tagged(M.orphanPodsDeleted, { reason })),
+    // every reason `recordWorkerFailure` can give, for the dashboard's failures by reason
+    ...[...FailureReason.literals, "other"].map((reason) => M.tagged(M.workerFailures, { reason })),
     M.jobsDiscovered
   ],
   (counter) => Metric.incrementBy(counter, 0),

@@ -111,3 +111,9 @@ export const httpResponsesKey = MetricKey.counter("riscv_runner_http_responses_t
   description: "HTTP answers by server (webhook, scheduler) and status class (2xx, 3xx, 4xx, 5xx)."
 })
 export const httpResponses = Metric.fromMetricKey(httpResponsesKey)
+export const clusterUp = Metric.gauge("riscv_runner_cluster_up", {
+  description: "Per configured cluster (\"default\" for KUBECONFIG's): 1 when its API answered the scheduler's latest reading, 0 when it did not."
+})
+export const queueOldestUncappedWait = Metric.gauge("riscv_runner_queue_oldest_uncapped_wait_seconds", {
+  description: "Seconds the oldest pending job of each pool whose entity is below its cap has waited, at scrape time (0 when none): what only the scheduler can be holding up."
+})

@@ -4,7 +4,7 @@ import type { BoardState } from "../domain/BoardQuarantine.ts"
 import { type Job, runnerRepoOf } from "../domain/Job.ts"
 import { isEntityBanned, maxWorkersFor, resolveImage, weightFor } from "../domain/RunnerConfig.ts"
 import type { NewWorker } from "../domain/Worker.ts"
-import { recordCapacity, recordQueueWait } from "../observability/collect.ts"
+import { recordCapacity, recordClusterReadings, recordQueueWait } from "../observability/collect.ts"
 import { jobLogFields } from "../observability/logFields.ts"
 import { Db } from "../services/Db.ts"
 import { Github, type JitRunner } from "../services/Github.ts"
@@ -50,6 +50,7 @@ export const matchDemand = Effect.fn("Scheduler.matchDemand")(function*(
     [kube.capacityByCluster, readBoards, Effect.either(db.getAllocationFailures(streakLookbackMs(baseMs, maxMs) / 1000))],
     { concurrency: "unbounded" }
   )
+  yield* recordClusterReadings(readings)
   const answered = new Map<string, PoolCapacity>()
   for (const { cluster, result } of readings) {
     if (Either.isRight(result)) for (const [pool, c] of result.right) answered.set(pool, c)

@@ -1,5 +1,6 @@
 import { Duration, Effect, Either, Option } from "effect"
 import type { Worker } from "../domain/Worker.ts"
+import { recordClusterReadings } from "../observability/collect.ts"
 import { Db } from "../services/Db.ts"
 import { Kube, type Pod } from "../services/Kube.ts"
 import type { Authenticate } from "./auth.ts"
@@ -55,6 +56,7 @@ export const syncWorkers = Effect.fn("Scheduler.syncWorkers")(function*(state: S
   // Without a cluster's pod listing no phase can tell a vanished pod from an unknown one: that cluster's workers
   // are left out of every phase this cycle (never taken for workers whose pods are gone), the others go on.
   const readings = yield* kube.runnerPodsByCluster
+  yield* recordClusterReadings(readings)
   const unreachable = new Set<string>()
   const pods = new Map<string, Pod>()
   for (const { cluster, result } of readings) {
