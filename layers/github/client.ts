@@ -42,6 +42,8 @@ const RunnerGroups = Schema.Struct({
 })
 const Runners = Schema.Struct({ runners: Schema.Array(GithubRunner) })
 const JitAnswer = Schema.Struct({ runner: Schema.Struct({ id: Schema.Number }), encoded_jit_config: Schema.String })
+// built once: a schema made per call is compiled into a parser per call
+const CreatedGroup = Schema.Struct({ id: Schema.Number })
 
 const Deliveries = Schema.Array(HookDelivery)
 const QueuedRuns = Schema.Struct({ workflow_runs: Schema.Array(GithubRunSummary) })
@@ -90,7 +92,7 @@ const service = (calls: ClientCalls, counter: CallCounter) =>
         }),
         [201]
       ).pipe(
-        Effect.flatMap((a) => readable("createRunnerGroup", Schema.Struct({ id: Schema.Number }))(a.data)),
+        Effect.flatMap((a) => readable("createRunnerGroup", CreatedGroup)(a.data)),
         Effect.map((d) => d.id),
         // Another scheduler created it between our listing and our create: list again.
         Effect.catchIf(
@@ -102,18 +104,22 @@ const service = (calls: ClientCalls, counter: CallCounter) =>
         )
       )
 
-    // The three calls of every provisioning are untraced with a plain span: Effect.fn takes two stack traces a call,
-    // and a burst makes hundreds of them.
-    const ensureRunnerGroup = Effect.fnUntraced(
+    // The three calls of every provisioning are untraced: Effect.fn takes two stack traces a call, and a burst makes
+    // hundreds of them. The group's id is nearly always cached: only a look-up (a listing, maybe a create) has a
+    // span, since a span costs about a tenth of a millisecond here and a cache hit a few hundredths.
+    const lookUpRunnerGroup = Effect.fnUntraced(
       function*(ref: InstallationRef, org: string, groupName: string) {
-        const cached = yield* groups.get(org, groupName)
-        if (cached !== undefined) return cached
         const id = (yield* findGroup(ref, org, groupName)) ?? (yield* createGroup(ref, org, groupName))
         yield* groups.set(org, groupName, id)
         return id
       },
-      Effect.withSpan("Github.ensureRunnerGroup")
+      Effect.withSpan("Github.ensureRunnerGroup", { captureStackTrace: false })
     )
+    const ensureRunnerGroup = (ref: InstallationRef, org: string, groupName: string) =>
+      Effect.flatMap(
+        groups.get(org, groupName),
+        (cached) => cached !== undefined ? Effect.succeed(cached) : lookUpRunnerGroup(ref, org, groupName)
+      )
 
     const jitBody = (request: JitConfigRequest, groupId: number) => ({
       name: request.runnerName,
@@ -132,7 +138,7 @@ const service = (calls: ClientCalls, counter: CallCounter) =>
         ).pipe(Effect.tapErrorTag("GithubNotFound", () => groups.forgetId(org, groupId)))
         return yield* jitOf("createJitConfigOrg")(answer)
       },
-      Effect.withSpan("Github.createJitConfigOrg")
+      Effect.withSpan("Github.createJitConfigOrg", { captureStackTrace: false })
     )
 
     const createJitConfigRepo = Effect.fnUntraced(
@@ -147,7 +153,7 @@ const service = (calls: ClientCalls, counter: CallCounter) =>
         )
         return yield* jitOf("createJitConfigRepo")(answer)
       },
-      Effect.withSpan("Github.createJitConfigRepo")
+      Effect.withSpan("Github.createJitConfigRepo", { captureStackTrace: false })
     )
 
     const listRunnersOrgGroup = Effect.fn("Github.listRunnersOrgGroup")(

@@ -42,8 +42,10 @@ const make = (options: GithubMemoryOptions) =>
     const state = yield* Ref.make(emptyState)
     const counter = yield* makeCallCounter
     const listeners = yield* Ref.make<ReadonlyArray<(request: RedeliveryRequest) => Effect.Effect<void>>>([])
+    const server = makeMemoryServer(state, counter, defaultLimit, listeners)
+    const meter = options.meterServer
     const service = yield* makeGithubClient({
-      transport: makeMemoryServer(state, counter, defaultLimit, listeners),
+      transport: meter === undefined ? server : { request: (request) => meter(server.request(request)) },
       counter,
       appIds
     })

@@ -206,4 +206,9 @@ export interface GithubMemoryOptions {
   readonly personalAppId?: number
   /** installation budget per hour; GitHub's default for an installation is 5000 */
   readonly rateLimit?: number
+  /**
+   * Runs every request the in-memory server answers through it: the scheduler benchmark counts the server's own
+   * CPU time this way, apart from the client's and the scheduler's (which are ours).
+   */
+  readonly meterServer?: <A, E>(answer: Effect.Effect<A, E>) => Effect.Effect<A, E>
 }

@@ -1,4 +1,4 @@
-import { Clock, Effect, Option, Ref } from "effect"
+import { Clock, Effect, Option } from "effect"
 import { type GithubOperation, GithubRateLimited, type RateLimit } from "../../src/services/Github.ts"
 import type { HeaderMap } from "./statusErrors.ts"
 
@@ -28,28 +28,35 @@ export const rateLimitOf = (headers: HeaderMap): RateLimit | undefined => {
   return { limit, remaining, used: Number.isFinite(used) ? used : limit - remaining, resetAt: new Date(reset * 1000) }
 }
 
-export const makeRateLimits: Effect.Effect<RateLimits> = Effect.gen(function*() {
-  const known = yield* Ref.make(new Map<number, RateLimit>())
+// Noted and guarded on every call: one map changed in place (every change is one synchronous step, so no reader
+// sees half of one), where copying the map per answer cost a copy of every installation's entry per call.
+export const makeRateLimits: Effect.Effect<RateLimits> = Effect.sync(() => {
+  const known = new Map<number, RateLimit>()
   return {
-    note: (installationId, headers) => {
-      const info = rateLimitOf(headers)
-      return info === undefined ? Effect.void : Ref.update(known, (m) => new Map(m).set(installationId, info))
-    },
-    get: (installationId) => Ref.get(known).pipe(Effect.map((m) => Option.fromNullable(m.get(installationId)))),
+    note: (installationId, headers) =>
+      Effect.sync(() => {
+        const info = rateLimitOf(headers)
+        if (info !== undefined) known.set(installationId, info)
+      }),
+    get: (installationId) => Effect.sync(() => Option.fromNullable(known.get(installationId))),
     guard: (installationId, operation) =>
-      Effect.gen(function*() {
-        const budget = (yield* Ref.get(known)).get(installationId)
-        const now = yield* Clock.currentTimeMillis
-        if (budget !== undefined && budget.remaining <= 0 && budget.resetAt.getTime() > now) {
-          return yield* new GithubRateLimited({
-            operation,
-            status: 403,
-            message:
-              `${operation}: the installation's rate-limit budget is spent until ${budget.resetAt.toISOString()}`,
-            resetAt: budget.resetAt,
-            retryAfterSeconds: undefined
-          })
-        }
+      Effect.suspend(() => {
+        const budget = known.get(installationId)
+        // nothing to check while the budget is not known to be spent: no clock read
+        if (budget === undefined || budget.remaining > 0) return Effect.void
+        return Effect.flatMap(Clock.currentTimeMillis, (now) => {
+          if (budget.resetAt.getTime() > now) {
+            return Effect.fail(new GithubRateLimited({
+              operation,
+              status: 403,
+              message:
+                `${operation}: the installation's rate-limit budget is spent until ${budget.resetAt.toISOString()}`,
+              resetAt: budget.resetAt,
+              retryAfterSeconds: undefined
+            }))
+          }
+          return Effect.void
+        })
       })
   }
 })

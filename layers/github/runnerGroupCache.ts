@@ -23,12 +23,13 @@ export const makeRunnerGroupCache = (
       new Map<string, { readonly org: string; readonly id: number; readonly expiresAt: number }>()
     )
     return {
+      // asked once per runner provisioned: two reads, no generator
       get: (org, groupName) =>
-        Effect.gen(function* () {
-          const now = yield* Clock.currentTimeMillis
-          const entry = (yield* Ref.get(entries)).get(keyOf(org, groupName))
-          return entry !== undefined && entry.expiresAt > now ? entry.id : undefined
-        }),
+        Effect.flatMap(Clock.currentTimeMillis, (now) =>
+          Effect.map(Ref.get(entries), (m) => {
+            const entry = m.get(keyOf(org, groupName))
+            return entry !== undefined && entry.expiresAt > now ? entry.id : undefined
+          })),
       set: (org, groupName, id) =>
         Effect.gen(function* () {
           const now = yield* Clock.currentTimeMillis

@@ -54,7 +54,19 @@ export const makeTokenCache = <E>(options?: {
         return next
       })
 
+    // Every authenticated request asks for its token, so a hit is two reads: no Deferred, no mask, no generator.
     const get = (
+      key: string,
+      fetch: Effect.Effect<Redacted.Redacted<string>, E>
+    ): Effect.Effect<Redacted.Redacted<string>, E> =>
+      Effect.flatMap(Clock.currentTimeMillis, (now) =>
+        Effect.flatMap(Ref.get(slots), (m) => {
+          const slot = m.get(key)
+          return slot?._tag === "Ready" && slot.expiresAt > now ? Effect.succeed(slot.token) : load(key, fetch)
+        }))
+
+    /** A miss (or a token about to expire): one request per key, shared by the callers that arrive meanwhile. */
+    const load = (
       key: string,
       fetch: Effect.Effect<Redacted.Redacted<string>, E>
     ): Effect.Effect<Redacted.Redacted<string>, E> =>

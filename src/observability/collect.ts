@@ -156,12 +156,14 @@ export const initialiseHttpResponses = (server: string) =>
   Effect.forEach(STATUS_CLASSES, (code) => Metric.incrementBy(responseCounter(server, code), 0), { discard: true })
 
 /** A runner was provisioned for `job`: its wait so far goes to the queue-wait histogram. */
+// once per runner provisioned: the series is built once per (pool, entity), as many as the registry holds anyway
 export const recordQueueWait = (job: Job) =>
   Effect.flatMap(Clock.currentTimeMillis, (now) =>
     Metric.update(
-      M.tagged(M.queueWait, { pool: job.k8s_pool, entity: job.entity_name }),
+      M.histogramSeriesOf(M.queueWaitKey, queueWaitSeries, `${job.k8s_pool}|${job.entity_name}`, () => ({ pool: job.k8s_pool, entity: job.entity_name })),
       Math.max(0, (now - job.created_at.getTime()) / 1000)
     ))
+const queueWaitSeries = new Map<string, Metric.Metric.Histogram<number>>()
 
 export const recordCycle = (millis: number) => Metric.update(M.cycleDuration, millis / 1000)
 

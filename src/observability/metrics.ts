@@ -22,11 +22,12 @@ export const jobs = Metric.gauge("riscv_runner_jobs", {
 export const jobTransitions = Metric.counter("riscv_runner_job_transitions_total", {
   description: "Jobs this process moved to a status (running, completed, failed)."
 })
-export const queueWait = Metric.histogram(
+export const queueWaitKey = MetricKey.histogram(
   "riscv_runner_queue_wait_seconds",
   secondsBuckets,
   "Seconds from a job's creation to the provisioning of its runner, by pool and entity."
 )
+export const queueWait = Metric.fromMetricKey(queueWaitKey)
 export const workers = Metric.gauge("riscv_runner_workers", {
   description: "Active workers (runner pods) by status (pending, running), read from the database at scrape time."
 })
@@ -78,6 +79,22 @@ export const seriesOf = (
   id: string,
   tags: () => Readonly<Record<string, string>>
 ): Metric.Metric.Counter<number> => {
+  let series = cache.get(id)
+  if (series === undefined) {
+    const labels = Object.entries(tags()).map(([k, v]) => MetricLabel.make(k, v))
+    series = Metric.fromMetricKey(MetricKey.taggedWithLabels(key, labels))
+    cache.set(id, series)
+  }
+  return series
+}
+
+/** `seriesOf` for a histogram (the queue wait, observed once per runner provisioned). */
+export const histogramSeriesOf = (
+  key: MetricKey.MetricKey.Histogram,
+  cache: Map<string, Metric.Metric.Histogram<number>>,
+  id: string,
+  tags: () => Readonly<Record<string, string>>
+): Metric.Metric.Histogram<number> => {
   let series = cache.get(id)
   if (series === undefined) {
     const labels = Object.entries(tags()).map(([k, v]) => MetricLabel.make(k, v))

@@ -80,11 +80,13 @@ export const makeCycleAuthenticator = Effect.fn("Scheduler.makeCycleAuthenticato
   const settings = yield* SchedulerSettings
   // One answer per installation per cycle, shared by concurrent callers: the first asks, the others wait for it.
   const results = new Map<string, Deferred.Deferred<InstallationRef, GithubError>>()
+  // the answers already given, served without a Deferred: a burst asks once per runner, nearly always again
+  const settled = new Map<string, Either.Either<InstallationRef, GithubError>>()
 
-  // once per runner in a burst: untraced with a plain span, so no stack traces are taken per call
-  const authenticate: Authenticate = Effect.fnUntraced(function*(subject: AuthSubject) {
+  // Once per runner in a burst, so the repeat is a map look-up in one step, and only the first ask of an
+  // installation is a generator with a span (untraced: no stack traces are taken per call).
+  const ask = Effect.fnUntraced(function*(subject: AuthSubject, key: string) {
     const ref: InstallationRef = { installationId: subject.installationId, entityType: subject.entityType }
-    const key = `${subject.installationId}/${subject.entityType}`
     const mine = yield* Deferred.make<InstallationRef, GithubError>()
     // No yield between the look-up and the insert, so two fibers cannot both become the asker.
     const known = results.get(key)
@@ -105,8 +107,14 @@ export const makeCycleAuthenticator = Effect.fn("Scheduler.makeCycleAuthenticato
         )
       }
     }
+    settled.set(key, result)
     yield* Deferred.complete(mine, result)
     return yield* result
-  }, Effect.withSpan("Scheduler.authenticate"))
+  }, Effect.withSpan("Scheduler.authenticate", { captureStackTrace: false }))
+  const authenticate: Authenticate = (subject) =>
+    Effect.suspend(() => {
+      const key = `${subject.installationId}/${subject.entityType}`
+      return settled.get(key) ?? ask(subject, key)
+    })
   return authenticate
 })

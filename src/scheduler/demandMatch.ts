@@ -309,4 +309,4 @@ export const provision = Effect.fnUntraced(function*(
   }
   // The message names the step and GitHub's or the API server's answer; the layers keep secrets out of it.
   return { _tag: "failed", message } satisfies Outcome as Outcome
-}, Effect.withSpan("Scheduler.provision"))
+}, Effect.withSpan("Scheduler.provision", { captureStackTrace: false }))
