@@ -299,6 +299,17 @@ describe("KubeLive configuration", () => {
       expect(JSON.stringify(result)).not.toContain("TOPSECRETTOKEN")
       const missing = yield* Effect.either(Effect.provide(Kube, KubeLive({ kubeconfigPath: "/nonexistent/kubeconfig" })))
       expect(Either.isLeft(missing) && missing.left.message).toContain("/nonexistent/kubeconfig")
+      // the same broken YAML in a file (KUBECONFIG, a cluster's kubeconfig): the parser's message would quote the
+      // token's line; the error says where the fault is and nothing of the file
+      const file = join(mkdtempSync(join(tmpdir(), "kube-")), "config")
+      writeFileSync(file, yaml)
+      const broken = yield* Effect.either(Effect.provide(Kube, KubeLive({ kubeconfigPath: file })))
+      expect(Either.isLeft(broken) && broken.left.message).toMatch(/^cannot load the Kubernetes config from .*: not valid YAML at line \d+, column \d+$/)
+      expect(JSON.stringify(broken)).not.toContain("TOPSECRETTOKEN")
+      // a shape fault names the field, which holds no value
+      writeFileSync(file, "apiVersion: v1\nclusters:\n- cluster: {}\n  name: c\n")
+      const shape = yield* Effect.either(Effect.provide(Kube, KubeLive({ kubeconfigPath: file })))
+      expect(Either.isLeft(shape) && shape.left.message).toContain("clusters[0].cluster.server is missing")
     }))
 })
 

@@ -203,12 +203,32 @@ const loadConfig = (options: KubeLiveOptions): Effect.Effect<KubeConfig, KubeErr
       new KubeError({
         operation: "config",
         status: null,
-        // The parser may quote the YAML it choked on, and the YAML holds credentials: say only where it came from.
         message: `cannot load the Kubernetes config from ${
           options.kubeconfigYaml !== undefined ? "K8S_KUBECONFIG" : options.kubeconfigPath ?? "the service account"
-        }${e instanceof Error && options.kubeconfigYaml === undefined ? `: ${e.message}` : ""}`
+        }${configProblem(e)}`
       })
   })
+
+/**
+ * What went wrong loading a kubeconfig, in words that hold none of its content. A YAML parser's message quotes the
+ * lines around the fault, and a kubeconfig's lines hold tokens and keys, so a parse error is told by line and column
+ * only; the file system's errors (a path, a code) and client-node's shape checks (`users[0].name is missing`) name
+ * no value and are quoted as they are.
+ */
+const configProblem = (e: unknown): string => {
+  if (!(e instanceof Error)) return ""
+  const mark = (e as { readonly mark?: { readonly line?: unknown; readonly column?: unknown } }).mark
+  if (e.name === "YAMLException" || mark !== undefined) {
+    const where = typeof mark?.line === "number" && typeof mark.column === "number" ? ` at line ${mark.line + 1}, column ${mark.column + 1}` : ""
+    return `: not valid YAML${where}`
+  }
+  const code = (e as { readonly code?: unknown }).code
+  if (typeof code === "string" || /^(clusters|users|contexts)\[\d+\]\.[a-z.]+ is missing$/.test(e.message) || e.message.startsWith("the kubeconfig ")) {
+    return `: ${e.message}`
+  }
+  // anything else may carry a value from the file: its kind only
+  return `: ${e.name}`
+}
 
 /** Kube on a real API server through @kubernetes/client-node. */
 export const KubeLive = (options: KubeLiveOptions = {}): Layer.Layer<Kube, KubeError> =>
