@@ -85,6 +85,23 @@ describe("the simulation's checks", () => {
       })
     ))
 
+  it("a crash right after the worker sync lists the runner pods: the next process picks up from the rows, and the job ends", () =>
+    run((h) =>
+      Effect.gen(function*() {
+        yield* h.world.submitJobs({ owner: "acme", durationSeconds: 60 })
+        for (let i = 0; i < 5 && (yield* h.kube.pods).length === 0; i++) yield* h.step
+        expect(yield* h.kube.pods).toHaveLength(1)
+        // the next full cycle's listing of the cluster's runner pods is where the process dies
+        yield* h.armCrash(1, "listRunnerPods")
+        for (let i = 0; i < 10 && h.restarts.crashes === 0; i++) yield* h.step
+        expect(h.restarts.crashes).toBe(1)
+        for (let i = 0; i < 30 && !(yield* h.settled); i++) yield* h.step
+        expect(yield* h.settled).toBe(true)
+        yield* h.finalChecks
+        expect(h.violations).toEqual([])
+      })
+    ))
+
   it("a failing seed prints itself with the one command that replays it", () => {
     const text = describeFailure(
       { seed: 7, jobs: 15 },

@@ -302,10 +302,14 @@ export const makeHarness = (spec: HarnessSpec, logs: ReadonlyArray<string>) =>
       capacity: crashPoint("capacity", kubeClient.capacity),
       createRunnerPod: (request) => Effect.zipRight(boardCheck(request), crashPoint("createRunnerPod", kubeClient.createRunnerPod(request))),
       listRunnerPods: crashPoint("listRunnerPods", kubeClient.listRunnerPods),
-      runnerPodsByCluster: Effect.tap(kubeClient.runnerPodsByCluster, (readings) =>
-        Effect.sync(() => {
-          for (const r of readings) if (r.result._tag === "Right") listedThisCycle.add(r.cluster)
-        })),
+      // the worker sync lists runner pods per cluster, so this is where a crash "after listing the pods" lands
+      runnerPodsByCluster: crashPoint(
+        "listRunnerPods",
+        Effect.tap(kubeClient.runnerPodsByCluster, (readings) =>
+          Effect.sync(() => {
+            for (const r of readings) if (r.result._tag === "Right") listedThisCycle.add(r.cluster)
+          }))
+      ),
       killPod: (name) => crashPoint("killPod", kubeClient.killPod(name)),
       deletePod: (name, options) => crashPoint("deletePod", kubeClient.deletePod(name, options))
     }
