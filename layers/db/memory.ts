@@ -310,6 +310,13 @@ export const makeDbMemory = Effect.gen(function*() {
           .sort(byCreated((w) => w.pod_name))),
     knownPodNames: (podNames) => Effect.sync(() => new Set(podNames.filter((n) => workers.has(n)))),
     listWorkers: (req) => Effect.sync(() => page(workers.values(), (w) => w.pod_name, req)),
+    getRecentFailures: (limit) =>
+      Effect.sync(() =>
+        [...workers.values()]
+          .filter((w) => w.status === "failed")
+          .sort((a, b) =>
+            (b.completed_at?.getTime() ?? 0) - (a.completed_at?.getTime() ?? 0) || (a.pod_name < b.pod_name ? 1 : a.pod_name > b.pod_name ? -1 : 0))
+          .slice(0, Math.max(0, limit))),
     getAllocationFailures: (lookbackSeconds) =>
       Effect.map(now, (at) => {
         const since = at.getTime() - lookbackSeconds * 1000

@@ -25,6 +25,7 @@ export type WorkerStatements = Pick<
   | "getWorkersForReconcile"
   | "knownPodNames"
   | "listWorkers"
+  | "getRecentFailures"
   | "getAllocationFailures"
 >
 
@@ -182,6 +183,15 @@ export const makeWorkerStatements = (sql: SqlClient.SqlClient): WorkerStatements
         ),
 
     listWorkers: (req) => page("listWorkers", "workers", workerCols, rowsToWorkers("listWorkers"), req),
+
+    // walks idx_workers_failed_completed (migration 0009) from its newest end: `limit` index entries, however few
+    // of the workers failed
+    getRecentFailures: (limit) =>
+      sql`SELECT ${workerCols} FROM workers WHERE status = 'failed'
+          ORDER BY completed_at DESC NULLS LAST, pod_name DESC LIMIT ${Math.max(0, limit)}`.pipe(
+        Effect.mapError(toDbError("getRecentFailures")),
+        Effect.flatMap(rowsToWorkers("getRecentFailures"))
+      ),
 
     // Per group, the allocation failures created after the group's latest allocated worker (any other outcome,
     // in flight included), within the lookback: one statement for every group.

@@ -12,7 +12,6 @@ import { SchedulerSettings } from "../scheduler/settings.ts"
 const HOUR = 3_600_000
 /** jobs created this far back are read for the chart, so a job that waited into the hour still counts */
 const HISTORY_LOOKBACK = 3 * HOUR
-const HISTORY_ROWS = 5000
 const FAILURES_SHOWN = 20
 
 /**
@@ -27,12 +26,12 @@ export const dashboardData = Effect.gen(function*() {
   const settings = yield* SchedulerSettings
   const now = yield* Clock.currentTimeMillis
   const since = new Date(now - HISTORY_LOOKBACK)
-  const [index, running, workers, waits, recentWorkers, reading, boardStates] = yield* Effect.all([
+  const [index, running, workers, waits, failures, reading, boardStates] = yield* Effect.all([
     db.getQueueIndex,
     db.getRunningJobs,
     db.getActiveWorkers,
     db.getWaitSpans(since),
-    db.listWorkers({ start: since, page: 0, perPage: HISTORY_ROWS }),
+    db.getRecentFailures(FAILURES_SHOWN),
     Effect.either(kube.capacity),
     db.getBoardStates
   ])
@@ -59,7 +58,7 @@ export const dashboardData = Effect.gen(function*() {
     boards: Either.match(capacity, { onLeft: () => [], onRight: (c) => boardRows(c, kube.clusterOf) }),
     capacity_error: Either.isLeft(capacity) ? "cannot read the cluster's capacity" : null,
     groups: groupRows(pending, running, workers, (id) => maxWorkersFor(settings.runnerConfig, id), now),
-    failures: recentWorkers.rows.filter((w) => w.status === "failed").slice(0, FAILURES_SHOWN).map((w) => ({
+    failures: failures.map((w) => ({
       pod_name: w.pod_name,
       entity_name: w.entity_name,
       k8s_pool: w.k8s_pool,

@@ -281,6 +281,11 @@ export interface DbShape {
   readonly knownPodNames: (podNames: ReadonlyArray<string>) => Effect.Effect<ReadonlySet<string>, DbError>
   /** newest first */
   readonly listWorkers: (page: PageRequest) => Effect.Effect<Page<Worker>, DbError>
+  /**
+   * The `limit` workers that failed last, newest first (by `completed_at`, which a failure always sets; then by
+   * pod name): the dashboard's failures, read by themselves instead of picked out of every recent worker.
+   */
+  readonly getRecentFailures: (limit: number) => Effect.Effect<ReadonlyArray<Worker>, DbError>
   /** Every (entity, label set) whose latest workers created within the lookback failed allocation. */
   readonly getAllocationFailures: (lookbackSeconds: number) => Effect.Effect<ReadonlyArray<AllocationFailureStreak>, DbError>
 

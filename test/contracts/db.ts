@@ -369,6 +369,25 @@ export const dbContract = (name: string, declare: DbCase) =>
       expect(yield* db.getRunningJobPods).toEqual(["runner-a", "runner-b"])
     }))
 
+    test("getRecentFailures: the failed workers only, the last to fail first, at most the limit", Effect.gen(function*() {
+      const db = yield* Db
+      yield* at(1000)
+      // created in one order, failing in another: the order is by when they failed
+      for (const name of ["f-early", "f-late", "f-mid", "ok", "running"]) yield* db.addWorker(newWorker(name))
+      yield* at(1010)
+      yield* db.markWorkerFailed("f-late", "node-a", failureV2("runner_never_registered"), new Date(1_030_000))
+      yield* db.markWorkerFailed("f-early", null, failureV2("pod_allocation_failure"), new Date(1_010_000))
+      yield* db.markWorkerFailed("f-mid", "node-b", failureV2("pod_stuck_pending"), new Date(1_020_000))
+      yield* db.markWorkerCompleted("ok", "node-a", new Date(1_040_000))
+      yield* db.markWorkerRunning("running", "node-b", null)
+      const names = (ws: ReadonlyArray<{ readonly pod_name: string }>) => ws.map((w) => w.pod_name)
+      const all = yield* db.getRecentFailures(10)
+      expect(names(all)).toEqual(["f-late", "f-mid", "f-early"])
+      expect(all[0]).toMatchObject({ status: "failed", k8s_node: "node-a", failure_info: { reason: "runner_never_registered" } })
+      expect(names(yield* db.getRecentFailures(2))).toEqual(["f-late", "f-mid"])
+      expect(yield* db.getRecentFailures(0)).toEqual([])
+    }))
+
     test("addWorker reserves a unique pod name", Effect.gen(function*() {
       const db = yield* Db
       yield* db.addWorker(newWorker("rise-riscv-runner-staging-abc", { entity_type: "User", repo_full_name: "me/repo", job_labels: ["b", "a"] }))
