@@ -8,14 +8,14 @@ import { DEFAULT_CLUSTER } from "../src/domain/RunnerConfig.ts"
 import { Db, DbError, isDbUnavailable } from "../src/services/Db.ts"
 import { dbContract } from "./contracts/db.ts"
 import { newWorker } from "./support/dbFixtures.ts"
-import { freshDatabase, query, SuiteDatabase, suiteDbPostgres } from "./support/postgres.ts"
+import { emptyStore, freshDatabase, query, SuiteDatabase, suiteDbPostgres } from "./support/postgres.ts"
 import { migrationNames } from "./support/migrationNames.ts"
 
 /** What `it.effect` gives a case outside a layer: a fresh TestClock, and no default logger. */
 const testServices = TestContext.TestContext.pipe(Layer.provide(Logger.remove(Logger.defaultLogger)))
 
 const truncate = Effect.flatMap(SuiteDatabase, ({ url }) =>
-  Effect.promise(() => query(url, "TRUNCATE staging.jobs, staging.workers, staging.installation_events, staging.board_states, staging.board_events, staging.weekly_usage_days, staging.weekly_usage_held, staging.weekly_usage_names RESTART IDENTITY; UPDATE staging.weekly_usage_fold SET folded_until = NULL")))
+  Effect.promise(() => emptyStore(url)))
 
 /** A second scheduler process: its own pool on the same database. */
 const otherProcess = (url: string) => DbPostgres({ url: Redacted.make(url), schema: "staging" })

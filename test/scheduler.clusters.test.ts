@@ -14,7 +14,7 @@ import type { Github } from "../src/services/Github.ts"
 import { Kube, kubeOperations } from "../src/services/Kube.ts"
 import { newJob } from "./support/dbFixtures.ts"
 import { getFrom } from "./support/http.ts"
-import { freshDatabase, query } from "./support/postgres.ts"
+import { emptyStore, freshDatabase } from "./support/postgres.ts"
 import { makeCycle, ORG, queueJob, testRunnerConfig, workerRows } from "./support/schedulerWorld.ts"
 
 /*
@@ -194,7 +194,6 @@ beforeAll(async () => {
   context = await Effect.runPromise(Layer.buildWithScope(DbPostgres({ url: Redacted.make(url), schema: "staging", migrate: true }), suiteScope))
 })
 afterAll(() => Effect.runPromise(Scope.close(suiteScope, Exit.void)))
-const truncate = Effect.promise(() =>
-  query(url, "TRUNCATE staging.jobs, staging.workers, staging.installation_events, staging.board_states, staging.board_events RESTART IDENTITY"))
+const truncate = Effect.promise(() => emptyStore(url))
 
 scenarios("on PostgreSQL", runOn(Effect.zipRight(truncate, Effect.sync(() => Layer.succeedContext(context)))))

@@ -10,7 +10,7 @@ import { Db } from "../src/services/Db.ts"
 import type { Github } from "../src/services/Github.ts"
 import type { Kube } from "../src/services/Kube.ts"
 import { newJob } from "./support/dbFixtures.ts"
-import { freshDatabase, query } from "./support/postgres.ts"
+import { emptyStore, freshDatabase, query } from "./support/postgres.ts"
 import { loopScenarios } from "./support/schedulerLoopScenarios.ts"
 import { boardScenarios } from "./support/boardScenarios.ts"
 import { schedulerScenarios } from "./support/schedulerScenarios.ts"
@@ -30,7 +30,7 @@ beforeAll(async () => {
 })
 afterAll(() => Effect.runPromise(Scope.close(suiteScope, Exit.void)))
 
-const truncate = Effect.promise(() => query(url, "TRUNCATE staging.jobs, staging.workers, staging.installation_events, staging.board_states, staging.board_events, staging.weekly_usage_days, staging.weekly_usage_held, staging.weekly_usage_names RESTART IDENTITY; UPDATE staging.weekly_usage_fold SET folded_until = NULL"))
+const truncate = Effect.promise(() => emptyStore(url))
 
 schedulerScenarios("on PostgreSQL", (body, options) =>
   Effect.zipRight(truncate, Effect.provide(body, worldLayer(Layer.succeedContext(context), options))))

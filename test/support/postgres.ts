@@ -59,3 +59,17 @@ export const query = async <R extends Record<string, unknown>>(url: string, text
     await client.end()
   }
 }
+
+/**
+ * Empties a migrated schema between cases: every table the migrations made, read from the catalog so that a table
+ * a later migration adds is never left holding the previous case's rows, except the migrations' own record. The
+ * weekly usage roll-up's mark is a single row the migration inserts: it is kept and set back to "nothing folded".
+ */
+export const emptyStore = (url: string, schema = "staging"): Promise<unknown> =>
+  query(url, `
+    DO $$ DECLARE tables text; BEGIN
+      SELECT string_agg(format('%I.%I', schemaname, tablename), ', ') INTO tables
+        FROM pg_tables WHERE schemaname = '${schema}' AND tablename NOT IN ('schema_migrations', 'weekly_usage_fold');
+      EXECUTE 'TRUNCATE ' || tables || ' RESTART IDENTITY';
+    END $$;
+    UPDATE ${schema}.weekly_usage_fold SET folded_until = NULL`)
