@@ -91,13 +91,19 @@ export const loopScenarios = (label: string, setup: Effect.Effect<Layer.Layer<Db
         // the runner takes job 1 and exits; the webhooks say so, and neither wakes the loop
         yield* w.db.markJobRunning(1, first!.name)
         yield* w.db.markJobCompleted(1, first!.name)
+        const before = cycles.length
         yield* w.kube.finishPod(first!.name, 0)
         // nothing else can wake it: the tick is an hour away and no job was stored since
         const pods = yield* until(w.kube.pods, (ps) => ps.length === 2)
         expect(pods.map((p) => p.phase).sort()).toEqual(["Pending", "Succeeded"])
         const done = yield* until(w.db.getWorker(first!.name).pipe(Effect.orDie), (row) => row._tag === "Some" && row.value.status === "completed")
         expect(done._tag === "Some" && done.value.status).toBe("completed")
-        // what woke it was the pod watch, into a full cycle
-        expect(cycles.some((c) => c.cycle === "full" && c.wokenBy.includes("pods"))).toBe(true)
+        // what woke it was the pod watch (a clean end: "ended"), into a full cycle. The cycle that completed the
+        // row logs its line when it ends, a moment after the row is seen, so wait for the line rather than expect it
+        const woken = yield* until(
+          Effect.sync(() => cycles.slice(before)),
+          (cs) => cs.some((c) => c.cycle === "full" && /\b(ended|pods)\b/.test(c.wokenBy))
+        )
+        expect(woken.some((c) => c.cycle === "full" && /\b(ended|pods)\b/.test(c.wokenBy))).toBe(true)
       }).pipe(Effect.scoped, quiet))
   })
