@@ -160,7 +160,7 @@ export const initialiseHttpResponses = (server: string) =>
 export const recordQueueWait = (job: Job) =>
   Effect.flatMap(Clock.currentTimeMillis, (now) =>
     Metric.update(
-      M.histogramSeriesOf(M.queueWaitKey, queueWaitSeries, `${job.k8s_pool}|${job.entity_name}`, () => ({ pool: job.k8s_pool, entity: job.entity_name })),
+      M.seriesOf(M.queueWaitKey, queueWaitSeries, `${job.k8s_pool}|${job.entity_name}`, () => ({ pool: job.k8s_pool, entity: job.entity_name })),
       Math.max(0, (now - job.created_at.getTime()) / 1000)
     ))
 const queueWaitSeries = new Map<string, Metric.Metric.Histogram<number>>()

@@ -1,4 +1,4 @@
-import { Metric, MetricBoundaries, MetricKey, MetricLabel } from "effect"
+import { Metric, MetricBoundaries, MetricKey, type MetricKeyType, MetricLabel } from "effect"
 
 /**
  * Every metric the service exports, as Effect `Metric`s in the process-wide registry. `/metrics` on either port
@@ -69,32 +69,17 @@ export const jobsDiscovered = Metric.counter("riscv_runner_jobs_discovered_total
 })
 
 /**
- * One series of a counter, built once per `id` and kept: `Metric.tagged` unions its tags into a new array on
- * every update, so the registry hashes the key each time; a metric made from the tagged key looks its series up
- * once. For counters updated on every request (deliveries, HTTP answers); `id` names the tags' values.
+ * One series of a metric, built once per `id` and kept: `Metric.tagged` unions its tags into a new array on every
+ * update, so the registry hashes the key each time; a metric made from the tagged key looks its series up once.
+ * For counters updated on every request (deliveries, HTTP answers) and the queue-wait histogram (once per runner
+ * provisioned); `id` names the tags' values.
  */
-export const seriesOf = (
-  key: MetricKey.MetricKey.Counter<number>,
-  cache: Map<string, Metric.Metric.Counter<number>>,
+export const seriesOf = <Type extends MetricKeyType.MetricKeyType<any, any>>(
+  key: MetricKey.MetricKey<Type>,
+  cache: Map<string, Metric.Metric<Type, MetricKeyType.MetricKeyType.InType<Type>, MetricKeyType.MetricKeyType.OutType<Type>>>,
   id: string,
   tags: () => Readonly<Record<string, string>>
-): Metric.Metric.Counter<number> => {
-  let series = cache.get(id)
-  if (series === undefined) {
-    const labels = Object.entries(tags()).map(([k, v]) => MetricLabel.make(k, v))
-    series = Metric.fromMetricKey(MetricKey.taggedWithLabels(key, labels))
-    cache.set(id, series)
-  }
-  return series
-}
-
-/** `seriesOf` for a histogram (the queue wait, observed once per runner provisioned). */
-export const histogramSeriesOf = (
-  key: MetricKey.MetricKey.Histogram,
-  cache: Map<string, Metric.Metric.Histogram<number>>,
-  id: string,
-  tags: () => Readonly<Record<string, string>>
-): Metric.Metric.Histogram<number> => {
+): Metric.Metric<Type, MetricKeyType.MetricKeyType.InType<Type>, MetricKeyType.MetricKeyType.OutType<Type>> => {
   let series = cache.get(id)
   if (series === undefined) {
     const labels = Object.entries(tags()).map(([k, v]) => MetricLabel.make(k, v))
