@@ -5,25 +5,15 @@
  * event is born at 1, and neither function counts that first step (deploy/monitoring/alerts.test.yml holds the
  * rules' tests on series of this shape).
  */
-import { Effect, Exit, Scope } from "effect"
-import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { Effect, Scope } from "effect"
+import { describe, expect, it } from "vitest"
 import { FailureReason } from "../src/domain/FailureInfo.ts"
-import { type Bundle, buildBundle, freePort, type Running, startEntrypoint } from "./support/entrypoint.ts"
+import { freePort, startEntrypoint } from "./support/entrypoint.ts"
+import { processSuite } from "./support/processSuite.ts"
 import { freshDatabase } from "./support/postgres.ts"
 
-let bundle: Bundle
-const scope = Effect.runSync(Scope.make())
-const children: Array<Running> = []
-
-beforeAll(() => {
-  bundle = buildBundle()
-})
-
-afterAll(async () => {
-  await Promise.all(children.map((c) => c.stop()))
-  await Effect.runPromise(Scope.close(scope, Exit.void))
-  bundle?.remove()
-})
+const suite = processSuite()
+const { scope, children } = suite
 
 /** Every sample of an exposition text: `name{labels}` (labels as rendered) -> value. */
 const samples = (text: string) =>
@@ -36,7 +26,7 @@ describe("a fresh process's /metrics", () => {
   it("has every alerting counter of a known label set at 0, on both ports", async () => {
     const db = await Effect.runPromise(freshDatabase("monitoring_fresh").pipe(Scope.extend(scope)))
     const [port, schedulerPort, simPort] = [await freePort(), await freePort(), await freePort()]
-    const child = startEntrypoint(bundle, ["all", "--simulate"], {
+    const child = startEntrypoint(suite.bundle(), ["all", "--simulate"], {
       POSTGRES_URL: db.url,
       PORT: String(port),
       SCHEDULER_PORT: String(schedulerPort),

@@ -3,33 +3,23 @@
  * image's default), its real stdout read line by line. A logger that only formats, or a banner printed as plain
  * text between the JSON objects, breaks log shipping, and only the process itself shows either.
  */
-import { Effect, Exit, Scope } from "effect"
+import { Effect, Scope } from "effect"
 import Pg from "pg"
-import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { type Bundle, buildBundle, freePort, type Running, startEntrypoint, waitForHttp } from "./support/entrypoint.ts"
+import { describe, expect, it } from "vitest"
+import { freePort, startEntrypoint, waitForHttp } from "./support/entrypoint.ts"
+import { processSuite } from "./support/processSuite.ts"
 import { githubTestKeys } from "../bench/support/githubKeys.ts"
 import { freshDatabase } from "./support/postgres.ts"
 import { migrationNames } from "./support/migrationNames.ts"
 
-let bundle: Bundle
-const scope = Effect.runSync(Scope.make())
-const children: Array<Running> = []
-
-beforeAll(() => {
-  bundle = buildBundle()
-})
-
-afterAll(async () => {
-  await Promise.all(children.map((c) => c.stop()))
-  await Effect.runPromise(Scope.close(scope, Exit.void))
-  bundle?.remove()
-})
+const suite = processSuite()
+const { scope, children } = suite
 
 /** A database of its own on the test run's PostgreSQL, dropped after the file. */
 const database = (label: string) => Effect.runPromise(freshDatabase(label).pipe(Scope.extend(scope)))
 
 const start = (args: ReadonlyArray<string>, env: Record<string, string | undefined>) => {
-  const running = startEntrypoint(bundle, args, { LOG_FORMAT: "json", ...env })
+  const running = startEntrypoint(suite.bundle(), args, { LOG_FORMAT: "json", ...env })
   children.push(running)
   return running
 }

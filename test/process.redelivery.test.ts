@@ -4,24 +4,14 @@
  * know nothing of it; once the faults are off, the scheduler's redelivery pass asks GitHub to send it again and
  * the job completes. The interval is short here (3 s) so the test is quick.
  */
-import { Effect, Exit, Scope } from "effect"
-import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { type Bundle, buildBundle, freePort, type Running, startEntrypoint } from "./support/entrypoint.ts"
+import { Effect, Scope } from "effect"
+import { describe, expect, it } from "vitest"
+import { freePort, startEntrypoint } from "./support/entrypoint.ts"
+import { processSuite } from "./support/processSuite.ts"
 import { freshDatabase } from "./support/postgres.ts"
 
-let bundle: Bundle
-const scope = Effect.runSync(Scope.make())
-const children: Array<Running> = []
-
-beforeAll(() => {
-  bundle = buildBundle()
-})
-
-afterAll(async () => {
-  await Promise.all(children.map((c) => c.stop()))
-  await Effect.runPromise(Scope.close(scope, Exit.void))
-  bundle?.remove()
-})
+const suite = processSuite()
+const { scope, children } = suite
 
 const post = (url: string, body: unknown) =>
   fetch(url, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) })
@@ -31,7 +21,7 @@ describe("all --simulate: a lost delivery", () => {
   it("is redelivered once the faults are off, and its job completes", async () => {
     const db = await Effect.runPromise(freshDatabase("proc_redelivery").pipe(Scope.extend(scope)))
     const [port, schedulerPort, simPort] = [await freePort(), await freePort(), await freePort()]
-    const child = startEntrypoint(bundle, ["all", "--simulate"], {
+    const child = startEntrypoint(suite.bundle(), ["all", "--simulate"], {
       POSTGRES_URL: db.url,
       PORT: String(port),
       SCHEDULER_PORT: String(schedulerPort),

@@ -5,15 +5,16 @@
  * runner pod must have a worker row (or be removed) within a cycle, no board may be booked twice, and each pod's
  * row must be visible to other connections by the time the API server makes the pod.
  */
-import { Context, Effect, Exit, Layer, Redacted, Scope } from "effect"
+import { Context, Effect, Layer, Redacted, Scope } from "effect"
 import { createServer, type IncomingHttpHeaders } from "node:http"
 import type { AddressInfo } from "node:net"
 import Pg from "pg"
-import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { describe, expect, it } from "vitest"
 import { DbPostgres } from "../layers/db/postgres.ts"
 import { Db } from "../src/services/Db.ts"
 import { newJob } from "./support/dbFixtures.ts"
-import { type Bundle, buildBundle, freePort, type Running, startEntrypoint, waitForHttp } from "./support/entrypoint.ts"
+import { freePort, type Running, startEntrypoint, waitForHttp } from "./support/entrypoint.ts"
+import { processSuite } from "./support/processSuite.ts"
 import { githubTestKeys } from "../bench/support/githubKeys.ts"
 import { startGithubStub } from "../bench/support/githubStub.ts"
 import { githubWorldFromStub } from "./support/githubStubWorld.ts"
@@ -27,19 +28,8 @@ const JOBS = 30
 /** the API server answers a pod creation this much later: provisioning takes a while, and a kill lands inside it */
 const CREATE_DELAY_MS = 150
 
-let bundle: Bundle
-const scope = Effect.runSync(Scope.make())
-const children: Array<Running> = []
-
-beforeAll(() => {
-  bundle = buildBundle()
-})
-
-afterAll(async () => {
-  await Promise.all(children.map((c) => c.stop(2000)))
-  await Effect.runPromise(Scope.close(scope, Exit.void))
-  bundle?.remove()
-})
+const suite = processSuite({ stopGraceMs: 2000 })
+const { scope, children } = suite
 
 const inScope = <A, E>(effect: Effect.Effect<A, E, Scope.Scope>) => Effect.runPromise(Scope.extend(effect, scope))
 
@@ -106,7 +96,7 @@ const until = async (check: () => Promise<boolean> | boolean, timeoutMs: number,
 describe("two scheduler processes on one PostgreSQL", () => {
   it("SIGKILL of the active one mid-burst: the standby takes over, every pod has its row, no board is booked twice", async () => {
     const database = await inScope(freshDatabase("proc_schedulers"))
-    const migrated = startEntrypoint(bundle, ["migrate"], { POSTGRES_URL: database.url })
+    const migrated = startEntrypoint(suite.bundle(), ["migrate"], { POSTGRES_URL: database.url })
     children.push(migrated)
     expect(await migrated.exited).toBe(0)
 
@@ -151,7 +141,7 @@ describe("two scheduler processes on one PostgreSQL", () => {
     // --- two replicas --------------------------------------------------------------------------------------------
     const start = async (label: string) => {
       const port = await freePort()
-      const child = startEntrypoint(bundle, ["scheduler"], {
+      const child = startEntrypoint(suite.bundle(), ["scheduler"], {
         POSTGRES_URL: database.url,
         PORT: String(port),
         GHAPP_ORG_PRIVATE_KEY: keys.org.privateKeyPem,

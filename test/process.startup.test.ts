@@ -3,34 +3,25 @@
  * an embedded data directory held by another running `npm start`. Each must end with status 2 and one line on
  * stderr that names the problem and the variable to change, not a stack trace.
  */
-import { Effect, Exit, Scope } from "effect"
+import { Effect, Scope } from "effect"
 import * as fs from "node:fs"
 import * as net from "node:net"
 import * as path from "node:path"
-import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { describe, expect, it } from "vitest"
 import { tempDataDir } from "../src/embedded/embeddedPostgres.ts"
-import { type Bundle, buildBundle, freePort, type Running, startEntrypoint, waitForHttp } from "./support/entrypoint.ts"
+import { freePort, type Running, startEntrypoint, waitForHttp } from "./support/entrypoint.ts"
+import { processSuite } from "./support/processSuite.ts"
 import { freshDatabase } from "./support/postgres.ts"
 
-let bundle: Bundle
-const scope = Effect.runSync(Scope.make())
-const children: Array<Running> = []
+const suite = processSuite({ stopGraceMs: 20_000 })
+const { scope, children } = suite
 const tempDirs: Array<string> = []
-
-beforeAll(() => {
-  bundle = buildBundle()
+suite.onEnd(() => {
+  for (const dir of tempDirs) fs.rmSync(dir, { recursive: true, force: true })
 })
 
-afterAll(async () => {
-  // SIGTERM, as Kubernetes sends it: the embedded server is stopped by the process's own shutdown
-  await Promise.all(children.map((c) => c.stop(20_000)))
-  await Effect.runPromise(Scope.close(scope, Exit.void))
-  for (const dir of tempDirs) fs.rmSync(dir, { recursive: true, force: true })
-  bundle?.remove()
-}, 60_000)
-
 const start = (args: ReadonlyArray<string>, env: Record<string, string | undefined>) => {
-  const running = startEntrypoint(bundle, args, env)
+  const running = startEntrypoint(suite.bundle(), args, env)
   children.push(running)
   return running
 }

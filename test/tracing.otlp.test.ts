@@ -4,11 +4,12 @@
  * control API must give the span of its delivery and the span of the cycle that provisioned its runner, both
  * carrying the job's id, under the role's service name and the deployment's resource attributes, with no secret.
  */
-import { ConfigProvider, Effect, Either, Exit, Option, Redacted, Scope } from "effect"
+import { ConfigProvider, Effect, Either, Option, Redacted, Scope } from "effect"
 import { createServer, type Server } from "node:http"
-import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { describe, expect, it } from "vitest"
 import { parseKeyValues, tracingSettings } from "../src/observability/tracing.ts"
-import { type Bundle, buildBundle, freePort, type Running, startEntrypoint, waitForHttp } from "./support/entrypoint.ts"
+import { freePort, startEntrypoint, waitForHttp } from "./support/entrypoint.ts"
+import { processSuite } from "./support/processSuite.ts"
 import { freshDatabase } from "./support/postgres.ts"
 
 interface ReceivedSpan {
@@ -75,19 +76,8 @@ const startReceiver = async () => {
   return { url: `http://127.0.0.1:${address.port}`, spans, bodies, paths, close: () => new Promise<void>((r) => server.close(() => r())) }
 }
 
-let bundle: Bundle
-const scope = Effect.runSync(Scope.make())
-const children: Array<Running> = []
-
-beforeAll(() => {
-  bundle = buildBundle()
-}, 120_000)
-
-afterAll(async () => {
-  await Promise.all(children.map((c) => c.stop(20_000)))
-  await Effect.runPromise(Scope.close(scope, Exit.void))
-  bundle?.remove()
-}, 60_000)
+const suite = processSuite({ stopGraceMs: 20_000 })
+const { scope, children } = suite
 
 describe("OTLP traces", () => {
   it("one job's delivery and the cycle that provisioned its runner reach a local OTLP receiver, found by the job id", async () => {
@@ -97,7 +87,7 @@ describe("OTLP traces", () => {
       const [port, schedulerPort, simPort] = [await freePort(), await freePort(), await freePort()]
       const webhookSecret = "whsec-otlp-test-7d3e9a"
       const traceSecret = "trace-otlp-test-41bc02"
-      const child = startEntrypoint(bundle, ["all", "--simulate"], {
+      const child = startEntrypoint(suite.bundle(), ["all", "--simulate"], {
         POSTGRES_URL: db.url,
         PORT: String(port),
         SCHEDULER_PORT: String(schedulerPort),

@@ -4,25 +4,15 @@
  * figures must agree with what the same process shows of its jobs and workers (`/jobs.json`, `/workers.json`),
  * recomputed here from those rows.
  */
-import { Effect, Exit, Scope } from "effect"
-import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { Effect, Scope } from "effect"
+import { describe, expect, it } from "vitest"
 import { percentileDisc } from "../src/domain/WeeklyUsage.ts"
-import { type Bundle, buildBundle, freePort, type Running, startEntrypoint, waitForHttp } from "./support/entrypoint.ts"
+import { freePort, startEntrypoint, waitForHttp } from "./support/entrypoint.ts"
+import { processSuite } from "./support/processSuite.ts"
 import { freshDatabase } from "./support/postgres.ts"
 
-let bundle: Bundle
-const scope = Effect.runSync(Scope.make())
-const children: Array<Running> = []
-
-beforeAll(() => {
-  bundle = buildBundle()
-}, 120_000)
-
-afterAll(async () => {
-  await Promise.all(children.map((c) => c.stop(20_000)))
-  await Effect.runPromise(Scope.close(scope, Exit.void))
-  bundle?.remove()
-}, 60_000)
+const suite = processSuite({ stopGraceMs: 20_000 })
+const { scope, children } = suite
 
 const getJson = async (url: string): Promise<any> => (await fetch(url)).json()
 
@@ -37,7 +27,7 @@ describe("weekly usage under --simulate", () => {
   it("load posted through the control API shows in the CSV as the jobs and workers say", async () => {
     const db = await Effect.runPromise(freshDatabase("weekly_simulate").pipe(Scope.extend(scope)))
     const [port, schedulerPort, simPort] = [await freePort(), await freePort(), await freePort()]
-    const child = startEntrypoint(bundle, ["all", "--simulate"], {
+    const child = startEntrypoint(suite.bundle(), ["all", "--simulate"], {
       POSTGRES_URL: db.url,
       PORT: String(port),
       SCHEDULER_PORT: String(schedulerPort),
