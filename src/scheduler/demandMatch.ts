@@ -328,9 +328,12 @@ export const provisioner = ({ authenticate, github, kube, settings }: Provisioni
       // The message names the step and GitHub's or the API server's answer; the layers keep secrets out of it.
       return { _tag: "failed", message } satisfies Outcome as Outcome
     })
-  // so a trace backend finds the provisioning of a job from the job's id (and the delivery's trace from it)
-  return Effect.annotateCurrentSpan({ "job.id": job.job_id, "entity.id": job.entity_id, "k8s.pool": job.k8s_pool }).pipe(
-    Effect.zipRight(Effect.matchEffect(steps, { onFailure: failedWith, onSuccess: () => succeeded })),
-    Effect.withSpan("Scheduler.provision", { captureStackTrace: false })
+  return Effect.matchEffect(steps, { onFailure: failedWith, onSuccess: () => succeeded }).pipe(
+    Effect.withSpan("Scheduler.provision", {
+      // so a trace backend finds the provisioning of a job from the job's id (and the delivery's trace from it);
+      // given when the span is made, which costs no steps of its own
+      attributes: { "job.id": job.job_id, "entity.id": job.entity_id, "k8s.pool": job.k8s_pool },
+      captureStackTrace: false
+    })
   )
 }
