@@ -208,17 +208,21 @@ const service = (calls: ClientCalls, counter: CallCounter) =>
     )
 
     /** A job or run of a repository, polled conditionally: an unchanged one costs no budget. */
-    const poll = <A, I>(operation: "getJob" | "getRun", idParam: "job_id" | "run_id", schema: Schema.Schema<A, I>) =>
-      Effect.fn(`Github.${operation}`)(function*(ref: InstallationRef, repoFullName: string, id: number) {
+    const poll = <A, I>(operation: "getJob" | "getRun", idParam: "job_id" | "run_id", schema: Schema.Schema<A, I>) => {
+      const decode = readable(operation, schema)
+      // every cycle polls up to 50 stale jobs, two calls each: untraced, the span kept without stack traces, and
+      // the answer's decoder made once per operation
+      return Effect.fnUntraced(function*(ref: InstallationRef, repoFullName: string, id: number) {
         const { owner, repo } = yield* splitRepo(operation, repoFullName)
         return yield* calls.conditionalGet(
           operation,
           ref,
           endpoint(operation, { owner, repo, [idParam]: id }),
           `${operation === "getJob" ? "job" : "run"} ${ref.installationId} ${repoFullName.toLowerCase()} ${id}`,
-          readable(operation, schema)
+          decode
         )
-      })
+      }, Effect.withSpan(`Github.${operation}`, { captureStackTrace: false }))
+    }
 
     const getInstallation = Effect.fn("Github.getInstallation")(
       function*(installationId: number, entityType: EntityType) {
