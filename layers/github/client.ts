@@ -49,10 +49,14 @@ const Deliveries = Schema.Array(HookDelivery)
 const QueuedRuns = Schema.Struct({ workflow_runs: Schema.Array(GithubRunSummary) })
 const RunJobs = Schema.Struct({ jobs: Schema.Array(GithubRunJob) })
 
-const jitOf = (operation: GithubOperation) => (answer: GithubAnswer) =>
-  readable(operation, JitAnswer)(answer.data).pipe(
-    Effect.map((d): JitRunner => ({ runnerId: d.runner.id, jitConfig: Redacted.make(d.encoded_jit_config) }))
-  )
+// one decoder per operation, made here: every runner provisioned decodes one of these answers
+const jitOf = (operation: GithubOperation) => {
+  const decode = readable(operation, JitAnswer)
+  return (answer: GithubAnswer) =>
+    Effect.map(decode(answer.data), (d): JitRunner => ({ runnerId: d.runner.id, jitConfig: Redacted.make(d.encoded_jit_config) }))
+}
+const jitOfOrg = jitOf("createJitConfigOrg")
+const jitOfRepo = jitOf("createJitConfigRepo")
 
 const runnersOf = (operation: GithubOperation, options: ListRunnersOptions | undefined) => (data: unknown) =>
   readable(operation, Runners)(data).pipe(
@@ -128,18 +132,20 @@ const service = (calls: ClientCalls, counter: CallCounter) =>
       work_folder: "../../../work"
     })
 
-    const createJitConfigOrg = Effect.fnUntraced(
-      function*(ref: InstallationRef, org: string, groupId: number, request: JitConfigRequest) {
-        const answer = yield* asInstallation(
+    // once per runner of an organisation: plain steps, no generator
+    const createJitConfigOrg = (ref: InstallationRef, org: string, groupId: number, request: JitConfigRequest) =>
+      Effect.suspend(() =>
+        asInstallation(
           "createJitConfigOrg",
           ref,
           endpoint("createJitConfigOrg", { org }, jitBody(request, groupId)),
           [201]
-        ).pipe(Effect.tapErrorTag("GithubNotFound", () => groups.forgetId(org, groupId)))
-        return yield* jitOf("createJitConfigOrg")(answer)
-      },
-      Effect.withSpan("Github.createJitConfigOrg", { captureStackTrace: false })
-    )
+        )
+      ).pipe(
+        Effect.tapErrorTag("GithubNotFound", () => groups.forgetId(org, groupId)),
+        Effect.flatMap(jitOfOrg),
+        Effect.withSpan("Github.createJitConfigOrg", { captureStackTrace: false })
+      )
 
     const createJitConfigRepo = Effect.fnUntraced(
       function*(ref: InstallationRef, repoFullName: string, request: JitConfigRequest) {
@@ -151,7 +157,7 @@ const service = (calls: ClientCalls, counter: CallCounter) =>
           endpoint("createJitConfigRepo", { owner, repo }, jitBody(request, 1)),
           [201]
         )
-        return yield* jitOf("createJitConfigRepo")(answer)
+        return yield* jitOfRepo(answer)
       },
       Effect.withSpan("Github.createJitConfigRepo", { captureStackTrace: false })
     )
@@ -202,17 +208,21 @@ const service = (calls: ClientCalls, counter: CallCounter) =>
     )
 
     /** A job or run of a repository, polled conditionally: an unchanged one costs no budget. */
-    const poll = <A, I>(operation: "getJob" | "getRun", idParam: "job_id" | "run_id", schema: Schema.Schema<A, I>) =>
-      Effect.fn(`Github.${operation}`)(function*(ref: InstallationRef, repoFullName: string, id: number) {
+    const poll = <A, I>(operation: "getJob" | "getRun", idParam: "job_id" | "run_id", schema: Schema.Schema<A, I>) => {
+      const decode = readable(operation, schema)
+      // every cycle polls up to 50 stale jobs, two calls each: untraced, the span kept without stack traces, and
+      // the answer's decoder made once per operation
+      return Effect.fnUntraced(function*(ref: InstallationRef, repoFullName: string, id: number) {
         const { owner, repo } = yield* splitRepo(operation, repoFullName)
         return yield* calls.conditionalGet(
           operation,
           ref,
           endpoint(operation, { owner, repo, [idParam]: id }),
           `${operation === "getJob" ? "job" : "run"} ${ref.installationId} ${repoFullName.toLowerCase()} ${id}`,
-          readable(operation, schema)
+          decode
         )
-      })
+      }, Effect.withSpan(`Github.${operation}`, { captureStackTrace: false }))
+    }
 
     const getInstallation = Effect.fn("Github.getInstallation")(
       function*(installationId: number, entityType: EntityType) {

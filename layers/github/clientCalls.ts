@@ -1,10 +1,11 @@
-import { Effect, type Option, Redacted, Schema } from "effect"
+import { Effect, Either, type Option, Redacted, Schema } from "effect"
 import type { EntityType } from "../../src/domain/Entity.ts"
 import {
   type GithubError,
   GithubHttpError,
   GithubNotFound,
   type GithubOperation,
+  type GithubTransportError,
   type InstallationRef,
   type RateLimit
 } from "../../src/services/Github.ts"
@@ -27,11 +28,20 @@ export type Endpoint = Pick<GithubRequest, "method" | "path" | "query" | "body">
 // built once: a schema made per call is compiled into a parser per call
 const TokenAnswer = Schema.Struct({ token: Schema.String })
 
-/** The body's shape, or "no answer we can read" (a transport error: GitHub would not send that). */
-export const readable = <A, I>(operation: GithubOperation, schema: Schema.Schema<A, I>) => (data: unknown) =>
-  Schema.decodeUnknown(schema)(data).pipe(
-    Effect.mapError(() => transportError(operation, "the answer did not have the expected shape"))
-  )
+/**
+ * The body's shape, or "no answer we can read" (a transport error: GitHub would not send that). The decoder is
+ * made once per `readable` and runs synchronously: the answer is one step, not a parser's chain of effects (a
+ * burst decodes hundreds of JIT answers), so build it once where a call is made often.
+ */
+export const readable = <A, I>(operation: GithubOperation, schema: Schema.Schema<A, I>) => {
+  const decode = Schema.decodeUnknownEither(schema)
+  return (data: unknown): Effect.Effect<A, GithubTransportError> => {
+    const decoded = decode(data)
+    return Either.isRight(decoded)
+      ? Effect.succeed(decoded.right)
+      : Effect.fail(transportError(operation, "the answer did not have the expected shape"))
+  }
+}
 
 /** `owner/name` split for the path; anything else cannot name a repository GitHub knows. */
 export const splitRepo = (operation: GithubOperation, fullName: string) => {

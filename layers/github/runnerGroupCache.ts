@@ -25,10 +25,10 @@ export const makeRunnerGroupCache = (
     return {
       // asked once per runner provisioned: two reads, no generator
       get: (org, groupName) =>
-        Effect.flatMap(Clock.currentTimeMillis, (now) =>
+        Effect.clockWith((clock) =>
           Effect.map(Ref.get(entries), (m) => {
             const entry = m.get(keyOf(org, groupName))
-            return entry !== undefined && entry.expiresAt > now ? entry.id : undefined
+            return entry !== undefined && entry.expiresAt > clock.unsafeCurrentTimeMillis() ? entry.id : undefined
           })),
       set: (org, groupName, id) =>
         Effect.gen(function* () {

@@ -59,10 +59,13 @@ export const makeTokenCache = <E>(options?: {
       key: string,
       fetch: Effect.Effect<Redacted.Redacted<string>, E>
     ): Effect.Effect<Redacted.Redacted<string>, E> =>
-      Effect.flatMap(Clock.currentTimeMillis, (now) =>
+      // the clock read in the same step as the map (`clockWith`), not as two steps of its own
+      Effect.clockWith((clock) =>
         Effect.flatMap(Ref.get(slots), (m) => {
           const slot = m.get(key)
-          return slot?._tag === "Ready" && slot.expiresAt > now ? Effect.succeed(slot.token) : load(key, fetch)
+          return slot?._tag === "Ready" && slot.expiresAt > clock.unsafeCurrentTimeMillis()
+            ? Effect.succeed(slot.token)
+            : load(key, fetch)
         }))
 
     /** A miss (or a token about to expire): one request per key, shared by the callers that arrive meanwhile. */

@@ -287,7 +287,8 @@ export const KubeLive = (options: KubeLiveOptions = {}): Layer.Layer<Kube, KubeE
         Effect.withSpan("Kube.listBoards")
       )
 
-      const createRunnerPod = Effect.fn("Kube.createRunnerPod")(function*(request: RunnerPodRequest) {
+      // once per runner in a burst: untraced (Effect.fn takes two stack traces a call), its span without a trace
+      const createRunnerPod = Effect.fnUntraced(function*(request: RunnerPodRequest) {
         const secret = Redacted.value(request.jitConfig)
         yield* call(
           "createPod",
@@ -302,7 +303,7 @@ export const KubeLive = (options: KubeLiveOptions = {}): Layer.Layer<Kube, KubeE
         yield* Effect.logDebug("runner pod created").pipe(
           Effect.annotateLogs({ pod: request.name, pool: request.pool, image: request.image })
         )
-      })
+      }, Effect.withSpan("Kube.createRunnerPod", { captureStackTrace: false }))
 
       const listRunnerPods = Effect.gen(function*() {
         const list = yield* call("listPods", () => core.listNamespacedPod({ namespace, labelSelector: RUNNER_SELECTOR }))

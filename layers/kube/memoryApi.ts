@@ -52,7 +52,8 @@ export const memoryOperations = (s: ClusterState): KubeOperations => {
     Effect.withSpan("Kube.listBoards")
   )
 
-  const createRunnerPod = Effect.fn("Kube.createRunnerPod")(function*(request: RunnerPodRequest) {
+  // once per runner in a burst: untraced (Effect.fn takes two stack traces a call), its span without a trace
+  const createRunnerPod = Effect.fnUntraced(function*(request: RunnerPodRequest) {
     yield* guard("createPod")
     // Built from the same manifest as the live layer, so labels and selector cannot drift apart; the env (and
     // with it the JIT config) is not kept, the request is.
@@ -93,7 +94,7 @@ export const memoryOperations = (s: ClusterState): KubeOperations => {
       pods.set(request.name, r)
       changes.push({ name: request.name, from: null, to: "Pending", at: new Date(now), pod: toPod(request.name, r) })
     })
-  })
+  }, Effect.withSpan("Kube.createRunnerPod", { captureStackTrace: false }))
 
   const listRunnerPods = guard("listPods").pipe(
     Effect.map((): ReadonlyArray<Pod> => sortedPods(s).map(([name, r]) => toPod(name, r))),

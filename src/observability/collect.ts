@@ -1,4 +1,4 @@
-import { Clock, Effect, Either, Metric, Option } from "effect"
+import { Effect, Either, Metric, Option } from "effect"
 import { type FailureInfo, FailureReason } from "../domain/FailureInfo.ts"
 import type { Job } from "../domain/Job.ts"
 import type { Status } from "../domain/Status.ts"
@@ -158,10 +158,10 @@ export const initialiseHttpResponses = (server: string) =>
 /** A runner was provisioned for `job`: its wait so far goes to the queue-wait histogram. */
 // once per runner provisioned: the series is built once per (pool, entity), as many as the registry holds anyway
 export const recordQueueWait = (job: Job) =>
-  Effect.flatMap(Clock.currentTimeMillis, (now) =>
+  Effect.clockWith((clock) =>
     Metric.update(
       M.seriesOf(M.queueWaitKey, queueWaitSeries, `${job.k8s_pool}|${job.entity_name}`, () => ({ pool: job.k8s_pool, entity: job.entity_name })),
-      Math.max(0, (now - job.created_at.getTime()) / 1000)
+      Math.max(0, (clock.unsafeCurrentTimeMillis() - job.created_at.getTime()) / 1000)
     ))
 const queueWaitSeries = new Map<string, Metric.Metric.Histogram<number>>()
 

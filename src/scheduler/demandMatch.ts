@@ -1,4 +1,4 @@
-import { Clock, Duration, Effect, Either } from "effect"
+import { Clock, type Context, Duration, Effect, Either } from "effect"
 import { failureV1, failureV2 } from "../domain/FailureInfo.ts"
 import type { BoardState } from "../domain/BoardQuarantine.ts"
 import { type Job, runnerRepoOf } from "../domain/Job.ts"
@@ -112,12 +112,22 @@ export const matchDemand = Effect.fn("Scheduler.matchDemand")(function*(
   let failed = 0
   const createdIn = new Map<string, number>()
   const jobIds: Array<number> = []
+  const provision = provisioner({ github: yield* Github, kube, settings, authenticate })
+  // the boards a pod must avoid, once per pool rather than once per runner
+  const avoided = new Map<string, ReadonlyArray<string>>()
+  const avoidIn = (pool: string) => {
+    const known = avoided.get(pool)
+    if (known !== undefined) return known
+    const nodes = quarantinedNodes(boards, pool)
+    avoided.set(pool, nodes)
+    return nodes
+  }
   yield* Effect.forEach(
     groups.values(),
     (members) =>
       Effect.gen(function*() {
         for (const [i, { job, name }] of members.entries()) {
-          const outcome = yield* provision(job, name, authenticate, quarantinedNodes(boards, job.k8s_pool))
+          const outcome = yield* provision(job, name, avoidIn(job.k8s_pool))
           if (outcome._tag === "provisioned") {
             provisioned++
             createdIn.set(job.k8s_pool, (createdIn.get(job.k8s_pool) ?? 0) + 1)
@@ -244,24 +254,26 @@ const recordFailure = Effect.fnUntraced(function*(
 
 type Outcome = { readonly _tag: "provisioned" } | { readonly _tag: "failed"; readonly message: string }
 
+const PROVISIONED: Outcome = { _tag: "provisioned" }
+
+/** What provisioning needs, read once per cycle rather than once per runner. */
+export interface Provisioning {
+  readonly github: Context.Tag.Service<typeof Github>
+  readonly kube: Context.Tag.Service<typeof Kube>
+  readonly settings: Context.Tag.Service<typeof SchedulerSettings>
+  readonly authenticate: Authenticate
+}
+
 /**
  * One runner whose name is reserved: authenticate, ensure the org's runner group, get a JIT config, and create the
  * pod. A failure is returned with its message (the caller records it); the job stays pending and is served by a
  * later attempt.
+ *
+ * A burst runs it hundreds of times, so it is plain steps (no generator, no Effect.fn stack traces) inside one span
+ * per runner, which carries the job's id.
  */
-// Untraced with a plain span: a burst runs it hundreds of times, and Effect.fn takes two stack traces per call.
-export const provision = Effect.fnUntraced(function*(
-  job: Job,
-  name: string,
-  authenticate: Authenticate,
-  avoidNodes: ReadonlyArray<string> = []
-) {
-  const github = yield* Github
-  const kube = yield* Kube
-  const settings = yield* SchedulerSettings
-  // so a trace backend finds the provisioning of a job from the job's id (and the delivery's trace from it)
-  yield* Effect.annotateCurrentSpan({ "job.id": job.job_id, "entity.id": job.entity_id, "k8s.pool": job.k8s_pool })
-
+export const provisioner = ({ authenticate, github, kube, settings }: Provisioning) =>
+(job: Job, name: string, avoidNodes: ReadonlyArray<string> = []): Effect.Effect<Outcome> => {
   const subject = {
     installationId: job.installation_id,
     entityType: job.entity_type,
@@ -270,43 +282,58 @@ export const provision = Effect.fnUntraced(function*(
     repoFullName: job.repo_full_name
   }
   const request = { runnerName: name, labels: job.job_labels }
+  const image = resolveImage(job.k8s_image, settings.runnerConfig.imageRegistry)
   let jit: JitRunner | undefined
-  const steps = Effect.gen(function*() {
-    const ref = yield* authenticate(subject)
-    jit = job.entity_type === "Organization"
-      ? yield* Effect.flatMap(
-        github.ensureRunnerGroup(ref, job.entity_name, settings.runnerGroup),
-        (groupId) => github.createJitConfigOrg(ref, job.entity_name, groupId, request)
-      )
-      : yield* github.createJitConfigRepo(ref, job.repo_full_name, request)
-    yield* kube.createRunnerPod({
-      name,
-      jitConfig: jit.jitConfig,
-      image: resolveImage(job.k8s_image, settings.runnerConfig.imageRegistry),
-      pool: job.k8s_pool,
-      entity: { type: job.entity_type, id: job.entity_id, name: job.entity_name },
-      ...(avoidNodes.length === 0 ? {} : { avoidNodes })
+  const steps = authenticate(subject).pipe(
+    Effect.flatMap((ref) =>
+      job.entity_type === "Organization"
+        ? Effect.flatMap(
+          github.ensureRunnerGroup(ref, job.entity_name, settings.runnerGroup),
+          (groupId) => github.createJitConfigOrg(ref, job.entity_name, groupId, request)
+        )
+        : github.createJitConfigRepo(ref, job.repo_full_name, request)
+    ),
+    Effect.flatMap((runner) => {
+      jit = runner
+      return kube.createRunnerPod({
+        name,
+        jitConfig: runner.jitConfig,
+        image,
+        pool: job.k8s_pool,
+        entity: { type: job.entity_type, id: job.entity_id, name: job.entity_name },
+        ...(avoidNodes.length === 0 ? {} : { avoidNodes })
+      })
     })
-  })
-  const result = yield* Effect.either(steps)
-  if (Either.isRight(result)) {
-    yield* recordQueueWait(job)
-    yield* Effect.logInfo("runner provisioned").pipe(Effect.annotateLogs({ ...jobLogFields(job), pod: name, pool: job.k8s_pool }))
-    return { _tag: "provisioned" } satisfies Outcome as Outcome
-  }
-
-  const error = result.left
-  const message = error._tag === "PodAlreadyExists" ? `createPod: a pod named ${error.podName} already exists` : error.message
-  yield* Effect.logWarning("runner provisioning failed").pipe(Effect.annotateLogs({ ...jobLogFields(job), pod: name, error: message }))
-  // GitHub already registered the runner when the pod could not be created: remove it now rather than leave it.
-  const registered = jit as JitRunner | undefined
-  if (registered !== undefined) {
-    const ref = { installationId: job.installation_id, entityType: job.entity_type }
-    yield* (job.entity_type === "Organization"
-      ? github.deleteRunnerOrg(ref, job.entity_name, registered.runnerId)
-      : github.deleteRunnerRepo(ref, job.repo_full_name, registered.runnerId)
-    ).pipe(Effect.catchAll((e) => Effect.logWarning("could not remove the runner of a failed provisioning").pipe(Effect.annotateLogs({ ...jobLogFields(job), pod: name, error: e.message }))))
-  }
-  // The message names the step and GitHub's or the API server's answer; the layers keep secrets out of it.
-  return { _tag: "failed", message } satisfies Outcome as Outcome
-}, Effect.withSpan("Scheduler.provision", { captureStackTrace: false }))
+  )
+  const succeeded = Effect.zipRight(
+    recordQueueWait(job),
+    Effect.as(
+      Effect.annotateLogs(Effect.logInfo("runner provisioned"), { ...jobLogFields(job), pod: name, pool: job.k8s_pool }),
+      PROVISIONED
+    )
+  )
+  const failedWith = (error: Effect.Effect.Error<typeof steps>) =>
+    Effect.gen(function*() {
+      const message = error._tag === "PodAlreadyExists" ? `createPod: a pod named ${error.podName} already exists` : error.message
+      yield* Effect.logWarning("runner provisioning failed").pipe(Effect.annotateLogs({ ...jobLogFields(job), pod: name, error: message }))
+      // GitHub already registered the runner when the pod could not be created: remove it now rather than leave it.
+      const registered = jit as JitRunner | undefined
+      if (registered !== undefined) {
+        const ref = { installationId: job.installation_id, entityType: job.entity_type }
+        yield* (job.entity_type === "Organization"
+          ? github.deleteRunnerOrg(ref, job.entity_name, registered.runnerId)
+          : github.deleteRunnerRepo(ref, job.repo_full_name, registered.runnerId)
+        ).pipe(Effect.catchAll((e) => Effect.logWarning("could not remove the runner of a failed provisioning").pipe(Effect.annotateLogs({ ...jobLogFields(job), pod: name, error: e.message }))))
+      }
+      // The message names the step and GitHub's or the API server's answer; the layers keep secrets out of it.
+      return { _tag: "failed", message } satisfies Outcome as Outcome
+    })
+  return Effect.matchEffect(steps, { onFailure: failedWith, onSuccess: () => succeeded }).pipe(
+    Effect.withSpan("Scheduler.provision", {
+      // so a trace backend finds the provisioning of a job from the job's id (and the delivery's trace from it);
+      // given when the span is made, which costs no steps of its own
+      attributes: { "job.id": job.job_id, "entity.id": job.entity_id, "k8s.pool": job.k8s_pool },
+      captureStackTrace: false
+    })
+  )
+}

@@ -64,6 +64,9 @@ interface EntityQueue {
   next: number
   /** active workers now plus those planned this cycle */
   workers: number
+  /** the entity's cap and weight, asked once: the loop below reads them once per slot per entity */
+  readonly cap: number | null
+  readonly weight: number
 }
 
 const compareRows = (a: DemandRow, b: DemandRow): number =>
@@ -125,10 +128,19 @@ export const planProvisioning = (input: PlanInput): Plan => {
       // planned so far); ties go to the entity whose oldest waiting job is older. FIFO inside an entity.
       const queues = new Map<number, EntityQueue>()
       for (const row of rows) {
-        const q = queues.get(row.job.entity_id) ?? { entityId: row.job.entity_id, rows: [], next: 0, workers: row.entityActiveWorkers }
+        const q = queues.get(row.job.entity_id) ?? {
+          entityId: row.job.entity_id,
+          rows: [],
+          next: 0,
+          workers: row.entityActiveWorkers,
+          cap: input.capFor(row.job.entity_id),
+          weight: input.weightFor(row.job.entity_id)
+        }
         q.rows.push(row)
         queues.set(row.job.entity_id, q)
       }
+      // A burst gives out hundreds of slots among hundreds of entities, so this loop runs their product: plain
+      // arithmetic on the queue's own numbers, no look-up in the config per entity per slot.
       const open = [...queues.values()]
       while (slots > 0) {
         let best: EntityQueue | undefined
@@ -136,8 +148,9 @@ export const planProvisioning = (input: PlanInput): Plan => {
         for (const q of open) {
           if (q.next >= q.rows.length) continue
           const head = q.rows[q.next]!
-          if (!underCap(head)) continue
-          const share = entityWorkers(head) / input.weightFor(q.entityId)
+          const workers = entityWorkers(head)
+          if (q.cap !== null && workers >= q.cap) continue
+          const share = workers / q.weight
           if (
             best === undefined || share < bestShare ||
             (share === bestShare && compareRows(head, best.rows[best.next]!) < 0)
