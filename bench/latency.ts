@@ -25,8 +25,9 @@
  * `BENCH_WRITE_SPACING=0` runs the live GitHub layer without its per-installation write spacing.
  */
 import { FetchHttpClient, HttpServer } from "@effect/platform"
-import { Config, Context, Duration, Effect, HashMap, Layer, Logger, LogLevel, Option, Queue, Redacted, Schema, type Scope, Tracer } from "effect"
+import { Config, Context, Duration, Effect, HashMap, Layer, Logger, LogLevel, Option, Queue, Redacted, Schema, type Scope, Stream, Tracer } from "effect"
 import { loadavg } from "node:os"
+import { PerformanceObserver } from "node:perf_hooks"
 import { NodeHttpServerWithFrontDoor } from "../layers/http/nodeFrontDoor.ts"
 import Pg from "pg"
 import { DbPostgres } from "../layers/db/postgres.ts"
@@ -42,7 +43,7 @@ import { defaultRunnerConfigInput, RunnerConfig } from "../src/domain/RunnerConf
 import { startEmbeddedPostgres, tempDataDir } from "../src/embedded/embeddedPostgres.ts"
 import { SchedulerLoop } from "../src/scheduler/loop.ts"
 import { type SchedulerSettings, SchedulerSettingsLive, schedulerTuningConfig } from "../src/scheduler/settings.ts"
-import type { Db } from "../src/services/Db.ts"
+import { Db as DbTag } from "../src/services/Db.ts"
 import type { Github } from "../src/services/Github.ts"
 import { Kube } from "../src/services/Kube.ts"
 import { WebhookServer } from "../src/webhook/server.ts"
@@ -112,6 +113,7 @@ const timingTracer = Tracer.make({
       sampled: true,
       kind,
       end: (endTime) => {
+        if (TIMELINE) timeline.push({ at: Number(startTime) / 1e6 - originNs, what: `span ${name}`, ms: Number(endTime - startTime) / 1e6 })
         const total = spanTotals.get(name) ?? { count: 0, ns: 0n }
         spanTotals.set(name, { count: total.count + 1, ns: total.ns + (endTime - startTime) })
       },
@@ -123,7 +125,34 @@ const timingTracer = Tracer.make({
   },
   context: (f) => f()
 })
-const tracing = process.env.BENCH_SPANS === "1" ? Layer.setTracer(timingTracer) : Layer.empty
+/**
+ * With `BENCH_TIMELINE=1`: a per-job timeline of what happened between each slow job's 200 and its pod (NOTIFY
+ * received, cycles and spans of the scheduler, GC pauses, event-loop stalls), to explain the tail.
+ */
+const TIMELINE = process.env.BENCH_TIMELINE === "1"
+interface Mark {
+  readonly at: number
+  readonly what: string
+  readonly ms?: number
+}
+const timeline: Array<Mark> = []
+// span times are on the tracer's clock (nanoseconds since the epoch); performance.now() on its own
+const originNs = (Date.now() - performance.now())
+const mark = (what: string, ms?: number) => {
+  if (TIMELINE) timeline.push(ms === undefined ? { at: performance.now(), what } : { at: performance.now(), what, ms })
+}
+if (TIMELINE) {
+  new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) timeline.push({ at: e.startTime, what: "gc", ms: e.duration })
+  }).observe({ entryTypes: ["gc"] })
+  let last = performance.now()
+  setInterval(() => {
+    const now = performance.now()
+    if (now - last > 30) timeline.push({ at: last, what: "event loop stalled", ms: now - last - 10 })
+    last = now
+  }, 10).unref()
+}
+const tracing = process.env.BENCH_SPANS === "1" || TIMELINE ? Layer.setTracer(timingTracer) : Layer.empty
 
 /** Each run starts from empty tables (the schema is migrated by the first). */
 const emptyTables = (url: string) =>
@@ -169,6 +198,10 @@ const runOnce = (url: string, label: string, load: Load, layers: Layers) =>
     const logger = Logger.make(({ annotations, message }) => {
       const text = Array.isArray(message) ? message.join(" ") : String(message)
       if (text === "scheduler cycle done") {
+        const kind = Option.getOrUndefined(HashMap.get(annotations, "cycle"))
+        const woken = Option.getOrUndefined(HashMap.get(annotations, "woken_by"))
+        const tookMs = Option.getOrUndefined(HashMap.get(annotations, "took_ms"))
+        mark(`cycle ${String(kind)} done (woken by ${String(woken)})`, typeof tookMs === "number" ? tookMs : undefined)
         cycles += 1
         const took = Option.getOrUndefined(HashMap.get(annotations, "took_ms"))
         if (typeof took === "number") cycleMs.push(took)
@@ -181,7 +214,7 @@ const runOnce = (url: string, label: string, load: Load, layers: Layers) =>
       DbPostgres({ url: Redacted.make(url), schema: "staging", migrate: true }),
       SchedulerSettingsLive({ runnerConfig: config, prod: false, ...tuning })
     )
-    let base: Context.Context<Db | Github | Kube | SchedulerSettings>
+    let base: Context.Context<DbTag | Github | Kube | SchedulerSettings>
     let startWorld: (transport: WebhookTransportShape) => Effect.Effect<Submit, never, Scope.Scope>
     if (layers === "memory") {
       const built = yield* Layer.build(Layer.mergeAll(
@@ -191,11 +224,16 @@ const runOnce = (url: string, label: string, load: Load, layers: Layers) =>
       ).pipe(Layer.provide(quiet)))
       const kube = Context.get(built, Kube)
       // the pod create as the scheduler asks for it (the in-memory cluster answers in the same step)
-      base = Context.add(built, Kube, {
+      const dbService = Context.get(built, DbTag)
+      base = Context.add(Context.add(built, DbTag, {
+        ...dbService,
+        wakeups: dbService.wakeups.pipe(Stream.tap(() => Effect.sync(() => mark("notify"))))
+      }), Kube, {
         ...kube,
         createRunnerPod: (request) =>
           Effect.suspend(() => {
             podCreated(request.entity.id, request.pool)
+            mark(`pod create org ${request.entity.id}`)
             return kube.createRunnerPod(request)
           })
       })
@@ -275,7 +313,10 @@ const runOnce = (url: string, label: string, load: Load, layers: Layers) =>
           Effect.sync(() => {
             if (delivery.event !== "workflow_job" || result.status !== 200) return
             const body = JSON.parse(decoder.decode(delivery.body)) as { action: string; repository: { owner: { id: number } } }
-            if (body.action === "queued") note(answered, body.repository.owner.id, performance.now())
+            if (body.action === "queued") {
+              note(answered, body.repository.owner.id, performance.now())
+              mark(`200 org ${body.repository.owner.id}`)
+            }
           }))
     })
     const submit = yield* startWorld(timedTransport)
@@ -287,6 +328,7 @@ const runOnce = (url: string, label: string, load: Load, layers: Layers) =>
     answered.clear()
     created.clear()
     counting = true
+    timeline.length = 0
     cycles = 0
     cycleMs.length = 0
     spanTotals.clear()
@@ -309,10 +351,33 @@ const runOnce = (url: string, label: string, load: Load, layers: Layers) =>
 
     const latencies: Array<number> = []
     let noPod = 0
+    const slow: Array<{ org: number; t0: number; t1: number }> = []
     for (const [org, t0s] of answered) {
       const t1s = created.get(org) ?? []
-      t0s.forEach((t0, k) => (k < t1s.length ? latencies.push(Math.max(0, t1s[k]! - t0)) : (noPod += 1)))
+      t0s.forEach((t0, k) => {
+        if (k < t1s.length) {
+          latencies.push(Math.max(0, t1s[k]! - t0))
+          if (t1s[k]! - t0 > 100) slow.push({ org, t0, t1: t1s[k]! })
+        } else noPod += 1
+      })
     }
+    if (TIMELINE) attribute(answered, created, started)
+    if (TIMELINE && slow.length > 0) {
+      const sortedMarks = [...timeline].sort((a, b) => a.at - b.at)
+      slow.sort((a, b) => a.t0 - b.t0)
+      console.log(`  ${slow.length} jobs over 100 ms; timelines (ms from the 200, the scheduler's and the services' spans of 5 ms or more):`)
+      for (const job of slow.slice(0, Number(process.env.BENCH_TIMELINE_JOBS ?? 0))) {
+        console.log(`  - org ${job.org}: 200 at ${(job.t0 - started).toFixed(0)} ms into the run, pod ${(job.t1 - job.t0).toFixed(0)} ms later`)
+        for (const m of sortedMarks) {
+          const end = m.at + (m.ms ?? 0)
+          if (end < job.t0 - 50 || m.at > job.t1 + 1) continue
+          if (m.what.startsWith("span") && ((m.ms ?? 0) < 5 || !/^span (Scheduler|Db|Kube|Github)\./.test(m.what))) continue
+          if (m.what.startsWith("200") || m.what.startsWith("pod create")) if (!m.what.endsWith(` ${job.org}`)) continue
+          console.log(`      ${(m.at - job.t0).toFixed(0).padStart(6)}  ${m.what}${m.ms === undefined ? "" : ` (${m.ms.toFixed(1)} ms)`}`)
+        }
+      }
+    }
+    timeline.length = 0
     const noAnswer = load.jobs - count(answered)
     const missing = noAnswer + noPod
     const sortedCycles = [...cycleMs].sort((a, b) => a - b)
@@ -330,6 +395,78 @@ const runOnce = (url: string, label: string, load: Load, layers: Layers) =>
       seconds: (sent - started) / 1000
     } satisfies Run
   }))
+
+/**
+ * With `BENCH_TIMELINE=1`: where each job's wait went. The cycle that served it is the scheduler cycle whose span
+ * holds its pod create, and the demand matching in it (the fast path's, or one inside a full cycle); before that
+ * matching started, the job waited in full cycles, in demand cycles, or for nothing (the wake-up itself). Printed for all jobs and for the slowest 5 %.
+ */
+const attribute = (answered: Map<number, Array<number>>, created: Map<number, Array<number>>, started: number) => {
+  const cycles = timeline
+    .filter((m) => m.what === "span Scheduler.cycle" || m.what === "span Scheduler.demandCycle")
+    .map((m) => ({ full: m.what === "span Scheduler.cycle", from: m.at, to: m.at + (m.ms ?? 0) }))
+    .sort((a, b) => a.from - b.from)
+  const matches = timeline
+    .filter((m) => m.what === "span Scheduler.matchDemand")
+    .map((m) => ({ from: m.at, to: m.at + (m.ms ?? 0) }))
+  const rows: Array<{ total: number; behindFull: number; behindDemand: number; idle: number; serving: number; servedBy: string; at: number }> = []
+  for (const [org, t0s] of answered) {
+    const t1s = created.get(org) ?? []
+    t0s.forEach((t0, k) => {
+      const t1 = t1s[k]
+      if (t1 === undefined || t1 < t0) return
+      // the demand matching (a fast path's, or one inside a full cycle) whose span holds the pod create
+      const match = matches.find((m) => m.from <= t1 && t1 <= m.to + 1)
+      const servingFrom = match === undefined ? t1 : Math.max(t0, match.from)
+      const serving = cycles.find((c) => c.from <= t1 && t1 <= c.to + 1)
+      let behindFull = 0
+      let behindDemand = 0
+      for (const c of cycles) {
+        const overlap = Math.min(c.to, servingFrom) - Math.max(c.from, t0)
+        if (overlap > 0) c.full ? (behindFull += overlap) : (behindDemand += overlap)
+      }
+      rows.push({
+        total: t1 - t0,
+        behindFull,
+        behindDemand,
+        idle: Math.max(0, servingFrom - t0 - behindFull - behindDemand),
+        serving: t1 - servingFrom,
+        servedBy: serving === undefined ? "none" : serving.full ? "full" : "demand",
+        at: t0 - started
+      })
+    })
+  }
+  rows.sort((a, b) => a.total - b.total)
+  const sum = (xs: ReadonlyArray<typeof rows[number]>, f: (r: typeof rows[number]) => number) =>
+    xs.length === 0 ? 0 : xs.reduce((n, r) => n + f(r), 0) / xs.length
+  const show = (what: string, xs: ReadonlyArray<typeof rows[number]>) =>
+    console.log(
+      `  ${what}: mean ${sum(xs, (r) => r.total).toFixed(1)} ms = in full cycles ${sum(xs, (r) => r.behindFull).toFixed(1)}, in demand cycles ${
+        sum(xs, (r) => r.behindDemand).toFixed(1)
+      }, no cycle running ${sum(xs, (r) => r.idle).toFixed(1)}, in its own demand matching ${sum(xs, (r) => r.serving).toFixed(1)}; served by a full cycle ${
+        xs.filter((r) => r.servedBy === "full").length
+      } of ${xs.length}`
+    )
+  show("all jobs", rows)
+  show("slowest 5 %", rows.slice(Math.floor(rows.length * 0.95)))
+  const full = cycles.filter((c) => c.full).map((c) => c.to - c.from).sort((a, b) => a - b)
+  const demand = cycles.filter((c) => !c.full).map((c) => c.to - c.from).sort((a, b) => a - b)
+  console.log(`  full cycles ${full.length}: p50 ${percentile(full, 0.5).toFixed(0)} ms, max ${(full.at(-1) ?? 0).toFixed(0)} ms; demand cycles ${demand.length}: p50 ${percentile(demand, 0.5).toFixed(0)} ms, max ${(demand.at(-1) ?? 0).toFixed(0)} ms`)
+  const folds = timeline.filter((m) => m.what === "span Scheduler.foldWeeklyUsage").map((m) => m.ms ?? 0)
+  console.log(`  weekly usage fold passes after full cycles ${folds.length}, longest ${Math.max(0, ...folds).toFixed(1)} ms`)
+  const gcs = timeline.filter((m) => m.what === "gc").map((m) => m.ms ?? 0)
+  const stalls = timeline.filter((m) => m.what === "event loop stalled").map((m) => m.ms ?? 0)
+  console.log(`  GC pauses ${gcs.length}, ${gcs.reduce((a, b) => a + b, 0).toFixed(0)} ms in all, longest ${Math.max(0, ...gcs).toFixed(0)} ms; event-loop stalls over 20 ms ${stalls.length}, longest ${Math.max(0, ...stalls).toFixed(0)} ms`)
+  const woken = new Map<string, number>()
+  for (const m of timeline) {
+    const reason = /^cycle full done \(woken by (.*)\)$/.exec(m.what)?.[1]?.replace(/×\d+/g, "")
+    if (reason !== undefined) woken.set(reason, (woken.get(reason) ?? 0) + 1)
+  }
+  console.log(`  full cycles woken by: ${[...woken].map(([r, n]) => `${r} ${n}`).join(", ")}`)
+  for (const r of rows.slice(-5)) {
+    console.log(`    ${r.at.toFixed(0).padStart(6)} ms in: ${r.total.toFixed(0)} ms = full ${r.behindFull.toFixed(0)} + demand ${r.behindDemand.toFixed(0)} + none ${r.idle.toFixed(0)} + serving (${r.servedBy}) ${r.serving.toFixed(0)}`)
+  }
+}
 
 /** Sends one job for an organisation (the world creates it on GitHub's side and sends its `queued` delivery). */
 type Submit = (owner: string, seconds: number) => Effect.Effect<void>

@@ -202,6 +202,41 @@ describe("the wake-up loop's two paths", () => {
       yield* Scope.close(h.scope, Exit.void)
     }))
 
+  it.effect("a full cycle that matches the demand stored while it runs leaves no fast path behind for it", () =>
+    Effect.gen(function*() {
+      const jobs = yield* PubSub.unbounded<string>()
+      const pods = yield* PubSub.unbounded<string>()
+      const ran = yield* Ref.make<ReadonlyArray<string>>([])
+      const scope = yield* Scope.make()
+      // a full cycle of two 1 s parts that matches pending demand between them, as runCycle does
+      const cycle = (takeDemand: Effect.Effect<boolean>) =>
+        Effect.gen(function*() {
+          yield* Ref.update(ran, (r) => [...r, "full"])
+          yield* Effect.sleep("1 second")
+          if (yield* takeDemand) yield* Ref.update(ran, (r) => [...r, "matched between parts"])
+          yield* Effect.sleep("1 second")
+        })
+      yield* wakeLoop({
+        wakeups: Stream.fromPubSub(jobs),
+        podChanges: Stream.fromPubSub(pods),
+        pollInterval: "15 seconds",
+        debounce: 0,
+        cycle,
+        demandCycle: Ref.update(ran, (r) => [...r, "demand"])
+      }).pipe(Scope.extend(scope))
+      yield* TestClock.adjust(0) // the first tick's full cycle starts
+      yield* PubSub.publish(jobs, "a")
+      yield* TestClock.adjust("3 seconds")
+      expect(yield* Ref.get(ran)).toEqual(["full", "matched between parts"])
+      // demand stored after the cycle's last hand-off still gets the fast path once the cycle is done
+      yield* PubSub.publish(pods, "ended")
+      yield* TestClock.adjust("1500 millis") // in the second part
+      yield* PubSub.publish(jobs, "b")
+      yield* TestClock.adjust("1 second")
+      expect(yield* Ref.get(ran)).toEqual(["full", "matched between parts", "full", "demand"])
+      yield* Scope.close(scope, Exit.void)
+    }))
+
   it.effect("a lost pod watch is subscribed again; notifications and the tick go on meanwhile", () =>
     Effect.gen(function*() {
       const subscriptions = yield* Ref.make(0)

@@ -30,8 +30,12 @@ export interface WakeLoopOptions<E, E2 = never, P = unknown> {
    * default: a burst is coalesced because a cycle is already running, so a lone job is not made to wait.
    */
   readonly debounce: Duration.DurationInput
-  /** the full cycle: job sync, the five phases, demand matching */
-  readonly cycle: Effect.Effect<void>
+  /**
+   * the full cycle: job sync, the five phases, demand matching. As a function it is handed `takeDemand`, which
+   * says whether new demand is pending and marks it served: the cycle calls it between its parts and matches the
+   * demand there, so a job that arrives during a full cycle does not wait for all of it.
+   */
+  readonly cycle: Effect.Effect<void> | ((takeDemand: Effect.Effect<boolean>) => Effect.Effect<void>)
   /** the fast path for new demand; the full cycle when absent */
   readonly demandCycle?: Effect.Effect<void> | undefined
 }
@@ -80,7 +84,15 @@ export const wakeLoop = <E, E2 = never, P = unknown>(
     }
     const debounce = Duration.decode(options.debounce)
     const spacing = Duration.toMillis(Duration.decode(options.podEndSpacing ?? 0))
-    const demandCycle = options.demandCycle ?? options.cycle
+    // New demand the full cycle matches between its parts is served: no fast path is left to run for it.
+    const takeDemand = Effect.sync(() => {
+      if (!pending.demand) return false
+      pending.demand = false
+      pending.reasons.demand.length = 0
+      return true
+    })
+    const fullCycle = Effect.isEffect(options.cycle) ? options.cycle : options.cycle(takeDemand)
+    const demandCycle = options.demandCycle ?? fullCycle
     const isCleanEnd = options.isCleanEnd
     let lastFullEnd = Number.NEGATIVE_INFINITY
     let timerArmed = false
@@ -118,7 +130,7 @@ export const wakeLoop = <E, E2 = never, P = unknown>(
       Effect.gen(function*() {
         const reasons = pending.reasons[kind].splice(0)
         const started = yield* Clock.currentTimeMillis
-        yield* Effect.uninterruptible(kind === "full" ? options.cycle : demandCycle)
+        yield* Effect.uninterruptible(kind === "full" ? fullCycle : demandCycle)
         const ended = yield* Clock.currentTimeMillis
         const took = ended - started
         if (kind === "full") lastFullEnd = ended
@@ -199,7 +211,7 @@ export const schedulerLoop = Effect.gen(function*() {
     podEndSpacing: settings.timeouts.podEndSpacing,
     pollInterval: settings.timeouts.pollInterval,
     debounce: settings.timeouts.wakeDebounce,
-    cycle: guarded("scheduler cycle", runCycle(state)).pipe(Effect.provide(context)),
+    cycle: (takeDemand) => guarded("scheduler cycle", runCycle(state, takeDemand)).pipe(Effect.provide(context)),
     demandCycle: guarded("demand matching cycle", runDemandCycle()).pipe(Effect.provide(context))
   })
   yield* Effect.logInfo("scheduler loop started").pipe(

@@ -2,6 +2,7 @@ import { Duration, Effect, Either, Option } from "effect"
 import type { Worker } from "../domain/Worker.ts"
 import { recordClusterReadings } from "../observability/collect.ts"
 import { Db } from "../services/Db.ts"
+import type { Github } from "../services/Github.ts"
 import { Kube, type Pod } from "../services/Kube.ts"
 import type { Authenticate } from "./auth.ts"
 import { SchedulerSettings } from "./settings.ts"
@@ -46,8 +47,18 @@ export interface WorkerSyncResult {
  */
 const workerCluster = (worker: Worker): string => worker.cluster
 
-/** The worker sync; none when the pods could not be listed, and then no phase ran. */
-export const syncWorkers = Effect.fn("Scheduler.syncWorkers")(function*(state: SchedulerState, authenticate: Authenticate) {
+/**
+ * The worker sync; none when the pods could not be listed, and then no phase ran. `between` runs after phases 1-2
+ * (once the rows for phase 3 are read) and after phase 3: the full cycle matches new demand there, so a job stored
+ * meanwhile does not wait for the whole cycle. Phases 3-5 work from the listing and rows read before it, in which
+ * the runners it provisions do not appear (as if provisioned after the cycle); phase 4 reads the rows afresh, and a
+ * runner's row is written before its runner exists, so a new runner is never taken for a leftover.
+ */
+export const syncWorkers = Effect.fn("Scheduler.syncWorkers")(function*(
+  state: SchedulerState,
+  authenticate: Authenticate,
+  between: Effect.Effect<void, never, Db | Github | Kube | SchedulerSettings> = Effect.void
+) {
   const db = yield* Db
   const kube = yield* Kube
   const settings = yield* SchedulerSettings
@@ -80,7 +91,9 @@ export const syncWorkers = Effect.fn("Scheduler.syncWorkers")(function*(state: S
 
   // Phase 3 sees phases 1-2's writes: the rows are read again, unless nothing was written.
   const second = writes.written === 0 ? first : reachable(yield* db.getWorkersForReconcile(lookbackSeconds))
+  yield* between
   const health = yield* guardedOr("phase 3 (health checks)", healthChecks(state, authenticate, pods, second, writes.ended), noHealthChecks)
+  yield* between
   const runnersDeleted = yield* guardedOr("phase 4 (GitHub cleanup)", githubCleanup(health.listed), [])
   const unknownPodsDeleted = yield* guardedOr(
     "sweep of unknown pods",

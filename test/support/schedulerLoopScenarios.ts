@@ -98,8 +98,9 @@ export const loopScenarios = (label: string, setup: Effect.Effect<Layer.Layer<Db
         expect(pods.map((p) => p.phase).sort()).toEqual(["Pending", "Succeeded"])
         const done = yield* until(w.db.getWorker(first!.name).pipe(Effect.orDie), (row) => row._tag === "Some" && row.value.status === "completed")
         expect(done._tag === "Some" && done.value.status).toBe("completed")
-        // what woke it was the pod watch (a clean end: "ended"), into a full cycle. The cycle that completed the
-        // row logs its line when it ends, a moment after the row is seen, so wait for the line rather than expect it
+        // what woke it was the pod watch (a clean end: "ended"), into a full cycle. That cycle logs its line when it
+        // ends, which may be well after the row is seen (it can create the second pod between its parts, after phase
+        // 2 recorded the end), so the line is waited for rather than expected
         const woken = yield* until(
           Effect.sync(() => cycles.slice(before)),
           (cs) => cs.some((c) => c.cycle === "full" && /\b(ended|pods)\b/.test(c.wokenBy))
