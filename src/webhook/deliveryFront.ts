@@ -95,9 +95,10 @@ export const makeDeliveryFront = Effect.gen(function*() {
         if (headers["user-agent"] !== undefined) server.attribute("user_agent.original", headers["user-agent"])
         if (req.socket.remoteAddress !== undefined) server.attribute("client.address", req.socket.remoteAddress)
         const delivery = Effect.flatMap(Effect.makeSpan(DELIVERY_SPAN, { parent: server, captureStackTrace: false }), (receive) =>
-          Effect.zipRight(
-            parentSpanIs(receive),
-            Effect.onExit(countSignatureFailures(work), (exit) => Effect.zipRight(endSpan(receive, exit), parentSpanIs(server)))
+          // the span is set inside `onExit`, so an interruption at any step still ends it
+          Effect.onExit(
+            Effect.zipRight(parentSpanIs(receive), countSignatureFailures(work)),
+            (exit) => Effect.zipRight(endSpan(receive, exit), parentSpanIs(server))
           ))
         return answered(delivery).pipe(
           Effect.tap((response) => {
