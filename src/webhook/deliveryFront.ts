@@ -1,5 +1,5 @@
 import { type HttpClient, Headers, HttpServerError, type HttpServerResponse, HttpTraceContext } from "@effect/platform"
-import { Effect, Exit, Layer, Option, Runtime } from "effect"
+import { Context, Effect, Exit, FiberRef, Layer, Option, Runtime, Tracer } from "effect"
 import { Buffer } from "node:buffer"
 import type { IncomingMessage, ServerResponse } from "node:http"
 import { recordHttpResponse } from "../observability/collect.ts"
@@ -7,7 +7,7 @@ import type { Db } from "../services/Db.ts"
 import { type FrontHandler, HttpFrontDoor } from "../services/HttpFrontDoor.ts"
 import { budgetRetryAfterSeconds, checkDelivery } from "./delivery.ts"
 import { BadDelivery, BodyBudgetExhausted, type HttpEdgeError, PayloadTooLarge } from "./errors.ts"
-import { answered, countSignatureFailures, deliverySpan, dispatchDelivery } from "./routes.ts"
+import { answered, countSignatureFailures, DELIVERY_SPAN, dispatchDelivery } from "./routes.ts"
 import { WebhookSettings } from "./WebhookSettings.ts"
 
 /*
@@ -46,6 +46,14 @@ const writeAnswer = (res: ServerResponse, answer: HttpServerResponse.HttpServerR
   }
 }
 
+/** The fiber's current span from here on (what `withParentSpan` sets for the length of one effect). */
+const parentSpanIs = (span: Tracer.Span) =>
+  FiberRef.update(FiberRef.currentContext, (context) => Context.add(context, Tracer.ParentSpan, span))
+
+/** Ends a span made with `makeSpan` with the exit of what it spanned, at the Clock's time (as `useSpan` does). */
+const endSpan = (span: Tracer.Span, exit: Exit.Exit<unknown, unknown>) =>
+  Effect.clockWith((clock) => Effect.sync(() => span.end(clock.unsafeCurrentTimeNanos(), exit)))
+
 /** The front handler for deliveries, made from the port's services once; every other request is left alone. */
 export const makeDeliveryFront = Effect.gen(function*() {
   const settings = yield* WebhookSettings
@@ -58,7 +66,12 @@ export const makeDeliveryFront = Effect.gen(function*() {
    * Runs the rest of the request in one fiber and writes its answer; a client that goes away interrupts it. The
    * request's server span is the platform's (`http.server POST`, continuing a `traceparent` the sender gave),
    * with its method, path, scheme, user agent, client address and status, but not every header as attributes:
-   * those include the signature, which a trace backend has no need of.
+   * those include the signature, which a trace backend has no need of. Under it, `Webhook.receive` (the router's
+   * `deliverySpan`) spans the delivery's own work and ends with its exit, before the answer is rendered.
+   *
+   * Both spans are made and ended here, and the fiber's parent span is set in place rather than with
+   * `withSpan`/`withParentSpan`, which put it back when their effect ends: the fiber is the request's own and ends
+   * with it, so there is nothing to put back, and each put-back was a further copy of the fiber's refs and context.
    */
   const respond = (
     req: IncomingMessage,
@@ -66,27 +79,36 @@ export const makeDeliveryFront = Effect.gen(function*() {
     headers: Headers.Headers,
     work: Effect.Effect<HttpServerResponse.HttpServerResponse, HttpEdgeError, DeliveryServices>
   ) => {
-    const answer = answered(countSignatureFailures(work))
-    const fiber = runFork(
-      Effect.useSpan("http.server POST", {
+    const fiber = runFork(Effect.flatMap(
+      Effect.makeSpan("http.server POST", {
         parent: Option.getOrUndefined(HttpTraceContext.fromHeaders(headers)),
         kind: "server",
         captureStackTrace: false
-      }, (span) => {
+      }),
+      (server) => {
         const url = req.url ?? "/"
         const query = url.indexOf("?")
-        span.attribute("http.request.method", "POST")
-        span.attribute("url.path", query === -1 ? url : url.slice(0, query))
-        if (query !== -1 && query < url.length - 1) span.attribute("url.query", url.slice(query + 1))
-        span.attribute("url.scheme", "http")
-        if (headers["user-agent"] !== undefined) span.attribute("user_agent.original", headers["user-agent"])
-        if (req.socket.remoteAddress !== undefined) span.attribute("client.address", req.socket.remoteAddress)
-        return Effect.tap(Effect.withParentSpan(answer, span), (response) => {
-          span.attribute("http.response.status_code", response.status)
-          return recordHttpResponse("webhook", response.status)
-        })
-      })
-    )
+        server.attribute("http.request.method", "POST")
+        server.attribute("url.path", query === -1 ? url : url.slice(0, query))
+        if (query !== -1 && query < url.length - 1) server.attribute("url.query", url.slice(query + 1))
+        server.attribute("url.scheme", "http")
+        if (headers["user-agent"] !== undefined) server.attribute("user_agent.original", headers["user-agent"])
+        if (req.socket.remoteAddress !== undefined) server.attribute("client.address", req.socket.remoteAddress)
+        const delivery = Effect.flatMap(Effect.makeSpan(DELIVERY_SPAN, { parent: server, captureStackTrace: false }), (receive) =>
+          // the span is set inside `onExit`, so an interruption at any step still ends it
+          Effect.onExit(
+            Effect.zipRight(parentSpanIs(receive), countSignatureFailures(work)),
+            (exit) => Effect.zipRight(endSpan(receive, exit), parentSpanIs(server))
+          ))
+        return answered(delivery).pipe(
+          Effect.tap((response) => {
+            server.attribute("http.response.status_code", response.status)
+            return recordHttpResponse("webhook", response.status)
+          }),
+          Effect.onExit((exit) => endSpan(server, exit))
+        )
+      }
+    ))
     fiber.addObserver((exit) => {
       if (Exit.isSuccess(exit)) writeAnswer(res, exit.value)
       else if (!res.writableEnded) res.destroy()
@@ -97,7 +119,7 @@ export const makeDeliveryFront = Effect.gen(function*() {
   }
 
   const refuse = (req: IncomingMessage, res: ServerResponse, headers: Headers.Headers, error: HttpEdgeError) =>
-    respond(req, res, headers, deliverySpan(Effect.fail(error)))
+    respond(req, res, headers, Effect.fail(error))
 
   const receive = (req: IncomingMessage, res: ServerResponse): void => {
     const startedAt = Date.now()
@@ -159,7 +181,7 @@ export const makeDeliveryFront = Effect.gen(function*() {
       const work: Effect.Effect<HttpServerResponse.HttpServerResponse, HttpEdgeError, DeliveryServices> = "_tag" in checked
         ? Effect.fail(checked)
         : dispatchDelivery(checked)
-      respond(req, res, headers, deliverySpan(work))
+      respond(req, res, headers, work)
     }
     req.on("data", onData)
     req.once("end", onEnd)

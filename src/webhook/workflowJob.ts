@@ -1,5 +1,5 @@
 import { HttpServerResponse } from "@effect/platform"
-import { Cause, Clock, Effect, Exit, Option } from "effect"
+import { Cause, Clock, Effect, Exit, FiberRef, HashMap, Option } from "effect"
 import { parseEntityType } from "../domain/Entity.ts"
 import { idAt, type JsonObject, objectAt, stringAt, stringsAt } from "../domain/jsonPayload.ts"
 import type { NewJob } from "../domain/Job.ts"
@@ -35,16 +35,29 @@ const noteTransition = (jobId: number, transition: Transition, moved: "running" 
  * keys, as the scheduler's lines), the status and the time since the request began, as the original's access
  * log. Those are the requests whose latency matters; everything else is too frequent to be worth a line. One line
  * rather than a "received" line and an access line: writing the log was a tenth of the webhook's CPU.
+ *
+ * The fields are put on the request's fiber in one step (one mutable pass over the annotations) and are not taken
+ * off again: `annotateLogs` folds them in one at a time and restores the previous annotations afterwards, which
+ * together cost more than the line itself (measured in process: about a sixth of a delivery's CPU outside the
+ * sockets). The line is the request's last but for a defect's `unexpected failure`, which then carries the job too.
  */
 const withAccessLog = (startedAt: number, fields: Readonly<Record<string, string | number>>) =>
 <A extends HttpServerResponse.HttpServerResponse, E extends HttpEdgeError, R>(effect: Effect.Effect<A, E, R>) =>
   Effect.onExit(effect, (exit) =>
-    Effect.flatMap(Clock.currentTimeMillis, (end) =>
-      Effect.annotateLogs(Effect.logInfo("Received workflow_job"), {
-        ...fields,
-        status: Exit.match(exit, { onSuccess: (r) => r.status, onFailure: (cause) => failureStatus(cause) }),
-        elapsed_ms: end - startedAt
-      })))
+    Effect.flatMap(Clock.currentTimeMillis, (end) => {
+      const status = Exit.match(exit, { onSuccess: (r) => r.status, onFailure: (cause) => failureStatus(cause) })
+      return Effect.zipRight(
+        FiberRef.update(FiberRef.currentLogAnnotations, (annotations) =>
+          HashMap.mutate(annotations, (m) => {
+            for (const key in fields) HashMap.set(m, key, fields[key])
+            HashMap.set(m, "status", status)
+            HashMap.set(m, "elapsed_ms", end - startedAt)
+          })),
+        accessLine
+      )
+    }))
+
+const accessLine = Effect.logInfo("Received workflow_job")
 
 const failureStatus = (cause: Cause.Cause<HttpEdgeError>): number =>
   Option.match(Cause.failureOption(cause), { onNone: () => 500, onSome: statusOf })
