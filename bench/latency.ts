@@ -1,12 +1,16 @@
 /**
  * `npm run bench:latency`: the two figures of a freed board and a new job, on a real PostgreSQL with the NOTIFY
- * wake-up and the pod watch, once per set of layers (`BENCH_LAYERS=memory|live|both`, default both).
+ * wake-up and the pod watch, once per set of layers (`BENCH_LAYERS=memory|live|both|process|all`, default both:
+ * memory and live; all adds process).
  *
- * The whole service runs in this process on the real clock: the webhook program on an HTTP port and the scheduler
+ * In the memory and live modes the whole service runs in this process on the real clock: the webhook program on an HTTP port and the scheduler
  * loop (LISTEN on `staging_queue_event`, the runner pod watch). GitHub and the cluster are either the in-memory
  * twins with the simulated world closing the loop (`layers/sim`), or the live layers (Octokit with its write
  * spacing, client-node with its watch) against the contract suites' local stubs, which answer at once, with
- * `support/stubWorld.ts` closing the loop (runners register, take their job, report it, exit). Two runs each:
+ * `support/stubWorld.ts` closing the loop (runners register, take their job, report it, exit). In the process mode
+ * the bundled entrypoint runs as a child process (`NODE_ENV=production`, JSON logs) with its live layers against
+ * the same stubs, which stay in this process, so the figures include nothing of the bench's own CPU and the
+ * service's CPU per job is read from /proc. Two runs each:
  *
  * - `queued` → pod: jobs arrive at a steady rate (default 20/s, 400 jobs, `BENCH_ORGS` organisations (10), 2 s
  *   each) as signed deliveries over HTTP, with boards to spare. Per organisation, the k-th `queued` delivery
@@ -53,6 +57,11 @@ import { startGithubStub } from "./support/githubStub.ts"
 import { addStubNode, KubeStub, KubeStubLive } from "./support/kubeStub.ts"
 import { percentile } from "./support/percentile.ts"
 import { makeStubWorld } from "./support/stubWorld.ts"
+import { type AppBundle, bundleThisTree } from "./support/bundle.ts"
+import { type ServiceProcess, startServiceProcess } from "./support/serviceProcess.ts"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
 
 const JOBS = Number(process.env.BENCH_JOBS ?? 400)
 const RATE = Number(process.env.BENCH_RATE ?? 20)
@@ -87,9 +96,11 @@ interface Run {
   readonly noAnswer: number
   readonly noPod: number
   readonly cycles: number
-  /** median wall time of one scheduler cycle */
+  /** median wall time of one scheduler cycle (the mean, when the service runs as its own process) */
   readonly cycleP50: number
   readonly seconds: number
+  /** the service's own CPU from the first measured job to the last pod, when it runs as its own process */
+  readonly serviceCpuMs?: number | undefined
 }
 
 /**
@@ -166,10 +177,13 @@ const emptyTables = (url: string) =>
     }
   })
 
-/** Which layers serve GitHub and Kubernetes: the in-memory twins, or the live ones against the local stubs. */
-type Layers = "memory" | "live"
+/**
+ * Which layers serve GitHub and Kubernetes: the in-memory twins, or the live ones against the local stubs; with
+ * `process`, the live ones inside the bundled service running as a process of its own, as the image runs it.
+ */
+type Layers = "memory" | "live" | "process"
 
-const runOnce = (url: string, label: string, load: Load, layers: Layers) =>
+const runOnce = (url: string, label: string, load: Load, layers: Layers, bundle?: AppBundle) =>
   Effect.scoped(Effect.gen(function*() {
     yield* emptyTables(url)
     // per pool: when its runner pods ended, oldest first, not yet paired with a pod create
@@ -214,7 +228,8 @@ const runOnce = (url: string, label: string, load: Load, layers: Layers) =>
       DbPostgres({ url: Redacted.make(url), schema: "staging", migrate: true }),
       SchedulerSettingsLive({ runnerConfig: config, prod: false, ...tuning })
     )
-    let base: Context.Context<DbTag | Github | Kube | SchedulerSettings>
+    let base: Context.Context<DbTag | Github | Kube | SchedulerSettings> | undefined
+    let service: ServiceProcess | undefined
     let startWorld: (transport: WebhookTransportShape) => Effect.Effect<Submit, never, Scope.Scope>
     if (layers === "memory") {
       const built = yield* Layer.build(Layer.mergeAll(
@@ -274,7 +289,17 @@ const runOnce = (url: string, label: string, load: Load, layers: Layers) =>
         if (type === "ADDED") podCreated(Number(labels[ENTITY_ID_LABEL]), labels[BOARD_LABEL])
         else if (holds(before) && !holds(phase)) podEnded(labels[BOARD_LABEL])
       })
-      base = yield* Layer.build(Layer.mergeAll(
+      if (layers === "process") {
+        service = yield* startServiceProcess(bundle!, {
+          POSTGRES_URL: url,
+          GHAPP_WEBHOOK_SECRET: Redacted.value(SECRET),
+          GHAPP_ORG_PRIVATE_KEY: keys.org.privateKeyPem,
+          GHAPP_PERSONAL_PRIVATE_KEY: keys.personal.privateKeyPem,
+          GITHUB_API_URL: github.url,
+          K8S_KUBECONFIG: stub.kubeconfig,
+          RUNNER_CONFIG: runnerConfigFile()
+        }).pipe(Effect.orDie)
+      } else base = yield* Layer.build(Layer.mergeAll(
         common,
         GithubLive({
           orgApp: { appId: config.apps.orgAppId, privateKey: Redacted.make(keys.org.privateKeyPem) },
@@ -290,20 +315,25 @@ const runOnce = (url: string, label: string, load: Load, layers: Layers) =>
           (world) => (owner: string, seconds: number) => Effect.asVoid(world.submitJob(owner, seconds))
         )
     }
-    const provideBase = Layer.provide(Layer.succeedContext(base))
+    const provideBase = Layer.provide(Layer.succeedContext(base ?? Context.empty() as NonNullable<typeof base>))
 
-    const webhook = yield* Layer.build(
-      WebhookServer.pipe(
-        Layer.provide(Layer.mergeAll(webhookSettingsLayer({ webhookSecret: SECRET, runnerConfig: config }), FetchHttpClient.layer)),
-        provideBase,
-        Layer.provideMerge(NodeHttpServerWithFrontDoor({ port: 0 })),
-        Layer.provide(quiet)
+    let webhookPort: number
+    if (service !== undefined) webhookPort = service.webhookPort
+    else {
+      const webhook = yield* Layer.build(
+        WebhookServer.pipe(
+          Layer.provide(Layer.mergeAll(webhookSettingsLayer({ webhookSecret: SECRET, runnerConfig: config }), FetchHttpClient.layer)),
+          provideBase,
+          Layer.provideMerge(NodeHttpServerWithFrontDoor({ port: 0 })),
+          Layer.provide(quiet)
+        )
       )
-    )
-    const address = Context.get(webhook, HttpServer.HttpServer).address
-    if (address._tag !== "TcpAddress") throw new Error("expected a TCP address")
+      const address = Context.get(webhook, HttpServer.HttpServer).address
+      if (address._tag !== "TcpAddress") throw new Error("expected a TCP address")
+      webhookPort = address.port
+    }
     const http = yield* Layer.build(
-      HttpWebhookTransport({ url: `http://127.0.0.1:${address.port}/`, secret: SECRET }).pipe(Layer.provide(FetchHttpClient.layer))
+      HttpWebhookTransport({ url: `http://127.0.0.1:${webhookPort}/`, secret: SECRET }).pipe(Layer.provide(FetchHttpClient.layer))
     )
     const transport = Context.get(http, WebhookTransport)
     const decoder = new TextDecoder()
@@ -320,7 +350,7 @@ const runOnce = (url: string, label: string, load: Load, layers: Layers) =>
           }))
     })
     const submit = yield* startWorld(timedTransport)
-    yield* Layer.build(SchedulerLoop.pipe(provideBase, Layer.provide(quiet)))
+    if (service === undefined) yield* Layer.build(SchedulerLoop.pipe(provideBase, Layer.provide(quiet)))
 
     // Every organisation installs the app first, so the measured jobs do not pay for first contact.
     for (let o = 0; o < ORGS; o++) yield* submit(`org-${o}`, 0)
@@ -332,6 +362,7 @@ const runOnce = (url: string, label: string, load: Load, layers: Layers) =>
     cycles = 0
     cycleMs.length = 0
     spanTotals.clear()
+    const serviceBefore = service === undefined ? undefined : { cpu: yield* Effect.promise(service.cpuSeconds), cycles: yield* Effect.promise(service.cycles) }
 
     const started = performance.now()
     const gap = 1000 / load.rate
@@ -346,6 +377,7 @@ const runOnce = (url: string, label: string, load: Load, layers: Layers) =>
     const count = (m: Map<number, Array<number>>) => [...m.values()].reduce((n, ts) => n + ts.length, 0)
     const allowMs = 60_000 + (load.jobs / Math.max(1, load.boards)) * (load.jobSeconds + 1) * 1000
     for (let waited = 0; waited < allowMs && count(created) < load.jobs; waited += 100) yield* Effect.sleep(Duration.millis(100))
+    const serviceAfter = service === undefined ? undefined : { cpu: yield* Effect.promise(service.cpuSeconds), cycles: yield* Effect.promise(service.cycles) }
     // the last pods' ends (nothing waits for them) arrive after their jobs' time
     yield* Effect.sleep(Duration.seconds(load.jobSeconds + 1))
 
@@ -390,8 +422,13 @@ const runOnce = (url: string, label: string, load: Load, layers: Layers) =>
       missing,
       noAnswer,
       noPod,
-      cycles,
-      cycleP50: percentile(sortedCycles, 0.5),
+      ...(serviceBefore === undefined || serviceAfter === undefined
+        ? { cycles, cycleP50: percentile(sortedCycles, 0.5) }
+        : {
+          cycles: serviceAfter.cycles.count - serviceBefore.cycles.count,
+          cycleP50: (1000 * (serviceAfter.cycles.seconds - serviceBefore.cycles.seconds)) / Math.max(1, serviceAfter.cycles.count - serviceBefore.cycles.count),
+          serviceCpuMs: 1000 * (serviceAfter.cpu - serviceBefore.cpu)
+        }),
       seconds: (sent - started) / 1000
     } satisfies Run
   }))
@@ -498,10 +535,13 @@ const figure = (name: string, values: ReadonlyArray<number>, target: { readonly 
 
 const report = (run: Run, which: "latency" | "idle") => {
   console.log(
-    `${run.label}: ${run.cycles} cycles of ${run.cycleP50.toFixed(0)} ms median, ${
+    `${run.label}: ${run.cycles} cycles of ${run.cycleP50.toFixed(0)} ms ${run.serviceCpuMs === undefined ? "median" : "mean"}, ${
       (run.latencies.length / run.seconds).toFixed(1)
     } jobs/s sent; load average ${load()}${run.missing > 0 ? `; unmatched: ${run.noAnswer} without a 200, ${run.noPod} without a pod` : ""}`
   )
+  if (run.serviceCpuMs !== undefined) {
+    console.log(`  the service's own CPU: ${run.serviceCpuMs.toFixed(0)} ms, ${(run.serviceCpuMs / Math.max(1, run.latencies.length + run.idleGaps.length)).toFixed(2)} ms per job`)
+  }
   if (which === "latency") figure("queued 200 -> pod create", run.latencies, { p50: 10, p99: 50 })
   else {
     figure("board idle (end -> next pod)", run.idleGaps, { p99: 1000 })
@@ -509,11 +549,27 @@ const report = (run: Run, which: "latency" | "idle") => {
   }
 }
 
-const MODES: ReadonlyArray<Layers> = LAYERS === "both" ? ["memory", "live"] : [LAYERS === "live" ? "live" : "memory"]
+const MODES: ReadonlyArray<Layers> = LAYERS === "all"
+  ? ["memory", "live", "process"]
+  : LAYERS === "both"
+  ? ["memory", "live"]
+  : LAYERS === "live" || LAYERS === "process" ? [LAYERS] : ["memory"]
 const describe = (layers: Layers) =>
   layers === "memory"
     ? "in-memory GitHub and cluster"
-    : "live Octokit and client-node layers against the local GitHub and Kubernetes API stubs"
+    : layers === "live"
+    ? "live Octokit and client-node layers against the local GitHub and Kubernetes API stubs"
+    : "the bundled service as a process of its own (its live layers against the same stubs, which stay in this process)"
+
+/** The benchmark's runner config (no cap per entity) as a file, for the service process's `RUNNER_CONFIG`. */
+let configFile: string | undefined
+const runnerConfigFile = () => {
+  if (configFile === undefined) {
+    configFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "bench-latency-")), "runner-config.json")
+    fs.writeFileSync(configFile, JSON.stringify({ ...defaultRunnerConfigInput, defaultMaxWorkers: null }))
+  }
+  return configFile
+}
 
 const program = Effect.gen(function*() {
   const given = yield* Config.option(Config.redacted("POSTGRES_URL"))
@@ -526,6 +582,13 @@ const program = Effect.gen(function*() {
       Duration.format(tuning.timeouts.wakeDebounce)
     }, poll interval ${Duration.format(tuning.timeouts.pollInterval)}; load average at start ${load()}`
   )
+  const bundle = MODES.includes("process") ? bundleThisTree() : undefined
+  yield* Effect.addFinalizer(() =>
+    Effect.sync(() => {
+      bundle?.remove()
+      if (configFile !== undefined) fs.rmSync(path.dirname(configFile), { recursive: true, force: true })
+    })
+  )
   for (const layers of MODES) {
     console.log(`\n== ${describe(layers)} ==`)
     const fast = yield* runOnce(url, `${JOBS} jobs at ${RATE}/s over ${ORGS} organisations, 2 s each, boards to spare`, {
@@ -533,7 +596,7 @@ const program = Effect.gen(function*() {
       rate: RATE,
       jobSeconds: 2,
       boards: Math.max(1000, JOBS)
-    }, layers)
+    }, layers, bundle)
     report(fast, "latency")
     reportSpans(fast.cycles)
     const idle = yield* runOnce(url, `${IDLE_JOBS} jobs queued at once, 1 s each, on ${BOARDS} boards`, {
@@ -541,7 +604,7 @@ const program = Effect.gen(function*() {
       rate: Infinity,
       jobSeconds: 1,
       boards: BOARDS
-    }, layers)
+    }, layers, bundle)
     report(idle, "idle")
     reportSpans(idle.cycles)
   }
