@@ -1,13 +1,12 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Context, Effect, Exit, Layer, Logger, Queue, Redacted, Ref, Scope } from "effect"
 import { DbPostgres } from "../layers/db/postgres.ts"
-import { startEmbeddedPostgres, tempDataDir } from "../src/embedded/embeddedPostgres.ts"
+import { freePort, startEmbeddedPostgres, tempDataDir } from "../src/embedded/embeddedPostgres.ts"
 import { wakeLoop } from "../src/scheduler/loop.ts"
 import { Db } from "../src/services/Db.ts"
 import { frozenDatabase } from "./support/freezableProxy.ts"
 import { newJob } from "./support/dbFixtures.ts"
 import { freshDatabase, query } from "./support/postgres.ts"
-import * as net from "node:net"
 
 /*
  * The scheduler's wake-ups on real PostgreSQL broken on purpose: the LISTEN backend terminated, and the whole
@@ -144,14 +143,3 @@ describe("Db.wakeups on PostgreSQL broken on purpose", () => {
       console.log(`restart: down ${upAt - downAt} ms, LISTEN again ${relistenedAfter} ms after the server was back, wake-up ${latency} ms`)
     }).pipe(Effect.scoped), 60_000)
 })
-
-const freePort = (): Promise<number> =>
-  new Promise((resolve, reject) => {
-    const server = net.createServer()
-    server.once("error", reject)
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address()
-      const port = typeof address === "object" && address !== null ? address.port : 0
-      server.close(() => resolve(port))
-    })
-  })

@@ -5,15 +5,11 @@
  * event is born at 1, and neither function counts that first step (deploy/monitoring/alerts.test.yml holds the
  * rules' tests on series of this shape).
  */
-import { Effect, Scope } from "effect"
 import { describe, expect, it } from "vitest"
 import { FailureReason } from "../src/domain/FailureInfo.ts"
-import { freePort, startEntrypoint } from "./support/entrypoint.ts"
-import { processSuite } from "./support/processSuite.ts"
-import { freshDatabase } from "./support/postgres.ts"
+import { processSuite, startSimulated } from "./support/processSuite.ts"
 
 const suite = processSuite()
-const { scope, children } = suite
 
 /** Every sample of an exposition text: `name{labels}` (labels as rendered) -> value. */
 const samples = (text: string) =>
@@ -24,17 +20,7 @@ const samples = (text: string) =>
 
 describe("a fresh process's /metrics", () => {
   it("has every alerting counter of a known label set at 0, on both ports", async () => {
-    const db = await Effect.runPromise(freshDatabase("monitoring_fresh").pipe(Scope.extend(scope)))
-    const [port, schedulerPort, simPort] = [await freePort(), await freePort(), await freePort()]
-    const child = startEntrypoint(suite.bundle(), ["all", "--simulate"], {
-      POSTGRES_URL: db.url,
-      PORT: String(port),
-      SCHEDULER_PORT: String(schedulerPort),
-      SIM_PORT: String(simPort),
-      SIM_SPEED: "100"
-    })
-    children.push(child)
-    await child.waitForLine((l) => l.includes(`localhost:${simPort}/`), 60_000)
+    const { child, webhook, scheduler } = await startSimulated(suite, "monitoring_fresh", { SIM_SPEED: "100" })
 
     const expected = [
       ...["webhook", "scheduler"].flatMap((server) =>
@@ -48,7 +34,7 @@ describe("a fresh process's /metrics", () => {
       ...[...FailureReason.literals, "other"].map((reason) => `riscv_runner_worker_failures_total{reason="${reason}"}`)
     ]
     // the first scrape of each port: nothing has happened but start-up (whose health checks are 2xx answers)
-    for (const url of [`http://127.0.0.1:${port}/metrics`, `http://127.0.0.1:${schedulerPort}/metrics`]) {
+    for (const url of [`${webhook}/metrics`, `${scheduler}/metrics`]) {
       const response = await fetch(url)
       expect(response.status).toBe(200)
       const exported = samples(await response.text())

@@ -7,7 +7,7 @@ import { Effect, Scope } from "effect"
 import Pg from "pg"
 import { describe, expect, it } from "vitest"
 import { freePort, startEntrypoint, waitForHttp } from "./support/entrypoint.ts"
-import { processSuite } from "./support/processSuite.ts"
+import { processSuite, startSimulated } from "./support/processSuite.ts"
 import { githubTestKeys } from "../bench/support/githubKeys.ts"
 import { freshDatabase } from "./support/postgres.ts"
 import { migrationNames } from "./support/migrationNames.ts"
@@ -155,17 +155,10 @@ describe("the entrypoint under LOG_FORMAT=json", () => {
   }, 60_000)
 
   it("all --simulate: the banner and the simulation's event lines are JSON objects too", async () => {
-    const db = await database("proc_logs_sim")
-    const [port, schedulerPort, simPort] = [await freePort(), await freePort(), await freePort()]
-    const child = start(["all", "--simulate"], {
-      POSTGRES_URL: db.url,
-      PORT: String(port),
-      SCHEDULER_PORT: String(schedulerPort),
-      SIM_PORT: String(simPort),
-      SIM_SPEED: "100"
-    })
+    const { child, simPort, control } = await startSimulated(suite, "proc_logs_sim", { LOG_FORMAT: "json", SIM_SPEED: "100" })
+    // the banner line that named the control API was a JSON object
     await child.waitForLine(isJsonWith((o) => typeof o.message === "string" && o.message.includes(`localhost:${simPort}/`)))
-    const submitted = await fetch(`http://127.0.0.1:${simPort}/sim/jobs`, {
+    const submitted = await fetch(`${control}/sim/jobs`, {
       method: "POST",
       headers: { "content-type": "application/json" },
       body: JSON.stringify({ owner: "acme", repo: "acme/app", durationSeconds: 5, count: 1 })

@@ -4,14 +4,10 @@
  * know nothing of it; once the faults are off, the scheduler's redelivery pass asks GitHub to send it again and
  * the job completes. The interval is short here (3 s) so the test is quick.
  */
-import { Effect, Scope } from "effect"
 import { describe, expect, it } from "vitest"
-import { freePort, startEntrypoint } from "./support/entrypoint.ts"
-import { processSuite } from "./support/processSuite.ts"
-import { freshDatabase } from "./support/postgres.ts"
+import { processSuite, startSimulated } from "./support/processSuite.ts"
 
 const suite = processSuite()
-const { scope, children } = suite
 
 const post = (url: string, body: unknown) =>
   fetch(url, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) })
@@ -19,20 +15,11 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
 describe("all --simulate: a lost delivery", () => {
   it("is redelivered once the faults are off, and its job completes", async () => {
-    const db = await Effect.runPromise(freshDatabase("proc_redelivery").pipe(Scope.extend(scope)))
-    const [port, schedulerPort, simPort] = [await freePort(), await freePort(), await freePort()]
-    const child = startEntrypoint(suite.bundle(), ["all", "--simulate"], {
-      POSTGRES_URL: db.url,
-      PORT: String(port),
-      SCHEDULER_PORT: String(schedulerPort),
-      SIM_PORT: String(simPort),
+    const { child, control: sim, scheduler } = await startSimulated(suite, "proc_redelivery", {
       SIM_SPEED: "100",
       SCHEDULER_REDELIVERY_INTERVAL: "3 seconds",
       LOG_LEVEL: "info"
     })
-    children.push(child)
-    await child.waitForLine((l) => l.includes(`localhost:${simPort}/`), 60_000)
-    const sim = `http://127.0.0.1:${simPort}`
 
     // the repro: every delivery lost, one job posted
     expect((await post(`${sim}/sim/faults`, { dropWebhooks: 1 })).status).toBe(200)
@@ -44,7 +31,7 @@ describe("all --simulate: a lost delivery", () => {
     await sleep(6_500)
     const state = await (await fetch(`${sim}/sim/state`)).text()
     expect(state).toContain(String(id))
-    const ours = await (await fetch(`http://127.0.0.1:${schedulerPort}/jobs`)).text()
+    const ours = await (await fetch(`${scheduler}/jobs`)).text()
     expect(ours).not.toContain(String(id))
 
     // faults off: the next pass redelivers, the webhook stores the job, a runner takes it
@@ -54,7 +41,7 @@ describe("all --simulate: a lost delivery", () => {
     const took = Date.now() - off
     console.log(`job ${id} completed ${took} ms after the faults were turned off (redelivery interval 3000 ms)`)
 
-    const metrics = await (await fetch(`http://127.0.0.1:${schedulerPort}/metrics`)).text()
+    const metrics = await (await fetch(`${scheduler}/metrics`)).text()
     const requested = /riscv_runner_redeliveries_total\{[^}]*result="requested"[^}]*\} (\d+)/.exec(metrics)
     expect(Number(requested?.[1] ?? 0)).toBeGreaterThanOrEqual(1)
     expect(await child.stop()).toBe(0)

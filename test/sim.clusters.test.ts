@@ -106,6 +106,13 @@ describe("two simulated clusters, through the real scheduler", () => {
     run((h) =>
       Effect.gen(function*() {
         expect(h.clusters.map((c) => [c.name, c.pools])).toEqual([["default", []], ["lab", ["lab-rv1"]]])
+        // GET /sim/state names each node's cluster: the member that holds it
+        const shown = ((yield* h.world.state) as { nodes: Array<{ name: string; cluster: string }> }).nodes
+        const held = yield* Effect.forEach(h.clusters, (c) => Effect.map(c.control.nodes, (ns) => ns.map((n) => [n.name, c.name])))
+        expect(shown.map((n) => [n.name, n.cluster]).sort()).toEqual(held.flat().sort())
+        expect(shown.map((n) => [n.name, n.cluster])).toEqual([
+          ["scw-em-rv1-1", "default"], ["scw-em-rv1-2", "default"], ["lab-rv1-1", "lab"], ["lab-rv1-2", "lab"]
+        ])
         const [lab, home] = [h.clusters[1]!, h.clusters[0]!]
         // lab's API refuses every listing until it is repaired: its phases are skipped, the default cluster's run
         yield* lab.control.injectFault({ operation: "listNodes", status: 503, times: 1_000 })

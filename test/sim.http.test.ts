@@ -23,6 +23,8 @@ describe("--simulate over HTTP", () => {
       result.posted.jobIds.map((id: number) => [id, "completed", "success"])
     )
     expect(result.state.nodes.map((n: any) => n.name)).toEqual(["node-1", "node-2", "node-3"])
+    // one cluster without SIM_NODES' cluster/ prefixes: every node in the default one
+    expect(result.state.nodes.map((n: any) => n.cluster)).toEqual(["default", "default", "default"])
     expect(result.state.pods.length).toBeGreaterThanOrEqual(3)
     // the state shows runner names, never what a pod carries
     for (const secret of secrets) expect(result.text).not.toContain(secret)

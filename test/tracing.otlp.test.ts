@@ -4,13 +4,11 @@
  * control API must give the span of its delivery and the span of the cycle that provisioned its runner, both
  * carrying the job's id, under the role's service name and the deployment's resource attributes, with no secret.
  */
-import { ConfigProvider, Effect, Either, Option, Redacted, Scope } from "effect"
+import { ConfigProvider, Effect, Either, Option, Redacted } from "effect"
 import { createServer, type Server } from "node:http"
 import { describe, expect, it } from "vitest"
 import { parseKeyValues, tracingSettings } from "../src/observability/tracing.ts"
-import { freePort, startEntrypoint, waitForHttp } from "./support/entrypoint.ts"
-import { processSuite } from "./support/processSuite.ts"
-import { freshDatabase } from "./support/postgres.ts"
+import { processSuite, startSimulated } from "./support/processSuite.ts"
 
 interface ReceivedSpan {
   readonly service: string
@@ -77,21 +75,14 @@ const startReceiver = async () => {
 }
 
 const suite = processSuite({ stopGraceMs: 20_000 })
-const { scope, children } = suite
 
 describe("OTLP traces", () => {
   it("one job's delivery and the cycle that provisioned its runner reach a local OTLP receiver, found by the job id", async () => {
     const receiver = await startReceiver()
     try {
-      const db = await Effect.runPromise(freshDatabase("otlp_traces").pipe(Scope.extend(scope)))
-      const [port, schedulerPort, simPort] = [await freePort(), await freePort(), await freePort()]
       const webhookSecret = "whsec-otlp-test-7d3e9a"
       const traceSecret = "trace-otlp-test-41bc02"
-      const child = startEntrypoint(suite.bundle(), ["all", "--simulate"], {
-        POSTGRES_URL: db.url,
-        PORT: String(port),
-        SCHEDULER_PORT: String(schedulerPort),
-        SIM_PORT: String(simPort),
+      const { child, control } = await startSimulated(suite, "otlp_traces", {
         GHAPP_WEBHOOK_SECRET: webhookSecret,
         TRACE_API_SECRET: traceSecret,
         OTEL_EXPORTER_OTLP_ENDPOINT: `${receiver.url}/`,
@@ -100,9 +91,7 @@ describe("OTLP traces", () => {
         OTEL_RESOURCE_ATTRIBUTES: "k8s.cluster.name=test-cluster",
         OTEL_BSP_SCHEDULE_DELAY: "200"
       })
-      children.push(child)
-      await waitForHttp(`http://127.0.0.1:${simPort}/sim/state`, 90_000)
-      const posted = await fetch(`http://127.0.0.1:${simPort}/sim/jobs`, {
+      const posted = await fetch(`${control}/sim/jobs`, {
         method: "POST",
         headers: { "content-type": "application/json" },
         body: JSON.stringify({ owner: "acme", ownerType: "Organization", repo: "acme/app", labels: ["ubuntu-24.04-riscv"], durationSeconds: 30, count: 1 })

@@ -4,15 +4,11 @@
  * figures must agree with what the same process shows of its jobs and workers (`/jobs.json`, `/workers.json`),
  * recomputed here from those rows.
  */
-import { Effect, Scope } from "effect"
 import { describe, expect, it } from "vitest"
 import { percentileDisc } from "../src/domain/WeeklyUsage.ts"
-import { freePort, startEntrypoint, waitForHttp } from "./support/entrypoint.ts"
-import { processSuite } from "./support/processSuite.ts"
-import { freshDatabase } from "./support/postgres.ts"
+import { processSuite, startSimulated } from "./support/processSuite.ts"
 
 const suite = processSuite({ stopGraceMs: 20_000 })
-const { scope, children } = suite
 
 const getJson = async (url: string): Promise<any> => (await fetch(url)).json()
 
@@ -25,21 +21,11 @@ const parseCsv = (text: string) => {
 
 describe("weekly usage under --simulate", () => {
   it("load posted through the control API shows in the CSV as the jobs and workers say", async () => {
-    const db = await Effect.runPromise(freshDatabase("weekly_simulate").pipe(Scope.extend(scope)))
-    const [port, schedulerPort, simPort] = [await freePort(), await freePort(), await freePort()]
-    const child = startEntrypoint(suite.bundle(), ["all", "--simulate"], {
-      POSTGRES_URL: db.url,
-      PORT: String(port),
-      SCHEDULER_PORT: String(schedulerPort),
-      SIM_PORT: String(simPort),
+    const { control, scheduler } = await startSimulated(suite, "weekly_simulate", {
       // two boards for five jobs: some wait for a board
       SIM_NODES: "scw-em-rv1=2x1",
       SIM_SPEED: "20"
     })
-    children.push(child)
-    const control = `http://127.0.0.1:${simPort}`
-    const scheduler = `http://127.0.0.1:${schedulerPort}`
-    await waitForHttp(`${control}/sim/state`, 90_000)
     const posted: Array<number> = []
     for (const [owner, count] of [["acme", 3], ["octo-org", 2]] as const) {
       const res = await fetch(`${control}/sim/jobs`, {

@@ -1,4 +1,4 @@
-import { Effect, PubSub, Stream } from "effect"
+import { Effect, Stream } from "effect"
 import { isTerminal as isTerminalPhase, RUNNER_CONTAINER, type Pod, type PodEvent } from "../../src/domain/Pod.ts"
 import {
   type DeleteOptions,
@@ -173,7 +173,7 @@ export const memoryOperations = (s: ClusterState): KubeOperations => {
     Effect.gen(function*() {
       yield* guard("listPods")
       yield* guard("watchPods")
-      const changes = yield* PubSub.subscribe(s.pubsub)
+      const changes = yield* s.feed.subscribe
       return Stream.concat(
         Stream.succeed<RunnerPodChange>({ _tag: "Listed" }),
         Stream.fromQueue(changes).pipe(Stream.map(toChange))

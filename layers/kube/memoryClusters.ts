@@ -1,8 +1,9 @@
-import { Cause, Context, Effect, Layer, PubSub, Stream } from "effect"
+import { Context, Effect, Layer } from "effect"
 import { DEFAULT_CLUSTER } from "../../src/domain/RunnerConfig.ts"
 import { Kube, type KubeOperation, kubeOperations, type KubeShape } from "../../src/services/Kube.ts"
 import { combineClusters } from "./clusters.ts"
-import { KubeMemory, KubeMemoryControl, type KubeMemoryControlShape, type KubeMemoryOptions, type PodChange } from "./memory.ts"
+import { KubeMemory, KubeMemoryControl, type KubeMemoryControlShape, type KubeMemoryOptions } from "./memory.ts"
+import { makePhaseChangeFeed } from "./memoryPhaseFeed.ts"
 
 /*
  * Several in-memory clusters behind one `Kube`, for the simulation: each member is a `KubeMemory` of its own, and
@@ -43,19 +44,8 @@ export const combineMemoryControls = (members: ReadonlyArray<MemoryClusterMember
     const firstTrue = (call: (m: MemoryClusterMember) => Effect.Effect<boolean>) =>
       Effect.reduce(members, false, (done, m) => (done ? Effect.succeed(true) : call(m)))
 
-    const pubsub = yield* PubSub.unbounded<PodChange>()
-    const handlers = new Set<(change: PodChange) => Effect.Effect<void>>()
-    for (const m of members) {
-      yield* m.control.onPhaseChange((change) =>
-        Effect.zipRight(
-          PubSub.publish(pubsub, change),
-          Effect.forEach([...handlers], (handler) =>
-            handler(change).pipe(
-              Effect.catchAllCause((cause) => Effect.logWarning("pod change handler failed", Cause.pretty(cause)).pipe(Effect.annotateLogs({ pod: change.name })))
-            ), { discard: true })
-        )
-      )
-    }
+    const feed = yield* makePhaseChangeFeed
+    for (const m of members) yield* m.control.onPhaseChange((change) => feed.announce([change]))
 
     return KubeMemoryControl.of({
       addNode: (name, pool, slots) =>
@@ -86,13 +76,9 @@ export const combineMemoryControls = (members: ReadonlyArray<MemoryClusterMember
         for (const counts of all) for (const op of kubeOperations) sum[op] += counts[op]
         return sum
       }),
-      changes: Stream.fromPubSub(pubsub),
-      subscribe: PubSub.subscribe(pubsub),
-      onPhaseChange: (handler) =>
-        Effect.acquireRelease(
-          Effect.sync(() => void handlers.add(handler)),
-          () => Effect.sync(() => void handlers.delete(handler))
-        )
+      changes: feed.changes,
+      subscribe: feed.subscribe,
+      onPhaseChange: feed.onPhaseChange
     })
   })
 

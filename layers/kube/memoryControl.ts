@@ -1,4 +1,4 @@
-import { Clock, Context, Effect, PubSub, type Queue, type Scope, Stream } from "effect"
+import { Clock, Context, Effect, type Queue, type Scope, type Stream } from "effect"
 import type { KubeOperation } from "../../src/services/Kube.ts"
 import { finishPod, removeNode } from "./memoryKubelet.ts"
 import type { Fault, MemoryNode, MemoryPod, NodeHealthChange, NodeLoss, PodChange, PodTarget } from "./memoryModel.ts"
@@ -52,7 +52,7 @@ export class KubeMemoryControl extends Context.Tag("riscv-runner/KubeMemoryContr
 
 /** The control handle over a cluster's state; `reconcile` is the layer's own pass, shared with its tick. */
 export const memoryControl = (s: ClusterState, reconcile: Effect.Effect<void>) => {
-  const { nodes, pods, failingPulls, held, faults, counts, handlers, pubsub } = s
+  const { nodes, pods, failingPulls, held, faults, counts, feed } = s
   return KubeMemoryControl.of({
     addNode: (name, pool, slots) => Effect.sync(() => void nodes.set(name, { name, pool, slots })),
     removeNode: (nodeName, podsBecome) => removeNode(s, nodeName, podsBecome),
@@ -93,12 +93,8 @@ export const memoryControl = (s: ClusterState, reconcile: Effect.Effect<void>) =
     clearFaults: Effect.sync(() => void faults.splice(0, faults.length)),
     pods: Effect.sync(() => sortedPods(s).map(([name, r]) => toPod(name, r))),
     callCounts: Effect.sync(() => ({ ...counts })),
-    changes: Stream.fromPubSub(pubsub),
-    subscribe: PubSub.subscribe(pubsub),
-    onPhaseChange: (handler) =>
-      Effect.acquireRelease(
-        Effect.sync(() => void handlers.add(handler)),
-        () => Effect.sync(() => void handlers.delete(handler))
-      )
+    changes: feed.changes,
+    subscribe: feed.subscribe,
+    onPhaseChange: feed.onPhaseChange
   })
 }

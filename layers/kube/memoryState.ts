@@ -1,9 +1,10 @@
-import { Cause, Clock, Duration, Effect, PubSub } from "effect"
+import { Clock, Duration, Effect } from "effect"
 import { RUNNER_CONTAINER, type ContainerState, type PodPhase } from "../../src/domain/Pod.ts"
 import { kubeOperations, type KubeOperation, type RunnerPodRequest } from "../../src/services/Kube.ts"
 import type { BoardNode, NodeCondition } from "../../src/domain/Board.ts"
 import { nodeUnusable } from "./capacity.ts"
 import type { KubeMemoryOptions, MemoryNode, MemoryPod, PodChange, PodTarget } from "./memoryModel.ts"
+import { makePhaseChangeFeed, type PhaseChangeFeed } from "./memoryPhaseFeed.ts"
 import { RUNNER_TOLERATIONS } from "./podSpec.ts"
 
 /**
@@ -64,8 +65,7 @@ export interface ClusterState {
   readonly held: Set<string>
   readonly faults: Array<ArmedFault>
   readonly counts: Record<KubeOperation, number>
-  readonly handlers: Set<(change: PodChange) => Effect.Effect<void>>
-  readonly pubsub: PubSub.PubSub<PodChange>
+  readonly feed: PhaseChangeFeed
   nextSeq: number
 }
 
@@ -81,8 +81,7 @@ export const makeClusterState = (options: KubeMemoryOptions) =>
     const held = new Set<string>()
     const faults: Array<ArmedFault> = []
     const counts = Object.fromEntries(kubeOperations.map((op) => [op, 0])) as Record<KubeOperation, number>
-    const handlers = new Set<(change: PodChange) => Effect.Effect<void>>()
-    const pubsub = yield* PubSub.unbounded<PodChange>()
+    const feed = yield* makePhaseChangeFeed
     const state: ClusterState = {
       namespace,
       pullMs,
@@ -93,8 +92,7 @@ export const makeClusterState = (options: KubeMemoryOptions) =>
       held,
       faults,
       counts,
-      handlers,
-      pubsub,
+      feed,
       nextSeq: 0
     }
     return state
@@ -186,30 +184,13 @@ export const setPhase = (changes: Changes, name: string, r: PodRecord, now: numb
   changes.push({ name, from, to, at: new Date(now), pod: toPod(name, r) })
 }
 
-/** Publishes after the state is consistent, so handlers may call back into the cluster. */
-const publish = (s: ClusterState, changes: Changes) =>
-  Effect.gen(function*() {
-    if (changes.length === 0) return
-    yield* PubSub.publishAll(s.pubsub, changes)
-    for (const change of changes) {
-      for (const handler of [...s.handlers]) {
-        yield* handler(change).pipe(
-          Effect.catchAllCause((cause) =>
-            Effect.logWarning("pod change handler failed", Cause.pretty(cause)).pipe(
-              Effect.annotateLogs({ pod: change.name })
-            )
-          )
-        )
-      }
-    }
-  })
-
 /** Runs a state change at the current Clock time, then announces its phase moves. */
 export const mutate = <A>(s: ClusterState, f: (now: number, changes: Changes) => A) =>
   Effect.gen(function*() {
     const now = yield* Clock.currentTimeMillis
     const changes: Changes = []
     const result = f(now, changes)
-    yield* publish(s, changes)
+    // announced after the state is consistent, so handlers may call back into the cluster
+    yield* s.feed.announce(changes)
     return result
   })

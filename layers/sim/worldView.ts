@@ -1,9 +1,12 @@
 import { Effect } from "effect"
+import { clusterOfPool, DEFAULT_CLUSTER } from "../../src/domain/RunnerConfig.ts"
 import type { WorldCore } from "./worldCore.ts"
 
 /*
- * The world's view for `GET /sim/state`: nodes (with their pods), pods, runners and jobs as GitHub sees them, and
- * the faults in force. Read only.
+ * The world's view for `GET /sim/state`: nodes (with their cluster and pods), pods, runners and jobs as GitHub sees
+ * them, and the faults in force. Read only. A node's cluster is its pool's, as the runner config routes it: the
+ * simulated clusters are built from the same SIM_NODES parts as the config's `clusters`, and a node without a pool
+ * is in the default cluster, where the combined clusters put it.
  */
 
 export const worldView = (core: WorldCore): Effect.Effect<unknown> => {
@@ -15,6 +18,7 @@ export const worldView = (core: WorldCore): Effect.Effect<unknown> => {
       nodes: nodes.map((n) => ({
         name: n.name,
         pool: n.pool,
+        cluster: n.pool === null ? DEFAULT_CLUSTER : clusterOfPool(core.options.runnerConfig, n.pool),
         slots: n.slots,
         ready: n.ready ?? "True",
         pods: pods.filter((p) => p.nodeName === n.name && (p.phase === "Pending" || p.phase === "Running")).map((p) => p.name)

@@ -161,16 +161,5 @@ export const waitForHttp = async (url: string, timeoutMs = 30_000): Promise<void
   throw new Error(`${url} did not answer 200 within ${timeoutMs} ms (last: ${String(last)})`)
 }
 
-/** A TCP port nobody listens on right now. */
-export const freePort = async (): Promise<number> => {
-  const net = await import("node:net")
-  return new Promise((resolve, reject) => {
-    const server = net.createServer()
-    server.once("error", reject)
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address()
-      const port = typeof address === "object" && address !== null ? address.port : 0
-      server.close(() => resolve(port))
-    })
-  })
-}
+/** A TCP port nobody listens on right now: the one the embedded PostgreSQL takes its port with. */
+export { freePort } from "../../src/embedded/embeddedPostgres.ts"
