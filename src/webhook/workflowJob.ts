@@ -40,30 +40,35 @@ const noteTransition = (jobId: number, transition: Transition, moved: "running" 
 export const withAccessLog = (startedAt: number, fields: LogFields) =>
 <A extends HttpServerResponse.HttpServerResponse, E extends HttpEdgeError, R>(effect: Effect.Effect<A, E, R>) =>
   Effect.onExit(effect, (exit) =>
-    Effect.flatMap(Clock.currentTimeMillis, (end) => {
-      const status = Exit.match(exit, { onSuccess: (r) => r.status, onFailure: (cause) => failureStatus(cause) })
-      return Effect.zipRight(
-        FiberRef.update(FiberRef.currentLogAnnotations, (annotations) =>
-          HashMap.mutate(annotations, (m) => {
-            for (const key in fields) HashMap.set(m, key, fields[key])
-            HashMap.set(m, "status", status)
-            HashMap.set(m, "elapsed_ms", end - startedAt)
-          })),
-        accessLine
-      )
-    }))
+    Effect.flatMap(Clock.currentTimeMillis, (end) =>
+      accessLineOf(startedAt, fields, Exit.match(exit, { onSuccess: (r) => r.status, onFailure: (cause) => failureStatus(cause) }), end)))
 
 const accessLine = Effect.logInfo("Received workflow_job")
+
+/**
+ * The access line of a delivery answered `status` at `end` (millis), as `withAccessLog` writes it: for the front
+ * door's plain `queued` path, which knows its status without an Exit.
+ */
+export const accessLineOf = (startedAt: number, fields: LogFields, status: number, end: number) =>
+  Effect.zipRight(
+    FiberRef.update(FiberRef.currentLogAnnotations, (annotations) =>
+      HashMap.mutate(annotations, (m) => {
+        for (const key in fields) HashMap.set(m, key, fields[key])
+        HashMap.set(m, "status", status)
+        HashMap.set(m, "elapsed_ms", end - startedAt)
+      })),
+    accessLine
+  )
 
 const failureStatus = (cause: Cause.Cause<HttpEdgeError>): number =>
   Option.match(Cause.failureOption(cause), { onNone: () => 500, onSome: statusOf })
 
 /** Untraced: the hot path (`Webhook.receive` is the request's span, without Effect.fn's stack traces). */
 export const handleWorkflowJob = (delivery: Delivery) =>
-  Effect.flatMap(WebhookSettings, (settings) => carryOut(delivery, checkWorkflowJob(settings, delivery), settings))
+  Effect.flatMap(WebhookSettings, (settings) => carryOutWorkflowJob(delivery, checkWorkflowJob(settings, delivery), settings))
 
 /** Carries out what `checkWorkflowJob` decided: the writes, the answer, the access line and the span's attributes. */
-const carryOut = Effect.fnUntraced(function*(delivery: Delivery, decision: WorkflowJobDecision, settings: WebhookSettingsShape) {
+export const carryOutWorkflowJob = Effect.fnUntraced(function*(delivery: Delivery, decision: WorkflowJobDecision, settings: WebhookSettingsShape) {
   switch (decision._tag) {
     case "Banned":
       yield* Effect.logInfo("delivery refused: banned").pipe(
