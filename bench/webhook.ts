@@ -15,7 +15,8 @@
  * - Anchor 2, the code before: the server of git revision `BENCH_ANCHOR` (default: the merge base with `main`,
  *   when that is not HEAD; `none` skips it), bundled from `git archive` the same way, on a database of its own,
  *   measured in turns with this tree's server.
- * - The server's CPU per delivery comes from /proc/<pid>/stat (user + system) around each run.
+ * - The server's CPU per delivery comes from /proc/<pid>/stat (user + system) around each run, its kernel share
+ *   (system) printed beside it.
  * - Then, for this tree only: job lifecycles (queued, in_progress, completed) and a fixed offer of 500/s.
  *
  * It prints figures and never fails on them. `BENCH_SECONDS` sets the length of each run (default 3: the whole
