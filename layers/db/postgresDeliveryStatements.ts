@@ -146,7 +146,7 @@ export const makeDeliveryStatements = (
             ? Effect.succeed(rows.map((r): DeliveryStored => ({ eventId: Number(r.id), jobCreated: r.created })))
             : Effect.fail(toDbError("storeDelivery")({ message: `expected ${batch.length} rows, got ${rows.length}` }))
         ),
-        Effect.withSpan("Db.storeDeliveries", { attributes: { deliveries: batch.length } })
+        Effect.withSpan("Db.storeDeliveries", { attributes: { deliveries: batch.length }, captureStackTrace: false })
       )
 
     const grouped = yield* makeGroupCommit({

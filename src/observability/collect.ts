@@ -145,8 +145,11 @@ const responseCounter = (server: string, code: string) =>
   M.seriesOf(M.httpResponsesKey, responseSeries, `${server}|${code}`, () => ({ server, code }))
 
 /** One HTTP answer of `server`, by status class. */
-export const recordHttpResponse = (server: string, status: number) =>
-  Metric.increment(responseCounter(server, STATUS_CLASSES[Math.min(4, Math.max(0, Math.floor(status / 100) - 1))]!))
+export const recordHttpResponse = (server: string, status: number) => Metric.increment(httpResponseCounter(server, status))
+
+/** The series of `recordHttpResponse`, built once per server and status class. */
+export const httpResponseCounter = (server: string, status: number) =>
+  responseCounter(server, STATUS_CLASSES[Math.min(4, Math.max(0, Math.floor(status / 100) - 1))]!)
 
 /**
  * Every status class of `server`'s answers at 0, when the port starts serving: the 5xx alert's `rate()` then sees
@@ -173,10 +176,13 @@ export const recordWorkerFailure = (info: FailureInfo) =>
 export const recordJobTransition = (status: Status) => Metric.increment(M.tagged(M.jobTransitions, { status }))
 
 /** One verified delivery; the event label is bounded (see `eventLabel`), the outcome is one of a fixed set. */
-export const recordDelivery = (event: string, outcome: string) => {
+export const recordDelivery = (event: string, outcome: string) => Metric.increment(deliveryCounter(event, outcome))
+
+/** The series of `recordDelivery`, built once per label pair: what the front door's plain path updates itself. */
+export const deliveryCounter = (event: string, outcome: string) => {
   const label = eventLabel(event)
   // the labels are bounded (`eventLabel`, the outcomes), so is the cache
-  return Metric.increment(M.seriesOf(M.webhookDeliveriesKey, deliverySeries, `${label}|${outcome}`, () => ({ event: label, outcome })))
+  return M.seriesOf(M.webhookDeliveriesKey, deliverySeries, `${label}|${outcome}`, () => ({ event: label, outcome }))
 }
 const deliverySeries = new Map<string, Metric.Metric.Counter<number>>()
 

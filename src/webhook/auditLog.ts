@@ -3,7 +3,7 @@ import type { EntityType } from "../domain/Entity.ts"
 import type { NewJob } from "../domain/Job.ts"
 import type { WebhookOutcome } from "../domain/WebhookOutcome.ts"
 import { recordDelivery } from "../observability/collect.ts"
-import { Db } from "../services/Db.ts"
+import { Db, type DeliveryStored, type DeliveryWrite } from "../services/Db.ts"
 import type { Delivery } from "./delivery.ts"
 import { StoreFailed } from "./errors.ts"
 
@@ -18,7 +18,7 @@ export interface EventRow {
 /** 0 is how a missing id reads (see `intAt`); the column gets NULL instead. */
 export const idOrNull = (id: number): number | null => (id === 0 ? null : id)
 
-const eventOf = (delivery: Delivery, row: EventRow) => ({
+export const eventOf = (delivery: Delivery, row: EventRow) => ({
   source: "webhook" as const,
   event: row.event,
   outcome: row.outcome,
@@ -38,19 +38,26 @@ const eventOf = (delivery: Delivery, row: EventRow) => ({
  * re-deliveries apart. Returns the outcome stored (`row.outcome`, or `job.outcomeIfExists` for a job that was
  * already there). Untraced: it runs for every delivery, and the Db's batch has a span of its own.
  */
-export const recordEvent = Effect.fnUntraced(function*(
+export const recordEvent = (
   delivery: Delivery,
   row: EventRow,
   job?: { readonly row: NewJob; readonly outcomeIfExists: WebhookOutcome }
-) {
-  const db = yield* Db
-  const stored = yield* db.storeDelivery({ event: eventOf(delivery, row), job }).pipe(
-    Effect.mapError((cause) => new StoreFailed({ operation: job === undefined ? "addInstallationEvent" : "storeDelivery", cause }))
-  )
-  const outcome = job !== undefined && !stored.jobCreated ? job.outcomeIfExists : row.outcome
-  yield* recordDelivery(row.event, outcome)
-  return outcome
-})
+) => storeWrite({ event: eventOf(delivery, row), job })
+
+/** `recordEvent` for a write already built (`workflowJobChecks.ts` builds a queued job's). */
+export const storeWrite = (write: DeliveryWrite) =>
+  Effect.flatMap(Db, (db) =>
+    db.storeDelivery(write).pipe(
+      Effect.mapError((cause) => new StoreFailed({ operation: write.job === undefined ? "addInstallationEvent" : "storeDelivery", cause })),
+      Effect.flatMap((stored) => {
+        const outcome = storedOutcome(write, stored)
+        return Effect.as(recordDelivery(write.event.event, outcome), outcome)
+      })
+    ))
+
+/** The outcome a stored write's row holds: `job.outcomeIfExists` for a job that was already there. */
+export const storedOutcome = (write: DeliveryWrite, stored: DeliveryStored): string =>
+  write.job !== undefined && !stored.jobCreated ? write.job.outcomeIfExists : write.event.outcome
 
 /**
  * An `in_progress` or `completed` delivery: the job's move and its audit row in one statement, both or neither.

@@ -1,14 +1,19 @@
 import { type HttpClient, Headers, HttpServerError, type HttpServerResponse, HttpTraceContext } from "@effect/platform"
-import { Context, Effect, Exit, FiberRef, Layer, Option, Runtime, Tracer } from "effect"
+import { Cause, Chunk, Context, Effect, Exit, type Fiber, FiberRef, HashMap, Layer, Option, Runtime, Tracer } from "effect"
 import { Buffer } from "node:buffer"
 import type { IncomingMessage, ServerResponse } from "node:http"
-import { recordHttpResponse } from "../observability/collect.ts"
-import type { Db } from "../services/Db.ts"
+import { deliveryCounter, httpResponseCounter, recordHttpResponse } from "../observability/collect.ts"
+import { Db } from "../services/Db.ts"
 import { type FrontHandler, HttpFrontDoor } from "../services/HttpFrontDoor.ts"
-import { budgetRetryAfterSeconds, checkDelivery } from "./delivery.ts"
-import { BadDelivery, BodyBudgetExhausted, type HttpEdgeError, PayloadTooLarge } from "./errors.ts"
+import { storedOutcome } from "./auditLog.ts"
+import { budgetRetryAfterSeconds, checkDelivery, type Delivery } from "./delivery.ts"
+import { BadDelivery, BodyBudgetExhausted, type HttpEdgeError, PayloadTooLarge, StoreFailed, textResponse } from "./errors.ts"
 import { answered, countSignatureFailures, DELIVERY_SPAN, dispatchDelivery } from "./routes.ts"
 import { WebhookSettings } from "./WebhookSettings.ts"
+import { accessLineOf, carryOutWorkflowJob, withAccessLog } from "./workflowJob.ts"
+import { checkWorkflowJob, type WorkflowJobDecision } from "./workflowJobChecks.ts"
+
+type QueuedDecision = Extract<WorkflowJobDecision, { _tag: "Queued" }>
 
 /*
  * `POST /` on the served port, below `@effect/platform`'s server. The platform makes every request a fiber of
@@ -73,6 +78,81 @@ export const makeDeliveryFront = Effect.gen(function*() {
    * `withSpan`/`withParentSpan`, which put it back when their effect ends: the fiber is the request's own and ends
    * with it, so there is nothing to put back, and each put-back was a further copy of the fiber's refs and context.
    */
+  const tracer = yield* Effect.tracer
+  const clock = yield* Effect.clock
+  const db = yield* Db
+  const tracing = yield* FiberRef.get(FiberRef.currentTracerEnabled)
+  const timing = yield* FiberRef.get(FiberRef.currentTracerTimingEnabled)
+  const spanAnnotations = yield* FiberRef.get(FiberRef.currentTracerSpanAnnotations)
+  const spanLinks = Chunk.toReadonlyArray(yield* FiberRef.get(FiberRef.currentTracerSpanLinks))
+  const metricLabels = yield* FiberRef.get(FiberRef.currentMetricLabels)
+  const nanos = () => (timing ? clock.unsafeCurrentTimeNanos() : BigInt(0))
+
+  /**
+   * A span as `Effect.makeSpan` makes it in this runtime (its tracer, its span annotations and links), without a
+   * fiber step: the plain `queued` path opens both of its spans before its one fiber starts.
+   */
+  const openSpan = (name: string, parent: Tracer.AnySpan | undefined, kind: Tracer.SpanKind): Tracer.Span => {
+    const span = tracer.span(name, Option.fromNullable(parent), Context.empty(), spanLinks, nanos(), kind, { captureStackTrace: false })
+    HashMap.forEach(spanAnnotations, (value, key) => span.attribute(key, value))
+    return span
+  }
+
+  /** The server span's attributes: method, path, scheme, user agent and client address (not every header). */
+  const describeServer = (server: Tracer.Span, req: IncomingMessage, headers: Headers.Headers) => {
+    const url = req.url ?? "/"
+    const query = url.indexOf("?")
+    server.attribute("http.request.method", "POST")
+    server.attribute("url.path", query === -1 ? url : url.slice(0, query))
+    if (query !== -1 && query < url.length - 1) server.attribute("url.query", url.slice(query + 1))
+    server.attribute("url.scheme", "http")
+    if (headers["user-agent"] !== undefined) server.attribute("user_agent.original", headers["user-agent"])
+    if (req.socket.remoteAddress !== undefined) server.attribute("client.address", req.socket.remoteAddress)
+  }
+
+  /**
+   * The rest of a request under its two spans, answered whatever happens: `Webhook.receive` spans the
+   * delivery's own work and ends with its exit, then the answer is rendered on the server span, which ends last.
+   * The span is set inside `onExit`, so an interruption at any step still ends it.
+   */
+  const underSpans = (
+    server: Tracer.Span,
+    receive: Tracer.Span,
+    work: Effect.Effect<HttpServerResponse.HttpServerResponse, HttpEdgeError, DeliveryServices>
+  ) =>
+    answered(Effect.onExit(
+      Effect.zipRight(parentSpanIs(receive), countSignatureFailures(work)),
+      (exit) => Effect.zipRight(endSpan(receive, exit), parentSpanIs(server))
+    )).pipe(
+      Effect.tap((response) => {
+        server.attribute("http.response.status_code", response.status)
+        return recordHttpResponse("webhook", response.status)
+      }),
+      Effect.onExit((exit) => endSpan(server, exit))
+    )
+
+  /** Writes the fiber's answer when it ends; a client that goes away interrupts it. */
+  const answerWhenDone = (res: ServerResponse, fiber: Fiber.RuntimeFiber<HttpServerResponse.HttpServerResponse>, onExit?: (exit: Exit.Exit<HttpServerResponse.HttpServerResponse>) => void) => {
+    fiber.addObserver((exit) => {
+      onExit?.(exit)
+      if (Exit.isSuccess(exit)) writeAnswer(res, exit.value)
+      else if (!res.writableEnded) res.destroy()
+    })
+    res.once("close", () => {
+      if (!res.writableEnded) fiber.unsafeInterruptAsFork(HttpServerError.clientAbortFiberId)
+    })
+  }
+
+  /**
+   * Runs the rest of the request in one fiber and writes its answer. The request's server span is the
+   * platform's (`http.server POST`, continuing a `traceparent` the sender gave), with its method, path, scheme,
+   * user agent, client address and status, but not every header as attributes: those include the signature,
+   * which a trace backend has no need of. Under it, `Webhook.receive` (the router's `deliverySpan`).
+   *
+   * Both spans are made and ended here, and the fiber's parent span is set in place rather than with
+   * `withSpan`/`withParentSpan`, which put it back when their effect ends: the fiber is the request's own and ends
+   * with it, so there is nothing to put back, and each put-back was a further copy of the fiber's refs and context.
+   */
   const respond = (
     req: IncomingMessage,
     res: ServerResponse,
@@ -86,35 +166,65 @@ export const makeDeliveryFront = Effect.gen(function*() {
         captureStackTrace: false
       }),
       (server) => {
-        const url = req.url ?? "/"
-        const query = url.indexOf("?")
-        server.attribute("http.request.method", "POST")
-        server.attribute("url.path", query === -1 ? url : url.slice(0, query))
-        if (query !== -1 && query < url.length - 1) server.attribute("url.query", url.slice(query + 1))
-        server.attribute("url.scheme", "http")
-        if (headers["user-agent"] !== undefined) server.attribute("user_agent.original", headers["user-agent"])
-        if (req.socket.remoteAddress !== undefined) server.attribute("client.address", req.socket.remoteAddress)
-        const delivery = Effect.flatMap(Effect.makeSpan(DELIVERY_SPAN, { parent: server, captureStackTrace: false }), (receive) =>
-          // the span is set inside `onExit`, so an interruption at any step still ends it
-          Effect.onExit(
-            Effect.zipRight(parentSpanIs(receive), countSignatureFailures(work)),
-            (exit) => Effect.zipRight(endSpan(receive, exit), parentSpanIs(server))
-          ))
-        return answered(delivery).pipe(
-          Effect.tap((response) => {
-            server.attribute("http.response.status_code", response.status)
-            return recordHttpResponse("webhook", response.status)
-          }),
-          Effect.onExit((exit) => endSpan(server, exit))
+        describeServer(server, req, headers)
+        return Effect.flatMap(
+          Effect.makeSpan(DELIVERY_SPAN, { parent: server, captureStackTrace: false }),
+          (receive) => underSpans(server, receive, work)
         )
       }
     ))
-    fiber.addObserver((exit) => {
-      if (Exit.isSuccess(exit)) writeAnswer(res, exit.value)
-      else if (!res.writableEnded) res.destroy()
-    })
-    res.once("close", () => {
-      if (!res.writableEnded) fiber.unsafeInterruptAsFork(HttpServerError.clientAbortFiberId)
+    answerWhenDone(res, fiber)
+  }
+
+  /**
+   * A `queued` job to store, the webhook's busiest request, with one Effect step that must be one: the store
+   * (group-committed with the deliveries beside it), then the access line, which is written by a fiber as every
+   * line is. The spans are opened and ended, the metrics counted and the answer made in plain code, with the same
+   * spans, attributes, line, counts and answer as `respond` would give. A failed store goes on as `respond`'s
+   * path does (`underSpans`: the line with its status, the error rendered and logged on the server span).
+   */
+  const respondQueued = (
+    req: IncomingMessage,
+    res: ServerResponse,
+    headers: Headers.Headers,
+    delivery: Delivery,
+    queued: QueuedDecision
+  ) => {
+    const server = openSpan("http.server POST", Option.getOrUndefined(HttpTraceContext.fromHeaders(headers)), "server")
+    describeServer(server, req, headers)
+    const receive = openSpan(DELIVERY_SPAN, server, "internal")
+    for (const key in queued.span) receive.attribute(key, queued.span[key])
+    const { write } = queued
+    const fiber = runFork(Effect.zipRight(
+      parentSpanIs(receive),
+      Effect.matchCauseEffect(db.storeDelivery(write), {
+        onSuccess: (stored) => {
+          const outcome = storedOutcome(write, stored)
+          deliveryCounter(write.event.event, outcome).unsafeUpdate(1, metricLabels)
+          const response = textResponse(200, outcome === "job_stored" ? `Job ${queued.jobId} stored.` : `Job ${queued.jobId} already exists.`)
+          return Effect.as(accessLineOf(delivery.startedAt, queued.logFields, 200, clock.unsafeCurrentTimeMillis()), response)
+        },
+        onFailure: (cause) =>
+          underSpans(
+            server,
+            receive,
+            withAccessLog(delivery.startedAt, queued.logFields)(
+              Effect.failCause(Cause.map(cause, (e) => new StoreFailed({ operation: "storeDelivery", cause: e })))
+            )
+          )
+      })
+    ))
+    // Both spans end with the fiber (an answer, or an interruption by a client gone away), the receive span
+    // first; on the failed store's path they have ended already, and ending again does nothing.
+    answerWhenDone(res, fiber, (exit) => {
+      if (receive.status._tag !== "Ended") receive.end(nanos(), exit)
+      if (server.status._tag !== "Ended") {
+        if (Exit.isSuccess(exit)) {
+          server.attribute("http.response.status_code", exit.value.status)
+          httpResponseCounter("webhook", exit.value.status).unsafeUpdate(1, metricLabels)
+        }
+        server.end(nanos(), exit)
+      }
     })
   }
 
@@ -178,10 +288,14 @@ export const makeDeliveryFront = Effect.gen(function*() {
       const checked = checkDelivery(settings, headers, body, startedAt)
       // verified or refused: either way its bytes are no longer held for an unknown sender
       lease.release()
-      const work: Effect.Effect<HttpServerResponse.HttpServerResponse, HttpEdgeError, DeliveryServices> = "_tag" in checked
-        ? Effect.fail(checked)
-        : dispatchDelivery(checked)
-      respond(req, res, headers, work)
+      if ("_tag" in checked) return respond(req, res, headers, Effect.fail(checked))
+      if (checked.event === "workflow_job" && checked.action === "queued") {
+        // the busiest request, decided in plain code; a job to store takes the plain path, the rest the handler's
+        const decision = checkWorkflowJob(settings, checked)
+        if (decision._tag === "Queued" && tracing) return respondQueued(req, res, headers, checked, decision)
+        return respond(req, res, headers, carryOutWorkflowJob(checked, decision, settings))
+      }
+      respond(req, res, headers, dispatchDelivery(checked))
     }
     req.on("data", onData)
     req.once("end", onEnd)
