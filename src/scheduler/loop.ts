@@ -119,6 +119,9 @@ export const wakeLoop = <E, E2 = never, P = unknown>(
               return Queue.offer(signal, undefined)
             })),
             Effect.asVoid,
+            // asked for from inside a cycle, which is uninterruptible; the timer must not inherit that, or
+            // replacing it (and closing the scope) would wait for it to fire
+            Effect.interruptible,
             Effect.forkIn(scope)
           )
           if (previous?.timer !== undefined) yield* Fiber.interrupt(previous.timer)
