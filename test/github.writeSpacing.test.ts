@@ -76,4 +76,38 @@ describe("write spacing per identity", () => {
       yield* Fiber.join(burst)
       expect(done).toBe(200)
     }))
+  it.effect("says how long the next write would wait without starting one: the gap, a write in flight, the minute's points", () =>
+    Effect.gen(function*() {
+      const s = spacing()
+      expect(yield* s.writeWait("installation:1")).toEqual({ waitMs: 0, gapMs: 334 })
+      yield* s.run("installation:1", true, Effect.void)
+      // the gap since that write started; asking again (or for another installation) changes nothing
+      expect((yield* s.writeWait("installation:1")).waitMs).toBe(334)
+      expect((yield* s.writeWait("installation:1")).waitMs).toBe(334)
+      expect((yield* s.writeWait("installation:2")).waitMs).toBe(0)
+      yield* TestClock.adjust("300 millis")
+      expect((yield* s.writeWait("installation:1")).waitMs).toBe(34)
+      yield* TestClock.adjust("34 millis")
+      expect((yield* s.writeWait("installation:1")).waitMs).toBe(0)
+      // a write in flight past its gap: how long it still takes is unknown, so one more gap, never 0
+      const answer = yield* Deferred.make<void>()
+      const inFlight = yield* Effect.fork(s.run("installation:1", true, Deferred.await(answer)))
+      yield* Effect.yieldNow()
+      expect((yield* s.writeWait("installation:1")).waitMs).toBe(334)
+      // one more waiting behind it: its turn comes a gap after the one in flight started
+      const behind = yield* Effect.fork(s.run("installation:1", true, Effect.void))
+      yield* Effect.yieldNow()
+      expect((yield* s.writeWait("installation:1")).waitMs).toBe(668)
+      yield* TestClock.adjust("1 second")
+      expect((yield* s.writeWait("installation:1")).waitMs).toBe(334)
+      yield* Deferred.succeed(answer, undefined)
+      yield* Fiber.join(inFlight)
+      yield* Fiber.join(behind)
+      yield* TestClock.adjust("334 millis")
+      expect((yield* s.writeWait("installation:1")).waitMs).toBe(0)
+      // the minute's points: 900 reads spend it, and a write must wait for the oldest to leave the window
+      for (let i = 0; i < 900; i++) yield* s.run("installation:3", false, Effect.void)
+      yield* TestClock.adjust("10 seconds")
+      expect((yield* s.writeWait("installation:3")).waitMs).toBe(50_000)
+    }))
 })

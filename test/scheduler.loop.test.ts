@@ -346,4 +346,43 @@ describe("the wake-up loop and clean pod ends", () => {
       expect(yield* h.ran).toEqual(["full", "demand", "full"])
       yield* Scope.close(h.scope, Exit.void)
     }))
+  it.effect("a demand wake-up asked for by a cycle comes at its time; an earlier one replaces it; none is left after shutdown", () =>
+    Effect.gen(function*() {
+      const pubsub = yield* PubSub.unbounded<string>()
+      const scope = yield* Scope.make()
+      const demandRuns: Array<number> = []
+      // what each demand cycle asks for, in order: a time relative to when it runs
+      const asks: Array<ReadonlyArray<number>> = [[1_000, 2_000, 500], [], [3_000]]
+      yield* wakeLoop({
+        wakeups: Stream.fromPubSub(pubsub),
+        pollInterval: "1 hour",
+        debounce: 0,
+        cycle: Effect.void,
+        demandCycle: (retryDemandAt) =>
+          Effect.gen(function*() {
+            const now = yield* TestClock.currentTimeMillis
+            demandRuns.push(now)
+            for (const after of asks.shift() ?? []) yield* retryDemandAt(now + after)
+          })
+      }).pipe(Scope.extend(scope))
+      yield* TestClock.adjust(0)
+      yield* PubSub.publish(pubsub, "job")
+      yield* TestClock.adjust(0)
+      expect(demandRuns).toEqual([0])
+      // the later asks (1 s, 2 s) gave way to the earliest (500 ms); no fixed delay is added to it
+      yield* TestClock.adjust(499)
+      expect(demandRuns).toEqual([0])
+      yield* TestClock.adjust(1)
+      expect(demandRuns).toEqual([0, 500])
+      // the replaced timers never fire
+      yield* TestClock.adjust(5_000)
+      expect(demandRuns).toEqual([0, 500])
+      // the third cycle asks for a wake-up 3 s on; the loop stops before it is due, and nothing runs after
+      yield* PubSub.publish(pubsub, "job")
+      yield* TestClock.adjust(0)
+      expect(demandRuns).toHaveLength(3)
+      yield* Scope.close(scope, Exit.void)
+      yield* TestClock.adjust(10_000)
+      expect(demandRuns).toHaveLength(3)
+    }))
 })

@@ -15,7 +15,8 @@ import {
   type InstallationRef,
   type JitConfigRequest,
   type JitRunner,
-  type ListRunnersOptions
+  type ListRunnersOptions,
+  type WriteWait
 } from "../../src/services/Github.ts"
 import type { CallCounter } from "./callCounter.ts"
 import { type ClientCalls, type Endpoint, makeClientCalls, nextLink, readable, splitRepo } from "./clientCalls.ts"
@@ -71,8 +72,14 @@ const runnersOf = (operation: GithubOperation, options: ListRunnersOptions | und
 const deleted = (effect: Effect.Effect<GithubAnswer, GithubError>) =>
   effect.pipe(Effect.asVoid, Effect.catchTag("GithubNotFound", () => Effect.void))
 
-const service = (calls: ClientCalls, counter: CallCounter) =>
+/** A transport that does not space writes: a write could always start now. */
+const unspaced: WriteWait = { waitMs: 0, gapMs: 0 }
+
+const service = (calls: ClientCalls, counter: CallCounter, transport: GithubTransport) =>
   Effect.gen(function*() {
+    const spacedWait = transport.writeWait
+    const writeWait = (ref: InstallationRef): Effect.Effect<WriteWait> =>
+      spacedWait === undefined ? Effect.succeed(unspaced) : spacedWait(ref.installationId)
     const groups = yield* makeRunnerGroupCache()
     const { asInstallation, listAll } = calls
 
@@ -304,6 +311,7 @@ const service = (calls: ClientCalls, counter: CallCounter) =>
       redeliverHookDelivery,
       listQueuedRuns,
       listRunJobs,
+      writeWait,
       rateLimit: calls.rateLimit,
       callCounts: counter.snapshot
     } satisfies GithubShape
@@ -311,4 +319,4 @@ const service = (calls: ClientCalls, counter: CallCounter) =>
 
 /** The Github service over `transport`. */
 export const makeGithubClient = (options: GithubClientOptions): Effect.Effect<GithubShape> =>
-  Effect.flatMap(makeClientCalls(options.transport, options.appIds), (calls) => service(calls, options.counter))
+  Effect.flatMap(makeClientCalls(options.transport, options.appIds), (calls) => service(calls, options.counter, options.transport))

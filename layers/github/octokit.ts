@@ -154,7 +154,8 @@ const TOKEN_PATH = /^\/app\/installations\/[^/]+\/access_tokens$/
 
 /** Whose secondary limits a request spends: its installation's, or its app's (a JWT). */
 const identityOf = (auth: TransportAuth): string =>
-  auth._tag === "installation" ? `installation:${auth.installationId}` : `app:${auth.app}`
+  auth._tag === "installation" ? installationIdentity(auth.installationId) : `app:${auth.app}`
+const installationIdentity = (installationId: number) => `installation:${installationId}`
 
 /** The transport on Octokit: app requests carry a fresh JWT, installation requests the token. */
 const octokitTransport = (options: GithubLiveOptions, counter: CallCounter): GithubTransport => {
@@ -225,6 +226,8 @@ const octokitTransport = (options: GithubLiveOptions, counter: CallCounter): Git
   })
 
   return {
+    // the spacing's own state answers how long the next write would wait; unspaced, the client answers 0
+    ...(spacing === undefined ? {} : { writeWait: (installationId: number) => spacing.writeWait(installationIdentity(installationId)) }),
     request: (request) =>
       Effect.flatMap(authorization(request.auth), (authorization) =>
         limited(request, attempts(request, {

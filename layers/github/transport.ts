@@ -1,6 +1,6 @@
 import { Data, type Effect, type Redacted } from "effect"
 import type { EntityType } from "../../src/domain/Entity.ts"
-import type { GithubOperation } from "../../src/services/Github.ts"
+import type { GithubOperation, WriteWait } from "../../src/services/Github.ts"
 import type { HeaderMap } from "./statusErrors.ts"
 
 /*
@@ -49,4 +49,9 @@ export class NoAnswer extends Data.TaggedError("NoAnswer")<{ readonly message: s
 
 export interface GithubTransport {
   readonly request: (request: GithubRequest) => Effect.Effect<GithubAnswer, NoAnswer>
+  /**
+   * How long the installation's next write would wait in the transport's spacing (`writeSpacing.ts`), without
+   * starting one. A transport that does not space writes leaves it out: its writes never wait.
+   */
+  readonly writeWait?: ((installationId: number) => Effect.Effect<WriteWait>) | undefined
 }

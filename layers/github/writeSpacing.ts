@@ -1,4 +1,5 @@
 import { Clock, Effect } from "effect"
+import type { WriteWait } from "../../src/services/Github.ts"
 
 /*
  * GitHub's secondary rate limits, applied per identity. Each installation token is an identity of its own (and so
@@ -34,11 +35,19 @@ export interface WriteSpacing {
    * allow it.
    */
   readonly run: <A, E, R>(identity: string, write: boolean, request: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+  /**
+   * What `identity`'s next write would wait for if it were asked now, without starting one: the gap since its
+   * last write started, the writes ahead of it, and the rolling minute's points. Starts nothing and spends nothing.
+   */
+  readonly writeWait: (identity: string) => Effect.Effect<WriteWait>
 }
+
 
 interface Identity {
   readonly writes: Effect.Semaphore
   nextWriteAt: number
+  /** writes asked for and not yet answered: the one in flight and those waiting for their turn */
+  writesPending: number
   /** the spends of the last minute, oldest first: [time ms, points] */
   readonly spent: Array<readonly [number, number]>
 }
@@ -50,7 +59,7 @@ export const makeWriteSpacing = (options: WriteSpacingOptions = defaultWriteSpac
   const identityOf = (key: string): Identity => {
     let found = identities.get(key)
     if (found === undefined) {
-      found = { writes: Effect.unsafeMakeSemaphore(1), nextWriteAt: 0, spent: [] }
+      found = { writes: Effect.unsafeMakeSemaphore(1), nextWriteAt: 0, writesPending: 0, spent: [] }
       identities.set(key, found)
     }
     return found
@@ -78,11 +87,49 @@ export const makeWriteSpacing = (options: WriteSpacingOptions = defaultWriteSpac
       })
     })
 
+  /** When `points` more would fit in the identity's rolling minute, as `spend` would find it at `now`. */
+  const pointsFitAt = (who: Identity, points: number, now: number): number => {
+    let total = 0
+    for (const [t, p] of who.spent) if (t > now - MINUTE_MS) total += p
+    if (total + points <= options.pointsPerMinute) return now
+    // the spends leave the window oldest first; the first moment enough of them have left
+    for (const [t, p] of who.spent) {
+      if (t <= now - MINUTE_MS) continue
+      total -= p
+      if (total + points <= options.pointsPerMinute || total === 0) return t + MINUTE_MS
+    }
+    return now
+  }
+
+  const gapMs = options.writeGapMs
+  const writeWait = (key: string): Effect.Effect<WriteWait> =>
+    Effect.map(Clock.currentTimeMillis, (now) => {
+      const who = identities.get(key)
+      if (who === undefined) return { waitMs: 0, gapMs }
+      // Each pending write takes its turn first. The one in flight started when `nextWriteAt` was set; once its
+      // gap has passed, how long it still takes is unknown, so a whole gap is the guess (never a busy retry).
+      const queued = who.nextWriteAt + Math.max(0, who.writesPending - 1) * gapMs
+      const afterPending = who.writesPending === 0 || queued > now ? queued : now + Math.max(gapMs, 1)
+      const startAt = Math.max(afterPending, pointsFitAt(who, WRITE_POINTS, now))
+      return { waitMs: Math.max(0, startAt - now), gapMs }
+    })
+
   return {
     run: (key, write, request) => {
       const who = identityOf(key)
       if (!write) return Effect.zipRight(spend(who, READ_POINTS), request)
-      return who.writes.withPermits(1)(Effect.zipRight(Effect.zipRight(afterGap(who), spend(who, WRITE_POINTS)), request))
-    }
+      const spaced = who.writes.withPermits(1)(Effect.zipRight(Effect.zipRight(afterGap(who), spend(who, WRITE_POINTS)), request))
+      return Effect.acquireUseRelease(
+        Effect.sync(() => {
+          who.writesPending++
+        }),
+        () => spaced,
+        () =>
+          Effect.sync(() => {
+            who.writesPending--
+          })
+      )
+    },
+    writeWait
   }
 }

@@ -13,6 +13,17 @@ import { syncWorkers } from "./workerSync.ts"
 const noMatch: MatchResult = { provisioned: 0, failed: 0, jobIds: [] }
 
 /**
+ * Asks the loop for demand matching at a time (Clock ms): when jobs were left behind for their installation's
+ * write spacing (`MatchResult.retryAt`), so they are provisioned as soon as their installation can write.
+ */
+export type RetryDemandAt = (at: number) => Effect.Effect<void>
+
+const noRetry: RetryDemandAt = () => Effect.void
+
+const retryIfDeferred = (m: MatchResult, retryDemandAt: RetryDemandAt) =>
+  m.retryAt === undefined ? Effect.void : retryDemandAt(m.retryAt)
+
+/**
  * One scheduler cycle: job sync, the worker sync, the board review (quarantine), demand matching, in that order, while holding the scheduler
  * lock (design decision 3: a session advisory lock, see `docs/scheduler.md`), so one scheduler at a time runs a
  * cycle and a second replica waits its turn. No transaction spans the cycle: every state change is its own short
@@ -22,7 +33,8 @@ const noMatch: MatchResult = { provisioned: 0, failed: 0, jobIds: [] }
  */
 export const runCycle = Effect.fn("Scheduler.cycle")(function*(
   state: SchedulerState,
-  takeDemand: Effect.Effect<boolean> = Effect.succeed(false)
+  takeDemand: Effect.Effect<boolean> = Effect.succeed(false),
+  retryDemandAt: RetryDemandAt = noRetry
 ) {
   const db = yield* Db
   // the cycle's own span, which names the jobs it provisioned runners for (see docs/operating.md, traces)
@@ -35,10 +47,13 @@ export const runCycle = Effect.fn("Scheduler.cycle")(function*(
     let provisioned = 0
     const match = (boards: Effect.Effect<ReadonlyArray<BoardState>>) =>
       Effect.tap(guardedOr("demand matching", matchDemand(authenticate, serially, boards), noMatch), (m) =>
-        Effect.sync(() => {
-          jobIds.push(...m.jobIds)
-          provisioned += m.provisioned
-        }))
+        Effect.zipRight(
+          Effect.sync(() => {
+            jobIds.push(...m.jobIds)
+            provisioned += m.provisioned
+          }),
+          retryIfDeferred(m, retryDemandAt)
+        ))
     // New demand stored while the cycle runs is matched between its parts, as the fast path would match it, with
     // the board standings the last review decided: a job that arrives as a full cycle starts waits for one part,
     // not for the whole cycle (the in-memory benchmark's 0.5 s tail was jobs waiting behind full cycles).
@@ -66,7 +81,7 @@ export const runCycle = Effect.fn("Scheduler.cycle")(function*(
  * under the same lock, without job sync and the five phases, so a queued job gets its pod without waiting for
  * GitHub reads it does not need. What the fast path skips still runs on the tick and after every pod change.
  */
-export const runDemandCycle = Effect.fn("Scheduler.demandCycle")(function*() {
+export const runDemandCycle = Effect.fn("Scheduler.demandCycle")(function*(retryDemandAt: RetryDemandAt = noRetry) {
   const db = yield* Db
   const cycleSpan = yield* Effect.option(Effect.currentSpan)
   yield* db.withWorkerLock(Effect.gen(function*() {
@@ -76,7 +91,8 @@ export const runDemandCycle = Effect.fn("Scheduler.demandCycle")(function*() {
     // the boards' quarantine holds on the fast path too: it reads the standings the last full cycle decided (one
     // query, made beside the capacity reading), and leaves the review of new failures to the full cycle
     const boards = guardedOr("board states", db.getBoardStates, [])
-    const matched = yield* guardedOr("demand matching", matchDemand(authenticate, serially, boards), { provisioned: 0, failed: 0, jobIds: [] })
+    const matched = yield* guardedOr("demand matching", matchDemand(authenticate, serially, boards), noMatch)
+    yield* retryIfDeferred(matched, retryDemandAt)
     // like the full cycle's span, the fast path's names the jobs it provisioned runners for
     if (Option.isSome(cycleSpan) && matched.jobIds.length > 0) {
       cycleSpan.value.attribute("job.ids", matched.jobIds)

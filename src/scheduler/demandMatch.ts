@@ -26,6 +26,12 @@ export interface MatchResult {
   readonly failed: number
   /** the jobs a runner was provisioned for */
   readonly jobIds: ReadonlyArray<number>
+  /**
+   * When jobs were left for later because their installation's next GitHub write would have waited for its
+   * spacing: the earliest time (Clock ms) one of those installations can write again, when the loop should match
+   * demand again. Absent when nothing was left behind.
+   */
+  readonly retryAt?: number | undefined
 }
 
 const MAX_NAME_ATTEMPTS = 5
@@ -92,14 +98,19 @@ export const matchDemand = Effect.fn("Scheduler.matchDemand")(function*(
     )
   }
 
+  // Only what can start without waiting for an installation's write spacing goes in this cycle; the cycle holds
+  // the lock, so a job waiting out its installation's gap here would hold up every other installation's new jobs.
+  const github = yield* Github
+  const { deferred, go } = yield* writableNow(github, plan.provisions.map(({ job }) => job))
+
   // Every name the plan needs, reserved in one statement before any GitHub or Kubernetes call.
-  const names = yield* reserveNames(plan.provisions.map(({ job }) => job), serially)
+  const names = yield* reserveNames(go, serially)
 
   // Groups go concurrently (GitHub and the API server are the slow part); inside a group the jobs go in order, and
   // after a failure the rest of the group waits for its back-off: one failed worker per group per attempt, and
   // the group's unused reservations are given back in the same step that records the failure.
   const groups = new Map<string, Array<{ readonly job: Job; readonly name: string }>>()
-  for (const { job } of plan.provisions) {
+  for (const job of go) {
     const name = names.get(job.job_id)
     if (name === undefined) continue
     const key = jobGroupKey(job)
@@ -112,7 +123,7 @@ export const matchDemand = Effect.fn("Scheduler.matchDemand")(function*(
   let failed = 0
   const createdIn = new Map<string, number>()
   const jobIds: Array<number> = []
-  const provision = provisioner({ github: yield* Github, kube, settings, authenticate })
+  const provision = provisioner({ github, kube, settings, authenticate })
   // the boards a pod must avoid, once per pool rather than once per runner
   const avoided = new Map<string, ReadonlyArray<string>>()
   const avoidIn = (pool: string) => {
@@ -143,10 +154,53 @@ export const matchDemand = Effect.fn("Scheduler.matchDemand")(function*(
   )
   // the gauges show the boards as this cycle left them, not as it found them
   if (createdIn.size > 0) yield* recordCapacity(withCreatedPods(capacity, createdIn))
+  // asked once the writes of this cycle are answered, so the gap they started is counted
+  const retryAt = yield* earliestWrite(github, deferred)
   yield* Effect.logDebug("demand matched").pipe(
-    Effect.annotateLogs({ demand: demand.length, planned: plan.provisions.length, provisioned, failed })
+    Effect.annotateLogs({ demand: demand.length, planned: plan.provisions.length, provisioned, failed, deferred: deferred.length })
   )
-  return { provisioned, failed, jobIds } satisfies MatchResult
+  return { provisioned, failed, jobIds, retryAt } satisfies MatchResult
+})
+
+/**
+ * The planned jobs whose GitHub writes can start now (`go`, in plan order), and one job of each installation
+ * left for a later cycle (`deferred`). Decided per installation, across its groups, before any name is reserved:
+ * an installation whose next write would wait gets nothing this cycle; one whose writes are spaced gets its
+ * first job only (the second would wait a gap behind the first); one whose writes are not spaced (the in-memory
+ * GitHub) gets all. A job left behind stays pending in its place in the queue.
+ */
+const writableNow = Effect.fnUntraced(function*(github: Context.Tag.Service<typeof Github>, planned: ReadonlyArray<Job>) {
+  // how many more jobs each installation may start in this cycle
+  const allowance = new Map<number, number>()
+  const go: Array<Job> = []
+  const deferredBy = new Map<number, Job>()
+  for (const job of planned) {
+    let left = allowance.get(job.installation_id)
+    if (left === undefined) {
+      const wait = yield* github.writeWait({ installationId: job.installation_id, entityType: job.entity_type })
+      left = wait.waitMs > 0 ? 0 : wait.gapMs > 0 ? 1 : Number.POSITIVE_INFINITY
+    }
+    if (left > 0) {
+      go.push(job)
+      allowance.set(job.installation_id, left - 1)
+    } else {
+      allowance.set(job.installation_id, 0)
+      if (!deferredBy.has(job.installation_id)) deferredBy.set(job.installation_id, job)
+    }
+  }
+  return { go, deferred: [...deferredBy.values()] }
+})
+
+/** The earliest time one of the deferred jobs' installations can write again; undefined when none was deferred. */
+const earliestWrite = Effect.fnUntraced(function*(github: Context.Tag.Service<typeof Github>, deferred: ReadonlyArray<Job>) {
+  if (deferred.length === 0) return undefined
+  const now = yield* Clock.currentTimeMillis
+  let earliest = Number.POSITIVE_INFINITY
+  for (const job of deferred) {
+    const wait = yield* github.writeWait({ installationId: job.installation_id, entityType: job.entity_type })
+    earliest = Math.min(earliest, now + wait.waitMs)
+  }
+  return earliest
 })
 
 /** A capacity reading with the pods created since counted as holding their slots. */

@@ -1,13 +1,13 @@
-import { Clock, Duration, Effect, Layer, Queue, Schedule, type Scope, Stream } from "effect"
+import { Clock, Duration, Effect, Fiber, Layer, Queue, Schedule, type Scope, Stream } from "effect"
 import { initialiseSchedulerCounters, recordCycle } from "../observability/collect.ts"
 import { Db } from "../services/Db.ts"
 import type { Github } from "../services/Github.ts"
 import { endedCleanly, Kube, mayFreeSlot } from "../services/Kube.ts"
-import { runCycle, runDemandCycle } from "./cycle.ts"
+import { type RetryDemandAt, runCycle, runDemandCycle } from "./cycle.ts"
 import { SchedulerSettings } from "./settings.ts"
 import { guarded, makeSchedulerState } from "./state.ts"
 
-export type WakeReason = "notification" | "pods" | "ended" | "tick"
+export type WakeReason = "notification" | "pods" | "ended" | "tick" | "retry"
 
 export interface WakeLoopOptions<E, E2 = never, P = unknown> {
   /** one element per event that needs only demand matching (a stored job) */
@@ -33,11 +33,18 @@ export interface WakeLoopOptions<E, E2 = never, P = unknown> {
   /**
    * the full cycle: job sync, the five phases, demand matching. As a function it is handed `takeDemand`, which
    * says whether new demand is pending and marks it served: the cycle calls it between its parts and matches the
-   * demand there, so a job that arrives during a full cycle does not wait for all of it.
+   * demand there, so a job that arrives during a full cycle does not wait for all of it. It is also handed
+   * `retryDemandAt` (see `demandCycle`).
    */
-  readonly cycle: Effect.Effect<void> | ((takeDemand: Effect.Effect<boolean>) => Effect.Effect<void>)
-  /** the fast path for new demand; the full cycle when absent */
-  readonly demandCycle?: Effect.Effect<void> | undefined
+  readonly cycle:
+    | Effect.Effect<void>
+    | ((takeDemand: Effect.Effect<boolean>, retryDemandAt: RetryDemandAt) => Effect.Effect<void>)
+  /**
+   * the fast path for new demand; the full cycle when absent. As a function it is handed `retryDemandAt`: demand
+   * matching that left jobs behind for their installation's write spacing asks through it for a demand wake-up
+   * at the time they can go, which comes through the same coalescing wake-up as a NOTIFY.
+   */
+  readonly demandCycle?: Effect.Effect<void> | ((retryDemandAt: RetryDemandAt) => Effect.Effect<void>) | undefined
 }
 
 const relisten = Schedule.exponential("1 second").pipe(Schedule.union(Schedule.spaced("30 seconds")))
@@ -91,8 +98,41 @@ export const wakeLoop = <E, E2 = never, P = unknown>(
       pending.reasons.demand.length = 0
       return true
     })
-    const fullCycle = Effect.isEffect(options.cycle) ? options.cycle : options.cycle(takeDemand)
-    const demandCycle = options.demandCycle ?? fullCycle
+    // One demand wake-up asked for by `retryDemandAt` at a time: an earlier time replaces a later one (whose timer
+    // is interrupted), a later one is left to the cycle the earlier one runs, which asks again if it must. The
+    // timer is forked in the loop's scope, so closing it leaves none behind.
+    let retry: { readonly at: number; timer: Fiber.RuntimeFiber<void> | undefined } | undefined
+    const retryDemandAt: RetryDemandAt = (at) =>
+      Effect.suspend(() => {
+        const previous = retry
+        if (previous !== undefined && previous.at <= at) return Effect.void
+        // the entry is in place before its timer starts, so a timer that fires at once still clears it
+        const entry: { readonly at: number; timer: Fiber.RuntimeFiber<void> | undefined } = { at, timer: undefined }
+        retry = entry
+        return Effect.gen(function*() {
+          const wait = at - (yield* Clock.currentTimeMillis)
+          entry.timer = yield* Effect.sleep(Duration.millis(Math.max(0, wait))).pipe(
+            Effect.zipRight(Effect.suspend(() => {
+              if (retry === entry) retry = undefined
+              pending.demand = true
+              note("demand", "retry")
+              return Queue.offer(signal, undefined)
+            })),
+            Effect.asVoid,
+            // asked for from inside a cycle, which is uninterruptible; the timer must not inherit that, or
+            // replacing it (and closing the scope) would wait for it to fire
+            Effect.interruptible,
+            Effect.forkIn(scope)
+          )
+          if (previous?.timer !== undefined) yield* Fiber.interrupt(previous.timer)
+        })
+      })
+    const fullCycle = Effect.isEffect(options.cycle) ? options.cycle : options.cycle(takeDemand, retryDemandAt)
+    const demandCycle = options.demandCycle === undefined
+      ? fullCycle
+      : Effect.isEffect(options.demandCycle)
+      ? options.demandCycle
+      : options.demandCycle(retryDemandAt)
     const isCleanEnd = options.isCleanEnd
     let lastFullEnd = Number.NEGATIVE_INFINITY
     let timerArmed = false
@@ -211,8 +251,8 @@ export const schedulerLoop = Effect.gen(function*() {
     podEndSpacing: settings.timeouts.podEndSpacing,
     pollInterval: settings.timeouts.pollInterval,
     debounce: settings.timeouts.wakeDebounce,
-    cycle: (takeDemand) => guarded("scheduler cycle", runCycle(state, takeDemand)).pipe(Effect.provide(context)),
-    demandCycle: guarded("demand matching cycle", runDemandCycle()).pipe(Effect.provide(context))
+    cycle: (takeDemand, retryDemandAt) => guarded("scheduler cycle", runCycle(state, takeDemand, retryDemandAt)).pipe(Effect.provide(context)),
+    demandCycle: (retryDemandAt) => guarded("demand matching cycle", runDemandCycle(retryDemandAt)).pipe(Effect.provide(context))
   })
   yield* Effect.logInfo("scheduler loop started").pipe(
     Effect.annotateLogs({ pollInterval: Duration.format(settings.timeouts.pollInterval), prefix: settings.runnerPrefix })

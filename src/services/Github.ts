@@ -221,6 +221,14 @@ export interface ListRunnersOptions {
   readonly namePrefix?: string | undefined
 }
 
+/** See `GithubShape.writeWait`. */
+export interface WriteWait {
+  /** until the next write could start; 0: now */
+  readonly waitMs: number
+  /** the least time between the starts of two writes; 0: writes are not spaced */
+  readonly gapMs: number
+}
+
 export interface GithubShape {
   /**
    * The installation token of `ref`'s app, cached for 59 minutes per (installation, app). Failures are not cached.
@@ -305,6 +313,14 @@ export interface GithubShape {
     repoFullName: string,
     runId: number
   ) => Effect.Effect<ReadonlyArray<GithubRunJob>, GithubError>
+  /**
+   * How long a write of `ref`'s installation (a JIT config, a runner delete) would wait, if asked now, before it
+   * could start, and the gap the layer keeps between its writes: without starting one. The live layer spaces each
+   * installation's writes (GitHub's secondary limits: one at a time, a gap between starts, points per minute) and
+   * answers from that state; the in-memory GitHub does not space writes and answers 0 and 0. The scheduler asks
+   * before provisioning, so one installation's spacing does not hold up the others' jobs.
+   */
+  readonly writeWait: (ref: InstallationRef) => Effect.Effect<WriteWait>
   /** The installation's budget as last reported by GitHub; none before the first call for that installation. */
   readonly rateLimit: (installationId: number) => Effect.Effect<Option.Option<RateLimit>>
   /** API calls made so far, by operation and status (for metrics, tests and benchmarks). */

@@ -567,4 +567,24 @@ export const githubContract = (name: string, layer: Layer.Layer<Github | GithubW
         expect((yield* Effect.flip(gh.listQueuedRuns(orgRef, "alice/project")))._tag).toBe("GithubNotFound")
       })
     )
+    scenario(
+      "an idle installation can write now, and a minute after its writes were answered it can again",
+      Effect.gen(function* () {
+        const gh = yield* Github
+        yield* seedInstallations
+        // never written for: nothing to wait for
+        expect((yield* gh.writeWait(orgRef)).waitMs).toBe(0)
+        expect((yield* gh.writeWait(userRef)).waitMs).toBe(0)
+        const groupId = yield* gh.ensureRunnerGroup(orgRef, "rise-org", "riscv-runners")
+        yield* gh.createJitConfigOrg(orgRef, "rise-org", groupId, { runnerName: "rise-riscv-runner-wait00001", labels })
+        // asking starts nothing: the other installation still may write at once
+        expect((yield* gh.writeWait(userRef)).waitMs).toBe(0)
+        const wait = yield* gh.writeWait(orgRef)
+        expect(wait.waitMs).toBeGreaterThanOrEqual(0)
+        expect(wait.waitMs).toBeLessThanOrEqual(Math.max(wait.gapMs, 0))
+        // every spacing of a layer (gap, points of the minute) is over within a minute of quiet
+        yield* TestClock.adjust(Duration.minutes(1))
+        expect((yield* gh.writeWait(orgRef)).waitMs).toBe(0)
+      })
+    )
   })
