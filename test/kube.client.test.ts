@@ -25,7 +25,8 @@ const request = (name: string, pool = "scw-em-rv1"): RunnerPodRequest => ({
   jitConfig: Redacted.make(JIT),
   image: "registry.example/riscv-runner:ubuntu-24.04-latest",
   pool,
-  entity: { type: "User", id: 660779, name: "luhenry" }
+  entity: { type: "User", id: 660779, name: "luhenry" },
+  installationId: 88
 })
 
 const onStub = (options: Omit<KubeLiveOptions, "kubeconfigYaml" | "kubeconfigPath"> = {}) =>

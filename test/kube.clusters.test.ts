@@ -53,7 +53,8 @@ const request = (name: string, pool: string): RunnerPodRequest => ({
   jitConfig: Redacted.make("c2VjcmV0"),
   image: "registry.example/riscv-runner:ubuntu-24.04-latest",
   pool,
-  entity: { type: "User", id: 660779, name: "luhenry" }
+  entity: { type: "User", id: 660779, name: "luhenry" },
+  installationId: 88
 })
 
 const twoClusters = (build: Build) =>

@@ -13,7 +13,8 @@ const request = (name: string, pool = "scw-em-rv1"): RunnerPodRequest => ({
   jitConfig: Redacted.make(`${JIT}-${name}`),
   image: "registry.example/riscv-runner:ubuntu-24.04-latest",
   pool,
-  entity: { type: "Organization", id: 7, name: "octo" }
+  entity: { type: "Organization", id: 7, name: "octo" },
+  installationId: 70
 })
 
 const withCluster = <A, E>(

@@ -12,11 +12,12 @@ const request = (over: Partial<RunnerPodRequest> = {}): RunnerPodRequest => ({
   image: "rg.fr-par.scw.cloud/reg/riscv-runner:ubuntu-24.04-latest",
   pool: "scw-em-rv1",
   entity: { type: "Organization", id: 152654596, name: "riseproject-dev" },
+  installationId: 48213977,
   ...over
 })
 
 describe("runner pod manifest", () => {
-  it("is the original's pod, exactly", () => {
+  it("is the original's pod, exactly, with the installation label added", () => {
     expect(runnerPodManifest(request(), "default")).toEqual({
       apiVersion: "v1",
       kind: "Pod",
@@ -27,6 +28,8 @@ describe("runner pod manifest", () => {
           app: "rise-riscv-runner",
           "riseproject.dev/entity_id": "152654596",
           "riseproject.dev/entity_name": "riseproject-dev",
+          // ours, not the original's: which installation's runner this is
+          "riseproject.dev/installation_id": "48213977",
           "riseproject.dev/board": "scw-em-rv1"
         }
       },

@@ -90,7 +90,7 @@ describe("scheduler operator routes", () => {
       }, null)
       yield* at(1000)
       yield* db.addWorker(newWorker("w-live"))
-      yield* kube.createRunnerPod({ name: "w-live", jitConfig: Redacted.make("jit"), image: "img", pool: "scw-em-rv1", entity: { type: "Organization", id: 1001, name: "acme" } })
+      yield* kube.createRunnerPod({ name: "w-live", jitConfig: Redacted.make("jit"), image: "img", pool: "scw-em-rv1", entity: { type: "Organization", id: 1001, name: "acme" }, installationId: 5001 })
       yield* ctl.reconcile
       const page = (yield* get("/workers")).body
       expect(page).toContain("<title>Workers - Prod</title>")

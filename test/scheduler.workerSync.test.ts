@@ -195,7 +195,8 @@ const strayPod = (n: number) =>
       jitConfig: jit.jitConfig,
       image: "ghcr.io/example/runner:latest",
       pool: "scw-em-rv1",
-      entity: { type: "Organization", id: ORG.id, name: ORG.login }
+      entity: { type: "Organization", id: ORG.id, name: ORG.login },
+      installationId: ORG.installation
     })
   })
 

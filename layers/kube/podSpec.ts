@@ -11,6 +11,7 @@ export const RUNNER_SELECTOR = `${APP_LABEL}=${APP_VALUE}`
 export const BOARD_LABEL = "riseproject.dev/board"
 export const ENTITY_ID_LABEL = "riseproject.dev/entity_id"
 export const ENTITY_NAME_LABEL = "riseproject.dev/entity_name"
+export const INSTALLATION_ID_LABEL = "riseproject.dev/installation_id"
 /** The device-plugin resource: one per RISC-V board slot. */
 export const RUNNER_RESOURCE = "riseproject.com/runner"
 
@@ -64,6 +65,7 @@ export const runnerPodLabels = (request: RunnerPodRequest): Record<string, strin
   [APP_LABEL]: APP_VALUE,
   [ENTITY_ID_LABEL]: String(request.entity.id),
   [ENTITY_NAME_LABEL]: sanitizeLabelValue(request.entity.name),
+  [INSTALLATION_ID_LABEL]: String(request.installationId),
   // The pool is not sanitised: it is also the node selector, so it must be a valid label value already, and
   // a changed copy here would make the capacity count miss the pod.
   [BOARD_LABEL]: request.pool

@@ -355,6 +355,7 @@ export const provisioner = ({ authenticate, github, kube, settings }: Provisioni
         image,
         pool: job.k8s_pool,
         entity: { type: job.entity_type, id: job.entity_id, name: job.entity_name },
+        installationId: job.installation_id,
         ...(avoidNodes.length === 0 ? {} : { avoidNodes })
       })
     })

@@ -66,6 +66,8 @@ export interface RunnerPodRequest {
   readonly image: string
   readonly pool: string
   readonly entity: { readonly type: EntityType; readonly id: number; readonly name: string }
+  /** the GitHub App installation the runner was registered through, as a label, so an operator can select an installation's pods */
+  readonly installationId: number
   /**
    * Nodes the pod must not be placed on (quarantined boards), as a required node affinity on `metadata.name`:
    * the pod avoids them without any write to the nodes themselves.

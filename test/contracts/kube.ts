@@ -12,7 +12,8 @@ const request = (name: string, pool = "scw-em-rv1", entityName = "octo-org"): Ru
   jitConfig: Redacted.make(JIT),
   image: "registry.example/riscv-runner:ubuntu-24.04-latest",
   pool,
-  entity: { type: "Organization", id: 4242, name: entityName }
+  entity: { type: "Organization", id: 4242, name: entityName },
+  installationId: 5151
 })
 
 /** Runs the pod watch into a queue for the rest of the scope. */
@@ -209,6 +210,7 @@ export const kubeContract = (name: string, makeLayer: () => Layer.Layer<Kube | K
           app: "rise-riscv-runner",
           "riseproject.dev/entity_id": "4242",
           "riseproject.dev/entity_name": "Weird_Name",
+          "riseproject.dev/installation_id": "5151",
           "riseproject.dev/board": "scw-em-rv1"
         })
         expect(finishedAt(pod)).toBeNull()

@@ -64,7 +64,12 @@ export const schedulerScenarios = (label: string, run: WorldRunner) =>
       expect(w).toMatchObject({ pod_name: name(1), status: "pending", entity_id: ORG.id, repo_full_name: null, k8s_pool: "scw-em-rv1" })
       expect(yield* podNames).toEqual([name(1)])
       const p = (yield* pod(name(1)))!
-      expect(p.labels).toMatchObject({ app: "rise-riscv-runner", "riseproject.dev/board": "scw-em-rv1", "riseproject.dev/entity_name": "acme" })
+      expect(p.labels).toMatchObject({
+        app: "rise-riscv-runner",
+        "riseproject.dev/board": "scw-em-rv1",
+        "riseproject.dev/entity_name": "acme",
+        "riseproject.dev/installation_id": String(ORG.installation)
+      })
       // the rule's image names no registry: the pod pulls it from the configured one, and the worker says which
       expect(p.request.image).toBe(`${DEFAULT_IMAGE_REGISTRY}/riscv-runner:ubuntu-24.04-staging`)
       expect(w?.k8s_image).toBe(`${DEFAULT_IMAGE_REGISTRY}/riscv-runner:ubuntu-24.04-staging`)
@@ -873,7 +878,7 @@ export const schedulerScenarios = (label: string, run: WorldRunner) =>
       yield* startRunners()
       yield* at(10)
       yield* kube.finishPod(name(1), 0)
-      yield* k.createRunnerPod({ name: "stray-pod", jitConfig: (yield* pod(name(1)))!.request.jitConfig, image: "i", pool: "elsewhere", entity: { type: "Organization", id: 1, name: "x" } })
+      yield* k.createRunnerPod({ name: "stray-pod", jitConfig: (yield* pod(name(1)))!.request.jitConfig, image: "i", pool: "elsewhere", entity: { type: "Organization", id: 1, name: "x" }, installationId: 1 })
       yield* at(10 + 6 * 3600 - 1)
       yield* cycle
       expect(yield* podNames).toContain(name(1))
