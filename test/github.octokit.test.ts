@@ -123,15 +123,18 @@ describe("GithubLive", () => {
       yield* seedInstallations
       // Effect's TestClock: a spacing wait never ends unless the test moves the clock.
       const groupId = yield* gh.ensureRunnerGroup(orgRef, "rise-org", "riscv-runners") // creates the group: a write of 11
-      const orgJit = yield* Effect.fork(gh.createJitConfigOrg(orgRef, "rise-org", groupId, { runnerName: "rise-riscv-runner-o1", labels }))
+      // the rest of installation 11's burst of 3 (the default) goes at once, on the clock that never moved
+      for (const n of [1, 2]) yield* gh.createJitConfigOrg(orgRef, "rise-org", groupId, { runnerName: `rise-riscv-runner-o${n}`, labels })
+      expect((yield* gh.writeWait(orgRef))).toMatchObject({ waitMs: 334, startNow: 0 })
+      const orgJit = yield* Effect.fork(gh.createJitConfigOrg(orgRef, "rise-org", groupId, { runnerName: "rise-riscv-runner-o3", labels }))
       // installation 22's first write goes through at once, while installation 11's waits for its gap
       const userJit = yield* gh.createJitConfigRepo(userRef, "alice/project", { runnerName: "rise-riscv-runner-u1", labels })
       expect(userJit.runnerId).toBeGreaterThan(0)
       expect(Option.isNone(yield* Fiber.poll(orgJit))).toBe(true)
-      expect(yield* calls("createJitConfigOrg")).toBe(0)
+      expect(yield* calls("createJitConfigOrg")).toBe(2)
       yield* TestClock.adjust("334 millis")
       expect((yield* Fiber.join(orgJit)).runnerId).toBeGreaterThan(0)
-      expect(yield* calls("createJitConfigOrg", 201)).toBe(1)
+      expect(yield* calls("createJitConfigOrg", 201)).toBe(3)
     }).pipe(Effect.provide(liveLayerWith({ millisPerSecond: 1, maxWaitSeconds: 15, maxRetries: 2 }))))
 
   it.effect("reports no answer as GithubTransportError", () =>

@@ -25,9 +25,9 @@ const BETA = { id: 1002, login: "beta", installation: 5002 } as const
 const GAP = 334
 
 /** The in-memory GitHub whose JIT config writes are spaced per installation, as the live layer's are. */
-const SpacedGithubMemory = Layer.map(GithubMemory, (context) => {
+const SpacedGithubMemory = (writeBurst: number) => Layer.map(GithubMemory, (context) => {
   const inner = Context.get(context, Github)
-  const spacing = makeWriteSpacing({ writeGapMs: GAP, pointsPerMinute: 900 })
+  const spacing = makeWriteSpacing({ writeGapMs: GAP, writeBurst, pointsPerMinute: 900 })
   const key = (ref: InstallationRef) => `installation:${ref.installationId}`
   const spaced: GithubShape = {
     ...inner,
@@ -38,10 +38,10 @@ const SpacedGithubMemory = Layer.map(GithubMemory, (context) => {
   return Context.add(context, Github, spaced)
 })
 
-const world = (db: Layer.Layer<Db>): Layer.Layer<World> =>
+const world = (db: Layer.Layer<Db>, writeBurst = 1): Layer.Layer<World> =>
   Layer.mergeAll(
     db,
-    SpacedGithubMemory,
+    SpacedGithubMemory(writeBurst),
     KubeMemory({ tick: null, nodes: [{ name: "node-1", pool: "scw-em-rv1", slots: 8 }] }),
     SchedulerSettingsLive({ runnerConfig: testRunnerConfig({ defaultMaxWorkers: null }), prod: false })
   )
@@ -61,8 +61,34 @@ const jobOfPod = Effect.gen(function*() {
   return rows.map((w) => `${w.entity_name}:${w.status}`)
 })
 
-const scenarios = (name: string, provide: <A, E>(body: Effect.Effect<A, E, World>) => Effect.Effect<A, E, never>) =>
+type Provide = <A, E>(body: Effect.Effect<A, E, World>, writeBurst?: number) => Effect.Effect<A, E, never>
+
+const scenarios = (name: string, provide: Provide) =>
   describe(`write spacing in demand matching, ${name}`, () => {
+    it.effect("with a burst of 3, one organisation's first three jobs go in one cycle and the fourth waits for its gap", () =>
+      provide(
+        Effect.gen(function*() {
+          yield* installBoth
+          yield* (yield* GithubMemoryControl).addInstallation({ id: BETA.installation, account: { login: BETA.login, type: "Organization", id: BETA.id } })
+          const gh = yield* Github
+          yield* gh.ensureRunnerGroup({ installationId: 5001, entityType: "Organization" }, "acme", "riscv-runners").pipe(Effect.ignore)
+          yield* gh.ensureRunnerGroup({ installationId: BETA.installation, entityType: "Organization" }, BETA.login, "riscv-runners").pipe(Effect.ignore)
+          yield* TestClock.adjust(3 * GAP)
+          const start = yield* TestClock.currentTimeMillis
+          for (let i = 1; i <= 4; i++) yield* queueJob(newJob(i))
+          yield* queueJob(betaJob(5))
+          const asked = yield* demandCycle
+          expect((yield* jobOfPod).sort()).toEqual(["acme:pending", "acme:pending", "acme:pending", "beta:pending"])
+          // three starts booked three slots: the fourth's comes a gap from now
+          expect(asked).toEqual([start + GAP])
+          expect((yield* (yield* Db).getPendingJobs).map((j) => j.job_id).sort()).toEqual([1, 2, 3, 4, 5])
+          yield* TestClock.adjust(GAP)
+          expect(yield* demandCycle).toEqual([])
+          expect(yield* podNames).toHaveLength(5)
+        }),
+        3
+      ))
+
     it.effect("two jobs of one organisation and one of another: the first cycle starts one of each, waits for no gap, and says when the second can go", () =>
       provide(Effect.gen(function*() {
         yield* installBoth
@@ -124,7 +150,7 @@ const scenarios = (name: string, provide: <A, E>(body: Effect.Effect<A, E, World
       })))
   })
 
-scenarios("in memory", (body) => Effect.provide(body, world(Layer.fresh(DbMemory))))
+scenarios("in memory", (body, writeBurst) => Effect.provide(body, world(Layer.fresh(DbMemory), writeBurst)))
 
 // One migrated database for the suite; every case starts from empty tables.
 let url = ""
@@ -139,5 +165,8 @@ beforeAll(async () => {
 })
 afterAll(() => Effect.runPromise(Scope.close(suiteScope, Exit.void)))
 
-scenarios("on PostgreSQL", (body) =>
-  Effect.zipRight(Effect.promise(() => emptyStore(url)), Effect.provide(body, world(Layer.suspend(() => Layer.succeedContext(context))))))
+scenarios("on PostgreSQL", (body, writeBurst) =>
+  Effect.zipRight(
+    Effect.promise(() => emptyStore(url)),
+    Effect.provide(body, world(Layer.suspend(() => Layer.succeedContext(context)), writeBurst))
+  ))

@@ -73,7 +73,7 @@ const deleted = (effect: Effect.Effect<GithubAnswer, GithubError>) =>
   effect.pipe(Effect.asVoid, Effect.catchTag("GithubNotFound", () => Effect.void))
 
 /** A transport that does not space writes: a write could always start now. */
-const unspaced: WriteWait = { waitMs: 0, gapMs: 0 }
+const unspaced: WriteWait = { waitMs: 0, gapMs: 0, startNow: Number.POSITIVE_INFINITY }
 
 const service = (calls: ClientCalls, counter: CallCounter, transport: GithubTransport) =>
   Effect.gen(function*() {

@@ -5,8 +5,10 @@ import type { WriteWait } from "../../src/services/Github.ts"
  * GitHub's secondary rate limits, applied per identity. Each installation token is an identity of its own (and so
  * is each app's JWT), so one organisation's requests never wait for another's. Per identity:
  *
- * - mutating requests go one at a time ("make requests for a single user or client ID serially") and their
- *   starts are at least `writeGapMs` apart;
+ * - mutating requests go one at a time ("make requests for a single user or client ID serially"); after a burst of
+ *   `writeBurst` starts, the next ones are at least `writeGapMs` apart (a virtual schedule: each write books the
+ *   next slot a gap after the last booked one, and may start up to `writeBurst - 1` gaps ahead of its slot), so an
+ *   installation that writes now and then never waits, and one that writes steadily gets one start a gap;
  * - every request spends points within a rolling minute, at most `pointsPerMinute` (GitHub documents 900 for
  *   REST): a GET costs 1, a POST, PATCH, PUT or DELETE costs 5. With the default 334 ms gap, writes alone reach
  *   at most 180 a minute (900 points), and the budget makes reads share that minute instead of exceeding it.
@@ -16,14 +18,23 @@ import type { WriteWait } from "../../src/services/Github.ts"
  */
 
 export interface WriteSpacingOptions {
-  /** least time between the starts of two mutating requests of one identity */
+  /** least time between the starts of two mutating requests of one identity, once its burst is spent */
   readonly writeGapMs: number
+  /**
+   * how many writes of an identity that has been quiet may start back to back (still one at a time); it comes back
+   * at one a gap. Default 1: every write waits out the gap after the previous one's start.
+   */
+  readonly writeBurst?: number | undefined
   /** the points one identity may spend in a rolling minute */
   readonly pointsPerMinute: number
 }
 
-/** GitHub's documented points per minute for REST, and the gap that keeps writes alone within them. */
-export const defaultWriteSpacing: WriteSpacingOptions = { writeGapMs: 334, pointsPerMinute: 900 }
+/**
+ * GitHub's documented points per minute for REST, and the gap that keeps writes alone within them. A burst of 3
+ * lets a quiet installation's JIT configs go at once (an organisation whose jobs come a few hundred ms apart never
+ * waits), and spends at most 2 gaps ahead of the 180-a-minute pace; the points budget still holds the minute.
+ */
+export const defaultWriteSpacing: WriteSpacingOptions = { writeGapMs: 334, writeBurst: 3, pointsPerMinute: 900 }
 
 export const READ_POINTS = 1
 export const WRITE_POINTS = 5
@@ -45,9 +56,10 @@ export interface WriteSpacing {
 
 interface Identity {
   readonly writes: Effect.Semaphore
-  nextWriteAt: number
-  /** writes asked for and not yet answered: the one in flight and those waiting for their turn */
-  writesPending: number
+  /** the start of the next free slot of the virtual schedule (Clock ms); a write may start `ahead` ms before it */
+  nextSlot: number
+  /** writes asked for that have not started yet (waiting for the one in flight, or for their slot) */
+  writesWaiting: number
   /** the spends of the last minute, oldest first: [time ms, points] */
   readonly spent: Array<readonly [number, number]>
 }
@@ -59,7 +71,7 @@ export const makeWriteSpacing = (options: WriteSpacingOptions = defaultWriteSpac
   const identityOf = (key: string): Identity => {
     let found = identities.get(key)
     if (found === undefined) {
-      found = { writes: Effect.unsafeMakeSemaphore(1), nextWriteAt: 0, writesPending: 0, spent: [] }
+      found = { writes: Effect.unsafeMakeSemaphore(1), nextSlot: 0, writesWaiting: 0, spent: [] }
       identities.set(key, found)
     }
     return found
@@ -79,11 +91,17 @@ export const makeWriteSpacing = (options: WriteSpacingOptions = defaultWriteSpac
       return Effect.zipRight(Effect.sleep(who.spent[0]![0] + MINUTE_MS - now), spend(who, points))
     })
 
+  const gapMs = options.writeGapMs
+  const burst = Math.max(1, Math.floor(options.writeBurst ?? 1))
+  /** how far ahead of its slot a write may start: the burst's other writes' gaps */
+  const ahead = (burst - 1) * gapMs
+
+  /** Waits until the identity's next slot is at most `ahead` away, then books it. */
   const afterGap = (who: Identity): Effect.Effect<void> =>
     Effect.flatMap(Clock.currentTimeMillis, (now) => {
-      const wait = who.nextWriteAt - now
+      const wait = who.nextSlot - ahead - now
       return wait > 0 ? Effect.zipRight(Effect.sleep(wait), afterGap(who)) : Effect.sync(() => {
-        who.nextWriteAt = now + options.writeGapMs
+        who.nextSlot = Math.max(who.nextSlot, now) + gapMs
       })
     })
 
@@ -101,34 +119,42 @@ export const makeWriteSpacing = (options: WriteSpacingOptions = defaultWriteSpac
     return now
   }
 
-  const gapMs = options.writeGapMs
+  const writesPerMinute = Math.floor(options.pointsPerMinute / WRITE_POINTS)
   const writeWait = (key: string): Effect.Effect<WriteWait> =>
     Effect.map(Clock.currentTimeMillis, (now) => {
       const who = identities.get(key)
-      if (who === undefined) return { waitMs: 0, gapMs }
-      // Each pending write takes its turn first. The one in flight started when `nextWriteAt` was set; once its
-      // gap has passed, how long it still takes is unknown, so a whole gap is the guess (never a busy retry).
-      const queued = who.nextWriteAt + Math.max(0, who.writesPending - 1) * gapMs
-      const afterPending = who.writesPending === 0 || queued > now ? queued : now + Math.max(gapMs, 1)
-      const startAt = Math.max(afterPending, pointsFitAt(who, WRITE_POINTS, now))
-      return { waitMs: Math.max(0, startAt - now), gapMs }
+      if (who === undefined) return { waitMs: 0, gapMs, startNow: Math.min(burst, writesPerMinute) }
+      // The writes waiting for their turn book the next slots first; one in flight has booked its slot already
+      // and holds the next write back only until it is answered (a request's time, not a gap).
+      const slot = Math.max(who.nextSlot, now) + who.writesWaiting * gapMs
+      const pointsAt = pointsFitAt(who, WRITE_POINTS, now)
+      const startAt = Math.max(slot - ahead, pointsAt)
+      if (startAt > now) return { waitMs: startAt - now, gapMs, startNow: 0 }
+      let spentNow = 0
+      for (const [t, p] of who.spent) if (t > now - MINUTE_MS) spentNow += p
+      // the slots that may start now (the gap's share), and the writes the minute's points still allow
+      const bySlots = gapMs > 0 ? Math.floor((now + ahead - slot) / gapMs) + 1 : burst
+      const byPoints = Math.floor((options.pointsPerMinute - spentNow) / WRITE_POINTS)
+      return { waitMs: 0, gapMs, startNow: Math.max(1, Math.min(bySlots, byPoints)) }
     })
 
   return {
     run: (key, write, request) => {
       const who = identityOf(key)
       if (!write) return Effect.zipRight(spend(who, READ_POINTS), request)
-      const spaced = who.writes.withPermits(1)(Effect.zipRight(Effect.zipRight(afterGap(who), spend(who, WRITE_POINTS)), request))
-      return Effect.acquireUseRelease(
-        Effect.sync(() => {
-          who.writesPending++
-        }),
-        () => spaced,
-        () =>
-          Effect.sync(() => {
-            who.writesPending--
-          })
-      )
+      return Effect.suspend(() => {
+        // counted as waiting until its slot is booked (or it is interrupted before that)
+        who.writesWaiting++
+        let waiting = true
+        const booked = Effect.sync(() => {
+          if (waiting) who.writesWaiting--
+          waiting = false
+        })
+        const spaced = who.writes.withPermits(1)(
+          Effect.zipRight(Effect.zipRight(Effect.zipRight(afterGap(who), booked), spend(who, WRITE_POINTS)), request)
+        )
+        return Effect.ensuring(spaced, booked)
+      })
     },
     writeWait
   }

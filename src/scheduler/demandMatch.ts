@@ -165,9 +165,10 @@ export const matchDemand = Effect.fn("Scheduler.matchDemand")(function*(
 /**
  * The planned jobs whose GitHub writes can start now (`go`, in plan order), and one job of each installation
  * left for a later cycle (`deferred`). Decided per installation, across its groups, before any name is reserved:
- * an installation whose next write would wait gets nothing this cycle; one whose writes are spaced gets its
- * first job only (the second would wait a gap behind the first); one whose writes are not spaced (the in-memory
- * GitHub) gets all. A job left behind stays pending in its place in the queue.
+ * an installation whose next write would wait gets nothing this cycle; one whose writes are spaced gets as many
+ * jobs as it could start writes now (`startNow`: what is left of its burst; a later one would wait a gap inside
+ * the cycle); one whose writes are not spaced (the in-memory GitHub) gets all. A job left behind stays pending
+ * in its place in the queue.
  */
 const writableNow = Effect.fnUntraced(function*(github: Context.Tag.Service<typeof Github>, planned: ReadonlyArray<Job>) {
   // how many more jobs each installation may start in this cycle
@@ -178,7 +179,7 @@ const writableNow = Effect.fnUntraced(function*(github: Context.Tag.Service<type
     let left = allowance.get(job.installation_id)
     if (left === undefined) {
       const wait = yield* github.writeWait({ installationId: job.installation_id, entityType: job.entity_type })
-      left = wait.waitMs > 0 ? 0 : wait.gapMs > 0 ? 1 : Number.POSITIVE_INFINITY
+      left = wait.waitMs > 0 ? 0 : wait.startNow
     }
     if (left > 0) {
       go.push(job)

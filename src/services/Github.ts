@@ -225,8 +225,13 @@ export interface ListRunnersOptions {
 export interface WriteWait {
   /** until the next write could start; 0: now */
   readonly waitMs: number
-  /** the least time between the starts of two writes; 0: writes are not spaced */
+  /** the least time between the starts of two writes once a burst is spent; 0: writes are not spaced */
   readonly gapMs: number
+  /**
+   * how many writes could start now, one after another, without waiting for the spacing: 0 when `waitMs` > 0,
+   * `Infinity` where writes are not spaced
+   */
+  readonly startNow: number
 }
 
 export interface GithubShape {
@@ -315,9 +320,10 @@ export interface GithubShape {
   ) => Effect.Effect<ReadonlyArray<GithubRunJob>, GithubError>
   /**
    * How long a write of `ref`'s installation (a JIT config, a runner delete) would wait, if asked now, before it
-   * could start, and the gap the layer keeps between its writes: without starting one. The live layer spaces each
-   * installation's writes (GitHub's secondary limits: one at a time, a gap between starts, points per minute) and
-   * answers from that state; the in-memory GitHub does not space writes and answers 0 and 0. The scheduler asks
+   * could start, how many could start now, and the gap the layer keeps between its writes: without starting one.
+   * The live layer spaces each installation's writes (GitHub's secondary limits: one at a time, a short burst then
+   * a gap between starts, points per minute) and answers from that state; the in-memory GitHub does not space
+   * writes and answers 0, 0 and `Infinity`. The scheduler asks
    * before provisioning, so one installation's spacing does not hold up the others' jobs.
    */
   readonly writeWait: (ref: InstallationRef) => Effect.Effect<WriteWait>
