@@ -1,4 +1,5 @@
 import { Effect, Option } from "effect"
+import type { Pod } from "../domain/Pod.ts"
 import type { BoardState } from "../domain/BoardQuarantine.ts"
 import { Db } from "../services/Db.ts"
 import { makeCycleAuthenticator, type Serially } from "./auth.ts"
@@ -7,6 +8,7 @@ import { matchDemand, type MatchResult } from "./demandMatch.ts"
 import { syncJobs } from "./jobSync.ts"
 import { pruneCompletedJobs } from "./retention.ts"
 import { guarded, guardedOr, type SchedulerState } from "./state.ts"
+import { recordSucceeded } from "./succeededPods.ts"
 import { foldWeeklyUsage } from "./weeklyUsageFold.ts"
 import { syncWorkers } from "./workerSync.ts"
 
@@ -80,14 +82,21 @@ export const runCycle = Effect.fn("Scheduler.cycle")(function*(
  * The fast path for new demand, run when a job was stored: demand matching alone (capacity, demand, provisioning)
  * under the same lock, without job sync and the five phases, so a queued job gets its pod without waiting for
  * GitHub reads it does not need. What the fast path skips still runs on the tick and after every pod change.
+ * `succeeded` hands it the pods the watch saw succeed since the last one (`succeededPods.ts`): their workers are
+ * recorded completed first, so a runner that is gone no longer counts as serving a pending job.
  */
-export const runDemandCycle = Effect.fn("Scheduler.demandCycle")(function*(retryDemandAt: RetryDemandAt = noRetry) {
+export const runDemandCycle = Effect.fn("Scheduler.demandCycle")(function*(
+  retryDemandAt: RetryDemandAt = noRetry,
+  succeeded: Effect.Effect<ReadonlyArray<Pod>> = Effect.succeed([])
+) {
   const db = yield* Db
   const cycleSpan = yield* Effect.option(Effect.currentSpan)
   yield* db.withWorkerLock(Effect.gen(function*() {
     const mutex = yield* Effect.makeSemaphore(1)
     const serially: Serially = (effect) => mutex.withPermits(1)(effect)
     const authenticate = yield* makeCycleAuthenticator(serially)
+    // taken under the lock, so a full cycle between the watch's report and here has nothing left to race with
+    yield* guarded("recording succeeded pods", Effect.flatMap(succeeded, recordSucceeded))
     // the boards' quarantine holds on the fast path too: it reads the standings the last full cycle decided (one
     // query, made beside the capacity reading), and leaves the review of new failures to the full cycle
     const boards = guardedOr("board states", db.getBoardStates, [])

@@ -6,6 +6,7 @@ import { endedCleanly, Kube, mayFreeSlot } from "../services/Kube.ts"
 import { type RetryDemandAt, runCycle, runDemandCycle } from "./cycle.ts"
 import { SchedulerSettings } from "./settings.ts"
 import { guarded, makeSchedulerState } from "./state.ts"
+import { makeSucceededPods } from "./succeededPods.ts"
 
 export type WakeReason = "notification" | "pods" | "ended" | "tick" | "retry"
 
@@ -240,19 +241,22 @@ export const schedulerLoop = Effect.gen(function*() {
   const kube = yield* Kube
   const settings = yield* SchedulerSettings
   const state = yield* makeSchedulerState
+  const succeeded = makeSucceededPods()
   const context = yield* Effect.context<Db | Github | Kube | SchedulerSettings>()
   yield* initialiseSchedulerCounters
   yield* wakeLoop({
     wakeups: db.wakeups,
     // A pod that ended or is gone may have freed a board: a full cycle records the end and fills the board.
-    podChanges: kube.watchRunnerPods.pipe(Stream.filter(mayFreeSlot)),
+    // A succeeded pod is kept for the fast path it wakes, which records its worker's end before matching.
+    podChanges: kube.watchRunnerPods.pipe(Stream.filter(mayFreeSlot), Stream.tap((change) => Effect.sync(() => succeeded.note(change)))),
     // a pod that succeeded, or was deleted once finished, needs its board filled now and its end recorded soon
     isCleanEnd: endedCleanly,
     podEndSpacing: settings.timeouts.podEndSpacing,
     pollInterval: settings.timeouts.pollInterval,
     debounce: settings.timeouts.wakeDebounce,
     cycle: (takeDemand, retryDemandAt) => guarded("scheduler cycle", runCycle(state, takeDemand, retryDemandAt)).pipe(Effect.provide(context)),
-    demandCycle: (retryDemandAt) => guarded("demand matching cycle", runDemandCycle(retryDemandAt)).pipe(Effect.provide(context))
+    demandCycle: (retryDemandAt) =>
+      guarded("demand matching cycle", runDemandCycle(retryDemandAt, succeeded.take)).pipe(Effect.provide(context))
   })
   yield* Effect.logInfo("scheduler loop started").pipe(
     Effect.annotateLogs({ pollInterval: Duration.format(settings.timeouts.pollInterval), prefix: settings.runnerPrefix })

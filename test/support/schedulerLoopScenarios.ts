@@ -17,7 +17,7 @@ import { ORG, testRunnerConfig } from "./schedulerWorld.ts"
  */
 export const loopScenarios = (label: string, setup: Effect.Effect<Layer.Layer<Db, unknown>>) =>
   describe(`the scheduler loop's wake-ups: ${label}`, () => {
-    const world = (slots: number) =>
+    const world = (slots: number, podEndSpacing: Duration.Duration = Duration.zero) =>
       Effect.gen(function*() {
         const db = yield* setup
         const shared = yield* Layer.build(Layer.mergeAll(
@@ -34,7 +34,7 @@ export const loopScenarios = (label: string, setup: Effect.Effect<Layer.Layer<Db
           Layer.provide(SchedulerSettingsLive({
             runnerConfig: testRunnerConfig({ defaultMaxWorkers: null }),
             prod: false,
-            timeouts: { pollInterval: Duration.hours(1) }
+            timeouts: { pollInterval: Duration.hours(1), podEndSpacing }
           }))
         ))
         return { db: Context.get(shared, Db), kube: Context.get(shared, KubeMemoryControl), github: Context.get(shared, GithubMemoryControl) }
@@ -106,5 +106,28 @@ export const loopScenarios = (label: string, setup: Effect.Effect<Layer.Layer<Db
           (cs) => cs.some((c) => c.cycle === "full" && /\b(ended|pods)\b/.test(c.wokenBy))
         )
         expect(woken.some((c) => c.cycle === "full" && /\b(ended|pods)\b/.test(c.wokenBy))).toBe(true)
+      }).pipe(Effect.scoped, quiet))
+  
+    it.live("a pod that succeeds wakes the fast path, which records its end itself and fills the board, with the full cycle held off", () =>
+      Effect.gen(function*() {
+        // the clean end's full cycle is held an hour after the start-up ones: only the fast path can act
+        const w = yield* world(1, Duration.hours(1))
+        yield* until(Effect.sync(() => cycles), (cs) => cs.some((c) => c.wokenBy.includes("tick")) && cs.some((c) => c.wokenBy.includes("pods")))
+        yield* w.db.addJob(newJob(1))
+        yield* w.db.addJob(newJob(2))
+        const [first] = yield* until(w.kube.pods, (ps) => ps.length === 1)
+        yield* w.kube.reconcile
+        yield* w.db.markJobRunning(1, first!.name)
+        yield* w.db.markJobCompleted(1, first!.name)
+        const before = cycles.length
+        yield* w.kube.finishPod(first!.name, 0)
+        // worker 1 counted as job 2's runner until its end was recorded; the fast path recorded it, then matched
+        const pods = yield* until(w.kube.pods, (ps) => ps.length === 2)
+        expect(pods.map((p) => p.phase).sort()).toEqual(["Pending", "Succeeded"])
+        const row = yield* w.db.getWorker(first!.name).pipe(Effect.orDie)
+        expect(row._tag === "Some" && row.value.status).toBe("completed")
+        const since = cycles.slice(before)
+        expect(since.length).toBeGreaterThan(0)
+        expect(since.every((c) => c.cycle === "demand")).toBe(true)
       }).pipe(Effect.scoped, quiet))
   })

@@ -6,6 +6,7 @@ import type { FailureInfo } from "../../src/domain/FailureInfo.ts"
 import * as M from "../../src/observability/metrics.ts"
 import { DEFAULT_IMAGE_REGISTRY } from "../../src/domain/RunnerConfig.ts"
 import { runDemandCycle } from "../../src/scheduler/cycle.ts"
+import { recordSucceeded } from "../../src/scheduler/succeededPods.ts"
 import { STAGING_GROUP, STAGING_PREFIX } from "../../src/scheduler/settings.ts"
 import { Db } from "../../src/services/Db.ts"
 import { Kube } from "../../src/services/Kube.ts"
@@ -227,6 +228,43 @@ export const schedulerScenarios = (label: string, run: WorldRunner) =>
       expect((yield* worker(name(1))).status).toBe("completed")
       expect((yield* job(1)).status).toBe("running")
       expect(yield* podNames).toHaveLength(2)
+    }), { nodes: [{ name: "n", pool: "scw-em-rv1", slots: 1 }] })
+
+    scenario("the fast path records the succeeded pods the watch handed it, so a runner that is gone serves no pending job", Effect.gen(function*() {
+      yield* installBoth
+      const db = yield* Db
+      const kube = yield* Kube
+      const cluster = yield* KubeMemoryControl
+      const cycle = yield* makeCycle
+      yield* queueJob(newJob(1))
+      yield* cycle
+      yield* at(5)
+      yield* startRunners()
+      // runner 1 ran job 1 and exited; the webhook said so, and no full cycle has seen the pod end
+      yield* db.markJobRunning(1, name(1))
+      yield* db.markJobCompleted(1, name(1))
+      yield* cluster.finishPod(name(1), 0)
+      yield* queueJob(newJob(2))
+      // without the pod's end, worker 1 still counts as job 2's runner: nothing is provisioned
+      yield* runDemandCycle()
+      expect(yield* podNames).toEqual([name(1)])
+      expect((yield* worker(name(1))).status).toBe("pending")
+      // handed the succeeded pod (as the watch reports it), the fast path records its end and fills the board
+      const pod1 = (yield* kube.listRunnerPods).find((p) => p.name === name(1))!
+      expect(pod1.phase).toBe("Succeeded")
+      yield* runDemandCycle(undefined, Effect.succeed([pod1]))
+      const w1 = yield* worker(name(1))
+      expect(w1.status).toBe("completed")
+      expect(w1.completed_at).not.toBeNull()
+      expect(w1.running_at).not.toBeNull()
+      expect(yield* podNames).toEqual([name(1), name(2)])
+      // the full cycle after it finds the end recorded and changes nothing
+      yield* at(20)
+      yield* cycle
+      expect((yield* worker(name(1))).status).toBe("completed")
+      expect(yield* podNames).toEqual([name(1), name(2)])
+      // handed again (the pod's deletion reported later), nothing moves
+      expect(yield* recordSucceeded([pod1])).toEqual([])
     }), { nodes: [{ name: "n", pool: "scw-em-rv1", slots: 1 }] })
 
     scenario("the fast path respects the lock, the caps and the back-off like the full cycle", Effect.gen(function*() {

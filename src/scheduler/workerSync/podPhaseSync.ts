@@ -5,6 +5,7 @@ import type { Worker } from "../../domain/Worker.ts"
 import { workerLogFields } from "../../observability/logFields.ts"
 import { Db, type DbError, type WorkerMove } from "../../services/Db.ts"
 import { Kube } from "../../services/Kube.ts"
+import { succeededMove } from "../succeededPods.ts"
 import { scopeOf } from "./runnerScope.ts"
 import type { WorkerWrites } from "./workerWrites.ts"
 
@@ -41,7 +42,7 @@ export const podPhaseSync = Effect.fn("Scheduler.podPhaseSync")(function*(
         }
         break
       case "Succeeded":
-        plain.push({ worker: w, move: { podName: w.pod_name, to: "completed", node: pod.nodeName, runningAt: started, completedAt: finishedAt(pod) } })
+        plain.push({ worker: w, move: succeededMove(pod) })
         break
       case "Failed":
         failed.push({ worker: w, pod })
