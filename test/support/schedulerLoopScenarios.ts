@@ -66,6 +66,23 @@ export const loopScenarios = (label: string, setup: Effect.Effect<Layer.Layer<Db
         Effect.provide(Layer.mergeAll(Logger.replace(Logger.defaultLogger, recorder), Logger.minimumLogLevel(LogLevel.Debug)))
       )
 
+    /**
+     * Two jobs on one slot: job 1 gets the pod, its runner takes it and exits (the webhooks say so, and neither
+     * wakes the loop), and the pod succeeds. Returns the pod and how many cycle lines came before its end.
+     */
+    const firstRunsAndEnds = (w: Effect.Effect.Success<ReturnType<typeof world>>) =>
+      Effect.gen(function*() {
+        yield* w.db.addJob(newJob(1))
+        yield* w.db.addJob(newJob(2))
+        const first = (yield* until(w.kube.pods, (ps) => ps.length === 1))[0]!
+        yield* w.kube.reconcile
+        yield* w.db.markJobRunning(1, first.name)
+        yield* w.db.markJobCompleted(1, first.name)
+        const before = cycles.length
+        yield* w.kube.finishPod(first.name, 0)
+        return { first, before }
+      })
+
     it.live("a stored job wakes the fast path: demand matching alone, which creates its pod", () =>
       Effect.gen(function*() {
         const w = yield* world(2)
@@ -84,19 +101,11 @@ export const loopScenarios = (label: string, setup: Effect.Effect<Layer.Layer<Db
     it.live("a runner pod that ends wakes the full cycle, and the freed board goes to a waiting job", () =>
       Effect.gen(function*() {
         const w = yield* world(1)
-        yield* w.db.addJob(newJob(1))
-        yield* w.db.addJob(newJob(2))
-        const [first] = yield* until(w.kube.pods, (ps) => ps.length === 1)
-        yield* w.kube.reconcile
-        // the runner takes job 1 and exits; the webhooks say so, and neither wakes the loop
-        yield* w.db.markJobRunning(1, first!.name)
-        yield* w.db.markJobCompleted(1, first!.name)
-        const before = cycles.length
-        yield* w.kube.finishPod(first!.name, 0)
+        const { first, before } = yield* firstRunsAndEnds(w)
         // nothing else can wake it: the tick is an hour away and no job was stored since
         const pods = yield* until(w.kube.pods, (ps) => ps.length === 2)
         expect(pods.map((p) => p.phase).sort()).toEqual(["Pending", "Succeeded"])
-        const done = yield* until(w.db.getWorker(first!.name).pipe(Effect.orDie), (row) => row._tag === "Some" && row.value.status === "completed")
+        const done = yield* until(w.db.getWorker(first.name).pipe(Effect.orDie), (row) => row._tag === "Some" && row.value.status === "completed")
         expect(done._tag === "Some" && done.value.status).toBe("completed")
         // what woke it was the pod watch (a clean end: "ended"), into a full cycle. That cycle logs its line when it
         // ends, which may be well after the row is seen (it can create the second pod between its parts, after phase
@@ -113,18 +122,11 @@ export const loopScenarios = (label: string, setup: Effect.Effect<Layer.Layer<Db
         // the clean end's full cycle is held an hour after the start-up ones: only the fast path can act
         const w = yield* world(1, Duration.hours(1))
         yield* until(Effect.sync(() => cycles), (cs) => cs.some((c) => c.wokenBy.includes("tick")) && cs.some((c) => c.wokenBy.includes("pods")))
-        yield* w.db.addJob(newJob(1))
-        yield* w.db.addJob(newJob(2))
-        const [first] = yield* until(w.kube.pods, (ps) => ps.length === 1)
-        yield* w.kube.reconcile
-        yield* w.db.markJobRunning(1, first!.name)
-        yield* w.db.markJobCompleted(1, first!.name)
-        const before = cycles.length
-        yield* w.kube.finishPod(first!.name, 0)
+        const { first, before } = yield* firstRunsAndEnds(w)
         // worker 1 counted as job 2's runner until its end was recorded; the fast path recorded it, then matched
         const pods = yield* until(w.kube.pods, (ps) => ps.length === 2)
         expect(pods.map((p) => p.phase).sort()).toEqual(["Pending", "Succeeded"])
-        const row = yield* w.db.getWorker(first!.name).pipe(Effect.orDie)
+        const row = yield* w.db.getWorker(first.name).pipe(Effect.orDie)
         expect(row._tag === "Some" && row.value.status).toBe("completed")
         const since = cycles.slice(before)
         expect(since.length).toBeGreaterThan(0)
