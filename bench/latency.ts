@@ -26,7 +26,8 @@
  * Each figure is printed with p50, p99 and max beside its target, with the load average. It never fails on a
  * number. `POSTGRES_URL` uses an existing server; `BENCH_JOBS`, `BENCH_RATE`, `BENCH_ORGS` change the first run's
  * load, `BENCH_IDLE_JOBS`, `BENCH_BOARDS` the second's; `BENCH_SPANS=1` adds where the time goes;
- * `BENCH_WRITE_SPACING=0` runs the live GitHub layer without its per-installation write spacing.
+ * `BENCH_WRITE_SPACING=0` runs the live GitHub layer without its per-installation write spacing;
+ * `BENCH_SERVICE_PROFILE=<dir>` has the process mode's service write a V8 CPU profile there as it exits.
  */
 import { FetchHttpClient, HttpServer } from "@effect/platform"
 import { Config, Context, Duration, Effect, HashMap, Layer, Logger, LogLevel, Option, Queue, Redacted, Schema, type Scope, Stream, Tracer } from "effect"

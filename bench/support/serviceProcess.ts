@@ -28,6 +28,12 @@ const passedThrough = (): Record<string, string> =>
     Object.entries(process.env).filter((e): e is [string, string] => e[1] !== undefined && /^(SCHEDULER_|DB_|LOG_LEVEL$)/.test(e[0]))
   )
 
+/** `BENCH_SERVICE_PROFILE=<dir>`: the service writes a V8 CPU profile there when it exits (after the SIGTERM). */
+const profileFlags = (): Array<string> => {
+  const dir = process.env.BENCH_SERVICE_PROFILE
+  return dir === undefined || dir === "" ? [] : ["--cpu-prof", `--cpu-prof-dir=${dir}`]
+}
+
 const cpuOf = async (pid: number): Promise<number> => {
   try {
     const fields = (await fs.readFile(`/proc/${pid}/stat`, "utf8")).split(") ")[1]!.split(" ")
@@ -74,7 +80,7 @@ export const startServiceProcess = (
     let errors = ""
     const child = yield* Effect.acquireRelease(
       Effect.sync(() => {
-        const c: ChildProcess = spawn(process.execPath, [bundle.entry, "all"], { cwd: bundle.appDir, env: fullEnv, stdio: ["ignore", "pipe", "pipe"] })
+        const c: ChildProcess = spawn(process.execPath, [...profileFlags(), bundle.entry, "all"], { cwd: bundle.appDir, env: fullEnv, stdio: ["ignore", "pipe", "pipe"] })
         // the log is read and dropped: writing it is part of what the service costs
         c.stdout!.resume()
         c.stderr!.on("data", (chunk: Buffer) => void (errors = (errors + chunk.toString()).slice(-4000)))
