@@ -47,12 +47,12 @@ export interface WriteSpacing {
    */
   readonly run: <A, E, R>(identity: string, write: boolean, request: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
   /**
-   * What `identity`'s next write would wait for if it were asked now, without starting one: the gap since its
-   * last write started, the writes ahead of it, and the rolling minute's points. Starts nothing and spends nothing.
+   * What `identity`'s next write would wait for if it were asked now, and how many could start now, without
+   * starting one: its burst and slots, the writes ahead of it, and the rolling minute's points. Starts nothing and
+   * spends nothing.
    */
   readonly writeWait: (identity: string) => Effect.Effect<WriteWait>
 }
-
 
 interface Identity {
   readonly writes: Effect.Semaphore
@@ -65,6 +65,16 @@ interface Identity {
 }
 
 const MINUTE_MS = 60_000
+
+/** The points an identity spent in the rolling minute that ends at `now`. */
+const spentInMinute = (who: Identity, now: number): number => {
+  let total = 0
+  for (const [t, p] of who.spent) if (t > now - MINUTE_MS) total += p
+  return total
+}
+
+/** An identity that has not asked for anything: what `writeWait` answers for one never seen. */
+const quiet: Identity = { writes: Effect.unsafeMakeSemaphore(1), nextSlot: 0, writesWaiting: 0, spent: [] }
 
 export const makeWriteSpacing = (options: WriteSpacingOptions = defaultWriteSpacing): WriteSpacing => {
   const identities = new Map<string, Identity>()
@@ -107,8 +117,7 @@ export const makeWriteSpacing = (options: WriteSpacingOptions = defaultWriteSpac
 
   /** When `points` more would fit in the identity's rolling minute, as `spend` would find it at `now`. */
   const pointsFitAt = (who: Identity, points: number, now: number): number => {
-    let total = 0
-    for (const [t, p] of who.spent) if (t > now - MINUTE_MS) total += p
+    let total = spentInMinute(who, now)
     if (total + points <= options.pointsPerMinute) return now
     // the spends leave the window oldest first; the first moment enough of them have left
     for (const [t, p] of who.spent) {
@@ -119,22 +128,18 @@ export const makeWriteSpacing = (options: WriteSpacingOptions = defaultWriteSpac
     return now
   }
 
-  const writesPerMinute = Math.floor(options.pointsPerMinute / WRITE_POINTS)
   const writeWait = (key: string): Effect.Effect<WriteWait> =>
     Effect.map(Clock.currentTimeMillis, (now) => {
-      const who = identities.get(key)
-      if (who === undefined) return { waitMs: 0, gapMs, startNow: Math.min(burst, writesPerMinute) }
+      const who = identities.get(key) ?? quiet
       // The writes waiting for their turn book the next slots first; one in flight has booked its slot already
       // and holds the next write back only until it is answered (a request's time, not a gap).
       const slot = Math.max(who.nextSlot, now) + who.writesWaiting * gapMs
       const pointsAt = pointsFitAt(who, WRITE_POINTS, now)
       const startAt = Math.max(slot - ahead, pointsAt)
       if (startAt > now) return { waitMs: startAt - now, gapMs, startNow: 0 }
-      let spentNow = 0
-      for (const [t, p] of who.spent) if (t > now - MINUTE_MS) spentNow += p
       // the slots that may start now (the gap's share), and the writes the minute's points still allow
       const bySlots = gapMs > 0 ? Math.floor((now + ahead - slot) / gapMs) + 1 : burst
-      const byPoints = Math.floor((options.pointsPerMinute - spentNow) / WRITE_POINTS)
+      const byPoints = Math.floor((options.pointsPerMinute - spentInMinute(who, now)) / WRITE_POINTS)
       return { waitMs: 0, gapMs, startNow: Math.max(1, Math.min(bySlots, byPoints)) }
     })
 

@@ -96,7 +96,9 @@ export const runDemandCycle = Effect.fn("Scheduler.demandCycle")(function*(
     const serially: Serially = (effect) => mutex.withPermits(1)(effect)
     const authenticate = yield* makeCycleAuthenticator(serially)
     // taken under the lock, so a full cycle between the watch's report and here has nothing left to race with
-    yield* guarded("recording succeeded pods", Effect.flatMap(succeeded, recordSucceeded))
+    // (the usual fast path, for a stored job, has none: no span and no statement then)
+    const ended = yield* succeeded
+    if (ended.length > 0) yield* guarded("recording succeeded pods", recordSucceeded(ended))
     // the boards' quarantine holds on the fast path too: it reads the standings the last full cycle decided (one
     // query, made beside the capacity reading), and leaves the review of new failures to the full cycle
     const boards = guardedOr("board states", db.getBoardStates, [])

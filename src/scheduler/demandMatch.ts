@@ -178,8 +178,7 @@ const writableNow = Effect.fnUntraced(function*(github: Context.Tag.Service<type
   for (const job of planned) {
     let left = allowance.get(job.installation_id)
     if (left === undefined) {
-      const wait = yield* github.writeWait({ installationId: job.installation_id, entityType: job.entity_type })
-      left = wait.waitMs > 0 ? 0 : wait.startNow
+      left = (yield* github.writeWait({ installationId: job.installation_id, entityType: job.entity_type })).startNow
     }
     if (left > 0) {
       go.push(job)
