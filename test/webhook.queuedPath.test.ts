@@ -182,6 +182,24 @@ const cases = (backend: Backend) => {
         expect([again.status, again.text]).toEqual([200, "Job 5151 stored."])
       })))
 
+  it.live("a throw in the plain path's own code is a logged 500 with its access line, and the port goes on serving", () =>
+    withTracedWebhook((h) =>
+      Effect.gen(function*() {
+        yield* Ref.set(h.faults.garbleStoreAnswer, true)
+        const res = yield* h.deliver("workflow_job", workflowJob({ jobId: 5252 }))
+        expect([res.status, res.text]).toEqual([500, "internal error"])
+        const [server] = ended("http.server POST")
+        const [receive] = ended("Webhook.receive")
+        expect(server!.attributes.get("http.response.status_code")).toBe(500)
+        expect(Exit.isFailure(receive!.ended!)).toBe(true)
+        const logs = yield* h.logs
+        expect(logs.filter((l) => l.includes("level=ERROR") && l.includes("unexpected failure"))).toHaveLength(1)
+        expect(logs.filter((l) => l.includes("Received workflow_job") && l.includes("job_id=5252") && l.includes("status=500"))).toHaveLength(1)
+        yield* Ref.set(h.faults.garbleStoreAnswer, false)
+        const again = yield* h.deliver("workflow_job", workflowJob({ jobId: 5253 }))
+        expect([again.status, again.text]).toEqual([200, "Job 5253 stored."])
+      })))
+
   it.live("a queued delivery the checks refuse, or that matches no pool, still takes the handler's path with its spans", () =>
     withTracedWebhook((h) =>
       Effect.gen(function*() {

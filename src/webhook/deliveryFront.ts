@@ -136,7 +136,11 @@ export const makeDeliveryFront = Effect.gen(function*() {
     fiber.addObserver((exit) => {
       onExit?.(exit)
       if (Exit.isSuccess(exit)) writeAnswer(res, exit.value)
-      else if (!res.writableEnded) res.destroy()
+      else if (res.writableEnded || res.destroyed) return
+      // Every path answers its defects itself (`answered`), so this is a fault no path foresaw: a sender still
+      // listening is told so with a 500, which GitHub shows and lets an operator redeliver, rather than a reset.
+      else if (!Exit.isInterrupted(exit) && !res.headersSent) writeAnswer(res, textResponse(500, "internal error"))
+      else res.destroy()
     })
     res.once("close", () => {
       if (!res.writableEnded) fiber.unsafeInterruptAsFork(HttpServerError.clientAbortFiberId)
@@ -199,10 +203,16 @@ export const makeDeliveryFront = Effect.gen(function*() {
       parentSpanIs(receive),
       Effect.matchCauseEffect(db.storeDelivery(write), {
         onSuccess: (stored) => {
-          const outcome = storedOutcome(write, stored)
-          deliveryCounter(write.event.event, outcome).unsafeUpdate(1, metricLabels)
-          const response = textResponse(200, outcome === "job_stored" ? `Job ${queued.jobId} stored.` : `Job ${queued.jobId} already exists.`)
-          return Effect.as(accessLineOf(delivery.startedAt, queued.logFields, 200, clock.unsafeCurrentTimeMillis()), response)
+          // Plain code run by the fiber: a throw here is a defect of this path, answered as the handler's path
+          // answers one (a logged 500 with its access line), not a connection reset.
+          try {
+            const outcome = storedOutcome(write, stored)
+            deliveryCounter(write.event.event, outcome).unsafeUpdate(1, metricLabels)
+            const response = textResponse(200, outcome === "job_stored" ? `Job ${queued.jobId} stored.` : `Job ${queued.jobId} already exists.`)
+            return Effect.as(accessLineOf(delivery.startedAt, queued.logFields, 200, clock.unsafeCurrentTimeMillis()), response)
+          } catch (defect) {
+            return underSpans(server, receive, withAccessLog(delivery.startedAt, queued.logFields)(Effect.die(defect)))
+          }
         },
         onFailure: (cause) =>
           underSpans(
@@ -275,6 +285,15 @@ export const makeDeliveryFront = Effect.gen(function*() {
     const onEnd = () => {
       if (settled) return
       settled = true
+      // The checks are plain code on a stranger's bytes: should one throw, the sender gets a logged 500 and the
+      // process goes on (a throw from an event listener would end it).
+      try {
+        settle()
+      } catch (defect) {
+        if (!res.headersSent && !res.destroyed) respond(req, res, headers, Effect.die(defect))
+      }
+    }
+    const settle = () => {
       if (whole !== undefined && filled !== declared) {
         lease.release()
         return refuse(req, res, headers, new BadDelivery({ message: "Failed to read body" }))

@@ -63,6 +63,8 @@ export interface Faults {
   readonly failEventWrites: Ref.Ref<boolean>
   /** `addJob` and the job transitions fail */
   readonly failJobWrites: Ref.Ref<boolean>
+  /** `storeDelivery` stores, then answers with no value at all: a broken layer, to show how the caller copes */
+  readonly garbleStoreAnswer: Ref.Ref<boolean>
 }
 
 /**
@@ -87,7 +89,7 @@ const observedDb = (inner: DbShape, written: Ref.Ref<ReadonlyArray<WrittenRow>>,
         const stored = yield* inner.storeDelivery(w)
         const outcome = w.job !== undefined && !stored.jobCreated ? w.job.outcomeIfExists : w.event.outcome
         yield* Ref.update(written, (rows) => [...rows, { ...w.event, outcome, id: stored.eventId }])
-        return stored
+        return (yield* Ref.get(faults.garbleStoreAnswer)) ? (undefined as unknown as typeof stored) : stored
       }),
     storeTransition: (w) =>
       Effect.gen(function*() {
@@ -163,7 +165,7 @@ const fetchResponse = (url: string, init?: RequestInit) =>
 export const startWebhook = (options: HarnessOptions) =>
   Effect.gen(function*() {
     const written = yield* Ref.make<ReadonlyArray<WrittenRow>>([])
-    const faults: Faults = { failEventWrites: yield* Ref.make(false), failJobWrites: yield* Ref.make(false) }
+    const faults: Faults = { failEventWrites: yield* Ref.make(false), failJobWrites: yield* Ref.make(false), garbleStoreAnswer: yield* Ref.make(false) }
     const dbContext = yield* Layer.build(options.backend.db)
     const db = observedDb(Context.get(dbContext, Db), written, faults)
     const settings = webhookSettingsLayer({
