@@ -266,7 +266,10 @@ describe("deploy/kubernetes", () => {
       )
 
     it("the Kube layer's call sites name every KubeOperation", () => {
-      expect(watches).toEqual([{ operation: "watchPods", method: "watchNamespacedPod" }])
+      expect(watches).toEqual([
+        { operation: "watchPods", method: "watchNamespacedPod" },
+        { operation: "watchNodes", method: "watchNode" }
+      ])
       expect(calls.length).toBeGreaterThanOrEqual(kubeOperations.length)
       expect(new Set(calls.map((c) => c.operation))).toEqual(new Set<string>(kubeOperations))
       // one operation is one kind of request
@@ -292,7 +295,8 @@ describe("deploy/kubernetes", () => {
         deletePod: "namespace pods delete",
         listEvents: "namespace events list",
         readLog: "namespace pods/log get",
-        watchPods: "namespace pods watch"
+        watchPods: "namespace pods watch",
+        watchNodes: "cluster nodes watch"
       }
       for (const c of calls) expect(key(permissionOf(c.method)), c.operation).toBe(expected[c.operation as KubeOperation])
     })

@@ -11,6 +11,8 @@ import {
   addStubNode,
   endWatches,
   expireWatches,
+  nodeChanged,
+  setStubNodeHealth,
   KubeStub,
   KubeStubLive,
   kubeLiveOnStub,
@@ -220,6 +222,75 @@ describe("KubeLive pod watch", () => {
       const [first, second] = watchRequests(stub)
       expect(second!.query.get("resourceVersion")).toBe(first!.query.get("resourceVersion"))
     }).pipe(Effect.provide(onStub()))))
+})
+
+describe("KubeLive capacity from its watches", () => {
+  const lists = (stub: { requests: ReadonlyArray<{ operation: string }> }) =>
+    stub.requests.filter((r) => r.operation === "listPods" || r.operation === "listNodes").length
+  const pool = (name = "scw-em-rv1") => Effect.map(Effect.flatMap(Kube, (k) => k.capacity), (cap) => cap.get(name))
+  /** Reads capacity until a reading makes no request: both informers then follow the cluster by watch. */
+  const untilFollowing = Effect.gen(function*() {
+    const stub = yield* KubeStub
+    while (true) {
+      const before = lists(stub)
+      yield* pool()
+      if (lists(stub) === before) return
+      yield* Effect.sleep("10 millis")
+    }
+  })
+  /** Reads capacity until `ok` holds of the pool (the watch's event is on its way). */
+  const until = (ok: (cap: ReturnType<typeof pool> extends Effect.Effect<infer A, any, any> ? A : never) => boolean) =>
+    Effect.gen(function*() {
+      while (!ok(yield* pool())) yield* Effect.sleep("10 millis")
+    })
+
+  it.live("after the first reading no cycle lists: pods and nodes are followed by watch, nodes' health too", () =>
+    Effect.gen(function*() {
+      const kube = yield* Kube
+      const stub = yield* KubeStub
+      addStubNode(stub, "n1", "scw-em-rv1", 2)
+      expect((yield* pool())?.available).toBe(2)
+      expect(lists(stub)).toBe(2)
+      yield* untilFollowing
+      const settled = lists(stub)
+      expect(stub.requests.filter((r) => r.operation === "watchNodes")[0]?.query.get("labelSelector")).toBe("riseproject.dev/board")
+
+      yield* kube.createRunnerPod(request("p1"))
+      // the pod the cycle just created counts at once, from the create's answer or the watch, whichever came first
+      expect((yield* pool())?.available).toBe(1)
+      // a board the device plugin reports, a board cordoned, a board that loses its label: each arrives by watch
+      addStubNode(stub, "n2", "scw-em-rv1", 3)
+      yield* until((c) => c?.usable === 5)
+      setStubNodeHealth(stub, "n2", { unschedulable: true })
+      yield* until((c) => c?.usable === 2 && c.boards.find((b) => b.name === "n2")?.unusable === "cordoned")
+      const n1 = stub.nodes.get("n1")!
+      delete n1.metadata.labels["riseproject.dev/board"]
+      nodeChanged(stub, "MODIFIED", n1)
+      yield* until((c) => c?.boards.length === 1)
+      expect(lists(stub), "no listing while the watches follow").toBe(settled)
+      for (let i = 0; i < 20; i++) yield* pool()
+      expect(lists(stub)).toBe(settled)
+    }).pipe(Effect.provide(onStub())))
+
+  it.live("a broken watch is not trusted: capacity lists until the watch follows again, then stops listing", () =>
+    Effect.gen(function*() {
+      const kube = yield* Kube
+      const stub = yield* KubeStub
+      addStubNode(stub, "n1", "scw-em-rv1", 2)
+      yield* untilFollowing
+      // the node watch is ended and refused once: until it is open again, every reading lists the nodes
+      stub.faults.push({ operation: "watchNodes", status: 500 })
+      for (const w of [...stub.watch.watchers]) if (w.kind === "nodes") w.res.end()
+      while (stub.requests.filter((r) => r.operation === "watchNodes").length < 2) yield* Effect.sleep("5 millis")
+      const before = stub.requests.filter((r) => r.operation === "listNodes").length
+      setStubNodeHealth(stub, "n1", { unschedulable: true })
+      // read at once, while the watch waits out its pause: the listing sees what the dead watch could not
+      expect((yield* pool())?.usable).toBe(0)
+      expect(stub.requests.filter((r) => r.operation === "listNodes").length).toBe(before + 1)
+      yield* kube.createRunnerPod(request("p1"))
+      yield* untilFollowing
+      expect((yield* pool())?.active).toBe(1)
+    }).pipe(Effect.provide(onStub())))
 })
 
 describe("KubeLive errors", () => {

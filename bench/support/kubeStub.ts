@@ -9,8 +9,8 @@ import type { NodeHealthChange } from "../../layers/kube/memory.ts"
 
 /**
  * A small stand-in for the Kubernetes API server on localhost, for testing KubeLive through the real client
- * library. It keeps nodes, pods, events and logs as JSON, answers the eight requests the layer makes with the
- * API server's shapes and Status errors (the pods watch too: resourceVersions, replay from one, 410 Expired),
+ * library. It keeps nodes, pods, events and logs as JSON, answers the nine requests the layer makes with the
+ * API server's shapes and Status errors (the pod and node watches too: resourceVersions, replay from one, 410 Expired),
  * validates created pods against the Kubernetes schema, records every request, and plays a minimal kubelet when
  * asked (`startStubPod`: bind and start; `finishStubPod`: the runner exits; and it honours a kill). The contract
  * tests drive it through `test/support/kubeStubHarness.ts`; `bench:latency` through its pod listeners.
@@ -38,8 +38,12 @@ export interface StubFault {
   readonly hang?: boolean
 }
 
-/** A pods watch the stub serves: its response stays open and gets one JSON line per matching change. */
+/** What the stub watches: runner pods (namespaced) and nodes (cluster-scoped, `namespace` ""). */
+type WatchedKind = "pods" | "nodes"
+
+/** A watch the stub serves: its response stays open and gets one JSON line per matching change. */
 interface StubWatcher {
+  readonly kind: WatchedKind
   readonly namespace: string
   readonly labelSelector: string | null
   readonly res: ServerResponse
@@ -52,7 +56,18 @@ interface StubWatcher {
 export interface StubWatchState {
   version: number
   oldest: number
-  readonly history: Array<{ readonly version: number; readonly type: string; readonly object: string; readonly namespace: string; readonly labels: Record<string, string> }>
+  readonly history: Array<{
+    readonly kind: WatchedKind
+    readonly version: number
+    readonly type: string
+    readonly object: string
+    readonly namespace: string
+    readonly labels: Record<string, string>
+    /** the labels before this change (null: the object is new), to tell a watch whose selection it left or entered */
+    readonly previous: Record<string, string> | null
+  }>
+  /** every stored object's labels as of its last change, by kind/namespace/name */
+  readonly labelsOf: Map<string, Record<string, string>>
   readonly watchers: Set<StubWatcher>
 }
 
@@ -133,7 +148,7 @@ const list = (kind: string, items: Array<Json>) => listAt("1", kind, items)
 
 const operationOf = (method: string, parts: ReadonlyArray<string>, query: URLSearchParams): KubeOperation | "unknown" => {
   // parts: ["api","v1","nodes"] or ["api","v1","namespaces",ns,"pods"|"events",name?,"log"?]
-  if (method === "GET" && parts.length === 3 && parts[2] === "nodes") return "listNodes"
+  if (method === "GET" && parts.length === 3 && parts[2] === "nodes") return query.get("watch") === "true" ? "watchNodes" : "listNodes"
   if (parts[2] !== "namespaces") return "unknown"
   const [, , , , kind, name, sub] = parts
   if (kind === "events" && method === "GET" && name === undefined) return "listEvents"
@@ -154,18 +169,45 @@ const watchLine = (type: string, object: string) => `{"type":${JSON.stringify(ty
  * and the change sent to every open watch it matches. Everything that edits a stored pod calls this after.
  */
 export const podChanged = (stub: KubeStubShape, type: "ADDED" | "MODIFIED" | "DELETED", pod: Json) => {
+  objectChanged(stub, "pods", type, pod)
+  for (const listener of stub.listeners) listener(type, pod)
+}
+
+/** The same for a node: every edit of a stored node (added, its health changed) is a change its watches get. */
+export const nodeChanged = (stub: KubeStubShape, type: "ADDED" | "MODIFIED" | "DELETED", node: Json) =>
+  objectChanged(stub, "nodes", type, node)
+
+const objectChanged = (stub: KubeStubShape, kind: WatchedKind, type: string, obj: Json) => {
   const w = stub.watch
   w.version += 1
-  pod.metadata.resourceVersion = String(w.version)
-  const object = JSON.stringify(pod)
-  const labels = pod.metadata.labels ?? {}
-  w.history.push({ version: w.version, type, object, namespace: pod.metadata.namespace, labels })
+  obj.metadata.resourceVersion = String(w.version)
+  const object = JSON.stringify(obj)
+  const labels = { ...obj.metadata.labels }
+  const namespace = obj.metadata.namespace ?? ""
+  const key = `${kind}/${namespace}/${obj.metadata.name}`
+  const previous = w.labelsOf.get(key) ?? null
+  if (type === "DELETED") w.labelsOf.delete(key)
+  else w.labelsOf.set(key, labels)
+  const change = { kind, version: w.version, type, object, namespace, labels, previous }
+  w.history.push(change)
   for (const watcher of w.watchers) {
-    if (watcher.namespace === pod.metadata.namespace && matchesLabels(labels, watcher.labelSelector)) {
-      watcher.res.write(watchLine(type, object))
-    }
+    const seen = watcher.kind === kind && watcher.namespace === namespace ? seenAs(change, watcher.labelSelector) : undefined
+    if (seen !== undefined) watcher.res.write(watchLine(seen, object))
   }
-  for (const listener of stub.listeners) listener(type, pod)
+}
+
+/**
+ * How a watch with this label selector sees a change, as the API server tells it: an object that comes into the
+ * selection is ADDED, one that leaves it DELETED (with its new labels), one outside it not at all.
+ */
+const seenAs = (
+  change: { readonly type: string; readonly labels: Record<string, string>; readonly previous: Record<string, string> | null },
+  selector: string | null
+): string | undefined => {
+  const now = matchesLabels(change.labels, selector)
+  const before = change.previous !== null && matchesLabels(change.previous, selector)
+  if (change.type !== "MODIFIED") return now ? change.type : undefined
+  return now ? (before ? "MODIFIED" : "ADDED") : before ? "DELETED" : undefined
 }
 
 /** Ends every open watch, as the API server does at a watch's timeout or when it restarts. */
@@ -191,23 +233,24 @@ export const compactWatchHistory = (stub: KubeStubShape) => {
   stub.watch.oldest = stub.watch.version + 1
 }
 
-/** Serves a pods watch from `resourceVersion`: the stored changes after it, then each new one, until closed. */
-const serveWatch = (stub: KubeStubShape, namespace: string, url: URL, req: IncomingMessage, res: ServerResponse) => {
+/** Serves a watch from `resourceVersion`: the stored changes after it, then each new one, until closed. */
+const serveWatch = (stub: KubeStubShape, kind: WatchedKind, namespace: string, url: URL, req: IncomingMessage, res: ServerResponse) => {
   const labelSelector = url.searchParams.get("labelSelector")
   const from = url.searchParams.get("resourceVersion")
   const since = from === null || from === "" ? stub.watch.version : Number(from)
   res.writeHead(200, { "content-type": "application/json" })
+  // as the API server does: the watch's headers go out at once, before any change, so the client knows it is open
+  res.flushHeaders()
   if (!Number.isFinite(since) || since + 1 < stub.watch.oldest) {
     const status = statusBody(410, "Expired", `too old resource version: ${from} (${stub.watch.oldest - 1})`)
     res.end(watchLine("ERROR", JSON.stringify(status)))
     return
   }
   for (const change of stub.watch.history) {
-    if (change.version > since && change.namespace === namespace && matchesLabels(change.labels, labelSelector)) {
-      res.write(watchLine(change.type, change.object))
-    }
+    const seen = change.kind === kind && change.version > since && change.namespace === namespace ? seenAs(change, labelSelector) : undefined
+    if (seen !== undefined) res.write(watchLine(seen, change.object))
   }
-  const watcher: StubWatcher = { namespace, labelSelector, res }
+  const watcher: StubWatcher = { kind, namespace, labelSelector, res }
   stub.watch.watchers.add(watcher)
   const seconds = Number(url.searchParams.get("timeoutSeconds") ?? "0")
   const timer = seconds > 0 ? setTimeout(() => res.end(), seconds * 1000) : undefined
@@ -343,13 +386,15 @@ const handle = async (stub: KubeStubShape, req: IncomingMessage, res: ServerResp
   const name = parts[5] ?? ""
   const podKey = `${namespace}/${name}`
   switch (operation) {
+    case "watchNodes":
+      return serveWatch(stub, "nodes", "", url, req, res)
     case "listNodes":
       return json(
         200,
-        list("NodeList", [...stub.nodes.values()].filter((n) => matchesLabels(n.metadata.labels ?? {}, url.searchParams.get("labelSelector"))))
+        listAt(String(stub.watch.version), "NodeList", [...stub.nodes.values()].filter((n) => matchesLabels(n.metadata.labels ?? {}, url.searchParams.get("labelSelector"))))
       )
     case "watchPods":
-      return serveWatch(stub, namespace, url, req, res)
+      return serveWatch(stub, "pods", namespace, url, req, res)
     case "listPods":
       return json(
         200,
@@ -469,7 +514,7 @@ export const KubeStubLive: Layer.Layer<KubeStub> = Layer.scoped(
       logs: new Map(),
       requests: [],
       faults: [],
-      watch: { version: 1, oldest: 1, history: [], watchers: new Set<StubWatcher>() },
+      watch: { version: 1, oldest: 1, history: [], watchers: new Set<StubWatcher>(), labelsOf: new Map() },
       listeners: new Set<(type: "ADDED" | "MODIFIED" | "DELETED", pod: Json) => void>()
     }
     let stub: KubeStubShape | undefined
@@ -503,7 +548,8 @@ export const kubeLiveOnStub = (options: Omit<KubeLiveOptions, "kubeconfigYaml" |
 
 /** Adds a node the way a device plugin reports one: board label and allocatable runner slots. */
 export const addStubNode = (stub: KubeStubShape, name: string, pool: string | null, slots: number) => {
-  stub.nodes.set(name, {
+  const existed = stub.nodes.has(name)
+  const node: Json = {
     metadata: {
       name,
       labels: { "kubernetes.io/hostname": name, ...(pool === null ? {} : { [BOARD_LABEL]: pool }) }
@@ -513,7 +559,9 @@ export const addStubNode = (stub: KubeStubShape, name: string, pool: string | nu
       allocatable: { cpu: "8", memory: "16Gi", ...(slots > 0 ? { [RUNNER_RESOURCE]: String(slots) } : {}) },
       conditions: [readyCondition("True")]
     }
-  })
+  }
+  stub.nodes.set(name, node)
+  nodeChanged(stub, existed ? "MODIFIED" : "ADDED", node)
 }
 
 const READY_REASONS: Record<string, readonly [string, string]> = {
@@ -543,6 +591,7 @@ export const setStubNodeHealth = (stub: KubeStubShape, name: string, change: Nod
   }
   if (change.unschedulable !== undefined) node.spec.unschedulable = change.unschedulable
   if (change.taints !== undefined) node.spec.taints = change.taints.map((t) => ({ ...t }))
+  nodeChanged(stub, "MODIFIED", node)
 }
 
 const findPod = (stub: KubeStubShape, name: string): Json | undefined =>

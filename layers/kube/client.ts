@@ -12,7 +12,7 @@ import {
 } from "@kubernetes/client-node"
 import { Duration, Effect, Layer, Redacted, Stream } from "effect"
 import type { BoardNode, NodeReadiness } from "../../src/domain/Board.ts"
-import type { ContainerStatus, Pod, PodEvent, PodPhase } from "../../src/domain/Pod.ts"
+import { type ContainerStatus, isTerminal, type Pod, type PodEvent, type PodPhase } from "../../src/domain/Pod.ts"
 import {
   Kube,
   KubeError,
@@ -24,7 +24,8 @@ import {
   type RunnerPodRequest
 } from "../../src/services/Kube.ts"
 import { assembleKube } from "./assembleKube.ts"
-import { nodeUnusable, parseQuantity, poolCapacities } from "./capacity.ts"
+import { nodeUnusable, parseQuantity, type PodSlot, poolCapacities } from "./capacity.ts"
+import { type InformerSource, makeInformer, type WatchEnd } from "./informer.ts"
 import { BOARD_LABEL, RUNNER_RESOURCE, RUNNER_SELECTOR, RUNNER_TOLERATIONS, runnerPodManifest } from "./podSpec.ts"
 
 export interface KubeLiveOptions {
@@ -47,9 +48,6 @@ export interface KubeLiveOptions {
    */
   readonly watchTimeout?: Duration.DurationInput | undefined
 }
-
-/** How one watch request ended: by the server (or a silent connection), with 410 Gone, or with an error. */
-type WatchEnd = { readonly _tag: "Ended" } | { readonly _tag: "Gone" } | { readonly _tag: "Failed"; readonly error: KubeError }
 
 const PHASES: ReadonlySet<string> = new Set(["Pending", "Running", "Succeeded", "Failed", "Unknown"])
 
@@ -104,6 +102,20 @@ export const toPod = (p: V1Pod, now: Date): Pod => {
     readyTransition: ready === undefined ? null : toDate(ready.lastTransitionTime)
   }
 }
+
+/**
+ * A node as the node watch reports it: a node that lost its board label has left the watch's selection, and is
+ * told as a deletion of an object without it, so it keeps its name with an empty pool (which the cache drops).
+ */
+const toWatchedNode = (n: V1Node): BoardNode =>
+  toBoardNode(n) ?? { name: n.metadata?.name ?? "", pool: "", slots: 0, ready: "Unknown", readySince: null, unusable: "no board label", conditions: [] }
+
+/** What capacity reads of a runner pod: its pool (pods without the label hold no pool's slot), phase and node. */
+const podSlots = (pods: ReadonlyArray<Pod>): ReadonlyArray<PodSlot> =>
+  pods.flatMap((pod) => {
+    const pool = pod.labels[BOARD_LABEL]
+    return pool === undefined ? [] : [{ pool, phase: pod.phase, nodeName: pod.nodeName }]
+  })
 
 /** Our view of a board node; undefined for a node without the board label. */
 export const toBoardNode = (n: V1Node): BoardNode | undefined => {
@@ -232,9 +244,10 @@ const configProblem = (e: unknown): string => {
 
 /** Kube on a real API server through @kubernetes/client-node. */
 export const KubeLive = (options: KubeLiveOptions = {}): Layer.Layer<Kube, KubeError> =>
-  Layer.effect(
+  Layer.scoped(
     Kube,
     Effect.gen(function*() {
+      const scope = yield* Effect.scope
       const kc = yield* loadConfig(options)
       const core = kc.makeApiClient(CoreV1Api)
       const namespace = options.namespace ?? "default"
@@ -259,47 +272,43 @@ export const KubeLive = (options: KubeLiveOptions = {}): Layer.Layer<Kube, KubeE
           Effect.catchIf((e) => e.status === 404, () => Effect.void)
         )
 
-      const capacity = Effect.gen(function*() {
-        const [nodes, pods] = yield* Effect.all([
-          call("listNodes", () => core.listNode({ labelSelector: BOARD_LABEL })),
-          // The field selector keeps the finished pods (kept 6 h for diagnosis) out of the payload.
-          call("listPods", () =>
-            core.listNamespacedPod({
-              namespace,
-              labelSelector: RUNNER_SELECTOR,
-              fieldSelector: "status.phase!=Succeeded,status.phase!=Failed"
-            }))
-        ], { concurrency: 2 })
+      // The unfinished runner pods and the board nodes, each listed once and then followed by a watch (see
+      // informer.ts); both informers are declared below, with the watches they run on.
+      const listUnfinishedPods = Effect.gen(function*() {
+        // The field selector keeps the finished pods (kept 6 h for diagnosis) out of the payload.
+        const list = yield* call("listPods", () =>
+          core.listNamespacedPod({
+            namespace,
+            labelSelector: RUNNER_SELECTOR,
+            fieldSelector: "status.phase!=Succeeded,status.phase!=Failed"
+          }))
         const now = new Date(yield* Effect.clockWith((c) => c.currentTimeMillis))
-        return poolCapacities(
-          nodes.items.flatMap((n: V1Node) => toBoardNode(n) ?? []),
-          pods.items.flatMap((p) => {
-            const pool = p.metadata?.labels?.[BOARD_LABEL]
-            if (pool === undefined) return []
-            const pod = toPod(p, now)
-            return [{ pool, phase: pod.phase, nodeName: pod.nodeName }]
-          })
-        )
-      }).pipe(Effect.withSpan("Kube.capacity"))
-
-      const listBoards = call("listNodes", () => core.listNode({ labelSelector: BOARD_LABEL })).pipe(
-        Effect.map((nodes) => nodes.items.flatMap((n) => toBoardNode(n) ?? [])),
-        Effect.withSpan("Kube.listBoards")
+        return { items: list.items.map((p) => toPod(p, now)), version: list.metadata?.resourceVersion ?? "" }
+      })
+      const listBoardNodes = Effect.map(
+        call("listNodes", () => core.listNode({ labelSelector: BOARD_LABEL })),
+        (nodes) => ({ items: nodes.items.flatMap((n: V1Node) => toBoardNode(n) ?? []), version: nodes.metadata?.resourceVersion ?? "" })
       )
+
+      const listBoards = Effect.map(listBoardNodes, (listing) => listing.items).pipe(Effect.withSpan("Kube.listBoards"))
 
       // once per runner in a burst: untraced (Effect.fn takes two stack traces a call), its span without a trace
       const createRunnerPod = Effect.fnUntraced(function*(request: RunnerPodRequest) {
         const secret = Redacted.value(request.jitConfig)
-        yield* call(
+        // the pod cache counts the new pod from the API server's answer on, before its watch event (informer.ts)
+        pods.creating(request.name)
+        const created = yield* call(
           "createPod",
           () => core.createNamespacedPod({ namespace, body: runnerPodManifest(request, namespace) }),
           secret
         ).pipe(
+          Effect.onError(() => Effect.sync(() => pods.created(request.name, undefined))),
           Effect.catchIf(
             (e) => e.status === 409,
             () => Effect.fail(new PodAlreadyExists({ podName: request.name }))
           )
         )
+        pods.created(request.name, toPod(created, new Date(yield* Effect.clockWith((c) => c.currentTimeMillis))))
         yield* Effect.logDebug("runner pod created").pipe(
           Effect.annotateLogs({ pod: request.name, pool: request.pool, image: request.image })
         )
@@ -352,43 +361,40 @@ export const KubeLive = (options: KubeLiveOptions = {}): Layer.Layer<Kube, KubeE
 
       const watcher = new Watch(kc)
       const watchSeconds = Math.max(1, Math.round(Duration.toSeconds(Duration.decode(options.watchTimeout ?? "5 minutes"))))
-      const toChange = (type: string, object: V1Pod, now: Date): RunnerPodChange | undefined =>
-        type === "ADDED"
-          ? { _tag: "Added", pod: toPod(object, now) }
-          : type === "MODIFIED"
-          ? { _tag: "Modified", pod: toPod(object, now) }
-          : type === "DELETED"
-          ? { _tag: "Deleted", pod: toPod(object, now) }
-          : undefined
+      const WATCH_TYPES: Record<string, "Added" | "Modified" | "Deleted"> = { ADDED: "Added", MODIFIED: "Modified", DELETED: "Deleted" }
+      const watchQuery = (version: string, labelSelector: string) =>
+        ({ labelSelector, resourceVersion: version, allowWatchBookmarks: true, timeoutSeconds: watchSeconds })
 
       /**
-       * One watch request from `resourceVersion`, until the API server ends it, it fails, or the scope closes.
-       * Every event moves `at.version` on (bookmarks included), so the next request starts where this one stopped.
+       * One watch request, opened by `open` (which calls `watcher.watch` on its path), until the API server ends it,
+       * it fails, or the scope closes. Every event moves the version on (bookmarks included).
        */
-      const watchSession = (at: { version: string; seen: number }, emit: (change: RunnerPodChange) => void) =>
+      const watchSession = <A>(
+        operation: "watchPods" | "watchNodes",
+        open: (onEvent: (type: string, object: any) => void, onDone: (err: any) => void) => Promise<AbortController>,
+        toItem: (object: any, now: Date) => A,
+        handlers: Parameters<InformerSource<A>["watch"]>[1]
+      ) =>
         Effect.async<WatchEnd>((resume) => {
-          counts.watchPods += 1 // watchPods: a pods watch, `GET /api/v1/namespaces/<ns>/pods?watch=true`
+          counts[operation] += 1
           let controller: AbortController | undefined
           let stopped = false
           let gone = false
           let refused: KubeError | undefined
-          watcher.watch(
-            `/api/v1/namespaces/${encodeURIComponent(namespace)}/pods`,
-            { labelSelector: RUNNER_SELECTOR, resourceVersion: at.version, allowWatchBookmarks: true, timeoutSeconds: watchSeconds },
-            (type: string, object: any) => {
+          open(
+            (type, object) => {
               if (type === "ERROR") {
                 // The API server ends a watch whose version it no longer holds with a Status of code 410 (Expired).
                 if (object?.code === 410) gone = true
-                else refused = toKubeError("watchPods", new Error(`the watch was ended with ${object?.code ?? "an error"}: ${object?.reason ?? ""}`))
+                else refused = toKubeError(operation, new Error(`the watch was ended with ${object?.code ?? "an error"}: ${object?.reason ?? ""}`))
                 return
               }
               const version = object?.metadata?.resourceVersion
-              if (typeof version === "string" && version !== "") at.version = version
-              at.seen += 1
-              const change = toChange(type, object as V1Pod, new Date())
-              if (change !== undefined) emit(change)
+              if (typeof version === "string" && version !== "") handlers.onVersion(version)
+              const change = WATCH_TYPES[type]
+              if (change !== undefined) handlers.onEvent(change, toItem(object, new Date()))
             },
-            (err: any) => {
+            (err) => {
               if (stopped) return
               stopped = true
               if (gone || err?.statusCode === 410) resume(Effect.succeed({ _tag: "Gone" }))
@@ -399,9 +405,9 @@ export const KubeLive = (options: KubeLiveOptions = {}): Layer.Layer<Kube, KubeE
                 resume(Effect.succeed({
                   _tag: "Failed",
                   error: new KubeError({
-                    operation: "watchPods",
+                    operation,
                     status,
-                    message: status === null ? `watchPods failed: ${err instanceof Error ? err.message : String(err)}` : `watchPods failed with HTTP ${status}`
+                    message: status === null ? `${operation} failed: ${err instanceof Error ? err.message : String(err)}` : `${operation} failed with HTTP ${status}`
                   })
                 }))
               }
@@ -410,11 +416,13 @@ export const KubeLive = (options: KubeLiveOptions = {}): Layer.Layer<Kube, KubeE
             (c) => {
               controller = c
               if (stopped) c.abort()
+              // client-node resolves once the server has answered: from here on the watch follows the cluster
+              else handlers.opened()
             },
             (e) => {
               if (stopped) return
               stopped = true
-              resume(Effect.succeed({ _tag: "Failed", error: toKubeError("watchPods", e) }))
+              resume(Effect.succeed({ _tag: "Failed", error: toKubeError(operation, e) }))
             }
           )
           return Effect.sync(() => {
@@ -430,44 +438,62 @@ export const KubeLive = (options: KubeLiveOptions = {}): Layer.Layer<Kube, KubeE
           })
         )
 
-      const watchRunnerPods = Stream.asyncPush<RunnerPodChange, KubeError>((emit) =>
-        Effect.gen(function*() {
-          const at = { version: "", seen: 0 }
-          let listed = false
-          let failures = 0
-          const follow = Effect.gen(function*() {
-            while (true) {
-              if (!listed) {
-                const list = yield* call("listPods", () => core.listNamespacedPod({ namespace, labelSelector: RUNNER_SELECTOR }))
-                at.version = list.metadata?.resourceVersion ?? ""
-                listed = true
-                emit.single({ _tag: "Listed" })
-              }
-              const seenBefore = at.seen
-              const end = yield* watchSession(at, (change) => emit.single(change))
-              if (at.seen > seenBefore) failures = 0
-              if (end._tag === "Gone") {
-                yield* Effect.logInfo("the pod watch's resourceVersion expired; listing the pods again")
-                listed = false
-              } else if (end._tag === "Failed") {
-                failures += 1
-                yield* Effect.logWarning("the pod watch failed; opening it again").pipe(
-                  Effect.annotateLogs({ error: end.error.message, attempt: failures })
-                )
-                // Persistent failures start again from a listing, and a listing that fails ends the stream.
-                if (failures >= 5) listed = false
-                yield* Effect.sleep(Duration.millis(Math.min(5_000, 200 * 2 ** (failures - 1))))
-              } else if (at.seen === seenBefore) {
-                // An end without a single event: do not hammer a server that closes every watch at once.
-                yield* Effect.sleep("1 second")
-              }
-            }
-          })
-          yield* follow.pipe(
-            Effect.catchAll((error) => Effect.sync(() => emit.fail(error))),
-            Effect.forkScoped
+      // watchPods: `GET /api/v1/namespaces/<ns>/pods?watch=true`; watchNodes: `GET /api/v1/nodes?watch=true`
+      const pods = makeInformer<Pod>({
+        kind: "pod",
+        keyOf: (pod) => pod.name,
+        keep: (pod) => !isTerminal(pod.phase),
+        list: listUnfinishedPods,
+        watch: (version, handlers) =>
+          watchSession(
+            "watchPods",
+            (onEvent, onDone) =>
+              watcher.watch(`/api/v1/namespaces/${encodeURIComponent(namespace)}/pods`, watchQuery(version, RUNNER_SELECTOR), onEvent, onDone),
+            (object: V1Pod, now) => toPod(object, now),
+            handlers
           )
-        }), { bufferSize: "unbounded" })
+      }, scope)
+      const nodes = makeInformer<BoardNode>({
+        kind: "node",
+        keyOf: (node) => node.name,
+        keep: (node) => node.pool !== "",
+        list: listBoardNodes,
+        watch: (version, handlers) =>
+          watchSession(
+            "watchNodes",
+            (onEvent, onDone) => watcher.watch(`/api/v1/nodes`, watchQuery(version, BOARD_LABEL), onEvent, onDone),
+            (object: V1Node) => toWatchedNode(object),
+            handlers
+          )
+      }, scope)
+
+      /**
+       * Capacity from the informers' caches once they follow the cluster: no request at all on the scheduler's
+       * path. A cache that does not (not started yet, or its watch broken) is read by a listing instead, which also
+       * starts its informer from that listing.
+       */
+      const capacity = Effect.gen(function*() {
+        const cachedNodes = nodes.current()
+        const cachedPods = pods.current()
+        const [boardNodes, runnerPods] = yield* Effect.all([
+          cachedNodes !== undefined
+            ? Effect.succeed(cachedNodes)
+            : Effect.map(Effect.tap(listBoardNodes, (l) => nodes.seed(l.items, l.version)), (l) => l.items),
+          cachedPods !== undefined
+            ? Effect.succeed(cachedPods)
+            : Effect.map(Effect.tap(listUnfinishedPods, (l) => pods.seed(l.items, l.version)), (l) => l.items)
+        ], { concurrency: 2 })
+        return poolCapacities(boardNodes, podSlots(runnerPods))
+      }).pipe(Effect.withSpan("Kube.capacity", { captureStackTrace: false }))
+
+      const watchRunnerPods = Stream.asyncPush<RunnerPodChange, KubeError>((emit) =>
+        Effect.acquireRelease(
+          pods.subscribe(
+            (change) => void emit.single(change._tag === "Listed" ? change : { _tag: change._tag, pod: change.item }),
+            (error) => void emit.fail(error)
+          ),
+          (unsubscribe) => Effect.sync(unsubscribe)
+        ), { bufferSize: "unbounded" })
 
       return assembleKube({
         capacity,

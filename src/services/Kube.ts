@@ -19,6 +19,7 @@ export type KubeOperation =
   | "listEvents"
   | "readLog"
   | "watchPods"
+  | "watchNodes"
 
 export const kubeOperations: ReadonlyArray<KubeOperation> = [
   "listNodes",
@@ -28,7 +29,8 @@ export const kubeOperations: ReadonlyArray<KubeOperation> = [
   "deletePod",
   "listEvents",
   "readLog",
-  "watchPods"
+  "watchPods",
+  "watchNodes"
 ]
 
 /** A Kubernetes call failed: an HTTP error (`status`), or no answer at all (`status` null). */
@@ -125,9 +127,11 @@ export interface KubeShape {
   /** `listRunnerPods` of every cluster, each answer apart: the only safe listing when clusters can fail alone. */
   readonly runnerPodsByCluster: Effect.Effect<ReadonlyArray<ClusterReading<ReadonlyArray<Pod>>>>
   /**
-   * Free slots of every pool that has a node or a runner pod, from one node listing and one pod listing. Over
-   * several clusters: the pools of the clusters that answered, failing only when none did (for the operator pages;
-   * the scheduler reads `capacityByCluster`).
+   * Free slots of every pool that has a node or a runner pod. It reads what a node listing and a pod listing would
+   * show, and always counts the pods this layer created (read-your-writes), so a cycle never sees its own new pod's
+   * slot as free; the live layer lists once and then follows the nodes and pods by watch, listing again only while
+   * a watch is not open. Over several clusters: the pools of the clusters that answered, failing only when none
+   * did (for the operator pages; the scheduler reads `capacityByCluster`).
    */
   readonly capacity: Effect.Effect<ReadonlyMap<string, PoolCapacity>, KubeError>
   /** Creates the runner pod. The JIT config appears in no error this returns. */
@@ -162,7 +166,8 @@ export interface KubeShape {
    * Changes of runner pods (label `app=rise-riscv-runner`) from the moment the stream runs: a listing (then
    * `Listed`), and from its resourceVersion on, every pod added, modified or deleted. A watch the API server ends
    * or drops is opened again from the last resourceVersion seen, so nothing is lost; when that version is too old
-   * (410 Gone) the pods are listed again. It fails only when the pods cannot be listed.
+   * (410 Gone) the pods are listed again. It fails only when the pods cannot be listed. A change arrives after
+   * `capacity` counts it, so a scheduler woken by a pod's end reads the freed slot.
    */
   readonly watchRunnerPods: Stream.Stream<RunnerPodChange, KubeError>
   /** API calls made so far, by operation (for metrics and for tests that count the cost of a cycle). */
