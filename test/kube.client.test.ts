@@ -269,6 +269,10 @@ describe("KubeLive capacity from its watches", () => {
       yield* until((c) => c?.boards.length === 1)
       expect(lists(stub), "no listing while the watches follow").toBe(settled)
       for (let i = 0; i < 20; i++) yield* pool()
+      // the boards for phase 3 come from the same cache, in name order as a listing gives them
+      addStubNode(stub, "a0", "scw-em-rv1", 1)
+      yield* until((c) => c?.boards.length === 2)
+      expect((yield* kube.listBoards).map((b) => [b.name, b.unusable])).toEqual([["a0", null], ["n2", "cordoned"]])
       expect(lists(stub)).toBe(settled)
     }).pipe(Effect.provide(onStub())))
 

@@ -7,6 +7,7 @@
  */
 import { Effect, type Scope } from "effect"
 import { type ChildProcess, execFileSync, spawn } from "node:child_process"
+import { createWriteStream } from "node:fs"
 import * as fs from "node:fs/promises"
 import { freePort } from "../../src/embedded/embeddedPostgres.ts"
 import type { AppBundle } from "./bundle.ts"
@@ -81,8 +82,11 @@ export const startServiceProcess = (
     const child = yield* Effect.acquireRelease(
       Effect.sync(() => {
         const c: ChildProcess = spawn(process.execPath, [...profileFlags(), bundle.entry, "all"], { cwd: bundle.appDir, env: fullEnv, stdio: ["ignore", "pipe", "pipe"] })
-        // the log is read and dropped: writing it is part of what the service costs
-        c.stdout!.resume()
+        // the log is read and dropped (writing it is part of what the service costs), or kept in the file that
+        // `BENCH_SERVICE_LOG` names, to see what the service said during a run
+        const keep = process.env.BENCH_SERVICE_LOG
+        if (keep !== undefined && keep !== "") c.stdout!.pipe(createWriteStream(keep))
+        else c.stdout!.resume()
         c.stderr!.on("data", (chunk: Buffer) => void (errors = (errors + chunk.toString()).slice(-4000)))
         return c
       }),

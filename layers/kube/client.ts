@@ -290,8 +290,6 @@ export const KubeLive = (options: KubeLiveOptions = {}): Layer.Layer<Kube, KubeE
         (nodes) => ({ items: nodes.items.flatMap((n: V1Node) => toBoardNode(n) ?? []), version: nodes.metadata?.resourceVersion ?? "" })
       )
 
-      const listBoards = Effect.map(listBoardNodes, (listing) => listing.items).pipe(Effect.withSpan("Kube.listBoards"))
-
       // once per runner in a burst: untraced (Effect.fn takes two stack traces a call), its span without a trace
       const createRunnerPod = Effect.fnUntraced(function*(request: RunnerPodRequest) {
         const secret = Redacted.value(request.jitConfig)
@@ -485,6 +483,14 @@ export const KubeLive = (options: KubeLiveOptions = {}): Layer.Layer<Kube, KubeE
         ], { concurrency: 2 })
         return poolCapacities(boardNodes, podSlots(runnerPods))
       }).pipe(Effect.withSpan("Kube.capacity", { captureStackTrace: false }))
+
+      /** The board nodes, from the node informer's cache while it follows the cluster (by name, as a listing gives them). */
+      const listBoards = Effect.suspend(() => {
+        const cached = nodes.current()
+        return cached !== undefined
+          ? Effect.succeed([...cached].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)))
+          : Effect.map(Effect.tap(listBoardNodes, (l) => nodes.seed(l.items, l.version)), (l) => l.items)
+      }).pipe(Effect.withSpan("Kube.listBoards", { captureStackTrace: false }))
 
       const watchRunnerPods = Stream.asyncPush<RunnerPodChange, KubeError>((emit) =>
         Effect.acquireRelease(

@@ -151,7 +151,10 @@ export interface KubeShape {
    * (terminating) until its kubelet comes back, as on a real cluster.
    */
   readonly deletePod: (podName: string, options?: DeleteOptions) => Effect.Effect<void, KubeError>
-  /** Every board node (one node listing) with its readiness, conditions and whether it can take a runner. */
+  /**
+   * Every board node with its readiness, conditions and whether it can take a runner: one node listing, or (the
+   * live layer, once its node watch follows the cluster) what that watch keeps.
+   */
   readonly listBoards: Effect.Effect<ReadonlyArray<BoardNode>, KubeError>
   /** The pod's events, as the API returns them. */
   readonly podEvents: (podName: string) => Effect.Effect<ReadonlyArray<PodEvent>, KubeError>
