@@ -7,7 +7,7 @@
  */
 import { Effect, type Scope } from "effect"
 import { type ChildProcess, execFileSync, spawn } from "node:child_process"
-import { createWriteStream } from "node:fs"
+import { closeSync, openSync } from "node:fs"
 import * as fs from "node:fs/promises"
 import { freePort } from "../../src/embedded/embeddedPostgres.ts"
 import type { AppBundle } from "./bundle.ts"
@@ -81,11 +81,12 @@ export const startServiceProcess = (
     let errors = ""
     const child = yield* Effect.acquireRelease(
       Effect.sync(() => {
-        const c: ChildProcess = spawn(process.execPath, [...profileFlags(), bundle.entry, "all"], { cwd: bundle.appDir, env: fullEnv, stdio: ["ignore", "pipe", "pipe"] })
-        // the log is read and dropped (writing it is part of what the service costs), or kept in the file that
-        // `BENCH_SERVICE_LOG` names, to see what the service said during a run
+        // the log is read and dropped (writing it is part of what the service costs), or written straight to the
+        // file `BENCH_SERVICE_LOG` names (appended to: one service per run), to see what the service said
         const keep = process.env.BENCH_SERVICE_LOG
-        if (keep !== undefined && keep !== "") c.stdout!.pipe(createWriteStream(keep))
+        const stdout = keep !== undefined && keep !== "" ? openSync(keep, "a") : "pipe"
+        const c: ChildProcess = spawn(process.execPath, [...profileFlags(), bundle.entry, "all"], { cwd: bundle.appDir, env: fullEnv, stdio: ["ignore", stdout, "pipe"] })
+        if (typeof stdout === "number") closeSync(stdout)
         else c.stdout!.resume()
         c.stderr!.on("data", (chunk: Buffer) => void (errors = (errors + chunk.toString()).slice(-4000)))
         return c

@@ -6,7 +6,7 @@ import { type Job, runnerRepoOf } from "../../src/domain/Job.ts"
 import { encodeLabelSet, toLabelSet } from "../../src/domain/Labels.ts"
 import { DEFAULT_CLUSTER } from "../../src/domain/RunnerConfig.ts"
 import { allowedSources, isActive, type Status } from "../../src/domain/Status.ts"
-import type { Worker } from "../../src/domain/Worker.ts"
+import { UNCLAIMED_RUNNER_GRACE_MS, type Worker } from "../../src/domain/Worker.ts"
 import {
   type AllocationFailureStreak,
   Db,
@@ -123,7 +123,7 @@ export const makeDbMemory = Effect.gen(function*() {
     })
 
   /** Every pending job, oldest first, with its demand figures: `getQueueRows`, and `getDemand` the ones lacking a runner. */
-  const queueRows = (): Array<QueueRow> => {
+  const queueRows = (at: Date): Array<QueueRow> => {
     const count = new Map<string, number>()
     const bump = (key: string) => count.set(key, (count.get(key) ?? 0) + 1)
     // The matching group: a personal account's runner is registered on one repository (the worker's
@@ -139,6 +139,16 @@ export const makeDbMemory = Effect.gen(function*() {
     for (const w of activeWorkers()) {
       bump(`supply|${groupKey(w.entity_id, w.repo_full_name, w.job_labels)}`)
       bump(`entity|${w.entity_id}`)
+    }
+    // a runner that ended cleanly a moment ago, whose job's news has not named it yet, still serves its group
+    // (`UNCLAIMED_RUNNER_GRACE_MS`; `servingWorkers` in the PostgreSQL statements)
+    const claimed = new Set<string>()
+    for (const j of jobs.values()) if (j.k8s_pod !== null) claimed.add(j.k8s_pod)
+    const graceFrom = at.getTime() - UNCLAIMED_RUNNER_GRACE_MS
+    for (const w of workers.values()) {
+      if (w.status === "completed" && w.completed_at !== null && w.completed_at.getTime() >= graceFrom && !claimed.has(w.pod_name)) {
+        bump(`supply|${groupKey(w.entity_id, w.repo_full_name, w.job_labels)}`)
+      }
     }
     const rank = new Map<string, number>()
     const rows: Array<QueueRow> = []
@@ -194,11 +204,11 @@ export const makeDbMemory = Effect.gen(function*() {
         .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))
     ),
 
-    getDemand: Effect.sync(() =>
-      queueRows().flatMap(({ lacksRunner, ...row }): Array<DemandRow> => (lacksRunner ? [row] : []))
+    getDemand: Effect.map(now, (at) =>
+      queueRows(at).flatMap(({ lacksRunner, ...row }): Array<DemandRow> => (lacksRunner ? [row] : []))
     ),
 
-    getQueueRows: Effect.sync(queueRows),
+    getQueueRows: Effect.map(now, queueRows),
 
     getQueueIndex: Effect.gen(function*() {
       // getQueueRows (oldest first) grouped by (entity, label set, pool, matching repository)

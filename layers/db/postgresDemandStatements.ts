@@ -7,7 +7,9 @@
 import type { SqlClient } from "@effect/sql"
 import { Effect } from "effect"
 import type { DbShape, DemandRow } from "../../src/services/Db.ts"
+import { UNCLAIMED_RUNNER_GRACE_MS } from "../../src/domain/Worker.ts"
 import { JOB_COLUMNS, rowsToJobs, toDbError } from "./postgresRows.ts"
+import { now } from "./postgresStatementHelpers.ts"
 
 export type DemandStatements = Pick<DbShape, "getDemand">
 
@@ -26,7 +28,16 @@ export type DemandStatements = Pick<DbShape, "getDemand">
 export const runnerEnded = (sql: SqlClient.SqlClient, table: string) =>
   sql`EXISTS (SELECT 1 FROM workers w WHERE w.pod_name = ${sql(table)}.k8s_pod AND w.status IN ('completed', 'failed'))`
 
-export const demandCtes = (sql: SqlClient.SqlClient) =>
+/**
+ * The workers that serve their matching group: pending and running ones, and one that ended cleanly within
+ * `UNCLAIMED_RUNNER_GRACE_MS` before `at` while no job names its pod yet (the job it ran still looks pending).
+ * Both partial ranges have an index: `idx_workers_active`, and `idx_workers_completed` with `idx_jobs_k8s_pod`.
+ */
+export const servingWorkers = (sql: SqlClient.SqlClient, at: Date) =>
+  sql`(w.status IN ('pending', 'running') OR (w.status = 'completed' AND w.completed_at >= ${new Date(at.getTime() - UNCLAIMED_RUNNER_GRACE_MS)}
+       AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.k8s_pod = w.pod_name)))`
+
+export const demandCtes = (sql: SqlClient.SqlClient, at: Date) =>
   sql`
     demand AS (
       SELECT entity_id, runner_repo, job_labels, count(*) AS n, count(*) FILTER (WHERE status = 'running' AND NOT runner_ended) AS running
@@ -35,8 +46,8 @@ export const demandCtes = (sql: SqlClient.SqlClient) =>
             FROM jobs WHERE status IN ('pending', 'running')) a
       GROUP BY entity_id, runner_repo, job_labels
     ), supply AS (
-      SELECT entity_id, repo_full_name AS runner_repo, job_labels, count(*) AS n FROM workers
-      WHERE status IN ('pending', 'running') GROUP BY entity_id, repo_full_name, job_labels
+      SELECT entity_id, repo_full_name AS runner_repo, job_labels, count(*) AS n FROM workers w
+      WHERE ${servingWorkers(sql, at)} GROUP BY entity_id, repo_full_name, job_labels
     ), entity_workers AS (
       SELECT entity_id, count(*) AS n FROM workers WHERE status IN ('pending', 'running') GROUP BY entity_id
     ), pending AS (
@@ -48,8 +59,9 @@ export const demandCtes = (sql: SqlClient.SqlClient) =>
 
 export const makeDemandStatements = (sql: SqlClient.SqlClient): DemandStatements => ({
   getDemand: Effect.gen(function*() {
+    const at = yield* now
     const rows = yield* sql<Record<string, unknown>>`
-      WITH ${demandCtes(sql)}
+      WITH ${demandCtes(sql, at)}
       SELECT p.*, d.n AS group_demand, COALESCE(s.n, 0) AS group_supply, COALESCE(e.n, 0) AS entity_active_workers
       FROM pending p
       JOIN demand d ON d.entity_id = p.entity_id AND d.job_labels = p.job_labels

@@ -7,7 +7,8 @@ import { Effect } from "effect"
 import type { Job } from "../../src/domain/Job.ts"
 import type { DbShape, QueueRow } from "../../src/services/Db.ts"
 import { DECODE_CHUNK, decodeJob, JOB_COLUMNS, plainJob, toDbError } from "./postgresRows.ts"
-import { demandCtes, runnerEnded } from "./postgresDemandStatements.ts"
+import { demandCtes, runnerEnded, servingWorkers } from "./postgresDemandStatements.ts"
+import { now } from "./postgresStatementHelpers.ts"
 import { type CountedGroup, markLacking, parseIdList } from "./queueLacking.ts"
 import { yieldToEventLoop } from "../../src/services/eventLoop.ts"
 
@@ -22,8 +23,9 @@ export const makeQueueStatements = (sql: SqlClient.SqlClient): QueueStatements =
   return {
     // getDemand's statement without its filter: every pending job, each saying whether it lacks a runner.
     getQueueRows: Effect.gen(function*() {
+      const at = yield* now
       const rows = yield* sql<Record<string, unknown>>`
-        WITH ${demandCtes(sql)}
+        WITH ${demandCtes(sql, at)}
         SELECT p.*, d.n AS group_demand, COALESCE(s.n, 0) AS group_supply, COALESCE(e.n, 0) AS entity_active_workers,
                p.demand_rank > GREATEST(0, COALESCE(s.n, 0) - d.running) AS lacks_runner
         FROM pending p
@@ -57,6 +59,7 @@ export const makeQueueStatements = (sql: SqlClient.SqlClient): QueueStatements =
     // order, so nothing is sorted. The counts are per matching group (a personal account's repository is part of
     // it, `runnerRepoOf`), and which jobs lack a runner (getDemand's rank test) is decided from them here.
     getQueueIndex: Effect.gen(function*() {
+      const at = yield* now
       const rows = yield* sql<{
         entity_id: number
         job_labels: ReadonlyArray<string>
@@ -77,8 +80,8 @@ export const makeQueueStatements = (sql: SqlClient.SqlClient): QueueStatements =
           SELECT entity_id, CASE WHEN entity_type = 'User' THEN repo_full_name END AS runner_repo, job_labels, count(*) AS n
           FROM jobs WHERE status = 'running' AND NOT ${runnerEnded(sql, "jobs")} GROUP BY 1, 2, 3
         ), supply AS (
-          SELECT entity_id, repo_full_name AS runner_repo, job_labels, count(*) AS n FROM workers
-          WHERE status IN ('pending', 'running') GROUP BY entity_id, repo_full_name, job_labels
+          SELECT entity_id, repo_full_name AS runner_repo, job_labels, count(*) AS n FROM workers w
+          WHERE ${servingWorkers(sql, at)} GROUP BY entity_id, repo_full_name, job_labels
         ), entity_workers AS (
           SELECT entity_id, count(*) AS n FROM workers WHERE status IN ('pending', 'running') GROUP BY entity_id
         )

@@ -48,3 +48,13 @@ export const NewWorker = Worker.pick(
   "k8s_image"
 ).pipe(Schema.extend(Schema.Struct({ cluster: Schema.optional(Schema.String) })))
 export type NewWorker = typeof NewWorker.Type
+
+/**
+ * How long a runner that ended cleanly still serves its group while no job names it. An ephemeral runner exits 0
+ * only after running a job, but which job it ran is known from that job's `in_progress` or `completed` news,
+ * which can come after the pod's end is seen (by the watch, in milliseconds; GitHub's webhooks, in seconds). In
+ * between, the job it took still looks pending: counting the ended runner as supply keeps the scheduler from
+ * giving that job a second runner, a slot wasted until the spare runner's idle timeout. After the grace the runner
+ * counts no more, so a job it did not take (news lost, or a pod gone for another reason) still gets a runner.
+ */
+export const UNCLAIMED_RUNNER_GRACE_MS = 120_000

@@ -2,6 +2,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Deferred, Effect, Either, Fiber, Option, Stream, TestClock } from "effect"
 import { failureV1, failureV2 } from "../../src/domain/FailureInfo.ts"
 import { DEFAULT_CLUSTER } from "../../src/domain/RunnerConfig.ts"
+import { UNCLAIMED_RUNNER_GRACE_MS } from "../../src/domain/Worker.ts"
 import { Db, DuplicatePodName } from "../../src/services/Db.ts"
 import { newEvent, newJob, newWorker } from "../support/dbFixtures.ts"
 
@@ -124,6 +125,8 @@ export const dbContract = (name: string, declare: DbCase) =>
       yield* db.addWorker(newWorker("w-new"))
       yield* db.addWorker(newWorker("w-beta-done", { entity_id: 2002 }))
       yield* db.markWorkerCompleted("w-beta-done", null, null)
+      // (a runner that ended a moment ago still serves while no job names it: past that grace, it serves nothing)
+      yield* at(50 + UNCLAIMED_RUNNER_GRACE_MS / 1000 + 1)
       const rows = yield* db.getDemand
       expect(rows.map((r) => r.job.job_id)).toEqual([3, 4, 5])
       const [three, four, five] = rows
@@ -176,6 +179,37 @@ export const dbContract = (name: string, declare: DbCase) =>
       expect(yield* db.getDemand).toEqual([])
       expect((yield* db.getQueueRows).map((r) => [r.job.job_id, r.lacksRunner])).toEqual([[2, false]])
       expect((yield* db.getQueueIndex).flatMap((g) => g.lacking)).toEqual([false])
+    }))
+
+    test("demand: a runner that ended before its job's news named it still serves its group, for a grace", Effect.gen(function*() {
+      const db = yield* Db
+      yield* at(10)
+      yield* db.addJob(newJob(1))
+      yield* db.addWorker(newWorker("w-1"))
+      expect(yield* db.getDemand).toEqual([])
+      // the watch saw the runner's pod succeed before GitHub's news of the job it ran (job 1, still pending here)
+      yield* at(12)
+      yield* db.markWorkerCompleted("w-1", null, null)
+      expect(yield* db.getDemand, "job 1 was taken by w-1: no second runner").toEqual([])
+      expect((yield* db.getQueueRows).map((r) => [r.job.job_id, r.lacksRunner])).toEqual([[1, false]])
+      expect((yield* db.getQueueIndex).flatMap((g) => g.lacking)).toEqual([false])
+      // a runner whose job is known serves nothing more: job 2 arrives after w-1's job named it
+      yield* db.markJobCompleted(1, "w-1")
+      yield* at(13)
+      yield* db.addJob(newJob(2))
+      expect((yield* db.getDemand).map((r) => r.job.job_id)).toEqual([2])
+      // a runner that ended without any news: after the grace its job gets a runner after all
+      yield* db.addWorker(newWorker("w-2"))
+      yield* at(14)
+      yield* db.markWorkerCompleted("w-2", null, null)
+      expect(yield* db.getDemand).toEqual([])
+      yield* at(14 + UNCLAIMED_RUNNER_GRACE_MS / 1000 + 1)
+      expect((yield* db.getDemand).map((r) => r.job.job_id)).toEqual([2])
+      expect((yield* db.getQueueIndex).flatMap((g) => g.lacking)).toEqual([true])
+      // a failed runner never counts: it may have failed before taking any job
+      yield* db.addWorker(newWorker("w-3"))
+      yield* db.markWorkerFailed("w-3", null, failureV1("test"), null)
+      expect((yield* db.getDemand).map((r) => r.job.job_id)).toEqual([2])
     }))
 
     test("getQueueRows: every pending job, oldest first, with getDemand's figures; those lacking a runner are getDemand's", Effect.gen(function*() {
