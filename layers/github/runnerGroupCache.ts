@@ -1,4 +1,4 @@
-import { Clock, Duration, Effect, Ref } from "effect"
+import { Duration, Effect } from "effect"
 
 /**
  * Runner-group ids, remembered per (org, group name) so provisioning does not list the org's groups for every
@@ -17,32 +17,28 @@ const keyOf = (org: string, groupName: string) => `${org.toLowerCase()}\u0000${g
 export const makeRunnerGroupCache = (
   ttl: Duration.DurationInput = Duration.hours(1)
 ): Effect.Effect<RunnerGroupCache> =>
-  Effect.gen(function* () {
+  Effect.sync(() => {
     const ttlMillis = Duration.toMillis(ttl)
-    const entries = yield* Ref.make(
-      new Map<string, { readonly org: string; readonly id: number; readonly expiresAt: number }>()
-    )
-    return {
-      // asked once per runner provisioned: two reads, no generator
+    // changed in place, each change one synchronous step: a burst's first runner of each of hundreds of
+    // organisations copied the map of all the others per group it learned
+    const entries = new Map<string, { readonly org: string; readonly id: number; readonly expiresAt: number }>()
+    const cache: RunnerGroupCache = {
+      // asked once per runner provisioned: one step with the clock read
       get: (org, groupName) =>
-        Effect.clockWith((clock) =>
-          Effect.map(Ref.get(entries), (m) => {
-            const entry = m.get(keyOf(org, groupName))
-            return entry !== undefined && entry.expiresAt > clock.unsafeCurrentTimeMillis() ? entry.id : undefined
-          })),
-      set: (org, groupName, id) =>
-        Effect.gen(function* () {
-          const now = yield* Clock.currentTimeMillis
-          yield* Ref.update(
-            entries,
-            (m) => new Map(m).set(keyOf(org, groupName), { org: org.toLowerCase(), id, expiresAt: now + ttlMillis })
-          )
+        Effect.clockWith((clock) => {
+          const entry = entries.get(keyOf(org, groupName))
+          return Effect.succeed(entry !== undefined && entry.expiresAt > clock.unsafeCurrentTimeMillis() ? entry.id : undefined)
         }),
+      set: (org, groupName, id) =>
+        Effect.clockWith((clock) =>
+          Effect.sync(() => {
+            entries.set(keyOf(org, groupName), { org: org.toLowerCase(), id, expiresAt: clock.unsafeCurrentTimeMillis() + ttlMillis })
+          })
+        ),
       forgetId: (org, id) =>
-        Ref.update(entries, (m) => {
-          const next = new Map(m)
-          for (const [k, e] of m) if (e.org === org.toLowerCase() && e.id === id) next.delete(k)
-          return next
+        Effect.sync(() => {
+          for (const [k, e] of entries) if (e.org === org.toLowerCase() && e.id === id) entries.delete(k)
         })
     }
+    return cache
   })
