@@ -5,6 +5,7 @@ import { type Job, runnerRepoOf } from "../domain/Job.ts"
 import { isEntityBanned, maxWorkersFor, resolveImage, weightFor } from "../domain/RunnerConfig.ts"
 import type { NewWorker } from "../domain/Worker.ts"
 import { recordCapacity, recordClusterReadings, recordQueueWait } from "../observability/collect.ts"
+import { logInfoWith } from "../observability/infoLine.ts"
 import { jobLogFields } from "../observability/logFields.ts"
 import { Db } from "../services/Db.ts"
 import { Github, type JitRunner } from "../services/Github.ts"
@@ -362,10 +363,7 @@ export const provisioner = ({ authenticate, github, kube, settings }: Provisioni
   )
   const succeeded = Effect.zipRight(
     recordQueueWait(job),
-    Effect.as(
-      Effect.annotateLogs(Effect.logInfo("runner provisioned"), { ...jobLogFields(job), pod: name, pool: job.k8s_pool }),
-      PROVISIONED
-    )
+    Effect.as(logInfoWith("runner provisioned", () => ({ ...jobLogFields(job), pod: name, pool: job.k8s_pool })), PROVISIONED)
   )
   const failedWith = (error: Effect.Effect.Error<typeof steps>) =>
     Effect.gen(function*() {
