@@ -18,6 +18,7 @@ import {
   type ListRunnersOptions,
   type WriteWait
 } from "../../src/services/Github.ts"
+import { leanSpan } from "../../src/services/leanSpan.ts"
 import type { CallCounter } from "./callCounter.ts"
 import { type ClientCalls, type Endpoint, makeClientCalls, nextLink, readable, splitRepo } from "./clientCalls.ts"
 import { endpoint } from "./endpoints.ts"
@@ -124,7 +125,7 @@ const service = (calls: ClientCalls, counter: CallCounter, transport: GithubTran
         yield* groups.set(org, groupName, id)
         return id
       },
-      Effect.withSpan("Github.ensureRunnerGroup", { captureStackTrace: false })
+      leanSpan("Github.ensureRunnerGroup")
     )
     const ensureRunnerGroup = (ref: InstallationRef, org: string, groupName: string) =>
       Effect.flatMap(
@@ -151,7 +152,7 @@ const service = (calls: ClientCalls, counter: CallCounter, transport: GithubTran
       ).pipe(
         Effect.tapErrorTag("GithubNotFound", () => groups.forgetId(org, groupId)),
         Effect.flatMap(jitOfOrg),
-        Effect.withSpan("Github.createJitConfigOrg", { captureStackTrace: false })
+        leanSpan("Github.createJitConfigOrg")
       )
 
     const createJitConfigRepo = Effect.fnUntraced(
@@ -166,7 +167,7 @@ const service = (calls: ClientCalls, counter: CallCounter, transport: GithubTran
         )
         return yield* jitOfRepo(answer)
       },
-      Effect.withSpan("Github.createJitConfigRepo", { captureStackTrace: false })
+      leanSpan("Github.createJitConfigRepo")
     )
 
     const listRunnersOrgGroup = Effect.fn("Github.listRunnersOrgGroup")(
@@ -228,7 +229,7 @@ const service = (calls: ClientCalls, counter: CallCounter, transport: GithubTran
           `${operation === "getJob" ? "job" : "run"} ${ref.installationId} ${repoFullName.toLowerCase()} ${id}`,
           decode
         )
-      }, Effect.withSpan(`Github.${operation}`, { captureStackTrace: false }))
+      }, leanSpan(`Github.${operation}`))
     }
 
     const getInstallation = Effect.fn("Github.getInstallation")(

@@ -9,6 +9,7 @@ import {
   type InstallationRef,
   type RateLimit
 } from "../../src/services/Github.ts"
+import { leanSpan } from "../../src/services/leanSpan.ts"
 import { endpoint } from "./endpoints.ts"
 import { makeEtagCache } from "./etagCache.ts"
 import { makeRateLimits } from "./rateLimits.ts"
@@ -165,7 +166,7 @@ export const makeClientCalls = (
           Effect.annotateLogs({ installationId: ref.installationId, appId: appIds[ref.entityType] })
         )
         return Redacted.make(body.token)
-      }).pipe(Effect.withSpan("Github.installationToken", { captureStackTrace: false }))
+      }).pipe(leanSpan("Github.installationToken"))
 
     // Every authenticated request asks for the token, and nearly always the cache has it: the span is the fetch's
     // alone, so a hit costs no span (a span is about a tenth of a millisecond here, a burst makes a thousand hits).

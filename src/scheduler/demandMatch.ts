@@ -10,6 +10,7 @@ import { jobLogFields } from "../observability/logFields.ts"
 import { Db } from "../services/Db.ts"
 import { Github, type JitRunner } from "../services/Github.ts"
 import { Kube, type PoolCapacity } from "../services/Kube.ts"
+import { leanSpan } from "../services/leanSpan.ts"
 import { blockedGroups, streakLookbackMs } from "./allocationBackoff.ts"
 import type { Authenticate, Serially } from "./auth.ts"
 import { groupKey, jobGroupKey, planProvisioning } from "./demandPlan.ts"
@@ -382,11 +383,10 @@ export const provisioner = ({ authenticate, github, kube, settings }: Provisioni
       return { _tag: "failed", message } satisfies Outcome as Outcome
     })
   return Effect.matchEffect(steps, { onFailure: failedWith, onSuccess: () => succeeded }).pipe(
-    Effect.withSpan("Scheduler.provision", {
+    leanSpan("Scheduler.provision", {
       // so a trace backend finds the provisioning of a job from the job's id (and the delivery's trace from it);
       // given when the span is made, which costs no steps of its own
-      attributes: { "job.id": job.job_id, "entity.id": job.entity_id, "k8s.pool": job.k8s_pool },
-      captureStackTrace: false
+      attributes: { "job.id": job.job_id, "entity.id": job.entity_id, "k8s.pool": job.k8s_pool }
     })
   )
 }
