@@ -9,6 +9,8 @@ export interface RunnerGroupCache {
   readonly get: (org: string, groupName: string) => Effect.Effect<number | undefined>
   readonly set: (org: string, groupName: string, id: number) => Effect.Effect<void>
   readonly forgetId: (org: string, id: number) => Effect.Effect<void>
+  /** What `get` answers at `now` (epoch ms), without a step. */
+  readonly peek: (org: string, groupName: string, now: number) => number | undefined
 }
 
 // GitHub logins are case-insensitive; group names are compared exactly, as GitHub does.
@@ -22,13 +24,13 @@ export const makeRunnerGroupCache = (
     // changed in place, each change one synchronous step: a burst's first runner of each of hundreds of
     // organisations copied the map of all the others per group it learned
     const entries = new Map<string, { readonly org: string; readonly id: number; readonly expiresAt: number }>()
+    const peek = (org: string, groupName: string, now: number) => {
+      const entry = entries.get(keyOf(org, groupName))
+      return entry !== undefined && entry.expiresAt > now ? entry.id : undefined
+    }
     const cache: RunnerGroupCache = {
-      // asked once per runner provisioned: one step with the clock read
-      get: (org, groupName) =>
-        Effect.clockWith((clock) => {
-          const entry = entries.get(keyOf(org, groupName))
-          return Effect.succeed(entry !== undefined && entry.expiresAt > clock.unsafeCurrentTimeMillis() ? entry.id : undefined)
-        }),
+      peek,
+      get: (org, groupName) => Effect.clockWith((clock) => Effect.succeed(peek(org, groupName, clock.unsafeCurrentTimeMillis()))),
       set: (org, groupName, id) =>
         Effect.clockWith((clock) =>
           Effect.sync(() => {

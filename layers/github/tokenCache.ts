@@ -14,6 +14,8 @@ export interface TokenCache<E> {
   ) => Effect.Effect<Redacted.Redacted<string>, E>
   /** Forgets a token GitHub no longer accepts (401), so the next call fetches a fresh one. */
   readonly invalidate: (key: string) => Effect.Effect<void>
+  /** The token `get` would answer from memory at `now` (epoch ms), without a step: undefined when it would load. */
+  readonly peek: (key: string, now: number) => Redacted.Redacted<string> | undefined
 }
 
 type Slot<E> =
@@ -54,6 +56,11 @@ export const makeTokenCache = <E>(options?: {
         }
       })
 
+    const peek = (key: string, now: number) => {
+      const slot = slots.get(key)
+      return slot?._tag === "Ready" && slot.expiresAt > now ? slot.token : undefined
+    }
+
     // Every authenticated request asks for its token, so a hit is one read: no Deferred, no mask, no generator.
     const get = (
       key: string,
@@ -61,10 +68,8 @@ export const makeTokenCache = <E>(options?: {
     ): Effect.Effect<Redacted.Redacted<string>, E> =>
       // the clock read in the same step as the map (`clockWith`)
       Effect.clockWith((clock) => {
-        const slot = slots.get(key)
-        return slot?._tag === "Ready" && slot.expiresAt > clock.unsafeCurrentTimeMillis()
-          ? Effect.succeed(slot.token)
-          : load(key, fetch)
+        const token = peek(key, clock.unsafeCurrentTimeMillis())
+        return token !== undefined ? Effect.succeed(token) : load(key, fetch)
       })
 
     type Decision =
@@ -113,5 +118,5 @@ export const makeTokenCache = <E>(options?: {
         if (slots.get(key)?._tag === "Ready") slots.delete(key)
       })
 
-    return { get, invalidate }
+    return { get, invalidate, peek }
   })
