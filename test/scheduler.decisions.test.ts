@@ -207,6 +207,58 @@ describe("demand planner", () => {
     expect(p.skipped).toEqual([{ job: a[1], why: "backoff" }, { job: a[2], why: "backoff" }])
   })
 
+  it("fair: each slot goes to the smallest (share, oldest head), as a scan of every entity per slot chooses", () => {
+    // the rule written as the scan it is, against the planner's own (heap-ordered) choice
+    const reference = (input: PlanInput): ReadonlyArray<number> => {
+      const planned = new Map<number, number>()
+      const workers = (r: DemandRow) => r.entityActiveWorkers + (planned.get(r.job.entity_id) ?? 0)
+      const older = (a: DemandRow, b: DemandRow) => a.job.created_at.getTime() - b.job.created_at.getTime() || a.job.job_id - b.job.job_id
+      const out: Array<number> = []
+      const sorted = [...input.demand].sort(older)
+      for (const pool of [...new Set(sorted.map((r) => r.job.k8s_pool))].sort()) {
+        const queues = new Map<number, Array<DemandRow>>()
+        for (const r of sorted) if (r.job.k8s_pool === pool) queues.set(r.job.entity_id, [...(queues.get(r.job.entity_id) ?? []), r])
+        for (let slots = Math.max(0, input.available.get(pool) ?? 0); slots > 0; slots--) {
+          let best: Array<DemandRow> | undefined
+          let bestShare = Infinity
+          for (const q of queues.values()) {
+            const head = q[0]
+            if (head === undefined) continue
+            const cap = input.capFor(head.job.entity_id)
+            if (cap !== null && workers(head) >= cap) continue
+            const share = workers(head) / input.weightFor(head.job.entity_id)
+            if (best === undefined || share < bestShare || (share === bestShare && older(head, best[0]!) < 0)) {
+              best = q
+              bestShare = share
+            }
+          }
+          if (best === undefined) break
+          const r = best.shift()!
+          planned.set(r.job.entity_id, (planned.get(r.job.entity_id) ?? 0) + 1)
+          out.push(r.job.job_id)
+        }
+      }
+      return out
+    }
+    const spec = fc.record({
+      jobs: fc.array(fc.record({ entity: fc.integer({ min: 1, max: 12 }), created: fc.integer({ min: 0, max: 20 }), pool: fc.constantFrom("a", "b") }), { maxLength: 80 }),
+      active: fc.array(fc.integer({ min: 0, max: 4 }), { minLength: 13, maxLength: 13 }),
+      caps: fc.array(fc.option(fc.integer({ min: 0, max: 6 }), { nil: null }), { minLength: 13, maxLength: 13 }),
+      weights: fc.array(fc.constantFrom(1, 2, 3, 0.5), { minLength: 13, maxLength: 13 }),
+      slots: fc.tuple(fc.integer({ min: -1, max: 40 }), fc.integer({ min: 0, max: 40 }))
+    })
+    fc.assert(fc.property(spec, ({ active, caps, jobs, slots, weights }) => {
+      const input: PlanInput = {
+        demand: jobs.map((j) => row(job(j.entity, j.created, { k8s_pool: j.pool }), active[j.entity]!)),
+        available: new Map([["a", slots[0]], ["b", slots[1]]]),
+        capFor: (id) => caps[id]!,
+        weightFor: (id) => weights[id]!,
+        policy: "fair"
+      }
+      expect(planProvisioning(input).provisions.map((x) => x.job.job_id)).toEqual(reference(input))
+    }), { numRuns: 300 })
+  })
+
   it("plans are the same whatever order the rows come in", () => {
     const demand = [row(job(1, 3)), row(job(2, 1)), row(job(3, 2)), row(job(2, 4))]
     const a = plan({ demand, available: new Map([["scw-em-rv1", 3]]) })

@@ -1,4 +1,4 @@
-import { Effect, Redacted, Schema } from "effect"
+import { Effect, Either, Redacted, Schema } from "effect"
 import type { EntityType } from "../../src/domain/Entity.ts"
 import {
   type GithubError,
@@ -18,9 +18,11 @@ import {
   type ListRunnersOptions,
   type WriteWait
 } from "../../src/services/Github.ts"
+import { leanSpan } from "../../src/services/leanSpan.ts"
 import type { CallCounter } from "./callCounter.ts"
 import { type ClientCalls, type Endpoint, makeClientCalls, nextLink, readable, splitRepo } from "./clientCalls.ts"
 import { endpoint } from "./endpoints.ts"
+import { transportError } from "./statusErrors.ts"
 import { makeRunnerGroupCache } from "./runnerGroupCache.ts"
 import type { GithubAnswer, GithubTransport } from "./transport.ts"
 
@@ -50,12 +52,19 @@ const Deliveries = Schema.Array(HookDelivery)
 const QueuedRuns = Schema.Struct({ workflow_runs: Schema.Array(GithubRunSummary) })
 const RunJobs = Schema.Struct({ jobs: Schema.Array(GithubRunJob) })
 
-// one decoder per operation, made here: every runner provisioned decodes one of these answers
+// one decoder per operation, made here: every runner provisioned decodes one of these answers, in one step
 const jitOf = (operation: GithubOperation) => {
-  const decode = readable(operation, JitAnswer)
-  return (answer: GithubAnswer) =>
-    Effect.map(decode(answer.data), (d): JitRunner => ({ runnerId: d.runner.id, jitConfig: Redacted.make(d.encoded_jit_config) }))
+  const decode = Schema.decodeUnknownEither(JitAnswer)
+  return (answer: GithubAnswer): Effect.Effect<JitRunner, GithubError> => {
+    const d = decode(answer.data)
+    return Either.isRight(d)
+      ? Effect.succeed({ runnerId: d.right.runner.id, jitConfig: Redacted.make(d.right.encoded_jit_config) })
+      : Effect.fail(transportError(operation, "the answer did not have the expected shape"))
+  }
 }
+// a burst's first runner of each organisation lists its groups and may create ours: decoders made once
+const runnerGroupsOf = readable("listRunnerGroups", RunnerGroups)
+const createdGroupOf = readable("createRunnerGroup", CreatedGroup)
 const jitOfOrg = jitOf("createJitConfigOrg")
 const jitOfRepo = jitOf("createJitConfigRepo")
 
@@ -88,7 +97,7 @@ const service = (calls: ClientCalls, counter: CallCounter, transport: GithubTran
         "listRunnerGroups",
         ref,
         endpoint("listRunnerGroups", { org }),
-        (data) => readable("listRunnerGroups", RunnerGroups)(data).pipe(Effect.map((d) => d.runner_groups)),
+        (data) => Effect.map(runnerGroupsOf(data), (d) => d.runner_groups),
         (items) => items.some((g) => g.name === groupName)
       ).pipe(Effect.map((all) => all.find((g) => g.name === groupName)?.id))
 
@@ -103,7 +112,7 @@ const service = (calls: ClientCalls, counter: CallCounter, transport: GithubTran
         }),
         [201]
       ).pipe(
-        Effect.flatMap((a) => readable("createRunnerGroup", CreatedGroup)(a.data)),
+        Effect.flatMap((a) => createdGroupOf(a.data)),
         Effect.map((d) => d.id),
         // Another scheduler created it between our listing and our create: list again.
         Effect.catchIf(
@@ -124,13 +133,13 @@ const service = (calls: ClientCalls, counter: CallCounter, transport: GithubTran
         yield* groups.set(org, groupName, id)
         return id
       },
-      Effect.withSpan("Github.ensureRunnerGroup", { captureStackTrace: false })
+      leanSpan("Github.ensureRunnerGroup")
     )
     const ensureRunnerGroup = (ref: InstallationRef, org: string, groupName: string) =>
-      Effect.flatMap(
-        groups.get(org, groupName),
-        (cached) => cached !== undefined ? Effect.succeed(cached) : lookUpRunnerGroup(ref, org, groupName)
-      )
+      Effect.clockWith((clock) => {
+        const cached = groups.peek(org, groupName, clock.unsafeCurrentTimeMillis())
+        return cached !== undefined ? Effect.succeed(cached) : lookUpRunnerGroup(ref, org, groupName)
+      })
 
     const jitBody = (request: JitConfigRequest, groupId: number) => ({
       name: request.runnerName,
@@ -151,7 +160,7 @@ const service = (calls: ClientCalls, counter: CallCounter, transport: GithubTran
       ).pipe(
         Effect.tapErrorTag("GithubNotFound", () => groups.forgetId(org, groupId)),
         Effect.flatMap(jitOfOrg),
-        Effect.withSpan("Github.createJitConfigOrg", { captureStackTrace: false })
+        leanSpan("Github.createJitConfigOrg")
       )
 
     const createJitConfigRepo = Effect.fnUntraced(
@@ -166,7 +175,7 @@ const service = (calls: ClientCalls, counter: CallCounter, transport: GithubTran
         )
         return yield* jitOfRepo(answer)
       },
-      Effect.withSpan("Github.createJitConfigRepo", { captureStackTrace: false })
+      leanSpan("Github.createJitConfigRepo")
     )
 
     const listRunnersOrgGroup = Effect.fn("Github.listRunnersOrgGroup")(
@@ -217,18 +226,18 @@ const service = (calls: ClientCalls, counter: CallCounter, transport: GithubTran
     /** A job or run of a repository, polled conditionally: an unchanged one costs no budget. */
     const poll = <A, I>(operation: "getJob" | "getRun", idParam: "job_id" | "run_id", schema: Schema.Schema<A, I>) => {
       const decode = readable(operation, schema)
-      // every cycle polls up to 50 stale jobs, two calls each: untraced, the span kept without stack traces, and
-      // the answer's decoder made once per operation
-      return Effect.fnUntraced(function*(ref: InstallationRef, repoFullName: string, id: number) {
-        const { owner, repo } = yield* splitRepo(operation, repoFullName)
-        return yield* calls.conditionalGet(
-          operation,
-          ref,
-          endpoint(operation, { owner, repo, [idParam]: id }),
-          `${operation === "getJob" ? "job" : "run"} ${ref.installationId} ${repoFullName.toLowerCase()} ${id}`,
-          decode
-        )
-      }, Effect.withSpan(`Github.${operation}`, { captureStackTrace: false }))
+      const span = leanSpan(`Github.${operation}`)
+      // every cycle polls up to 50 stale jobs, two calls each: plain steps inside the span (no generator, no stack
+      // traces), and the answer's decoder made once per operation
+      return (ref: InstallationRef, repoFullName: string, id: number) =>
+        Effect.flatMap(splitRepo(operation, repoFullName), ({ owner, repo }) =>
+          calls.conditionalGet(
+            operation,
+            ref,
+            endpoint(operation, { owner, repo, [idParam]: id }),
+            `${operation === "getJob" ? "job" : "run"} ${ref.installationId} ${repoFullName.toLowerCase()} ${id}`,
+            decode
+          )).pipe(span)
     }
 
     const getInstallation = Effect.fn("Github.getInstallation")(

@@ -1,4 +1,4 @@
-import { Effect, Either, type Option, Redacted, Schema } from "effect"
+import { Effect, Either, LogLevel, type Option, Redacted, Schema } from "effect"
 import type { EntityType } from "../../src/domain/Entity.ts"
 import {
   type GithubError,
@@ -9,6 +9,7 @@ import {
   type InstallationRef,
   type RateLimit
 } from "../../src/services/Github.ts"
+import { leanSpan } from "../../src/services/leanSpan.ts"
 import { endpoint } from "./endpoints.ts"
 import { makeEtagCache } from "./etagCache.ts"
 import { makeRateLimits } from "./rateLimits.ts"
@@ -42,6 +43,8 @@ export const readable = <A, I>(operation: GithubOperation, schema: Schema.Schema
       : Effect.fail(transportError(operation, "the answer did not have the expected shape"))
   }
 }
+
+const tokenAnswer = readable("installationToken", TokenAnswer)
 
 /** `owner/name` split for the path; anything else cannot name a repository GitHub knows. */
 export const splitRepo = (operation: GithubOperation, fullName: string) => {
@@ -142,13 +145,14 @@ export const makeClientCalls = (
       statuses: ReadonlyArray<number>,
       etag?: string
     ) =>
-      transport.request({ ...endpoint, operation, auth, etag }).pipe(
-        Effect.mapError((e) => transportError(operation, e.message)),
-        Effect.tap((answer) =>
-          auth._tag === "installation" ? rateLimits.note(auth.installationId, answer.headers) : Effect.void
-        ),
-        Effect.flatMap(expectStatus(operation, statuses))
-      )
+      // on every call: the budget noted and the status checked in the step that receives the answer
+      Effect.matchEffect(transport.request({ ...endpoint, operation, auth, etag }), {
+        onFailure: (e) => Effect.fail(transportError(operation, e.message)),
+        onSuccess: (answer) => {
+          if (auth._tag === "installation") rateLimits.record(auth.installationId, answer.headers)
+          return expectStatus(operation, statuses)(answer)
+        }
+      })
 
     const appKey = (ref: InstallationRef) => `${ref.installationId}/${appIds[ref.entityType]}`
 
@@ -160,12 +164,16 @@ export const makeClientCalls = (
           endpoint("installationToken", { installation_id: ref.installationId }),
           [201]
         )
-        const body = yield* readable("installationToken", TokenAnswer)(answer.data)
-        yield* Effect.logDebug("fetched an installation token").pipe(
-          Effect.annotateLogs({ installationId: ref.installationId, appId: appIds[ref.entityType] })
+        const body = yield* tokenAnswer(answer.data)
+        // one per installation, hundreds in a burst on a fresh start: the annotations only when the line is kept
+        yield* Effect.whenLogLevel(
+          Effect.logDebug("fetched an installation token").pipe(
+            Effect.annotateLogs({ installationId: ref.installationId, appId: appIds[ref.entityType] })
+          ),
+          LogLevel.Debug
         )
         return Redacted.make(body.token)
-      }).pipe(Effect.withSpan("Github.installationToken", { captureStackTrace: false }))
+      }).pipe(leanSpan("Github.installationToken"))
 
     // Every authenticated request asks for the token, and nearly always the cache has it: the span is the fetch's
     // alone, so a hit costs no span (a span is about a tenth of a millisecond here, a burst makes a thousand hits).
@@ -178,18 +186,17 @@ export const makeClientCalls = (
       statuses: ReadonlyArray<number>,
       etag?: string
     ) =>
-      // on every call, so plain steps rather than a generator
-      rateLimits.guard(ref.installationId, operation).pipe(
-        Effect.zipRight(installationToken(ref)),
-        Effect.flatMap((token) =>
-          send(
-            operation,
-            { _tag: "installation", installationId: ref.installationId, token },
-            endpoint,
-            statuses,
-            etag
-          )
-        ),
+      // on every call, so one step decides what `guard` and the token cache would: a spent budget fails, a cached
+      // token is sent with at once, and only a missing one goes through the cache's load
+      Effect.clockWith((clock) => {
+        const now = clock.unsafeCurrentTimeMillis()
+        const refused = rateLimits.refusal(ref.installationId, operation, now)
+        if (refused !== undefined) return Effect.fail(refused)
+        const withToken = (token: Redacted.Redacted<string>) =>
+          send(operation, { _tag: "installation", installationId: ref.installationId, token }, endpoint, statuses, etag)
+        const cached = tokens.peek(appKey(ref), now)
+        return cached !== undefined ? withToken(cached) : Effect.flatMap(installationToken(ref), withToken)
+      }).pipe(
         Effect.tapError((e) =>
           e._tag === "GithubHttpError" && e.status === 401 ? tokens.invalidate(appKey(ref)) : Effect.void
         )
@@ -222,14 +229,12 @@ export const makeClientCalls = (
       cacheKey: string,
       decode: (data: unknown) => Effect.Effect<A, GithubError>
     ) =>
-      Effect.gen(function*() {
-        const kept = yield* etags.get(cacheKey)
-        const answer = yield* authed(operation, ref, endpoint, kept === undefined ? [200] : [200, 304], kept?.etag)
-        if (answer.status === 304) return yield* decode(kept!.data)
-        const value = yield* decode(answer.data)
-        yield* etags.set(cacheKey, answer.headers["etag"], answer.data)
-        return value
-      })
+      // every cycle polls up to a hundred of these: plain steps rather than a generator
+      Effect.flatMap(etags.get(cacheKey), (kept) =>
+        Effect.flatMap(authed(operation, ref, endpoint, kept === undefined ? [200] : [200, 304], kept?.etag), (answer) =>
+          answer.status === 304
+            ? decode(kept!.data)
+            : Effect.tap(decode(answer.data), () => etags.set(cacheKey, answer.headers["etag"], answer.data))))
 
     return {
       installationToken,

@@ -1,4 +1,4 @@
-import { Effect, Ref } from "effect"
+import { Effect } from "effect"
 
 /**
  * The ETag and body of the last 200 answer per polled resource, for conditional GETs: a 304 costs no budget and
@@ -11,20 +11,20 @@ export interface EtagCache {
 }
 
 export const makeEtagCache = (maxEntries = 10_000): Effect.Effect<EtagCache> =>
-  Effect.gen(function*() {
-    const entries = yield* Ref.make(new Map<string, { readonly etag: string; readonly data: unknown }>())
-    return {
-      get: (key) => Ref.get(entries).pipe(Effect.map((m) => m.get(key))),
+  Effect.sync(() => {
+    // changed in place, each change one synchronous step: a copy per poll was a copy of up to 10,000 entries
+    const entries = new Map<string, { readonly etag: string; readonly data: unknown }>()
+    const cache: EtagCache = {
+      get: (key) => Effect.sync(() => entries.get(key)),
       set: (key, etag, data) =>
-        Ref.update(entries, (m) => {
-          const next = new Map(m)
-          next.delete(key)
-          if (etag !== undefined) next.set(key, { etag, data })
-          for (const k of next.keys()) {
-            if (next.size <= maxEntries) break
-            next.delete(k)
+        Effect.sync(() => {
+          entries.delete(key)
+          if (etag !== undefined) entries.set(key, { etag, data })
+          for (const k of entries.keys()) {
+            if (entries.size <= maxEntries) break
+            entries.delete(k)
           }
-          return next
         })
     }
+    return cache
   })

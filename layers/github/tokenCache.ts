@@ -1,4 +1,4 @@
-import { Cause, Clock, Deferred, Duration, Effect, Exit, Ref } from "effect"
+import { Cause, Clock, Deferred, Duration, Effect, Exit } from "effect"
 import type { Redacted } from "effect"
 
 /**
@@ -14,6 +14,8 @@ export interface TokenCache<E> {
   ) => Effect.Effect<Redacted.Redacted<string>, E>
   /** Forgets a token GitHub no longer accepts (401), so the next call fetches a fresh one. */
   readonly invalidate: (key: string) => Effect.Effect<void>
+  /** The token `get` would answer from memory at `now` (epoch ms), without a step: undefined when it would load. */
+  readonly peek: (key: string, now: number) => Redacted.Redacted<string> | undefined
 }
 
 type Slot<E> =
@@ -30,43 +32,50 @@ export const makeTokenCache = <E>(options?: {
   Effect.gen(function* () {
     const ttlMillis = Duration.toMillis(options?.ttl ?? tokenTtl)
     const maxEntries = options?.maxEntries ?? 1024
-    // A Map used as a value: every change makes a new one, so `Ref.modify` stays atomic.
-    const slots = yield* Ref.make(new Map<string, Slot<E>>())
+    // One map changed in place: every change is one synchronous step, so no other fiber sees half of one (what
+    // `Ref.modify` gave), and a burst's first token of each of hundreds of installations no longer copies the
+    // map of all the others twice.
+    const slots = new Map<string, Slot<E>>()
 
     const settle = (
       key: string,
       deferred: Deferred.Deferred<Redacted.Redacted<string>, E>,
       slot: Slot<E> | undefined
     ) =>
-      Ref.update(slots, (m) => {
-        const current = m.get(key)
-        if (current?._tag !== "Loading" || current.deferred !== deferred) return m
-        const next = new Map(m)
-        next.delete(key)
+      Effect.sync(() => {
+        const current = slots.get(key)
+        if (current?._tag !== "Loading" || current.deferred !== deferred) return
+        slots.delete(key)
         if (slot !== undefined) {
-          next.set(key, slot)
+          slots.set(key, slot)
           // Insertion order is age order; drop the oldest ready tokens beyond the bound.
-          for (const [k, s] of next) {
-            if (next.size <= maxEntries) break
-            if (s._tag === "Ready") next.delete(k)
+          for (const [k, s] of slots) {
+            if (slots.size <= maxEntries) break
+            if (s._tag === "Ready") slots.delete(k)
           }
         }
-        return next
       })
 
-    // Every authenticated request asks for its token, so a hit is two reads: no Deferred, no mask, no generator.
+    const peek = (key: string, now: number) => {
+      const slot = slots.get(key)
+      return slot?._tag === "Ready" && slot.expiresAt > now ? slot.token : undefined
+    }
+
+    // Every authenticated request asks for its token, so a hit is one read: no Deferred, no mask, no generator.
     const get = (
       key: string,
       fetch: Effect.Effect<Redacted.Redacted<string>, E>
     ): Effect.Effect<Redacted.Redacted<string>, E> =>
-      // the clock read in the same step as the map (`clockWith`), not as two steps of its own
-      Effect.clockWith((clock) =>
-        Effect.flatMap(Ref.get(slots), (m) => {
-          const slot = m.get(key)
-          return slot?._tag === "Ready" && slot.expiresAt > clock.unsafeCurrentTimeMillis()
-            ? Effect.succeed(slot.token)
-            : load(key, fetch)
-        }))
+      // the clock read in the same step as the map (`clockWith`)
+      Effect.clockWith((clock) => {
+        const token = peek(key, clock.unsafeCurrentTimeMillis())
+        return token !== undefined ? Effect.succeed(token) : load(key, fetch)
+      })
+
+    type Decision =
+      | { readonly _tag: "hit"; readonly token: Redacted.Redacted<string> }
+      | { readonly _tag: "wait"; readonly deferred: Deferred.Deferred<Redacted.Redacted<string>, E> }
+      | { readonly _tag: "load" }
 
     /** A miss (or a token about to expire): one request per key, shared by the callers that arrive meanwhile. */
     const load = (
@@ -77,19 +86,13 @@ export const makeTokenCache = <E>(options?: {
         Effect.gen(function* () {
           const now = yield* Clock.currentTimeMillis
           const mine = yield* Deferred.make<Redacted.Redacted<string>, E>()
-          const decision = yield* Ref.modify(slots, (m): readonly [
-            { readonly _tag: "hit"; readonly token: Redacted.Redacted<string> } | {
-              readonly _tag: "wait"
-              readonly deferred: Deferred.Deferred<Redacted.Redacted<string>, E>
-            } | { readonly _tag: "load" },
-            Map<string, Slot<E>>
-          ] => {
-            const slot = m.get(key)
-            if (slot?._tag === "Ready" && slot.expiresAt > now) return [{ _tag: "hit", token: slot.token }, m]
-            if (slot?._tag === "Loading") return [{ _tag: "wait", deferred: slot.deferred }, m]
-            const next = new Map(m)
-            next.set(key, { _tag: "Loading", deferred: mine })
-            return [{ _tag: "load" }, next]
+          // the look-up and the claim in one synchronous step, so two fibers cannot both become the loader
+          const decision = yield* Effect.sync((): Decision => {
+            const slot = slots.get(key)
+            if (slot?._tag === "Ready" && slot.expiresAt > now) return { _tag: "hit", token: slot.token }
+            if (slot?._tag === "Loading") return { _tag: "wait", deferred: slot.deferred }
+            slots.set(key, { _tag: "Loading", deferred: mine })
+            return { _tag: "load" }
           })
           if (decision._tag === "hit") return decision.token
           if (decision._tag === "wait") {
@@ -111,12 +114,9 @@ export const makeTokenCache = <E>(options?: {
       )
 
     const invalidate = (key: string) =>
-      Ref.update(slots, (m) => {
-        if (m.get(key)?._tag !== "Ready") return m
-        const next = new Map(m)
-        next.delete(key)
-        return next
+      Effect.sync(() => {
+        if (slots.get(key)?._tag === "Ready") slots.delete(key)
       })
 
-    return { get, invalidate }
+    return { get, invalidate, peek }
   })

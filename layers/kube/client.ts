@@ -23,6 +23,7 @@ import {
   type RunnerPodChange,
   type RunnerPodRequest
 } from "../../src/services/Kube.ts"
+import { leanSpan } from "../../src/services/leanSpan.ts"
 import { assembleKube } from "./assembleKube.ts"
 import { nodeUnusable, parseQuantity, type PodSlot, poolCapacities } from "./capacity.ts"
 import { type InformerSource, makeInformer, type WatchEnd } from "./informer.ts"
@@ -310,7 +311,7 @@ export const KubeLive = (options: KubeLiveOptions = {}): Layer.Layer<Kube, KubeE
         yield* Effect.logDebug("runner pod created").pipe(
           Effect.annotateLogs({ pod: request.name, pool: request.pool, image: request.image })
         )
-      }, Effect.withSpan("Kube.createRunnerPod", { captureStackTrace: false }))
+      }, leanSpan("Kube.createRunnerPod"))
 
       const listRunnerPods = Effect.gen(function*() {
         const list = yield* call("listPods", () => core.listNamespacedPod({ namespace, labelSelector: RUNNER_SELECTOR }))

@@ -8,6 +8,7 @@ import {
   type RunnerPodChange,
   type RunnerPodRequest
 } from "../../src/services/Kube.ts"
+import { leanSpan } from "../../src/services/leanSpan.ts"
 import type { KubeOperations } from "./assembleKube.ts"
 import { poolCapacities } from "./capacity.ts"
 import { FIRST_PULL_BACKOFF_MS } from "./memoryKubelet.ts"
@@ -94,7 +95,7 @@ export const memoryOperations = (s: ClusterState): KubeOperations => {
       pods.set(request.name, r)
       changes.push({ name: request.name, from: null, to: "Pending", at: new Date(now), pod: toPod(request.name, r) })
     })
-  }, Effect.withSpan("Kube.createRunnerPod", { captureStackTrace: false }))
+  }, leanSpan("Kube.createRunnerPod"))
 
   const listRunnerPods = guard("listPods").pipe(
     Effect.map((): ReadonlyArray<Pod> => sortedPods(s).map(([name, r]) => toPod(name, r))),

@@ -1,4 +1,4 @@
-import { Effect, Either, Metric, Option } from "effect"
+import { Clock, Context, Effect, Either, FiberRef, Metric, Option } from "effect"
 import { type FailureInfo, FailureReason } from "../domain/FailureInfo.ts"
 import type { Job } from "../domain/Job.ts"
 import type { Status } from "../domain/Status.ts"
@@ -160,12 +160,14 @@ export const initialiseHttpResponses = (server: string) =>
 
 /** A runner was provisioned for `job`: its wait so far goes to the queue-wait histogram. */
 // once per runner provisioned: the series is built once per (pool, entity), as many as the registry holds anyway
+// One step, which is what `Metric.update` does after its own reads of the clock and the fiber's metric labels.
 export const recordQueueWait = (job: Job) =>
-  Effect.clockWith((clock) =>
-    Metric.update(
-      M.seriesOf(M.queueWaitKey, queueWaitSeries, `${job.k8s_pool}|${job.entity_name}`, () => ({ pool: job.k8s_pool, entity: job.entity_name })),
-      Math.max(0, (clock.unsafeCurrentTimeMillis() - job.created_at.getTime()) / 1000)
-    ))
+  Effect.withFiberRuntime<void>((fiber) => {
+    const now = Context.get(fiber.currentDefaultServices, Clock.Clock).unsafeCurrentTimeMillis()
+    M.seriesOf(M.queueWaitKey, queueWaitSeries, `${job.k8s_pool}|${job.entity_name}`, () => ({ pool: job.k8s_pool, entity: job.entity_name }))
+      .unsafeUpdate(Math.max(0, (now - job.created_at.getTime()) / 1000), fiber.getFiberRef(FiberRef.currentMetricLabels))
+    return Effect.void
+  })
 const queueWaitSeries = new Map<string, Metric.Metric.Histogram<number>>()
 
 export const recordCycle = (millis: number) => Metric.update(M.cycleDuration, millis / 1000)

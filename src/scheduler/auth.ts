@@ -3,6 +3,7 @@ import type { EntityType } from "../domain/Entity.ts"
 import type { NewInstallationEvent } from "../domain/InstallationEvent.ts"
 import { Db } from "../services/Db.ts"
 import { Github, type GithubError, type InstallationRef } from "../services/Github.ts"
+import { leanSpan } from "../services/leanSpan.ts"
 import { SchedulerSettings } from "./settings.ts"
 
 /** Whom the scheduler acts for, and on what, when it authenticates (the audit row says so). */
@@ -110,7 +111,7 @@ export const makeCycleAuthenticator = Effect.fn("Scheduler.makeCycleAuthenticato
     settled.set(key, result)
     yield* Deferred.complete(mine, result)
     return yield* result
-  }, Effect.withSpan("Scheduler.authenticate", { captureStackTrace: false }))
+  }, leanSpan("Scheduler.authenticate"))
   const authenticate: Authenticate = (subject) =>
     Effect.suspend(() => {
       const key = `${subject.installationId}/${subject.entityType}`

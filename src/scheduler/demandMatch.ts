@@ -5,10 +5,12 @@ import { type Job, runnerRepoOf } from "../domain/Job.ts"
 import { isEntityBanned, maxWorkersFor, resolveImage, weightFor } from "../domain/RunnerConfig.ts"
 import type { NewWorker } from "../domain/Worker.ts"
 import { recordCapacity, recordClusterReadings, recordQueueWait } from "../observability/collect.ts"
+import { logInfoWith } from "../observability/infoLine.ts"
 import { jobLogFields } from "../observability/logFields.ts"
 import { Db } from "../services/Db.ts"
 import { Github, type JitRunner } from "../services/Github.ts"
 import { Kube, type PoolCapacity } from "../services/Kube.ts"
+import { leanSpan } from "../services/leanSpan.ts"
 import { blockedGroups, streakLookbackMs } from "./allocationBackoff.ts"
 import type { Authenticate, Serially } from "./auth.ts"
 import { groupKey, jobGroupKey, planProvisioning } from "./demandPlan.ts"
@@ -362,10 +364,7 @@ export const provisioner = ({ authenticate, github, kube, settings }: Provisioni
   )
   const succeeded = Effect.zipRight(
     recordQueueWait(job),
-    Effect.as(
-      Effect.annotateLogs(Effect.logInfo("runner provisioned"), { ...jobLogFields(job), pod: name, pool: job.k8s_pool }),
-      PROVISIONED
-    )
+    Effect.as(logInfoWith("runner provisioned", () => ({ ...jobLogFields(job), pod: name, pool: job.k8s_pool })), PROVISIONED)
   )
   const failedWith = (error: Effect.Effect.Error<typeof steps>) =>
     Effect.gen(function*() {
@@ -384,11 +383,10 @@ export const provisioner = ({ authenticate, github, kube, settings }: Provisioni
       return { _tag: "failed", message } satisfies Outcome as Outcome
     })
   return Effect.matchEffect(steps, { onFailure: failedWith, onSuccess: () => succeeded }).pipe(
-    Effect.withSpan("Scheduler.provision", {
+    leanSpan("Scheduler.provision", {
       // so a trace backend finds the provisioning of a job from the job's id (and the delivery's trace from it);
       // given when the span is made, which costs no steps of its own
-      attributes: { "job.id": job.job_id, "entity.id": job.entity_id, "k8s.pool": job.k8s_pool },
-      captureStackTrace: false
+      attributes: { "job.id": job.job_id, "entity.id": job.entity_id, "k8s.pool": job.k8s_pool }
     })
   )
 }

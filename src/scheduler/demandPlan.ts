@@ -72,6 +72,67 @@ interface EntityQueue {
 const compareRows = (a: DemandRow, b: DemandRow): number =>
   a.job.created_at.getTime() - b.job.created_at.getTime() || a.job.job_id - b.job.job_id
 
+/**
+ * A binary min-heap of entity queues on (share, head's created_at, head's job_id), the share being the entity's
+ * workers (active plus planned) for its weight. A queue is offered only while it has a head and is under its cap;
+ * its key is computed when offered, and no other queue's key changes while it waits in the heap (each entity has
+ * one queue per pool, and only the chosen one's entity gets a worker).
+ */
+class QueueHeap {
+  private readonly items: Array<{ readonly q: EntityQueue; readonly share: number; readonly head: DemandRow }> = []
+  constructor(private readonly workersOf: (row: DemandRow) => number) {}
+
+  offer(q: EntityQueue): void {
+    if (q.next >= q.rows.length) return
+    const head = q.rows[q.next]!
+    const workers = this.workersOf(head)
+    if (q.cap !== null && workers >= q.cap) return
+    const items = this.items
+    items.push({ q, share: workers / q.weight, head })
+    let i = items.length - 1
+    while (i > 0) {
+      const parent = (i - 1) >> 1
+      if (!this.before(i, parent)) break
+      this.swap(i, parent)
+      i = parent
+    }
+  }
+
+  take(): EntityQueue | undefined {
+    const items = this.items
+    if (items.length === 0) return undefined
+    const top = items[0]!
+    const last = items.pop()!
+    if (items.length > 0) {
+      items[0] = last
+      let i = 0
+      for (;;) {
+        const l = 2 * i + 1
+        const r = l + 1
+        let m = i
+        if (l < items.length && this.before(l, m)) m = l
+        if (r < items.length && this.before(r, m)) m = r
+        if (m === i) break
+        this.swap(i, m)
+        i = m
+      }
+    }
+    return top.q
+  }
+
+  private before(i: number, j: number): boolean {
+    const a = this.items[i]!
+    const b = this.items[j]!
+    return a.share < b.share || (a.share === b.share && compareRows(a.head, b.head) < 0)
+  }
+
+  private swap(i: number, j: number): void {
+    const t = this.items[i]!
+    this.items[i] = this.items[j]!
+    this.items[j] = t
+  }
+}
+
 export const planProvisioning = (input: PlanInput): Plan => {
   const blocked = input.blocked ?? new Set<string>()
   const probing = input.probing ?? new Set<string>()
@@ -139,31 +200,21 @@ export const planProvisioning = (input: PlanInput): Plan => {
         q.rows.push(row)
         queues.set(row.job.entity_id, q)
       }
-      // A burst gives out hundreds of slots among hundreds of entities, so this loop runs their product: plain
-      // arithmetic on the queue's own numbers, no look-up in the config per entity per slot.
-      const open = [...queues.values()]
+      // Each slot goes to the open queue with the smallest (share, head's age, head's job id): the order the
+      // scan of every queue per slot chose by, a total order since job ids are unique. A burst gives out hundreds
+      // of slots among hundreds of entities, so the queues are kept in a heap on that order: taking a slot
+      // changes only the chosen queue's key (its entity's workers and its head), and it goes back in with its new
+      // key while it has rows and room under its cap.
+      const heap = new QueueHeap(entityWorkers)
+      for (const q of queues.values()) heap.offer(q)
       while (slots > 0) {
-        let best: EntityQueue | undefined
-        let bestShare = Infinity
-        for (const q of open) {
-          if (q.next >= q.rows.length) continue
-          const head = q.rows[q.next]!
-          const workers = entityWorkers(head)
-          if (q.cap !== null && workers >= q.cap) continue
-          const share = workers / q.weight
-          if (
-            best === undefined || share < bestShare ||
-            (share === bestShare && compareRows(head, best.rows[best.next]!) < 0)
-          ) {
-            best = q
-            bestShare = share
-          }
-        }
+        const best = heap.take()
         if (best === undefined) break
         const row = best.rows[best.next++]!
         take(row)
         taken.add(row)
         slots--
+        heap.offer(best)
       }
     }
     for (const row of rows) {
