@@ -267,6 +267,31 @@ export const schedulerScenarios = (label: string, run: WorldRunner) =>
       expect(yield* recordSucceeded([pod1])).toEqual([])
     }), { nodes: [{ name: "n", pool: "scw-em-rv1", slots: 1 }] })
 
+    scenario("a runner whose pod ended before its job's news came is the job's runner still: no second runner for it", Effect.gen(function*() {
+      yield* installBoth
+      const db = yield* Db
+      const kube = yield* Kube
+      const cluster = yield* KubeMemoryControl
+      const cycle = yield* makeCycle
+      yield* queueJob(newJob(1))
+      yield* cycle
+      yield* at(5)
+      yield* startRunners()
+      // runner 1 ran job 1 and exited; the watch saw it at once, GitHub's news of job 1 is still on its way
+      yield* cluster.finishPod(name(1), 0)
+      const pod1 = (yield* kube.listRunnerPods).find((p) => p.name === name(1))!
+      yield* runDemandCycle(undefined, Effect.succeed([pod1]))
+      expect((yield* worker(name(1))).status).toBe("completed")
+      expect((yield* job(1)).status).toBe("pending")
+      expect(yield* podNames, "job 1 ran on runner 1: a second runner would wait out its idle timeout on the board").toEqual([name(1)])
+      // the news comes; the next job gets the freed board
+      yield* db.markJobRunning(1, name(1))
+      yield* db.markJobCompleted(1, name(1))
+      yield* queueJob(newJob(2))
+      yield* runDemandCycle()
+      expect(yield* podNames).toEqual([name(1), name(2)])
+    }), { nodes: [{ name: "n", pool: "scw-em-rv1", slots: 1 }] })
+
     scenario("the fast path respects the lock, the caps and the back-off like the full cycle", Effect.gen(function*() {
       yield* installBoth
       for (let i = 1; i <= 3; i++) yield* queueJob(newJob(i))
