@@ -142,13 +142,12 @@ export const makeDbMemory = Effect.gen(function*() {
     }
     // a runner that ended cleanly a moment ago, whose job's news has not named it yet, still serves its group
     // (`UNCLAIMED_RUNNER_GRACE_MS`; `servingWorkers` in the PostgreSQL statements)
-    const claimed = new Set<string>()
-    for (const j of jobs.values()) if (j.k8s_pod !== null) claimed.add(j.k8s_pod)
     const graceFrom = at.getTime() - UNCLAIMED_RUNNER_GRACE_MS
-    for (const w of workers.values()) {
-      if (w.status === "completed" && w.completed_at !== null && w.completed_at.getTime() >= graceFrom && !claimed.has(w.pod_name)) {
-        bump(`supply|${groupKey(w.entity_id, w.repo_full_name, w.job_labels)}`)
-      }
+    const ended = [...workers.values()].filter((w) => w.status === "completed" && w.completed_at !== null && w.completed_at.getTime() >= graceFrom)
+    if (ended.length > 0) {
+      const claimed = new Set<string>()
+      for (const j of jobs.values()) if (j.k8s_pod !== null) claimed.add(j.k8s_pod)
+      for (const w of ended) if (!claimed.has(w.pod_name)) bump(`supply|${groupKey(w.entity_id, w.repo_full_name, w.job_labels)}`)
     }
     const rank = new Map<string, number>()
     const rows: Array<QueueRow> = []
