@@ -50,7 +50,7 @@ describe("the informer", () => {
     Effect.gen(function*() {
       const scope = yield* Effect.scope
       const hand = yield* handSource
-      const informer = makeInformer(hand.source, scope)
+      const informer = makeInformer(hand.source, scope, yield* Effect.runtime<never>())
       expect(informer.current()).toBeUndefined()
       yield* informer.seed([{ name: "a", done: false }, { name: "old", done: true }], "5")
       // listed, but no watch open yet: a reader must list for itself
@@ -77,7 +77,7 @@ describe("the informer", () => {
     Effect.gen(function*() {
       const scope = yield* Effect.scope
       const hand = yield* handSource
-      const informer = makeInformer(hand.source, scope)
+      const informer = makeInformer(hand.source, scope, yield* Effect.runtime<never>())
       yield* informer.ensure
       const session = yield* Queue.take(hand.sessions)
       session.opened()
@@ -109,7 +109,7 @@ describe("the informer", () => {
       const scope = yield* Effect.scope
       const hand = yield* handSource
       hand.listings.push({ items: [{ name: "a", done: false }], version: "3" })
-      const informer = makeInformer(hand.source, scope)
+      const informer = makeInformer(hand.source, scope, yield* Effect.runtime<never>())
       const first: Array<string> = []
       yield* informer.subscribe((c) => first.push(tell(c, informer.current())), () => first.push("failed"))
       const session = yield* Queue.take(hand.sessions)
@@ -137,7 +137,7 @@ describe("the informer", () => {
       const scope = yield* Effect.scope
       const hand = yield* handSource
       hand.listings.push(new KubeError({ operation: "listPods", status: 503, message: "listPods failed with HTTP 503" }))
-      const informer = makeInformer(hand.source, scope)
+      const informer = makeInformer(hand.source, scope, yield* Effect.runtime<never>())
       const failed = yield* Deferred.make<KubeError>()
       yield* informer.subscribe(() => {}, (e) => Deferred.unsafeDone(failed, Exit.succeed(e)))
       expect((yield* Deferred.await(failed)).status).toBe(503)
@@ -153,7 +153,7 @@ describe("the informer", () => {
     Effect.gen(function*() {
       const scope = yield* Scope.make()
       const hand = yield* handSource
-      const informer = makeInformer(hand.source, scope)
+      const informer = makeInformer(hand.source, scope, yield* Effect.runtime<never>())
       // started from where interruption is off, as a stream's acquire is: the scope must still be able to end it
       yield* Effect.uninterruptible(informer.ensure)
       yield* Queue.take(hand.sessions)

@@ -249,6 +249,7 @@ export const KubeLive = (options: KubeLiveOptions = {}): Layer.Layer<Kube, KubeE
     Kube,
     Effect.gen(function*() {
       const scope = yield* Effect.scope
+      const runtime = yield* Effect.runtime<never>()
       const kc = yield* loadConfig(options)
       const core = kc.makeApiClient(CoreV1Api)
       const namespace = options.namespace ?? "default"
@@ -451,7 +452,7 @@ export const KubeLive = (options: KubeLiveOptions = {}): Layer.Layer<Kube, KubeE
             (object: V1Pod, now) => toPod(object, now),
             handlers
           )
-      }, scope)
+      }, scope, runtime)
       const nodes = makeInformer<BoardNode>({
         kind: "node",
         keyOf: (node) => node.name,
@@ -464,7 +465,7 @@ export const KubeLive = (options: KubeLiveOptions = {}): Layer.Layer<Kube, KubeE
             (object: V1Node) => toWatchedNode(object),
             handlers
           )
-      }, scope)
+      }, scope, runtime)
 
       /**
        * Capacity from the informers' caches once they follow the cluster: no request at all on the scheduler's

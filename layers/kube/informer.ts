@@ -1,4 +1,4 @@
-import { Duration, Effect, type Scope } from "effect"
+import { Duration, Effect, Fiber, Runtime, Scope } from "effect"
 import type { KubeError } from "../../src/services/Kube.ts"
 
 /** How one watch request ended: by the server (or a silent connection), with 410 Gone, or with an error. */
@@ -69,7 +69,12 @@ interface Subscriber<A> {
   readonly onFail: (error: KubeError) => void
 }
 
-export const makeInformer = <A>(source: InformerSource<A>, scope: Scope.Scope): Informer<A> => {
+/**
+ * `runtime` is the layer's own (captured when it was built) and `scope` its scope: the informer's fiber runs with
+ * the layer's context, not with that of whichever request first used it (a cycle's log annotations and span would
+ * otherwise follow the watch for the life of the process), and stops when the layer does.
+ */
+export const makeInformer = <A>(source: InformerSource<A>, scope: Scope.Scope, runtime: Runtime.Runtime<never>): Informer<A> => {
   const store = new Map<string, A>()
   // our own creations the watch has not reported yet; `inFlight` marks those the watch reported while in flight
   const ours = new Map<string, A>()
@@ -163,14 +168,14 @@ export const makeInformer = <A>(source: InformerSource<A>, scope: Scope.Scope): 
       if (running) return Effect.void
       running = true
       if (seedWith !== undefined) fill(seedWith.items, seedWith.version)
-      return follow.pipe(
+      // a fiber of its own (not a child of the caller's, which may be in a region where interruption is off, as a
+      // stream's acquire is), ended by the scope; on a scope already closed the finalizer runs at once, before the
+      // fiber's first step (it yields first, since `runFork` runs a fiber at once up to its first pause)
+      const fiber = Runtime.runFork(runtime)(Effect.zipRight(Effect.yieldNow(), follow).pipe(
         Effect.catchAll(stop),
-        Effect.onInterrupt(() => Effect.sync(() => void (running = false))),
-        // a fiber forked where interruption is off (a stream's acquire) would inherit that, and hold its scope open
-        Effect.interruptible,
-        Effect.forkIn(scope),
-        Effect.asVoid
-      )
+        Effect.onInterrupt(() => Effect.sync(() => void (running = false)))
+      ))
+      return Scope.addFinalizer(scope, Fiber.interrupt(fiber))
     })
 
   return {
