@@ -16,7 +16,7 @@ interface Item {
 
 /** A source whose listing and watch sessions the test controls. */
 const handSource = Effect.gen(function*() {
-  const listings: Array<{ items: ReadonlyArray<Item>; version: string } | KubeError> = []
+  const listings: Array<{ items: ReadonlyArray<Item>; version: string } | KubeError | "die"> = []
   const sessions = yield* Queue.unbounded<{
     readonly version: string
     readonly opened: () => void
@@ -26,12 +26,13 @@ const handSource = Effect.gen(function*() {
   let listCalls = 0
   const source: InformerSource<Item> = {
     kind: "test",
+    operation: "watchPods",
     keyOf: (i) => i.name,
     keep: (i) => !i.done,
     list: Effect.suspend(() => {
       listCalls += 1
       const next = listings.shift() ?? { items: [], version: "1" }
-      return next instanceof KubeError ? Effect.fail(next) : Effect.succeed(next)
+      return next === "die" ? Effect.dieMessage("a bug") : next instanceof KubeError ? Effect.fail(next) : Effect.succeed(next)
     }),
     watch: (version, handlers) =>
       Effect.flatMap(Deferred.make<WatchEnd>(), (end) =>
@@ -147,6 +148,28 @@ describe("the informer", () => {
       session.opened()
       expect(informer.current()).toEqual([])
       expect(hand.listCalls()).toBe(2)
+    }))
+
+  it.scoped("a defect stops it like a failed listing: no frozen cache passes for live, and the next use starts it", () =>
+    Effect.gen(function*() {
+      const scope = yield* Effect.scope
+      const hand = yield* handSource
+      const informer = makeInformer(hand.source, scope, yield* Effect.runtime<never>())
+      yield* informer.ensure
+      const session = yield* Queue.take(hand.sessions)
+      session.opened()
+      expect(informer.current()).toEqual([])
+      const failed = yield* Deferred.make<KubeError>()
+      yield* informer.subscribe(() => {}, (e) => Deferred.unsafeDone(failed, Exit.succeed(e)))
+      // the watch ends with 410 and the listing that follows dies
+      hand.listings.push("die")
+      yield* Deferred.succeed(session.end, { _tag: "Gone" })
+      expect((yield* Deferred.await(failed)).message).toContain("unexpected error")
+      expect(informer.current()).toBeUndefined()
+      yield* informer.ensure
+      const next = yield* Queue.take(hand.sessions)
+      next.opened()
+      expect(informer.current()).toEqual([])
     }))
 
   it.effect("closing its scope ends the watch it runs", () =>

@@ -441,6 +441,7 @@ export const KubeLive = (options: KubeLiveOptions = {}): Layer.Layer<Kube, KubeE
       // watchPods: `GET /api/v1/namespaces/<ns>/pods?watch=true`; watchNodes: `GET /api/v1/nodes?watch=true`
       const pods = makeInformer<Pod>({
         kind: "pod",
+        operation: "watchPods",
         keyOf: (pod) => pod.name,
         keep: (pod) => !isTerminal(pod.phase),
         list: listUnfinishedPods,
@@ -455,6 +456,7 @@ export const KubeLive = (options: KubeLiveOptions = {}): Layer.Layer<Kube, KubeE
       }, scope, runtime)
       const nodes = makeInformer<BoardNode>({
         kind: "node",
+        operation: "watchNodes",
         keyOf: (node) => node.name,
         keep: (node) => node.pool !== "",
         list: listBoardNodes,

@@ -1,5 +1,5 @@
 import { Duration, Effect, Fiber, Runtime, Scope } from "effect"
-import type { KubeError } from "../../src/services/Kube.ts"
+import { KubeError, type KubeOperation } from "../../src/services/Kube.ts"
 
 /** How one watch request ended: by the server (or a silent connection), with 410 Gone, or with an error. */
 export type WatchEnd = { readonly _tag: "Ended" } | { readonly _tag: "Gone" } | { readonly _tag: "Failed"; readonly error: KubeError }
@@ -13,6 +13,8 @@ export type InformerChange<A> =
 export interface InformerSource<A> {
   /** what the logs call it: "pod", "node" */
   readonly kind: string
+  /** the watch's operation, which names the error subscribers get should the informer stop on a defect */
+  readonly operation: KubeOperation
   readonly keyOf: (item: A) => string
   /** which items the cache holds; the others are dropped as they arrive (runner pods: the unfinished ones) */
   readonly keep: (item: A) => boolean
@@ -173,7 +175,17 @@ export const makeInformer = <A>(source: InformerSource<A>, scope: Scope.Scope, r
       // fiber's first step (it yields first, since `runFork` runs a fiber at once up to its first pause)
       const fiber = Runtime.runFork(runtime)(Effect.zipRight(Effect.yieldNow(), follow).pipe(
         Effect.catchAll(stop),
-        Effect.onInterrupt(() => Effect.sync(() => void (running = false)))
+        // a bug must not leave a frozen cache that says it is live: it stops the informer as a failed listing does
+        Effect.catchAllDefect((defect) =>
+          Effect.zipRight(
+            Effect.logError(`the ${source.kind} informer stopped on an unexpected error`, defect),
+            stop(new KubeError({ operation: source.operation, status: null, message: `the ${source.kind} watch stopped on an unexpected error` }))
+          )),
+        Effect.ensuring(Effect.sync(() => {
+          running = false
+          listed = false
+          live = false
+        }))
       ))
       return Scope.addFinalizer(scope, Fiber.interrupt(fiber))
     })
