@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Deferred, Effect, Exit, Fiber, Queue, Scope, TestClock } from "effect"
-import { type InformerChange, makeInformer, type InformerSource, type WatchEnd } from "../layers/kube/informer.ts"
+import { type Informer, type InformerChange, makeInformer, type InformerSource, type WatchEnd } from "../layers/kube/informer.ts"
 import { KubeError } from "../src/services/Kube.ts"
 
 /*
@@ -44,22 +44,41 @@ const handSource = Effect.gen(function*() {
   return { source, listings, sessions, listCalls: () => listCalls }
 })
 
+/** An informer on a hand-driven source, in the case's scope, with the case's runtime. */
+const informerOnHand = Effect.gen(function*() {
+  const hand = yield* handSource
+  const informer = makeInformer(hand.source, yield* Effect.scope, yield* Effect.runtime<never>())
+  return { hand, informer }
+})
+
+/** Starts the informer and opens its first watch session, which the case then drives. */
+const following = (informer: Informer<Item>, hand: Effect.Effect.Success<typeof handSource>) =>
+  Effect.gen(function*() {
+    yield* informer.ensure
+    const session = yield* Queue.take(hand.sessions)
+    session.opened()
+    return session
+  })
+
 const names = (items: ReadonlyArray<Item> | undefined) => items?.map((i) => i.name).sort()
 
 describe("the informer", () => {
   it.scoped("is trusted only while a watch is open, and follows what the watch says", () =>
     Effect.gen(function*() {
-      const scope = yield* Effect.scope
-      const hand = yield* handSource
-      const informer = makeInformer(hand.source, scope, yield* Effect.runtime<never>())
+      const { hand, informer } = yield* informerOnHand
       expect(informer.current()).toBeUndefined()
-      yield* informer.seed([{ name: "a", done: false }, { name: "old", done: true }], "5")
+      // a cold read lists, and starts the informer from that listing
+      hand.listings.push({ items: [{ name: "a", done: false }, { name: "old", done: true }], version: "5" })
+      expect(names(yield* informer.read)).toEqual(["a"])
       // listed, but no watch open yet: a reader must list for itself
       expect(informer.current()).toBeUndefined()
       const session = yield* Queue.take(hand.sessions)
       expect(session.version).toBe("5")
       session.opened()
       expect(names(informer.current())).toEqual(["a"])
+      // following: a read is the cache, no listing
+      expect(names(yield* informer.read)).toEqual(["a"])
+      expect(hand.listCalls()).toBe(1)
       session.emit("Added", { name: "b", done: false })
       session.emit("Modified", { name: "a", done: true })
       expect(names(informer.current())).toEqual(["b"])
@@ -71,17 +90,13 @@ describe("the informer", () => {
       const again = yield* Queue.take(hand.sessions)
       again.opened()
       expect(names(informer.current())).toEqual(["b"])
-      expect(hand.listCalls()).toBe(0)
+      expect(hand.listCalls()).toBe(1)
     }))
 
   it.scoped("its own creation counts from the create's answer, unless the watch told of it first", () =>
     Effect.gen(function*() {
-      const scope = yield* Effect.scope
-      const hand = yield* handSource
-      const informer = makeInformer(hand.source, scope, yield* Effect.runtime<never>())
-      yield* informer.ensure
-      const session = yield* Queue.take(hand.sessions)
-      session.opened()
+      const { hand, informer } = yield* informerOnHand
+      const session = yield* following(informer, hand)
       // answer first, watch later
       informer.creating("x")
       informer.created("x", { name: "x", done: false })
@@ -107,10 +122,8 @@ describe("the informer", () => {
 
   it.scoped("a subscriber gets Listed (at once when already listed), then every change after the cache has it", () =>
     Effect.gen(function*() {
-      const scope = yield* Effect.scope
-      const hand = yield* handSource
+      const { hand, informer } = yield* informerOnHand
       hand.listings.push({ items: [{ name: "a", done: false }], version: "3" })
-      const informer = makeInformer(hand.source, scope, yield* Effect.runtime<never>())
       const first: Array<string> = []
       yield* informer.subscribe((c) => first.push(tell(c, informer.current())), () => first.push("failed"))
       const session = yield* Queue.take(hand.sessions)
@@ -135,29 +148,21 @@ describe("the informer", () => {
 
   it.scoped("a listing that fails stops it and fails its subscribers; the next use starts it again", () =>
     Effect.gen(function*() {
-      const scope = yield* Effect.scope
-      const hand = yield* handSource
+      const { hand, informer } = yield* informerOnHand
       hand.listings.push(new KubeError({ operation: "listPods", status: 503, message: "listPods failed with HTTP 503" }))
-      const informer = makeInformer(hand.source, scope, yield* Effect.runtime<never>())
       const failed = yield* Deferred.make<KubeError>()
       yield* informer.subscribe(() => {}, (e) => Deferred.unsafeDone(failed, Exit.succeed(e)))
       expect((yield* Deferred.await(failed)).status).toBe(503)
       expect(informer.current()).toBeUndefined()
-      yield* informer.ensure
-      const session = yield* Queue.take(hand.sessions)
-      session.opened()
+      yield* following(informer, hand)
       expect(informer.current()).toEqual([])
       expect(hand.listCalls()).toBe(2)
     }))
 
   it.scoped("a defect stops it like a failed listing: no frozen cache passes for live, and the next use starts it", () =>
     Effect.gen(function*() {
-      const scope = yield* Effect.scope
-      const hand = yield* handSource
-      const informer = makeInformer(hand.source, scope, yield* Effect.runtime<never>())
-      yield* informer.ensure
-      const session = yield* Queue.take(hand.sessions)
-      session.opened()
+      const { hand, informer } = yield* informerOnHand
+      const session = yield* following(informer, hand)
       expect(informer.current()).toEqual([])
       const failed = yield* Deferred.make<KubeError>()
       yield* informer.subscribe(() => {}, (e) => Deferred.unsafeDone(failed, Exit.succeed(e)))

@@ -471,30 +471,17 @@ export const KubeLive = (options: KubeLiveOptions = {}): Layer.Layer<Kube, KubeE
 
       /**
        * Capacity from the informers' caches once they follow the cluster: no request at all on the scheduler's
-       * path. A cache that does not (not started yet, or its watch broken) is read by a listing instead, which also
-       * starts its informer from that listing.
+       * path. A cache that does not (not started yet, or its watch broken) is read by a listing instead (`read`).
        */
-      const capacity = Effect.gen(function*() {
-        const cachedNodes = nodes.current()
-        const cachedPods = pods.current()
-        const [boardNodes, runnerPods] = yield* Effect.all([
-          cachedNodes !== undefined
-            ? Effect.succeed(cachedNodes)
-            : Effect.map(Effect.tap(listBoardNodes, (l) => nodes.seed(l.items, l.version)), (l) => l.items),
-          cachedPods !== undefined
-            ? Effect.succeed(cachedPods)
-            : Effect.map(Effect.tap(listUnfinishedPods, (l) => pods.seed(l.items, l.version)), (l) => l.items)
-        ], { concurrency: 2 })
-        return poolCapacities(boardNodes, podSlots(runnerPods))
-      }).pipe(Effect.withSpan("Kube.capacity", { captureStackTrace: false }))
+      const capacity = Effect.map(
+        Effect.all([nodes.read, pods.read], { concurrency: 2 }),
+        ([boardNodes, runnerPods]) => poolCapacities(boardNodes, podSlots(runnerPods))
+      ).pipe(Effect.withSpan("Kube.capacity", { captureStackTrace: false }))
 
-      /** The board nodes, from the node informer's cache while it follows the cluster (by name, as a listing gives them). */
-      const listBoards = Effect.suspend(() => {
-        const cached = nodes.current()
-        return cached !== undefined
-          ? Effect.succeed([...cached].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)))
-          : Effect.map(Effect.tap(listBoardNodes, (l) => nodes.seed(l.items, l.version)), (l) => l.items)
-      }).pipe(Effect.withSpan("Kube.listBoards", { captureStackTrace: false }))
+      /** The board nodes, by name as a listing gives them (from the node informer's cache while it follows the cluster). */
+      const listBoards = Effect.map(nodes.read, (boards) => [...boards].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))).pipe(
+        Effect.withSpan("Kube.listBoards", { captureStackTrace: false })
+      )
 
       const watchRunnerPods = Stream.asyncPush<RunnerPodChange, KubeError>((emit) =>
         Effect.acquireRelease(

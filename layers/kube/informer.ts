@@ -47,13 +47,16 @@ export interface InformerSource<A> {
  *   counts until the watch reports it, unless the watch reported it first (then the watch's state, which is as new
  *   or newer, stands). Without it a cycle could read its own new pod as a free slot and plan another runner on it.
  *
- * It starts on first use (`ensure`, `seed` or `subscribe`) in the layer's scope, so a process that never reads
+ * It starts on first use (`read`, `ensure` or `subscribe`) in the layer's scope, so a process that never reads
  * the cluster opens no watch. A listing that fails stops it and fails its subscribers; the next use starts it again.
  */
 export interface Informer<A> {
   readonly current: () => ReadonlyArray<A> | undefined
-  /** Starts it, if it is not running, from a listing the caller already made (a cold read lists anyway). */
-  readonly seed: (items: ReadonlyArray<A>, version: string) => Effect.Effect<void>
+  /**
+   * What the cluster holds: `current` while the cache follows the cluster, else the source's listing, which also
+   * starts the informer from it (a cold read lists anyway).
+   */
+  readonly read: Effect.Effect<ReadonlyArray<A>, KubeError>
   /** Starts it, if it is not running, with a listing of its own. */
   readonly ensure: Effect.Effect<void>
   /**
@@ -190,9 +193,16 @@ export const makeInformer = <A>(source: InformerSource<A>, scope: Scope.Scope, r
       return Scope.addFinalizer(scope, Fiber.interrupt(fiber))
     })
 
+  const current = () => (live ? [...store.values(), ...ours.values()] : undefined)
+
   return {
-    current: () => (live ? [...store.values(), ...ours.values()] : undefined),
-    seed: (items, at) => start({ items, version: at }),
+    current,
+    read: Effect.suspend(() => {
+      const cached = current()
+      return cached !== undefined
+        ? Effect.succeed(cached)
+        : Effect.map(Effect.tap(source.list, (l) => start({ items: l.items, version: l.version })), (l) => l.items.filter(source.keep))
+    }),
     ensure: start(),
     subscribe: (onChange, onFail) =>
       Effect.flatMap(
